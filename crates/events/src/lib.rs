@@ -1,0 +1,15 @@
+//! The CRM event domain: the catalogue of events, the broker message and the
+//! delivery envelope, subscription patterns with wildcards, and body templates.
+//!
+//! Pure code: no I/O, so every rule here is unit-tested exhaustively and shared
+//! by the producer, the daemon and the admin API.
+
+pub mod catalogue;
+pub mod message;
+pub mod pattern;
+pub mod template;
+
+pub use catalogue::{find_event, EventSpec, CATALOGUE, TEST_EVENT};
+pub use message::{derive_event_id, render_envelope, EventMessage, MessageError, ParsedMessage};
+pub use pattern::{candidate_patterns, EventPattern, PatternError};
+pub use template::{Template, TemplateError};

@@ -1,0 +1,248 @@
+//! Body templates: a JSON document whose string values may hold `{{data.title}}`
+//! placeholders. A template is checked once when it is saved; rendering cannot
+//! fail and always yields valid JSON, because substitution happens on a parsed
+//! tree and the result is serialised, never spliced as text.
+
+use serde_json::{Map, Value};
+
+/// Top-level names a placeholder may start with: the envelope's fields.
+const ROOTS: &[&str] = &["id", "event", "timestamp", "user_id", "data"];
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TemplateError {
+    #[error("template is not valid JSON: {0}")]
+    NotJson(String),
+    #[error("unclosed placeholder: `{{{{` without `}}}}`")]
+    Unclosed,
+    #[error("empty placeholder `{{{{}}}}`")]
+    EmptyPlaceholder,
+    #[error("placeholder `{0}` must be a dotted path like `data.title`")]
+    BadPath(String),
+    #[error("placeholder `{0}` must start with one of id, event, timestamp, user_id, data")]
+    UnknownRoot(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Part {
+    Text(String),
+    Path(Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+enum Node {
+    Fixed(Value),
+    Text(Vec<Part>),
+    Array(Vec<Node>),
+    Object(Vec<(String, Node)>),
+}
+
+/// A parsed, validated template.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Template {
+    root: Node,
+}
+
+impl Template {
+    pub fn parse(text: &str) -> Result<Self, TemplateError> {
+        let value: Value =
+            serde_json::from_str(text).map_err(|e| TemplateError::NotJson(e.to_string()))?;
+        Ok(Template {
+            root: compile(value)?,
+        })
+    }
+
+    /// Renders against the envelope (`{"id","event","timestamp","user_id","data"}`).
+    /// Missing values render as empty text; strings are inserted as they are;
+    /// numbers, booleans, objects and arrays as their compact JSON text.
+    pub fn render(&self, envelope: &Value) -> String {
+        // Serialising a `Value` cannot fail: its keys are strings.
+        serde_json::to_string(&render_node(&self.root, envelope)).unwrap_or_default()
+    }
+}
+
+fn compile(value: Value) -> Result<Node, TemplateError> {
+    Ok(match value {
+        Value::String(s) if s.contains("{{") => Node::Text(compile_text(&s)?),
+        Value::Array(items) => {
+            Node::Array(items.into_iter().map(compile).collect::<Result<_, _>>()?)
+        }
+        Value::Object(map) => Node::Object(
+            map.into_iter()
+                .map(|(k, v)| Ok((k, compile(v)?)))
+                .collect::<Result<_, TemplateError>>()?,
+        ),
+        other => Node::Fixed(other),
+    })
+}
+
+fn compile_text(mut rest: &str) -> Result<Vec<Part>, TemplateError> {
+    let mut parts = Vec::new();
+    while let Some(start) = rest.find("{{") {
+        if start > 0 {
+            parts.push(Part::Text(rest[..start].to_owned()));
+        }
+        let after = &rest[start + 2..];
+        let end = after.find("}}").ok_or(TemplateError::Unclosed)?;
+        parts.push(Part::Path(compile_path(after[..end].trim())?));
+        rest = &after[end + 2..];
+    }
+    if !rest.is_empty() {
+        parts.push(Part::Text(rest.to_owned()));
+    }
+    Ok(parts)
+}
+
+fn compile_path(path: &str) -> Result<Vec<String>, TemplateError> {
+    if path.is_empty() {
+        return Err(TemplateError::EmptyPlaceholder);
+    }
+    let shown = || path.chars().take(64).collect::<String>();
+    let segments: Vec<String> = path.split('.').map(str::to_owned).collect();
+    let valid_segment = |s: &String| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_alphanumeric() || c == '_' || c == '-')
+    };
+    if !segments.iter().all(valid_segment) {
+        return Err(TemplateError::BadPath(shown()));
+    }
+    if !ROOTS.contains(&segments[0].as_str()) {
+        return Err(TemplateError::UnknownRoot(shown()));
+    }
+    Ok(segments)
+}
+
+fn render_node(node: &Node, envelope: &Value) -> Value {
+    match node {
+        Node::Fixed(v) => v.clone(),
+        Node::Text(parts) => {
+            let mut out = String::new();
+            for part in parts {
+                match part {
+                    Part::Text(t) => out.push_str(t),
+                    Part::Path(path) => push_value(&mut out, lookup(envelope, path)),
+                }
+            }
+            Value::String(out)
+        }
+        Node::Array(items) => {
+            Value::Array(items.iter().map(|n| render_node(n, envelope)).collect())
+        }
+        Node::Object(fields) => Value::Object(
+            fields
+                .iter()
+                .map(|(k, n)| (k.clone(), render_node(n, envelope)))
+                .collect::<Map<_, _>>(),
+        ),
+    }
+}
+
+fn lookup<'v>(root: &'v Value, path: &[String]) -> Option<&'v Value> {
+    path.iter().try_fold(root, |v, seg| match v {
+        Value::Object(map) => map.get(seg),
+        Value::Array(items) => seg.parse::<usize>().ok().and_then(|i| items.get(i)),
+        _ => None,
+    })
+}
+
+fn push_value(out: &mut String, value: Option<&Value>) {
+    match value {
+        None | Some(Value::Null) => {}
+        Some(Value::String(s)) => out.push_str(s),
+        Some(other) => out.push_str(&other.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn envelope() -> Value {
+        json!({
+            "id": "0192f1d2-0000-7000-8000-000000000001",
+            "event": "task.created",
+            "timestamp": 1708435200,
+            "user_id": 7,
+            "data": {
+                "task_id": 123,
+                "title": "Quote \" brace } {{data.x}} newline\n tab\t \u{0} юникод 🎉",
+                "tags": ["a", "b"],
+                "done": false,
+                "owner": {"name": "Ann"},
+                "none": null
+            }
+        })
+    }
+
+    fn render(template: &str) -> Value {
+        let out = Template::parse(template).unwrap().render(&envelope());
+        serde_json::from_str(&out).expect("rendered template is valid JSON")
+    }
+
+    #[test]
+    fn the_telegram_template_renders_the_title() {
+        let v = render(r#"{"chat_id": "42", "text": "New: {{data.title}}"}"#);
+        assert_eq!(v["chat_id"], "42");
+        assert_eq!(
+            v["text"],
+            format!("New: {}", envelope()["data"]["title"].as_str().unwrap())
+        );
+    }
+
+    #[test]
+    fn hostile_data_still_yields_valid_json_and_is_not_re_expanded() {
+        let v = render(r#"{"a": "{{data.title}}{{data.title}}", "b": ["{{ event }}", 1, null]}"#);
+        assert!(v["a"].as_str().unwrap().contains("{{data.x}}"));
+        assert_eq!(v["b"], json!(["task.created", 1, null]));
+    }
+
+    #[test]
+    fn non_string_values_become_their_json_text_and_missing_ones_empty() {
+        let v = render(
+            r##"{"n": "#{{data.task_id}}", "b": "{{data.done}}", "o": "{{data.owner}}", "arr": "{{data.tags}}", "first": "{{data.tags.0}}", "missing": "[{{data.nope.deeper}}]", "null": "{{data.none}}", "ts": "{{timestamp}}", "u": "{{user_id}}"}"##,
+        );
+        assert_eq!(v["n"], "#123");
+        assert_eq!(v["b"], "false");
+        assert_eq!(v["o"], r#"{"name":"Ann"}"#);
+        assert_eq!(v["arr"], r#"["a","b"]"#);
+        assert_eq!(v["first"], "a");
+        assert_eq!(v["missing"], "[]");
+        assert_eq!(v["null"], "");
+        assert_eq!(v["ts"], "1708435200");
+        assert_eq!(v["u"], "7");
+    }
+
+    #[test]
+    fn templates_without_placeholders_and_non_object_documents_are_kept() {
+        assert_eq!(
+            render(r#"{"k": {"x": [true, 1.5]}}"#),
+            json!({"k": {"x": [true, 1.5]}})
+        );
+        assert_eq!(render(r#""{{event}}""#), json!("task.created"));
+        assert_eq!(render("[]"), json!([]));
+        assert_eq!(
+            render(r#"{"single": "{ not a placeholder }"}"#)["single"],
+            "{ not a placeholder }"
+        );
+    }
+
+    #[test]
+    fn invalid_templates_are_refused_with_a_reason() {
+        let cases = [
+            ("{\"text\": ", "not valid JSON"),
+            ("{{data.title}}", "not valid JSON"),
+            (r#"{"t": "{{data.title"}"#, "unclosed"),
+            (r#"{"t": "{{}}"}"#, "empty placeholder"),
+            (r#"{"t": "{{  }}"}"#, "empty placeholder"),
+            (r#"{"t": "{{data..x}}"}"#, "dotted path"),
+            (r#"{"t": "{{data.a b}}"}"#, "dotted path"),
+            (r#"{"t": "{{secret}}"}"#, "must start with"),
+            (r#"{"t": "{{env.HOME}}"}"#, "must start with"),
+        ];
+        for (template, expected) in cases {
+            let err = Template::parse(template).expect_err(template).to_string();
+            assert!(err.contains(expected), "{template}: {err}");
+        }
+    }
+}
