@@ -1,1 +1,109 @@
-fn main() {}
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+use tracing::info;
+use webhookd::{storage, telemetry, App, Role, Settings};
+use webhookd_producer::topology::{declare, Topology};
+
+mod cli;
+
+/// Webhook delivery daemon for CRM events.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    /// A TOML file layered over the built-in defaults (environment variables
+    /// WEBHOOKD__SECTION__KEY override both).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create the database if missing, apply migrations, declare the broker topology.
+    Migrate,
+    /// Run the daemon until SIGTERM or Ctrl-C.
+    Run {
+        #[arg(long, value_enum, default_value_t = Role::All)]
+        role: Role,
+    },
+    /// Manage users and their API tokens.
+    #[command(subcommand)]
+    Users(cli::users::UsersCommand),
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let settings = Settings::load(cli.config.as_deref())?;
+    telemetry::init(&settings.log);
+    match cli.command {
+        Command::Migrate => migrate(&settings).await,
+        Command::Run { role } => run(settings, role).await,
+        Command::Users(cmd) => {
+            let pool = storage::connect(&settings.database.url, 2)
+                .await
+                .context("connecting to the database (run `webhookd migrate` first?)")?;
+            cli::users::run(cmd, &pool).await
+        }
+    }
+}
+
+async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    if storage::create_database_if_missing(&settings.database.url)
+        .await
+        .context("checking the database")?
+    {
+        info!("created the database");
+    }
+    let pool = storage::connect(&settings.database.url, 2)
+        .await
+        .context("connecting to the database")?;
+    storage::migrate(&pool).await.context("applying migrations")?;
+    info!("migrations applied");
+    let conn = webhookd::consume::connect(&settings.broker.url, "webhookd-migrate")
+        .await
+        .context("connecting to the broker")?;
+    let channel = conn.create_channel().await.context("opening a broker channel")?;
+    let topology = Topology::new(settings.broker.exchange.clone(), settings.broker.queue.clone());
+    declare(&channel, &topology)
+        .await
+        .context("declaring the broker topology")?;
+    let _ = conn.close(200, "done".into()).await;
+    info!(exchange = %topology.exchange, queue = %topology.queue, "broker topology declared");
+    Ok(())
+}
+
+async fn run(settings: Settings, role: Role) -> anyhow::Result<()> {
+    let app = App::build(settings, role).await?;
+    let cancel = CancellationToken::new();
+    tokio::spawn(stop_on_signal(cancel.clone()));
+    app.run_until_stopped(cancel).await?;
+    Ok(())
+}
+
+async fn stop_on_signal(cancel: CancellationToken) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    info!("shutdown requested");
+    cancel.cancel();
+}

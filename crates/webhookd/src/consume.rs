@@ -1,0 +1,256 @@
+//! The broker consumer: takes CRM events from `webhookd.events`, records their
+//! fan-out durably, acks, then hands the new deliveries to the dispatcher.
+//!
+//! Ack point: a message is acked only after its events and delivery rows are
+//! committed. A crash before that means redelivery, which is harmless because
+//! fan-out is idempotent (unique on event and webhook). A malformed message is
+//! published to the dead-letter exchange with its reason (confirmed) before it
+//! is acked, so it is never lost, never requeued in a loop.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::{FutureExt, StreamExt};
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+use uuid::Uuid;
+use webhookd_events::{candidate_patterns, derive_event_id, render_envelope, ParsedMessage};
+use webhookd_producer::topology::{declare, Topology, REJECT_REASON_HEADER};
+
+use crate::dispatch::Dispatcher;
+use crate::metrics::Metrics;
+use crate::storage::deliveries::{record_fanout, Lease, NewEvent};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConsumeError {
+    #[error("broker: {0}")]
+    Broker(#[from] lapin::Error),
+    #[error("broker topology: {0}")]
+    Topology(#[from] webhookd_producer::topology::TopologyError),
+    #[error("the broker cancelled the consumer")]
+    Cancelled,
+    #[error("the dead-letter exchange refused a rejected message")]
+    DeadLetterNacked,
+}
+
+pub struct EventConsumer {
+    pub url: SecretString,
+    pub topology: Topology,
+    pub prefetch: u16,
+    pub max_message_bytes: usize,
+    pub pool: PgPool,
+    pub dispatcher: Dispatcher,
+    pub metrics: Metrics,
+    pub lease: Lease,
+    /// Read by `/readyz`.
+    pub broker_up: Arc<AtomicBool>,
+}
+
+impl EventConsumer {
+    /// Consumes until `cancel`, reconnecting with backoff whenever the broker
+    /// goes away.
+    pub async fn run(self, cancel: CancellationToken) {
+        let mut pause = Duration::from_millis(100);
+        while !cancel.is_cancelled() {
+            match self.session(&cancel, &mut pause).await {
+                Ok(()) => break,
+                Err(e) => {
+                    self.broker_up.store(false, Ordering::Relaxed);
+                    error!(error = %e, retry_in_ms = pause.as_millis() as u64, "broker session ended; reconnecting");
+                }
+            }
+            tokio::select! {
+                () = cancel.cancelled() => break,
+                () = tokio::time::sleep(pause) => {}
+            }
+            pause = (pause * 2).min(Duration::from_secs(10));
+        }
+        self.broker_up.store(false, Ordering::Relaxed);
+    }
+
+    async fn session(
+        &self,
+        cancel: &CancellationToken,
+        pause: &mut Duration,
+    ) -> Result<(), ConsumeError> {
+        let conn = connect(&self.url, "webhookd-consumer").await?;
+        let channel = conn.create_channel().await?;
+        declare(&channel, &self.topology).await?;
+        channel
+            .basic_qos(self.prefetch, BasicQosOptions::default())
+            .await?;
+        let dead_letters = conn.create_channel().await?;
+        dead_letters
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        let mut consumer = channel
+            .basic_consume(
+                self.topology.queue.as_str().into(),
+                format!("webhookd-{}", Uuid::new_v4()).into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        self.broker_up.store(true, Ordering::Relaxed);
+        *pause = Duration::from_millis(100);
+        info!(queue = %self.topology.queue, "consuming");
+
+        let result = loop {
+            let next = tokio::select! {
+                () = cancel.cancelled() => break Ok(()),
+                next = consumer.next() => next,
+            };
+            let first = match next {
+                Some(Ok(d)) => d,
+                Some(Err(e)) => break Err(e.into()),
+                None => break Err(ConsumeError::Cancelled),
+            };
+            // Take what the broker has already pushed (up to the prefetch)
+            // so one transaction covers many events.
+            let mut batch = vec![first];
+            while batch.len() < usize::from(self.prefetch) {
+                match consumer.next().now_or_never() {
+                    Some(Some(Ok(d))) => batch.push(d),
+                    _ => break,
+                }
+            }
+            if let Err(e) = self.handle_batch(batch, &dead_letters, cancel).await {
+                break Err(e);
+            }
+        };
+        // Unacked messages go back to the queue when the channel closes.
+        let _ = conn.close(200, "webhookd stopping".into()).await;
+        result
+    }
+
+    async fn handle_batch(
+        &self,
+        batch: Vec<Delivery>,
+        dead_letters: &Channel,
+        cancel: &CancellationToken,
+    ) -> Result<(), ConsumeError> {
+        let now = chrono::Utc::now().timestamp();
+        let mut events = Vec::with_capacity(batch.len());
+        for delivery in &batch {
+            match ParsedMessage::parse(&delivery.data, self.max_message_bytes) {
+                Ok(msg) => {
+                    let message_id = delivery.properties.message_id().as_ref();
+                    let id = derive_event_id(msg.id, message_id.map(|m| m.as_str()), &delivery.data);
+                    let timestamp = msg.timestamp.unwrap_or(now);
+                    events.push(NewEvent {
+                        id,
+                        event: msg.event.name,
+                        user_id: msg.user_id,
+                        body: render_envelope(&id, msg.event.name, timestamp, msg.data),
+                        patterns: candidate_patterns(msg.event.name),
+                    });
+                }
+                Err(problem) => {
+                    self.dead_letter(dead_letters, delivery, &problem.to_string())
+                        .await?;
+                    self.metrics
+                        .events_rejected
+                        .with_label_values(&[problem.reason()])
+                        .inc();
+                    warn!(reason = problem.reason(), error = %problem, bytes = delivery.data.len(), "message rejected and dead-lettered");
+                }
+            }
+        }
+        let Some(claimed) = self.record(&events, cancel).await else {
+            return Ok(()); // shutting down: the unacked batch is redelivered
+        };
+        if let Some(last) = batch.last() {
+            last.ack(BasicAckOptions { multiple: true }).await?;
+        }
+        for event in &events {
+            self.metrics
+                .events_consumed
+                .with_label_values(&[event.event])
+                .inc();
+        }
+        let envelopes: HashMap<Uuid, Arc<str>> = events
+            .into_iter()
+            .map(|e| (e.id, Arc::from(e.body)))
+            .collect();
+        for row in claimed {
+            if let Some(envelope) = envelopes.get(&row.event_id) {
+                self.dispatcher.dispatch(row, envelope.clone()).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the fan-out, retrying while the database is away: messages stay
+    /// unacked meanwhile, and the prefetch limit stops further deliveries from
+    /// the broker. `None` when cancelled first.
+    async fn record(
+        &self,
+        events: &[NewEvent],
+        cancel: &CancellationToken,
+    ) -> Option<Vec<crate::storage::deliveries::ClaimedDelivery>> {
+        let mut pause = Duration::from_millis(100);
+        loop {
+            match record_fanout(&self.pool, events, self.lease).await {
+                Ok(rows) => return Some(rows),
+                Err(e) => {
+                    self.metrics
+                        .storage_errors
+                        .with_label_values(&["record_fanout"])
+                        .inc();
+                    error!(error = %e, events = events.len(), "recording fan-out failed; holding messages and retrying");
+                }
+            }
+            tokio::select! {
+                () = cancel.cancelled() => return None,
+                () = tokio::time::sleep(pause) => {}
+            }
+            pause = (pause * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    async fn dead_letter(
+        &self,
+        channel: &Channel,
+        delivery: &Delivery,
+        reason: &str,
+    ) -> Result<(), ConsumeError> {
+        let mut headers = delivery.properties.headers().clone().unwrap_or_default();
+        headers.insert(
+            REJECT_REASON_HEADER.into(),
+            AMQPValue::LongString(LongString::from(reason.as_bytes().to_vec())),
+        );
+        let properties = BasicProperties::default()
+            .with_headers(headers)
+            .with_delivery_mode(2);
+        let confirm = channel
+            .basic_publish(
+                self.topology.dead_letter_exchange().as_str().into(),
+                delivery.routing_key.clone(),
+                BasicPublishOptions::default(),
+                &delivery.data,
+                properties,
+            )
+            .await?
+            .await?;
+        if confirm.is_nack() {
+            return Err(ConsumeError::DeadLetterNacked);
+        }
+        Ok(())
+    }
+}
+
+pub async fn connect(url: &SecretString, name: &str) -> Result<Connection, lapin::Error> {
+    let props = ConnectionProperties::default().with_connection_name(name.into());
+    Connection::connect(url.expose_secret(), props).await
+}

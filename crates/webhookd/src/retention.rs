@@ -1,0 +1,97 @@
+//! Deletes attempt logs older than `retention.logs_days`, and events whose
+//! deliveries are all finished, in small batches so the tables stay online.
+//! One replica at a time, under a Postgres advisory lock.
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::settings::RetentionSettings;
+
+/// Arbitrary, fixed: the advisory lock key of the retention job.
+const LOCK_KEY: i64 = 0x7765_6268_6f6f_6b01;
+
+pub async fn run_retention(pool: PgPool, settings: RetentionSettings, cancel: CancellationToken) {
+    let interval = Duration::from_secs(settings.interval_secs);
+    loop {
+        match purge_once(&pool, &settings).await {
+            Ok((0, 0)) => {}
+            Ok((logs, events)) => info!(logs, events, "retention: deleted old rows"),
+            Err(e) => warn!(error = %e, "retention pass failed"),
+        }
+        tokio::select! {
+            () = cancel.cancelled() => return,
+            () = tokio::time::sleep(interval) => {}
+        }
+    }
+}
+
+/// One pass; returns (log rows, events) deleted, or (0, 0) when another
+/// replica holds the lock.
+pub async fn purge_once(
+    pool: &PgPool,
+    settings: &RetentionSettings,
+) -> Result<(u64, u64), sqlx::Error> {
+    let mut conn = pool.acquire().await?;
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(LOCK_KEY)
+        .fetch_one(&mut *conn)
+        .await?;
+    if !locked {
+        return Ok((0, 0));
+    }
+    let days = i32::try_from(settings.logs_days).unwrap_or(i32::MAX);
+    let result = async {
+        let logs = delete_in_batches(
+            &mut conn,
+            "DELETE FROM webhook_logs WHERE id IN (
+                 SELECT id FROM webhook_logs
+                 WHERE created_at < now() - make_interval(days => $1) LIMIT $2)",
+            days,
+            settings.batch_size,
+        )
+        .await?;
+        let events = delete_in_batches(
+            &mut conn,
+            "DELETE FROM events WHERE id IN (
+                 SELECT e.id FROM events e
+                 WHERE e.created_at < now() - make_interval(days => $1)
+                   AND NOT EXISTS (SELECT 1 FROM deliveries d
+                                   WHERE d.event_id = e.id AND d.status = 'pending')
+                 LIMIT $2)",
+            days,
+            settings.batch_size,
+        )
+        .await?;
+        Ok::<_, sqlx::Error>((logs, events))
+    }
+    .await;
+    let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
+        .bind(LOCK_KEY)
+        .execute(&mut *conn)
+        .await;
+    result
+}
+
+async fn delete_in_batches(
+    conn: &mut sqlx::PgConnection,
+    sql: &str,
+    days: i32,
+    batch: i64,
+) -> Result<u64, sqlx::Error> {
+    let mut total = 0;
+    loop {
+        let deleted = sqlx::query(sql)
+            .bind(days)
+            .bind(batch)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+        total += deleted;
+        if deleted < u64::try_from(batch).unwrap_or(u64::MAX) {
+            return Ok(total);
+        }
+    }
+}

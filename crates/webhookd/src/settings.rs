@@ -1,0 +1,251 @@
+//! Layered configuration: built-in defaults (`config/default.toml`), an
+//! optional file, then `WEBHOOKD__SECTION__KEY` environment variables.
+//! Values are validated once at start-up; an error names the key.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use config::{Config, Environment, File, FileFormat};
+use secrecy::SecretString;
+use serde::Deserialize;
+use webhookd_events::{Jitter, RetryPolicy};
+
+/// The defaults, compiled in so the binary runs from any directory.
+pub const DEFAULTS: &str = include_str!("../../../config/default.toml");
+
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("configuration: {0}")]
+    Load(#[from] config::ConfigError),
+    #[error("configuration key `{key}`: {problem}")]
+    Invalid { key: &'static str, problem: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct Settings {
+    pub database: DatabaseSettings,
+    pub broker: BrokerSettings,
+    pub http: HttpSettings,
+    pub delivery: DeliverySettings,
+    pub scheduler: SchedulerSettings,
+    pub retention: RetentionSettings,
+    pub shutdown: ShutdownSettings,
+    pub log: LogSettings,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DatabaseSettings {
+    /// May hold a password: a secret, never printed.
+    pub url: SecretString,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct BrokerSettings {
+    pub url: SecretString,
+    pub exchange: String,
+    pub queue: String,
+    pub prefetch: u16,
+    pub max_message_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct HttpSettings {
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct DeliverySettings {
+    pub timeout_ms: u64,
+    pub max_attempts: u32,
+    pub initial_backoff_ms: u64,
+    pub max_backoff_ms: u64,
+    pub jitter: Jitter,
+    pub allow_private_targets: bool,
+    pub concurrency: usize,
+    pub per_endpoint_concurrency: usize,
+    pub max_in_flight: usize,
+    pub max_response_bytes: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct SchedulerSettings {
+    pub poll_interval_ms: u64,
+    pub batch_size: i64,
+    pub lease_margin_ms: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct RetentionSettings {
+    pub logs_days: u32,
+    pub batch_size: i64,
+    pub interval_secs: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct ShutdownSettings {
+    pub grace_period_ms: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogSettings {
+    pub format: LogFormat,
+    pub level: String,
+}
+
+impl Settings {
+    /// Defaults, then `file`, then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Self, SettingsError> {
+        Self::load_with_env(file, Environment::with_prefix("WEBHOOKD"))
+    }
+
+    /// As [`Settings::load`] with the environment given as pairs: lets tests
+    /// configure a daemon without touching the process environment.
+    pub fn load_from_pairs(
+        file: Option<&Path>,
+        pairs: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Self, SettingsError> {
+        let map = pairs.into_iter().collect();
+        Self::load_with_env(file, Environment::with_prefix("WEBHOOKD").source(Some(map)))
+    }
+
+    fn load_with_env(file: Option<&Path>, env: Environment) -> Result<Self, SettingsError> {
+        let mut builder =
+            Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
+        if let Some(path) = file {
+            builder = builder.add_source(File::from(path).required(true));
+        }
+        let env = env
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true);
+        let settings: Settings = builder.add_source(env).build()?.try_deserialize()?;
+        settings.validate()?;
+        Ok(settings)
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        fn check(ok: bool, key: &'static str, problem: &str) -> Result<(), SettingsError> {
+            if ok {
+                Ok(())
+            } else {
+                Err(SettingsError::Invalid {
+                    key,
+                    problem: problem.to_owned(),
+                })
+            }
+        }
+        let d = &self.delivery;
+        check(self.database.max_connections >= 2, "database.max_connections", "must be at least 2")?;
+        check(!self.broker.exchange.is_empty(), "broker.exchange", "must not be empty")?;
+        check(!self.broker.queue.is_empty(), "broker.queue", "must not be empty")?;
+        check(self.broker.prefetch >= 1, "broker.prefetch", "must be at least 1")?;
+        check(self.broker.max_message_bytes >= 1024, "broker.max_message_bytes", "must be at least 1024")?;
+        check((1..=600_000).contains(&d.timeout_ms), "delivery.timeout_ms", "must be between 1 and 600000")?;
+        check((1..=100).contains(&d.max_attempts), "delivery.max_attempts", "must be between 1 and 100")?;
+        check(d.initial_backoff_ms >= 1, "delivery.initial_backoff_ms", "must be at least 1")?;
+        check(
+            d.max_backoff_ms >= d.initial_backoff_ms,
+            "delivery.max_backoff_ms",
+            "must be at least delivery.initial_backoff_ms",
+        )?;
+        check(d.concurrency >= 1, "delivery.concurrency", "must be at least 1")?;
+        check(d.max_in_flight >= 1, "delivery.max_in_flight", "must be at least 1")?;
+        check(d.per_endpoint_concurrency >= 1, "delivery.per_endpoint_concurrency", "must be at least 1")?;
+        check(d.max_response_bytes <= 16 << 20, "delivery.max_response_bytes", "must be at most 16 MiB")?;
+        check(self.scheduler.poll_interval_ms >= 10, "scheduler.poll_interval_ms", "must be at least 10")?;
+        check(self.scheduler.batch_size >= 1, "scheduler.batch_size", "must be at least 1")?;
+        check(self.retention.logs_days >= 1, "retention.logs_days", "must be at least 1")?;
+        check(self.retention.batch_size >= 1, "retention.batch_size", "must be at least 1")?;
+        check(self.retention.interval_secs >= 1, "retention.interval_secs", "must be at least 1")?;
+        check(
+            tracing_subscriber::EnvFilter::try_new(&self.log.level).is_ok(),
+            "log.level",
+            "must be a tracing filter such as `info` or `webhookd=debug`",
+        )?;
+        Ok(())
+    }
+
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: self.delivery.max_attempts,
+            initial_backoff: Duration::from_millis(self.delivery.initial_backoff_ms),
+            max_backoff: Duration::from_millis(self.delivery.max_backoff_ms),
+            jitter: self.delivery.jitter,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use secrecy::ExposeSecret;
+
+    fn load(pairs: &[(&str, &str)]) -> Result<Settings, SettingsError> {
+        Settings::load_from_pairs(
+            None,
+            pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())),
+        )
+    }
+
+    #[test]
+    fn the_defaults_are_those_of_the_spec() {
+        let s = load(&[]).unwrap();
+        assert_eq!(s.database.url.expose_secret(), "postgres://postgres@127.0.0.1:5432/webhookd");
+        assert_eq!(s.broker.url.expose_secret(), "amqp://guest:guest@127.0.0.1:5672/%2f");
+        assert_eq!(s.broker.exchange, "crm.events");
+        assert_eq!(s.broker.queue, "webhookd.events");
+        assert_eq!(s.http.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.delivery.timeout_ms, 10_000);
+        assert!(!s.delivery.allow_private_targets);
+        assert_eq!(s.retention.logs_days, 30);
+        assert_eq!(s.log.format, LogFormat::Text);
+    }
+
+    #[test]
+    fn environment_variables_override_the_defaults() {
+        let s = load(&[
+            ("WEBHOOKD__DELIVERY__TIMEOUT_MS", "2500"),
+            ("WEBHOOKD__DELIVERY__ALLOW_PRIVATE_TARGETS", "true"),
+            ("WEBHOOKD__BROKER__QUEUE", "other.queue"),
+            ("WEBHOOKD__LOG__FORMAT", "json"),
+            ("WEBHOOKD__DELIVERY__JITTER", "none"),
+        ])
+        .unwrap();
+        assert_eq!(s.delivery.timeout_ms, 2500);
+        assert!(s.delivery.allow_private_targets);
+        assert_eq!(s.broker.queue, "other.queue");
+        assert_eq!(s.log.format, LogFormat::Json);
+        assert_eq!(s.delivery.jitter, Jitter::None);
+    }
+
+    #[test]
+    fn a_bad_value_names_its_key() {
+        let cases = [
+            ("WEBHOOKD__DELIVERY__TIMEOUT_MS", "soon", "timeout_ms"),
+            ("WEBHOOKD__DELIVERY__TIMEOUT_MS", "0", "delivery.timeout_ms"),
+            ("WEBHOOKD__HTTP__LISTEN", "nowhere", "listen"),
+            ("WEBHOOKD__LOG__FORMAT", "xml", "format"),
+            ("WEBHOOKD__DELIVERY__MAX_BACKOFF_MS", "1", "delivery.max_backoff_ms"),
+            ("WEBHOOKD__DELIVERY__MAX_ATTEMPTS", "0", "delivery.max_attempts"),
+        ];
+        for (key, value, named) in cases {
+            let err = load(&[(key, value)]).expect_err(key).to_string();
+            assert!(err.contains(named), "{key}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn secrets_in_urls_never_print() {
+        let s = load(&[("WEBHOOKD__DATABASE__URL", "postgres://u:hunter2@db/x")]).unwrap();
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+}

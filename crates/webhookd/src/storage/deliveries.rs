@@ -1,0 +1,319 @@
+//! Delivery state: fan-out rows, claiming due work, recording attempts.
+//!
+//! Every statement here works on batches (`UNNEST` of arrays) so that the cost
+//! per delivery is a fraction of a round trip.
+
+use std::time::Duration;
+
+use sqlx::types::Json;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::StorageError;
+
+/// An accepted broker event to record.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    pub id: Uuid,
+    pub event: &'static str,
+    pub user_id: Option<i64>,
+    /// The envelope exactly as delivered.
+    pub body: String,
+    /// Every subscription pattern that matches `event`.
+    pub patterns: [String; 3],
+}
+
+/// A delivery this worker now owns (its lease is running) and should attempt.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct ClaimedDelivery {
+    pub delivery_id: Uuid,
+    pub event_id: Uuid,
+    pub event: String,
+    /// Attempts made before this one.
+    pub attempts: i32,
+    /// The envelope; absent for fresh fan-out rows, whose body the caller has.
+    pub body: Option<String>,
+    pub webhook_id: i64,
+    pub url: String,
+    pub secret: String,
+    pub headers: Json<serde_json::Value>,
+    pub template: Option<String>,
+    pub timeout_ms: Option<i32>,
+    pub is_active: bool,
+}
+
+/// The end state of one attempt, as written back.
+#[derive(Debug, Clone)]
+pub struct AttemptRecord {
+    pub delivery_id: Uuid,
+    pub webhook_id: i64,
+    pub event: String,
+    pub attempt: i32,
+    pub status_code: Option<i32>,
+    pub response_time_ms: i32,
+    pub is_success: bool,
+    pub payload: String,
+    pub response: Option<String>,
+    pub error_message: Option<String>,
+    pub next: NextStep,
+    /// The receiver answered 410 Gone: the webhook is switched off.
+    pub disable_webhook: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NextStep {
+    Succeeded,
+    RetryIn(Duration),
+    Failed,
+}
+
+impl NextStep {
+    fn status(self) -> &'static str {
+        match self {
+            NextStep::Succeeded => "succeeded",
+            NextStep::RetryIn(_) => "pending",
+            NextStep::Failed => "failed",
+        }
+    }
+}
+
+/// Lease lengths are computed in SQL from each webhook's own timeout.
+#[derive(Debug, Clone, Copy)]
+pub struct Lease {
+    pub default_timeout_ms: i64,
+    pub margin_ms: i64,
+}
+
+const TARGET_COLUMNS: &str = "w.id AS webhook_id, w.url, w.secret, w.headers, w.template, w.timeout_ms, w.is_active";
+
+/// Records events and one delivery row per matching active webhook in one
+/// transaction, and returns the new deliveries, already leased to the caller.
+/// Rows that already existed (a redelivered message) are not returned: their
+/// first owner's lease, or the scheduler, covers them.
+pub async fn record_fanout(
+    pool: &PgPool,
+    events: &[NewEvent],
+    lease: Lease,
+) -> Result<Vec<ClaimedDelivery>, StorageError> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
+    let names: Vec<&str> = events.iter().map(|e| e.event).collect();
+    let users: Vec<Option<i64>> = events.iter().map(|e| e.user_id).collect();
+    let bodies: Vec<&str> = events.iter().map(|e| e.body.as_str()).collect();
+    let patterns: Vec<String> = events.iter().map(|e| e.patterns.join(" ")).collect();
+
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO events (id, event, user_id, body)
+         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::int8[], $4::text[])
+         ON CONFLICT (id) DO NOTHING",
+    )
+    .bind(&ids)
+    .bind(&names)
+    .bind(&users)
+    .bind(&bodies)
+    .execute(&mut *tx)
+    .await?;
+
+    // Privacy rule: an event with a user_id goes to that user's webhooks and
+    // to admins'; one without goes to every subscriber.
+    let sql = format!(
+        "WITH ev AS (
+             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::int8[], $4::text[])
+                 AS ev(id, event, user_id, patterns)
+         ), inserted AS (
+             INSERT INTO deliveries (id, event_id, webhook_id, next_attempt_at)
+             SELECT gen_random_uuid(), ev.id, w.id,
+                    now() + make_interval(secs => (COALESCE(w.timeout_ms, $5) + $6) / 1000.0)
+             FROM ev
+             JOIN webhooks w ON w.is_active AND w.events && string_to_array(ev.patterns, ' ')
+             JOIN users u ON u.id = w.user_id
+             WHERE ev.user_id IS NULL OR w.user_id = ev.user_id OR u.is_admin
+             ON CONFLICT (event_id, webhook_id) DO NOTHING
+             RETURNING id, event_id, webhook_id
+         )
+         SELECT i.id AS delivery_id, i.event_id, ev.event, 0 AS attempts, NULL::text AS body,
+                {TARGET_COLUMNS}
+         FROM inserted i
+         JOIN ev ON ev.id = i.event_id
+         JOIN webhooks w ON w.id = i.webhook_id"
+    );
+    let rows = sqlx::query_as::<_, ClaimedDelivery>(&sql)
+        .bind(&ids)
+        .bind(&names)
+        .bind(&users)
+        .bind(&patterns)
+        .bind(lease.default_timeout_ms)
+        .bind(lease.margin_ms)
+        .fetch_all(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(rows)
+}
+
+/// Claims up to `limit` due deliveries (retries, and deliveries whose owner's
+/// lease ran out) with `FOR UPDATE SKIP LOCKED`, so replicas never claim the
+/// same row at once.
+pub async fn claim_due(
+    pool: &PgPool,
+    limit: i64,
+    lease: Lease,
+) -> Result<Vec<ClaimedDelivery>, StorageError> {
+    let sql = format!(
+        "WITH due AS (
+             SELECT id FROM deliveries
+             WHERE status = 'pending' AND next_attempt_at <= now()
+             ORDER BY next_attempt_at
+             LIMIT $1
+             FOR UPDATE SKIP LOCKED
+         ), claimed AS (
+             UPDATE deliveries d
+             SET next_attempt_at = now() + make_interval(secs => (COALESCE(w.timeout_ms, $2) + $3) / 1000.0),
+                 updated_at = now()
+             FROM due, webhooks w
+             WHERE d.id = due.id AND w.id = d.webhook_id
+             RETURNING d.id, d.event_id, d.webhook_id, d.attempts
+         )
+         SELECT c.id AS delivery_id, c.event_id, e.event, c.attempts, e.body, {TARGET_COLUMNS}
+         FROM claimed c
+         JOIN events e ON e.id = c.event_id
+         JOIN webhooks w ON w.id = c.webhook_id"
+    );
+    let rows = sqlx::query_as::<_, ClaimedDelivery>(&sql)
+        .bind(limit)
+        .bind(lease.default_timeout_ms)
+        .bind(lease.margin_ms)
+        .fetch_all(pool)
+        .await?;
+    Ok(rows)
+}
+
+/// When the earliest pending delivery falls due, if any: lets the scheduler
+/// sleep exactly until then instead of polling blindly.
+pub async fn next_due_in(pool: &PgPool) -> Result<Option<Duration>, StorageError> {
+    let secs: Option<f64> = sqlx::query_scalar(
+        "SELECT GREATEST(EXTRACT(EPOCH FROM (MIN(next_attempt_at) - now())), 0)::float8
+         FROM deliveries WHERE status = 'pending'",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(secs.map(|s| Duration::from_secs_f64(s.max(0.0))))
+}
+
+/// Writes a batch of attempts: the `webhook_logs` rows and each delivery's new
+/// state, in one transaction.
+pub async fn record_attempts(pool: &PgPool, records: &[AttemptRecord]) -> Result<(), StorageError> {
+    if records.is_empty() {
+        return Ok(());
+    }
+    let n = records.len();
+    let mut delivery_ids = Vec::with_capacity(n);
+    let mut webhook_ids = Vec::with_capacity(n);
+    let mut events = Vec::with_capacity(n);
+    let mut attempts = Vec::with_capacity(n);
+    let mut codes = Vec::with_capacity(n);
+    let mut times = Vec::with_capacity(n);
+    let mut successes = Vec::with_capacity(n);
+    let mut payloads = Vec::with_capacity(n);
+    let mut responses = Vec::with_capacity(n);
+    let mut errors = Vec::with_capacity(n);
+    let mut statuses = Vec::with_capacity(n);
+    let mut delays_ms = Vec::with_capacity(n);
+    for r in records {
+        delivery_ids.push(r.delivery_id);
+        webhook_ids.push(r.webhook_id);
+        events.push(r.event.as_str());
+        attempts.push(r.attempt);
+        codes.push(r.status_code);
+        times.push(r.response_time_ms);
+        successes.push(r.is_success);
+        payloads.push(r.payload.as_str());
+        responses.push(r.response.as_deref());
+        errors.push(r.error_message.as_deref());
+        statuses.push(r.next.status());
+        delays_ms.push(match r.next {
+            NextStep::RetryIn(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+            NextStep::Succeeded | NextStep::Failed => 0,
+        });
+    }
+    let mut tx = pool.begin().await?;
+    sqlx::query(
+        "INSERT INTO webhook_logs (delivery_id, webhook_id, event, attempt, status_code,
+             response_time_ms, is_success, payload, response, error_message)
+         SELECT * FROM UNNEST($1::uuid[], $2::int8[], $3::text[], $4::int4[], $5::int4[],
+             $6::int4[], $7::bool[], $8::text[], $9::text[], $10::text[])",
+    )
+    .bind(&delivery_ids)
+    .bind(&webhook_ids)
+    .bind(&events)
+    .bind(&attempts)
+    .bind(&codes)
+    .bind(&times)
+    .bind(&successes)
+    .bind(&payloads)
+    .bind(&responses)
+    .bind(&errors)
+    .execute(&mut *tx)
+    .await?;
+    // `d.status = 'pending'` keeps a late duplicate attempt (a worker whose
+    // lease ran out) from overwriting an outcome already recorded.
+    sqlx::query(
+        "UPDATE deliveries d
+         SET status = o.status, attempts = GREATEST(d.attempts, o.attempt),
+             next_attempt_at = CASE WHEN o.status = 'pending'
+                 THEN now() + make_interval(secs => o.delay_ms / 1000.0)
+                 ELSE d.next_attempt_at END,
+             last_status_code = o.code, last_error = o.error, updated_at = now()
+         FROM UNNEST($1::uuid[], $2::text[], $3::int4[], $4::int8[], $5::int4[], $6::text[])
+             AS o(id, status, attempt, delay_ms, code, error)
+         WHERE d.id = o.id AND d.status = 'pending'",
+    )
+    .bind(&delivery_ids)
+    .bind(&statuses)
+    .bind(&attempts)
+    .bind(&delays_ms)
+    .bind(&codes)
+    .bind(&errors)
+    .execute(&mut *tx)
+    .await?;
+    let gone: Vec<i64> = records
+        .iter()
+        .filter(|r| r.disable_webhook)
+        .map(|r| r.webhook_id)
+        .collect();
+    if !gone.is_empty() {
+        sqlx::query(
+            "UPDATE webhooks SET is_active = FALSE,
+                 disabled_reason = 'the receiver answered 410 Gone', updated_at = now()
+             WHERE id = ANY($1) AND is_active",
+        )
+        .bind(&gone)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Ends deliveries that can no longer be attempted (their webhook was switched
+/// off) without logging an attempt.
+pub async fn fail_without_attempt(
+    pool: &PgPool,
+    delivery_ids: &[Uuid],
+    reason: &str,
+) -> Result<(), StorageError> {
+    if delivery_ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE deliveries SET status = 'failed', last_error = $2, updated_at = now()
+         WHERE id = ANY($1) AND status = 'pending'",
+    )
+    .bind(delivery_ids)
+    .bind(reason)
+    .execute(pool)
+    .await?;
+    Ok(())
+}

@@ -1,0 +1,83 @@
+//! Postgres: connection pool, migrations, and one module per table family.
+
+pub mod deliveries;
+pub mod users;
+pub mod webhooks;
+
+use std::str::FromStr;
+
+use secrecy::{ExposeSecret, SecretString};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgPool};
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("migrations: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("{0}")]
+    Conflict(String),
+}
+
+fn options(url: &SecretString) -> Result<PgConnectOptions, StorageError> {
+    // Statement logging would put event payloads and secrets in the logs.
+    Ok(PgConnectOptions::from_str(url.expose_secret())?.disable_statement_logging())
+}
+
+pub async fn connect(url: &SecretString, max_connections: u32) -> Result<PgPool, StorageError> {
+    let pool = PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(std::time::Duration::from_secs(5))
+        .connect_with(options(url)?)
+        .await?;
+    Ok(pool)
+}
+
+/// A pool that connects on first use: lets the daemon start (and report
+/// not-ready) while the database is down.
+pub fn connect_lazy(url: &SecretString, max_connections: u32) -> Result<PgPool, StorageError> {
+    Ok(PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(std::time::Duration::from_secs(5))
+        .connect_lazy_with(options(url)?))
+}
+
+/// Creates the database named in `url` when it does not exist yet.
+pub async fn create_database_if_missing(url: &SecretString) -> Result<bool, StorageError> {
+    let target = options(url)?;
+    let Some(name) = target.get_database().map(str::to_owned) else {
+        return Ok(false);
+    };
+    let mut admin = target.clone().database("postgres").connect().await?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&name)
+            .fetch_one(&mut admin)
+            .await?;
+    if !exists {
+        let quoted = format!("\"{}\"", name.replace('"', "\"\""));
+        let created = sqlx::query(&format!("CREATE DATABASE {quoted}"))
+            .execute(&mut admin)
+            .await;
+        // Two replicas migrating at once: the loser sees duplicate_database.
+        if let Err(e) = created {
+            let duplicate = e
+                .as_database_error()
+                .and_then(|d| d.code())
+                .is_some_and(|code| code == "42P04");
+            if !duplicate {
+                return Err(e.into());
+            }
+        }
+    }
+    admin.close().await?;
+    Ok(!exists)
+}
+
+pub async fn migrate(pool: &PgPool) -> Result<(), StorageError> {
+    MIGRATOR.run(pool).await?;
+    Ok(())
+}
