@@ -1,1 +1,304 @@
-fn main() {}
+//! `crm-events`: publish CRM events to webhookd from a shell or a script.
+//!
+//! Exit codes: 0 published; 1 the broker failed (unreachable, refused the
+//! events, file unreadable); 2 the input is wrong (unknown event, bad JSON,
+//! bad arguments), in which case nothing was published.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde_json::Value;
+use uuid::Uuid;
+use webhookd_events::{find_event, EventMessage, CATALOGUE};
+use webhookd_producer::event::now;
+use webhookd_producer::ndjson::parse_ndjson;
+use webhookd_producer::topology::{DEFAULT_EXCHANGE, DEFAULT_QUEUE};
+use webhookd_producer::{Publisher, PublisherOptions, Topology};
+
+const DEFAULT_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+/// Checked in this order when `--amqp-url` is absent.
+const URL_VARIABLES: [&str; 2] = ["AMQP_URL", "WEBHOOKD__BROKER__URL"];
+
+#[derive(Parser)]
+#[command(
+    name = "crm-events",
+    version,
+    about = "Publish CRM events to webhookd through RabbitMQ, with publisher confirms"
+)]
+struct Cli {
+    /// Broker URL (default: $AMQP_URL, else $WEBHOOKD__BROKER__URL, else amqp://guest:guest@127.0.0.1:5672/%2f)
+    #[arg(long, global = true, value_name = "URL")]
+    amqp_url: Option<String>,
+    /// Exchange to publish to (declared if missing)
+    #[arg(long, global = true, env = "WEBHOOKD__BROKER__EXCHANGE", default_value = DEFAULT_EXCHANGE)]
+    exchange: String,
+    /// Queue the webhookd workers consume (declared if missing)
+    #[arg(long, global = true, env = "WEBHOOKD__BROKER__QUEUE", default_value = DEFAULT_QUEUE)]
+    queue: String,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Publish one event, or every event of a newline-delimited JSON file
+    Publish(PublishArgs),
+    /// List the events of the catalogue
+    Events,
+}
+
+#[derive(Args)]
+struct PublishArgs {
+    /// Event name, e.g. task.created (see `crm-events events`)
+    #[arg(required_unless_present = "file", requires = "data")]
+    event: Option<String>,
+    /// The event's data, a JSON object
+    #[arg(long, value_name = "JSON", requires = "event")]
+    data: Option<String>,
+    /// Deliver only to this CRM user's webhooks (and admins')
+    #[arg(long, value_name = "N", requires = "event")]
+    user_id: Option<i64>,
+    /// Event id (default: a new UUIDv7)
+    #[arg(long, value_name = "UUID", requires = "event")]
+    id: Option<Uuid>,
+    /// One event per line: {"event", "data", "user_id"?, "id"?, "timestamp"?};
+    /// every line is checked before anything is published
+    #[arg(long, value_name = "PATH", conflicts_with = "event")]
+    file: Option<PathBuf>,
+}
+
+/// Why the command failed; decides the exit code.
+enum Failure {
+    /// The input is wrong; nothing was published.
+    Usage(String),
+    Runtime(anyhow::Error),
+}
+
+impl From<anyhow::Error> for Failure {
+    fn from(error: anyhow::Error) -> Self {
+        Failure::Runtime(error)
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Runtime(error)) => {
+            eprintln!("error: {}", error_chain(&error));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), Failure> {
+    let publish = match cli.command {
+        Command::Events => {
+            for spec in CATALOGUE {
+                println!("{:<16} {}", spec.name, spec.description);
+            }
+            return Ok(());
+        }
+        Command::Publish(publish) => publish,
+    };
+    // Validate before connecting: bad input is reported without a broker.
+    let messages = match (&publish.file, &publish.event) {
+        (Some(path), _) => read_file(path)?,
+        (None, Some(event)) => vec![build_message(event, &publish)?],
+        (None, None) => return Err(Failure::Usage("give an EVENT or --file".into())),
+    };
+    let url = broker_url(cli.amqp_url);
+    let topology = Topology::new(cli.exchange, cli.queue);
+    let options = PublisherOptions {
+        connection_name: format!("crm-events ({})", std::process::id()),
+        ..PublisherOptions::default()
+    };
+    let publisher = Publisher::connect_with(&url, topology, options)
+        .await
+        .map_err(anyhow::Error::from)?;
+    let published = if publish.file.is_some() {
+        publish_all(&publisher, &messages).await
+    } else {
+        publish_one(&publisher, &messages[0]).await
+    };
+    publisher.close().await;
+    published.map_err(Failure::Runtime)
+}
+
+fn build_message(event: &str, args: &PublishArgs) -> Result<EventMessage, Failure> {
+    if find_event(event).is_none() {
+        return Err(Failure::Usage(format!(
+            "unknown event {event:?}; see crm-events events"
+        )));
+    }
+    let data = args.data.as_deref().unwrap_or("{}");
+    let data: Value = serde_json::from_str(data)
+        .map_err(|e| Failure::Usage(format!("invalid JSON in --data: {e}")))?;
+    if !data.is_object() {
+        return Err(Failure::Usage(format!(
+            "--data must be a JSON object, not {}",
+            json_kind(&data)
+        )));
+    }
+    let mut message =
+        EventMessage::new(event, data, now()).map_err(|e| Failure::Usage(e.to_string()))?;
+    if let Some(id) = args.id {
+        message = message.with_id(id);
+    }
+    if let Some(user_id) = args.user_id {
+        message = message.with_user_id(user_id);
+    }
+    Ok(message)
+}
+
+fn read_file(path: &Path) -> Result<Vec<EventMessage>, Failure> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    parse_ndjson(&text, now()).map_err(|errors| {
+        let mut report: Vec<String> = errors.iter().map(ToString::to_string).collect();
+        report.push(format!(
+            "{} invalid line(s) in {}; nothing was published",
+            errors.len(),
+            path.display()
+        ));
+        Failure::Usage(report.join("\n"))
+    })
+}
+
+async fn publish_one(publisher: &Publisher, message: &EventMessage) -> anyhow::Result<()> {
+    publisher.publish(message).await?;
+    println!("published {} {}", message.event, message.id);
+    Ok(())
+}
+
+async fn publish_all(publisher: &Publisher, messages: &[EventMessage]) -> anyhow::Result<()> {
+    let progress = progress_bar(messages.len());
+    let started = Instant::now();
+    let published = publisher
+        .publish_many(messages, |confirmed| {
+            progress.set_position(confirmed as u64)
+        })
+        .await;
+    progress.finish_and_clear();
+    published?;
+    let elapsed = started.elapsed();
+    println!(
+        "published {} events in {:.2}s ({:.0} events/s)",
+        messages.len(),
+        elapsed.as_secs_f64(),
+        rate(messages.len(), elapsed)
+    );
+    Ok(())
+}
+
+fn progress_bar(len: usize) -> ProgressBar {
+    if !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len as u64);
+    if let Ok(style) = ProgressStyle::with_template(
+        "{bar:40.cyan/blue} {pos}/{len} events ({elapsed}, {eta} left)",
+    ) {
+        bar.set_style(style);
+    }
+    bar
+}
+
+fn rate(count: usize, elapsed: Duration) -> f64 {
+    let seconds = elapsed.as_secs_f64();
+    if seconds > 0.0 {
+        count as f64 / seconds
+    } else {
+        0.0
+    }
+}
+
+fn broker_url(flag: Option<String>) -> String {
+    flag.or_else(|| {
+        URL_VARIABLES
+            .iter()
+            .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
+    })
+    .unwrap_or_else(|| DEFAULT_URL.to_owned())
+}
+
+fn json_kind(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// `a: b: c`, skipping a cause its parent already quotes (lapin's errors
+/// include their source in their own message).
+fn error_chain(error: &anyhow::Error) -> String {
+    let mut text = String::new();
+    for cause in error.chain() {
+        let cause = cause.to_string();
+        if text.contains(&cause) {
+            continue;
+        }
+        if !text.is_empty() {
+            text.push_str(": ");
+        }
+        text.push_str(&cause);
+    }
+    text
+}
+
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    // Quiet by default: the user sees reconnect warnings, not lapin's
+    // internals (which log returned messages with their payload).
+    let filter = EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| EnvFilter::new("webhookd_producer=warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_error_chain_skips_causes_already_quoted() {
+        let io = std::io::Error::other("Connection refused");
+        let error = anyhow::Error::new(io)
+            .context("IO error: Connection refused")
+            .context("cannot connect to the broker at amqp://guest:***@h:1/%2f");
+        assert_eq!(
+            error_chain(&error),
+            "cannot connect to the broker at amqp://guest:***@h:1/%2f: IO error: Connection refused"
+        );
+    }
+
+    #[test]
+    fn the_rate_of_an_instant_run_is_zero_not_infinite() {
+        assert_eq!(rate(10, Duration::ZERO), 0.0);
+        assert_eq!(rate(10, Duration::from_millis(500)), 20.0);
+    }
+
+    #[test]
+    fn data_kinds_are_named_for_error_messages() {
+        assert_eq!(json_kind(&serde_json::json!([1])), "an array");
+        assert_eq!(json_kind(&serde_json::json!("x")), "a string");
+        assert_eq!(json_kind(&Value::Null), "null");
+    }
+}

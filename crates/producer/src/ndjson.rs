@@ -1,0 +1,160 @@
+//! Events from newline-delimited JSON, one broker message per line:
+//! `{"event": ..., "data": {...}, "user_id"?: n, "id"?: uuid, "timestamp"?: n}`.
+//!
+//! Lines are validated by the daemon's own parser ([`ParsedMessage::parse`]), so
+//! a file accepted here is never dead-lettered by the workers.
+
+use std::fmt;
+
+use webhookd_events::{EventMessage, MessageError, ParsedMessage};
+
+/// A line that is not a valid event. Lines count from 1.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineError {
+    pub line: usize,
+    pub error: MessageError,
+}
+
+impl fmt::Display for LineError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "line {}: ", self.line)?;
+        match &self.error {
+            // Each line is parsed on its own: "line 1" in serde's message is
+            // misleading, the column is what helps.
+            MessageError::NotJson(reason) => {
+                write!(f, "invalid JSON: {}", strip_line_number(reason))
+            }
+            MessageError::NotObject => f.write_str("not a JSON object"),
+            other => write!(f, "{other}"),
+        }
+    }
+}
+
+impl std::error::Error for LineError {}
+
+/// Parses every line; blank lines are skipped. Either all events, or every
+/// invalid line, so a file is published entirely or not at all. Messages
+/// without `id` get a new one, without `timestamp` get `now`.
+pub fn parse_ndjson(text: &str, now: i64) -> Result<Vec<EventMessage>, Vec<LineError>> {
+    let mut messages = Vec::new();
+    let mut errors = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match parse_line(line, now) {
+            Ok(message) => messages.push(message),
+            Err(error) => errors.push(LineError {
+                line: index + 1,
+                error,
+            }),
+        }
+    }
+    if errors.is_empty() {
+        Ok(messages)
+    } else {
+        Err(errors)
+    }
+}
+
+fn parse_line(line: &str, now: i64) -> Result<EventMessage, MessageError> {
+    let parsed = ParsedMessage::parse(line.as_bytes(), usize::MAX)?;
+    let data = serde_json::from_str(parsed.data.get())
+        .map_err(|e| MessageError::NotJson(e.to_string()))?;
+    let mut message = EventMessage::new(parsed.event.name, data, parsed.timestamp.unwrap_or(now))?;
+    if let Some(id) = parsed.id {
+        message = message.with_id(id);
+    }
+    if let Some(user_id) = parsed.user_id {
+        message = message.with_user_id(user_id);
+    }
+    Ok(message)
+}
+
+/// `expected value at line 1 column 5` -> `expected value at column 5`.
+fn strip_line_number(reason: &str) -> String {
+    match reason.rsplit_once(" at line ") {
+        Some((head, position)) => match position.split_once(" column ") {
+            Some((_, column)) => format!("{head} at column {column}"),
+            None => reason.to_owned(),
+        },
+        None => reason.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const NOW: i64 = 1_708_435_200;
+
+    #[test]
+    fn valid_lines_become_messages_with_their_optional_fields() {
+        let text = concat!(
+            r#"{"event":"task.created","data":{"task_id":1}}"#,
+            "\n\n   \n",
+            r#"{"event":"deal.won","data":{},"user_id":7,"id":"0192f1d2-0000-7000-8000-000000000001","timestamp":17}"#,
+            "\n"
+        );
+        let messages = parse_ndjson(text, NOW).unwrap();
+        assert_eq!(messages.len(), 2);
+        assert_eq!(messages[0].event, "task.created");
+        assert_eq!(messages[0].data, json!({"task_id": 1}));
+        assert_eq!(messages[0].timestamp, NOW);
+        assert_eq!(messages[0].user_id, None);
+        assert_eq!(messages[1].user_id, Some(7));
+        assert_eq!(
+            messages[1].id.to_string(),
+            "0192f1d2-0000-7000-8000-000000000001"
+        );
+        assert_eq!(messages[1].timestamp, 17);
+        assert_ne!(messages[0].id, messages[1].id);
+    }
+
+    #[test]
+    fn every_invalid_line_is_reported_with_its_number() {
+        let text = [
+            r#"{"event":"task.created","data":{}}"#,
+            r#"{"event":"task.exploded","data":{}}"#,
+            "",
+            r#"{"event":"task.created","data":[1]}"#,
+            r#"{"event":"task.created","data":{},"user_id":"7"}"#,
+            r#"{"event":"task.created","#,
+            "[1]",
+            r#"{"data":{}}"#,
+            r#"{"event":"task.created","data":{},"id":"nope"}"#,
+        ]
+        .join("\n");
+        let errors: Vec<String> = parse_ndjson(&text, NOW)
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            errors,
+            [
+                "line 2: unknown event `task.exploded`",
+                "line 4: field `data` must be an object",
+                "line 5: field `user_id` must be an integer",
+                "line 6: invalid JSON: EOF while parsing an object at column 24",
+                "line 7: not a JSON object",
+                "line 8: missing required field `event`",
+                "line 9: field `id` must be a UUID string",
+            ]
+        );
+    }
+
+    #[test]
+    fn an_empty_file_has_no_events() {
+        assert_eq!(parse_ndjson("", NOW).unwrap(), vec![]);
+        assert_eq!(parse_ndjson("\n \n", NOW).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn windows_line_endings_are_accepted() {
+        let text =
+            "{\"event\":\"task.created\",\"data\":{}}\r\n{\"event\":\"deal.won\",\"data\":{}}\r\n";
+        assert_eq!(parse_ndjson(text, NOW).unwrap().len(), 2);
+    }
+}

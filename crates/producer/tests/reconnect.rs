@@ -1,0 +1,194 @@
+//! The publisher survives the broker dropping its connection.
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::process::Command;
+use tokio::task::JoinHandle;
+use uuid::Uuid;
+use webhookd_producer::{DealWon, Event, EventMessage, PublishError, Publisher, PublisherOptions};
+
+use common::proxy::Proxy;
+use common::{eventually, TestBroker};
+
+fn options(connection_name: &str, reconnect_timeout: Duration) -> PublisherOptions {
+    PublisherOptions {
+        connection_name: connection_name.to_owned(),
+        reconnect_timeout,
+        max_in_flight: 100,
+    }
+}
+
+fn deal_won(deal_id: i64) -> EventMessage {
+    Event::deal_won(DealWon {
+        deal_id,
+        name: format!("deal {deal_id}"),
+        amount: 1.0,
+        client: "c".into(),
+        won_at: chrono::Utc::now(),
+    })
+}
+
+/// Publishes batches of 50 until stopped, recording every confirmed id.
+struct Traffic {
+    confirmed: Arc<Mutex<Vec<Uuid>>>,
+    stop: Arc<AtomicBool>,
+    task: JoinHandle<()>,
+}
+
+impl Traffic {
+    fn start(publisher: Arc<Publisher>) -> Traffic {
+        let confirmed: Arc<Mutex<Vec<Uuid>>> = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let task = tokio::spawn({
+            let (confirmed, stop) = (confirmed.clone(), stop.clone());
+            async move {
+                let mut deal_id = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let batch: Vec<_> = (deal_id..deal_id + 50).map(deal_won).collect();
+                    deal_id += 50;
+                    publisher
+                        .publish_many(&batch, |_| {})
+                        .await
+                        .expect("publishing rides through the outage");
+                    let mut confirmed = confirmed.lock().expect("lock");
+                    confirmed.extend(batch.iter().map(|e| e.id));
+                }
+            }
+        });
+        Traffic {
+            confirmed,
+            stop,
+            task,
+        }
+    }
+
+    fn count(&self) -> usize {
+        self.confirmed.lock().expect("lock").len()
+    }
+
+    async fn wait_for(&self, what: &str, more_than: usize) {
+        eventually(what, || async { (self.count() > more_than).then_some(()) }).await;
+    }
+
+    /// Stops publishing; the ids of every confirmed event.
+    async fn stop(self) -> HashSet<Uuid> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.task.await.expect("the publishing task succeeds");
+        let confirmed = self.confirmed.lock().expect("lock");
+        confirmed.iter().copied().collect()
+    }
+}
+
+/// The broker-side pid of the connection named `name`, once it is listed.
+async fn connection_pid(name: &str) -> Option<String> {
+    let output = Command::new("rabbitmqctl")
+        .args(["list_connections", "-q", "--no-table-headers"])
+        .args(["pid", "client_properties"])
+        .output()
+        .await
+        .expect("rabbitmqctl runs");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .find(|line| line.contains(name))
+        .and_then(|line| line.split('\t').next())
+        .map(str::to_owned)
+}
+
+async fn close_connection(pid: &str) {
+    let output = Command::new("rabbitmqctl")
+        .args(["close_connection", pid, "closed by the reconnect test"])
+        .output()
+        .await
+        .expect("rabbitmqctl runs");
+    assert!(
+        output.status.success(),
+        "rabbitmqctl close_connection {pid}"
+    );
+}
+
+#[tokio::test]
+async fn publishing_continues_after_the_broker_closes_the_connection_and_no_event_is_lost() {
+    let broker = TestBroker::new().await;
+    let name = format!("reconnect-test-{}", Uuid::new_v4());
+    let publisher = Arc::new(
+        broker
+            .publisher_with(options(&name, Duration::from_secs(10)))
+            .await,
+    );
+    let traffic = Traffic::start(publisher.clone());
+    traffic.wait_for("some events are confirmed", 200).await;
+    let pid = eventually("the connection is listed", || connection_pid(&name)).await;
+
+    close_connection(&pid).await;
+    let at_close = traffic.count();
+    eventually("the publisher reconnected", || async {
+        (publisher.reconnect_count() >= 1).then_some(())
+    })
+    .await;
+    traffic
+        .wait_for("publishing continued", at_close + 500)
+        .await;
+    let confirmed = traffic.stop().await;
+
+    let new_pid = connection_pid(&name).await.expect("a new connection");
+    assert_ne!(new_pid, pid);
+    let deliveries = broker.consume_until(&confirmed).await;
+    assert!(deliveries.len() >= confirmed.len());
+    publisher.close().await;
+}
+
+#[tokio::test]
+async fn publishing_rides_through_a_broker_outage_with_refused_reconnects() {
+    let broker = TestBroker::new().await;
+    let proxy = Proxy::start().await;
+    let publisher = Arc::new(
+        broker
+            .publisher_at(proxy.url(), options("outage-test", Duration::from_secs(10)))
+            .await,
+    );
+    let traffic = Traffic::start(publisher.clone());
+    traffic.wait_for("some events are confirmed", 200).await;
+
+    proxy.cut();
+    let at_cut = traffic.count();
+    eventually("reconnects were refused twice", || async {
+        (proxy.refused() >= 2).then_some(())
+    })
+    .await;
+    proxy.restore();
+    traffic.wait_for("publishing resumed", at_cut + 500).await;
+    let confirmed = traffic.stop().await;
+
+    assert!(publisher.reconnect_count() >= 1);
+    broker.consume_until(&confirmed).await;
+    publisher.close().await;
+}
+
+#[tokio::test]
+async fn a_publish_fails_with_connection_lost_when_the_broker_stays_away_past_the_timeout() {
+    let broker = TestBroker::new().await;
+    let proxy = Proxy::start().await;
+    let publisher = broker
+        .publisher_at(proxy.url(), options("gone-test", Duration::from_secs(1)))
+        .await;
+    publisher.publish(&deal_won(1)).await.unwrap();
+
+    proxy.cut();
+    let error = publisher.publish(&deal_won(2)).await.unwrap_err();
+
+    assert!(
+        matches!(error, PublishError::ConnectionLost { .. }),
+        "{error:?}"
+    );
+    assert!(proxy.refused() >= 1);
+    // The broker is back: the next publish reconnects.
+    proxy.restore();
+    publisher.publish(&deal_won(3)).await.unwrap();
+    assert_eq!(broker.message_count().await, 2);
+    publisher.close().await;
+}
