@@ -1,1 +1,10 @@
+//! Test harness for webhookd's end-to-end tests: the real daemon, real
+//! Postgres and RabbitMQ, real HTTP receivers on 127.0.0.1.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod app;
+pub mod db;
+pub mod receiver;
+
+pub use app::{eventually, TestApp};
+pub use receiver::{Received, Receiver};

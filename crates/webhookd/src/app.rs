@@ -76,7 +76,8 @@ impl App {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|source| AppError::Bind { addr, source })?;
-        let pool = storage::connect_lazy(&settings.database.url, settings.database.max_connections)?;
+        let pool =
+            storage::connect_lazy(&settings.database.url, settings.database.max_connections)?;
         Ok(App {
             settings: Arc::new(settings),
             role,
@@ -114,7 +115,10 @@ impl App {
                 abandon.clone(),
             );
             let dispatcher = Dispatcher::new(
-                Deliverer::new(s.delivery.allow_private_targets, s.delivery.max_response_bytes)?,
+                Deliverer::new(
+                    s.delivery.allow_private_targets,
+                    s.delivery.max_response_bytes,
+                )?,
                 s.retry_policy(),
                 Duration::from_millis(s.delivery.timeout_ms),
                 Limits {
@@ -151,7 +155,11 @@ impl App {
             };
             background.spawn(consumer.run(cancel.clone()));
             background.spawn(scheduler.run(cancel.clone()));
-            background.spawn(run_retention(self.pool.clone(), s.retention.clone(), cancel.clone()));
+            background.spawn(run_retention(
+                self.pool.clone(),
+                s.retention.clone(),
+                cancel.clone(),
+            ));
             worker = Some((dispatcher, recorder_done));
         } else {
             background.spawn(watch_broker(
@@ -185,7 +193,10 @@ impl App {
         if let Some((dispatcher, recorder_done)) = worker {
             let left = dispatcher.drain(grace).await;
             if left > 0 {
-                warn!(left, "grace period over; unfinished deliveries will be retried from their leases");
+                warn!(
+                    left,
+                    "grace period over; unfinished deliveries will be retried from their leases"
+                );
             }
             drop(dispatcher);
             abandon_after(abandon.clone(), Duration::from_secs(5));
@@ -206,11 +217,7 @@ fn abandon_after(token: CancellationToken, after: Duration) {
 
 /// For roles without a consumer: keeps a broker connection open so `/readyz`
 /// can tell whether the broker is reachable.
-async fn watch_broker(
-    url: secrecy::SecretString,
-    up: Arc<AtomicBool>,
-    cancel: CancellationToken,
-) {
+async fn watch_broker(url: secrecy::SecretString, up: Arc<AtomicBool>, cancel: CancellationToken) {
     while !cancel.is_cancelled() {
         let conn = connect(&url, "webhookd-api").await.ok();
         loop {

@@ -146,7 +146,8 @@ impl EventConsumer {
             match ParsedMessage::parse(&delivery.data, self.max_message_bytes) {
                 Ok(msg) => {
                     let message_id = delivery.properties.message_id().as_ref();
-                    let id = derive_event_id(msg.id, message_id.map(|m| m.as_str()), &delivery.data);
+                    let id =
+                        derive_event_id(msg.id, message_id.map(|m| m.as_str()), &delivery.data);
                     let timestamp = msg.timestamp.unwrap_or(now);
                     events.push(NewEvent {
                         id,

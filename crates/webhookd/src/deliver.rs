@@ -188,7 +188,10 @@ fn signed_headers(
     let fixed = [
         ("x-webhook-event", event.to_owned()),
         ("x-webhook-timestamp", timestamp.to_string()),
-        ("x-webhook-signature", target.signer.sign_seed(body.as_bytes())),
+        (
+            "x-webhook-signature",
+            target.signer.sign_seed(body.as_bytes()),
+        ),
         ("x-webhook-id", id.clone()),
         ("x-webhook-attempt", attempt.to_string()),
         (
@@ -222,7 +225,10 @@ async fn read_capped(response: &mut reqwest::Response, cap: usize) -> (String, O
             Ok(None) => break,
             Err(e) => {
                 let text = String::from_utf8_lossy(&body).into_owned();
-                return (text, Some(format!("reading the response failed: {}", chain(&e))));
+                return (
+                    text,
+                    Some(format!("reading the response failed: {}", chain(&e))),
+                );
             }
         }
     }
@@ -281,7 +287,10 @@ mod tests {
     #[test]
     fn retry_after_accepts_seconds_and_http_dates() {
         let secs = HeaderValue::from_static("120");
-        assert_eq!(parse_retry_after(Some(&secs)), Some(Duration::from_secs(120)));
+        assert_eq!(
+            parse_retry_after(Some(&secs)),
+            Some(Duration::from_secs(120))
+        );
         let past = HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT");
         assert_eq!(parse_retry_after(Some(&past)), Some(Duration::ZERO));
         let future = (chrono::Utc::now() + chrono::Duration::seconds(90)).to_rfc2822();
@@ -289,7 +298,10 @@ mod tests {
         let wait = parse_retry_after(Some(&future)).unwrap();
         assert!(wait <= Duration::from_secs(90) && wait >= Duration::from_secs(80));
         for junk in ["soon", "-5", "1.5", ""] {
-            assert_eq!(parse_retry_after(Some(&HeaderValue::from_static(junk))), None);
+            assert_eq!(
+                parse_retry_after(Some(&HeaderValue::from_static(junk))),
+                None
+            );
         }
         assert_eq!(parse_retry_after(None), None);
     }

@@ -98,7 +98,10 @@ impl Dispatcher {
     /// Returns how many were still running (their leases hand them back).
     pub async fn drain(&self, grace: Duration) -> usize {
         self.inner.tracker.close();
-        if tokio::time::timeout(grace, self.inner.tracker.wait()).await.is_err() {
+        if tokio::time::timeout(grace, self.inner.tracker.wait())
+            .await
+            .is_err()
+        {
             return self.inner.tracker.len();
         }
         0
@@ -144,7 +147,9 @@ impl Inner {
 
     fn target(&self, c: &ClaimedDelivery) -> Result<Target, String> {
         let template = match &c.template {
-            Some(text) => Some(Template::parse(text).map_err(|e| format!("invalid template: {e}"))?),
+            Some(text) => {
+                Some(Template::parse(text).map_err(|e| format!("invalid template: {e}"))?)
+            }
             None => None,
         };
         let headers = match &c.headers.0 {
@@ -202,10 +207,11 @@ impl Inner {
             Verdict::Gone => NextStep::Failed,
             Verdict::Failure => {
                 let attempt_no = u32::try_from(attempt).unwrap_or(u32::MAX);
-                match self
-                    .policy
-                    .after_failure(attempt_no, rand::random::<f64>(), outcome.retry_after)
-                {
+                match self.policy.after_failure(
+                    attempt_no,
+                    rand::random::<f64>(),
+                    outcome.retry_after,
+                ) {
                     RetryDecision::RetryAfter(delay) => NextStep::RetryIn(delay),
                     RetryDecision::GiveUp => NextStep::Failed,
                 }
@@ -223,10 +229,17 @@ impl Inner {
         let status = outcome.status_code;
         let error = outcome.error.as_deref().unwrap_or("");
         match next {
-            NextStep::Succeeded => debug!(status, ms = outcome.elapsed.as_millis() as u64, "delivered"),
+            NextStep::Succeeded => {
+                debug!(status, ms = outcome.elapsed.as_millis() as u64, "delivered")
+            }
             NextStep::RetryIn(delay) => {
                 self.metrics.retries_scheduled.inc();
-                info!(status, error, retry_in_ms = delay.as_millis() as u64, "attempt failed; retry scheduled");
+                info!(
+                    status,
+                    error,
+                    retry_in_ms = delay.as_millis() as u64,
+                    "attempt failed; retry scheduled"
+                );
             }
             NextStep::Failed => warn!(status, error, "delivery failed for good"),
         }

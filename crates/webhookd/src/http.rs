@@ -32,7 +32,10 @@ pub fn ops_router(state: OpsState) -> Router {
 
 async fn metrics(State(state): State<OpsState>) -> impl IntoResponse {
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")],
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
         state.metrics.render(),
     )
 }

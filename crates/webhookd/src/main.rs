@@ -62,13 +62,21 @@ async fn migrate(settings: &Settings) -> anyhow::Result<()> {
     let pool = storage::connect(&settings.database.url, 2)
         .await
         .context("connecting to the database")?;
-    storage::migrate(&pool).await.context("applying migrations")?;
+    storage::migrate(&pool)
+        .await
+        .context("applying migrations")?;
     info!("migrations applied");
     let conn = webhookd::consume::connect(&settings.broker.url, "webhookd-migrate")
         .await
         .context("connecting to the broker")?;
-    let channel = conn.create_channel().await.context("opening a broker channel")?;
-    let topology = Topology::new(settings.broker.exchange.clone(), settings.broker.queue.clone());
+    let channel = conn
+        .create_channel()
+        .await
+        .context("opening a broker channel")?;
+    let topology = Topology::new(
+        settings.broker.exchange.clone(),
+        settings.broker.queue.clone(),
+    );
     declare(&channel, &topology)
         .await
         .context("declaring the broker topology")?;

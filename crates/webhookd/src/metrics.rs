@@ -30,7 +30,10 @@ impl Metrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let events_consumed = IntCounterVec::new(
-            Opts::new("webhookd_events_consumed_total", "Broker events accepted, by event"),
+            Opts::new(
+                "webhookd_events_consumed_total",
+                "Broker events accepted, by event",
+            ),
             &["event"],
         )?;
         let events_rejected = IntCounterVec::new(

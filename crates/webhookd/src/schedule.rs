@@ -96,7 +96,8 @@ impl Scheduler {
         let (active, inactive): (Vec<_>, Vec<_>) = rows.into_iter().partition(|r| r.is_active);
         if !inactive.is_empty() {
             let ids: Vec<_> = inactive.iter().map(|r| r.delivery_id).collect();
-            if let Err(e) = fail_without_attempt(&self.pool, &ids, "the webhook is inactive").await {
+            if let Err(e) = fail_without_attempt(&self.pool, &ids, "the webhook is inactive").await
+            {
                 warn!(error = %e, "ending deliveries of inactive webhooks failed");
             }
         }

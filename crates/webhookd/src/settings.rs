@@ -118,15 +118,11 @@ impl Settings {
     }
 
     fn load_with_env(file: Option<&Path>, env: Environment) -> Result<Self, SettingsError> {
-        let mut builder =
-            Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
+        let mut builder = Config::builder().add_source(File::from_str(DEFAULTS, FileFormat::Toml));
         if let Some(path) = file {
             builder = builder.add_source(File::from(path).required(true));
         }
-        let env = env
-            .prefix_separator("__")
-            .separator("__")
-            .try_parsing(true);
+        let env = env.prefix_separator("__").separator("__").try_parsing(true);
         let settings: Settings = builder.add_source(env).build()?.try_deserialize()?;
         settings.validate()?;
         Ok(settings)
@@ -144,28 +140,96 @@ impl Settings {
             }
         }
         let d = &self.delivery;
-        check(self.database.max_connections >= 2, "database.max_connections", "must be at least 2")?;
-        check(!self.broker.exchange.is_empty(), "broker.exchange", "must not be empty")?;
-        check(!self.broker.queue.is_empty(), "broker.queue", "must not be empty")?;
-        check(self.broker.prefetch >= 1, "broker.prefetch", "must be at least 1")?;
-        check(self.broker.max_message_bytes >= 1024, "broker.max_message_bytes", "must be at least 1024")?;
-        check((1..=600_000).contains(&d.timeout_ms), "delivery.timeout_ms", "must be between 1 and 600000")?;
-        check((1..=100).contains(&d.max_attempts), "delivery.max_attempts", "must be between 1 and 100")?;
-        check(d.initial_backoff_ms >= 1, "delivery.initial_backoff_ms", "must be at least 1")?;
+        check(
+            self.database.max_connections >= 2,
+            "database.max_connections",
+            "must be at least 2",
+        )?;
+        check(
+            !self.broker.exchange.is_empty(),
+            "broker.exchange",
+            "must not be empty",
+        )?;
+        check(
+            !self.broker.queue.is_empty(),
+            "broker.queue",
+            "must not be empty",
+        )?;
+        check(
+            self.broker.prefetch >= 1,
+            "broker.prefetch",
+            "must be at least 1",
+        )?;
+        check(
+            self.broker.max_message_bytes >= 1024,
+            "broker.max_message_bytes",
+            "must be at least 1024",
+        )?;
+        check(
+            (1..=600_000).contains(&d.timeout_ms),
+            "delivery.timeout_ms",
+            "must be between 1 and 600000",
+        )?;
+        check(
+            (1..=100).contains(&d.max_attempts),
+            "delivery.max_attempts",
+            "must be between 1 and 100",
+        )?;
+        check(
+            d.initial_backoff_ms >= 1,
+            "delivery.initial_backoff_ms",
+            "must be at least 1",
+        )?;
         check(
             d.max_backoff_ms >= d.initial_backoff_ms,
             "delivery.max_backoff_ms",
             "must be at least delivery.initial_backoff_ms",
         )?;
-        check(d.concurrency >= 1, "delivery.concurrency", "must be at least 1")?;
-        check(d.max_in_flight >= 1, "delivery.max_in_flight", "must be at least 1")?;
-        check(d.per_endpoint_concurrency >= 1, "delivery.per_endpoint_concurrency", "must be at least 1")?;
-        check(d.max_response_bytes <= 16 << 20, "delivery.max_response_bytes", "must be at most 16 MiB")?;
-        check(self.scheduler.poll_interval_ms >= 10, "scheduler.poll_interval_ms", "must be at least 10")?;
-        check(self.scheduler.batch_size >= 1, "scheduler.batch_size", "must be at least 1")?;
-        check(self.retention.logs_days >= 1, "retention.logs_days", "must be at least 1")?;
-        check(self.retention.batch_size >= 1, "retention.batch_size", "must be at least 1")?;
-        check(self.retention.interval_secs >= 1, "retention.interval_secs", "must be at least 1")?;
+        check(
+            d.concurrency >= 1,
+            "delivery.concurrency",
+            "must be at least 1",
+        )?;
+        check(
+            d.max_in_flight >= 1,
+            "delivery.max_in_flight",
+            "must be at least 1",
+        )?;
+        check(
+            d.per_endpoint_concurrency >= 1,
+            "delivery.per_endpoint_concurrency",
+            "must be at least 1",
+        )?;
+        check(
+            d.max_response_bytes <= 16 << 20,
+            "delivery.max_response_bytes",
+            "must be at most 16 MiB",
+        )?;
+        check(
+            self.scheduler.poll_interval_ms >= 10,
+            "scheduler.poll_interval_ms",
+            "must be at least 10",
+        )?;
+        check(
+            self.scheduler.batch_size >= 1,
+            "scheduler.batch_size",
+            "must be at least 1",
+        )?;
+        check(
+            self.retention.logs_days >= 1,
+            "retention.logs_days",
+            "must be at least 1",
+        )?;
+        check(
+            self.retention.batch_size >= 1,
+            "retention.batch_size",
+            "must be at least 1",
+        )?;
+        check(
+            self.retention.interval_secs >= 1,
+            "retention.interval_secs",
+            "must be at least 1",
+        )?;
         check(
             tracing_subscriber::EnvFilter::try_new(&self.log.level).is_ok(),
             "log.level",
@@ -199,8 +263,14 @@ mod tests {
     #[test]
     fn the_defaults_are_those_of_the_spec() {
         let s = load(&[]).unwrap();
-        assert_eq!(s.database.url.expose_secret(), "postgres://postgres@127.0.0.1:5432/webhookd");
-        assert_eq!(s.broker.url.expose_secret(), "amqp://guest:guest@127.0.0.1:5672/%2f");
+        assert_eq!(
+            s.database.url.expose_secret(),
+            "postgres://postgres@127.0.0.1:5432/webhookd"
+        );
+        assert_eq!(
+            s.broker.url.expose_secret(),
+            "amqp://guest:guest@127.0.0.1:5672/%2f"
+        );
         assert_eq!(s.broker.exchange, "crm.events");
         assert_eq!(s.broker.queue, "webhookd.events");
         assert_eq!(s.http.listen.to_string(), "127.0.0.1:8080");
@@ -234,8 +304,16 @@ mod tests {
             ("WEBHOOKD__DELIVERY__TIMEOUT_MS", "0", "delivery.timeout_ms"),
             ("WEBHOOKD__HTTP__LISTEN", "nowhere", "listen"),
             ("WEBHOOKD__LOG__FORMAT", "xml", "format"),
-            ("WEBHOOKD__DELIVERY__MAX_BACKOFF_MS", "1", "delivery.max_backoff_ms"),
-            ("WEBHOOKD__DELIVERY__MAX_ATTEMPTS", "0", "delivery.max_attempts"),
+            (
+                "WEBHOOKD__DELIVERY__MAX_BACKOFF_MS",
+                "1",
+                "delivery.max_backoff_ms",
+            ),
+            (
+                "WEBHOOKD__DELIVERY__MAX_ATTEMPTS",
+                "0",
+                "delivery.max_attempts",
+            ),
         ];
         for (key, value, named) in cases {
             let err = load(&[(key, value)]).expect_err(key).to_string();

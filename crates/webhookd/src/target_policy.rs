@@ -155,23 +155,58 @@ mod tests {
     #[test]
     fn private_loopback_link_local_and_metadata_addresses_are_forbidden() {
         for addr in [
-            "127.0.0.1", "127.255.255.254", "10.0.0.1", "10.255.255.255", "172.16.0.1",
-            "172.31.255.255", "192.168.1.1", "169.254.169.254", "169.254.0.1", "0.0.0.0",
-            "0.1.2.3", "100.64.0.1", "224.0.0.1", "255.255.255.255", "198.18.0.1", "::1", "::",
-            "fc00::1", "fd00:ec2::254", "fe80::1", "ff02::1", "::ffff:127.0.0.1",
-            "::ffff:10.1.2.3", "::ffff:169.254.169.254", "::127.0.0.1", "64:ff9b::a00:1",
-            "2002:a00:1::", "2002:7f00:1::",
+            "127.0.0.1",
+            "127.255.255.254",
+            "10.0.0.1",
+            "10.255.255.255",
+            "172.16.0.1",
+            "172.31.255.255",
+            "192.168.1.1",
+            "169.254.169.254",
+            "169.254.0.1",
+            "0.0.0.0",
+            "0.1.2.3",
+            "100.64.0.1",
+            "224.0.0.1",
+            "255.255.255.255",
+            "198.18.0.1",
+            "::1",
+            "::",
+            "fc00::1",
+            "fd00:ec2::254",
+            "fe80::1",
+            "ff02::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.1.2.3",
+            "::ffff:169.254.169.254",
+            "::127.0.0.1",
+            "64:ff9b::a00:1",
+            "2002:a00:1::",
+            "2002:7f00:1::",
         ] {
-            assert!(forbidden_reason(ip(addr)).is_some(), "{addr} must be forbidden");
+            assert!(
+                forbidden_reason(ip(addr)).is_some(),
+                "{addr} must be forbidden"
+            );
         }
     }
 
     #[test]
     fn public_addresses_are_allowed() {
         for addr in [
-            "93.184.215.14", "8.8.8.8", "172.15.255.255", "172.32.0.0", "192.169.0.1",
-            "100.63.255.255", "100.128.0.0", "169.253.255.255", "11.0.0.1", "2606:4700::1111",
-            "::ffff:8.8.8.8", "2002:808:808::", "64:ff9b::808:808",
+            "93.184.215.14",
+            "8.8.8.8",
+            "172.15.255.255",
+            "172.32.0.0",
+            "192.169.0.1",
+            "100.63.255.255",
+            "100.128.0.0",
+            "169.253.255.255",
+            "11.0.0.1",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+            "2002:808:808::",
+            "64:ff9b::808:808",
         ] {
             assert_eq!(forbidden_reason(ip(addr)), None, "{addr} must be allowed");
         }
@@ -200,12 +235,18 @@ mod tests {
         let public = reqwest::Url::parse("https://93.184.215.14/").unwrap();
         assert!(check_literal_host(&public, false).is_ok());
         let named = reqwest::Url::parse("https://hooks.example.com/").unwrap();
-        assert!(check_literal_host(&named, false).is_ok(), "names are checked when resolved");
+        assert!(
+            check_literal_host(&named, false).is_ok(),
+            "names are checked when resolved"
+        );
     }
 
     #[test]
     fn a_name_resolving_only_to_private_addresses_is_refused() {
-        let addrs = [SocketAddr::new(ip("10.1.1.1"), 0), SocketAddr::new(ip("::1"), 0)];
+        let addrs = [
+            SocketAddr::new(ip("10.1.1.1"), 0),
+            SocketAddr::new(ip("::1"), 0),
+        ];
         let err = filter_addresses("rebind.example", addrs).unwrap_err();
         assert_eq!(err.host, "rebind.example");
         assert!(err.to_string().contains("private (10.0.0.0/8)"), "{err}");

@@ -84,7 +84,8 @@ pub struct Lease {
     pub margin_ms: i64,
 }
 
-const TARGET_COLUMNS: &str = "w.id AS webhook_id, w.url, w.secret, w.headers, w.template, w.timeout_ms, w.is_active";
+const TARGET_COLUMNS: &str =
+    "w.id AS webhook_id, w.url, w.secret, w.headers, w.template, w.timeout_ms, w.is_active";
 
 /// Records events and one delivery row per matching active webhook in one
 /// transaction, and returns the new deliveries, already leased to the caller.

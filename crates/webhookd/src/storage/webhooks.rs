@@ -1,0 +1,213 @@
+//! Webhook configuration, as the admin API and UI read and change it.
+//!
+//! Every query takes a [`Scope`] so ownership is enforced by the SQL itself:
+//! a row outside the caller's scope is indistinguishable from a missing one.
+//! The secret is never read back here; only the delivery path loads it.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use sqlx::PgPool;
+
+use super::StorageError;
+
+/// Whose webhooks a query may see or change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Only the webhooks this user owns.
+    User(i64),
+    /// Every webhook (admins).
+    All,
+}
+
+impl Scope {
+    /// The `user_id` to filter on, NULL meaning everyone.
+    fn owner(self) -> Option<i64> {
+        match self {
+            Scope::User(id) => Some(id),
+            Scope::All => None,
+        }
+    }
+}
+
+/// A webhook without its secret.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Webhook {
+    pub id: i64,
+    pub user_id: i64,
+    pub name: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub is_active: bool,
+    pub timeout_ms: Option<i32>,
+    pub headers: Json<BTreeMap<String, String>>,
+    /// The template's JSON text, as given.
+    pub template: Option<String>,
+    /// Why the daemon switched the webhook off (410 Gone, failing too long).
+    pub disabled_reason: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A validated webhook to insert.
+#[derive(Debug, Clone)]
+pub struct NewWebhook {
+    pub user_id: i64,
+    pub name: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub secret: String,
+    pub is_active: bool,
+    pub timeout_ms: Option<i32>,
+    pub headers: BTreeMap<String, String>,
+    pub template: Option<String>,
+}
+
+/// A validated partial update: `None` leaves a column as it is; for nullable
+/// columns `Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct WebhookChanges {
+    pub name: Option<String>,
+    pub url: Option<String>,
+    pub events: Option<Vec<String>>,
+    pub secret: Option<String>,
+    pub is_active: Option<bool>,
+    pub timeout_ms: Option<Option<i32>>,
+    pub headers: Option<BTreeMap<String, String>>,
+    pub template: Option<Option<String>>,
+}
+
+const COLUMNS: &str = "id, user_id, name, url, events, is_active, timeout_ms, headers, template,
+                       disabled_reason, created_at, updated_at";
+
+/// The webhooks in scope, oldest first.
+pub async fn list_webhooks(pool: &PgPool, scope: Scope) -> Result<Vec<Webhook>, StorageError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM webhooks
+         WHERE ($1::int8 IS NULL OR user_id = $1)
+         ORDER BY id"
+    );
+    let rows = sqlx::query_as::<_, Webhook>(&sql)
+        .bind(scope.owner())
+        .fetch_all(pool)
+        .await?;
+    Ok(rows)
+}
+
+pub async fn find_webhook(
+    pool: &PgPool,
+    scope: Scope,
+    id: i64,
+) -> Result<Option<Webhook>, StorageError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM webhooks
+         WHERE id = $1 AND ($2::int8 IS NULL OR user_id = $2)"
+    );
+    let row = sqlx::query_as::<_, Webhook>(&sql)
+        .bind(id)
+        .bind(scope.owner())
+        .fetch_optional(pool)
+        .await?;
+    Ok(row)
+}
+
+/// Inserts the webhook; `None` when its owner does not exist. Checking the
+/// owner inside the insert avoids a race with a user being deleted.
+pub async fn create_webhook(
+    pool: &PgPool,
+    new: &NewWebhook,
+) -> Result<Option<Webhook>, StorageError> {
+    let sql = format!(
+        "INSERT INTO webhooks (user_id, name, url, events, secret, is_active, timeout_ms,
+                               headers, template)
+         SELECT u.id, $2, $3, $4, $5, $6, $7, $8, $9 FROM users u WHERE u.id = $1
+         RETURNING {COLUMNS}"
+    );
+    let row = sqlx::query_as::<_, Webhook>(&sql)
+        .bind(new.user_id)
+        .bind(&new.name)
+        .bind(&new.url)
+        .bind(&new.events)
+        .bind(&new.secret)
+        .bind(new.is_active)
+        .bind(new.timeout_ms)
+        .bind(Json(&new.headers))
+        .bind(new.template.as_deref())
+        .fetch_optional(pool)
+        .await?;
+    Ok(row)
+}
+
+/// Applies the changes to a webhook in scope; `None` when there is none.
+/// Setting `is_active` by hand clears `disabled_reason`: the reason described
+/// the daemon's decision, which the user has now overridden.
+pub async fn update_webhook(
+    pool: &PgPool,
+    scope: Scope,
+    id: i64,
+    changes: &WebhookChanges,
+) -> Result<Option<Webhook>, StorageError> {
+    let sql = format!(
+        "UPDATE webhooks SET
+             name = COALESCE($3, name),
+             url = COALESCE($4, url),
+             events = COALESCE($5, events),
+             secret = COALESCE($6, secret),
+             is_active = COALESCE($7, is_active),
+             disabled_reason = CASE WHEN $7 IS NULL THEN disabled_reason END,
+             timeout_ms = CASE WHEN $8 THEN $9 ELSE timeout_ms END,
+             headers = COALESCE($10, headers),
+             template = CASE WHEN $11 THEN $12 ELSE template END,
+             updated_at = now()
+         WHERE id = $1 AND ($2::int8 IS NULL OR user_id = $2)
+         RETURNING {COLUMNS}"
+    );
+    let row = sqlx::query_as::<_, Webhook>(&sql)
+        .bind(id)
+        .bind(scope.owner())
+        .bind(changes.name.as_deref())
+        .bind(changes.url.as_deref())
+        .bind(changes.events.as_deref())
+        .bind(changes.secret.as_deref())
+        .bind(changes.is_active)
+        .bind(changes.timeout_ms.is_some())
+        .bind(changes.timeout_ms.flatten())
+        .bind(changes.headers.as_ref().map(Json))
+        .bind(changes.template.is_some())
+        .bind(changes.template.clone().flatten())
+        .fetch_optional(pool)
+        .await?;
+    Ok(row)
+}
+
+/// Flips `is_active`; `None` when no webhook in scope has this id.
+pub async fn toggle_webhook(
+    pool: &PgPool,
+    scope: Scope,
+    id: i64,
+) -> Result<Option<Webhook>, StorageError> {
+    let sql = format!(
+        "UPDATE webhooks SET is_active = NOT is_active, disabled_reason = NULL, updated_at = now()
+         WHERE id = $1 AND ($2::int8 IS NULL OR user_id = $2)
+         RETURNING {COLUMNS}"
+    );
+    let row = sqlx::query_as::<_, Webhook>(&sql)
+        .bind(id)
+        .bind(scope.owner())
+        .fetch_optional(pool)
+        .await?;
+    Ok(row)
+}
+
+/// Deletes a webhook in scope (its deliveries and logs go with it); whether
+/// there was one.
+pub async fn delete_webhook(pool: &PgPool, scope: Scope, id: i64) -> Result<bool, StorageError> {
+    let done =
+        sqlx::query("DELETE FROM webhooks WHERE id = $1 AND ($2::int8 IS NULL OR user_id = $2)")
+            .bind(id)
+            .bind(scope.owner())
+            .execute(pool)
+            .await?;
+    Ok(done.rows_affected() > 0)
+}

@@ -1,0 +1,216 @@
+//! `TestApp`: the real daemon, in-process, on its own database and its own
+//! uniquely named exchange and queues, with an HTTP port chosen by the OS.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use lapin::options::{BasicPublishOptions, ExchangeDeleteOptions, QueueDeleteOptions};
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+use serde_json::Value;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+use webhookd::app::AppError;
+use webhookd::{App, Role, Settings};
+use webhookd_producer::{Publisher, Topology};
+
+use crate::db::TestDb;
+
+pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+
+pub struct TestApp {
+    pub db: TestDb,
+    pub addr: SocketAddr,
+    pub topology: Topology,
+    pub publisher: Publisher,
+    pub http: reqwest::Client,
+    cancel: CancellationToken,
+    handle: JoinHandle<Result<(), AppError>>,
+}
+
+/// Settings every test daemon gets: loopback receivers allowed, fast polling,
+/// short backoffs. `overrides` are `WEBHOOKD__...` pairs layered on top.
+fn test_settings(db: &TestDb, topology: &Topology, overrides: &[(&str, &str)]) -> Settings {
+    let mut pairs: Vec<(String, String)> = vec![
+        ("WEBHOOKD__DATABASE__URL".into(), db.url.clone()),
+        ("WEBHOOKD__BROKER__EXCHANGE".into(), topology.exchange.clone()),
+        ("WEBHOOKD__BROKER__QUEUE".into(), topology.queue.clone()),
+        ("WEBHOOKD__HTTP__LISTEN".into(), "127.0.0.1:0".into()),
+        ("WEBHOOKD__DELIVERY__ALLOW_PRIVATE_TARGETS".into(), "true".into()),
+        ("WEBHOOKD__DELIVERY__INITIAL_BACKOFF_MS".into(), "100".into()),
+        ("WEBHOOKD__DELIVERY__MAX_BACKOFF_MS".into(), "2000".into()),
+        ("WEBHOOKD__DELIVERY__TIMEOUT_MS".into(), "5000".into()),
+        ("WEBHOOKD__SCHEDULER__POLL_INTERVAL_MS".into(), "100".into()),
+        ("WEBHOOKD__SHUTDOWN__GRACE_PERIOD_MS".into(), "5000".into()),
+    ];
+    pairs.extend(overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    Settings::load_from_pairs(None, pairs).expect("test settings are valid")
+}
+
+impl TestApp {
+    pub async fn spawn() -> TestApp {
+        Self::spawn_with(&[]).await
+    }
+
+    pub async fn spawn_with(overrides: &[(&str, &str)]) -> TestApp {
+        let db = TestDb::create().await;
+        let suffix = Uuid::new_v4().simple().to_string();
+        let topology = Topology::new(format!("test.events.{suffix}"), format!("test.webhookd.{suffix}"));
+        let settings = test_settings(&db, &topology, overrides);
+        let app = App::build(settings, Role::All).await.expect("the app builds");
+        let addr = app.local_addr().expect("a bound address");
+        let cancel = CancellationToken::new();
+        let handle = tokio::spawn(app.run_until_stopped(cancel.clone()));
+        let publisher = Publisher::connect(AMQP_URL, topology.clone())
+            .await
+            .expect("the publisher connects");
+        let test_app = TestApp {
+            db,
+            addr,
+            topology,
+            publisher,
+            http: reqwest::Client::new(),
+            cancel,
+            handle,
+        };
+        test_app.wait_until_ready().await;
+        test_app
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    async fn wait_until_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let ready = self
+                .http
+                .get(self.url("/readyz"))
+                .send()
+                .await
+                .is_ok_and(|r| r.status().is_success());
+            if ready {
+                return;
+            }
+            assert!(Instant::now() < deadline, "the daemon never became ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// A user with an API token.
+    pub async fn create_user(&self, name: &str, id: Option<i64>, admin: bool) -> (i64, String) {
+        let (user, token) = webhookd::storage::users::create_user(&self.db.pool, name, id, admin)
+            .await
+            .expect("user created");
+        (user.id, token)
+    }
+
+    /// Creates a webhook through the API and returns its JSON.
+    pub async fn create_webhook(&self, token: &str, body: Value) -> Value {
+        let response = self
+            .http
+            .post(self.url("/api/v1/webhooks"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let json: Value = response.json().await.unwrap();
+        assert_eq!(status, 201, "creating a webhook: {json}");
+        json
+    }
+
+    /// Publishes raw bytes straight to the exchange, as a careless third-party
+    /// publisher might.
+    pub async fn publish_raw(&self, routing_key: &str, body: &[u8]) {
+        let conn = Connection::connect(AMQP_URL, ConnectionProperties::default())
+            .await
+            .unwrap();
+        let channel = conn.create_channel().await.unwrap();
+        channel
+            .basic_publish(
+                self.topology.exchange.as_str().into(),
+                routing_key.into(),
+                BasicPublishOptions::default(),
+                body,
+                BasicProperties::default().with_delivery_mode(2),
+            )
+            .await
+            .unwrap()
+            .await
+            .unwrap();
+        let _ = conn.close(200, "done".into()).await;
+    }
+
+    pub async fn metrics_text(&self) -> String {
+        self.http
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// The value of one sample, e.g. `webhookd_events_rejected_total{reason="not_object"}`.
+    pub async fn metric(&self, sample: &str) -> f64 {
+        let text = self.metrics_text().await;
+        text.lines()
+            .find_map(|line| {
+                let (name, value) = line.rsplit_once(' ')?;
+                (name == sample).then(|| value.parse().ok())?
+            })
+            .unwrap_or(0.0)
+    }
+
+    /// Stops the daemon (as on SIGTERM) and removes everything the test made.
+    pub async fn stop(self) {
+        self.cancel.cancel();
+        let stopped = tokio::time::timeout(Duration::from_secs(30), self.handle).await;
+        assert!(
+            matches!(stopped, Ok(Ok(Ok(())))),
+            "the daemon stops cleanly: {stopped:?}"
+        );
+        self.publisher.close().await;
+        delete_topology(&self.topology).await;
+        self.db.drop_database().await;
+    }
+}
+
+async fn delete_topology(topology: &Topology) {
+    let Ok(conn) = Connection::connect(AMQP_URL, ConnectionProperties::default()).await else {
+        return;
+    };
+    if let Ok(channel) = conn.create_channel().await {
+        for queue in [topology.queue.clone(), topology.dead_letter_queue()] {
+            let _ = channel
+                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                .await;
+        }
+        for exchange in [topology.exchange.clone(), topology.dead_letter_exchange()] {
+            let _ = channel
+                .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+                .await;
+        }
+    }
+    let _ = conn.close(200, "done".into()).await;
+}
+
+/// Polls `check` until it returns `Some`, at most `within`.
+pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
