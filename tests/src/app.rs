@@ -33,17 +33,30 @@ pub struct TestApp {
 fn test_settings(db: &TestDb, topology: &Topology, overrides: &[(&str, &str)]) -> Settings {
     let mut pairs: Vec<(String, String)> = vec![
         ("WEBHOOKD__DATABASE__URL".into(), db.url.clone()),
-        ("WEBHOOKD__BROKER__EXCHANGE".into(), topology.exchange.clone()),
+        (
+            "WEBHOOKD__BROKER__EXCHANGE".into(),
+            topology.exchange.clone(),
+        ),
         ("WEBHOOKD__BROKER__QUEUE".into(), topology.queue.clone()),
         ("WEBHOOKD__HTTP__LISTEN".into(), "127.0.0.1:0".into()),
-        ("WEBHOOKD__DELIVERY__ALLOW_PRIVATE_TARGETS".into(), "true".into()),
-        ("WEBHOOKD__DELIVERY__INITIAL_BACKOFF_MS".into(), "100".into()),
+        (
+            "WEBHOOKD__DELIVERY__ALLOW_PRIVATE_TARGETS".into(),
+            "true".into(),
+        ),
+        (
+            "WEBHOOKD__DELIVERY__INITIAL_BACKOFF_MS".into(),
+            "100".into(),
+        ),
         ("WEBHOOKD__DELIVERY__MAX_BACKOFF_MS".into(), "2000".into()),
         ("WEBHOOKD__DELIVERY__TIMEOUT_MS".into(), "5000".into()),
         ("WEBHOOKD__SCHEDULER__POLL_INTERVAL_MS".into(), "100".into()),
         ("WEBHOOKD__SHUTDOWN__GRACE_PERIOD_MS".into(), "5000".into()),
     ];
-    pairs.extend(overrides.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    pairs.extend(
+        overrides
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string())),
+    );
     Settings::load_from_pairs(None, pairs).expect("test settings are valid")
 }
 
@@ -55,9 +68,14 @@ impl TestApp {
     pub async fn spawn_with(overrides: &[(&str, &str)]) -> TestApp {
         let db = TestDb::create().await;
         let suffix = Uuid::new_v4().simple().to_string();
-        let topology = Topology::new(format!("test.events.{suffix}"), format!("test.webhookd.{suffix}"));
+        let topology = Topology::new(
+            format!("test.events.{suffix}"),
+            format!("test.webhookd.{suffix}"),
+        );
         let settings = test_settings(&db, &topology, overrides);
-        let app = App::build(settings, Role::All).await.expect("the app builds");
+        let app = App::build(settings, Role::All)
+            .await
+            .expect("the app builds");
         let addr = app.local_addr().expect("a bound address");
         let cancel = CancellationToken::new();
         let handle = tokio::spawn(app.run_until_stopped(cancel.clone()));

@@ -162,7 +162,11 @@ async fn receive(
         out.insert("retry-after", value.parse().unwrap());
     }
     let status = StatusCode::from_u16(status).unwrap();
-    let text = if status.is_success() { "ok" } else { "receiver says no" };
+    let text = if status.is_success() {
+        "ok"
+    } else {
+        "receiver says no"
+    };
     (status, out, text)
 }
 

@@ -48,7 +48,13 @@ async fn an_event_reaches_exactly_the_matching_webhooks_signed_both_ways() {
     webhook_for(&app, &alice, json!(["task.created"]), &exact).await;
     webhook_for(&app, &alice, json!(["task.*"]), &entity).await;
     webhook_for(&app, &alice, json!(["*"]), &star).await;
-    webhook_for(&app, &alice, json!(["deal.*", "task.updated"]), &other_entity).await;
+    webhook_for(
+        &app,
+        &alice,
+        json!(["deal.*", "task.updated"]),
+        &other_entity,
+    )
+    .await;
     webhook_for(&app, &bob, json!(["task.created"]), &other_user).await;
     webhook_for(&app, &root, json!(["task.created"]), &admin).await;
     let off = webhook_for(&app, &alice, json!(["*"]), &inactive).await;
@@ -68,7 +74,10 @@ async fn an_event_reaches_exactly_the_matching_webhooks_signed_both_ways() {
         let got = receiver.wait_for(1, WAIT).await;
         let request = &got[0];
         assert!(request.seed_signature_valid, "X-Webhook-Signature verifies");
-        assert!(request.standard_signature_valid, "webhook-signature verifies");
+        assert!(
+            request.standard_signature_valid,
+            "webhook-signature verifies"
+        );
         assert!(request.header("x-webhook-signature").starts_with("sha256="));
         assert!(request.header("webhook-signature").starts_with("v1,"));
         assert_eq!(request.header("x-webhook-event"), "task.created");
@@ -88,7 +97,11 @@ async fn an_event_reaches_exactly_the_matching_webhooks_signed_both_ways() {
             })
         );
         let keys: Vec<&String> = body.as_object().unwrap().keys().collect();
-        assert_eq!(keys, ["id", "event", "timestamp", "data"], "the seed's shape plus id");
+        assert_eq!(
+            keys,
+            ["id", "event", "timestamp", "data"],
+            "the seed's shape plus id"
+        );
     }
 
     // A public event (no user_id) goes to every subscriber, Bob included; once
@@ -101,7 +114,11 @@ async fn an_event_reaches_exactly_the_matching_webhooks_signed_both_ways() {
     for receiver in [&exact, &entity, &star, &admin] {
         receiver.wait_for(2, WAIT).await;
     }
-    assert_eq!(other_entity.count(), 0, "deal.* and task.updated do not match");
+    assert_eq!(
+        other_entity.count(),
+        0,
+        "deal.* and task.updated do not match"
+    );
     assert_eq!(inactive.count(), 0, "an inactive webhook gets nothing");
 
     let consumed = app
@@ -112,7 +129,10 @@ async fn an_event_reaches_exactly_the_matching_webhooks_signed_both_ways() {
         .fetch_one(&app.db.pool)
         .await
         .unwrap();
-    assert_eq!(rows, 9, "4 deliveries of the private event, 5 of the public one");
+    assert_eq!(
+        rows, 9,
+        "4 deliveries of the private event, 5 of the public one"
+    );
     app.stop().await;
 }
 
@@ -144,11 +164,19 @@ async fn a_receiver_failing_twice_gets_the_same_delivery_three_times_with_growin
 
     let got = receiver.wait_for(3, WAIT).await;
     let ids: Vec<&str> = got.iter().map(|r| r.header("x-webhook-id")).collect();
-    assert!(ids.iter().all(|id| *id == ids[0]), "one delivery id: {ids:?}");
+    assert!(
+        ids.iter().all(|id| *id == ids[0]),
+        "one delivery id: {ids:?}"
+    );
     let attempts: Vec<&str> = got.iter().map(|r| r.header("x-webhook-attempt")).collect();
     assert_eq!(attempts, ["1", "2", "3"]);
-    assert!(got.iter().all(|r| r.body == got[0].body), "the same body every time");
-    assert!(got.iter().all(|r| r.seed_signature_valid && r.standard_signature_valid));
+    assert!(
+        got.iter().all(|r| r.body == got[0].body),
+        "the same body every time"
+    );
+    assert!(got
+        .iter()
+        .all(|r| r.seed_signature_valid && r.standard_signature_valid));
     let first_gap = got[1].at - got[0].at;
     let second_gap = got[2].at - got[1].at;
     assert!(first_gap >= Duration::from_millis(300), "{first_gap:?}");
@@ -171,7 +199,14 @@ async fn a_receiver_failing_twice_gets_the_same_delivery_three_times_with_growin
         .iter()
         .map(|r| (r.get("attempt"), r.get("status_code"), r.get("is_success")))
         .collect();
-    assert_eq!(summary, [(1, Some(500), false), (2, Some(500), false), (3, Some(200), true)]);
+    assert_eq!(
+        summary,
+        [
+            (1, Some(500), false),
+            (2, Some(500), false),
+            (3, Some(200), true)
+        ]
+    );
     let error: Option<String> = rows[0].get("error_message");
     assert_eq!(error.as_deref(), Some("HTTP 500"));
     let payload: String = rows[2].get("payload");
@@ -204,7 +239,8 @@ async fn an_exhausted_delivery_ends_failed_with_every_attempt_logged() {
     let receiver = Receiver::start(SECRET).await;
     receiver.always(503);
     let hook = webhook_for(&app, &token, json!(["deal.won"]), &receiver).await;
-    let event = EventMessage::new("deal.won", json!({"deal_id": 456, "amount": 100000}), 1).unwrap();
+    let event =
+        EventMessage::new("deal.won", json!({"deal_id": 456, "amount": 100000}), 1).unwrap();
     app.publisher.publish(&event).await.unwrap();
 
     let status = eventually(WAIT, "the delivery to fail", || async {
@@ -219,12 +255,13 @@ async fn an_exhausted_delivery_ends_failed_with_every_attempt_logged() {
     .await;
     assert_eq!(status, "failed");
     assert_eq!(receiver.count(), 3, "max_attempts requests, no more");
-    let logged: Vec<(i32, bool)> =
-        sqlx::query_as("SELECT attempt, is_success FROM webhook_logs WHERE webhook_id = $1 ORDER BY attempt")
-            .bind(hook)
-            .fetch_all(&app.db.pool)
-            .await
-            .unwrap();
+    let logged: Vec<(i32, bool)> = sqlx::query_as(
+        "SELECT attempt, is_success FROM webhook_logs WHERE webhook_id = $1 ORDER BY attempt",
+    )
+    .bind(hook)
+    .fetch_all(&app.db.pool)
+    .await
+    .unwrap();
     assert_eq!(logged, [(1, false), (2, false), (3, false)]);
     assert_eq!(
         app.metric(r#"webhookd_deliveries_total{event="deal.won",outcome="failed"}"#)
@@ -232,7 +269,11 @@ async fn an_exhausted_delivery_ends_failed_with_every_attempt_logged() {
         1.0
     );
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert_eq!(receiver.count(), 3, "a failed delivery is not retried on its own");
+    assert_eq!(
+        receiver.count(),
+        3,
+        "a failed delivery is not retried on its own"
+    );
     app.stop().await;
 }
 
@@ -243,14 +284,23 @@ async fn every_malformed_message_is_rejected_counted_and_the_next_good_one_deliv
     let receiver = Receiver::start(SECRET).await;
     webhook_for(&app, &token, json!(["*"]), &receiver).await;
 
-    let huge = format!(r#"{{"event":"task.created","data":{{"x":"{}"}}}}"#, "a".repeat(70_000));
+    let huge = format!(
+        r#"{{"event":"task.created","data":{{"x":"{}"}}}}"#,
+        "a".repeat(70_000)
+    );
     let bad: Vec<(&str, Vec<u8>)> = vec![
         ("invalid_utf8", b"\xff\xfe\xfd".to_vec()),
         ("invalid_json", b"{not json".to_vec()),
         ("not_object", b"[1,2,3]".to_vec()),
         ("missing_field", br#"{"event":"task.created"}"#.to_vec()),
-        ("wrong_type", br#"{"event":"task.created","data":{},"user_id":"seven"}"#.to_vec()),
-        ("unknown_event", br#"{"event":"task.exploded","data":{}}"#.to_vec()),
+        (
+            "wrong_type",
+            br#"{"event":"task.created","data":{},"user_id":"seven"}"#.to_vec(),
+        ),
+        (
+            "unknown_event",
+            br#"{"event":"task.exploded","data":{}}"#.to_vec(),
+        ),
         ("too_large", huge.into_bytes()),
     ];
     for (_, body) in &bad {
@@ -280,16 +330,39 @@ async fn every_malformed_message_is_rejected_counted_and_the_next_good_one_deliv
         .await
         .unwrap()
     {
-        let headers = message.delivery.properties.headers().clone().unwrap_or_default();
+        let headers = message
+            .delivery
+            .properties
+            .headers()
+            .clone()
+            .unwrap_or_default();
         let reason = headers
             .inner()
             .get(webhookd_producer::REJECT_REASON_HEADER)
-            .map(|v| format!("{v:?}"))
+            .and_then(|v| match v {
+                lapin::types::AMQPValue::LongString(s) => {
+                    Some(String::from_utf8_lossy(s.as_bytes()).into_owned())
+                }
+                _ => None,
+            })
             .unwrap_or_default();
         reasons.push(reason);
     }
     assert_eq!(reasons.len(), bad.len(), "{reasons:?}");
-    assert!(reasons.iter().any(|r| r.contains("unknown event")), "{reasons:?}");
+    for expected in [
+        "not valid UTF-8",
+        "not valid JSON",
+        "not an object",
+        "missing required field `data`",
+        "field `user_id` must be an integer",
+        "unknown event `task.exploded`",
+        "over the limit of 65536 bytes",
+    ] {
+        assert!(
+            reasons.iter().any(|r| r.contains(expected)),
+            "{expected}: {reasons:?}"
+        );
+    }
     let _ = conn.close(200, "done".into()).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert_eq!(receiver.count(), 1, "nothing malformed was delivered");
@@ -301,7 +374,13 @@ async fn a_redelivered_event_is_delivered_once_per_webhook() {
     let app = TestApp::spawn().await;
     let (_, token) = app.create_user("Alice", None, false).await;
     let receiver = Receiver::start(SECRET).await;
-    webhook_for(&app, &token, json!(["task.created", "comment.added"]), &receiver).await;
+    webhook_for(
+        &app,
+        &token,
+        json!(["task.created", "comment.added"]),
+        &receiver,
+    )
+    .await;
     let event = task_created("once");
     app.publisher.publish(&event).await.unwrap();
     app.publisher.publish(&event).await.unwrap();
@@ -314,7 +393,11 @@ async fn a_redelivered_event_is_delivered_once_per_webhook() {
         .iter()
         .map(|r| r.json()["id"].as_str().unwrap().to_owned())
         .collect();
-    assert_eq!(ids.iter().filter(|id| **id == event.id.to_string()).count(), 1, "{ids:?}");
+    assert_eq!(
+        ids.iter().filter(|id| **id == event.id.to_string()).count(),
+        1,
+        "{ids:?}"
+    );
     assert!(got.len() >= 2);
     app.stop().await;
 }

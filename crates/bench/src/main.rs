@@ -57,9 +57,15 @@ async fn main() -> anyhow::Result<()> {
 
 async fn run(args: &Args, db_name: &str, suffix: &str) -> anyhow::Result<()> {
     let db_url = format!("{}/{db_name}", args.postgres);
-    let pool = PgPoolOptions::new().max_connections(4).connect(&db_url).await?;
+    let pool = PgPoolOptions::new()
+        .max_connections(4)
+        .connect(&db_url)
+        .await?;
     webhookd::storage::migrate(&pool).await?;
-    let topology = Topology::new(format!("bench.events.{suffix}"), format!("bench.webhookd.{suffix}"));
+    let topology = Topology::new(
+        format!("bench.events.{suffix}"),
+        format!("bench.webhookd.{suffix}"),
+    );
 
     let received = Arc::new(AtomicU64::new(0));
     let (user, _token) = webhookd::storage::users::create_user(&pool, "bench", None, false).await?;
@@ -135,11 +141,18 @@ async fn run(args: &Args, db_name: &str, suffix: &str) -> anyhow::Result<()> {
     println!("  events queued        {}", args.events);
     println!("  webhooks             {}", args.webhooks);
     println!("  deliveries           {expected}");
-    println!("  publish (confirmed)  {:.0} events/s", args.events as f64 / publish_secs);
+    println!(
+        "  publish (confirmed)  {:.0} events/s",
+        args.events as f64 / publish_secs
+    );
     println!("  drain time           {drain:.2} s");
     println!("  deliveries/s         {:.0}", expected as f64 / drain);
     println!("  webhook_logs rows    {logs}");
-    println!("  CPU (whole process)  {:.2} s = {:.3} s per 1k deliveries", cpu, cpu * 1000.0 / expected as f64);
+    println!(
+        "  CPU (whole process)  {:.2} s = {:.3} s per 1k deliveries",
+        cpu,
+        cpu * 1000.0 / expected as f64
+    );
     println!("  peak RSS (process)   {} MiB", peak_rss_kib() / 1024);
     Ok(())
 }
@@ -182,7 +195,12 @@ fn cpu_seconds() -> f64 {
     // Fields after the command name, which is in parentheses and may hold spaces.
     let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
     let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0);
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
     // utime and stime are fields 14 and 15 of stat, 11 and 12 after the name.
     (ticks(11) + ticks(12)) / 100.0
 }
