@@ -1,6 +1,7 @@
 //! The delivery pipeline end to end: producer → RabbitMQ → webhookd →
 //! signed HTTP → receivers on 127.0.0.1, with every attempt in Postgres.
 
+#![allow(clippy::unwrap_used)]
 use std::time::Duration;
 
 use serde_json::{json, Value};
