@@ -6,7 +6,7 @@
 use serde_json::{Map, Value};
 
 /// Top-level names a placeholder may start with: the envelope's fields.
-const ROOTS: &[&str] = &["id", "event", "timestamp", "user_id", "data"];
+const ROOTS: &[&str] = &["id", "event", "timestamp", "data"];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {
@@ -18,7 +18,7 @@ pub enum TemplateError {
     EmptyPlaceholder,
     #[error("placeholder `{0}` must be a dotted path like `data.title`")]
     BadPath(String),
-    #[error("placeholder `{0}` must start with one of id, event, timestamp, user_id, data")]
+    #[error("placeholder `{0}` must start with one of id, event, timestamp, data")]
     UnknownRoot(String),
 }
 
@@ -51,7 +51,7 @@ impl Template {
         })
     }
 
-    /// Renders against the envelope (`{"id","event","timestamp","user_id","data"}`).
+    /// Renders against the envelope (`{"id","event","timestamp","data"}`).
     /// Missing values render as empty text; strings are inserted as they are;
     /// numbers, booleans, objects and arrays as their compact JSON text.
     pub fn render(&self, envelope: &Value) -> String {
@@ -163,7 +163,6 @@ mod tests {
             "id": "0192f1d2-0000-7000-8000-000000000001",
             "event": "task.created",
             "timestamp": 1708435200,
-            "user_id": 7,
             "data": {
                 "task_id": 123,
                 "title": "Quote \" brace } {{data.x}} newline\n tab\t \u{0} юникод 🎉",
@@ -200,7 +199,7 @@ mod tests {
     #[test]
     fn non_string_values_become_their_json_text_and_missing_ones_empty() {
         let v = render(
-            r##"{"n": "#{{data.task_id}}", "b": "{{data.done}}", "o": "{{data.owner}}", "arr": "{{data.tags}}", "first": "{{data.tags.0}}", "missing": "[{{data.nope.deeper}}]", "null": "{{data.none}}", "ts": "{{timestamp}}", "u": "{{user_id}}"}"##,
+            r##"{"n": "#{{data.task_id}}", "b": "{{data.done}}", "o": "{{data.owner}}", "arr": "{{data.tags}}", "first": "{{data.tags.0}}", "missing": "[{{data.nope.deeper}}]", "null": "{{data.none}}", "ts": "{{timestamp}}"}"##,
         );
         assert_eq!(v["n"], "#123");
         assert_eq!(v["b"], "false");
@@ -210,7 +209,6 @@ mod tests {
         assert_eq!(v["missing"], "[]");
         assert_eq!(v["null"], "");
         assert_eq!(v["ts"], "1708435200");
-        assert_eq!(v["u"], "7");
     }
 
     #[test]
@@ -239,6 +237,7 @@ mod tests {
             (r#"{"t": "{{data.a b}}"}"#, "dotted path"),
             (r#"{"t": "{{secret}}"}"#, "must start with"),
             (r#"{"t": "{{env.HOME}}"}"#, "must start with"),
+            (r#"{"t": "{{user_id}}"}"#, "must start with"),
         ];
         for (template, expected) in cases {
             let err = Template::parse(template).expect_err(template).to_string();
