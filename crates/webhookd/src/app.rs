@@ -46,10 +46,10 @@ impl Role {
 
 #[derive(Debug, thiserror::Error)]
 pub enum AppError {
-    #[error("binding {addr}: {source}")]
+    #[error("binding {addr}: {reason}")]
     Bind {
         addr: SocketAddr,
-        source: std::io::Error,
+        reason: std::io::Error,
     },
     #[error(transparent)]
     Storage(#[from] storage::StorageError),
@@ -75,7 +75,7 @@ impl App {
         let addr = settings.http.listen;
         let listener = TcpListener::bind(addr)
             .await
-            .map_err(|source| AppError::Bind { addr, source })?;
+            .map_err(|reason| AppError::Bind { addr, reason })?;
         let pool =
             storage::connect_lazy(&settings.database.url, settings.database.max_connections)?;
         Ok(App {

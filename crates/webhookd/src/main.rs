@@ -1,9 +1,10 @@
 use std::path::PathBuf;
+use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
-use tracing::info;
+use tracing::{error, info};
 use webhookd::{storage, telemetry, App, Role, Settings};
 use webhookd_producer::topology::{declare, Topology};
 
@@ -36,11 +37,29 @@ enum Command {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> ExitCode {
     let cli = Cli::parse();
-    let settings = Settings::load(cli.config.as_deref())?;
+    let settings = match Settings::load(cli.config.as_deref()) {
+        Ok(settings) => settings,
+        Err(e) => {
+            // Logging is configured by these settings, so it is not up yet.
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     telemetry::init(&settings.log);
-    match cli.command {
+    match execute(cli.command, settings).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // Through tracing, so a JSON log pipeline gets one JSON line.
+            error!(error = format!("{e:#}"), "webhookd failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn execute(command: Command, settings: Settings) -> anyhow::Result<()> {
+    match command {
         Command::Migrate => migrate(&settings).await,
         Command::Run { role } => run(settings, role).await,
         Command::Users(cmd) => {

@@ -12,14 +12,28 @@ use sqlx::{ConnectOptions, Connection, PgPool};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 
+// The wrapped errors are shown in the message and deliberately not exposed as
+// `source()`: error reporters print the chain, and the cause would appear twice.
 #[derive(Debug, thiserror::Error)]
 pub enum StorageError {
     #[error("database: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(sqlx::Error),
     #[error("migrations: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(sqlx::migrate::MigrateError),
     #[error("{0}")]
     Conflict(String),
+}
+
+impl From<sqlx::Error> for StorageError {
+    fn from(e: sqlx::Error) -> Self {
+        StorageError::Database(e)
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StorageError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        StorageError::Migrate(e)
+    }
 }
 
 fn options(url: &SecretString) -> Result<PgConnectOptions, StorageError> {
@@ -28,10 +42,14 @@ fn options(url: &SecretString) -> Result<PgConnectOptions, StorageError> {
 }
 
 pub async fn connect(url: &SecretString, max_connections: u32) -> Result<PgPool, StorageError> {
+    let options = options(url)?;
+    // One direct connection first: a pool only says "timed out", while this
+    // reports the real cause (refused, unknown database, bad password).
+    options.connect().await?.close().await?;
     let pool = PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(std::time::Duration::from_secs(5))
-        .connect_with(options(url)?)
+        .connect_with(options)
         .await?;
     Ok(pool)
 }
