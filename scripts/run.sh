@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Runs the whole system locally: services, migrations, then `webhookd run`
-# (admin API and UI on http://127.0.0.1:8080, metrics on /metrics).
+# (admin API on http://127.0.0.1:8080, metrics on /metrics). Extra arguments
+# go to `webhookd run` (e.g. --role worker).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/ensure-services.sh
 cargo build --release --bins
-target/release/webhookd migrate
-exec target/release/webhookd run "$@"
+cargo run --quiet --release --bin webhookd -- migrate
+exec cargo run --quiet --release --bin webhookd -- run "$@"
