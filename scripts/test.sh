@@ -6,4 +6,8 @@ cd "$(dirname "$0")/.."
 scripts/ensure-services.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+scripts/ensure-browser.sh
 cargo test --workspace --locked
+# The outage tests stop the shared Postgres and RabbitMQ, which would break any
+# test running beside them: they run alone, one at a time, after the rest.
+cargo test -p webhookd-e2e --test outages --locked -- --ignored --test-threads=1

@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use webhookd::api::{self, ApiState};
+use webhookd::deliver::Deliverer;
 use webhookd::settings::Settings;
 use webhookd::storage::users;
 use webhookd_e2e::db::TestDb;
@@ -42,9 +43,15 @@ impl Api {
         let db = TestDb::create().await;
         let pairs = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string()));
         let settings = Settings::load_from_pairs(None, pairs).expect("valid settings");
+        let deliverer = Deliverer::new(
+            settings.delivery.allow_private_targets,
+            settings.delivery.max_response_bytes,
+        )
+        .unwrap();
         let state = ApiState {
             pool: db.pool.clone(),
             settings: Arc::new(settings),
+            deliverer,
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -233,6 +240,14 @@ async fn every_route_refuses_a_request_without_a_token_with_a_bearer_challenge()
         (Method::PATCH, format!("/webhooks/{id}")),
         (Method::DELETE, format!("/webhooks/{id}")),
         (Method::POST, format!("/webhooks/{id}/toggle")),
+        (Method::POST, format!("/webhooks/{id}/test")),
+        (Method::POST, format!("/webhooks/{id}/retry")),
+        (Method::POST, format!("/webhooks/{id}/rotate-secret")),
+        (Method::GET, format!("/webhooks/{id}/logs")),
+        (Method::GET, format!("/webhooks/{id}/logs/1")),
+        (Method::GET, format!("/webhooks/{id}/deliveries")),
+        (Method::GET, "/stats".to_owned()),
+        (Method::GET, "/templates".to_owned()),
     ];
     for (method, path) in routes {
         let body = matches!(method, Method::POST | Method::PATCH).then(|| hook("x"));
@@ -319,6 +334,7 @@ async fn creating_a_webhook_answers_201_with_every_field_and_a_generated_secret(
     assert_eq!(created["headers"], json!({}));
     assert_eq!(created["template"], Value::Null);
     assert_eq!(created["disabled_reason"], Value::Null);
+    assert_eq!(created["previous_secret_expires_at"], Value::Null);
     for stamp in ["created_at", "updated_at"] {
         let text = created[stamp].as_str().expect("a timestamp");
         chrono_like_rfc3339(text);

@@ -4,102 +4,27 @@
 //! and HTTP port, against the real Postgres and RabbitMQ.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::str::FromStr;
-use std::sync::{Arc, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use lapin::options::{
-    ExchangeDeclareOptions, ExchangeDeleteOptions, QueueDeclareOptions, QueueDeleteOptions,
-};
+use lapin::options::{ExchangeDeclareOptions, QueueDeclareOptions};
 use lapin::types::FieldTable;
 use lapin::{ConnectionProperties, ExchangeKind};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgConnection};
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
 use uuid::Uuid;
 use webhookd_e2e::app::AMQP_URL;
 use webhookd_e2e::db::{DEFAULT_SERVER_URL, NAME_PREFIX};
+use webhookd_e2e::process::{
+    delete_topology, pairs, poll, sample, webhookd_command, Daemon, DAEMON_LIMIT,
+};
 use webhookd_producer::{Event, Publisher, Topology};
 
 /// Upper bound for a one-shot command (`migrate`, `users ...`) to finish.
 const COMMAND_LIMIT: Duration = Duration::from_secs(120);
-/// Upper bound for `webhookd run` to become ready, or to exit after SIGTERM.
-const DAEMON_LIMIT: Duration = Duration::from_secs(60);
-
-// ---------------------------------------------------------------------------
-// The binary
-// ---------------------------------------------------------------------------
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("the e2e crate lives inside the workspace")
-        .to_path_buf()
-}
-
-/// `target/debug/webhookd` (or under `CARGO_TARGET_DIR`). Cargo is run once per
-/// test binary, whatever the number of parallel tests: it builds the binary
-/// when missing and rebuilds it when stale (`cargo test -p webhookd-e2e`
-/// builds the `webhookd` library this crate links, not the `webhookd` binary,
-/// so without this the tests could exercise an old build).
-fn webhookd_binary() -> &'static Path {
-    static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let root = workspace_root();
-        let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-            .map(|dir| root.join(dir))
-            .unwrap_or_else(|| root.join("target"));
-        let binary = target_dir
-            .join("debug")
-            .join(format!("webhookd{}", std::env::consts::EXE_SUFFIX));
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
-        let mut command = std::process::Command::new(cargo);
-        // The variables cargo sets for this test process describe this crate.
-        // Left in place, build scripts that watch them (ring's watches
-        // CARGO_MANIFEST_DIR) would rerun, rebuilding half the dependency
-        // tree now and again at the next ordinary `cargo build`.
-        for (key, _) in std::env::vars_os() {
-            let key_text = key.to_string_lossy();
-            if key_text.starts_with("CARGO_PKG_")
-                || [
-                    "CARGO_MANIFEST_DIR",
-                    "CARGO_MANIFEST_PATH",
-                    "CARGO_CRATE_NAME",
-                    "CARGO_PRIMARY_PACKAGE",
-                    "CARGO_TARGET_TMPDIR",
-                    "OUT_DIR",
-                ]
-                .contains(&key_text.as_ref())
-            {
-                command.env_remove(&key);
-            }
-        }
-        let output = command
-            .args(["build", "-p", "webhookd", "--bin", "webhookd"])
-            .current_dir(&root)
-            .stdin(Stdio::null())
-            .output()
-            .expect("running `cargo build -p webhookd --bin webhookd`");
-        assert!(
-            output.status.success(),
-            "`cargo build -p webhookd --bin webhookd` failed ({}):\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
-        assert!(
-            binary.is_file(),
-            "cargo built webhookd but {} does not exist",
-            binary.display()
-        );
-        binary
-    })
-}
 
 // ---------------------------------------------------------------------------
 // Per-test resources: a database name, an exchange and a queue
@@ -181,36 +106,23 @@ impl Fixture {
         }
     }
 
-    /// `webhookd ARGS` configured for this test's database and broker objects
-    /// only through the environment; inherited `WEBHOOKD*` and `RUST_LOG`
-    /// variables are removed so the developer's shell cannot change the run.
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(webhookd_binary());
-        command.args(args);
-        for (key, _) in std::env::vars_os() {
-            let key_text = key.to_string_lossy();
-            if key_text.starts_with("WEBHOOKD") || key_text == "RUST_LOG" {
-                command.env_remove(&key);
-            }
-        }
-        command
-            .env("RUST_BACKTRACE", "0")
-            .env("RUST_LIB_BACKTRACE", "0")
-            .env("NO_COLOR", "1")
-            .env("WEBHOOKD__DATABASE__URL", &self.db_url)
-            .env("WEBHOOKD__BROKER__URL", AMQP_URL)
-            .env("WEBHOOKD__BROKER__EXCHANGE", &self.topology.exchange)
-            .env("WEBHOOKD__BROKER__QUEUE", &self.topology.queue)
-            .stdin(Stdio::null())
-            .kill_on_drop(true);
-        command
+    /// The configuration of every `webhookd` this test runs: this test's
+    /// database and broker objects, through the environment only.
+    fn env(&self, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+        let mut env = pairs(&[
+            ("WEBHOOKD__DATABASE__URL", &self.db_url),
+            ("WEBHOOKD__BROKER__URL", AMQP_URL),
+            ("WEBHOOKD__BROKER__EXCHANGE", &self.topology.exchange),
+            ("WEBHOOKD__BROKER__QUEUE", &self.topology.queue),
+        ]);
+        env.extend(pairs(extra));
+        env
     }
 
     /// Runs a one-shot command to its end.
     async fn webhookd(&self, args: &[&str], env: &[(&str, &str)]) -> Ran {
-        let mut command = self.command(args);
-        command.envs(env.iter().copied());
-        let output = tokio::time::timeout(COMMAND_LIMIT, command.output())
+        let command = webhookd_command(args, &self.env(env)).output();
+        let output = tokio::time::timeout(COMMAND_LIMIT, command)
             .await
             .unwrap_or_else(|_| panic!("`webhookd {}` did not finish", args.join(" ")))
             .unwrap_or_else(|e| panic!("starting `webhookd {}`: {e}", args.join(" ")));
@@ -316,26 +228,6 @@ async fn drop_database(name: &str) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-async fn delete_topology(topology: &Topology) {
-    let Ok(conn) = lapin::Connection::connect(AMQP_URL, ConnectionProperties::default()).await
-    else {
-        return;
-    };
-    if let Ok(channel) = conn.create_channel().await {
-        for queue in [topology.queue.clone(), topology.dead_letter_queue()] {
-            let _ = channel
-                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-                .await;
-        }
-        for exchange in [topology.exchange.clone(), topology.dead_letter_exchange()] {
-            let _ = channel
-                .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
-                .await;
-        }
-    }
-    let _ = conn.close(200, "done".into()).await;
-}
-
 /// A broker object whose existence a passive declare checks.
 enum BrokerObject<'a> {
     Exchange(&'a str),
@@ -378,169 +270,21 @@ async fn broker_has(object: BrokerObject<'_>) -> bool {
     found
 }
 
-// ---------------------------------------------------------------------------
-// `webhookd run` as a child process
-// ---------------------------------------------------------------------------
-
-/// A port on 127.0.0.1 that was free a moment ago.
-fn free_port() -> u16 {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-    listener.local_addr().unwrap().port()
+/// Starts `webhookd run` for this test and waits until it is ready.
+async fn start_daemon(fixture: &Fixture) -> Daemon {
+    let env = fixture.env(&[("WEBHOOKD__SHUTDOWN__GRACE_PERIOD_MS", "5000")]);
+    Daemon::start(&["run"], &env).await
 }
 
-/// A running `webhookd run`; killed when dropped, so a failed test never
-/// leaves a daemon behind.
-struct Daemon {
-    child: Child,
-    addr: SocketAddr,
-    http: reqwest::Client,
-    stderr: Arc<Mutex<String>>,
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.start_kill();
-    }
-}
-
-impl Daemon {
-    /// Starts `webhookd run` on a free port and waits until `/readyz` says ready.
-    async fn start(fixture: &Fixture) -> Daemon {
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, free_port()));
-        let mut command = fixture.command(&["run"]);
-        command
-            .env("WEBHOOKD__HTTP__LISTEN", addr.to_string())
-            .env("WEBHOOKD__SHUTDOWN__GRACE_PERIOD_MS", "5000")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = command.spawn().expect("starting `webhookd run`");
-        let stderr = Arc::new(Mutex::new(String::new()));
-        let pipe = child.stderr.take().expect("a piped stderr");
-        let sink = stderr.clone();
-        tokio::spawn(async move {
-            let mut lines = BufReader::new(pipe).lines();
-            while let Ok(Some(line)) = lines.next_line().await {
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let mut daemon = Daemon {
-            child,
-            addr,
-            http: reqwest::Client::new(),
-            stderr,
-        };
-        daemon.wait_until_ready().await;
-        daemon
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("http://{}{}", self.addr, path)
-    }
-
-    /// What the daemon has logged so far, for failure messages.
-    fn logs(&self) -> String {
-        self.stderr.lock().unwrap().clone()
-    }
-
-    async fn wait_until_ready(&mut self) {
-        let deadline = Instant::now() + DAEMON_LIMIT;
-        loop {
-            if let Ok(response) = self.http.get(self.url("/readyz")).send().await {
-                if response.status() == StatusCode::OK {
-                    let body: Value = response.json().await.unwrap();
-                    assert_eq!(body["status"], "ready", "/readyz: {body}");
-                    return;
-                }
-            }
-            if let Some(status) = self.child.try_wait().unwrap() {
-                // Let the reader catch the last lines.
-                tokio::time::sleep(Duration::from_millis(200)).await;
-                panic!(
-                    "webhookd run exited with {status} before becoming ready:\n{}",
-                    self.logs()
-                );
-            }
-            assert!(
-                Instant::now() < deadline,
-                "webhookd run never became ready:\n{}",
-                self.logs()
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn get(&self, path: &str, token: Option<&str>) -> reqwest::Response {
-        let mut request = self.http.get(self.url(path));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        request.send().await.unwrap()
-    }
-
-    /// `GET /api/v1/me`: the status and the body, JSON or not.
-    async fn me(&self, token: &str) -> (StatusCode, Value) {
-        let response = self.get("/api/v1/me", Some(token)).await;
-        let status = response.status();
-        let text = response.text().await.unwrap();
-        (
-            status,
-            serde_json::from_str(&text).unwrap_or(Value::String(text)),
-        )
-    }
-
-    async fn metrics(&self) -> String {
-        let response = self.get("/metrics", None).await;
-        assert_eq!(response.status(), StatusCode::OK);
-        response.text().await.unwrap()
-    }
-
-    /// Sends SIGTERM and waits (bounded) for the process to exit.
-    async fn terminate(mut self) -> ExitStatus {
-        let pid = self.child.id().expect("the daemon is still running");
-        let sent = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()
-            .expect("running kill");
-        assert!(sent.success(), "kill -TERM {pid} failed: {sent}");
-        let status = tokio::time::timeout(DAEMON_LIMIT, self.child.wait())
-            .await
-            .unwrap_or_else(|_| panic!("webhookd run did not exit after SIGTERM:\n{}", self.logs()))
-            .unwrap();
-        // Let the reader catch the last lines.
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        assert!(
-            status.success(),
-            "webhookd run exited with {status} after SIGTERM:\n{}",
-            self.logs()
-        );
-        status
-    }
-}
-
-/// Polls `check` every 50 ms until it returns `Some`, at most `within`.
-async fn poll<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// The value of one sample line of a Prometheus text exposition.
-fn sample(metrics: &str, name: &str) -> Option<f64> {
-    metrics.lines().find_map(|line| {
-        let (key, value) = line.rsplit_once(' ')?;
-        (key == name).then(|| value.parse().ok())?
-    })
+/// `GET /api/v1/me`: the status and the body, JSON or not.
+async fn me(daemon: &Daemon, token: &str) -> (StatusCode, Value) {
+    let response = daemon.get("/api/v1/me", Some(token)).await;
+    let status = response.status();
+    let text = response.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
 }
 
 // ---------------------------------------------------------------------------
@@ -645,16 +389,16 @@ async fn users_create_list_rotate_and_revoke_manage_tokens_that_the_api_accepts(
         list.stdout
     );
 
-    let daemon = Daemon::start(&fixture).await;
+    let daemon = start_daemon(&fixture).await;
     let alice_me = json!({"id": 42, "name": "Alice", "is_admin": false});
     assert_eq!(
-        daemon.me(&alice_token).await,
+        me(&daemon, &alice_token).await,
         (StatusCode::OK, alice_me.clone())
     );
-    let (status, me) = daemon.me(&root_token).await;
-    assert_eq!(status, StatusCode::OK, "{me}");
-    assert_eq!(me["name"], "Root");
-    assert_eq!(me["is_admin"], true);
+    let (status, root_me) = me(&daemon, &root_token).await;
+    assert_eq!(status, StatusCode::OK, "{root_me}");
+    assert_eq!(root_me["name"], "Root");
+    assert_eq!(root_me["is_admin"], true);
 
     let rotated = fixture
         .webhookd(&["users", "rotate", "--id", "42"], &[])
@@ -663,11 +407,11 @@ async fn users_create_list_rotate_and_revoke_manage_tokens_that_the_api_accepts(
     let new_token = rotated.token();
     assert_ne!(new_token, alice_token);
     assert_eq!(
-        daemon.me(&alice_token).await.0,
+        me(&daemon, &alice_token).await.0,
         StatusCode::UNAUTHORIZED,
         "the rotated-out token is refused"
     );
-    assert_eq!(daemon.me(&new_token).await, (StatusCode::OK, alice_me));
+    assert_eq!(me(&daemon, &new_token).await, (StatusCode::OK, alice_me));
 
     let revoked = fixture
         .webhookd(&["users", "revoke", "--id", "42"], &[])
@@ -678,9 +422,9 @@ async fn users_create_list_rotate_and_revoke_manage_tokens_that_the_api_accepts(
         "revoke prints no token: {}",
         revoked.stdout
     );
-    assert_eq!(daemon.me(&new_token).await.0, StatusCode::UNAUTHORIZED);
+    assert_eq!(me(&daemon, &new_token).await.0, StatusCode::UNAUTHORIZED);
     assert_eq!(
-        daemon.me(&root_token).await.0,
+        me(&daemon, &root_token).await.0,
         StatusCode::OK,
         "revoking Alice's tokens leaves Root's alone"
     );
@@ -718,7 +462,7 @@ async fn users_create_list_rotate_and_revoke_manage_tokens_that_the_api_accepts(
 async fn run_exits_zero_on_sigterm_and_readyz_reports_ready_before() {
     let fixture = Fixture::new();
     fixture.migrate().await;
-    let daemon = Daemon::start(&fixture).await;
+    let daemon = start_daemon(&fixture).await;
 
     let ready = daemon.get("/readyz", None).await;
     assert_eq!(ready.status(), StatusCode::OK);

@@ -126,13 +126,23 @@ async fn an_event_reaches_exactly_the_matching_webhooks_signed_both_ways() {
         .metric(r#"webhookd_events_consumed_total{event="task.created"}"#)
         .await;
     assert_eq!(consumed, 2.0);
-    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM webhook_logs WHERE is_success")
+    // Receivers see a request before its attempt is recorded: wait for the rows.
+    eventually(WAIT, "9 recorded successes", || async {
+        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM webhook_logs WHERE is_success")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+        (rows == 9).then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM webhook_logs")
         .fetch_one(&app.db.pool)
         .await
         .unwrap();
     assert_eq!(
         rows, 9,
-        "4 deliveries of the private event, 5 of the public one"
+        "4 deliveries of the private event, 5 of the public one, nothing else"
     );
     app.stop().await;
 }
@@ -431,5 +441,48 @@ async fn a_template_webhook_receives_its_rendered_body() {
     );
     assert!(got[0].seed_signature_valid && got[0].standard_signature_valid);
     assert_eq!(got[0].header("x-api-key"), "k-123");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn during_a_secret_rotation_requests_are_signed_with_both_secrets() {
+    let app = TestApp::spawn().await;
+    let (_, token) = app.create_user("Alice", None, false).await;
+    let receiver = Receiver::start(SECRET).await;
+    let hook = webhook_for(&app, &token, json!(["task.created"]), &receiver).await;
+    let rotated: Value = app
+        .http
+        .post(app.url(&format!("/api/v1/webhooks/{hook}/rotate-secret")))
+        .bearer_auth(&token)
+        .json(&json!({"grace_period_secs": 3600}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let new_secret = rotated["secret"].as_str().unwrap().to_owned();
+    assert_ne!(new_secret, SECRET);
+
+    app.publisher
+        .publish(&task_created("rotating"))
+        .await
+        .unwrap();
+    let got = receiver.wait_for(1, WAIT).await;
+    let request = &got[0];
+    let body = &request.body[..];
+    let id = request.header("webhook-id");
+    let ts = request.header("webhook-timestamp");
+    let standard = request.header("webhook-signature");
+    let now = chrono::Utc::now().timestamp();
+    assert_eq!(standard.split(' ').count(), 2, "{standard}");
+    webhookd_signing::verify_standard(&new_secret, id, ts, body, standard, now, 300)
+        .expect("the new secret verifies");
+    webhookd_signing::verify_standard(SECRET, id, ts, body, standard, now, 300)
+        .expect("the old secret still verifies during the grace period");
+    webhookd_signing::verify_seed(&new_secret, body, request.header("x-webhook-signature"))
+        .expect("X-Webhook-Signature uses the new secret");
+    webhookd_signing::verify_seed(SECRET, body, request.header("x-webhook-signature-previous"))
+        .expect("X-Webhook-Signature-Previous uses the old secret");
     app.stop().await;
 }

@@ -7,11 +7,13 @@
 pub mod catalogue;
 pub mod message;
 pub mod pattern;
+pub mod presets;
 pub mod retry;
 pub mod template;
 
 pub use catalogue::{find_event, EventSpec, CATALOGUE, TEST_EVENT};
 pub use message::{derive_event_id, render_envelope, EventMessage, MessageError, ParsedMessage};
 pub use pattern::{candidate_patterns, EventPattern, PatternError};
+pub use presets::{find_preset, sample_envelope, Preset, PRESETS};
 pub use retry::{Jitter, RetryDecision, RetryPolicy};
 pub use template::{Template, TemplateError};

@@ -110,6 +110,7 @@ impl<'a> ParsedMessage<'a> {
                 expected: "an object",
             });
         }
+        check_data(data)?;
         let id = typed::<String>(wire.id, "id", "a UUID string")?
             .map(|s| Uuid::parse_str(&s))
             .transpose()
@@ -126,6 +127,71 @@ impl<'a> ParsedMessage<'a> {
             user_id,
             data,
         })
+    }
+}
+
+/// Checks that `data` parses as a JSON value in full, as a template renderer
+/// or a strict receiver (serde_json, PHP's `json_decode`) will parse it. The
+/// grammar check done so far lets through strings with a lone UTF-16
+/// surrogate escape (`"\ud800"`), numbers beyond the range of a double
+/// (`1e400`) and nesting deeper than any parser's limit; forwarded, those
+/// would reach receivers that cannot read them and render templates blank.
+/// Walks the text without building anything (strings are borrowed unless
+/// they hold escapes).
+fn check_data(data: &RawValue) -> Result<(), MessageError> {
+    serde_json::from_str::<Strict>(data.get())
+        .map(|_| ())
+        .map_err(|e| MessageError::NotJson(format!("in `data`: {e}")))
+}
+
+/// A JSON value checked as fully as `serde_json::Value` would be, then dropped.
+struct Strict;
+
+impl<'de> Deserialize<'de> for Strict {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(Strict)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Strict {
+    type Value = Strict;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+
+    fn visit_unit<E>(self) -> Result<Strict, E> {
+        Ok(Strict)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Strict, A::Error> {
+        while seq.next_element::<Strict>()?.is_some() {}
+        Ok(Strict)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Strict, A::Error> {
+        while map.next_entry::<Strict, Strict>()?.is_some() {}
+        Ok(Strict)
     }
 }
 
@@ -336,6 +402,57 @@ mod tests {
         match parse(&body).unwrap_err() {
             MessageError::UnknownEvent(name) => assert_eq!(name.len(), MAX_ECHOED_NAME),
             other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn data_that_strict_parsers_refuse_is_invalid_json() {
+        // Found by the `parse_message` fuzz target: the grammar check let these
+        // through, and the envelope then failed to parse as a value, so
+        // templates rendered blank.
+        let found = r#"{"id":"0192f1d2-0000-7000-8000-000000000001","event":"task.created","|imestamp":1708435200,"user_id":7,"data":{"\udc00d":123,"ditle":"Новая заиача","status":"pending"}}"#;
+        let err = parse(found).unwrap_err();
+        assert_eq!(err.reason(), "invalid_json");
+        assert!(
+            err.to_string()
+                .starts_with("message body is not valid JSON: in `data`: lone leading surrogate"),
+            "{err}"
+        );
+        for data in [
+            r#"{"t":"\ud800"}"#,
+            r#"{"t":"\ud800x"}"#,
+            r#"{"t":"\udbff\u0041"}"#,
+            r#"{"t":"\ud800\ud800"}"#,
+            r#"{"t":"\ude00\ud83d"}"#,
+            r#"{"t":"ok \\ and \" then \uDFFF"}"#,
+            r#"{"\uD800":1}"#,
+            // Also found by the fuzzer: beyond the range of a double.
+            r#"{"task__pd":231e308}"#,
+            r#"{"n":-1e400}"#,
+            r#"{"n":[1, 2, 1E+999]}"#,
+        ] {
+            let body = format!(r#"{{"event":"deal.won","data":{data}}}"#);
+            assert_eq!(parse(&body).unwrap_err().reason(), "invalid_json", "{data}");
+        }
+        // Nesting beyond serde_json's limit of 128 (which the grammar check
+        // alone does not enforce).
+        let deep = format!(r#"{{"a":{}{}}}"#, "[".repeat(200), "]".repeat(200));
+        let body = format!(r#"{{"event":"deal.won","data":{deep}}}"#);
+        let err = parse(&body).unwrap_err();
+        assert!(err.to_string().contains("recursion limit"), "{err}");
+        for data in [
+            r#"{"t":"\ud83d\ude00 \uD83D\uDE00"}"#,
+            r#"{"t":"\\ud800 is text, not an escape"}"#,
+            r#"{"t":"\\\ud83d\ude00 \u0000 \uffff \ud7ff \ue000"}"#,
+            r#"{"t":"\u00e9\"\\\/\b\f\n\r\t"}"#,
+            r#"{"n":[1e308,-1e308,5e-324,1e-400,12345678901234567890123,-0]}"#,
+            &format!(r#"{{"a":{}{}}}"#, "[".repeat(120), "]".repeat(120)),
+        ] {
+            let body = format!(r#"{{"event":"deal.won","data":{data}}}"#);
+            let m = parse(&body).unwrap_or_else(|e| panic!("{data}: {e}"));
+            assert_eq!(m.data.get(), data);
+            let envelope = render_envelope(&Uuid::from_u128(1), "deal.won", 0, m.data);
+            serde_json::from_str::<serde_json::Value>(&envelope).expect(data);
         }
     }
 

@@ -226,6 +226,19 @@ mod tests {
     }
 
     #[test]
+    fn fixed_numbers_render_as_the_numbers_written() {
+        // Found by the `render_template` fuzz target: without exact float
+        // parsing, `5e31` came back as `4.999999999999999e31`.
+        let out = Template::parse(r#"{"a": 50e30, "b": 5e31, "c": [0.1, 1.7976931348623157e308, 2.2250738585072014e-308]}"#)
+            .unwrap()
+            .render(&envelope());
+        assert_eq!(
+            out,
+            r#"{"a":5e+31,"b":5e+31,"c":[0.1,1.7976931348623157e+308,2.2250738585072014e-308]}"#
+        );
+    }
+
+    #[test]
     fn invalid_templates_are_refused_with_a_reason() {
         let cases = [
             ("{\"text\": ", "not valid JSON"),

@@ -1,22 +1,28 @@
 //! Wiring: `App::build` binds the HTTP listener and prepares every part;
 //! `run_until_stopped` runs them until the cancellation token fires, then
-//! shuts down in order: stop consuming and claiming, let attempts in flight
-//! finish within the grace period, write their records, close.
+//! shuts down within the grace period, in order: stop consuming and claiming,
+//! let attempts in flight finish, give the unfinished ones back to other
+//! workers, write the last records, close.
+
+mod handoff;
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
+use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::{timeout_at, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use webhookd_producer::topology::Topology;
 
+use self::handoff::{renew_leases, spawn_writer};
+pub use self::handoff::{Handoff, Held};
 use crate::api::{self, ApiState};
-use crate::consume::{connect, EventConsumer};
+use crate::consume::{connect, BrokerHealth, EventConsumer};
 use crate::deliver::Deliverer;
 use crate::dispatch::{Dispatcher, Limits};
 use crate::http::{ops_router, OpsState};
@@ -25,7 +31,14 @@ use crate::record::spawn_recorder;
 use crate::retention::run_retention;
 use crate::schedule::Scheduler;
 use crate::settings::Settings;
+use crate::storage::handback::release_deliveries;
 use crate::storage::{self, deliveries::Lease};
+
+/// Time kept at the end of the grace period to give unfinished deliveries
+/// back and write the last records: a quarter of the period, at most this.
+const WRITE_BACK_MAX: Duration = Duration::from_secs(2);
+/// Closing the database pool politely, at most; exiting closes it anyway.
+const POOL_CLOSE_LIMIT: Duration = Duration::from_millis(500);
 
 /// Which parts a process runs, so API and workers scale separately.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -97,139 +110,266 @@ impl App {
 
     pub async fn run_until_stopped(self, cancel: CancellationToken) -> Result<(), AppError> {
         let s = self.settings.clone();
-        let broker_up = Arc::new(AtomicBool::new(false));
-        let topology = Topology::new(s.broker.exchange.clone(), s.broker.queue.clone());
-        let grace = Duration::from_millis(s.shutdown.grace_period_ms);
-        // Fires when the grace period is over: whatever is unwritten then is
-        // redone later from the leases.
-        let abandon = CancellationToken::new();
-        let mut background = tokio::task::JoinSet::new();
-        let mut worker = None;
-
-        if self.role.works() {
-            let wake = Arc::new(Notify::new());
-            let (recorder, recorder_done) = spawn_recorder(
-                self.pool.clone(),
-                self.metrics.clone(),
-                wake.clone(),
-                abandon.clone(),
-            );
-            let dispatcher = Dispatcher::new(
-                Deliverer::new(
-                    s.delivery.allow_private_targets,
-                    s.delivery.max_response_bytes,
-                )?,
-                s.retry_policy(),
-                Duration::from_millis(s.delivery.timeout_ms),
-                Limits {
-                    max_in_flight: s.delivery.max_in_flight,
-                    concurrency: s.delivery.concurrency,
-                    per_endpoint: s.delivery.per_endpoint_concurrency,
-                },
-                self.metrics.clone(),
-                recorder,
-            );
-            let lease = Lease {
-                default_timeout_ms: i64::try_from(s.delivery.timeout_ms).unwrap_or(i64::MAX),
-                margin_ms: i64::try_from(s.scheduler.lease_margin_ms).unwrap_or(i64::MAX),
-            };
-            let consumer = EventConsumer {
-                url: s.broker.url.clone(),
-                topology: topology.clone(),
-                prefetch: s.broker.prefetch,
-                max_message_bytes: s.broker.max_message_bytes,
-                pool: self.pool.clone(),
-                dispatcher: dispatcher.clone(),
-                metrics: self.metrics.clone(),
-                lease,
-                broker_up: broker_up.clone(),
-            };
-            let scheduler = Scheduler {
-                pool: self.pool.clone(),
-                dispatcher: dispatcher.clone(),
-                metrics: self.metrics.clone(),
-                lease,
-                batch_size: s.scheduler.batch_size,
-                poll_interval: Duration::from_millis(s.scheduler.poll_interval_ms),
-                wake,
-            };
-            background.spawn(consumer.run(cancel.clone()));
-            background.spawn(scheduler.run(cancel.clone()));
-            background.spawn(run_retention(
-                self.pool.clone(),
-                s.retention.clone(),
-                cancel.clone(),
-            ));
-            worker = Some((dispatcher, recorder_done));
+        let broker = BrokerHealth::default();
+        let mut background = JoinSet::new();
+        let worker = if self.role.works() {
+            Some(self.start_worker(&broker, &cancel, &mut background)?)
         } else {
             background.spawn(watch_broker(
                 s.broker.url.clone(),
-                broker_up.clone(),
+                broker.clone(),
                 cancel.clone(),
             ));
-        }
+            None
+        };
 
         let mut router = ops_router(OpsState {
             pool: self.pool.clone(),
             metrics: self.metrics.clone(),
-            broker_up: Some(broker_up),
+            broker: Some(broker),
         });
         if self.role.serves_api() {
-            router = router.merge(api::router(ApiState {
+            let api_state = ApiState {
                 pool: self.pool.clone(),
                 settings: s.clone(),
-            }));
+                // Its own client: test deliveries never wait for a worker's slots.
+                deliverer: Deliverer::new(
+                    s.delivery.allow_private_targets,
+                    s.delivery.max_response_bytes,
+                )?,
+            };
+            // The web UI shares the API's state: same pool, settings, test client.
+            router = router
+                .merge(api::router(api_state.clone()))
+                .merge(crate::ui::router(api_state));
         }
         let addr = self.local_addr();
         info!(?addr, role = ?self.role, "webhookd running");
         let server_cancel = cancel.clone();
-        let server = axum::serve(self.listener, router)
-            .with_graceful_shutdown(async move { server_cancel.cancelled().await });
-        let served = server.await.map_err(AppError::Serve);
+        let mut server = tokio::spawn(async move {
+            axum::serve(self.listener, router)
+                .with_graceful_shutdown(async move { server_cancel.cancelled().await })
+                .await
+        });
+        // Until told to stop, or until the server fails on its own.
+        let server_ended = tokio::select! {
+            () = cancel.cancelled() => None,
+            ended = &mut server => Some(ended),
+        };
+        cancel.cancel();
 
-        // Shutdown: consumer and scheduler stop on `cancel`; wait for them so
-        // no new work is dispatched, then drain the attempts in flight.
-        while background.join_next().await.is_some() {}
-        if let Some((dispatcher, recorder_done)) = worker {
-            let left = dispatcher.drain(grace).await;
-            if left > 0 {
-                warn!(
-                    left,
-                    "grace period over; unfinished deliveries will be retried from their leases"
-                );
-            }
-            drop(dispatcher);
-            abandon_after(abandon.clone(), Duration::from_secs(5));
-            let _ = recorder_done.await;
+        // The grace period bounds the whole shutdown.
+        let grace = Duration::from_millis(s.shutdown.grace_period_ms);
+        let deadline = Instant::now() + grace;
+        info!(grace_ms = s.shutdown.grace_period_ms, "shutting down");
+        // Stop taking work: the consumer and the scheduler end on `cancel`
+        // (unacked messages go back to the queue).
+        if timeout_at(deadline, drain_join_set(&mut background))
+            .await
+            .is_err()
+        {
+            warn!("background tasks did not stop within the grace period");
         }
-        self.pool.close().await;
+        background.abort_all();
+        if let Some(worker) = worker {
+            worker.finish(&self.pool, grace, deadline).await;
+        }
+        let server_ended = match server_ended {
+            Some(ended) => ended,
+            None => timeout_at(deadline, &mut server).await.unwrap_or_else(|_| {
+                server.abort();
+                Ok(Ok(()))
+            }),
+        };
+        let _ = tokio::time::timeout(POOL_CLOSE_LIMIT, self.pool.close()).await;
         info!("webhookd stopped");
-        served
+        match server_ended {
+            Ok(served) => served.map_err(AppError::Serve),
+            // Aborted at the deadline: requests still open are cut off.
+            Err(_) => Ok(()),
+        }
+    }
+
+    /// Starts the delivery side: recorder, relay, dispatcher, and in
+    /// `background` the consumer, the scheduler and the retention job.
+    fn start_worker(
+        &self,
+        broker: &BrokerHealth,
+        cancel: &CancellationToken,
+        background: &mut JoinSet<()>,
+    ) -> Result<Worker, AppError> {
+        let s = &self.settings;
+        let wake = Arc::new(Notify::new());
+        let abandon = CancellationToken::new();
+        let recorder = {
+            let (pool, metrics) = (self.pool.clone(), self.metrics.clone());
+            let (wake, abandon) = (wake.clone(), abandon.clone());
+            let disable_after = s.delivery.disable_after_failing();
+            move || {
+                spawn_recorder(
+                    pool.clone(),
+                    metrics.clone(),
+                    wake.clone(),
+                    abandon.clone(),
+                    disable_after,
+                )
+            }
+        };
+        let held = Arc::new(Held::new(s.delivery.max_in_flight));
+        let stop_writer = CancellationToken::new();
+        let (records, writer_done) = spawn_writer(held.clone(), recorder, stop_writer.clone());
+        let dispatcher = Dispatcher::new(
+            Deliverer::new(
+                s.delivery.allow_private_targets,
+                s.delivery.max_response_bytes,
+            )?,
+            s.retry_policy(),
+            Duration::from_millis(s.delivery.timeout_ms),
+            Limits {
+                max_in_flight: s.delivery.max_in_flight,
+                concurrency: s.delivery.concurrency,
+                per_endpoint: s.delivery.per_endpoint_concurrency,
+                per_endpoint_queue: s.delivery.per_endpoint_queue,
+            },
+            self.metrics.clone(),
+            records,
+        );
+        let handoff = Handoff::new(dispatcher.clone(), held.clone());
+        let lease = Lease {
+            default_timeout_ms: i64::try_from(s.delivery.timeout_ms).unwrap_or(i64::MAX),
+            margin_ms: i64::try_from(s.scheduler.lease_margin_ms).unwrap_or(i64::MAX),
+        };
+        let consumer = EventConsumer {
+            url: s.broker.url.clone(),
+            topology: Topology::new(s.broker.exchange.clone(), s.broker.queue.clone()),
+            prefetch: s.broker.prefetch,
+            max_message_bytes: s.broker.max_message_bytes,
+            pool: self.pool.clone(),
+            handoff: handoff.clone(),
+            metrics: self.metrics.clone(),
+            lease,
+            health: broker.clone(),
+        };
+        let scheduler = Scheduler {
+            pool: self.pool.clone(),
+            handoff,
+            metrics: self.metrics.clone(),
+            lease,
+            batch_size: s.scheduler.batch_size,
+            poll_interval: Duration::from_millis(s.scheduler.poll_interval_ms),
+            wake,
+        };
+        // Renewed until the worker has let go of everything, shutdown included.
+        let stop_renewing = CancellationToken::new();
+        let renewing = tokio::spawn(renew_leases(
+            held.clone(),
+            self.pool.clone(),
+            lease,
+            self.metrics.clone(),
+            stop_renewing.clone(),
+        ));
+        background.spawn(consumer.run(cancel.clone()));
+        background.spawn(scheduler.run(cancel.clone()));
+        background.spawn(run_retention(
+            self.pool.clone(),
+            s.retention.clone(),
+            cancel.clone(),
+        ));
+        Ok(Worker {
+            dispatcher,
+            held,
+            stop_writer,
+            writer_done,
+            abandon,
+            stop_renewing,
+            renewing,
+        })
     }
 }
 
-fn abandon_after(token: CancellationToken, after: Duration) {
-    tokio::spawn(async move {
-        tokio::time::sleep(after).await;
-        token.cancel();
-    });
+/// What shutdown needs of the delivery side once nothing new is dispatched.
+struct Worker {
+    dispatcher: Dispatcher,
+    held: Arc<Held>,
+    stop_writer: CancellationToken,
+    writer_done: JoinHandle<()>,
+    abandon: CancellationToken,
+    stop_renewing: CancellationToken,
+    renewing: JoinHandle<()>,
+}
+
+impl Worker {
+    /// Lets attempts in flight finish until shortly before `deadline`, writes
+    /// the records of those that finished, then gives every delivery still
+    /// held back to the other workers (due at once, no attempt counted).
+    /// Whatever cannot be written by `deadline` (the database is away) is
+    /// retried when its lease runs out.
+    async fn finish(mut self, pool: &PgPool, grace: Duration, deadline: Instant) {
+        let write_back = (grace / 4).min(WRITE_BACK_MAX);
+        let attempts_end = deadline.checked_sub(write_back).unwrap_or(deadline);
+        let unfinished = self
+            .dispatcher
+            .drain(attempts_end.saturating_duration_since(Instant::now()))
+            .await;
+        drop(self.dispatcher);
+        // Records of finished attempts are written; those of attempts still
+        // running are refused from now on. Half the time left is kept for
+        // the release, so a slow write cannot starve it.
+        self.stop_writer.cancel();
+        let writing_end = attempts_end + write_back / 2;
+        let written = timeout_at(writing_end, &mut self.writer_done).await.is_ok();
+        if !written {
+            self.abandon.cancel();
+            self.writer_done.abort();
+            warn!("grace period over before every record was written; those deliveries are retried when their leases run out");
+        }
+        self.stop_renewing.cancel();
+        let _ = timeout_at(deadline, &mut self.renewing).await;
+        self.renewing.abort();
+        let held = self.held.take_all();
+        match timeout_at(deadline, release_deliveries(pool, &held)).await {
+            Ok(Ok(0)) => {}
+            Ok(Ok(released)) => info!(
+                released,
+                unfinished, "unfinished deliveries given back to the other workers"
+            ),
+            Ok(Err(e)) => warn!(
+                error = %e,
+                deliveries = held.len(),
+                "giving back unfinished deliveries failed; they are retried when their leases run out"
+            ),
+            Err(_) => warn!(
+                deliveries = held.len(),
+                "grace period over before unfinished deliveries were given back; they are retried when their leases run out"
+            ),
+        }
+        self.abandon.cancel();
+    }
+}
+
+async fn drain_join_set(set: &mut JoinSet<()>) {
+    while set.join_next().await.is_some() {}
 }
 
 /// For roles without a consumer: keeps a broker connection open so `/readyz`
 /// can tell whether the broker is reachable.
-async fn watch_broker(url: secrecy::SecretString, up: Arc<AtomicBool>, cancel: CancellationToken) {
+async fn watch_broker(url: secrecy::SecretString, health: BrokerHealth, cancel: CancellationToken) {
     while !cancel.is_cancelled() {
-        let conn = connect(&url, "webhookd-api").await.ok();
-        loop {
-            let connected = conn.as_ref().is_some_and(|c| c.status().connected());
-            up.store(connected, Ordering::Relaxed);
-            if !connected {
-                break;
+        match connect(&url, "webhookd-api").await {
+            Ok(conn) => {
+                health.watch(&conn);
+                while conn.status().connected() {
+                    tokio::select! {
+                        () = cancel.cancelled() => {
+                            let _ = conn.close(200, "webhookd stopping".into()).await;
+                            return;
+                        }
+                        () = tokio::time::sleep(Duration::from_secs(2)) => {}
+                    }
+                }
+                health.lost();
             }
-            tokio::select! {
-                () = cancel.cancelled() => return,
-                () = tokio::time::sleep(Duration::from_secs(2)) => {}
-            }
+            Err(_) => health.lost(),
         }
         tokio::select! {
             () = cancel.cancelled() => return,

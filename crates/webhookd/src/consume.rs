@@ -8,8 +8,7 @@
 //! is acked, so it is never lost, never requeued in a loop.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use futures_util::{FutureExt, StreamExt};
@@ -19,7 +18,7 @@ use lapin::options::{
     ConfirmSelectOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString};
-use lapin::{BasicProperties, Channel, Connection, ConnectionProperties};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ConnectionStatus};
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
@@ -28,9 +27,12 @@ use uuid::Uuid;
 use webhookd_events::{candidate_patterns, derive_event_id, render_envelope, ParsedMessage};
 use webhookd_producer::topology::{declare, Topology, REJECT_REASON_HEADER};
 
-use crate::dispatch::Dispatcher;
+use crate::app::Handoff;
 use crate::metrics::Metrics;
-use crate::storage::deliveries::{record_fanout, Lease, NewEvent};
+use crate::storage::deliveries::{record_fanout, ClaimedDelivery, Lease, NewEvent};
+
+/// The longest wait between two attempts to reach the broker.
+const MAX_RECONNECT_PAUSE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConsumeError {
@@ -50,11 +52,44 @@ pub struct EventConsumer {
     pub prefetch: u16,
     pub max_message_bytes: usize,
     pub pool: PgPool,
-    pub dispatcher: Dispatcher,
+    pub handoff: Handoff,
     pub metrics: Metrics,
     pub lease: Lease,
     /// Read by `/readyz`.
-    pub broker_up: Arc<AtomicBool>,
+    pub health: BrokerHealth,
+}
+
+/// The broker connection `/readyz` reports on: up while the connection it
+/// watches is open, so a broker that goes away shows at once, even while the
+/// consumer is busy with a batch.
+#[derive(Clone, Default)]
+pub struct BrokerHealth {
+    connection: Arc<Mutex<Option<ConnectionStatus>>>,
+}
+
+impl BrokerHealth {
+    /// Reports on `connection` from now on.
+    pub fn watch(&self, connection: &Connection) {
+        *self.lock() = Some(connection.status().clone());
+    }
+
+    /// No usable connection (a session ended, or none was made).
+    pub fn lost(&self) {
+        *self.lock() = None;
+    }
+
+    pub fn is_up(&self) -> bool {
+        self.lock()
+            .as_ref()
+            .is_some_and(|status| status.connected())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<ConnectionStatus>> {
+        // Holds a plain value: usable whatever a panicking holder was doing.
+        self.connection
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
 }
 
 impl EventConsumer {
@@ -66,7 +101,7 @@ impl EventConsumer {
             match self.session(&cancel, &mut pause).await {
                 Ok(()) => break,
                 Err(e) => {
-                    self.broker_up.store(false, Ordering::Relaxed);
+                    self.health.lost();
                     error!(error = %e, retry_in_ms = pause.as_millis() as u64, "broker session ended; reconnecting");
                 }
             }
@@ -74,9 +109,9 @@ impl EventConsumer {
                 () = cancel.cancelled() => break,
                 () = tokio::time::sleep(pause) => {}
             }
-            pause = (pause * 2).min(Duration::from_secs(10));
+            pause = (pause * 2).min(MAX_RECONNECT_PAUSE);
         }
-        self.broker_up.store(false, Ordering::Relaxed);
+        self.health.lost();
     }
 
     async fn session(
@@ -102,7 +137,7 @@ impl EventConsumer {
                 FieldTable::default(),
             )
             .await?;
-        self.broker_up.store(true, Ordering::Relaxed);
+        self.health.watch(&conn);
         *pause = Duration::from_millis(100);
         info!(queue = %self.topology.queue, "consuming");
 
@@ -171,25 +206,29 @@ impl EventConsumer {
         let Some(claimed) = self.record(&events, cancel).await else {
             return Ok(()); // shutting down: the unacked batch is redelivered
         };
-        if let Some(last) = batch.last() {
-            last.ack(BasicAckOptions { multiple: true }).await?;
-        }
+        let acked = match batch.last() {
+            Some(last) => last
+                .ack(BasicAckOptions { multiple: true })
+                .await
+                .map(|_| ()),
+            None => Ok(()),
+        };
         for event in &events {
             self.metrics
                 .events_consumed
                 .with_label_values(&[event.event])
                 .inc();
         }
+        // Attempted even when the ack failed (the broker went away): the
+        // deliveries are recorded and leased to this process, and the
+        // redelivered messages will not create them again.
         let envelopes: HashMap<Uuid, Arc<str>> = events
             .into_iter()
             .map(|e| (e.id, Arc::from(e.body)))
             .collect();
-        for row in claimed {
-            if let Some(envelope) = envelopes.get(&row.event_id) {
-                self.dispatcher.dispatch(row, envelope.clone()).await;
-            }
-        }
-        Ok(())
+        let deliveries = with_envelopes(claimed, &envelopes);
+        self.handoff.dispatch(deliveries, cancel).await;
+        Ok(acked?)
     }
 
     /// Records the fan-out, retrying while the database is away: messages stay
@@ -199,7 +238,7 @@ impl EventConsumer {
         &self,
         events: &[NewEvent],
         cancel: &CancellationToken,
-    ) -> Option<Vec<crate::storage::deliveries::ClaimedDelivery>> {
+    ) -> Option<Vec<ClaimedDelivery>> {
         let mut pause = Duration::from_millis(100);
         loop {
             match record_fanout(&self.pool, events, self.lease).await {
@@ -249,6 +288,20 @@ impl EventConsumer {
         }
         Ok(())
     }
+}
+
+/// Pairs new fan-out rows with their event's envelope.
+fn with_envelopes(
+    claimed: Vec<ClaimedDelivery>,
+    envelopes: &HashMap<Uuid, Arc<str>>,
+) -> Vec<(ClaimedDelivery, Arc<str>)> {
+    claimed
+        .into_iter()
+        .filter_map(|row| {
+            let envelope = envelopes.get(&row.event_id)?.clone();
+            Some((row, envelope))
+        })
+        .collect()
 }
 
 pub async fn connect(url: &SecretString, name: &str) -> Result<Connection, lapin::Error> {

@@ -21,9 +21,55 @@ pub struct Target {
     pub webhook_id: i64,
     pub url: String,
     pub signer: Signer,
+    /// The secret a rotation replaced, while its grace period runs: requests
+    /// carry its signatures too, so receivers can switch keys at their pace.
+    pub previous_signer: Option<Signer>,
     pub headers: Vec<(String, String)>,
     pub template: Option<Template>,
     pub timeout: Duration,
+}
+
+/// A webhook's stored delivery settings, as its row holds them.
+#[derive(Debug, Clone, Copy)]
+pub struct TargetRow<'a> {
+    pub webhook_id: i64,
+    pub url: &'a str,
+    pub secret: &'a str,
+    pub previous_secret: Option<&'a str>,
+    pub headers: &'a serde_json::Value,
+    pub template: Option<&'a str>,
+    pub timeout_ms: Option<i32>,
+}
+
+impl Target {
+    /// Builds the target of real and test deliveries alike. Fails only for a
+    /// template that no longer parses (they are validated when saved).
+    pub fn from_row(row: TargetRow<'_>, default_timeout: Duration) -> Result<Target, String> {
+        let template = row
+            .template
+            .map(|text| Template::parse(text).map_err(|e| format!("invalid template: {e}")))
+            .transpose()?;
+        let headers = match row.headers {
+            serde_json::Value::Object(map) => map
+                .iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let timeout = row
+            .timeout_ms
+            .and_then(|ms| u64::try_from(ms).ok())
+            .map_or(default_timeout, Duration::from_millis);
+        Ok(Target {
+            webhook_id: row.webhook_id,
+            url: row.url.to_owned(),
+            signer: Signer::new(row.secret),
+            previous_signer: row.previous_secret.map(Signer::new),
+            headers,
+            template,
+            timeout,
+        })
+    }
 }
 
 /// What happened to one attempt.
@@ -57,6 +103,9 @@ pub struct Deliverer {
 impl Deliverer {
     pub fn new(allow_private: bool, max_response_bytes: usize) -> Result<Self, reqwest::Error> {
         let mut builder = Client::builder()
+            // A proxy from HTTP_PROXY & co. would resolve target names itself,
+            // around the SSRF guard in our resolver.
+            .no_proxy()
             .redirect(redirect::Policy::none())
             .pool_max_idle_per_host(64)
             .pool_idle_timeout(Duration::from_secs(90))
@@ -133,7 +182,11 @@ impl Deliverer {
             }
             _ => None,
         };
-        let (text, read_error) = read_capped(&mut response, self.max_response_bytes).await;
+        // The status decides the outcome; a body cut off afterwards (reset,
+        // timeout) is noted in the error but does not turn a 2xx into a
+        // failure: the receiver has already accepted the delivery.
+        let (text, read_error) =
+            read_capped(&mut response, self.max_response_bytes, target.timeout).await;
         let verdict = if status.is_success() {
             Verdict::Success
         } else if status == StatusCode::GONE {
@@ -185,19 +238,24 @@ fn signed_headers(
             .map_err(|_| format!("invalid value for custom header {name}"))?;
         headers.insert(name, value);
     }
+    let body_bytes = body.as_bytes();
+    let mut standard = target.signer.sign_standard(&id, timestamp, body_bytes);
+    if let Some(previous) = &target.previous_signer {
+        // Standard Webhooks receivers accept any of several space-separated
+        // signatures; the seed's header holds one, so the old one gets its own.
+        standard.push(' ');
+        standard.push_str(&previous.sign_standard(&id, timestamp, body_bytes));
+        let old = HeaderValue::try_from(previous.sign_seed(body_bytes))
+            .map_err(|_| "invalid previous signature value".to_owned())?;
+        headers.insert(HeaderName::from_static("x-webhook-signature-previous"), old);
+    }
     let fixed = [
         ("x-webhook-event", event.to_owned()),
         ("x-webhook-timestamp", timestamp.to_string()),
-        (
-            "x-webhook-signature",
-            target.signer.sign_seed(body.as_bytes()),
-        ),
+        ("x-webhook-signature", target.signer.sign_seed(body_bytes)),
         ("x-webhook-id", id.clone()),
         ("x-webhook-attempt", attempt.to_string()),
-        (
-            "webhook-signature",
-            target.signer.sign_standard(&id, timestamp, body.as_bytes()),
-        ),
+        ("webhook-signature", standard),
         ("webhook-id", id),
         ("webhook-timestamp", timestamp.to_string()),
     ];
@@ -211,7 +269,11 @@ fn signed_headers(
 }
 
 /// Reads at most `cap` bytes of the body; the rest is never downloaded.
-async fn read_capped(response: &mut reqwest::Response, cap: usize) -> (String, Option<String>) {
+async fn read_capped(
+    response: &mut reqwest::Response,
+    cap: usize,
+    timeout: Duration,
+) -> (String, Option<String>) {
     let mut body = Vec::new();
     loop {
         match response.chunk().await {
@@ -225,10 +287,15 @@ async fn read_capped(response: &mut reqwest::Response, cap: usize) -> (String, O
             Ok(None) => break,
             Err(e) => {
                 let text = String::from_utf8_lossy(&body).into_owned();
-                return (
-                    text,
-                    Some(format!("reading the response failed: {}", chain(&e))),
-                );
+                let problem = if e.is_timeout() {
+                    format!(
+                        "reading the response timed out after {} ms",
+                        timeout.as_millis()
+                    )
+                } else {
+                    format!("reading the response failed: {}", chain(&e))
+                };
+                return (text, Some(problem));
             }
         }
     }
@@ -253,7 +320,28 @@ fn describe_error(e: &reqwest::Error, timeout: Duration) -> String {
     if e.is_connect() {
         return format!("connection failed: {}", chain(e));
     }
+    if let Some(kind) = io_error_kind(e) {
+        use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+        if matches!(
+            kind,
+            ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
+        ) {
+            return format!("connection reset by the receiver: {}", chain(e));
+        }
+    }
     format!("request failed: {}", chain(e))
+}
+
+/// The kind of the I/O error under a reqwest error, if one caused it.
+fn io_error_kind(e: &reqwest::Error) -> Option<std::io::ErrorKind> {
+    let mut source = e.source();
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return Some(io.kind());
+        }
+        source = cause.source();
+    }
+    None
 }
 
 /// The error and its causes in one line: reqwest's own message alone hides

@@ -2,6 +2,13 @@
 //! in memory (backpressure to the consumer and the scheduler), a cap on
 //! requests in flight, and a cap per webhook so one slow endpoint cannot take
 //! every connection.
+//!
+//! No head-of-line blocking: a delivery whose webhook has every request slot
+//! busy may wait in memory only while that webhook has fewer than
+//! `per_endpoint_queue` waiting (and all webhooks together fewer than half of
+//! `max_in_flight`); otherwise it is handed back to Postgres to be claimed
+//! again later. So a slow or dead endpoint holds a bounded share of memory and
+//! never makes the consumer wait, and healthy endpoints keep their pace.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -10,12 +17,22 @@ use std::time::Duration;
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 use tracing::{debug, info, warn, Instrument};
-use webhookd_events::{RetryDecision, RetryPolicy, Template};
-use webhookd_signing::Signer;
+use webhookd_events::{RetryDecision, RetryPolicy};
 
-use crate::deliver::{AttemptOutcome, Deliverer, Target, Verdict};
+use crate::deliver::{AttemptOutcome, Deliverer, Target, TargetRow, Verdict};
 use crate::metrics::Metrics;
+use crate::record::Record;
 use crate::storage::deliveries::{AttemptRecord, ClaimedDelivery, NextStep};
+
+/// Bounds of the delay before a handed-back delivery is due again. The delay
+/// is the time the webhook needs to work through what it already has (from
+/// its mean attempt duration): about a second for a busy fast endpoint, up to
+/// a minute for a dead one, so a dead endpoint's backlog is not re-claimed
+/// and handed back in a tight loop.
+const HAND_BACK_MIN: Duration = Duration::from_secs(1);
+const HAND_BACK_MAX: Duration = Duration::from_secs(60);
+/// Weight of the newest attempt in a webhook's mean duration.
+const LATENCY_WEIGHT: f64 = 0.2;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -25,6 +42,9 @@ pub struct Limits {
     pub concurrency: usize,
     /// HTTP requests in flight to one webhook.
     pub per_endpoint: usize,
+    /// Deliveries of one webhook waiting for one of its request slots; more
+    /// are handed back to Postgres.
+    pub per_endpoint_queue: usize,
 }
 
 #[derive(Clone)]
@@ -37,12 +57,61 @@ struct Inner {
     policy: RetryPolicy,
     default_timeout: Duration,
     metrics: Metrics,
-    recorder: mpsc::Sender<AttemptRecord>,
+    recorder: mpsc::Sender<Record>,
     held: Arc<Semaphore>,
     requests: Arc<Semaphore>,
     per_endpoint: usize,
-    endpoints: Mutex<HashMap<i64, Arc<Semaphore>>>,
+    per_endpoint_queue: usize,
+    /// Waiting deliveries of all webhooks together: half of `max_in_flight`,
+    /// so several dead endpoints cannot fill it and stall the healthy ones.
+    max_waiting: usize,
+    endpoints: Mutex<Endpoints>,
     tracker: TaskTracker,
+}
+
+#[derive(Default)]
+struct Endpoints {
+    by_webhook: HashMap<i64, Endpoint>,
+    /// Deliveries waiting for a request slot, all webhooks together.
+    waiting: usize,
+}
+
+struct Endpoint {
+    /// Request slots (`per_endpoint`).
+    slots: Arc<Semaphore>,
+    /// Deliveries held in memory waiting for a slot.
+    waiting: usize,
+    /// Moving mean of attempt durations; `None` until one has finished.
+    mean_latency: Option<Duration>,
+}
+
+/// What a new delivery gets from its webhook.
+enum Admission {
+    /// A request slot, free now.
+    Ready(OwnedSemaphorePermit),
+    /// A place in the webhook's queue.
+    Queued(QueueTicket),
+    /// Neither: give the delivery back, due again after this delay.
+    HandBack(Duration),
+}
+
+/// A place in a webhook's queue; given up when dropped (the slot was obtained,
+/// or the task ended), so the counts cannot drift.
+struct QueueTicket {
+    inner: Arc<Inner>,
+    webhook_id: i64,
+    slots: Arc<Semaphore>,
+}
+
+impl Drop for QueueTicket {
+    fn drop(&mut self) {
+        let mut endpoints = self.inner.lock_endpoints();
+        endpoints.waiting = endpoints.waiting.saturating_sub(1);
+        if let Some(endpoint) = endpoints.by_webhook.get_mut(&self.webhook_id) {
+            endpoint.waiting = endpoint.waiting.saturating_sub(1);
+        }
+        self.inner.metrics.deliveries_waiting.dec();
+    }
 }
 
 impl Dispatcher {
@@ -52,7 +121,7 @@ impl Dispatcher {
         default_timeout: Duration,
         limits: Limits,
         metrics: Metrics,
-        recorder: mpsc::Sender<AttemptRecord>,
+        recorder: mpsc::Sender<Record>,
     ) -> Self {
         Dispatcher {
             inner: Arc::new(Inner {
@@ -64,7 +133,9 @@ impl Dispatcher {
                 held: Arc::new(Semaphore::new(limits.max_in_flight)),
                 requests: Arc::new(Semaphore::new(limits.concurrency)),
                 per_endpoint: limits.per_endpoint,
-                endpoints: Mutex::new(HashMap::new()),
+                per_endpoint_queue: limits.per_endpoint_queue,
+                max_waiting: limits.max_in_flight / 2,
+                endpoints: Mutex::new(Endpoints::default()),
                 tracker: TaskTracker::new(),
             }),
         }
@@ -76,8 +147,19 @@ impl Dispatcher {
     }
 
     /// Starts attempting a claimed delivery; waits while the process already
-    /// holds `max_in_flight` deliveries.
+    /// holds `max_in_flight` deliveries. A delivery whose webhook already has
+    /// its queue full is handed back to Postgres at once instead.
     pub async fn dispatch(&self, claimed: ClaimedDelivery, envelope: Arc<str>) {
+        // Admission before the shared cap: a delivery that will be handed
+        // back must not wait for room it will never use.
+        let slot = match self.inner.admit(claimed.webhook_id) {
+            Admission::Ready(permit) => Slot::Ready(permit),
+            Admission::Queued(ticket) => Slot::Queued(ticket),
+            Admission::HandBack(delay) => {
+                self.inner.hand_back(&claimed, delay).await;
+                return;
+            }
+        };
         let Ok(permit) = self.inner.held.clone().acquire_owned().await else {
             return; // closed only at shutdown; the lease hands the delivery back
         };
@@ -89,9 +171,9 @@ impl Dispatcher {
             webhook_id = claimed.webhook_id,
             attempt = claimed.attempts + 1,
         );
-        self.inner
-            .tracker
-            .spawn(async move { inner.run(claimed, envelope, permit).await }.instrument(span));
+        self.inner.tracker.spawn(
+            async move { inner.run(claimed, envelope, slot, permit).await }.instrument(span),
+        );
     }
 
     /// Stops taking work and waits for attempts in flight, at most `grace`.
@@ -108,23 +190,94 @@ impl Dispatcher {
     }
 }
 
+/// A delivery's claim on its webhook's request slots.
+enum Slot {
+    Ready(OwnedSemaphorePermit),
+    Queued(QueueTicket),
+}
+
 impl Inner {
-    fn endpoint(&self, webhook_id: i64) -> Arc<Semaphore> {
-        let mut map = self
-            .endpoints
+    fn lock_endpoints(&self) -> std::sync::MutexGuard<'_, Endpoints> {
+        // The counts stay consistent even if a holder panicked: every change
+        // is a single field update.
+        self.endpoints
             .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        map.entry(webhook_id)
-            .or_insert_with(|| Arc::new(Semaphore::new(self.per_endpoint)))
-            .clone()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    async fn run(&self, claimed: ClaimedDelivery, envelope: Arc<str>, _held: OwnedSemaphorePermit) {
+    /// Decides, without waiting, whether a delivery to `webhook_id` starts
+    /// now, waits in memory, or goes back to Postgres.
+    fn admit(self: &Arc<Self>, webhook_id: i64) -> Admission {
+        let mut endpoints = self.lock_endpoints();
+        let total_waiting = endpoints.waiting;
+        let endpoint = endpoints
+            .by_webhook
+            .entry(webhook_id)
+            .or_insert_with(|| Endpoint {
+                slots: Arc::new(Semaphore::new(self.per_endpoint)),
+                waiting: 0,
+                mean_latency: None,
+            });
+        // Fails while others wait for a slot too (tokio's semaphore is fair),
+        // so a new delivery never overtakes the queue.
+        if let Ok(permit) = endpoint.slots.clone().try_acquire_owned() {
+            return Admission::Ready(permit);
+        }
+        if endpoint.waiting < self.per_endpoint_queue && total_waiting < self.max_waiting {
+            endpoint.waiting += 1;
+            let slots = endpoint.slots.clone();
+            endpoints.waiting += 1;
+            self.metrics.deliveries_waiting.inc();
+            return Admission::Queued(QueueTicket {
+                inner: self.clone(),
+                webhook_id,
+                slots,
+            });
+        }
+        Admission::HandBack(hand_back_delay(endpoint, self.per_endpoint))
+    }
+
+    async fn hand_back(&self, claimed: &ClaimedDelivery, delay: Duration) {
+        self.metrics.deliveries_handed_back.inc();
+        debug!(
+            delivery_id = %claimed.delivery_id,
+            webhook_id = claimed.webhook_id,
+            delay_ms = delay.as_millis() as u64,
+            "webhook queue full; delivery handed back"
+        );
+        let record = Record::HandBack {
+            delivery_id: claimed.delivery_id,
+            delay,
+        };
+        if self.recorder.send(record).await.is_err() {
+            warn!("hand-back not recorded: the recorder has stopped; the lease will hand the delivery back");
+        }
+    }
+
+    fn observe_latency(&self, webhook_id: i64, elapsed: Duration) {
+        let mut endpoints = self.lock_endpoints();
+        if let Some(endpoint) = endpoints.by_webhook.get_mut(&webhook_id) {
+            endpoint.mean_latency = Some(match endpoint.mean_latency {
+                None => elapsed,
+                Some(mean) => mean
+                    .mul_f64(1.0 - LATENCY_WEIGHT)
+                    .saturating_add(elapsed.mul_f64(LATENCY_WEIGHT)),
+            });
+        }
+    }
+
+    async fn run(
+        &self,
+        claimed: ClaimedDelivery,
+        envelope: Arc<str>,
+        slot: Slot,
+        _held: OwnedSemaphorePermit,
+    ) {
         let attempt = claimed.attempts + 1;
         let record = match self.target(&claimed) {
             Ok(target) => {
                 let body = Deliverer::render_body(&target, &envelope);
-                let outcome = self.attempt(&target, &claimed, attempt, &body).await;
+                let outcome = self.attempt(&target, &claimed, slot, attempt, &body).await;
                 self.judge(&claimed, attempt, body, outcome)
             }
             // Validated when saved, so only a row edited by hand lands here.
@@ -140,48 +293,38 @@ impl Inner {
                 self.judge(&claimed, attempt, envelope.to_string(), outcome)
             }
         };
-        if self.recorder.send(record).await.is_err() {
+        if self.recorder.send(Record::Attempt(record)).await.is_err() {
             warn!("attempt not recorded: the recorder has stopped; the lease will hand the delivery back");
         }
     }
 
     fn target(&self, c: &ClaimedDelivery) -> Result<Target, String> {
-        let template = match &c.template {
-            Some(text) => {
-                Some(Template::parse(text).map_err(|e| format!("invalid template: {e}"))?)
-            }
-            None => None,
-        };
-        let headers = match &c.headers.0 {
-            serde_json::Value::Object(map) => map
-                .iter()
-                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
-                .collect(),
-            _ => Vec::new(),
-        };
-        let timeout = c
-            .timeout_ms
-            .and_then(|ms| u64::try_from(ms).ok())
-            .map_or(self.default_timeout, Duration::from_millis);
-        Ok(Target {
+        let row = TargetRow {
             webhook_id: c.webhook_id,
-            url: c.url.clone(),
-            signer: Signer::new(&c.secret),
-            headers,
-            template,
-            timeout,
-        })
+            url: &c.url,
+            secret: &c.secret,
+            previous_secret: c.previous_secret.as_deref(),
+            headers: &c.headers.0,
+            template: c.template.as_deref(),
+            timeout_ms: c.timeout_ms,
+        };
+        Target::from_row(row, self.default_timeout)
     }
 
     async fn attempt(
         &self,
         target: &Target,
         c: &ClaimedDelivery,
+        slot: Slot,
         attempt: i32,
         body: &str,
     ) -> AttemptOutcome {
-        let endpoint = self.endpoint(c.webhook_id);
-        let _endpoint = endpoint.acquire_owned().await;
+        // The webhook's own slot before a shared request slot, so a slow
+        // endpoint waits on its own semaphore without holding shared ones.
+        let _endpoint = match slot {
+            Slot::Ready(permit) => Some(permit),
+            Slot::Queued(ticket) => ticket.slots.clone().acquire_owned().await.ok(),
+        };
         let _request = self.requests.clone().acquire_owned().await;
         self.metrics.deliveries_in_flight.inc();
         let outcome = self
@@ -192,6 +335,7 @@ impl Inner {
         self.metrics
             .delivery_duration
             .observe(outcome.elapsed.as_secs_f64());
+        self.observe_latency(c.webhook_id, outcome.elapsed);
         outcome
     }
 
@@ -243,11 +387,9 @@ impl Inner {
             }
             NextStep::Failed => warn!(status, error, "delivery failed for good"),
         }
+        // Counted and logged by the recorder once the database has switched
+        // the webhook off: many attempts may see the 410 at once.
         let gone = outcome.verdict == Verdict::Gone;
-        if gone {
-            self.metrics.webhooks_disabled.inc();
-            warn!("receiver answered 410 Gone; disabling the webhook");
-        }
         AttemptRecord {
             delivery_id: c.delivery_id,
             webhook_id: c.webhook_id,
@@ -262,5 +404,62 @@ impl Inner {
             next,
             disable_webhook: gone,
         }
+    }
+}
+
+/// How long a handed-back delivery waits before it is due again: the time the
+/// webhook needs for what is ahead of it (its queue and its requests in
+/// flight) at its mean attempt duration, within bounds, plus up to half again
+/// at random so the returns spread out instead of arriving together.
+fn hand_back_delay(endpoint: &Endpoint, per_endpoint: usize) -> Duration {
+    let ahead = endpoint.waiting.saturating_add(per_endpoint) as f64 / per_endpoint.max(1) as f64;
+    let drain = match endpoint.mean_latency {
+        None => Duration::ZERO,
+        Some(mean) => {
+            Duration::try_from_secs_f64(mean.as_secs_f64() * ahead).unwrap_or(HAND_BACK_MAX)
+        }
+    };
+    let base = drain.clamp(HAND_BACK_MIN, HAND_BACK_MAX);
+    let spread = 1.0 + 0.5 * rand::random::<f64>();
+    Duration::try_from_secs_f64(base.as_secs_f64() * spread).unwrap_or(base)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint(waiting: usize, mean_ms: Option<u64>) -> Endpoint {
+        Endpoint {
+            slots: Arc::new(Semaphore::new(2)),
+            waiting,
+            mean_latency: mean_ms.map(Duration::from_millis),
+        }
+    }
+
+    fn within(d: Duration, low: Duration) -> bool {
+        d >= low && d <= low.mul_f64(1.5)
+    }
+
+    #[test]
+    fn a_fast_or_unknown_endpoint_gets_its_deliveries_back_after_about_a_second() {
+        for e in [
+            endpoint(5, None),
+            endpoint(5, Some(3)),
+            endpoint(0, Some(0)),
+        ] {
+            let d = hand_back_delay(&e, 2);
+            assert!(within(d, HAND_BACK_MIN), "{d:?}");
+        }
+    }
+
+    #[test]
+    fn the_delay_follows_the_time_to_work_through_the_queue_up_to_a_minute() {
+        // 8 waiting + 2 in flight, 2 at a time, 1 s each: 5 s.
+        let d = hand_back_delay(&endpoint(8, Some(1000)), 2);
+        assert!(within(d, Duration::from_secs(5)), "{d:?}");
+        let dead = hand_back_delay(&endpoint(1000, Some(10_000)), 2);
+        assert!(within(dead, HAND_BACK_MAX), "{dead:?}");
+        let absurd = hand_back_delay(&endpoint(usize::MAX, Some(u64::MAX)), 1);
+        assert!(within(absurd, HAND_BACK_MAX), "{absurd:?}");
     }
 }

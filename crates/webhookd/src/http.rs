@@ -1,8 +1,7 @@
 //! The HTTP server: the admin API plus `/metrics`, `/healthz` and `/readyz`,
 //! which every role serves.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -12,14 +11,20 @@ use axum::{Json, Router};
 use serde_json::json;
 use sqlx::PgPool;
 
+use crate::consume::BrokerHealth;
 use crate::metrics::Metrics;
+
+/// How long `/readyz` waits for the database. The pool would keep retrying a
+/// refused connection for its whole acquire timeout; a probe must answer
+/// sooner than an orchestrator's probe timeout (Kubernetes: 1 s by default).
+const DATABASE_PROBE_TIMEOUT: Duration = Duration::from_millis(800);
 
 #[derive(Clone)]
 pub struct OpsState {
     pub pool: PgPool,
     pub metrics: Metrics,
     /// `None` when this role does not use the broker.
-    pub broker_up: Option<Arc<AtomicBool>>,
+    pub broker: Option<BrokerHealth>,
 }
 
 pub fn ops_router(state: OpsState) -> Router {
@@ -47,11 +52,11 @@ async fn healthz() -> impl IntoResponse {
 }
 
 async fn readyz(State(state): State<OpsState>) -> impl IntoResponse {
-    let database = sqlx::query("SELECT 1").execute(&state.pool).await.is_ok();
-    let broker = state
-        .broker_up
-        .as_ref()
-        .map(|up| up.load(Ordering::Relaxed));
+    let probe = sqlx::query("SELECT 1").execute(&state.pool);
+    let database = tokio::time::timeout(DATABASE_PROBE_TIMEOUT, probe)
+        .await
+        .is_ok_and(|answered| answered.is_ok());
+    let broker = state.broker.as_ref().map(BrokerHealth::is_up);
     let ready = database && broker.unwrap_or(true);
     let status = if ready {
         StatusCode::OK

@@ -23,6 +23,7 @@ pub mod settings;
 pub mod storage;
 pub mod target_policy;
 pub mod telemetry;
+pub mod ui;
 
 pub use app::{App, Role};
 pub use settings::Settings;

@@ -21,6 +21,8 @@ pub struct Metrics {
     pub deliveries: IntCounterVec,
     pub delivery_duration: Histogram,
     pub deliveries_in_flight: IntGauge,
+    pub deliveries_waiting: IntGauge,
+    pub deliveries_handed_back: IntCounter,
     pub retries_scheduled: IntCounter,
     pub webhooks_disabled: IntCounter,
     pub storage_errors: IntCounterVec,
@@ -61,6 +63,14 @@ impl Metrics {
             "webhookd_deliveries_in_flight",
             "Deliveries being attempted by this process",
         )?;
+        let deliveries_waiting = IntGauge::new(
+            "webhookd_deliveries_waiting",
+            "Deliveries held by this process waiting for a request slot of their webhook",
+        )?;
+        let deliveries_handed_back = IntCounter::new(
+            "webhookd_deliveries_handed_back_total",
+            "Deliveries given back to the schedule unattempted because their webhook's queue was full",
+        )?;
         let retries_scheduled = IntCounter::new(
             "webhookd_retries_scheduled_total",
             "Failed attempts scheduled for a retry",
@@ -81,6 +91,8 @@ impl Metrics {
         registry.register(Box::new(deliveries.clone()))?;
         registry.register(Box::new(delivery_duration.clone()))?;
         registry.register(Box::new(deliveries_in_flight.clone()))?;
+        registry.register(Box::new(deliveries_waiting.clone()))?;
+        registry.register(Box::new(deliveries_handed_back.clone()))?;
         registry.register(Box::new(retries_scheduled.clone()))?;
         registry.register(Box::new(webhooks_disabled.clone()))?;
         registry.register(Box::new(storage_errors.clone()))?;
@@ -91,6 +103,8 @@ impl Metrics {
             deliveries,
             delivery_duration,
             deliveries_in_flight,
+            deliveries_waiting,
+            deliveries_handed_back,
             retries_scheduled,
             webhooks_disabled,
             storage_errors,

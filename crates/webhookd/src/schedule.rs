@@ -16,7 +16,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, warn};
 
-use crate::dispatch::Dispatcher;
+use crate::app::Handoff;
 use crate::metrics::Metrics;
 use crate::storage::deliveries::{claim_due, fail_without_attempt, next_due_in, Lease};
 
@@ -25,7 +25,7 @@ pub const DUE_CHANNEL: &str = "webhookd_due";
 
 pub struct Scheduler {
     pub pool: PgPool,
-    pub dispatcher: Dispatcher,
+    pub handoff: Handoff,
     pub metrics: Metrics,
     pub lease: Lease,
     pub batch_size: i64,
@@ -35,9 +35,9 @@ pub struct Scheduler {
 
 impl Scheduler {
     pub async fn run(self, cancel: CancellationToken) {
-        let mut listener = self.listen().await;
+        let mut listener = self.listen(&cancel).await;
         while !cancel.is_cancelled() {
-            let claimed = self.claim_and_dispatch().await;
+            let claimed = self.claim_and_dispatch(&cancel).await;
             if claimed.is_some_and(|n| n > 0 && n as i64 >= self.batch_size) {
                 continue; // more may be due right now
             }
@@ -46,8 +46,8 @@ impl Scheduler {
                 Ok(None) => self.poll_interval,
                 Err(_) => self.poll_interval,
             };
-            // Capacity is back when attempts finish; re-check at least every poll.
-            let wait = if self.dispatcher.capacity() == 0 {
+            // Room comes back as outcomes are written; re-check at least every poll.
+            let wait = if self.handoff.capacity() == 0 {
                 self.poll_interval.min(Duration::from_millis(50))
             } else {
                 wait
@@ -63,20 +63,30 @@ impl Scheduler {
                 }
             }
             if listener.is_none() {
-                listener = self.listen().await;
+                listener = self.listen(&cancel).await;
             }
         }
     }
 
-    async fn listen(&self) -> Option<PgListener> {
-        let mut listener = PgListener::connect_with(&self.pool).await.ok()?;
-        listener.listen(DUE_CHANNEL).await.ok()?;
-        Some(listener)
+    /// `None` when the database is away (the poll interval covers for it) or
+    /// shutdown began.
+    async fn listen(&self, cancel: &CancellationToken) -> Option<PgListener> {
+        let connect = async {
+            let mut listener = PgListener::connect_with(&self.pool).await.ok()?;
+            listener.listen(DUE_CHANNEL).await.ok()?;
+            Some(listener)
+        };
+        tokio::select! {
+            () = cancel.cancelled() => None,
+            listener = connect => listener,
+        }
     }
 
-    /// Claims what is due and fits in the dispatcher; `None` on a database error.
-    async fn claim_and_dispatch(&self) -> Option<usize> {
-        let room = i64::try_from(self.dispatcher.capacity()).unwrap_or(i64::MAX);
+    /// Claims what is due and fits in the dispatcher; `None` on a database
+    /// error. The claim itself is not interrupted by `cancel`: claimed rows
+    /// must reach the hand-off, which releases them at shutdown.
+    async fn claim_and_dispatch(&self, cancel: &CancellationToken) -> Option<usize> {
+        let room = i64::try_from(self.handoff.capacity()).unwrap_or(i64::MAX);
         let limit = self.batch_size.min(room);
         if limit == 0 {
             return Some(0);
@@ -101,10 +111,14 @@ impl Scheduler {
                 warn!(error = %e, "ending deliveries of inactive webhooks failed");
             }
         }
-        for row in active {
-            let envelope: Arc<str> = Arc::from(row.body.clone().unwrap_or_default());
-            self.dispatcher.dispatch(row, envelope).await;
-        }
+        let deliveries = active
+            .into_iter()
+            .map(|row| {
+                let envelope: Arc<str> = Arc::from(row.body.as_deref().unwrap_or_default());
+                (row, envelope)
+            })
+            .collect();
+        self.handoff.dispatch(deliveries, cancel).await;
         Some(count)
     }
 }

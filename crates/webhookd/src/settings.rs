@@ -66,7 +66,20 @@ pub struct DeliverySettings {
     pub concurrency: usize,
     pub per_endpoint_concurrency: usize,
     pub max_in_flight: usize,
+    /// Deliveries of one webhook waiting in memory for a request slot; more
+    /// are handed back to Postgres. 0: never wait.
+    pub per_endpoint_queue: usize,
     pub max_response_bytes: usize,
+    /// Switch off a webhook whose every attempt has failed for this long; 0: never.
+    pub disable_after_failing_secs: u64,
+}
+
+impl DeliverySettings {
+    /// `delivery.disable_after_failing_secs` as a period; `None` means never.
+    pub fn disable_after_failing(&self) -> Option<Duration> {
+        (self.disable_after_failing_secs > 0)
+            .then(|| Duration::from_secs(self.disable_after_failing_secs))
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -201,6 +214,16 @@ impl Settings {
             "must be at least 1",
         )?;
         check(
+            d.per_endpoint_queue <= 1_000_000,
+            "delivery.per_endpoint_queue",
+            "must be at most 1000000",
+        )?;
+        check(
+            d.disable_after_failing_secs <= 31_536_000,
+            "delivery.disable_after_failing_secs",
+            "must be at most 31536000 (a year); 0 never disables",
+        )?;
+        check(
             d.max_response_bytes <= 16 << 20,
             "delivery.max_response_bytes",
             "must be at most 16 MiB",
@@ -278,6 +301,20 @@ mod tests {
         assert!(!s.delivery.allow_private_targets);
         assert_eq!(s.retention.logs_days, 30);
         assert_eq!(s.log.format, LogFormat::Text);
+        assert_eq!(s.delivery.per_endpoint_queue, 1000);
+        assert_eq!(s.delivery.disable_after_failing_secs, 432_000);
+        assert_eq!(
+            s.delivery.disable_after_failing(),
+            Some(Duration::from_secs(5 * 24 * 3600))
+        );
+    }
+
+    #[test]
+    fn zero_disable_after_failing_secs_never_disables() {
+        let s = load(&[("WEBHOOKD__DELIVERY__DISABLE_AFTER_FAILING_SECS", "0")]).unwrap();
+        assert_eq!(s.delivery.disable_after_failing(), None);
+        let s = load(&[("WEBHOOKD__DELIVERY__PER_ENDPOINT_QUEUE", "0")]).unwrap();
+        assert_eq!(s.delivery.per_endpoint_queue, 0);
     }
 
     #[test]
@@ -313,6 +350,26 @@ mod tests {
                 "WEBHOOKD__DELIVERY__MAX_ATTEMPTS",
                 "0",
                 "delivery.max_attempts",
+            ),
+            (
+                "WEBHOOKD__DELIVERY__DISABLE_AFTER_FAILING_SECS",
+                "-1",
+                "disable_after_failing_secs",
+            ),
+            (
+                "WEBHOOKD__DELIVERY__DISABLE_AFTER_FAILING_SECS",
+                "99999999999",
+                "delivery.disable_after_failing_secs",
+            ),
+            (
+                "WEBHOOKD__DELIVERY__PER_ENDPOINT_QUEUE",
+                "many",
+                "per_endpoint_queue",
+            ),
+            (
+                "WEBHOOKD__DELIVERY__PER_ENDPOINT_QUEUE",
+                "2000000",
+                "delivery.per_endpoint_queue",
             ),
         ];
         for (key, value, named) in cases {

@@ -63,11 +63,14 @@ impl ApiError {
     }
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    error: String,
+/// Every error's JSON.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, for people.
+    pub error: String,
+    /// The request field or query parameter at fault (422 only).
     #[serde(skip_serializing_if = "Option::is_none")]
-    field: Option<&'a str>,
+    pub field: Option<String>,
 }
 
 impl IntoResponse for ApiError {
@@ -77,7 +80,7 @@ impl IntoResponse for ApiError {
             tracing::error!(error = %e, "admin API request failed on storage");
         }
         let field = match &self {
-            ApiError::Invalid { field, .. } => field.as_deref(),
+            ApiError::Invalid { field, .. } => field.clone(),
             _ => None,
         };
         let body = ErrorBody {

@@ -5,7 +5,7 @@ use axum::body::Bytes;
 use axum::extract::{FromRequest, Request};
 use axum::http::{header, HeaderMap, StatusCode};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
 use super::error::ApiError;
@@ -35,6 +35,35 @@ where
                 message: r.body_text(),
             })?;
         parse_body(&bytes).map(ApiJson)
+    }
+}
+
+/// Like [`ApiJson`], for routes whose every field has a default: an empty
+/// body (`curl -X POST` with no `-d`) means `T::default()`.
+#[derive(Debug)]
+pub struct OptionalJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for OptionalJson<T>
+where
+    S: Send + Sync,
+    T: DeserializeOwned + Default,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        // An empty body has no type to check; a non-empty one must be JSON.
+        let content_type = check_content_type(req.headers());
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|r| ApiError::BadBody {
+                status: r.status(),
+                message: r.body_text(),
+            })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(T::default()));
+        }
+        content_type?;
+        parse_body(&bytes).map(OptionalJson)
     }
 }
 
@@ -131,6 +160,16 @@ impl<'de, T: Deserialize<'de>> Deserialize<'de> for Nullable<T> {
             None => Nullable::Null,
             Some(value) => Nullable::Value(value),
         })
+    }
+}
+
+/// Only for the OpenAPI schema's defaults: an absent field shows as null.
+impl<T: Serialize> Serialize for Nullable<T> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Nullable::Absent | Nullable::Null => serializer.serialize_none(),
+            Nullable::Value(v) => serializer.serialize_some(v),
+        }
     }
 }
 

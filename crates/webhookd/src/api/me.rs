@@ -2,11 +2,13 @@
 
 use axum::Json;
 use serde::Serialize;
-use webhookd_events::{EventSpec, CATALOGUE};
+use utoipa::ToSchema;
+use webhookd_events::CATALOGUE;
 
 use super::auth::CurrentUser;
+use super::error::ErrorBody;
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct MeView {
     /// The `user_id` that events carry.
     pub id: i64,
@@ -14,6 +16,25 @@ pub struct MeView {
     pub is_admin: bool,
 }
 
+/// One event of the catalogue.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventView {
+    /// `entity.action`, also the broker routing key.
+    #[schema(example = "task.created")]
+    pub name: &'static str,
+    pub description: &'static str,
+}
+
+/// The token's user.
+#[utoipa::path(
+    get,
+    path = "/me",
+    tag = "me",
+    responses(
+        (status = 200, body = MeView),
+        (status = 401, description = "No token, or an invalid or revoked one", body = ErrorBody),
+    )
+)]
 pub async fn show_me(CurrentUser(user): CurrentUser) -> Json<MeView> {
     Json(MeView {
         id: user.id,
@@ -24,6 +45,23 @@ pub async fn show_me(CurrentUser(user): CurrentUser) -> Json<MeView> {
 
 /// The catalogue, for building subscription pickers. Authenticated like the
 /// rest of the API, though it holds nothing private.
-pub async fn list_events(_user: CurrentUser) -> Json<&'static [EventSpec]> {
-    Json(CATALOGUE)
+#[utoipa::path(
+    get,
+    path = "/events",
+    tag = "me",
+    responses(
+        (status = 200, body = [EventView]),
+        (status = 401, body = ErrorBody),
+    )
+)]
+pub async fn list_events(_user: CurrentUser) -> Json<Vec<EventView>> {
+    Json(
+        CATALOGUE
+            .iter()
+            .map(|spec| EventView {
+                name: spec.name,
+                description: spec.description,
+            })
+            .collect(),
+    )
 }

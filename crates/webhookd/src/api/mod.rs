@@ -1,21 +1,37 @@
 //! The JSON admin API under `/api/v1`: bearer-token auth ([`auth`]), one error
-//! type ([`error`]), a JSON extractor that names bad fields ([`json`]), the
-//! field rules ([`validate`]) and the resources ([`me`], [`webhooks`]).
+//! type ([`error`]), a JSON extractor that names bad fields ([`json`]), query
+//! strings ([`query`]), the field rules ([`validate`]) and the resources
+//! ([`me`], [`webhooks`], [`secrets`], [`test_delivery`], [`deliveries`],
+//! [`logs`], [`stats`], [`templates`]), described by the OpenAPI document ([`openapi`]).
+//!
+//! Handlers stay thin: they parse and check input, call one or two storage
+//! functions (`crate::storage`), and shape the answer, so the web UI can call
+//! the same storage functions.
 
 pub mod auth;
+pub mod deliveries;
 pub mod error;
 pub mod json;
+pub mod logs;
 pub mod me;
+pub mod openapi;
+pub mod query;
+pub mod secrets;
+pub mod stats;
+pub mod templates;
+pub mod test_delivery;
 pub mod validate;
 pub mod webhooks;
 
 use std::sync::Arc;
 
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
 use axum::Router;
 use sqlx::PgPool;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
+use crate::deliver::Deliverer;
 use crate::settings::Settings;
 use error::ApiError;
 
@@ -26,6 +42,8 @@ const MAX_BODY_BYTES: usize = 256 * 1024;
 pub struct ApiState {
     pub pool: PgPool,
     pub settings: Arc<Settings>,
+    /// Sends test deliveries, through the same code as real ones.
+    pub deliverer: Deliverer,
 }
 
 impl ApiState {
@@ -35,30 +53,40 @@ impl ApiState {
     }
 }
 
-/// The API's routes, relative to `/api/v1`, for adding more before nesting.
-pub fn routes() -> Router<ApiState> {
-    Router::new()
-        .route("/me", get(me::show_me))
-        .route("/events", get(me::list_events))
-        .route(
-            "/webhooks",
-            get(webhooks::list_webhooks).post(webhooks::create_webhook),
-        )
-        .route(
-            "/webhooks/{id}",
-            get(webhooks::show_webhook)
-                .patch(webhooks::update_webhook)
-                .delete(webhooks::delete_webhook),
-        )
-        .route("/webhooks/{id}/toggle", post(webhooks::toggle_webhook))
+/// Every route of the API, relative to `/api/v1`, with its OpenAPI
+/// description. The one list both the router and the document are built
+/// from: `routes!` takes each handler's method and path from its
+/// `#[utoipa::path]`, so a route cannot be served without being documented.
+/// Add routes only through `.routes(routes!(...))`, one path per call.
+pub fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(me::show_me))
+        .routes(routes!(me::list_events))
+        .routes(routes!(templates::list_templates))
+        .routes(routes!(webhooks::list_webhooks, webhooks::create_webhook))
+        .routes(routes!(
+            webhooks::show_webhook,
+            webhooks::update_webhook,
+            webhooks::delete_webhook
+        ))
+        .routes(routes!(webhooks::toggle_webhook))
+        .routes(routes!(secrets::rotate_secret))
+        .routes(routes!(test_delivery::test_webhook))
+        .routes(routes!(deliveries::retry_deliveries))
+        .routes(routes!(deliveries::list_deliveries))
+        .routes(routes!(logs::list_logs))
+        .routes(routes!(logs::show_log))
+        .routes(routes!(stats::show_stats))
+        .routes(routes!(openapi::show_openapi))
 }
 
 /// The API, served under `/api/v1`.
 pub fn router(state: ApiState) -> Router {
-    let api = routes()
+    let (api, _) = routes().split_for_parts();
+    let api = api
         .fallback(|| async { ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
         .with_state(state);
-    Router::new().nest("/api/v1", api)
+    Router::new().nest(openapi::PREFIX, api)
 }

@@ -174,11 +174,14 @@ pub fn check_headers(raw: BTreeMap<String, String>) -> Result<BTreeMap<String, S
                 "`headers`: the value of `{name}` is too long (at most {MAX_HEADER_VALUE_LEN} bytes)"
             )));
         }
-        HeaderValue::from_str(value).map_err(|_| {
-            invalid(format!(
+        // `HeaderValue` alone lets bytes 0x80-0xFF through: receivers would
+        // get raw UTF-8, which HTTP leaves undefined.
+        let printable = value.chars().all(|c| c == '\t' || (' '..='~').contains(&c));
+        if !printable || HeaderValue::from_str(value).is_err() {
+            return Err(invalid(format!(
                 "`headers`: the value of `{name}` must be visible ASCII without control characters"
-            ))
-        })?;
+            )));
+        }
     }
     Ok(raw)
 }

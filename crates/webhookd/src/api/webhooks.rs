@@ -5,34 +5,47 @@
 
 use std::collections::BTreeMap;
 
-use axum::extract::{FromRequestParts, Path, Query, State};
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use super::auth::CurrentUser;
-use super::error::ApiError;
+use super::error::{ApiError, ErrorBody};
 use super::json::{ApiJson, Nullable};
+use super::query::QueryParams;
 use super::validate;
 use super::ApiState;
 use crate::storage::webhooks::{self as store, NewWebhook, Scope, Webhook, WebhookChanges};
 
-/// A webhook as the API shows it; the secret is only ever shown on creation.
-#[derive(Debug, Serialize)]
+/// A webhook as the API shows it; the secret is only ever shown on creation
+/// and rotation.
+#[derive(Debug, Serialize, ToSchema)]
 pub struct WebhookView {
     pub id: i64,
+    /// The owner.
     pub user_id: i64,
     pub name: String,
     pub url: String,
+    /// Event names or wildcards (`task.*`, `*`).
+    #[schema(example = json!(["task.created", "deal.*"]))]
     pub events: Vec<String>,
     pub is_active: bool,
+    /// Per-webhook timeout; null for the daemon's default.
     pub timeout_ms: Option<i32>,
+    /// Custom headers sent with every delivery.
     pub headers: BTreeMap<String, String>,
+    /// The body template's JSON text; null to send the envelope.
     pub template: Option<String>,
+    /// Why the daemon switched the webhook off (410 Gone, failing too long).
     pub disabled_reason: Option<String>,
+    /// Until when the secret replaced by the last rotation is still accepted
+    /// (deliveries are signed with both); null outside a grace period.
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -50,47 +63,70 @@ impl From<Webhook> for WebhookView {
             headers: w.headers.0,
             template: w.template,
             disabled_reason: w.disabled_reason,
+            previous_secret_expires_at: w.previous_secret_expires_at,
             created_at: w.created_at,
             updated_at: w.updated_at,
         }
     }
 }
 
-#[derive(Debug, Serialize)]
-struct CreatedWebhook {
+/// A webhook with its secret: the answer to creation and rotation, the only
+/// times the secret is shown.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookWithSecret {
     #[serde(flatten)]
-    webhook: WebhookView,
-    secret: String,
+    pub webhook: WebhookView,
+    /// Receivers verify signatures with it; store it now.
+    pub secret: String,
 }
 
 /// `POST /webhooks`. Every field is optional here so that a missing one is
 /// reported by validation, naming it.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateWebhook {
+    /// Required: 1 to 200 characters.
     name: Option<String>,
+    /// Required: an absolute http(s) URL.
     url: Option<String>,
+    /// Required: event names or wildcards, at most 50.
     events: Option<Vec<String>>,
+    /// 16 to 256 printable ASCII characters; generated (`whsec_...`) when absent.
     secret: Option<String>,
+    /// Default true.
     is_active: Option<bool>,
+    /// 100 to 60000; the daemon's default when absent.
     timeout_ms: Option<i64>,
+    /// At most 20 headers; not the ones webhookd sets itself.
     headers: Option<BTreeMap<String, String>>,
+    /// A body template's JSON text (see `GET /templates`).
     template: Option<String>,
     /// Admins only: create the webhook for another user.
     user_id: Option<i64>,
 }
 
-/// `PATCH /webhooks/{id}`: absent fields stay as they are.
-#[derive(Debug, Default, Deserialize)]
+/// `PATCH /webhooks/{id}`: absent fields stay as they are; `null` clears
+/// `timeout_ms` and `template` (other fields cannot be null).
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct UpdateWebhook {
+    #[schema(value_type = Option<String>)]
     name: Nullable<String>,
+    #[schema(value_type = Option<String>)]
     url: Nullable<String>,
+    #[schema(value_type = Option<Vec<String>>)]
     events: Nullable<Vec<String>>,
+    /// Replaces the secret at once, ending any rotation's grace period
+    /// (`POST /webhooks/{id}/rotate-secret` keeps the old one valid a while).
+    #[schema(value_type = Option<String>)]
     secret: Nullable<String>,
+    #[schema(value_type = Option<bool>)]
     is_active: Nullable<bool>,
+    #[schema(value_type = Option<i64>)]
     timeout_ms: Nullable<i64>,
+    #[schema(value_type = Option<BTreeMap<String, String>>)]
     headers: Nullable<BTreeMap<String, String>>,
+    #[schema(value_type = Option<String>)]
     template: Nullable<String>,
 }
 
@@ -225,35 +261,27 @@ pub struct ListFilter {
 impl<S: Send + Sync> FromRequestParts<S> for ListFilter {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
-        let Query(pairs) =
-            Query::<Vec<(String, String)>>::try_from_uri(&parts.uri).map_err(|e| {
-                ApiError::BadBody {
-                    status: StatusCode::BAD_REQUEST,
-                    message: e.body_text(),
-                }
-            })?;
-        let mut filter = ListFilter { user_id: None };
-        for (key, value) in pairs {
-            match key.as_str() {
-                "user_id" => {
-                    let id = value.trim().parse().map_err(|_| {
-                        ApiError::invalid("user_id", "`user_id` must be an integer")
-                    })?;
-                    filter.user_id = Some(id);
-                }
-                _ => {
-                    return Err(ApiError::invalid(
-                        &key,
-                        format!("unknown query parameter `{key}`, expected `user_id`"),
-                    ))
-                }
-            }
-        }
-        Ok(filter)
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let params = QueryParams::from_request_parts(parts, state).await?;
+        params.allow_only(&["user_id"])?;
+        Ok(ListFilter {
+            user_id: params.parsed("user_id", "an integer")?,
+        })
     }
 }
 
+/// The webhooks the caller may see, oldest first.
+#[utoipa::path(
+    get,
+    path = "/webhooks",
+    tag = "webhooks",
+    params(("user_id" = Option<i64>, Query, description = "Only this user's webhooks (admins; others get only their own)")),
+    responses(
+        (status = 200, body = [WebhookView]),
+        (status = 401, body = ErrorBody),
+        (status = 422, description = "A bad query parameter", body = ErrorBody),
+    )
+)]
 pub async fn list_webhooks(
     State(state): State<ApiState>,
     user: CurrentUser,
@@ -268,6 +296,19 @@ pub async fn list_webhooks(
     Ok(Json(webhooks.into_iter().map(WebhookView::from).collect()))
 }
 
+/// Creates a webhook; the answer is the only time its secret is shown.
+#[utoipa::path(
+    post,
+    path = "/webhooks",
+    tag = "webhooks",
+    request_body = CreateWebhook,
+    responses(
+        (status = 201, body = WebhookWithSecret, headers(("location" = String, description = "The new webhook's URL"))),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 422, description = "An invalid field, named in `field`", body = ErrorBody),
+    )
+)]
 pub async fn create_webhook(
     State(state): State<ApiState>,
     user: CurrentUser,
@@ -283,7 +324,7 @@ pub async fn create_webhook(
         "webhook created"
     );
     let location = format!("/api/v1/webhooks/{}", created.id);
-    let body = CreatedWebhook {
+    let body = WebhookWithSecret {
         webhook: created.into(),
         secret: new.secret,
     };
@@ -294,6 +335,18 @@ pub async fn create_webhook(
     ))
 }
 
+/// One webhook.
+#[utoipa::path(
+    get,
+    path = "/webhooks/{id}",
+    tag = "webhooks",
+    params(("id" = i64, Path, description = "The webhook's id")),
+    responses(
+        (status = 200, body = WebhookView),
+        (status = 401, body = ErrorBody),
+        (status = 404, description = "No such webhook, or another user's", body = ErrorBody),
+    )
+)]
 pub async fn show_webhook(
     State(state): State<ApiState>,
     user: CurrentUser,
@@ -305,6 +358,21 @@ pub async fn show_webhook(
     Ok(Json(webhook.into()))
 }
 
+/// Changes the given fields of a webhook.
+#[utoipa::path(
+    patch,
+    path = "/webhooks/{id}",
+    tag = "webhooks",
+    params(("id" = i64, Path, description = "The webhook's id")),
+    request_body = UpdateWebhook,
+    responses(
+        (status = 200, body = WebhookView),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 422, description = "An invalid field, named in `field`", body = ErrorBody),
+    )
+)]
 pub async fn update_webhook(
     State(state): State<ApiState>,
     user: CurrentUser,
@@ -323,6 +391,18 @@ pub async fn update_webhook(
     Ok(Json(webhook.into()))
 }
 
+/// Deletes a webhook with its deliveries and logs.
+#[utoipa::path(
+    delete,
+    path = "/webhooks/{id}",
+    tag = "webhooks",
+    params(("id" = i64, Path, description = "The webhook's id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    )
+)]
 pub async fn delete_webhook(
     State(state): State<ApiState>,
     user: CurrentUser,
@@ -335,6 +415,18 @@ pub async fn delete_webhook(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Switches a webhook on or off (and clears `disabled_reason`).
+#[utoipa::path(
+    post,
+    path = "/webhooks/{id}/toggle",
+    tag = "webhooks",
+    params(("id" = i64, Path, description = "The webhook's id")),
+    responses(
+        (status = 200, body = WebhookView),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    )
+)]
 pub async fn toggle_webhook(
     State(state): State<ApiState>,
     user: CurrentUser,

@@ -3,6 +3,7 @@
 //! Every statement here works on batches (`UNNEST` of arrays) so that the cost
 //! per delivery is a fraction of a round trip.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use sqlx::types::Json;
@@ -36,6 +37,8 @@ pub struct ClaimedDelivery {
     pub webhook_id: i64,
     pub url: String,
     pub secret: String,
+    /// The rotated-out secret while its grace period runs.
+    pub previous_secret: Option<String>,
     pub headers: Json<serde_json::Value>,
     pub template: Option<String>,
     pub timeout_ms: Option<i32>,
@@ -84,8 +87,9 @@ pub struct Lease {
     pub margin_ms: i64,
 }
 
-const TARGET_COLUMNS: &str =
-    "w.id AS webhook_id, w.url, w.secret, w.headers, w.template, w.timeout_ms, w.is_active";
+const TARGET_COLUMNS: &str = "w.id AS webhook_id, w.url, w.secret,
+    CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret END AS previous_secret,
+    w.headers, w.template, w.timeout_ms, w.is_active";
 
 /// Records events and one delivery row per matching active webhook in one
 /// transaction, and returns the new deliveries, already leased to the caller.
@@ -203,11 +207,25 @@ pub async fn next_due_in(pool: &PgPool) -> Result<Option<Duration>, StorageError
     Ok(secs.map(|s| Duration::from_secs_f64(s.max(0.0))))
 }
 
-/// Writes a batch of attempts: the `webhook_logs` rows and each delivery's new
-/// state, in one transaction.
-pub async fn record_attempts(pool: &PgPool, records: &[AttemptRecord]) -> Result<(), StorageError> {
+/// A webhook the recorder has just switched off, and why.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct DisabledWebhook {
+    pub webhook_id: i64,
+    pub reason: String,
+}
+
+/// Writes a batch of attempts in one transaction: the `webhook_logs` rows,
+/// each delivery's new state, and each webhook's failing streak. Switches off
+/// the webhooks that answered 410 Gone and, when `disable_after` is set, those
+/// that have failed every attempt for longer than it; returns them (each
+/// once: only a switch from active counts).
+pub async fn record_attempts(
+    pool: &PgPool,
+    records: &[AttemptRecord],
+    disable_after: Option<Duration>,
+) -> Result<Vec<DisabledWebhook>, StorageError> {
     if records.is_empty() {
-        return Ok(());
+        return Ok(Vec::new());
     }
     let n = records.len();
     let mut delivery_ids = Vec::with_capacity(n);
@@ -279,22 +297,152 @@ pub async fn record_attempts(pool: &PgPool, records: &[AttemptRecord]) -> Result
     .bind(&errors)
     .execute(&mut *tx)
     .await?;
+    let streaks = FailingStreaks::of(records);
+    streaks.write(&mut tx).await?;
+    let mut disabled = Vec::new();
     let gone: Vec<i64> = records
         .iter()
         .filter(|r| r.disable_webhook)
         .map(|r| r.webhook_id)
         .collect();
     if !gone.is_empty() {
-        sqlx::query(
-            "UPDATE webhooks SET is_active = FALSE,
+        let rows = sqlx::query_as::<_, DisabledWebhook>(
+            "UPDATE webhooks SET is_active = FALSE, failing_since = NULL,
                  disabled_reason = 'the receiver answered 410 Gone', updated_at = now()
-             WHERE id = ANY($1) AND is_active",
+             WHERE id = ANY($1) AND is_active
+             RETURNING id AS webhook_id, disabled_reason AS reason",
         )
         .bind(&gone)
-        .execute(&mut *tx)
+        .fetch_all(&mut *tx)
         .await?;
+        disabled.extend(rows);
+    }
+    if let Some(period) = disable_after {
+        disabled.extend(disable_failing(&mut tx, &streaks.failing(), period).await?);
     }
     tx.commit().await?;
+    Ok(disabled)
+}
+
+/// Per webhook in a batch: did any attempt succeed, and did the last one?
+/// Keyed in id order so concurrent recorders lock webhook rows in one order.
+struct FailingStreaks {
+    ids: Vec<i64>,
+    any_ok: Vec<bool>,
+    last_ok: Vec<bool>,
+}
+
+impl FailingStreaks {
+    fn of(records: &[AttemptRecord]) -> Self {
+        let mut by_webhook: BTreeMap<i64, (bool, bool)> = BTreeMap::new();
+        for r in records {
+            let entry = by_webhook.entry(r.webhook_id).or_insert((false, false));
+            entry.0 |= r.is_success;
+            entry.1 = r.is_success;
+        }
+        let mut streaks = FailingStreaks {
+            ids: Vec::with_capacity(by_webhook.len()),
+            any_ok: Vec::with_capacity(by_webhook.len()),
+            last_ok: Vec::with_capacity(by_webhook.len()),
+        };
+        for (id, (any_ok, last_ok)) in by_webhook {
+            streaks.ids.push(id);
+            streaks.any_ok.push(any_ok);
+            streaks.last_ok.push(last_ok);
+        }
+        streaks
+    }
+
+    /// Webhooks whose latest attempt in the batch failed.
+    fn failing(&self) -> Vec<i64> {
+        self.ids
+            .iter()
+            .zip(&self.last_ok)
+            .filter(|(_, ok)| !**ok)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+
+    /// A success ends the streak; a failure starts one unless one is running
+    /// (a failure after a success in the same batch starts it afresh). Rows
+    /// are written only when the value changes, so a healthy webhook costs no
+    /// write here.
+    async fn write(&self, tx: &mut sqlx::PgConnection) -> Result<(), StorageError> {
+        sqlx::query(
+            "UPDATE webhooks w
+             SET failing_since = CASE WHEN o.last_ok THEN NULL
+                                      WHEN o.any_ok THEN now()
+                                      ELSE COALESCE(w.failing_since, now()) END
+             FROM UNNEST($1::int8[], $2::bool[], $3::bool[]) AS o(id, any_ok, last_ok)
+             WHERE w.id = o.id
+               AND CASE WHEN o.last_ok THEN w.failing_since IS NOT NULL
+                        WHEN o.any_ok THEN TRUE
+                        ELSE w.failing_since IS NULL END",
+        )
+        .bind(&self.ids)
+        .bind(&self.any_ok)
+        .bind(&self.last_ok)
+        .execute(tx)
+        .await?;
+        Ok(())
+    }
+}
+
+/// Switches off the active webhooks among `ids` that have failed every
+/// attempt for longer than `period`. The clock counts from the later of the
+/// streak's start and the webhook's last edit, so re-enabling or fixing a
+/// webhook gives it a full period again. Clearing `failing_since` does the
+/// same for a webhook switched back on by hand.
+async fn disable_failing(
+    tx: &mut sqlx::PgConnection,
+    ids: &[i64],
+    period: Duration,
+) -> Result<Vec<DisabledWebhook>, StorageError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let secs = i64::try_from(period.as_secs()).unwrap_or(i64::MAX);
+    let rows = sqlx::query_as::<_, DisabledWebhook>(
+        "UPDATE webhooks
+         SET is_active = FALSE, failing_since = NULL, updated_at = now(),
+             disabled_reason = format(
+                 'failing since %s UTC (more than %s s without a successful delivery)',
+                 to_char(failing_since AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), $2)
+         WHERE id = ANY($1) AND is_active AND failing_since IS NOT NULL
+           AND GREATEST(failing_since, updated_at) <= now() - make_interval(secs => $2::float8)
+         RETURNING id AS webhook_id, disabled_reason AS reason",
+    )
+    .bind(ids)
+    .bind(secs)
+    .fetch_all(tx)
+    .await?;
+    Ok(rows)
+}
+
+/// Gives claimed deliveries back to the schedule without attempting them:
+/// each is due again after its delay, and no attempt is counted or logged.
+/// Used when a webhook already has as many deliveries waiting in this process
+/// as it may, so they wait in Postgres rather than in memory.
+pub async fn hand_back(pool: &PgPool, deliveries: &[(Uuid, Duration)]) -> Result<(), StorageError> {
+    if deliveries.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = deliveries.iter().map(|(id, _)| *id).collect();
+    let delays_ms: Vec<i64> = deliveries
+        .iter()
+        .map(|(_, d)| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .collect();
+    sqlx::query(
+        "UPDATE deliveries d
+         SET next_attempt_at = now() + make_interval(secs => o.delay_ms / 1000.0),
+             updated_at = now()
+         FROM UNNEST($1::uuid[], $2::int8[]) AS o(id, delay_ms)
+         WHERE d.id = o.id AND d.status = 'pending'",
+    )
+    .bind(&ids)
+    .bind(&delays_ms)
+    .execute(pool)
+    .await?;
     Ok(())
 }
 

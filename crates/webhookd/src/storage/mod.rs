@@ -1,7 +1,15 @@
 //! Postgres: connection pool, migrations, and one module per table family.
 
 pub mod deliveries;
+pub mod delivery_admin;
+pub mod handback;
+pub mod logs;
+pub mod page;
+pub mod stats;
+pub mod test_deliveries;
+pub mod ui_sessions;
 pub mod users;
+pub mod webhook_overview;
 pub mod webhooks;
 
 use std::str::FromStr;

@@ -23,7 +23,7 @@ pub enum Scope {
 
 impl Scope {
     /// The `user_id` to filter on, NULL meaning everyone.
-    fn owner(self) -> Option<i64> {
+    pub fn owner(self) -> Option<i64> {
         match self {
             Scope::User(id) => Some(id),
             Scope::All => None,
@@ -46,6 +46,9 @@ pub struct Webhook {
     pub template: Option<String>,
     /// Why the daemon switched the webhook off (410 Gone, failing too long).
     pub disabled_reason: Option<String>,
+    /// Until when the secret replaced by the last rotation is still accepted;
+    /// `None` outside a rotation's grace period.
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
 }
@@ -78,8 +81,13 @@ pub struct WebhookChanges {
     pub template: Option<Option<String>>,
 }
 
+// An expired previous secret reads as none: nothing sweeps it away, and
+// every reader applies the same rule.
 const COLUMNS: &str = "id, user_id, name, url, events, is_active, timeout_ms, headers, template,
-                       disabled_reason, created_at, updated_at";
+                       disabled_reason,
+                       CASE WHEN previous_secret_expires_at > now()
+                            THEN previous_secret_expires_at END AS previous_secret_expires_at,
+                       created_at, updated_at";
 
 /// The webhooks in scope, oldest first.
 pub async fn list_webhooks(pool: &PgPool, scope: Scope) -> Result<Vec<Webhook>, StorageError> {
@@ -141,7 +149,9 @@ pub async fn create_webhook(
 
 /// Applies the changes to a webhook in scope; `None` when there is none.
 /// Setting `is_active` by hand clears `disabled_reason`: the reason described
-/// the daemon's decision, which the user has now overridden.
+/// the daemon's decision, which the user has now overridden. Setting the
+/// secret here replaces it outright and ends any rotation's grace period
+/// ([`rotate_secret`] is the way to keep the old one valid for a while).
 pub async fn update_webhook(
     pool: &PgPool,
     scope: Scope,
@@ -154,6 +164,8 @@ pub async fn update_webhook(
              url = COALESCE($4, url),
              events = COALESCE($5, events),
              secret = COALESCE($6, secret),
+             previous_secret = CASE WHEN $6 IS NULL THEN previous_secret END,
+             previous_secret_expires_at = CASE WHEN $6 IS NULL THEN previous_secret_expires_at END,
              is_active = COALESCE($7, is_active),
              disabled_reason = CASE WHEN $7 IS NULL THEN disabled_reason END,
              timeout_ms = CASE WHEN $8 THEN $9 ELSE timeout_ms END,
@@ -176,6 +188,39 @@ pub async fn update_webhook(
         .bind(changes.headers.as_ref().map(Json))
         .bind(changes.template.is_some())
         .bind(changes.template.clone().flatten())
+        .fetch_optional(pool)
+        .await?;
+    Ok(row)
+}
+
+/// Replaces the secret of a webhook in scope, keeping the old one valid for
+/// `grace` (deliveries are signed with both meanwhile); `None` when there is
+/// no such webhook. A zero grace drops the old secret at once. Only one old
+/// secret is kept: rotating again during a grace period ends the older one.
+pub async fn rotate_secret(
+    pool: &PgPool,
+    scope: Scope,
+    id: i64,
+    secret: &str,
+    grace: std::time::Duration,
+) -> Result<Option<Webhook>, StorageError> {
+    let grace_secs = i64::try_from(grace.as_secs()).unwrap_or(i64::MAX);
+    // Every right-hand side reads the row as it was before the update.
+    let sql = format!(
+        "UPDATE webhooks SET
+             previous_secret = CASE WHEN $4 > 0 THEN secret END,
+             previous_secret_expires_at =
+                 CASE WHEN $4 > 0 THEN now() + make_interval(secs => $4::float8) END,
+             secret = $3,
+             updated_at = now()
+         WHERE id = $1 AND ($2::int8 IS NULL OR user_id = $2)
+         RETURNING {COLUMNS}"
+    );
+    let row = sqlx::query_as::<_, Webhook>(&sql)
+        .bind(id)
+        .bind(scope.owner())
+        .bind(secret)
+        .bind(grace_secs)
         .fetch_optional(pool)
         .await?;
     Ok(row)

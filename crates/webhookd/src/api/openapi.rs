@@ -1,0 +1,120 @@
+//! The OpenAPI document, generated from the handlers' `#[utoipa::path]`
+//! annotations and the routes list in [`super::routes`], served unauthenticated
+//! at `GET /api/v1/openapi.json`.
+
+use std::sync::LazyLock;
+
+use axum::Json;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::OpenApi as Document;
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+
+/// Where the API is served.
+pub const PREFIX: &str = "/api/v1";
+/// The name of the bearer-token security scheme in the document (spelled
+/// out again in `security(...)` below, which takes only a literal).
+pub const BEARER: &str = "bearer";
+const SELF_PATH: &str = "/api/v1/openapi.json";
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "webhookd admin API",
+        description = "Manage webhooks, test them, read their delivery logs, retry deliveries, \
+                       rotate secrets and read statistics. Every route except this document \
+                       needs `Authorization: Bearer <token>` (`webhookd users create` prints one). \
+                       A user sees only their own webhooks (another user's id answers 404); \
+                       admins see all. Invalid input answers 422 with `field` naming the culprit."
+    ),
+    modifiers(&BearerAuth),
+    security(("bearer" = [])),
+    tags(
+        (name = "me", description = "Who the token belongs to, and what can be subscribed to"),
+        (name = "webhooks", description = "Webhook configuration"),
+        (name = "deliveries", description = "Test deliveries, delivery state and manual retries"),
+        (name = "logs", description = "Every delivery attempt"),
+        (name = "stats", description = "Delivery statistics"),
+        (name = "templates", description = "Body template presets"),
+        (name = "meta", description = "This document"),
+    )
+)]
+struct ApiDoc;
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut Document) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            BEARER,
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("whk_<43 characters>")
+                    .description(Some("An API token from `webhookd users create`"))
+                    .build(),
+            ),
+        );
+    }
+}
+
+/// Builds the document: the API's routes, nested under [`PREFIX`] exactly as
+/// [`super::router`] serves them.
+pub fn document() -> Document {
+    let mut doc = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .nest(PREFIX, super::routes())
+        .into_openapi();
+    // `security(())` in an annotation means "optional"; this document needs
+    // no token at all, which OpenAPI spells as an empty list.
+    if let Some(get) = doc
+        .paths
+        .paths
+        .get_mut(SELF_PATH)
+        .and_then(|item| item.get.as_mut())
+    {
+        get.security = Some(Vec::new());
+    }
+    doc
+}
+
+static DOCUMENT: LazyLock<Document> = LazyLock::new(document);
+
+/// The OpenAPI document of this API.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "meta",
+    security(()),
+    responses((status = 200, description = "The OpenAPI 3.1 document", body = Object))
+)]
+pub async fn show_openapi() -> Json<&'static Document> {
+    Json(&DOCUMENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_operation_but_the_document_itself_needs_the_bearer_token() {
+        let doc = document();
+        assert!(doc
+            .components
+            .as_ref()
+            .is_some_and(|c| c.security_schemes.contains_key(BEARER)));
+        let global = serde_json::to_value(&doc.security).expect("serialises");
+        assert_eq!(global, serde_json::json!([{ BEARER: [] }]));
+        for (path, item) in &doc.paths.paths {
+            let value = serde_json::to_value(item).expect("serialises");
+            for (method, operation) in value.as_object().into_iter().flatten() {
+                let security = operation.get("security");
+                if path == SELF_PATH {
+                    assert_eq!(security, Some(&serde_json::json!([])), "{method} {path}");
+                } else {
+                    assert_eq!(security, None, "{method} {path} inherits the bearer scheme");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,313 @@
+//! The deliveries this process holds, from claim to durable outcome.
+//!
+//! A delivery is held from the moment the consumer or the scheduler has
+//! claimed it (its lease runs) until its outcome is committed: the record of
+//! its attempt (or of its hand-back) is written to Postgres. Two things follow:
+//!
+//! - At most `max_in_flight` held deliveries are ever handed to the
+//!   dispatcher. So the attempts a `kill -9` can leave made but unrecorded,
+//!   which another worker repeats once their leases run out, are at most
+//!   `max_in_flight`: that bounds the duplicates a crash causes. (The
+//!   dispatcher's own cap ends when a record is queued for writing, not when it
+//!   is written.)
+//! - While held, its lease is renewed ([`renew_leases`]), so a lease only
+//!   runs out when its worker is gone: a slow attempt, a long wait behind a
+//!   busy endpoint or a starved machine never make another worker repeat a
+//!   delivery that is still in hand. Leases can then be short, and a dead
+//!   worker's deliveries come back quickly.
+//! - What is still held when the grace period ends was never attempted, or
+//!   its attempt did not finish in time: shutdown releases it to the other
+//!   workers at once instead of leaving it to its lease.
+//!
+//! The dispatcher's records reach Postgres through [`spawn_writer`], which
+//! writes them in batches and lets go of each delivery once its batch is
+//! committed.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sqlx::PgPool;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::warn;
+use uuid::Uuid;
+
+use crate::dispatch::Dispatcher;
+use crate::metrics::Metrics;
+use crate::record::Record;
+use crate::storage::deliveries::{ClaimedDelivery, Lease};
+use crate::storage::handback;
+
+/// What the dispatcher sends to be recorded.
+pub type DispatcherRecord = Record;
+
+/// The delivery a record settles: attempted, or handed back by the
+/// dispatcher to wait in Postgres.
+fn settled(record: &DispatcherRecord) -> Uuid {
+    match record {
+        Record::Attempt(attempt) => attempt.delivery_id,
+        Record::HandBack { delivery_id, .. } => *delivery_id,
+    }
+}
+
+/// Records written in one transaction, at most.
+const MAX_BATCH: usize = 500;
+
+/// The deliveries this process holds: claimed ones waiting to be dispatched
+/// (no window slot yet), and dispatched ones with their slot.
+pub struct Held {
+    window: Arc<Semaphore>,
+    deliveries: Mutex<HashMap<Uuid, Holding>>,
+}
+
+struct Holding {
+    /// Attempts recorded when it was claimed: once one more is recorded, the
+    /// lease is no longer this process's to renew.
+    attempts: i32,
+    slot: Option<OwnedSemaphorePermit>,
+}
+
+impl Held {
+    /// `window`: how many held deliveries may be in the dispatcher at once.
+    pub fn new(window: usize) -> Self {
+        Held {
+            window: Arc::new(Semaphore::new(window)),
+            deliveries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<Uuid, Holding>> {
+        // Plain values: the map stays usable whatever a panicking holder did.
+        self.deliveries
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Notes a claim; false for a delivery that is already waiting here to
+    /// be dispatched.
+    fn claim(&self, id: Uuid, attempts: i32) -> bool {
+        let mut deliveries = self.lock();
+        match deliveries.get(&id) {
+            Some(Holding { slot: None, .. }) => false,
+            // Dispatched before: the claim replaces it (see `dispatch`).
+            Some(Holding { slot: Some(_), .. }) => true,
+            None => {
+                let holding = Holding {
+                    attempts,
+                    slot: None,
+                };
+                deliveries.insert(id, holding);
+                true
+            }
+        }
+    }
+
+    fn dispatching(&self, id: Uuid, attempts: i32, slot: OwnedSemaphorePermit) {
+        let holding = Holding {
+            attempts,
+            slot: Some(slot),
+        };
+        self.lock().insert(id, holding);
+    }
+
+    /// The outcomes are committed: the deliveries, and their slots, are free.
+    fn settle(&self, ids: &[Uuid]) {
+        let mut deliveries = self.lock();
+        for id in ids {
+            deliveries.remove(id);
+        }
+    }
+
+    /// The deliveries held right now, with their attempts when claimed.
+    pub fn leases(&self) -> Vec<(Uuid, i32)> {
+        self.lock()
+            .iter()
+            .map(|(id, holding)| (*id, holding.attempts))
+            .collect()
+    }
+
+    /// Empties the set and returns the ids it held.
+    pub fn take_all(&self) -> Vec<Uuid> {
+        self.lock().drain().map(|(id, _)| id).collect()
+    }
+}
+
+/// The dispatcher as the consumer and the scheduler see it: it holds their
+/// deliveries within the window, and stops taking work when shutdown begins.
+#[derive(Clone)]
+pub struct Handoff {
+    dispatcher: Dispatcher,
+    held: Arc<Held>,
+}
+
+impl Handoff {
+    pub fn new(dispatcher: Dispatcher, held: Arc<Held>) -> Self {
+        Handoff { dispatcher, held }
+    }
+
+    /// How many more deliveries are taken without waiting.
+    pub fn capacity(&self) -> usize {
+        self.held
+            .window
+            .available_permits()
+            .min(self.dispatcher.capacity())
+    }
+
+    /// Hands claimed deliveries to the dispatcher, each once it has a slot in
+    /// the window, until `cancel` fires. Those not handed over by then stay
+    /// held, and shutdown releases them.
+    ///
+    /// A delivery already waiting here is not dispatched twice: its lease
+    /// ran out while it waited for a slot, and claiming it again only renewed
+    /// the lease. One already dispatched is, as on any other worker: the
+    /// lease is the safety net for an attempt that never reports back, and its
+    /// old slot is freed.
+    pub async fn dispatch(
+        &self,
+        deliveries: Vec<(ClaimedDelivery, Arc<str>)>,
+        cancel: &CancellationToken,
+    ) {
+        let fresh: Vec<_> = deliveries
+            .into_iter()
+            .filter(|(claimed, _)| self.held.claim(claimed.delivery_id, claimed.attempts))
+            .collect();
+        for (claimed, envelope) in fresh {
+            let slot = tokio::select! {
+                biased;
+                () = cancel.cancelled() => return,
+                slot = self.held.window.clone().acquire_owned() => slot,
+            };
+            let Ok(slot) = slot else { return }; // never closed
+            self.held
+                .dispatching(claimed.delivery_id, claimed.attempts, slot);
+            // `dispatch` may wait for room; dropping it then leaves the
+            // delivery not started, so it is safe to abandon.
+            tokio::select! {
+                biased;
+                () = cancel.cancelled() => return,
+                () = self.dispatcher.dispatch(claimed, envelope) => {}
+            }
+        }
+    }
+}
+
+/// Starts the writer of the dispatcher's records. `recorder` starts a
+/// recorder (`record::spawn_recorder`), which writes what it is sent and ends
+/// once its sender is dropped and everything is written: the writer starts one
+/// per batch, so it knows when the batch is committed and lets go of its
+/// deliveries then.
+///
+/// Until `stop` fires every record is written; then what is already queued is
+/// written and the queue closes, so records of attempts that finish later are
+/// refused and their deliveries stay held (and are released).
+pub fn spawn_writer<F>(
+    held: Arc<Held>,
+    recorder: F,
+    stop: CancellationToken,
+) -> (mpsc::Sender<DispatcherRecord>, JoinHandle<()>)
+where
+    F: Fn() -> (mpsc::Sender<DispatcherRecord>, JoinHandle<()>) + Send + Sync + 'static,
+{
+    // The window bounds the records outstanding, so this rarely fills.
+    let (tx, mut from) = mpsc::channel::<DispatcherRecord>(MAX_BATCH);
+    let handle = tokio::spawn(async move {
+        let mut batch = Vec::with_capacity(MAX_BATCH);
+        loop {
+            let received = tokio::select! {
+                biased;
+                () = stop.cancelled() => break,
+                received = from.recv_many(&mut batch, MAX_BATCH) => received,
+            };
+            if received == 0 {
+                return; // every dispatcher handle is gone
+            }
+            write(&held, &recorder, &mut batch).await;
+        }
+        from.close();
+        while from.recv_many(&mut batch, MAX_BATCH).await > 0 {
+            write(&held, &recorder, &mut batch).await;
+        }
+    });
+    (tx, handle)
+}
+
+/// Writes one batch and waits until it is committed (or the recorder gave up
+/// at the end of the grace period), then lets go of its deliveries.
+async fn write<F>(held: &Held, recorder: &F, batch: &mut Vec<DispatcherRecord>)
+where
+    F: Fn() -> (mpsc::Sender<DispatcherRecord>, JoinHandle<()>),
+{
+    let ids: Vec<Uuid> = batch.iter().map(settled).collect();
+    let (to, written) = recorder();
+    for record in batch.drain(..) {
+        if to.send(record).await.is_err() {
+            break;
+        }
+    }
+    drop(to);
+    let _ = written.await;
+    held.settle(&ids);
+}
+
+/// Renews the leases of the held deliveries twice per lease margin, the
+/// shortest a lease can be beyond its attempt's timeout, until `stop`.
+pub async fn renew_leases(
+    held: Arc<Held>,
+    pool: PgPool,
+    lease: Lease,
+    metrics: Metrics,
+    stop: CancellationToken,
+) {
+    let margin = Duration::from_millis(u64::try_from(lease.margin_ms).unwrap_or(0));
+    let every = (margin / 2).max(Duration::from_millis(100));
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(every) => {}
+        }
+        let leases = held.leases();
+        if let Err(e) = handback::renew_leases(&pool, &leases, lease).await {
+            metrics
+                .storage_errors
+                .with_label_values(&["renew_leases"])
+                .inc();
+            warn!(error = %e, deliveries = leases.len(), "renewing leases failed; they may run out and be repeated by another worker");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_delivery_waiting_for_a_slot_is_claimed_once_but_a_dispatched_one_again() {
+        let held = Held::new(2);
+        let id = Uuid::new_v4();
+        assert!(held.claim(id, 2));
+        assert!(!held.claim(id, 2), "still waiting here: not twice");
+        let slot = held.window.clone().try_acquire_owned().unwrap();
+        held.dispatching(id, 2, slot);
+        assert!(held.claim(id, 2), "dispatched: its lease decides");
+        assert_eq!(held.leases(), vec![(id, 2)]);
+        assert_eq!(held.take_all(), vec![id]);
+        assert_eq!(held.window.available_permits(), 2, "taking frees the slot");
+    }
+
+    #[test]
+    fn settling_frees_the_slot_and_only_unsettled_deliveries_stay_held() {
+        let held = Held::new(2);
+        let (done, running) = (Uuid::new_v4(), Uuid::new_v4());
+        for id in [done, running] {
+            assert!(held.claim(id, 0));
+            let slot = held.window.clone().try_acquire_owned().unwrap();
+            held.dispatching(id, 0, slot);
+        }
+        assert_eq!(held.window.available_permits(), 0);
+        held.settle(&[done]);
+        assert_eq!(held.window.available_permits(), 1);
+        assert_eq!(held.take_all(), vec![running]);
+    }
+}

@@ -1,0 +1,116 @@
+// webhookd web UI: small progressive enhancements. Every page works without
+// this script; it only asks before destructive actions, keeps the template
+// preview live and applies presets in place. It never builds HTML from data:
+// text goes in with textContent.
+(function () {
+  "use strict";
+
+  // Forms marked data-confirm ask first. The server asks itself when the
+  // `confirmed` field is missing, so without the script there is a
+  // confirmation page instead.
+  document.addEventListener("submit", function (event) {
+    var form = event.target;
+    var question = form.getAttribute("data-confirm");
+    if (!question) {
+      return;
+    }
+    if (!window.confirm(question)) {
+      event.preventDefault();
+      return;
+    }
+    var confirmed = document.createElement("input");
+    confirmed.type = "hidden";
+    confirmed.name = "confirmed";
+    confirmed.value = "yes";
+    form.appendChild(confirmed);
+  });
+
+  document.querySelectorAll("[data-select-on-focus]").forEach(function (input) {
+    input.addEventListener("focus", function () { input.select(); });
+  });
+
+  var form = document.querySelector("form[data-preview-url]");
+  if (!form) {
+    return;
+  }
+  var template = form.querySelector("#template");
+  var previewEvent = form.querySelector("#preview_event");
+  var preset = form.querySelector("#preset");
+  var output = document.getElementById("preview-output");
+  var problem = document.getElementById("preview-error");
+  var csrf = form.querySelector("input[name=_csrf]");
+  var timer = null;
+  var latest = 0;
+
+  function showPreview(result) {
+    if (result.ok) {
+      output.querySelector("code").textContent = result.body;
+      output.hidden = false;
+      problem.hidden = true;
+    } else {
+      problem.textContent = result.error;
+      problem.hidden = false;
+      output.hidden = true;
+    }
+  }
+
+  function refresh() {
+    var body = new URLSearchParams();
+    body.set("_csrf", csrf.value);
+    body.set("template", template.value);
+    body.set("preview_event", previewEvent.value);
+    var request = ++latest;
+    fetch(form.getAttribute("data-preview-url"), {
+      method: "POST",
+      body: body,
+      credentials: "same-origin"
+    }).then(function (response) {
+      if (!response.ok) {
+        throw new Error("preview failed: HTTP " + response.status);
+      }
+      return response.json();
+    }).then(function (result) {
+      // Answers can overtake each other; only the newest request counts.
+      if (request === latest) {
+        showPreview(result);
+      }
+    }).catch(function () {
+      // The "Update preview" button still works by posting the form.
+    });
+  }
+
+  function refreshSoon() {
+    window.clearTimeout(timer);
+    timer = window.setTimeout(refresh, 250);
+  }
+
+  function presetTemplates() {
+    return Array.prototype.map.call(preset.options, function (option) {
+      return option.getAttribute("data-template") || "";
+    });
+  }
+
+  function applyPreset() {
+    var option = preset.options[preset.selectedIndex];
+    template.value = option.getAttribute("data-template") || "";
+    refresh();
+  }
+
+  template.addEventListener("input", refreshSoon);
+  previewEvent.addEventListener("change", refresh);
+  // Picking a preset replaces the template at once only when the template is
+  // empty or an unchanged preset; edited text is replaced by the button only.
+  preset.addEventListener("change", function () {
+    if (presetTemplates().indexOf(template.value) !== -1) {
+      applyPreset();
+    }
+  });
+  form.querySelector("[data-apply-preset]").addEventListener("click", function (event) {
+    event.preventDefault();
+    applyPreset();
+  });
+  form.querySelector("[data-preview-button]").addEventListener("click", function (event) {
+    event.preventDefault();
+    refresh();
+  });
+})();

@@ -1,0 +1,241 @@
+//! The markup of the webhook form (`/webhook/new`, `/webhook/{id}/edit`):
+//! labelled fields with their hints and errors, event checkboxes grouped by
+//! entity, the template editor with presets and its preview.
+
+use maud::{html, Markup};
+use webhookd_events::{CATALOGUE, PRESETS};
+
+use super::details::details_path;
+use super::edit::Mode;
+use super::fields::{event_groups, render_preview, FieldErrors, WebhookInput};
+use super::form::csrf_input;
+use super::layout::page;
+use super::session::Session;
+
+pub fn form_page(
+    session: &Session,
+    mode: Mode,
+    input: &WebhookInput,
+    errors: &FieldErrors,
+) -> Markup {
+    let title = match mode {
+        Mode::Create => "New webhook",
+        Mode::Edit(_) => "Edit webhook",
+    };
+    let content = html! {
+        h1 { (title) }
+        @if !errors.is_empty() {
+            div class="error-summary" role="alert" aria-labelledby="error-summary-title" {
+                h2 id="error-summary-title" { "Please fix these fields" }
+                ul { @for (field, message) in errors.all() {
+                    li { a href={ "#" (field_id(field)) } { (message) } }
+                } }
+            }
+        }
+        form method="post" action=(mode.action()) class="webhook-form" data-preview-url="/webhook/preview" {
+            (csrf_input(session))
+            // The first submit button is what Enter presses: make it "save",
+            // not the preset or preview buttons that come earlier.
+            button type="submit" name="action" value="save" class="visually-hidden"
+                tabindex="-1" aria-hidden="true" { "Save" }
+            (basics(session, mode, input, errors))
+            (events_fieldset(input, errors))
+            (template_fieldset(input, errors))
+            (delivery_fieldset(input, errors))
+            div class="actions" {
+                button type="submit" name="action" value="save" class="primary" {
+                    @match mode { Mode::Create => "Create webhook", Mode::Edit(_) => "Save changes" }
+                }
+                @match mode {
+                    Mode::Create => a href="/webhook/" { "Cancel" },
+                    Mode::Edit(id) => a href=(details_path(id)) { "Cancel" },
+                }
+            }
+        }
+    };
+    page(title, Some(session), content)
+}
+
+fn field_id(field: &str) -> &str {
+    match field {
+        "events" => "events-all",
+        "user_id" => "owner",
+        other => other,
+    }
+}
+
+fn error_text(errors: &FieldErrors, field: &str) -> Markup {
+    html! {
+        @if let Some(message) = errors.get(field) {
+            p class="field-error" id={ (field) "-error" } { (message) }
+        }
+    }
+}
+
+fn described_by(errors: &FieldErrors, field: &str, hint: Option<&str>) -> Option<String> {
+    let error = errors.get(field).map(|_| format!("{field}-error"));
+    let ids: Vec<String> = error.into_iter().chain(hint.map(str::to_owned)).collect();
+    (!ids.is_empty()).then(|| ids.join(" "))
+}
+
+fn basics(session: &Session, mode: Mode, input: &WebhookInput, errors: &FieldErrors) -> Markup {
+    html! {
+        fieldset {
+            legend { "Webhook" }
+            div class="field" {
+                label for="name" { "Name" }
+                input id="name" name="name" type="text" value=(input.name) required maxlength="200"
+                    aria-invalid=[errors.get("name").map(|_| "true")]
+                    aria-describedby=[described_by(errors, "name", None)];
+                (error_text(errors, "name"))
+            }
+            div class="field" {
+                label for="url" { "URL" }
+                p class="hint" id="url-hint" { "Where events are POSTed: an http:// or https:// address." }
+                input id="url" name="url" type="url" value=(input.url) required inputmode="url"
+                    spellcheck="false" placeholder="https://hooks.example.com/…"
+                    aria-invalid=[errors.get("url").map(|_| "true")]
+                    aria-describedby=[described_by(errors, "url", Some("url-hint"))];
+                (error_text(errors, "url"))
+            }
+            div class="field checkbox" {
+                input id="is_active" name="is_active" type="checkbox" value="1" checked[input.is_active];
+                label for="is_active" { "Active (receives events)" }
+            }
+            @if mode == Mode::Create {
+                div class="field" {
+                    label for="secret" { "Signing secret (optional)" }
+                    p class="hint" id="secret-hint" { "Leave empty to generate one. 16 to 256 printable characters, no spaces." }
+                    input id="secret" name="secret" type="text" value=(input.secret) autocomplete="off"
+                        spellcheck="false" aria-invalid=[errors.get("secret").map(|_| "true")]
+                        aria-describedby=[described_by(errors, "secret", Some("secret-hint"))];
+                    (error_text(errors, "secret"))
+                }
+                @if session.user.is_admin {
+                    div class="field" {
+                        label for="owner" { "Owner's user id (optional)" }
+                        p class="hint" id="owner-hint" { "Admins: create the webhook for another user. Empty: yourself." }
+                        input id="owner" name="owner" type="text" inputmode="numeric" value=(input.owner)
+                            aria-invalid=[errors.get("user_id").map(|_| "true")]
+                            aria-describedby=[described_by(errors, "user_id", Some("owner-hint"))];
+                        (error_text(errors, "user_id"))
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn events_fieldset(input: &WebhookInput, errors: &FieldErrors) -> Markup {
+    let checked = |name: &str| input.events.iter().any(|e| e == name);
+    html! {
+        fieldset aria-describedby=[described_by(errors, "events", Some("events-hint"))] {
+            legend { "Events" }
+            p class="hint" id="events-hint" { "A wildcard also covers events added to the CRM later." }
+            (error_text(errors, "events"))
+            div class="field checkbox" {
+                input id="events-all" type="checkbox" name="events" value="*" checked[checked("*")];
+                label for="events-all" { "Every event " code { "*" } }
+            }
+            div class="event-groups" {
+                @for (entity, names) in event_groups() {
+                    @let wildcard = format!("{entity}.*");
+                    fieldset class="event-group" {
+                        legend { (entity) " events" }
+                        div class="field checkbox" {
+                            input id={ "events-" (entity) "-all" } type="checkbox" name="events"
+                                value=(wildcard) checked[checked(&wildcard)];
+                            label for={ "events-" (entity) "-all" } { "All " code { (wildcard) } }
+                        }
+                        @for name in names {
+                            div class="field checkbox" {
+                                input id={ "events-" (name) } type="checkbox" name="events"
+                                    value=(name) checked[checked(name)];
+                                label for={ "events-" (name) } { code { (name) } }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn template_fieldset(input: &WebhookInput, errors: &FieldErrors) -> Markup {
+    let preview = render_preview(&input.template, &input.preview_event);
+    html! {
+        fieldset class="template" {
+            legend { "Body" }
+            div class="field inline" {
+                label for="preset" { "Preset" }
+                select id="preset" name="preset" data-preset-select {
+                    @for preset in PRESETS {
+                        @let text = preset.template.unwrap_or_default();
+                        option value=(preset.id) data-template=(text) title=(preset.description)
+                            selected[text == input.template.trim()] { (preset.name) }
+                    }
+                }
+                button type="submit" name="action" value="apply-preset" data-apply-preset { "Apply preset" }
+            }
+            div class="field" {
+                label for="template" { "Template (JSON; empty sends the raw envelope)" }
+                p class="hint" id="template-hint" {
+                    "String values may use " code { "{{event}}" } ", " code { "{{id}}" } ", "
+                    code { "{{timestamp}}" } " and " code { "{{data.field}}" } ". "
+                    "The Telegram preset needs your chat's id in place of " code { "<chat_id>" } "."
+                }
+                textarea id="template" name="template" rows="10" spellcheck="false"
+                    aria-invalid=[errors.get("template").map(|_| "true")]
+                    aria-describedby=[described_by(errors, "template", Some("template-hint"))] {
+                    (input.template)
+                }
+                (error_text(errors, "template"))
+            }
+            div class="field inline" {
+                label for="preview_event" { "Preview with" }
+                select id="preview_event" name="preview_event" {
+                    @for spec in CATALOGUE {
+                        option value=(spec.name) selected[spec.name == input.preview_event] { (spec.name) }
+                    }
+                }
+                button type="submit" name="action" value="preview" data-preview-button { "Update preview" }
+            }
+            section class="preview" aria-labelledby="preview-title" {
+                h2 id="preview-title" { "Preview: the body sent for a sample event" }
+                div id="preview-error" class="field-error" role="status" hidden[preview.is_ok()] {
+                    @if let Err(error) = &preview { (error) }
+                }
+                pre id="preview-output" tabindex="0" aria-live="polite" hidden[preview.is_err()] {
+                    code { @if let Ok(body) = &preview { (body) } }
+                }
+            }
+        }
+    }
+}
+
+fn delivery_fieldset(input: &WebhookInput, errors: &FieldErrors) -> Markup {
+    html! {
+        fieldset {
+            legend { "Delivery" }
+            div class="field" {
+                label for="timeout_ms" { "Timeout in milliseconds (optional)" }
+                p class="hint" id="timeout-hint" { "100 to 60000; empty uses the daemon's default." }
+                input id="timeout_ms" name="timeout_ms" type="number" min="100" max="60000" step="1"
+                    inputmode="numeric" value=(input.timeout_ms)
+                    aria-invalid=[errors.get("timeout_ms").map(|_| "true")]
+                    aria-describedby=[described_by(errors, "timeout_ms", Some("timeout-hint"))];
+                (error_text(errors, "timeout_ms"))
+            }
+            div class="field" {
+                label for="headers" { "Custom headers (optional)" }
+                p class="hint" id="headers-hint" { "One per line, as " code { "Name: value" } ". At most 20." }
+                textarea id="headers" name="headers" rows="3" spellcheck="false"
+                    aria-invalid=[errors.get("headers").map(|_| "true")]
+                    aria-describedby=[described_by(errors, "headers", Some("headers-hint"))] {
+                    (input.headers)
+                }
+                (error_text(errors, "headers"))
+            }
+        }
+    }
+}
