@@ -16,8 +16,9 @@ pub const DEFAULTS: &str = include_str!("../../../config/default.toml");
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
+    // Shown in the message, not as `source()`, so reporters don't print it twice.
     #[error("configuration: {0}")]
-    Load(#[from] config::ConfigError),
+    Load(config::ConfigError),
     #[error("configuration key `{key}`: {problem}")]
     Invalid { key: &'static str, problem: String },
 }
@@ -112,6 +113,12 @@ pub enum LogFormat {
 pub struct LogSettings {
     pub format: LogFormat,
     pub level: String,
+}
+
+impl From<config::ConfigError> for SettingsError {
+    fn from(e: config::ConfigError) -> Self {
+        SettingsError::Load(e)
+    }
 }
 
 impl Settings {
