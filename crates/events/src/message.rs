@@ -39,6 +39,17 @@ pub enum MessageError {
 }
 
 impl MessageError {
+    /// Every value [`MessageError::reason`] can return.
+    pub const REASONS: &'static [&'static str] = &[
+        "too_large",
+        "invalid_utf8",
+        "invalid_json",
+        "not_object",
+        "missing_field",
+        "wrong_type",
+        "unknown_event",
+    ];
+
     /// Low-cardinality label for `webhookd_events_rejected_total{reason}`.
     pub fn reason(&self) -> &'static str {
         match self {
@@ -371,6 +382,24 @@ mod tests {
                 String::from_utf8_lossy(body)
             );
         }
+    }
+
+    #[test]
+    fn the_reasons_list_holds_every_reason_once() {
+        let errors = [
+            MessageError::TooLarge { size: 2, limit: 1 },
+            MessageError::NotUtf8,
+            MessageError::NotJson(String::new()),
+            MessageError::NotObject,
+            MessageError::MissingField("data"),
+            MessageError::WrongType {
+                field: "id",
+                expected: "x",
+            },
+            MessageError::UnknownEvent(String::new()),
+        ];
+        let reasons: Vec<&str> = errors.iter().map(MessageError::reason).collect();
+        assert_eq!(reasons, MessageError::REASONS);
     }
 
     #[test]

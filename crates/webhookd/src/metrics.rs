@@ -96,6 +96,17 @@ impl Metrics {
         registry.register(Box::new(retries_scheduled.clone()))?;
         registry.register(Box::new(webhooks_disabled.clone()))?;
         registry.register(Box::new(storage_errors.clone()))?;
+        // Every labelled series exists from start-up at 0, so rates and
+        // `absent()`-style alerts work before the first event.
+        for spec in webhookd_events::CATALOGUE {
+            events_consumed.with_label_values(&[spec.name]);
+            for outcome in ["success", "retry", "failed"] {
+                deliveries.with_label_values(&[spec.name, outcome]);
+            }
+        }
+        for reason in webhookd_events::MessageError::REASONS {
+            events_rejected.with_label_values(&[*reason]);
+        }
         Ok(Metrics {
             registry,
             events_consumed,
@@ -118,5 +129,22 @@ impl Metrics {
         // type, which our registry cannot hold.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_labelled_series_is_exported_at_zero_from_start_up() {
+        let text = Metrics::new().unwrap().render();
+        for sample in [
+            r#"webhookd_events_consumed_total{event="deal.won"} 0"#,
+            r#"webhookd_deliveries_total{event="task.created",outcome="failed"} 0"#,
+            r#"webhookd_events_rejected_total{reason="unknown_event"} 0"#,
+        ] {
+            assert!(text.lines().any(|l| l == sample), "missing {sample}");
+        }
     }
 }
