@@ -2,6 +2,7 @@
 //! Postgres and RabbitMQ, real HTTP receivers on 127.0.0.1.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+pub mod api;
 pub mod app;
 pub mod db;
 pub mod process;

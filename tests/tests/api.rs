@@ -2,36 +2,21 @@
 //! port against a fresh database per test.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::sync::Arc;
-
-use reqwest::header::{HeaderMap, CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
+use reqwest::header::{CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
-use webhookd::api::{self, ApiState};
-use webhookd::deliver::Deliverer;
-use webhookd::settings::Settings;
 use webhookd::storage::users;
+use webhookd_e2e::api::{reply, ApiServer, Reply, User};
 use webhookd_e2e::db::TestDb;
 
-struct Api {
-    base: String,
-    http: reqwest::Client,
-    db: TestDb,
-    server: JoinHandle<()>,
-}
+/// The shared API harness plus this file's own helpers.
+struct Api(ApiServer);
 
-struct Reply {
-    status: StatusCode,
-    headers: HeaderMap,
-    json: Value,
-}
-
-/// A user of the API: its id and token.
-struct User {
-    id: i64,
-    token: String,
+impl std::ops::Deref for Api {
+    type Target = ApiServer;
+    fn deref(&self) -> &ApiServer {
+        &self.0
+    }
 }
 
 impl Api {
@@ -40,79 +25,11 @@ impl Api {
     }
 
     async fn spawn_with(pairs: &[(&str, &str)]) -> Api {
-        let db = TestDb::create().await;
-        let pairs = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string()));
-        let settings = Settings::load_from_pairs(None, pairs).expect("valid settings");
-        let deliverer = Deliverer::new(
-            settings.delivery.allow_private_targets,
-            settings.delivery.max_response_bytes,
-        )
-        .unwrap();
-        let state = ApiState {
-            pool: db.pool.clone(),
-            settings: Arc::new(settings),
-            deliverer,
-        };
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = tokio::spawn(async move {
-            axum::serve(listener, api::router(state)).await.unwrap();
-        });
-        Api {
-            base: format!("http://{addr}/api/v1"),
-            http: reqwest::Client::new(),
-            db,
-            server,
-        }
+        Api(ApiServer::spawn_with(pairs).await)
     }
 
     async fn stop(self) {
-        self.server.abort();
-        let _ = self.server.await;
-        self.db.drop_database().await;
-    }
-
-    async fn user(&self, name: &str, admin: bool) -> User {
-        let (user, token) = users::create_user(&self.db.pool, name, None, admin)
-            .await
-            .unwrap();
-        User { id: user.id, token }
-    }
-
-    async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> Reply {
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        reply(request.send().await.unwrap()).await
-    }
-
-    async fn get(&self, user: &User, path: &str) -> Reply {
-        self.send(Method::GET, path, Some(&user.token), None).await
-    }
-
-    async fn post(&self, user: &User, path: &str, body: Value) -> Reply {
-        self.send(Method::POST, path, Some(&user.token), Some(body))
-            .await
-    }
-
-    async fn patch(&self, user: &User, path: &str, body: Value) -> Reply {
-        self.send(Method::PATCH, path, Some(&user.token), Some(body))
-            .await
-    }
-
-    async fn delete(&self, user: &User, path: &str) -> Reply {
-        self.send(Method::DELETE, path, Some(&user.token), None)
-            .await
+        self.0.stop().await
     }
 
     async fn toggle(&self, user: &User, id: i64) -> Reply {
@@ -138,23 +55,6 @@ impl Api {
             .fetch_one(&self.db.pool)
             .await
             .unwrap()
-    }
-}
-
-async fn reply(response: reqwest::Response) -> Reply {
-    let status = response.status();
-    let headers = response.headers().clone();
-    let bytes = response.bytes().await.unwrap();
-    let json = if bytes.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&bytes)
-            .unwrap_or_else(|e| panic!("{status}: body is not JSON ({e}): {bytes:?}"))
-    };
-    Reply {
-        status,
-        headers,
-        json,
     }
 }
 

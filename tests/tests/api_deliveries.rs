@@ -5,43 +5,28 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 use uuid::Uuid;
-use webhookd::api::{self, ApiState};
-use webhookd::deliver::Deliverer;
-use webhookd::settings::Settings;
 use webhookd::storage::stats::stats_sql;
-use webhookd::storage::users;
 use webhookd::storage::webhooks::Scope;
-use webhookd_e2e::db::TestDb;
+use webhookd_e2e::api::{ApiServer, Reply, User};
 use webhookd_e2e::{eventually, Receiver, TestApp};
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const WAIT: Duration = Duration::from_secs(20);
 
-struct Api {
-    base: String,
-    http: reqwest::Client,
-    db: TestDb,
-    server: JoinHandle<()>,
-}
+/// The shared API harness plus this file's own helpers.
+struct Api(ApiServer);
 
-struct Reply {
-    status: StatusCode,
-    headers: reqwest::header::HeaderMap,
-    json: Value,
-}
-
-struct User {
-    id: i64,
-    token: String,
+impl std::ops::Deref for Api {
+    type Target = ApiServer;
+    fn deref(&self) -> &ApiServer {
+        &self.0
+    }
 }
 
 impl Api {
@@ -51,86 +36,13 @@ impl Api {
     }
 
     async fn spawn_with(pairs: &[(&str, &str)]) -> Api {
-        let db = TestDb::create().await;
-        let pairs = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string()));
-        let settings = Settings::load_from_pairs(None, pairs).expect("valid settings");
-        let deliverer = Deliverer::new(
-            settings.delivery.allow_private_targets,
-            settings.delivery.max_response_bytes,
-        )
-        .unwrap();
-        let state = ApiState {
-            pool: db.pool.clone(),
-            settings: Arc::new(settings),
-            deliverer,
-        };
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let server = tokio::spawn(async move {
-            axum::serve(listener, api::router(state)).await.unwrap();
-        });
-        Api {
-            base: format!("http://{addr}/api/v1"),
-            http: reqwest::Client::new(),
-            db,
-            server,
-        }
+        Api(ApiServer::spawn_with(pairs).await)
     }
 
     async fn stop(self) {
-        self.server.abort();
-        let _ = self.server.await;
-        self.db.drop_database().await;
+        self.0.stop().await
     }
 
-    async fn user(&self, name: &str, admin: bool) -> User {
-        let (user, token) = users::create_user(&self.db.pool, name, None, admin)
-            .await
-            .unwrap();
-        User { id: user.id, token }
-    }
-
-    async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> Reply {
-        let mut request = self.http.request(method, format!("{}{path}", self.base));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await.unwrap();
-        let status = response.status();
-        let headers = response.headers().clone();
-        let bytes = response.bytes().await.unwrap();
-        let json = if bytes.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|e| panic!("{status}: body is not JSON ({e}): {bytes:?}"))
-        };
-        Reply {
-            status,
-            headers,
-            json,
-        }
-    }
-
-    async fn get(&self, user: &User, path: &str) -> Reply {
-        self.send(Method::GET, path, Some(&user.token), None).await
-    }
-
-    async fn post(&self, user: &User, path: &str, body: Value) -> Reply {
-        self.send(Method::POST, path, Some(&user.token), Some(body))
-            .await
-    }
-
-    /// Creates a webhook through the API; returns its id.
     async fn webhook(&self, user: &User, body: Value) -> i64 {
         let reply = self.post(user, "/webhooks", body).await;
         assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.json);
