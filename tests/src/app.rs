@@ -4,7 +4,7 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use lapin::options::{BasicPublishOptions, ExchangeDeleteOptions, QueueDeleteOptions};
+use lapin::options::BasicPublishOptions;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
 use serde_json::Value;
 use tokio::task::JoinHandle;
@@ -15,6 +15,7 @@ use webhookd::{App, Role, Settings};
 use webhookd_producer::{Publisher, Topology};
 
 use crate::db::TestDb;
+use crate::process::{delete_topology, sample};
 
 pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
@@ -174,14 +175,8 @@ impl TestApp {
     }
 
     /// The value of one sample, e.g. `webhookd_events_rejected_total{reason="not_object"}`.
-    pub async fn metric(&self, sample: &str) -> f64 {
-        let text = self.metrics_text().await;
-        text.lines()
-            .find_map(|line| {
-                let (name, value) = line.rsplit_once(' ')?;
-                (name == sample).then(|| value.parse().ok())?
-            })
-            .unwrap_or(0.0)
+    pub async fn metric(&self, name: &str) -> f64 {
+        sample(&self.metrics_text().await, name).unwrap_or(0.0)
     }
 
     /// Stops the daemon (as on SIGTERM) and removes everything the test made.
@@ -196,25 +191,6 @@ impl TestApp {
         delete_topology(&self.topology).await;
         self.db.drop_database().await;
     }
-}
-
-async fn delete_topology(topology: &Topology) {
-    let Ok(conn) = Connection::connect(AMQP_URL, ConnectionProperties::default()).await else {
-        return;
-    };
-    if let Ok(channel) = conn.create_channel().await {
-        for queue in [topology.queue.clone(), topology.dead_letter_queue()] {
-            let _ = channel
-                .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
-                .await;
-        }
-        for exchange in [topology.exchange.clone(), topology.dead_letter_exchange()] {
-            let _ = channel
-                .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
-                .await;
-        }
-    }
-    let _ = conn.close(200, "done".into()).await;
 }
 
 /// Polls `check` until it returns `Some`, at most `within`.
