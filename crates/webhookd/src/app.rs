@@ -29,6 +29,7 @@ use crate::http::{ops_router, OpsState};
 use crate::metrics::Metrics;
 use crate::record::spawn_recorder;
 use crate::retention::run_retention;
+use crate::sampler::Sampler;
 use crate::schedule::Scheduler;
 use crate::settings::Settings;
 use crate::storage::handback::release_deliveries;
@@ -273,8 +274,18 @@ impl App {
         background.spawn(run_retention(
             self.pool.clone(),
             s.retention.clone(),
+            self.metrics.clone(),
             cancel.clone(),
         ));
+        background.spawn(
+            Sampler {
+                pool: self.pool.clone(),
+                broker_url: s.broker.url.clone(),
+                queue: s.broker.queue.clone(),
+                metrics: self.metrics.clone(),
+            }
+            .run(cancel.clone()),
+        );
         Ok(Worker {
             dispatcher,
             held,

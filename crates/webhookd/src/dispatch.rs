@@ -335,6 +335,7 @@ impl Inner {
         self.metrics
             .delivery_duration
             .observe(outcome.elapsed.as_secs_f64());
+        self.metrics.observe_response(outcome.status_code);
         self.observe_latency(c.webhook_id, outcome.elapsed);
         outcome
     }

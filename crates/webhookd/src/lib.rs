@@ -18,6 +18,7 @@ pub mod http;
 pub mod metrics;
 pub mod record;
 pub mod retention;
+pub mod sampler;
 pub mod schedule;
 pub mod settings;
 pub mod storage;

@@ -3,9 +3,13 @@
 //! webhook id or event id.
 
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
 };
+
+/// The `class` label of `webhookd_http_responses_total`: a response's status
+/// class, or `error` when there was no response (refused, reset, timeout).
+pub const RESPONSE_CLASSES: &[&str] = &["2xx", "3xx", "4xx", "5xx", "error"];
 
 /// Buckets from 5 ms to 30 s: webhook receivers range from local services to
 /// slow third-party APIs.
@@ -26,6 +30,13 @@ pub struct Metrics {
     pub retries_scheduled: IntCounter,
     pub webhooks_disabled: IntCounter,
     pub storage_errors: IntCounterVec,
+    pub logs_deleted: IntCounter,
+    pub events_deleted: IntCounter,
+    pub http_responses: IntCounterVec,
+    pub db_pool_connections: IntGaugeVec,
+    pub broker_queue_messages: IntGaugeVec,
+    pub deliveries_pending: IntGauge,
+    pub oldest_pending_delivery: Gauge,
 }
 
 impl Metrics {
@@ -86,6 +97,62 @@ impl Metrics {
             ),
             &["operation"],
         )?;
+        let logs_deleted = IntCounter::new(
+            "webhookd_logs_deleted_total",
+            "Attempt logs (webhook_logs rows) deleted by the retention job",
+        )?;
+        let events_deleted = IntCounter::new(
+            "webhookd_events_deleted_total",
+            "Finished events deleted by the retention job",
+        )?;
+        let build_info = IntGaugeVec::new(
+            Opts::new(
+                "webhookd_build_info",
+                "Always 1; the version label tells which build runs",
+            ),
+            &["version"],
+        )?;
+        build_info
+            .with_label_values(&[env!("CARGO_PKG_VERSION")])
+            .set(1);
+        let http_responses = IntCounterVec::new(
+            Opts::new(
+                "webhookd_http_responses_total",
+                "Delivery attempts by response status class (2xx..5xx, or error without a response)",
+            ),
+            &["class"],
+        )?;
+        let db_pool_connections = IntGaugeVec::new(
+            Opts::new(
+                "webhookd_db_pool_connections",
+                "Database pool connections by state (idle, active), sampled",
+            ),
+            &["state"],
+        )?;
+        let broker_queue_messages = IntGaugeVec::new(
+            Opts::new(
+                "webhookd_broker_queue_messages",
+                "Messages in the broker's event queue by state (ready), sampled",
+            ),
+            &["queue_state"],
+        )?;
+        let deliveries_pending = IntGauge::new(
+            "webhookd_deliveries_pending",
+            "Deliveries not yet finished (first attempt or retry waiting), sampled",
+        )?;
+        let oldest_pending_delivery = Gauge::new(
+            "webhookd_oldest_pending_delivery_seconds",
+            "Age of the oldest unfinished delivery, 0 when none, sampled",
+        )?;
+        registry.register(Box::new(build_info))?;
+        registry.register(Box::new(http_responses.clone()))?;
+        registry.register(Box::new(db_pool_connections.clone()))?;
+        registry.register(Box::new(broker_queue_messages.clone()))?;
+        registry.register(Box::new(deliveries_pending.clone()))?;
+        registry.register(Box::new(oldest_pending_delivery.clone()))?;
+        for class in RESPONSE_CLASSES {
+            http_responses.with_label_values(&[*class]);
+        }
         registry.register(Box::new(events_consumed.clone()))?;
         registry.register(Box::new(events_rejected.clone()))?;
         registry.register(Box::new(deliveries.clone()))?;
@@ -96,6 +163,8 @@ impl Metrics {
         registry.register(Box::new(retries_scheduled.clone()))?;
         registry.register(Box::new(webhooks_disabled.clone()))?;
         registry.register(Box::new(storage_errors.clone()))?;
+        registry.register(Box::new(logs_deleted.clone()))?;
+        registry.register(Box::new(events_deleted.clone()))?;
         // Every labelled series exists from start-up at 0, so rates and
         // `absent()`-style alerts work before the first event.
         for spec in webhookd_events::CATALOGUE {
@@ -119,7 +188,28 @@ impl Metrics {
             retries_scheduled,
             webhooks_disabled,
             storage_errors,
+            logs_deleted,
+            events_deleted,
+            http_responses,
+            db_pool_connections,
+            broker_queue_messages,
+            deliveries_pending,
+            oldest_pending_delivery,
         })
+    }
+
+    /// Counts one attempt under its response's status class.
+    pub fn observe_response(&self, status: Option<u16>) {
+        let class = match status {
+            Some(200..=299) => "2xx",
+            Some(300..=399) => "3xx",
+            Some(400..=499) => "4xx",
+            Some(500..=599) => "5xx",
+            // 1xx never ends an exchange and others are not HTTP: counted
+            // with the failures that have no usable response.
+            _ => "error",
+        };
+        self.http_responses.with_label_values(&[class]).inc();
     }
 
     /// The Prometheus text exposition of every metric.
@@ -143,6 +233,24 @@ mod tests {
             r#"webhookd_events_consumed_total{event="deal.won"} 0"#,
             r#"webhookd_deliveries_total{event="task.created",outcome="failed"} 0"#,
             r#"webhookd_events_rejected_total{reason="unknown_event"} 0"#,
+        ] {
+            assert!(text.lines().any(|l| l == sample), "missing {sample}");
+        }
+    }
+
+    #[test]
+    fn attempts_are_counted_by_status_class_and_no_response_as_error() {
+        let metrics = Metrics::new().unwrap();
+        for status in [Some(200), Some(204), Some(301), Some(410), Some(503), None] {
+            metrics.observe_response(status);
+        }
+        let text = metrics.render();
+        for sample in [
+            r#"webhookd_http_responses_total{class="2xx"} 2"#,
+            r#"webhookd_http_responses_total{class="3xx"} 1"#,
+            r#"webhookd_http_responses_total{class="4xx"} 1"#,
+            r#"webhookd_http_responses_total{class="5xx"} 1"#,
+            r#"webhookd_http_responses_total{class="error"} 1"#,
         ] {
             assert!(text.lines().any(|l| l == sample), "missing {sample}");
         }

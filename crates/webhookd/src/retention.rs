@@ -8,17 +8,30 @@ use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use crate::metrics::Metrics;
 use crate::settings::RetentionSettings;
 
-/// Arbitrary, fixed: the advisory lock key of the retention job.
-const LOCK_KEY: i64 = 0x7765_6268_6f6f_6b01;
+/// Arbitrary, fixed: the advisory lock key of the retention job. Public so
+/// tests (and operators, in `pg_locks`) can recognise it.
+pub const LOCK_KEY: i64 = 0x7765_6268_6f6f_6b01;
 
-pub async fn run_retention(pool: PgPool, settings: RetentionSettings, cancel: CancellationToken) {
+pub async fn run_retention(
+    pool: PgPool,
+    settings: RetentionSettings,
+    metrics: Metrics,
+    cancel: CancellationToken,
+) {
     let interval = Duration::from_secs(settings.interval_secs);
     loop {
         match purge_once(&pool, &settings).await {
             Ok((0, 0)) => {}
-            Ok((logs, events)) => info!(logs, events, "retention: deleted old rows"),
+            Ok((logs, events)) => {
+                // Counted per replica: the sum over replicas is what was
+                // deleted, as only the lock holder deletes anything.
+                metrics.logs_deleted.inc_by(logs);
+                metrics.events_deleted.inc_by(events);
+                info!(logs, events, "retention: deleted old rows");
+            }
             Err(e) => warn!(error = %e, "retention pass failed"),
         }
         tokio::select! {

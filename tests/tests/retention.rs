@@ -1,0 +1,170 @@
+//! Log retention [SPEC §7]: old attempt logs and finished events are deleted
+//! in small batches, by one replica at a time under an advisory lock, and the
+//! deletions are counted in `/metrics`.
+
+#![allow(clippy::unwrap_used)]
+use std::time::Duration;
+
+use serde_json::json;
+use sqlx::{Connection, PgPool};
+use uuid::Uuid;
+use webhookd::retention::{purge_once, LOCK_KEY};
+use webhookd::settings::RetentionSettings;
+use webhookd_e2e::db::TestDb;
+use webhookd_e2e::{eventually, Receiver, TestApp};
+
+const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const OLD_LOGS: i64 = 237;
+const RECENT_LOGS: i64 = 15;
+
+fn settings() -> RetentionSettings {
+    RetentionSettings {
+        logs_days: 30,
+        // Small batches, so one pass runs several of them.
+        batch_size: 20,
+        interval_secs: 3600,
+    }
+}
+
+async fn webhook(pool: &PgPool) -> i64 {
+    sqlx::query("INSERT INTO users (id, name) VALUES (7, 'Alice')")
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query_scalar(
+        "INSERT INTO webhooks (user_id, name, url, events, secret)
+         VALUES (7, 'hook', 'http://127.0.0.1:9/hook', '{task.created}', 'whsec_x')
+         RETURNING id",
+    )
+    .fetch_one(pool)
+    .await
+    .unwrap()
+}
+
+/// `count` attempt logs of `webhook`, `days_ago` days old.
+async fn insert_logs(pool: &PgPool, webhook: i64, count: i64, days_ago: i32) {
+    sqlx::query(
+        "INSERT INTO webhook_logs (webhook_id, delivery_id, event, attempt, response_time_ms,
+                                   is_success, payload, created_at)
+         SELECT $1, gen_random_uuid(), 'task.created', 1, 5, true, '{}',
+                now() - make_interval(days => $3)
+         FROM generate_series(1, $2)",
+    )
+    .bind(webhook)
+    .bind(count)
+    .bind(days_ago)
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
+async fn insert_event(pool: &PgPool, days_ago: i32) -> Uuid {
+    let id = Uuid::new_v4();
+    sqlx::query(
+        "INSERT INTO events (id, event, body, created_at)
+         VALUES ($1, 'task.created', '{}', now() - make_interval(days => $2))",
+    )
+    .bind(id)
+    .bind(days_ago)
+    .execute(pool)
+    .await
+    .unwrap();
+    id
+}
+
+async fn count(pool: &PgPool, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
+}
+
+#[tokio::test]
+async fn two_concurrent_passes_delete_exactly_the_old_rows_once_and_keep_the_recent_ones() {
+    let db = TestDb::create().await;
+    let hook = webhook(&db.pool).await;
+    insert_logs(&db.pool, hook, OLD_LOGS, 40).await;
+    insert_logs(&db.pool, hook, RECENT_LOGS, 1).await;
+    let old_finished = insert_event(&db.pool, 40).await;
+    let old_pending = insert_event(&db.pool, 40).await;
+    let recent = insert_event(&db.pool, 1).await;
+    sqlx::query("INSERT INTO deliveries (id, event_id, webhook_id) VALUES ($1, $2, $3)")
+        .bind(Uuid::new_v4())
+        .bind(old_pending)
+        .bind(hook)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+
+    // While another session holds the lock, a pass deletes nothing.
+    let mut holder = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    sqlx::query("SELECT pg_advisory_lock($1)")
+        .bind(LOCK_KEY)
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    assert_eq!(purge_once(&db.pool, &settings()).await.unwrap(), (0, 0));
+    assert_eq!(
+        count(&db.pool, "SELECT count(*) FROM webhook_logs").await,
+        OLD_LOGS + RECENT_LOGS
+    );
+    holder.close().await.unwrap();
+
+    // Two replicas at once: one runs, the other finds the lock taken or
+    // nothing left; never both deleting, and the total is exact.
+    let (pool_a, pool_b) = (db.pool.clone(), db.pool.clone());
+    let a = tokio::spawn(async move { purge_once(&pool_a, &settings()).await });
+    let b = tokio::spawn(async move { purge_once(&pool_b, &settings()).await });
+    let (a, b) = (a.await.unwrap().unwrap(), b.await.unwrap().unwrap());
+    assert!(
+        a == (0, 0) || b == (0, 0),
+        "one pass at a time: {a:?} {b:?}"
+    );
+    assert_eq!(a.0 + b.0, OLD_LOGS as u64, "every old log deleted once");
+    assert_eq!(a.1 + b.1, 1, "only the old, finished event deleted");
+
+    assert_eq!(
+        count(&db.pool, "SELECT count(*) FROM webhook_logs").await,
+        RECENT_LOGS
+    );
+    assert_eq!(
+        count(
+            &db.pool,
+            "SELECT count(*) FROM webhook_logs WHERE created_at < now() - interval '30 days'"
+        )
+        .await,
+        0
+    );
+    let remaining: Vec<Uuid> = sqlx::query_scalar("SELECT id FROM events ORDER BY id")
+        .fetch_all(&db.pool)
+        .await
+        .unwrap();
+    assert!(!remaining.contains(&old_finished));
+    assert!(remaining.contains(&old_pending), "pending work is kept");
+    assert!(remaining.contains(&recent));
+    db.drop_database().await;
+}
+
+#[tokio::test]
+async fn the_daemon_counts_the_rows_its_retention_job_deletes() {
+    let app = TestApp::spawn_with(&[("WEBHOOKD__RETENTION__INTERVAL_SECS", "1")]).await;
+    let (_user, token) = app.create_user("Alice", Some(7), false).await;
+    let receiver = Receiver::start(SECRET).await;
+    let hook = app
+        .create_webhook(
+            &token,
+            json!({"name": "hook", "url": receiver.url(), "events": ["task.created"], "secret": SECRET}),
+        )
+        .await;
+    let hook = hook["id"].as_i64().unwrap();
+    insert_logs(&app.db.pool, hook, 42, 40).await;
+    insert_logs(&app.db.pool, hook, 3, 0).await;
+
+    eventually(Duration::from_secs(20), "the old logs deleted", || async {
+        (app.metric("webhookd_logs_deleted_total").await == 42.0).then_some(())
+    })
+    .await;
+    assert_eq!(
+        count(&app.db.pool, "SELECT count(*) FROM webhook_logs").await,
+        3
+    );
+    assert_eq!(app.metric("webhookd_events_deleted_total").await, 0.0);
+    app.stop().await;
+}
