@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 scripts/ensure-services.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# Alert rules (promtool), dashboard and manifests; every metric they use must exist.
+scripts/check-deploy.sh
 scripts/ensure-browser.sh
 cargo test --workspace --locked
 # The outage tests stop the shared Postgres and RabbitMQ, which would break any
