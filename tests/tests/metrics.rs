@@ -158,6 +158,21 @@ async fn the_counters_of_a_scrape_equal_the_deliveries_actually_made() {
             "responses of class {class}"
         );
     }
+    // Both receivers listen on 127.0.0.1: one host label for all attempts.
+    assert_eq!(
+        counter(
+            "webhookd_endpoint_requests_total",
+            &[("host", "127.0.0.1"), ("class", "2xx")]
+        ),
+        Some(10.0)
+    );
+    assert_eq!(
+        counter(
+            "webhookd_endpoint_requests_total",
+            &[("host", "127.0.0.1"), ("class", "5xx")]
+        ),
+        Some(1.0)
+    );
     assert_eq!(
         counter(
             "webhookd_build_info",

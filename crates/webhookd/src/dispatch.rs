@@ -336,6 +336,8 @@ impl Inner {
             .delivery_duration
             .observe(outcome.elapsed.as_secs_f64());
         self.metrics.observe_response(outcome.status_code);
+        self.metrics
+            .observe_endpoint(&target.url, outcome.status_code);
         self.observe_latency(c.webhook_id, outcome.elapsed);
         outcome
     }

@@ -1,6 +1,9 @@
 //! Prometheus metrics. Labels are low-cardinality by construction: event names
-//! come from the catalogue, reasons and outcomes from fixed sets; never a URL,
-//! webhook id or event id.
+//! come from the catalogue, reasons and outcomes from fixed sets, receiver
+//! hosts capped at [`MAX_HOST_LABELS`]; never a URL, webhook id or event id.
+
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
@@ -10,6 +13,10 @@ use prometheus::{
 /// The `class` label of `webhookd_http_responses_total`: a response's status
 /// class, or `error` when there was no response (refused, reset, timeout).
 pub const RESPONSE_CLASSES: &[&str] = &["2xx", "3xx", "4xx", "5xx", "error"];
+
+/// Distinct receiver hosts labelled by name per process; later ones share the
+/// label `other`, so a flood of webhooks cannot blow up the series count.
+pub const MAX_HOST_LABELS: usize = 100;
 
 /// Buckets from 5 ms to 30 s: webhook receivers range from local services to
 /// slow third-party APIs.
@@ -33,6 +40,8 @@ pub struct Metrics {
     pub logs_deleted: IntCounter,
     pub events_deleted: IntCounter,
     pub http_responses: IntCounterVec,
+    pub endpoint_requests: IntCounterVec,
+    hosts: Arc<Mutex<HashSet<String>>>,
     pub db_pool_connections: IntGaugeVec,
     pub broker_queue_messages: IntGaugeVec,
     pub deliveries_pending: IntGauge,
@@ -145,7 +154,15 @@ impl Metrics {
             "Age of the oldest unfinished delivery, 0 when none, sampled",
         )?;
         registry.register(Box::new(build_info))?;
+        let endpoint_requests = IntCounterVec::new(
+            Opts::new(
+                "webhookd_endpoint_requests_total",
+                "Delivery attempts by receiver host and response class (hosts beyond the cap are `other`)",
+            ),
+            &["host", "class"],
+        )?;
         registry.register(Box::new(http_responses.clone()))?;
+        registry.register(Box::new(endpoint_requests.clone()))?;
         registry.register(Box::new(db_pool_connections.clone()))?;
         registry.register(Box::new(broker_queue_messages.clone()))?;
         registry.register(Box::new(deliveries_pending.clone()))?;
@@ -191,6 +208,8 @@ impl Metrics {
             logs_deleted,
             events_deleted,
             http_responses,
+            endpoint_requests,
+            hosts: Arc::new(Mutex::new(HashSet::new())),
             db_pool_connections,
             broker_queue_messages,
             deliveries_pending,
@@ -198,18 +217,34 @@ impl Metrics {
         })
     }
 
+    /// Counts one attempt to `url` under its host and response class.
+    pub fn observe_endpoint(&self, url: &str, status: Option<u16>) {
+        let host = url::Url::parse(url)
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+            .unwrap_or_else(|| "invalid".to_owned());
+        let label = {
+            let mut hosts = self
+                .hosts
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            if hosts.contains(&host) || hosts.len() < MAX_HOST_LABELS {
+                hosts.insert(host.clone());
+                host
+            } else {
+                "other".to_owned()
+            }
+        };
+        self.endpoint_requests
+            .with_label_values(&[label.as_str(), response_class(status)])
+            .inc();
+    }
+
     /// Counts one attempt under its response's status class.
     pub fn observe_response(&self, status: Option<u16>) {
-        let class = match status {
-            Some(200..=299) => "2xx",
-            Some(300..=399) => "3xx",
-            Some(400..=499) => "4xx",
-            Some(500..=599) => "5xx",
-            // 1xx never ends an exchange and others are not HTTP: counted
-            // with the failures that have no usable response.
-            _ => "error",
-        };
-        self.http_responses.with_label_values(&[class]).inc();
+        self.http_responses
+            .with_label_values(&[response_class(status)])
+            .inc();
     }
 
     /// The Prometheus text exposition of every metric.
@@ -219,6 +254,18 @@ impl Metrics {
         // type, which our registry cannot hold.
         let _ = TextEncoder::new().encode(&self.registry.gather(), &mut out);
         String::from_utf8(out).unwrap_or_default()
+    }
+}
+
+fn response_class(status: Option<u16>) -> &'static str {
+    match status {
+        Some(200..=299) => "2xx",
+        Some(300..=399) => "3xx",
+        Some(400..=499) => "4xx",
+        Some(500..=599) => "5xx",
+        // 1xx never ends an exchange and others are not HTTP: counted with
+        // the failures that have no usable response.
+        _ => "error",
     }
 }
 
@@ -254,5 +301,25 @@ mod tests {
         ] {
             assert!(text.lines().any(|l| l == sample), "missing {sample}");
         }
+    }
+
+    #[test]
+    fn receiver_hosts_are_labelled_up_to_the_cap_then_other() {
+        let metrics = Metrics::new().unwrap();
+        for i in 0..MAX_HOST_LABELS + 5 {
+            metrics.observe_endpoint(&format!("https://h{i}.example/hook?token=x"), Some(200));
+        }
+        metrics.observe_endpoint("https://H0.example/other-path", None);
+        let text = metrics.render();
+        assert!(
+            text.contains(r#"webhookd_endpoint_requests_total{class="2xx",host="h0.example"} 1"#)
+        );
+        assert!(
+            text.contains(r#"webhookd_endpoint_requests_total{class="error",host="h0.example"} 1"#)
+        );
+        assert!(text.contains(r#"webhookd_endpoint_requests_total{class="2xx",host="other"} 5"#));
+        assert!(!text.contains("token"), "never a URL in a label");
+        let hosts = text.matches("webhookd_endpoint_requests_total{").count();
+        assert_eq!(hosts, MAX_HOST_LABELS + 2);
     }
 }
