@@ -861,8 +861,10 @@ async fn secrets_tokens_and_passwords_never_reach_logs_metrics_or_responses() {
             assert!(!exposed.contains(secret.as_str()), "`{secret}` in metrics");
         }
     }
+    // A receiver's host is a (capped) label; its URL, path and query never are.
     for exposed in [&metrics, &broken_metrics] {
-        assert!(!exposed.contains("127.0.0.1"), "no URL as a label");
+        assert!(!exposed.contains("http://"), "no URL as a label");
+        assert!(!exposed.contains("/hook"), "no URL path as a label");
     }
     app.stop().await;
     db.drop_database().await;
