@@ -1,0 +1,127 @@
+//! Local keep-alive receivers on 127.0.0.1: they count requests per webhook
+//! and, for events that carry the time they were published (`sent_ns` in
+//! their data), record the publish→receipt latency.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::body::Bytes;
+use axum::extract::State;
+
+/// Field of the event data holding the publish time, in Unix nanoseconds.
+pub const SENT_FIELD: &str = "sent_ns";
+
+#[derive(Clone, Default)]
+pub struct Receipts {
+    counts: Arc<Vec<AtomicU64>>,
+    /// Microseconds from publish to receipt, for events that carry `sent_ns`.
+    latencies: Arc<Mutex<Vec<u64>>>,
+}
+
+impl Receipts {
+    pub fn received(&self, receiver: usize) -> u64 {
+        self.counts
+            .get(receiver)
+            .map_or(0, |count| count.load(Ordering::Relaxed))
+    }
+
+    pub fn total(&self) -> u64 {
+        self.counts.iter().map(|c| c.load(Ordering::Relaxed)).sum()
+    }
+
+    pub fn latencies_micros(&self) -> Vec<u64> {
+        self.latencies.lock().map(|l| l.clone()).unwrap_or_default()
+    }
+}
+
+#[derive(Clone)]
+struct Endpoint {
+    receipts: Receipts,
+    index: usize,
+    delay: Option<Duration>,
+}
+
+/// Starts `count` receivers, each on its own port (so each is its own host
+/// for webhookd's connection pools and limits). Receiver `slow.0` waits
+/// `slow.1` before answering. Returns their URLs.
+pub async fn start(
+    count: usize,
+    slow: Option<(usize, Duration)>,
+) -> anyhow::Result<(Receipts, Vec<String>)> {
+    let receipts = Receipts {
+        counts: Arc::new((0..count).map(|_| AtomicU64::new(0)).collect()),
+        latencies: Arc::default(),
+    };
+    let mut urls = Vec::with_capacity(count);
+    for index in 0..count {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let endpoint = Endpoint {
+            receipts: receipts.clone(),
+            index,
+            delay: slow.filter(|(i, _)| *i == index).map(|(_, d)| d),
+        };
+        let app = axum::Router::new()
+            .route("/hook", axum::routing::post(receive))
+            .with_state(endpoint);
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        urls.push(format!("http://{addr}/hook"));
+    }
+    Ok((receipts, urls))
+}
+
+async fn receive(State(endpoint): State<Endpoint>, body: Bytes) -> &'static str {
+    let now = unix_nanos();
+    if let Some(delay) = endpoint.delay {
+        tokio::time::sleep(delay).await;
+    }
+    if let Some(sent) = sent_ns(&body) {
+        let micros = now.saturating_sub(sent) / 1000;
+        if let Ok(mut latencies) = endpoint.receipts.latencies.lock() {
+            latencies.push(micros);
+        }
+    }
+    if let Some(count) = endpoint.receipts.counts.get(endpoint.index) {
+        count.fetch_add(1, Ordering::Relaxed);
+    }
+    "ok"
+}
+
+pub fn unix_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// The digits after `"sent_ns":` in the delivered body.
+fn sent_ns(body: &[u8]) -> Option<u64> {
+    let key = format!("\"{SENT_FIELD}\":");
+    let start = body
+        .windows(key.len())
+        .position(|window| window == key.as_bytes())?
+        + key.len();
+    let digits = body[start..]
+        .iter()
+        .take_while(|b| b.is_ascii_digit())
+        .count();
+    std::str::from_utf8(&body[start..start + digits])
+        .ok()?
+        .parse()
+        .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_the_publish_time_from_the_envelope() {
+        let body = br#"{"id":"x","event":"task.created","data":{"task_id":1,"sent_ns":1234567},"timestamp":1}"#;
+        assert_eq!(sent_ns(body), Some(1_234_567));
+        assert_eq!(sent_ns(br#"{"data":{"task_id":1}}"#), None);
+        assert_eq!(sent_ns(br#"{"sent_ns":"#), None);
+    }
+}

@@ -1,0 +1,320 @@
+//! The scenarios of issue #6. Each one gets its own database, exchange,
+//! queues and receivers, and its own `webhookd` process, so one scenario's
+//! leftovers never slow the next.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use lapin::options::QueueDeclareOptions;
+use lapin::types::FieldTable;
+use lapin::{Connection, ConnectionProperties};
+
+use crate::daemon::{usage_of, Daemon, Usage};
+use crate::receiver;
+use crate::report::Row;
+use crate::setup::{publish_backlog, task_event, Servers, Stage};
+
+/// Longest any scenario may take before the benchmark gives up on it.
+const SCENARIO_LIMIT: Duration = Duration::from_secs(1800);
+
+pub struct Bench {
+    pub servers: Servers,
+    pub webhookd: PathBuf,
+    pub crm_events: PathBuf,
+    /// `WEBHOOKD__...` settings given with `--set`, on top of the defaults.
+    pub settings: Vec<(String, String)>,
+}
+
+/// A backlog queued before webhookd starts, drained into `webhooks` local
+/// receivers. With `slow`, receiver 0 answers after that delay and the
+/// figures are about the other receivers: how fast they are served while
+/// one endpoint holds its share of the request slots.
+pub async fn drain(
+    bench: &Bench,
+    scenario: String,
+    events: usize,
+    webhooks: usize,
+    slow: Option<Duration>,
+) -> anyhow::Result<Row> {
+    let stage = Stage::create(&bench.servers).await?;
+    let result = drain_on(bench, &stage, scenario, events, webhooks, slow).await;
+    stage.remove().await;
+    result
+}
+
+async fn drain_on(
+    bench: &Bench,
+    stage: &Stage,
+    scenario: String,
+    events: usize,
+    webhooks: usize,
+    slow: Option<Duration>,
+) -> anyhow::Result<Row> {
+    let (receipts, urls) = receiver::start(webhooks, slow.map(|delay| (0, delay))).await?;
+    let ids = stage.add_webhooks(&urls).await?;
+    let publisher = stage.publisher().await?;
+    publish_backlog(&publisher, events).await?;
+    publisher.close().await;
+
+    let measured: Vec<usize> = if slow.is_some() {
+        (1..webhooks).collect()
+    } else {
+        (0..webhooks).collect()
+    };
+    let measured_ids: Vec<i64> = measured
+        .iter()
+        .filter_map(|&i| ids.get(i))
+        .copied()
+        .collect();
+    let expected = (events * measured.len()) as u64;
+    let rows_before = stage.rows_written().await?;
+
+    let mut daemon = Daemon::start(&bench.webhookd, &stage.daemon_env(&bench.settings))?;
+    let started = Instant::now();
+    wait_for(&mut daemon, started, || {
+        measured.iter().map(|&i| receipts.received(i)).sum::<u64>() >= expected
+    })
+    .await?;
+    wait_recorded(stage, &mut daemon, started, &measured_ids, expected).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let usage = daemon.usage()?;
+    daemon.stop().await?;
+    finish_row(
+        stage,
+        scenario,
+        expected,
+        seconds,
+        usage,
+        Usage::default(),
+        rows_before,
+        &measured_ids,
+        Vec::new(),
+    )
+    .await
+}
+
+/// webhookd running first, then `rate` events a second for `secs` seconds,
+/// each published on its own with a confirm, to `webhooks` receivers.
+pub async fn steady(
+    bench: &Bench,
+    scenario: String,
+    rate: u32,
+    secs: u32,
+    webhooks: usize,
+) -> anyhow::Result<Row> {
+    let stage = Stage::create(&bench.servers).await?;
+    let result = steady_on(bench, &stage, scenario, rate, secs, webhooks).await;
+    stage.remove().await;
+    result
+}
+
+async fn steady_on(
+    bench: &Bench,
+    stage: &Stage,
+    scenario: String,
+    rate: u32,
+    secs: u32,
+    webhooks: usize,
+) -> anyhow::Result<Row> {
+    let (receipts, urls) = receiver::start(webhooks, None).await?;
+    let ids = stage.add_webhooks(&urls).await?;
+    let publisher = stage.publisher().await?;
+    let mut daemon = Daemon::start(&bench.webhookd, &stage.daemon_env(&bench.settings))?;
+    daemon.ready().await?;
+    // Let start-up work (first scheduler pass, pool warm-up) settle.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rows_before = stage.rows_written().await?;
+    let usage_before = daemon.usage()?;
+    let started = Instant::now();
+
+    let events = (rate * secs) as usize;
+    let mut ticks = tokio::time::interval(Duration::from_secs(1) / rate.max(1));
+    for i in 0..events {
+        ticks.tick().await;
+        publisher.publish(&task_event(i, true)?).await?;
+    }
+    publisher.close().await;
+    let expected = (events * webhooks) as u64;
+    wait_for(&mut daemon, started, || receipts.total() >= expected).await?;
+    wait_recorded(stage, &mut daemon, started, &ids, expected).await?;
+    let seconds = started.elapsed().as_secs_f64();
+    let usage = daemon.usage()?;
+    daemon.stop().await?;
+    finish_row(
+        stage,
+        scenario,
+        expected,
+        seconds,
+        usage,
+        usage_before,
+        rows_before,
+        &ids,
+        receipts.latencies_micros(),
+    )
+    .await
+}
+
+/// `crm-events publish --file` with `events` lines, timed from start to exit;
+/// then checks that the queue holds every event.
+pub async fn publish_file(bench: &Bench, events: usize) -> anyhow::Result<Row> {
+    let stage = Stage::create(&bench.servers).await?;
+    let result = publish_file_on(bench, &stage, events).await;
+    stage.remove().await;
+    result
+}
+
+async fn publish_file_on(bench: &Bench, stage: &Stage, events: usize) -> anyhow::Result<Row> {
+    let path = std::env::temp_dir().join(format!("{}.ndjson", stage.db_name));
+    let mut lines = String::with_capacity(events * 160);
+    for i in 0..events {
+        let message = task_event(i, false)?;
+        lines.push_str(&serde_json::to_string(&serde_json::json!({
+            "event": message.event,
+            "data": message.data,
+        }))?);
+        lines.push('\n');
+    }
+    std::fs::write(&path, lines).with_context(|| format!("writing {}", path.display()))?;
+
+    let started = Instant::now();
+    let mut child = tokio::process::Command::new(&bench.crm_events)
+        .args(["--amqp-url", &bench.servers.amqp_url])
+        .args(["--exchange", &stage.topology.exchange])
+        .args(["--queue", &stage.topology.queue])
+        .arg("publish")
+        .arg("--file")
+        .arg(&path)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting crm-events")?;
+    let pid = child.id().context("crm-events exited at once")?;
+    // The last reading before exit stands for the whole run (sampled every
+    // few milliseconds; /proc/PID disappears at exit).
+    let mut usage = Usage::default();
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if let Ok(now) = usage_of(pid) {
+            usage = now;
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    };
+    let seconds = started.elapsed().as_secs_f64();
+    let _ = std::fs::remove_file(&path);
+    if !status.success() {
+        bail!("crm-events publish --file failed: {status}");
+    }
+    let queued = queue_depth(&bench.servers.amqp_url, &stage.topology.queue).await?;
+    if queued != events as u32 {
+        bail!("crm-events reported success but the queue holds {queued} of {events} events");
+    }
+    Ok(Row {
+        scenario: format!("`crm-events publish --file`, {events} events"),
+        deliveries: events as u64,
+        seconds,
+        cpu_secs: usage.cpu_secs,
+        peak_rss_kib: usage.peak_rss_kib,
+        unit: "events/s",
+        ..Row::default()
+    })
+}
+
+async fn queue_depth(amqp_url: &str, queue: &str) -> anyhow::Result<u32> {
+    let connection = Connection::connect(amqp_url, ConnectionProperties::default()).await?;
+    let channel = connection.create_channel().await?;
+    let declared = channel
+        .queue_declare(
+            queue.into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await?;
+    let _ = connection.close(200, "counted".into()).await;
+    Ok(declared.message_count())
+}
+
+async fn wait_for(
+    daemon: &mut Daemon,
+    started: Instant,
+    mut done: impl FnMut() -> bool,
+) -> anyhow::Result<()> {
+    while !done() {
+        daemon.check_running()?;
+        if started.elapsed() > SCENARIO_LIMIT {
+            bail!("the receivers did not get every delivery within {SCENARIO_LIMIT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    Ok(())
+}
+
+/// Waits until `expected` deliveries to `webhooks` are recorded as succeeded:
+/// a delivery counts once its outcome is durable, not when it is received.
+async fn wait_recorded(
+    stage: &Stage,
+    daemon: &mut Daemon,
+    started: Instant,
+    webhooks: &[i64],
+    expected: u64,
+) -> anyhow::Result<()> {
+    loop {
+        let recorded: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM deliveries WHERE status = 'succeeded' AND webhook_id = ANY($1)",
+        )
+        .bind(webhooks)
+        .fetch_one(&stage.pool)
+        .await?;
+        if recorded as u64 >= expected {
+            return Ok(());
+        }
+        daemon.check_running()?;
+        if started.elapsed() > SCENARIO_LIMIT {
+            bail!("only {recorded} of {expected} deliveries recorded within {SCENARIO_LIMIT:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn finish_row(
+    stage: &Stage,
+    scenario: String,
+    deliveries: u64,
+    seconds: f64,
+    usage: Usage,
+    usage_before: Usage,
+    rows_before: i64,
+    webhooks: &[i64],
+    latencies_micros: Vec<u64>,
+) -> anyhow::Result<Row> {
+    let rows_after = stage.rows_written().await?;
+    let logs: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM webhook_logs WHERE webhook_id = ANY($1) AND is_success",
+    )
+    .bind(webhooks)
+    .fetch_one(&stage.pool)
+    .await?;
+    if (logs as u64) < deliveries {
+        bail!("{scenario}: only {logs} of {deliveries} deliveries are in webhook_logs");
+    }
+    Ok(Row {
+        scenario,
+        deliveries,
+        seconds,
+        latencies_micros,
+        cpu_secs: usage.cpu_secs - usage_before.cpu_secs,
+        peak_rss_kib: usage.peak_rss_kib,
+        rows_written: Some(rows_after - rows_before),
+        webhook_logs: Some(logs),
+        unit: "deliveries/s",
+    })
+}

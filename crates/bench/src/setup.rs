@@ -1,0 +1,185 @@
+//! What one scenario runs against: its own database and its own uniquely
+//! named exchange and queues, removed again afterwards.
+
+use anyhow::Context;
+use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
+use lapin::{Connection, ConnectionProperties};
+use serde_json::json;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::PgPool;
+use uuid::Uuid;
+use webhookd_events::EventMessage;
+use webhookd_producer::{Publisher, Topology};
+
+use crate::receiver::{unix_nanos, SENT_FIELD};
+
+/// Events are published in slices of this many, so a million-event backlog
+/// never sits in the benchmark's memory at once.
+const PUBLISH_CHUNK: usize = 10_000;
+
+pub struct Servers {
+    pub postgres: String,
+    pub amqp_url: String,
+}
+
+pub struct Stage {
+    pub db_name: String,
+    pub db_url: String,
+    pub pool: PgPool,
+    pub topology: Topology,
+    admin: PgPool,
+    amqp_url: String,
+}
+
+impl Stage {
+    pub async fn create(servers: &Servers) -> anyhow::Result<Stage> {
+        let suffix = Uuid::new_v4().simple().to_string();
+        let db_name = format!("webhookd_bench_{suffix}");
+        let admin = PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&format!("{}/postgres", servers.postgres))
+            .await
+            .context("connecting to Postgres")?;
+        sqlx::query(&format!("CREATE DATABASE {db_name}"))
+            .execute(&admin)
+            .await?;
+        let db_url = format!("{}/{db_name}", servers.postgres);
+        let pool = PgPoolOptions::new()
+            // One connection, so flushing its statistics (rows_written) is
+            // flushing all of the benchmark's own.
+            .max_connections(1)
+            .connect(&db_url)
+            .await?;
+        webhookd::storage::migrate(&pool).await?;
+        Ok(Stage {
+            db_name,
+            db_url,
+            pool,
+            topology: Topology::new(
+                format!("bench.events.{suffix}"),
+                format!("bench.webhookd.{suffix}"),
+            ),
+            admin,
+            amqp_url: servers.amqp_url.clone(),
+        })
+    }
+
+    /// One webhook per URL, subscribed to every event. Returns their ids.
+    pub async fn add_webhooks(&self, urls: &[String]) -> anyhow::Result<Vec<i64>> {
+        let (user, _token) =
+            webhookd::storage::users::create_user(&self.pool, "bench", None, false).await?;
+        let mut ids = Vec::with_capacity(urls.len());
+        for (i, url) in urls.iter().enumerate() {
+            let id: i64 = sqlx::query_scalar(
+                "INSERT INTO webhooks (user_id, name, url, events, secret) \
+                 VALUES ($1, $2, $3, ARRAY['*'], $4) RETURNING id",
+            )
+            .bind(user.id)
+            .bind(format!("bench-{i}"))
+            .bind(url)
+            .bind(webhookd_signing::generate_secret())
+            .fetch_one(&self.pool)
+            .await?;
+            ids.push(id);
+        }
+        Ok(ids)
+    }
+
+    pub async fn publisher(&self) -> anyhow::Result<Publisher> {
+        Ok(Publisher::connect(&self.amqp_url, self.topology.clone()).await?)
+    }
+
+    /// Environment for `webhookd run` against this stage.
+    pub fn daemon_env(&self, extra: &[(String, String)]) -> Vec<(String, String)> {
+        let mut env = vec![
+            ("WEBHOOKD__DATABASE__URL".to_owned(), self.db_url.clone()),
+            ("WEBHOOKD__BROKER__URL".to_owned(), self.amqp_url.clone()),
+            (
+                "WEBHOOKD__BROKER__EXCHANGE".to_owned(),
+                self.topology.exchange.clone(),
+            ),
+            (
+                "WEBHOOKD__BROKER__QUEUE".to_owned(),
+                self.topology.queue.clone(),
+            ),
+        ];
+        env.extend(extra.iter().cloned());
+        env
+    }
+
+    /// Rows inserted, updated or deleted in this database so far. Statistics
+    /// of a backend reach the view when it commits (at most once a second)
+    /// and when it exits, so read this with the daemon stopped (and give its
+    /// backends a moment to exit).
+    pub async fn rows_written(&self) -> anyhow::Result<i64> {
+        sqlx::query("SELECT pg_stat_force_next_flush()")
+            .execute(&self.pool)
+            .await?;
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        Ok(sqlx::query_scalar(
+            "SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)::bigint \
+             FROM pg_stat_user_tables",
+        )
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
+    /// Drops the database and deletes the exchanges and queues.
+    pub async fn remove(self) {
+        self.pool.close().await;
+        let _ = sqlx::query(&format!(
+            "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+            self.db_name
+        ))
+        .execute(&self.admin)
+        .await;
+        if let Ok(connection) =
+            Connection::connect(&self.amqp_url, ConnectionProperties::default()).await
+        {
+            if let Ok(channel) = connection.create_channel().await {
+                let t = &self.topology;
+                for queue in [t.queue.clone(), format!("{}.dlq", t.queue)] {
+                    let _ = channel
+                        .queue_delete(queue.as_str().into(), QueueDeleteOptions::default())
+                        .await;
+                }
+                for exchange in [t.exchange.clone(), format!("{}.dlx", t.exchange)] {
+                    let _ = channel
+                        .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+                        .await;
+                }
+            }
+            let _ = connection.close(200, "bench done".into()).await;
+        }
+    }
+}
+
+/// A `task.created` event shaped like the CRM's; with `stamp`, its data
+/// carries the publish time for the receivers' latency figures.
+pub fn task_event(i: usize, stamp: bool) -> anyhow::Result<EventMessage> {
+    let mut data = json!({
+        "task_id": i,
+        "title": "Benchmark task",
+        "status": "pending",
+        "priority": "medium",
+        "assignee_id": 42,
+    });
+    if stamp {
+        data[SENT_FIELD] = json!(unix_nanos());
+    }
+    Ok(EventMessage::new("task.created", data, 1_708_435_200)?)
+}
+
+/// Queues `events` events with confirms, in chunks.
+pub async fn publish_backlog(publisher: &Publisher, events: usize) -> anyhow::Result<()> {
+    let mut next = 0;
+    while next < events {
+        let end = (next + PUBLISH_CHUNK).min(events);
+        let chunk: Vec<EventMessage> = (next..end)
+            .map(|i| task_event(i, false))
+            .collect::<Result<_, _>>()?;
+        publisher.publish_many(&chunk, |_| {}).await?;
+        next = end;
+    }
+    Ok(())
+}
