@@ -196,10 +196,13 @@ pub async fn claim_due(
 }
 
 /// When the earliest pending delivery falls due, if any: lets the scheduler
-/// sleep exactly until then instead of polling blindly.
+/// sleep exactly until then instead of polling blindly. `None` when nothing
+/// is pending (SQL's GREATEST skips NULLs, so the clamp to zero is done here:
+/// done in SQL it turned "nothing pending" into "due now" and the idle
+/// scheduler spun).
 pub async fn next_due_in(pool: &PgPool) -> Result<Option<Duration>, StorageError> {
     let secs: Option<f64> = sqlx::query_scalar(
-        "SELECT GREATEST(EXTRACT(EPOCH FROM (MIN(next_attempt_at) - now())), 0)::float8
+        "SELECT EXTRACT(EPOCH FROM (MIN(next_attempt_at) - now()))::float8
          FROM deliveries WHERE status = 'pending'",
     )
     .fetch_one(pool)
