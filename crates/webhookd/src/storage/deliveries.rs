@@ -109,29 +109,23 @@ pub async fn record_fanout(
     let bodies: Vec<&str> = events.iter().map(|e| e.body.as_str()).collect();
     let patterns: Vec<String> = events.iter().map(|e| e.patterns.join(" ")).collect();
 
-    let mut tx = pool.begin().await?;
-    sqlx::query(
-        "INSERT INTO events (id, event, user_id, body)
-         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::int8[], $4::text[])
-         ON CONFLICT (id) DO NOTHING",
-    )
-    .bind(&ids)
-    .bind(&names)
-    .bind(&users)
-    .bind(&bodies)
-    .execute(&mut *tx)
-    .await?;
-
+    // One statement, hence one round trip and atomic without BEGIN/COMMIT.
+    // The foreign key from deliveries to events is checked at the end of the
+    // statement, when the events CTE's rows exist.
     // Privacy rule: an event with a user_id goes to that user's webhooks and
     // to admins'; one without goes to every subscriber.
     let sql = format!(
         "WITH ev AS (
-             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::int8[], $4::text[])
-                 AS ev(id, event, user_id, patterns)
+             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::int8[], $4::text[], $5::text[])
+                 AS ev(id, event, user_id, body, patterns)
+         ), new_events AS (
+             INSERT INTO events (id, event, user_id, body)
+             SELECT id, event, user_id, body FROM ev
+             ON CONFLICT (id) DO NOTHING
          ), inserted AS (
              INSERT INTO deliveries (id, event_id, webhook_id, next_attempt_at)
              SELECT gen_random_uuid(), ev.id, w.id,
-                    now() + make_interval(secs => (COALESCE(w.timeout_ms, $5) + $6) / 1000.0)
+                    now() + make_interval(secs => (COALESCE(w.timeout_ms, $6) + $7) / 1000.0)
              FROM ev
              JOIN webhooks w ON w.is_active AND w.events && string_to_array(ev.patterns, ' ')
              JOIN users u ON u.id = w.user_id
@@ -149,12 +143,12 @@ pub async fn record_fanout(
         .bind(&ids)
         .bind(&names)
         .bind(&users)
+        .bind(&bodies)
         .bind(&patterns)
         .bind(lease.default_timeout_ms)
         .bind(lease.margin_ms)
-        .fetch_all(&mut *tx)
+        .fetch_all(pool)
         .await?;
-    tx.commit().await?;
     Ok(rows)
 }
 
@@ -260,12 +254,54 @@ pub async fn record_attempts(
             NextStep::Succeeded | NextStep::Failed => 0,
         });
     }
-    let mut tx = pool.begin().await?;
-    sqlx::query(
-        "INSERT INTO webhook_logs (delivery_id, webhook_id, event, attempt, status_code,
-             response_time_ms, is_success, payload, response, error_message)
-         SELECT * FROM UNNEST($1::uuid[], $2::int8[], $3::text[], $4::int4[], $5::int4[],
-             $6::int4[], $7::bool[], $8::text[], $9::text[], $10::text[])",
+    let streaks = FailingStreaks::of(records);
+    let gone: Vec<i64> = records
+        .iter()
+        .filter(|r| r.disable_webhook)
+        .map(|r| r.webhook_id)
+        .collect();
+    let failing = streaks.failing();
+    // A batch of successes (the usual case) is one statement, hence one
+    // round trip, atomic without BEGIN/COMMIT. Switching webhooks off reads
+    // the streaks that statement writes, so it needs a transaction.
+    let switch_off = !gone.is_empty() || (disable_after.is_some() && !failing.is_empty());
+    // `d.status = 'pending'` keeps a late duplicate attempt (a worker whose
+    // lease ran out) from overwriting an outcome already recorded.
+    let outcomes = sqlx::query(
+        "WITH o AS (
+             SELECT * FROM UNNEST($1::uuid[], $2::int8[], $3::text[], $4::int4[], $5::int4[],
+                 $6::int4[], $7::bool[], $8::text[], $9::text[], $10::text[], $11::text[], $12::int8[])
+                 AS o(delivery_id, webhook_id, event, attempt, code, time_ms, ok, payload,
+                      response, error, status, delay_ms)
+         ), logs AS (
+             INSERT INTO webhook_logs (delivery_id, webhook_id, event, attempt, status_code,
+                 response_time_ms, is_success, payload, response, error_message)
+             SELECT delivery_id, webhook_id, event, attempt, code, time_ms, ok, payload,
+                    response, error
+             FROM o
+         ), outcomes AS (
+             UPDATE deliveries d
+             SET status = o.status, attempts = GREATEST(d.attempts, o.attempt),
+                 next_attempt_at = CASE WHEN o.status = 'pending'
+                     THEN now() + make_interval(secs => o.delay_ms / 1000.0)
+                     ELSE d.next_attempt_at END,
+                 last_status_code = o.code, last_error = o.error, updated_at = now()
+             FROM o
+             WHERE d.id = o.delivery_id AND d.status = 'pending'
+         )
+         -- A success ends a failing streak; a failure starts one unless one
+         -- is running (a failure after a success in the same batch starts it
+         -- afresh). Rows are written only when the value changes, so a
+         -- healthy webhook costs no write here.
+         UPDATE webhooks w
+         SET failing_since = CASE WHEN s.last_ok THEN NULL
+                                  WHEN s.any_ok THEN now()
+                                  ELSE COALESCE(w.failing_since, now()) END
+         FROM UNNEST($13::int8[], $14::bool[], $15::bool[]) AS s(id, any_ok, last_ok)
+         WHERE w.id = s.id
+           AND CASE WHEN s.last_ok THEN w.failing_since IS NOT NULL
+                    WHEN s.any_ok THEN TRUE
+                    ELSE w.failing_since IS NULL END",
     )
     .bind(&delivery_ids)
     .bind(&webhook_ids)
@@ -277,37 +313,18 @@ pub async fn record_attempts(
     .bind(&payloads)
     .bind(&responses)
     .bind(&errors)
-    .execute(&mut *tx)
-    .await?;
-    // `d.status = 'pending'` keeps a late duplicate attempt (a worker whose
-    // lease ran out) from overwriting an outcome already recorded.
-    sqlx::query(
-        "UPDATE deliveries d
-         SET status = o.status, attempts = GREATEST(d.attempts, o.attempt),
-             next_attempt_at = CASE WHEN o.status = 'pending'
-                 THEN now() + make_interval(secs => o.delay_ms / 1000.0)
-                 ELSE d.next_attempt_at END,
-             last_status_code = o.code, last_error = o.error, updated_at = now()
-         FROM UNNEST($1::uuid[], $2::text[], $3::int4[], $4::int8[], $5::int4[], $6::text[])
-             AS o(id, status, attempt, delay_ms, code, error)
-         WHERE d.id = o.id AND d.status = 'pending'",
-    )
-    .bind(&delivery_ids)
     .bind(&statuses)
-    .bind(&attempts)
     .bind(&delays_ms)
-    .bind(&codes)
-    .bind(&errors)
-    .execute(&mut *tx)
-    .await?;
-    let streaks = FailingStreaks::of(records);
-    streaks.write(&mut tx).await?;
+    .bind(&streaks.ids)
+    .bind(&streaks.any_ok)
+    .bind(&streaks.last_ok);
+    if !switch_off {
+        outcomes.execute(pool).await?;
+        return Ok(Vec::new());
+    }
+    let mut tx = pool.begin().await?;
+    outcomes.execute(&mut *tx).await?;
     let mut disabled = Vec::new();
-    let gone: Vec<i64> = records
-        .iter()
-        .filter(|r| r.disable_webhook)
-        .map(|r| r.webhook_id)
-        .collect();
     if !gone.is_empty() {
         let rows = sqlx::query_as::<_, DisabledWebhook>(
             "UPDATE webhooks SET is_active = FALSE, failing_since = NULL,
@@ -321,7 +338,7 @@ pub async fn record_attempts(
         disabled.extend(rows);
     }
     if let Some(period) = disable_after {
-        disabled.extend(disable_failing(&mut tx, &streaks.failing(), period).await?);
+        disabled.extend(disable_failing(&mut tx, &failing, period).await?);
     }
     tx.commit().await?;
     Ok(disabled)
@@ -364,30 +381,6 @@ impl FailingStreaks {
             .filter(|(_, ok)| !**ok)
             .map(|(id, _)| *id)
             .collect()
-    }
-
-    /// A success ends the streak; a failure starts one unless one is running
-    /// (a failure after a success in the same batch starts it afresh). Rows
-    /// are written only when the value changes, so a healthy webhook costs no
-    /// write here.
-    async fn write(&self, tx: &mut sqlx::PgConnection) -> Result<(), StorageError> {
-        sqlx::query(
-            "UPDATE webhooks w
-             SET failing_since = CASE WHEN o.last_ok THEN NULL
-                                      WHEN o.any_ok THEN now()
-                                      ELSE COALESCE(w.failing_since, now()) END
-             FROM UNNEST($1::int8[], $2::bool[], $3::bool[]) AS o(id, any_ok, last_ok)
-             WHERE w.id = o.id
-               AND CASE WHEN o.last_ok THEN w.failing_since IS NOT NULL
-                        WHEN o.any_ok THEN TRUE
-                        ELSE w.failing_since IS NULL END",
-        )
-        .bind(&self.ids)
-        .bind(&self.any_ok)
-        .bind(&self.last_ok)
-        .execute(tx)
-        .await?;
-        Ok(())
     }
 }
 

@@ -54,21 +54,25 @@ pub async fn connect(url: &SecretString, max_connections: u32) -> Result<PgPool,
     // One direct connection first: a pool only says "timed out", while this
     // reports the real cause (refused, unknown database, bad password).
     options.connect().await?.close().await?;
-    let pool = PgPoolOptions::new()
+    let pool = pool_options(max_connections).connect_with(options).await?;
+    Ok(pool)
+}
+
+/// No ping before each acquire: it is a round trip per statement on the hot
+/// path. A connection that broke while idle fails its next statement instead,
+/// which every caller already treats as a database error (the work is
+/// retried), and sqlx closes it rather than returning it to the pool.
+fn pool_options(max_connections: u32) -> PgPoolOptions {
+    PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(std::time::Duration::from_secs(5))
-        .connect_with(options)
-        .await?;
-    Ok(pool)
+        .test_before_acquire(false)
 }
 
 /// A pool that connects on first use: lets the daemon start (and report
 /// not-ready) while the database is down.
 pub fn connect_lazy(url: &SecretString, max_connections: u32) -> Result<PgPool, StorageError> {
-    Ok(PgPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(std::time::Duration::from_secs(5))
-        .connect_lazy_with(options(url)?))
+    Ok(pool_options(max_connections).connect_lazy_with(options(url)?))
 }
 
 /// Creates the database named in `url` when it does not exist yet.
