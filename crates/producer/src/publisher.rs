@@ -205,24 +205,35 @@ impl Publisher {
             batch.broken.get_or_insert(generation);
             return;
         };
-        while batch.in_flight.len() < self.options.max_in_flight.max(1) {
-            let Some(index) = batch.pending.pop_front() else {
-                return;
-            };
-            let message = &batch.messages[index];
-            let sent = link
-                .channel
-                .basic_publish(
-                    self.exchange.clone(),
-                    batch.routing_keys[index].clone(),
-                    BasicPublishOptions {
-                        mandatory: true,
-                        immediate: false,
-                    },
-                    &message.to_bytes(),
-                    properties(message),
-                )
-                .await;
+        let room = self
+            .options
+            .max_in_flight
+            .max(1)
+            .saturating_sub(batch.in_flight.len());
+        let indexes: Vec<usize> = (0..room).map_while(|_| batch.pending.pop_front()).collect();
+        let bodies: Vec<Vec<u8>> = indexes
+            .iter()
+            .map(|&index| batch.messages[index].to_bytes())
+            .collect();
+        // Every publish queues its frames (and takes its confirm's delivery
+        // tag) on its first poll; awaiting them together makes one hand-over
+        // to the connection's I/O thread per window instead of one per
+        // message.
+        let sends = indexes.iter().zip(&bodies).map(|(&index, body)| {
+            link.channel.basic_publish(
+                self.exchange.clone(),
+                batch.routing_keys[index].clone(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    immediate: false,
+                },
+                body,
+                properties(&batch.messages[index]),
+            )
+        });
+        let results = futures_util::future::join_all(sends).await;
+        let mut failed = None;
+        for (index, sent) in indexes.into_iter().zip(results) {
             match sent {
                 Ok(confirm) => batch.in_flight.push(InFlight {
                     index,
@@ -230,12 +241,14 @@ impl Publisher {
                     confirm,
                 }),
                 Err(error) => {
-                    tracing::warn!(%error, "publishing failed; reconnecting");
                     batch.pending.push_front(index);
-                    batch.broken.get_or_insert(generation);
-                    return;
+                    failed.get_or_insert(error);
                 }
             }
+        }
+        if let Some(error) = failed {
+            tracing::warn!(%error, "publishing failed; reconnecting");
+            batch.broken.get_or_insert(generation);
         }
     }
 
