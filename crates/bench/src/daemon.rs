@@ -135,6 +135,32 @@ pub fn usage_of(pid: u32) -> anyhow::Result<Usage> {
     })
 }
 
+/// CPU seconds used so far by every process named `comm` (e.g. all
+/// `postgres` backends; processes that exited are not counted, so compare
+/// readings taken while the same connections are open).
+pub fn cpu_of_processes(comm: &str) -> f64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return 0.0;
+    };
+    entries
+        .flatten()
+        .filter(|entry| {
+            entry
+                .file_name()
+                .to_string_lossy()
+                .bytes()
+                .all(|b| b.is_ascii_digit())
+        })
+        .filter_map(|entry| std::fs::read_to_string(entry.path().join("stat")).ok())
+        .filter(|stat| {
+            stat.split_once('(')
+                .and_then(|(_, rest)| rest.rsplit_once(')'))
+                .is_some_and(|(name, _)| name == comm)
+        })
+        .filter_map(|stat| cpu_seconds(&stat))
+        .sum()
+}
+
 fn cpu_seconds(stat: &str) -> Option<f64> {
     // The command name is in parentheses and may hold spaces; utime and
     // stime are fields 14 and 15, i.e. 12th and 13th after the name.

@@ -73,6 +73,10 @@ struct Args {
     postgres: String,
     #[arg(long, default_value = "amqp://guest:guest@127.0.0.1:5672/%2f")]
     amqp_url: String,
+    /// SQL run on each scenario's database after the migrations, to try a
+    /// schema or setting change before writing it as a migration
+    #[arg(long, value_name = "SQL")]
+    setup_sql: Option<String>,
 }
 
 #[tokio::main]
@@ -97,6 +101,7 @@ async fn main() -> anyhow::Result<()> {
         servers: Servers {
             postgres: args.postgres.clone(),
             amqp_url: args.amqp_url.clone(),
+            setup_sql: args.setup_sql.clone(),
         },
         webhookd: match &args.webhookd {
             Some(path) => path.clone(),

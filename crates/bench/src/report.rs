@@ -12,6 +12,9 @@ pub struct Row {
     pub latencies_micros: Vec<u64>,
     /// webhookd's CPU seconds over the measured window.
     pub cpu_secs: f64,
+    /// CPU seconds of all Postgres and RabbitMQ processes over the window.
+    pub postgres_cpu_secs: Option<f64>,
+    pub broker_cpu_secs: Option<f64>,
     pub peak_rss_kib: u64,
     /// Rows inserted, updated or deleted in Postgres over the window.
     pub rows_written: Option<i64>,
@@ -45,16 +48,17 @@ fn millis(micros: Option<u64>) -> String {
 
 pub fn render(rows: &[Row]) -> String {
     let mut out = String::from(
-        "| scenario | deliveries | seconds | per second | p50 ms | p90 ms | p99 ms | max ms | CPU s per 1k | cores | peak RSS MiB | rows written per delivery | webhook_logs |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| scenario | deliveries | seconds | per second | p50 ms | p90 ms | p99 ms | max ms | CPU s per 1k | cores | Postgres CPU s per 1k | RabbitMQ CPU s per 1k | peak RSS MiB | rows written per delivery | webhook_logs |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for row in rows {
         let mut sorted = row.latencies_micros.clone();
         sorted.sort_unstable();
-        let per_1k = if row.deliveries > 0 {
-            format!("{:.3}", row.cpu_secs * 1000.0 / row.deliveries as f64)
-        } else {
-            "–".to_owned()
+        let per_1k = |cpu: Option<f64>| match cpu {
+            Some(cpu) if row.deliveries > 0 => {
+                format!("{:.3}", cpu * 1000.0 / row.deliveries as f64)
+            }
+            _ => "–".to_owned(),
         };
         let cores = if row.seconds > 0.0 {
             format!("{:.3}", row.cpu_secs / row.seconds)
@@ -65,7 +69,7 @@ pub fn render(rows: &[Row]) -> String {
             format!("{:.2}", r as f64 / row.deliveries.max(1) as f64)
         });
         out.push_str(&format!(
-            "| {} | {} | {:.2} | {:.0} {} | {} | {} | {} | {} | {} | {} | {:.1} | {} | {} |\n",
+            "| {} | {} | {:.2} | {:.0} {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} | {} |\n",
             row.scenario,
             row.deliveries,
             row.seconds,
@@ -75,8 +79,10 @@ pub fn render(rows: &[Row]) -> String {
             millis(quantile(&sorted, 0.90)),
             millis(quantile(&sorted, 0.99)),
             millis(sorted.last().copied()),
-            per_1k,
+            per_1k(Some(row.cpu_secs)),
             cores,
+            per_1k(row.postgres_cpu_secs),
+            per_1k(row.broker_cpu_secs),
             row.peak_rss_kib as f64 / 1024.0,
             rows_per,
             row.webhook_logs.map_or("–".to_owned(), |n| n.to_string()),
@@ -107,6 +113,8 @@ mod tests {
             seconds: 0.5,
             latencies_micros: vec![1500, 2500],
             cpu_secs: 0.1,
+            postgres_cpu_secs: Some(0.2),
+            broker_cpu_secs: None,
             peak_rss_kib: 2048,
             rows_written: Some(5000),
             webhook_logs: Some(2000),
@@ -116,7 +124,7 @@ mod tests {
         let line = table.lines().nth(2).expect("a row after the header");
         assert_eq!(
             line,
-            "| drain | 2000 | 0.50 | 4000 deliveries/s | 1.50 | 2.50 | 2.50 | 2.50 | 0.050 | 0.200 | 2.0 | 2.50 | 2000 |"
+            "| drain | 2000 | 0.50 | 4000 deliveries/s | 1.50 | 2.50 | 2.50 | 2.50 | 0.050 | 0.200 | 0.100 | – | 2.0 | 2.50 | 2000 |"
         );
     }
 }

@@ -11,13 +11,14 @@ use lapin::options::QueueDeclareOptions;
 use lapin::types::FieldTable;
 use lapin::{Connection, ConnectionProperties};
 
-use crate::daemon::{usage_of, Daemon, Usage};
+use crate::daemon::{cpu_of_processes, usage_of, Daemon, Usage};
 use crate::receiver;
 use crate::report::Row;
 use crate::setup::{publish_backlog, task_event, Servers, Stage};
 
 /// Longest any scenario may take before the benchmark gives up on it.
 const SCENARIO_LIMIT: Duration = Duration::from_secs(1800);
+const SETTLE: Duration = Duration::from_secs(3);
 
 pub struct Bench {
     pub servers: Servers,
@@ -57,6 +58,9 @@ async fn drain_on(
     let publisher = stage.publisher().await?;
     publish_backlog(&publisher, events).await?;
     publisher.close().await;
+    // A queued backlog is one the broker has finished writing: let its
+    // persistence catch up so the drain does not pay for the publishing.
+    tokio::time::sleep(SETTLE).await;
 
     let measured: Vec<usize> = if slow.is_some() {
         (1..webhooks).collect()
@@ -71,6 +75,7 @@ async fn drain_on(
     let expected = (events * measured.len()) as u64;
     let rows_before = stage.rows_written().await?;
 
+    let system_before = SystemCpu::now();
     let mut daemon = Daemon::start(&bench.webhookd, &stage.daemon_env(&bench.settings))?;
     let started = Instant::now();
     wait_for(&mut daemon, started, || {
@@ -80,8 +85,9 @@ async fn drain_on(
     wait_recorded(stage, &mut daemon, started, &measured_ids, expected).await?;
     let seconds = started.elapsed().as_secs_f64();
     let usage = daemon.usage()?;
+    let system = SystemCpu::now().since(system_before);
     daemon.stop().await?;
-    finish_row(
+    let mut row = finish_row(
         stage,
         scenario,
         expected,
@@ -92,7 +98,9 @@ async fn drain_on(
         &measured_ids,
         Vec::new(),
     )
-    .await
+    .await?;
+    system.fill(&mut row);
+    Ok(row)
 }
 
 /// webhookd running first, then `rate` events a second for `secs` seconds,
@@ -127,6 +135,7 @@ async fn steady_on(
     tokio::time::sleep(Duration::from_millis(500)).await;
     let rows_before = stage.rows_written().await?;
     let usage_before = daemon.usage()?;
+    let system_before = SystemCpu::now();
     let started = Instant::now();
 
     let events = (rate * secs) as usize;
@@ -141,8 +150,9 @@ async fn steady_on(
     wait_recorded(stage, &mut daemon, started, &ids, expected).await?;
     let seconds = started.elapsed().as_secs_f64();
     let usage = daemon.usage()?;
+    let system = SystemCpu::now().since(system_before);
     daemon.stop().await?;
-    finish_row(
+    let mut row = finish_row(
         stage,
         scenario,
         expected,
@@ -153,7 +163,9 @@ async fn steady_on(
         &ids,
         receipts.latencies_micros(),
     )
-    .await
+    .await?;
+    system.fill(&mut row);
+    Ok(row)
 }
 
 /// `crm-events publish --file` with `events` lines, timed from start to exit;
@@ -223,6 +235,36 @@ async fn publish_file_on(bench: &Bench, stage: &Stage, events: usize) -> anyhow:
         unit: "events/s",
         ..Row::default()
     })
+}
+
+/// CPU seconds of the Postgres and RabbitMQ servers (all their processes):
+/// what a delivery costs beyond webhookd's own CPU, and on a machine shared
+/// with them, what limits the drain rate.
+#[derive(Clone, Copy)]
+struct SystemCpu {
+    postgres: f64,
+    broker: f64,
+}
+
+impl SystemCpu {
+    fn now() -> SystemCpu {
+        SystemCpu {
+            postgres: cpu_of_processes("postgres"),
+            broker: cpu_of_processes("beam.smp"),
+        }
+    }
+
+    fn since(self, before: SystemCpu) -> SystemCpu {
+        SystemCpu {
+            postgres: self.postgres - before.postgres,
+            broker: self.broker - before.broker,
+        }
+    }
+
+    fn fill(self, row: &mut Row) {
+        row.postgres_cpu_secs = Some(self.postgres);
+        row.broker_cpu_secs = Some(self.broker);
+    }
 }
 
 async fn queue_depth(amqp_url: &str, queue: &str) -> anyhow::Result<u32> {
@@ -312,6 +354,8 @@ async fn finish_row(
         seconds,
         latencies_micros,
         cpu_secs: usage.cpu_secs - usage_before.cpu_secs,
+        postgres_cpu_secs: None,
+        broker_cpu_secs: None,
         peak_rss_kib: usage.peak_rss_kib,
         rows_written: Some(rows_after - rows_before),
         webhook_logs: Some(logs),

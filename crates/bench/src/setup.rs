@@ -20,6 +20,9 @@ const PUBLISH_CHUNK: usize = 10_000;
 pub struct Servers {
     pub postgres: String,
     pub amqp_url: String,
+    /// Run on every scenario's database after the migrations (experiments
+    /// with indexes or settings before they become a migration).
+    pub setup_sql: Option<String>,
 }
 
 pub struct Stage {
@@ -33,6 +36,17 @@ pub struct Stage {
 
 impl Stage {
     pub async fn create(servers: &Servers) -> anyhow::Result<Stage> {
+        let stage = Stage::create_bare(servers).await?;
+        if let Some(sql) = &servers.setup_sql {
+            sqlx::raw_sql(sql)
+                .execute(&stage.pool)
+                .await
+                .context("running --setup-sql")?;
+        }
+        Ok(stage)
+    }
+
+    async fn create_bare(servers: &Servers) -> anyhow::Result<Stage> {
         let suffix = Uuid::new_v4().simple().to_string();
         let db_name = format!("webhookd_bench_{suffix}");
         let admin = PgPoolOptions::new()

@@ -273,12 +273,31 @@ impl Inner {
         slot: Slot,
         _held: OwnedSemaphorePermit,
     ) {
+        // The slots first, holding only the claimed row: a queued delivery
+        // then costs its row, not a rendered body and a boxed HTTP future
+        // (several KiB each), which keeps memory flat with thousands held.
+        // The webhook's own slot before a shared request slot, so a slow
+        // endpoint waits on its own semaphore without holding shared ones.
+        let record = {
+            let _endpoint = match slot {
+                Slot::Ready(permit) => Some(permit),
+                Slot::Queued(ticket) => ticket.slots.clone().acquire_owned().await.ok(),
+            };
+            let _request = self.requests.clone().acquire_owned().await;
+            Box::pin(self.attempt_and_judge(&claimed, &envelope)).await
+        };
+        if self.recorder.send(Record::Attempt(record)).await.is_err() {
+            warn!("attempt not recorded: the recorder has stopped; the lease will hand the delivery back");
+        }
+    }
+
+    async fn attempt_and_judge(&self, claimed: &ClaimedDelivery, envelope: &str) -> AttemptRecord {
         let attempt = claimed.attempts + 1;
-        let record = match self.target(&claimed) {
+        match self.target(claimed) {
             Ok(target) => {
-                let body = Deliverer::render_body(&target, &envelope);
-                let outcome = self.attempt(&target, &claimed, slot, attempt, &body).await;
-                self.judge(&claimed, attempt, body, outcome)
+                let body = Deliverer::render_body(&target, envelope);
+                let outcome = self.attempt(&target, claimed, attempt, &body).await;
+                self.judge(claimed, attempt, body, outcome)
             }
             // Validated when saved, so only a row edited by hand lands here.
             Err(problem) => {
@@ -290,11 +309,8 @@ impl Inner {
                     error: Some(problem),
                     retry_after: None,
                 };
-                self.judge(&claimed, attempt, envelope.to_string(), outcome)
+                self.judge(claimed, attempt, envelope.to_owned(), outcome)
             }
-        };
-        if self.recorder.send(Record::Attempt(record)).await.is_err() {
-            warn!("attempt not recorded: the recorder has stopped; the lease will hand the delivery back");
         }
     }
 
@@ -315,17 +331,9 @@ impl Inner {
         &self,
         target: &Target,
         c: &ClaimedDelivery,
-        slot: Slot,
         attempt: i32,
         body: &str,
     ) -> AttemptOutcome {
-        // The webhook's own slot before a shared request slot, so a slow
-        // endpoint waits on its own semaphore without holding shared ones.
-        let _endpoint = match slot {
-            Slot::Ready(permit) => Some(permit),
-            Slot::Queued(ticket) => ticket.slots.clone().acquire_owned().await.ok(),
-        };
-        let _request = self.requests.clone().acquire_owned().await;
         self.metrics.deliveries_in_flight.inc();
         let outcome = self
             .deliverer
