@@ -19,7 +19,11 @@ pub const USER_AGENT_VALUE: &str = concat!("webhookd/", env!("CARGO_PKG_VERSION"
 #[derive(Debug, Clone)]
 pub struct Target {
     pub webhook_id: i64,
-    pub url: String,
+    /// Parsed once per target; an unparsable URL (only a row edited by hand
+    /// holds one) fails the attempt with this message.
+    pub url: Result<reqwest::Url, String>,
+    /// The URL's host, lower-cased: the per-host metrics' label.
+    pub host: String,
     pub signer: Signer,
     /// The secret a rotation replaced, while its grace period runs: requests
     /// carry its signatures too, so receivers can switch keys at their pace.
@@ -60,9 +64,16 @@ impl Target {
             .timeout_ms
             .and_then(|ms| u64::try_from(ms).ok())
             .map_or(default_timeout, Duration::from_millis);
+        let url = reqwest::Url::parse(row.url).map_err(|e| format!("invalid URL: {e}"));
+        let host = url
+            .as_ref()
+            .ok()
+            .and_then(|u| u.host_str())
+            .map_or_else(|| "invalid".to_owned(), str::to_ascii_lowercase);
         Ok(Target {
             webhook_id: row.webhook_id,
-            url: row.url.to_owned(),
+            url,
+            host,
             signer: Signer::new(row.secret),
             previous_signer: row.previous_secret.map(Signer::new),
             headers,
@@ -152,9 +163,9 @@ impl Deliverer {
             error: Some(error),
             retry_after: None,
         };
-        let url = match reqwest::Url::parse(&target.url) {
-            Ok(url) => url,
-            Err(e) => return failure(format!("invalid URL: {e}")),
+        let url = match &target.url {
+            Ok(url) => url.clone(),
+            Err(e) => return failure(e.clone()),
         };
         if let Err(refused) = check_literal_host(&url, self.allow_private) {
             return failure(refused.to_string());
@@ -371,6 +382,29 @@ fn redact(url: &reqwest::Url) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn target_for(url: &str) -> Target {
+        let row = TargetRow {
+            webhook_id: 1,
+            url,
+            secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            previous_secret: None,
+            headers: &serde_json::Value::Null,
+            template: None,
+            timeout_ms: None,
+        };
+        Target::from_row(row, Duration::from_secs(10)).unwrap()
+    }
+
+    #[test]
+    fn a_target_parses_its_url_once_and_labels_by_host_only() {
+        let target = target_for("https://user:pw@Hooks.Example.COM:8443/path?token=secret");
+        assert_eq!(target.host, "hooks.example.com");
+        assert_eq!(target.url.as_ref().map(reqwest::Url::path), Ok("/path"),);
+        let broken = target_for("not a url");
+        assert_eq!(broken.host, "invalid");
+        assert!(broken.url.unwrap_err().starts_with("invalid URL: "));
+    }
 
     #[test]
     fn retry_after_accepts_seconds_and_http_dates() {

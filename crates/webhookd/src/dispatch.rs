@@ -345,7 +345,7 @@ impl Inner {
             .observe(outcome.elapsed.as_secs_f64());
         self.metrics.observe_response(outcome.status_code);
         self.metrics
-            .observe_endpoint(&target.url, outcome.status_code);
+            .observe_endpoint(&target.host, outcome.status_code);
         self.observe_latency(c.webhook_id, outcome.elapsed);
         outcome
     }

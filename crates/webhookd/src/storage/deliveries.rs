@@ -111,13 +111,22 @@ pub async fn record_fanout(
 
     // One statement, hence one round trip and atomic without BEGIN/COMMIT.
     // The foreign key from deliveries to events is checked at the end of the
-    // statement, when the events CTE's rows exist.
+    // statement, when the events CTE's rows exist. Each subscribed webhook is
+    // locked once (FOR KEY SHARE) in place of a per-row foreign key check: a
+    // concurrent delete of the webhook then cannot leave rows behind
+    // (migration 0005).
     // Privacy rule: an event with a user_id goes to that user's webhooks and
     // to admins'; one without goes to every subscriber.
     let sql = format!(
         "WITH ev AS (
              SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::int8[], $4::text[], $5::text[])
                  AS ev(id, event, user_id, body, patterns)
+         ), subscribed AS (
+             SELECT w.id, w.events, w.user_id, w.timeout_ms FROM webhooks w
+             WHERE w.is_active
+               AND w.events && (SELECT array_agg(DISTINCT p)
+                                FROM ev, unnest(string_to_array(ev.patterns, ' ')) AS p)
+             FOR KEY SHARE
          ), new_events AS (
              INSERT INTO events (id, event, user_id, body)
              SELECT id, event, user_id, body FROM ev
@@ -127,7 +136,7 @@ pub async fn record_fanout(
              SELECT gen_random_uuid(), ev.id, w.id,
                     now() + make_interval(secs => (COALESCE(w.timeout_ms, $6) + $7) / 1000.0)
              FROM ev
-             JOIN webhooks w ON w.is_active AND w.events && string_to_array(ev.patterns, ' ')
+             JOIN subscribed w ON w.events && string_to_array(ev.patterns, ' ')
              JOIN users u ON u.id = w.user_id
              WHERE ev.user_id IS NULL OR w.user_id = ev.user_id OR u.is_admin
              ON CONFLICT (event_id, webhook_id) DO NOTHING

@@ -77,6 +77,18 @@ pub async fn record_test_delivery(
     record: &TestDeliveryRecord,
 ) -> Result<i64, StorageError> {
     let mut tx = pool.begin().await?;
+    // Stands in for a foreign key (migration 0005): a webhook deleted while
+    // its test ran gets no rows.
+    let exists: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM webhooks WHERE id = $1 FOR KEY SHARE")
+            .bind(record.webhook_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    if exists.is_none() {
+        return Err(StorageError::Conflict(
+            "the webhook was deleted while it was being tested".to_owned(),
+        ));
+    }
     sqlx::query("INSERT INTO events (id, event, user_id, body) VALUES ($1, $2, $3, $4)")
         .bind(record.event_id)
         .bind(&record.event)
