@@ -18,6 +18,9 @@ pub struct Row {
     pub peak_rss_kib: u64,
     /// Rows inserted, updated or deleted in Postgres over the window.
     pub rows_written: Option<i64>,
+    /// Transactions committed in the scenario's database over the window:
+    /// how well fan-out and outcome writes are batched.
+    pub commits: Option<i64>,
     pub webhook_logs: Option<i64>,
     /// Publish scenario: events per second instead of deliveries.
     pub unit: &'static str,
@@ -48,8 +51,8 @@ fn millis(micros: Option<u64>) -> String {
 
 pub fn render(rows: &[Row]) -> String {
     let mut out = String::from(
-        "| scenario | deliveries | seconds | per second | p50 ms | p90 ms | p99 ms | max ms | CPU s per 1k | cores | Postgres CPU s per 1k | RabbitMQ CPU s per 1k | peak RSS MiB | rows written per delivery | webhook_logs |\n\
-         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+        "| scenario | deliveries | seconds | per second | p50 ms | p90 ms | p99 ms | max ms | CPU s per 1k | cores | Postgres CPU s per 1k | RabbitMQ CPU s per 1k | peak RSS MiB | rows written per delivery | commits per 1k deliveries | webhook_logs |\n\
+         |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n",
     );
     for row in rows {
         let mut sorted = row.latencies_micros.clone();
@@ -68,8 +71,11 @@ pub fn render(rows: &[Row]) -> String {
         let rows_per = row.rows_written.map_or("–".to_owned(), |r| {
             format!("{:.2}", r as f64 / row.deliveries.max(1) as f64)
         });
+        let commits = row.commits.map_or("–".to_owned(), |c| {
+            format!("{:.0}", c as f64 * 1000.0 / row.deliveries.max(1) as f64)
+        });
         out.push_str(&format!(
-            "| {} | {} | {:.2} | {:.0} {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} | {} |\n",
+            "| {} | {} | {:.2} | {:.0} {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.1} | {} | {} | {} |\n",
             row.scenario,
             row.deliveries,
             row.seconds,
@@ -85,6 +91,7 @@ pub fn render(rows: &[Row]) -> String {
             per_1k(row.broker_cpu_secs),
             row.peak_rss_kib as f64 / 1024.0,
             rows_per,
+            commits,
             row.webhook_logs.map_or("–".to_owned(), |n| n.to_string()),
         ));
     }
@@ -117,6 +124,7 @@ mod tests {
             broker_cpu_secs: None,
             peak_rss_kib: 2048,
             rows_written: Some(5000),
+            commits: Some(10),
             webhook_logs: Some(2000),
             unit: "deliveries/s",
         };
@@ -124,7 +132,7 @@ mod tests {
         let line = table.lines().nth(2).expect("a row after the header");
         assert_eq!(
             line,
-            "| drain | 2000 | 0.50 | 4000 deliveries/s | 1.50 | 2.50 | 2.50 | 2.50 | 0.050 | 0.200 | 0.100 | – | 2.0 | 2.50 | 2000 |"
+            "| drain | 2000 | 0.50 | 4000 deliveries/s | 1.50 | 2.50 | 2.50 | 2.50 | 0.050 | 0.200 | 0.100 | – | 2.0 | 2.50 | 5 | 2000 |"
         );
     }
 }

@@ -14,7 +14,7 @@ use lapin::{Connection, ConnectionProperties};
 use crate::daemon::{cpu_of_processes, usage_of, Daemon, Usage};
 use crate::receiver;
 use crate::report::Row;
-use crate::setup::{publish_backlog, task_event, Servers, Stage};
+use crate::setup::{publish_backlog, task_event, Servers, Stage, Writes};
 
 /// Longest any scenario may take before the benchmark gives up on it.
 const SCENARIO_LIMIT: Duration = Duration::from_secs(1800);
@@ -73,7 +73,7 @@ async fn drain_on(
         .copied()
         .collect();
     let expected = (events * measured.len()) as u64;
-    let rows_before = stage.rows_written().await?;
+    let writes_before = stage.writes().await?;
 
     let system_before = SystemCpu::now();
     let mut daemon = Daemon::start(&bench.webhookd, &stage.daemon_env(&bench.settings))?;
@@ -94,7 +94,7 @@ async fn drain_on(
         seconds,
         usage,
         Usage::default(),
-        rows_before,
+        writes_before,
         &measured_ids,
         Vec::new(),
     )
@@ -133,7 +133,7 @@ async fn steady_on(
     daemon.ready().await?;
     // Let start-up work (first scheduler pass, pool warm-up) settle.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let rows_before = stage.rows_written().await?;
+    let writes_before = stage.writes().await?;
     let usage_before = daemon.usage()?;
     let system_before = SystemCpu::now();
     let started = Instant::now();
@@ -159,7 +159,7 @@ async fn steady_on(
         seconds,
         usage,
         usage_before,
-        rows_before,
+        writes_before,
         &ids,
         receipts.latencies_micros(),
     )
@@ -334,11 +334,11 @@ async fn finish_row(
     seconds: f64,
     usage: Usage,
     usage_before: Usage,
-    rows_before: i64,
+    writes_before: Writes,
     webhooks: &[i64],
     latencies_micros: Vec<u64>,
 ) -> anyhow::Result<Row> {
-    let rows_after = stage.rows_written().await?;
+    let writes_after = stage.writes().await?;
     let logs: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM webhook_logs WHERE webhook_id = ANY($1) AND is_success",
     )
@@ -357,7 +357,8 @@ async fn finish_row(
         postgres_cpu_secs: None,
         broker_cpu_secs: None,
         peak_rss_kib: usage.peak_rss_kib,
-        rows_written: Some(rows_after - rows_before),
+        rows_written: Some(writes_after.rows - writes_before.rows),
+        commits: Some(writes_after.commits - writes_before.commits),
         webhook_logs: Some(logs),
         unit: "deliveries/s",
     })

@@ -25,6 +25,13 @@ pub struct Servers {
     pub setup_sql: Option<String>,
 }
 
+/// Counters of [`Stage::writes`].
+#[derive(Clone, Copy, Debug)]
+pub struct Writes {
+    pub rows: i64,
+    pub commits: i64,
+}
+
 pub struct Stage {
     pub db_name: String,
     pub db_url: String,
@@ -121,21 +128,23 @@ impl Stage {
         env
     }
 
-    /// Rows inserted, updated or deleted in this database so far. Statistics
-    /// of a backend reach the view when it commits (at most once a second)
-    /// and when it exits, so read this with the daemon stopped (and give its
-    /// backends a moment to exit).
-    pub async fn rows_written(&self) -> anyhow::Result<i64> {
+    /// Rows inserted, updated or deleted and transactions committed in this
+    /// database so far. Statistics of a backend reach the views when it
+    /// commits (at most once a second) and when it exits, so read this with
+    /// the daemon stopped (and give its backends a moment to exit).
+    pub async fn writes(&self) -> anyhow::Result<Writes> {
         sqlx::query("SELECT pg_stat_force_next_flush()")
             .execute(&self.pool)
             .await?;
         tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-        Ok(sqlx::query_scalar(
-            "SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)::bigint \
-             FROM pg_stat_user_tables",
+        let (rows, commits): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0)::bigint
+                     FROM pg_stat_user_tables),
+                    (SELECT xact_commit FROM pg_stat_database WHERE datname = current_database())",
         )
         .fetch_one(&self.pool)
-        .await?)
+        .await?;
+        Ok(Writes { rows, commits })
     }
 
     /// Drops the database and deletes the exchanges and queues.
