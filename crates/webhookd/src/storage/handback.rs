@@ -26,13 +26,22 @@ pub async fn renew_leases(
     }
     let ids: Vec<Uuid> = deliveries.iter().map(|(id, _)| *id).collect();
     let attempts: Vec<i32> = deliveries.iter().map(|(_, n)| *n).collect();
+    // SKIP LOCKED: a row locked right now is having its outcome written
+    // (which ends or reschedules the lease anyway). Waiting for it instead
+    // deadlocked with the recorder, both locking many rows in no common order.
     let renewed = sqlx::query(
-        "UPDATE deliveries d
+        "WITH renew AS (
+             SELECT d.id FROM deliveries d
+             JOIN UNNEST($1::uuid[], $2::int4[]) AS h(id, attempts)
+               ON d.id = h.id AND d.attempts = h.attempts
+             WHERE d.status = 'pending'
+             FOR UPDATE OF d SKIP LOCKED
+         )
+         UPDATE deliveries d
          SET next_attempt_at = GREATEST(d.next_attempt_at,
              now() + make_interval(secs => (COALESCE(w.timeout_ms, $3) + $4) / 1000.0))
-         FROM UNNEST($1::uuid[], $2::int4[]) AS h(id, attempts), webhooks w
-         WHERE d.id = h.id AND d.attempts = h.attempts AND d.status = 'pending'
-           AND w.id = d.webhook_id",
+         FROM renew, webhooks w
+         WHERE d.id = renew.id AND w.id = d.webhook_id",
     )
     .bind(&ids)
     .bind(&attempts)
