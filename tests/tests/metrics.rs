@@ -205,10 +205,14 @@ async fn the_sampled_gauges_show_the_pool_the_queue_and_a_delivery_held_open() {
 
     // The sampler runs every 5 s; a scrape after the next sample shows the
     // unfinished delivery, the drained queue and connections in the pool.
+    // The queue is sampled after the database (over its own broker
+    // connection, opened on the first pass), so wait for both.
     let idle_labels = [("state", "idle")];
+    let ready = [("queue_state", "ready")];
     let metrics = eventually(WAIT, "a sample with the held delivery", || async {
         let metrics = scrape(&app).await;
         let oldest = value(&metrics, "webhookd_oldest_pending_delivery_seconds", &[])?;
+        value(&metrics, "webhookd_broker_queue_messages", &ready)?;
         (value(&metrics, "webhookd_deliveries_pending", &[]) == Some(1.0) && oldest > 0.0)
             .then_some(metrics)
     })
