@@ -39,10 +39,10 @@ pub async fn drain(
     webhooks: usize,
     slow: Option<Duration>,
 ) -> anyhow::Result<Row> {
-    let stage = Stage::create(&bench.servers).await?;
-    let result = drain_on(bench, &stage, scenario, events, webhooks, slow).await;
-    stage.remove().await;
-    result
+    on_stage(bench, async |stage| {
+        drain_on(bench, stage, scenario, events, webhooks, slow).await
+    })
+    .await
 }
 
 async fn drain_on(
@@ -73,34 +73,21 @@ async fn drain_on(
         .copied()
         .collect();
     let expected = (events * measured.len()) as u64;
-    let writes_before = stage.writes().await?;
-
-    let system_before = SystemCpu::now();
-    let mut daemon = Daemon::start(&bench.webhookd, &stage.daemon_env(&bench.settings))?;
-    let started = Instant::now();
-    wait_for(&mut daemon, started, || {
-        measured.iter().map(|&i| receipts.received(i)).sum::<u64>() >= expected
-    })
-    .await?;
-    wait_recorded(stage, &mut daemon, started, &measured_ids, expected).await?;
-    let seconds = started.elapsed().as_secs_f64();
-    let usage = daemon.usage()?;
-    let system = SystemCpu::now().since(system_before);
-    daemon.stop().await?;
-    let mut row = finish_row(
-        stage,
-        scenario,
-        expected,
-        seconds,
-        usage,
-        Usage::default(),
-        writes_before,
-        &measured_ids,
-        Vec::new(),
-    )
-    .await?;
-    system.fill(&mut row);
-    Ok(row)
+    let mut window = Window::open(stage, None).await?;
+    let daemon = Daemon::start(&bench.webhookd, &stage.daemon_env(&bench.settings))?;
+    // Timed from the process's start: its start-up is part of the drain.
+    window.started = Instant::now();
+    window
+        .close(
+            stage,
+            daemon,
+            scenario,
+            &measured_ids,
+            expected,
+            || measured.iter().map(|&i| receipts.received(i)).sum::<u64>(),
+            Vec::new,
+        )
+        .await
 }
 
 /// webhookd running first, then `rate` events a second for `secs` seconds,
@@ -112,10 +99,10 @@ pub async fn steady(
     secs: u32,
     webhooks: usize,
 ) -> anyhow::Result<Row> {
-    let stage = Stage::create(&bench.servers).await?;
-    let result = steady_on(bench, &stage, scenario, rate, secs, webhooks).await;
-    stage.remove().await;
-    result
+    on_stage(bench, async |stage| {
+        steady_on(bench, stage, scenario, rate, secs, webhooks).await
+    })
+    .await
 }
 
 async fn steady_on(
@@ -133,10 +120,7 @@ async fn steady_on(
     daemon.ready().await?;
     // Let start-up work (first scheduler pass, pool warm-up) settle.
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let writes_before = stage.writes().await?;
-    let usage_before = daemon.usage()?;
-    let system_before = SystemCpu::now();
-    let started = Instant::now();
+    let window = Window::open(stage, Some(&daemon)).await?;
 
     let events = (rate * secs) as usize;
     let mut ticks = tokio::time::interval(Duration::from_secs(1) / rate.max(1));
@@ -146,33 +130,35 @@ async fn steady_on(
     }
     publisher.close().await;
     let expected = (events * webhooks) as u64;
-    wait_for(&mut daemon, started, || receipts.total() >= expected).await?;
-    wait_recorded(stage, &mut daemon, started, &ids, expected).await?;
-    let seconds = started.elapsed().as_secs_f64();
-    let usage = daemon.usage()?;
-    let system = SystemCpu::now().since(system_before);
-    daemon.stop().await?;
-    let mut row = finish_row(
-        stage,
-        scenario,
-        expected,
-        seconds,
-        usage,
-        usage_before,
-        writes_before,
-        &ids,
-        receipts.latencies_micros(),
-    )
-    .await?;
-    system.fill(&mut row);
-    Ok(row)
+    window
+        .close(
+            stage,
+            daemon,
+            scenario,
+            &ids,
+            expected,
+            || receipts.total(),
+            || receipts.latencies_micros(),
+        )
+        .await
 }
 
 /// `crm-events publish --file` with `events` lines, timed from start to exit;
 /// then checks that the queue holds every event.
 pub async fn publish_file(bench: &Bench, events: usize) -> anyhow::Result<Row> {
+    on_stage(bench, async |stage| {
+        publish_file_on(bench, stage, events).await
+    })
+    .await
+}
+
+/// Runs `scenario` on a new stage and removes the stage whatever the outcome.
+async fn on_stage(
+    bench: &Bench,
+    scenario: impl AsyncFnOnce(&Stage) -> anyhow::Result<Row>,
+) -> anyhow::Result<Row> {
     let stage = Stage::create(&bench.servers).await?;
-    let result = publish_file_on(bench, &stage, events).await;
+    let result = scenario(&stage).await;
     stage.remove().await;
     result
 }
@@ -260,11 +246,6 @@ impl SystemCpu {
             broker: self.broker - before.broker,
         }
     }
-
-    fn fill(self, row: &mut Row) {
-        row.postgres_cpu_secs = Some(self.postgres);
-        row.broker_cpu_secs = Some(self.broker);
-    }
 }
 
 async fn queue_depth(amqp_url: &str, queue: &str) -> anyhow::Result<u32> {
@@ -326,40 +307,72 @@ async fn wait_recorded(
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn finish_row(
-    stage: &Stage,
-    scenario: String,
-    deliveries: u64,
-    seconds: f64,
+/// What is read when a scenario's measured window opens; [`Window::close`]
+/// reads the same counters again once every delivery is in.
+struct Window {
+    started: Instant,
     usage: Usage,
-    usage_before: Usage,
-    writes_before: Writes,
-    webhooks: &[i64],
-    latencies_micros: Vec<u64>,
-) -> anyhow::Result<Row> {
-    let writes_after = stage.writes().await?;
-    let logs: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM webhook_logs WHERE webhook_id = ANY($1) AND is_success",
-    )
-    .bind(webhooks)
-    .fetch_one(&stage.pool)
-    .await?;
-    if (logs as u64) < deliveries {
-        bail!("{scenario}: only {logs} of {deliveries} deliveries are in webhook_logs");
+    system: SystemCpu,
+    writes: Writes,
+}
+
+impl Window {
+    /// `daemon`: the running daemon, whose usage so far is left out (none
+    /// before it starts).
+    async fn open(stage: &Stage, daemon: Option<&Daemon>) -> anyhow::Result<Window> {
+        let writes = stage.writes().await?;
+        let usage = daemon.map(Daemon::usage).transpose()?.unwrap_or_default();
+        Ok(Window {
+            started: Instant::now(),
+            usage,
+            system: SystemCpu::now(),
+            writes,
+        })
     }
-    Ok(Row {
-        scenario,
-        deliveries,
-        seconds,
-        latencies_micros,
-        cpu_secs: usage.cpu_secs - usage_before.cpu_secs,
-        postgres_cpu_secs: None,
-        broker_cpu_secs: None,
-        peak_rss_kib: usage.peak_rss_kib,
-        rows_written: Some(writes_after.rows - writes_before.rows),
-        commits: Some(writes_after.commits - writes_before.commits),
-        webhook_logs: Some(logs),
-        unit: "deliveries/s",
-    })
+
+    /// Waits until the receivers counted `expected` deliveries (`received`)
+    /// and Postgres has them recorded as succeeded, stops the daemon and
+    /// makes the row; fails if any of them is missing from `webhook_logs`.
+    #[allow(clippy::too_many_arguments)]
+    async fn close(
+        self,
+        stage: &Stage,
+        mut daemon: Daemon,
+        scenario: String,
+        webhooks: &[i64],
+        expected: u64,
+        mut received: impl FnMut() -> u64,
+        latencies_micros: impl FnOnce() -> Vec<u64>,
+    ) -> anyhow::Result<Row> {
+        wait_for(&mut daemon, self.started, || received() >= expected).await?;
+        wait_recorded(stage, &mut daemon, self.started, webhooks, expected).await?;
+        let seconds = self.started.elapsed().as_secs_f64();
+        let usage = daemon.usage()?;
+        let system = SystemCpu::now().since(self.system);
+        daemon.stop().await?;
+        let writes = stage.writes().await?;
+        let logs: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM webhook_logs WHERE webhook_id = ANY($1) AND is_success",
+        )
+        .bind(webhooks)
+        .fetch_one(&stage.pool)
+        .await?;
+        if (logs as u64) < expected {
+            bail!("{scenario}: only {logs} of {expected} deliveries are in webhook_logs");
+        }
+        Ok(Row {
+            scenario,
+            deliveries: expected,
+            seconds,
+            latencies_micros: latencies_micros(),
+            cpu_secs: usage.cpu_secs - self.usage.cpu_secs,
+            postgres_cpu_secs: Some(system.postgres),
+            broker_cpu_secs: Some(system.broker),
+            peak_rss_kib: usage.peak_rss_kib,
+            rows_written: Some(writes.rows - self.writes.rows),
+            commits: Some(writes.commits - self.writes.commits),
+            webhook_logs: Some(logs),
+            unit: "deliveries/s",
+        })
+    }
 }
