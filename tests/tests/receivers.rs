@@ -475,12 +475,13 @@ async fn a_failing_streak_is_ended_by_any_success_and_restarted_by_an_edit() {
         .unwrap()
     };
     let period = Some(Duration::from_secs(60));
+    let mut conn = pool.acquire().await.unwrap();
 
-    record_attempts(pool, &[attempt(hook, false)], period)
+    record_attempts(&mut conn, &[attempt(hook, false)], period)
         .await
         .unwrap();
     let started = since(hook).await.expect("a failure starts a streak");
-    record_attempts(pool, &[attempt(hook, false)], period)
+    record_attempts(&mut conn, &[attempt(hook, false)], period)
         .await
         .unwrap();
     assert_eq!(
@@ -488,13 +489,21 @@ async fn a_failing_streak_is_ended_by_any_success_and_restarted_by_an_edit() {
         Some(started),
         "a running streak keeps its start"
     );
-    record_attempts(pool, &[attempt(hook, false), attempt(hook, true)], period)
-        .await
-        .unwrap();
+    record_attempts(
+        &mut conn,
+        &[attempt(hook, false), attempt(hook, true)],
+        period,
+    )
+    .await
+    .unwrap();
     assert_eq!(since(hook).await, None, "a success ends it");
-    record_attempts(pool, &[attempt(hook, true), attempt(hook, false)], period)
-        .await
-        .unwrap();
+    record_attempts(
+        &mut conn,
+        &[attempt(hook, true), attempt(hook, false)],
+        period,
+    )
+    .await
+    .unwrap();
     assert!(
         since(hook).await.is_some(),
         "a failure after it starts anew"
@@ -510,12 +519,16 @@ async fn a_failing_streak_is_ended_by_any_success_and_restarted_by_an_edit() {
     .execute(pool)
     .await
     .unwrap();
-    let off = record_attempts(pool, &[attempt(hook, false), attempt(edited, false)], None)
-        .await
-        .unwrap();
+    let off = record_attempts(
+        &mut conn,
+        &[attempt(hook, false), attempt(edited, false)],
+        None,
+    )
+    .await
+    .unwrap();
     assert!(off.is_empty(), "a period of None never disables: {off:?}");
     let off = record_attempts(
-        pool,
+        &mut conn,
         &[attempt(hook, false), attempt(edited, false)],
         period,
     )
@@ -552,7 +565,7 @@ async fn a_failing_streak_is_ended_by_any_success_and_restarted_by_an_edit() {
     // A webhook already off is not reported again, by a 410 either.
     let mut gone = attempt(hook, false);
     gone.disable_webhook = true;
-    let off = record_attempts(pool, &[gone], period).await.unwrap();
+    let off = record_attempts(&mut conn, &[gone], period).await.unwrap();
     assert!(off.is_empty(), "{off:?}");
     db.drop_database().await;
 }

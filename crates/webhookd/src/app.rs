@@ -27,7 +27,7 @@ use crate::deliver::Deliverer;
 use crate::dispatch::{Dispatcher, Limits};
 use crate::http::{ops_router, OpsState};
 use crate::metrics::Metrics;
-use crate::record::spawn_recorder;
+use crate::record::Recorder;
 use crate::retention::run_retention;
 use crate::sampler::Sampler;
 use crate::schedule::Scheduler;
@@ -202,20 +202,13 @@ impl App {
         let s = &self.settings;
         let wake = Arc::new(Notify::new());
         let abandon = CancellationToken::new();
-        let recorder = {
-            let (pool, metrics) = (self.pool.clone(), self.metrics.clone());
-            let (wake, abandon) = (wake.clone(), abandon.clone());
-            let disable_after = s.delivery.disable_after_failing();
-            move || {
-                spawn_recorder(
-                    pool.clone(),
-                    metrics.clone(),
-                    wake.clone(),
-                    abandon.clone(),
-                    disable_after,
-                )
-            }
-        };
+        let recorder = Recorder::new(
+            self.pool.clone(),
+            self.metrics.clone(),
+            wake.clone(),
+            abandon.clone(),
+            s.delivery.disable_after_failing(),
+        );
         let held = Arc::new(Held::new(s.delivery.max_in_flight));
         let stop_writer = CancellationToken::new();
         let (records, writer_done) = spawn_writer(held.clone(), recorder, stop_writer.clone());

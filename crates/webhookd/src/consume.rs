@@ -29,6 +29,7 @@ use webhookd_producer::topology::{declare, Topology, REJECT_REASON_HEADER};
 
 use crate::app::Handoff;
 use crate::metrics::Metrics;
+use crate::storage::dedicated::DedicatedConnection;
 use crate::storage::deliveries::{record_fanout, ClaimedDelivery, Lease, NewEvent};
 
 /// The longest wait between two attempts to reach the broker.
@@ -97,8 +98,9 @@ impl EventConsumer {
     /// goes away.
     pub async fn run(self, cancel: CancellationToken) {
         let mut pause = Duration::from_millis(100);
+        let mut db = DedicatedConnection::new(self.pool.clone());
         while !cancel.is_cancelled() {
-            match self.session(&cancel, &mut pause).await {
+            match self.session(&mut db, &cancel, &mut pause).await {
                 Ok(()) => break,
                 Err(e) => {
                     self.health.lost();
@@ -116,6 +118,7 @@ impl EventConsumer {
 
     async fn session(
         &self,
+        db: &mut DedicatedConnection,
         cancel: &CancellationToken,
         pause: &mut Duration,
     ) -> Result<(), ConsumeError> {
@@ -160,7 +163,7 @@ impl EventConsumer {
                     _ => break,
                 }
             }
-            if let Err(e) = self.handle_batch(batch, &dead_letters, cancel).await {
+            if let Err(e) = self.handle_batch(db, batch, &dead_letters, cancel).await {
                 break Err(e);
             }
         };
@@ -171,6 +174,7 @@ impl EventConsumer {
 
     async fn handle_batch(
         &self,
+        db: &mut DedicatedConnection,
         batch: Vec<Delivery>,
         dead_letters: &Channel,
         cancel: &CancellationToken,
@@ -203,15 +207,19 @@ impl EventConsumer {
                 }
             }
         }
-        let Some(claimed) = self.record(&events, cancel).await else {
+        let Some(claimed) = self.record(db, &events, cancel).await else {
             return Ok(()); // shutting down: the unacked batch is redelivered
         };
-        let acked = match batch.last() {
-            Some(last) => last
-                .ack(BasicAckOptions { multiple: true })
-                .await
-                .map(|_| ()),
-            None => Ok(()),
+        // The ack goes out while the deliveries are dispatched: waiting for
+        // the broker's I/O thread first would only add latency.
+        let ack = async {
+            match batch.last() {
+                Some(last) => last
+                    .ack(BasicAckOptions { multiple: true })
+                    .await
+                    .map(|_| ()),
+                None => Ok(()),
+            }
         };
         for event in &events {
             self.metrics
@@ -227,7 +235,7 @@ impl EventConsumer {
             .map(|e| (e.id, Arc::from(e.body)))
             .collect();
         let deliveries = with_envelopes(claimed, &envelopes);
-        self.handoff.dispatch(deliveries, cancel).await;
+        let (acked, ()) = tokio::join!(ack, self.handoff.dispatch(deliveries, cancel));
         Ok(acked?)
     }
 
@@ -236,12 +244,17 @@ impl EventConsumer {
     /// the broker. `None` when cancelled first.
     async fn record(
         &self,
+        db: &mut DedicatedConnection,
         events: &[NewEvent],
         cancel: &CancellationToken,
     ) -> Option<Vec<ClaimedDelivery>> {
         let mut pause = Duration::from_millis(100);
         loop {
-            match record_fanout(&self.pool, events, self.lease).await {
+            let recorded = match db.connection().await {
+                Ok(conn) => record_fanout(conn, events, self.lease).await,
+                Err(e) => Err(e),
+            };
+            match db.checked(recorded) {
                 Ok(rows) => return Some(rows),
                 Err(e) => {
                     self.metrics

@@ -3,25 +3,21 @@
 //! writes hand-backs (deliveries the dispatcher chose not to hold) and reports
 //! the webhooks the database switched off.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::PgPool;
-use tokio::sync::{mpsc, Notify};
-use tokio::task::JoinHandle;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, warn};
 use uuid::Uuid;
 
 use crate::metrics::Metrics;
+use crate::storage::dedicated::DedicatedConnection;
 use crate::storage::deliveries::{
     hand_back, record_attempts, AttemptRecord, DisabledWebhook, NextStep,
 };
 use crate::storage::StorageError;
-
-const MAX_BATCH: usize = 500;
-const CHANNEL_CAPACITY: usize = 4096;
 
 /// What the dispatcher sends the recorder.
 #[derive(Debug)]
@@ -33,84 +29,125 @@ pub enum Record {
     HandBack { delivery_id: Uuid, delay: Duration },
 }
 
-/// Starts the recorder. It runs until every sender is dropped and the queue is
-/// written, or until `abandon` fires (the grace period is over: unwritten
-/// attempts are redone when their leases run out). `disable_after` switches
-/// off webhooks failing for longer than it (`None`: never).
-pub fn spawn_recorder(
-    pool: PgPool,
+/// Writes the dispatcher's records on a connection of its own (no pool
+/// round trip per batch). Owned by the writer in `app::handoff`, which calls
+/// [`Recorder::write`] once per batch and knows the batch is committed when
+/// it returns.
+pub struct Recorder {
+    db: DedicatedConnection,
     metrics: Metrics,
     retry_wake: Arc<Notify>,
     abandon: CancellationToken,
     disable_after: Option<Duration>,
-) -> (mpsc::Sender<Record>, JoinHandle<()>) {
-    let (tx, mut rx) = mpsc::channel::<Record>(CHANNEL_CAPACITY);
-    let handle = tokio::spawn(async move {
-        let mut batch = Vec::with_capacity(MAX_BATCH);
-        while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-            let mut attempts = Vec::with_capacity(batch.len());
-            let mut handed_back = Vec::new();
-            for record in batch.drain(..) {
-                match record {
-                    Record::Attempt(a) => attempts.push(a),
-                    Record::HandBack { delivery_id, delay } => {
-                        handed_back.push((delivery_id, delay));
-                    }
-                }
-            }
-            let wake = !handed_back.is_empty()
-                || attempts
-                    .iter()
-                    .any(|r| matches!(r.next, NextStep::RetryIn(_)));
-            let written = write_until_done(&metrics, "record_attempts", &abandon, || {
-                record_attempts(&pool, &attempts, disable_after)
-            })
-            .await;
-            let Some(disabled) = written else { return };
-            for webhook in &disabled {
-                report_disabled(&metrics, webhook);
-            }
-            let written = write_until_done(&metrics, "hand_back", &abandon, || {
-                hand_back(&pool, &handed_back)
-            })
-            .await;
-            if written.is_none() {
-                return;
-            }
-            if wake {
-                retry_wake.notify_one();
-            }
-        }
-    });
-    (tx, handle)
 }
 
-/// Retries until written: a record is never dropped while the database is
-/// briefly away. `None` when abandoned.
-async fn write_until_done<T, F, Fut>(
-    metrics: &Metrics,
-    operation: &'static str,
-    abandon: &CancellationToken,
-    mut write: F,
-) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, StorageError>>,
-{
-    let mut pause = Duration::from_millis(100);
-    loop {
-        match write().await {
-            Ok(value) => return Some(value),
-            Err(e) => {
-                metrics.storage_errors.with_label_values(&[operation]).inc();
-                error!(error = %e, operation, "writing delivery state failed; retrying");
+impl Recorder {
+    /// `abandon` ends a write that cannot succeed (the grace period is over:
+    /// unwritten attempts are redone when their leases run out).
+    /// `disable_after` switches off webhooks failing for longer than it
+    /// (`None`: never).
+    pub fn new(
+        pool: PgPool,
+        metrics: Metrics,
+        retry_wake: Arc<Notify>,
+        abandon: CancellationToken,
+        disable_after: Option<Duration>,
+    ) -> Self {
+        Self {
+            db: DedicatedConnection::new(pool),
+            metrics,
+            retry_wake,
+            abandon,
+            disable_after,
+        }
+    }
+
+    /// Writes `batch` (emptying it), retrying while the database is away.
+    /// False when abandoned before everything was written.
+    pub async fn write(&mut self, batch: &mut Vec<Record>) -> bool {
+        let mut attempts = Vec::with_capacity(batch.len());
+        let mut handed_back = Vec::new();
+        for record in batch.drain(..) {
+            match record {
+                Record::Attempt(a) => attempts.push(a),
+                Record::HandBack { delivery_id, delay } => {
+                    handed_back.push((delivery_id, delay));
+                }
             }
         }
-        tokio::select! {
-            () = tokio::time::sleep(pause) => {}
-            () = abandon.cancelled() => return None,
+        let wake = !handed_back.is_empty()
+            || attempts
+                .iter()
+                .any(|r| matches!(r.next, NextStep::RetryIn(_)));
+        let Some(disabled) = self.write_attempts(&attempts).await else {
+            return false;
+        };
+        for webhook in &disabled {
+            report_disabled(&self.metrics, webhook);
         }
-        pause = (pause * 2).min(Duration::from_secs(5));
+        if !handed_back.is_empty() && !self.write_hand_backs(&handed_back).await {
+            return false;
+        }
+        if wake {
+            self.retry_wake.notify_one();
+        }
+        true
+    }
+}
+
+// Each write is retried until it succeeds: a record is never dropped while
+// the database is briefly away. `None`/false when abandoned.
+impl Recorder {
+    async fn write_attempts(&mut self, attempts: &[AttemptRecord]) -> Option<Vec<DisabledWebhook>> {
+        let mut pause = Duration::from_millis(100);
+        loop {
+            let written = match self.db.connection().await {
+                Ok(conn) => record_attempts(conn, attempts, self.disable_after).await,
+                Err(e) => Err(e),
+            };
+            match self.db.checked(written) {
+                Ok(disabled) => return Some(disabled),
+                Err(e) => self.failed("record_attempts", &e),
+            }
+            if !self.pause(&mut pause).await {
+                return None;
+            }
+        }
+    }
+
+    async fn write_hand_backs(&mut self, deliveries: &[(Uuid, Duration)]) -> bool {
+        let mut pause = Duration::from_millis(100);
+        loop {
+            let written = match self.db.connection().await {
+                Ok(conn) => hand_back(conn, deliveries).await,
+                Err(e) => Err(e),
+            };
+            match self.db.checked(written) {
+                Ok(()) => return true,
+                Err(e) => self.failed("hand_back", &e),
+            }
+            if !self.pause(&mut pause).await {
+                return false;
+            }
+        }
+    }
+
+    fn failed(&self, operation: &'static str, e: &StorageError) {
+        self.metrics
+            .storage_errors
+            .with_label_values(&[operation])
+            .inc();
+        error!(error = %e, operation, "writing delivery state failed; retrying");
+    }
+
+    /// Waits before the next try, longer each time. False when abandoned.
+    async fn pause(&self, pause: &mut Duration) -> bool {
+        tokio::select! {
+            () = tokio::time::sleep(*pause) => {}
+            () = self.abandon.cancelled() => return false,
+        }
+        *pause = (*pause * 2).min(Duration::from_secs(5));
+        true
     }
 }
 

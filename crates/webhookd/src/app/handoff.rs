@@ -20,8 +20,8 @@
 //!   workers at once instead of leaving it to its lease.
 //!
 //! The dispatcher's records reach Postgres through [`spawn_writer`], which
-//! writes them in batches and lets go of each delivery once its batch is
-//! committed.
+//! writes them in batches on a connection of its own and lets go of each
+//! delivery once its batch is committed.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -36,7 +36,7 @@ use uuid::Uuid;
 
 use crate::dispatch::Dispatcher;
 use crate::metrics::Metrics;
-use crate::record::Record;
+use crate::record::{Record, Recorder};
 use crate::storage::deliveries::{ClaimedDelivery, Lease};
 use crate::storage::handback;
 
@@ -193,23 +193,17 @@ impl Handoff {
     }
 }
 
-/// Starts the writer of the dispatcher's records. `recorder` starts a
-/// recorder (`record::spawn_recorder`), which writes what it is sent and ends
-/// once its sender is dropped and everything is written: the writer starts one
-/// per batch, so it knows when the batch is committed and lets go of its
-/// deliveries then.
+/// Starts the writer of the dispatcher's records: it writes them in batches
+/// with `recorder` and lets go of a batch's deliveries once it is committed.
 ///
 /// Until `stop` fires every record is written; then what is already queued is
 /// written and the queue closes, so records of attempts that finish later are
 /// refused and their deliveries stay held (and are released).
-pub fn spawn_writer<F>(
+pub fn spawn_writer(
     held: Arc<Held>,
-    recorder: F,
+    mut recorder: Recorder,
     stop: CancellationToken,
-) -> (mpsc::Sender<DispatcherRecord>, JoinHandle<()>)
-where
-    F: Fn() -> (mpsc::Sender<DispatcherRecord>, JoinHandle<()>) + Send + Sync + 'static,
-{
+) -> (mpsc::Sender<DispatcherRecord>, JoinHandle<()>) {
     // The window bounds the records outstanding, so this rarely fills.
     let (tx, mut from) = mpsc::channel::<DispatcherRecord>(MAX_BATCH);
     let handle = tokio::spawn(async move {
@@ -223,32 +217,30 @@ where
             if received == 0 {
                 return; // every dispatcher handle is gone
             }
-            write(&held, &recorder, &mut batch).await;
+            if !write(&held, &mut recorder, &mut batch).await {
+                return;
+            }
         }
         from.close();
         while from.recv_many(&mut batch, MAX_BATCH).await > 0 {
-            write(&held, &recorder, &mut batch).await;
+            if !write(&held, &mut recorder, &mut batch).await {
+                return;
+            }
         }
     });
     (tx, handle)
 }
 
-/// Writes one batch and waits until it is committed (or the recorder gave up
-/// at the end of the grace period), then lets go of its deliveries.
-async fn write<F>(held: &Held, recorder: &F, batch: &mut Vec<DispatcherRecord>)
-where
-    F: Fn() -> (mpsc::Sender<DispatcherRecord>, JoinHandle<()>),
-{
+/// Writes one batch and lets go of its deliveries once it is committed. False
+/// when the recorder gave up (the grace period is over): the batch's
+/// deliveries stay held, so shutdown releases them.
+async fn write(held: &Held, recorder: &mut Recorder, batch: &mut Vec<DispatcherRecord>) -> bool {
     let ids: Vec<Uuid> = batch.iter().map(settled).collect();
-    let (to, written) = recorder();
-    for record in batch.drain(..) {
-        if to.send(record).await.is_err() {
-            break;
-        }
+    let written = recorder.write(batch).await;
+    if written {
+        held.settle(&ids);
     }
-    drop(to);
-    let _ = written.await;
-    held.settle(&ids);
+    written
 }
 
 /// Renews the leases of the held deliveries twice per lease margin, the

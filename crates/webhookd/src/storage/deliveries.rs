@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use sqlx::types::Json;
-use sqlx::PgPool;
+use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
 
 use super::StorageError;
@@ -96,7 +96,7 @@ const TARGET_COLUMNS: &str = "w.id AS webhook_id, w.url, w.secret,
 /// Rows that already existed (a redelivered message) are not returned: their
 /// first owner's lease, or the scheduler, covers them.
 pub async fn record_fanout(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     events: &[NewEvent],
     lease: Lease,
 ) -> Result<Vec<ClaimedDelivery>, StorageError> {
@@ -156,7 +156,7 @@ pub async fn record_fanout(
         .bind(&patterns)
         .bind(lease.default_timeout_ms)
         .bind(lease.margin_ms)
-        .fetch_all(pool)
+        .fetch_all(conn)
         .await?;
     Ok(rows)
 }
@@ -226,7 +226,7 @@ pub struct DisabledWebhook {
 /// that have failed every attempt for longer than it; returns them (each
 /// once: only a switch from active counts).
 pub async fn record_attempts(
-    pool: &PgPool,
+    conn: &mut PgConnection,
     records: &[AttemptRecord],
     disable_after: Option<Duration>,
 ) -> Result<Vec<DisabledWebhook>, StorageError> {
@@ -328,10 +328,10 @@ pub async fn record_attempts(
     .bind(&streaks.any_ok)
     .bind(&streaks.last_ok);
     if !switch_off {
-        outcomes.execute(pool).await?;
+        outcomes.execute(&mut *conn).await?;
         return Ok(Vec::new());
     }
-    let mut tx = pool.begin().await?;
+    let mut tx = conn.begin().await?;
     outcomes.execute(&mut *tx).await?;
     let mut disabled = Vec::new();
     if !gone.is_empty() {
@@ -428,7 +428,10 @@ async fn disable_failing(
 /// each is due again after its delay, and no attempt is counted or logged.
 /// Used when a webhook already has as many deliveries waiting in this process
 /// as it may, so they wait in Postgres rather than in memory.
-pub async fn hand_back(pool: &PgPool, deliveries: &[(Uuid, Duration)]) -> Result<(), StorageError> {
+pub async fn hand_back(
+    conn: &mut PgConnection,
+    deliveries: &[(Uuid, Duration)],
+) -> Result<(), StorageError> {
     if deliveries.is_empty() {
         return Ok(());
     }
@@ -446,7 +449,7 @@ pub async fn hand_back(pool: &PgPool, deliveries: &[(Uuid, Duration)]) -> Result
     )
     .bind(&ids)
     .bind(&delays_ms)
-    .execute(pool)
+    .execute(conn)
     .await?;
     Ok(())
 }

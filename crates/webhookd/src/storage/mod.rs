@@ -1,5 +1,6 @@
 //! Postgres: connection pool, migrations, and one module per table family.
 
+pub mod dedicated;
 pub mod deliveries;
 pub mod delivery_admin;
 pub mod handback;
