@@ -60,7 +60,8 @@ struct Args {
     #[arg(long, default_value_t = 50_000)]
     publish_events: usize,
     /// A webhookd setting for every scenario, e.g.
-    /// `--set WEBHOOKD__BROKER__PREFETCH=512` (repeatable)
+    /// `--set WEBHOOKD__BROKER__PREFETCH=512` (repeatable; also
+    /// `TOKIO_WORKER_THREADS`, the daemon's runtime threads)
     #[arg(long = "set", value_name = "KEY=VALUE")]
     settings: Vec<String>,
     /// The webhookd binary (default: next to this one)
@@ -92,8 +93,8 @@ async fn main() -> anyhow::Result<()> {
         let Some((key, value)) = pair.split_once('=') else {
             bail!("--set wants KEY=VALUE, got {pair:?}");
         };
-        if !key.starts_with("WEBHOOKD__") {
-            bail!("--set keys are webhookd environment names (WEBHOOKD__...), got {key:?}");
+        if !key.starts_with("WEBHOOKD__") && key != "TOKIO_WORKER_THREADS" {
+            bail!("--set keys are webhookd environment names (WEBHOOKD__... or TOKIO_WORKER_THREADS), got {key:?}");
         }
         settings.push((key.to_owned(), value.to_owned()));
     }

@@ -160,10 +160,13 @@ impl Settings {
             }
         }
         let d = &self.delivery;
+        // The consumer and the recorder each hold one connection; the
+        // scheduler, lease renewal, retention, metrics and the API share the
+        // rest.
         check(
-            self.database.max_connections >= 2,
+            self.database.max_connections >= 4,
             "database.max_connections",
-            "must be at least 2",
+            "must be at least 4",
         )?;
         check(
             !self.broker.exchange.is_empty(),
@@ -357,6 +360,11 @@ mod tests {
                 "WEBHOOKD__DELIVERY__MAX_ATTEMPTS",
                 "0",
                 "delivery.max_attempts",
+            ),
+            (
+                "WEBHOOKD__DATABASE__MAX_CONNECTIONS",
+                "3",
+                "database.max_connections",
             ),
             (
                 "WEBHOOKD__DELIVERY__DISABLE_AFTER_FAILING_SECS",
