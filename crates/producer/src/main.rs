@@ -16,7 +16,7 @@ use serde_json::Value;
 use uuid::Uuid;
 use webhookd_events::{find_event, EventMessage, CATALOGUE};
 use webhookd_producer::event::now;
-use webhookd_producer::ndjson::parse_ndjson;
+use webhookd_producer::ndjson::{check_ndjson, ndjson_events};
 use webhookd_producer::topology::{DEFAULT_EXCHANGE, DEFAULT_QUEUE};
 use webhookd_producer::{Publisher, PublisherOptions, Topology};
 
@@ -113,9 +113,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         Command::Publish(publish) => publish,
     };
     // Validate before connecting: bad input is reported without a broker.
-    let messages = match (&publish.file, &publish.event) {
+    let input = match (&publish.file, &publish.event) {
         (Some(path), _) => read_file(path)?,
-        (None, Some(event)) => vec![build_message(event, &publish)?],
+        (None, Some(event)) => Input::One(build_message(event, &publish)?),
         (None, None) => return Err(Failure::Usage("give an EVENT or --file".into())),
     };
     let url = broker_url(cli.amqp_url);
@@ -127,10 +127,9 @@ async fn run(cli: Cli) -> Result<(), Failure> {
     let publisher = Publisher::connect_with(&url, topology, options)
         .await
         .map_err(anyhow::Error::from)?;
-    let published = if publish.file.is_some() {
-        publish_all(&publisher, &messages).await
-    } else {
-        publish_one(&publisher, &messages[0]).await
+    let published = match &input {
+        Input::One(message) => publish_one(&publisher, message).await,
+        Input::File { text, now, events } => publish_file(&publisher, text, *now, *events).await,
     };
     publisher.close().await;
     published.map_err(Failure::Runtime)
@@ -162,18 +161,37 @@ fn build_message(event: &str, args: &PublishArgs) -> Result<EventMessage, Failur
     Ok(message)
 }
 
-fn read_file(path: &Path) -> Result<Vec<EventMessage>, Failure> {
+/// What to publish: one event from the command line, or a checked file.
+enum Input {
+    One(EventMessage),
+    /// Every line is valid; `now` stamps lines without a timestamp.
+    File {
+        text: String,
+        now: i64,
+        events: usize,
+    },
+}
+
+/// Events are parsed again, this many at a time, as they are published: the
+/// file's text stays in memory, its parsed events do not.
+const PUBLISH_CHUNK: usize = 4096;
+
+fn read_file(path: &Path) -> Result<Input, Failure> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    parse_ndjson(&text, now()).map_err(|errors| {
-        let mut report: Vec<String> = errors.iter().map(ToString::to_string).collect();
-        report.push(format!(
-            "{} invalid line(s) in {}; nothing was published",
-            errors.len(),
-            path.display()
-        ));
-        Failure::Usage(report.join("\n"))
-    })
+    let now = now();
+    match check_ndjson(&text) {
+        Ok(events) => Ok(Input::File { text, now, events }),
+        Err(errors) => {
+            let mut report: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            report.push(format!(
+                "{} invalid line(s) in {}; nothing was published",
+                errors.len(),
+                path.display()
+            ));
+            Err(Failure::Usage(report.join("\n")))
+        }
+    }
 }
 
 async fn publish_one(publisher: &Publisher, message: &EventMessage) -> anyhow::Result<()> {
@@ -182,22 +200,43 @@ async fn publish_one(publisher: &Publisher, message: &EventMessage) -> anyhow::R
     Ok(())
 }
 
-async fn publish_all(publisher: &Publisher, messages: &[EventMessage]) -> anyhow::Result<()> {
-    let progress = progress_bar(messages.len());
+async fn publish_file(
+    publisher: &Publisher,
+    text: &str,
+    now: i64,
+    events: usize,
+) -> anyhow::Result<()> {
+    let progress = progress_bar(events);
     let started = Instant::now();
-    let published = publisher
-        .publish_many(messages, |confirmed| {
-            progress.set_position(confirmed as u64)
-        })
-        .await;
+    let mut lines = ndjson_events(text, now);
+    let mut chunk = Vec::with_capacity(PUBLISH_CHUNK.min(events));
+    let mut published = 0;
+    loop {
+        chunk.clear();
+        for parsed in lines.by_ref().take(PUBLISH_CHUNK) {
+            // Checked before publishing began; the text has not changed.
+            chunk.push(parsed?);
+        }
+        if chunk.is_empty() {
+            break;
+        }
+        let sent = publisher
+            .publish_many(&chunk, |confirmed| {
+                progress.set_position((published + confirmed) as u64)
+            })
+            .await;
+        if let Err(e) = sent {
+            progress.finish_and_clear();
+            return Err(e.into());
+        }
+        published += chunk.len();
+    }
     progress.finish_and_clear();
-    published?;
     let elapsed = started.elapsed();
     println!(
-        "published {} events in {:.2}s ({:.0} events/s)",
-        messages.len(),
+        "published {published} events in {:.2}s ({:.0} events/s)",
         elapsed.as_secs_f64(),
-        rate(messages.len(), elapsed)
+        rate(published, elapsed)
     );
     Ok(())
 }

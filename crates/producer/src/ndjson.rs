@@ -38,16 +38,10 @@ impl std::error::Error for LineError {}
 pub fn parse_ndjson(text: &str, now: i64) -> Result<Vec<EventMessage>, Vec<LineError>> {
     let mut messages = Vec::new();
     let mut errors = Vec::new();
-    for (index, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        match parse_line(line, now) {
+    for parsed in ndjson_events(text, now) {
+        match parsed {
             Ok(message) => messages.push(message),
-            Err(error) => errors.push(LineError {
-                line: index + 1,
-                error,
-            }),
+            Err(error) => errors.push(error),
         }
     }
     if errors.is_empty() {
@@ -55,6 +49,51 @@ pub fn parse_ndjson(text: &str, now: i64) -> Result<Vec<EventMessage>, Vec<LineE
     } else {
         Err(errors)
     }
+}
+
+/// Like [`parse_ndjson`] without keeping the events: their number, or every
+/// invalid line. A large file is checked whole, then published in chunks
+/// parsed again from [`ndjson_events`], so memory does not grow with it.
+///
+/// Only the daemon's parser runs here: it already rejects whatever building
+/// the event would (an unknown event, `data` that is not an object or that a
+/// strict JSON parser would refuse), at a fraction of the cost.
+pub fn check_ndjson(text: &str) -> Result<usize, Vec<LineError>> {
+    let mut count = 0;
+    let mut errors = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        match ParsedMessage::parse(line.as_bytes(), usize::MAX) {
+            Ok(_) => count += 1,
+            Err(error) => errors.push(LineError {
+                line: index + 1,
+                error,
+            }),
+        }
+    }
+    if errors.is_empty() {
+        Ok(count)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Each non-blank line's event, parsed as it is reached.
+pub fn ndjson_events(
+    text: &str,
+    now: i64,
+) -> impl Iterator<Item = Result<EventMessage, LineError>> + '_ {
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(move |(index, line)| {
+            parse_line(line, now).map_err(|error| LineError {
+                line: index + 1,
+                error,
+            })
+        })
 }
 
 fn parse_line(line: &str, now: i64) -> Result<EventMessage, MessageError> {
@@ -126,6 +165,11 @@ mod tests {
             r#"{"event":"task.created","data":{},"id":"nope"}"#,
         ]
         .join("\n");
+        assert_eq!(
+            check_ndjson(&text),
+            Err(parse_ndjson(&text, NOW).unwrap_err()),
+            "checking alone rejects the same lines"
+        );
         let errors: Vec<String> = parse_ndjson(&text, NOW)
             .unwrap_err()
             .iter()
@@ -143,6 +187,18 @@ mod tests {
                 "line 9: field `id` must be a UUID string",
             ]
         );
+    }
+
+    #[test]
+    fn checking_counts_what_parsing_returns_and_reports_the_same_errors() {
+        let good =
+            "{\"event\":\"task.created\",\"data\":{}}\n\n{\"event\":\"deal.won\",\"data\":{}}\n";
+        assert_eq!(check_ndjson(good), Ok(2));
+        let lazily: Vec<String> = ndjson_events(good, NOW).map(|m| m.unwrap().event).collect();
+        assert_eq!(lazily, ["task.created", "deal.won"]);
+        let bad = "{\"event\":\"task.created\",\"data\":{}}\n{\"event\":\"nope\",\"data\":{}}";
+        assert_eq!(check_ndjson(bad), Err(parse_ndjson(bad, NOW).unwrap_err()));
+        assert_eq!(check_ndjson(""), Ok(0));
     }
 
     #[test]

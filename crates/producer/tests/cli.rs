@@ -194,6 +194,38 @@ async fn a_valid_file_publishes_every_line_and_prints_a_summary() {
 }
 
 #[tokio::test]
+async fn a_file_larger_than_one_publishing_chunk_arrives_whole() {
+    // Published in chunks of 4,096 parsed events: two full ones and a rest.
+    let broker = TestBroker::new().await;
+    let total: u64 = 2 * 4096 + 3;
+    let lines: Vec<String> = (0..total)
+        .map(|i| format!(r#"{{"event": "task.created", "data": {{"task_id": {i}}}}}"#))
+        .collect();
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let file = write_file(&refs);
+
+    let (code, stdout, stderr) = run(crm_events_for(&broker)
+        .args(["publish", "--file"])
+        .arg(&file))
+    .await;
+
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stdout.starts_with(&format!("published {total} events in ")),
+        "{stdout}"
+    );
+    let mut seen = HashSet::new();
+    while let Some(got) = broker.get().await {
+        let parsed = ParsedMessage::parse(&got.delivery.data, 1 << 20).unwrap();
+        let data: serde_json::Value = serde_json::from_str(parsed.data.get()).unwrap();
+        let task = data["task_id"].as_u64().expect("a task id");
+        assert!(seen.insert(task), "task {task} published twice");
+    }
+    assert_eq!(seen, (0..total).collect::<HashSet<u64>>());
+    let _ = std::fs::remove_file(file);
+}
+
+#[tokio::test]
 async fn events_lists_the_whole_catalogue() {
     let (code, stdout, _) = run(crm_events().arg("events")).await;
     assert_eq!(code, 0);
