@@ -177,7 +177,8 @@ impl Dispatcher {
     }
 
     /// Stops taking work and waits for attempts in flight, at most `grace`.
-    /// Returns how many were still running (their leases hand them back).
+    /// Returns how many were still running (shutdown gives them back to the
+    /// other workers; after a crash their leases do).
     pub async fn drain(&self, grace: Duration) -> usize {
         self.inner.tracker.close();
         if tokio::time::timeout(grace, self.inner.tracker.wait())
@@ -250,7 +251,7 @@ impl Inner {
             delay,
         };
         if self.recorder.send(record).await.is_err() {
-            warn!("hand-back not recorded: the recorder has stopped; the lease will hand the delivery back");
+            warn!("hand-back not recorded: the recorder has stopped; shutdown gives the delivery back to the other workers");
         }
     }
 
@@ -287,7 +288,7 @@ impl Inner {
             Box::pin(self.attempt_and_judge(&claimed, &envelope)).await
         };
         if self.recorder.send(Record::Attempt(record)).await.is_err() {
-            warn!("attempt not recorded: the recorder has stopped; the lease will hand the delivery back");
+            warn!("attempt not recorded: the recorder has stopped; shutdown gives the delivery back and it is attempted again");
         }
     }
 
