@@ -41,9 +41,25 @@ pub struct Recorder {
     disable_after: Option<Duration>,
 }
 
+/// One of the recorder's statements.
+#[derive(Clone, Copy)]
+enum Write<'a> {
+    Attempts(&'a [AttemptRecord]),
+    HandBacks(&'a [(Uuid, Duration)]),
+}
+
+impl Write<'_> {
+    fn operation(self) -> &'static str {
+        match self {
+            Write::Attempts(_) => "record_attempts",
+            Write::HandBacks(_) => "hand_back",
+        }
+    }
+}
+
 impl Recorder {
     /// `abandon` ends a write that cannot succeed (the grace period is over:
-    /// unwritten attempts are redone when their leases run out).
+    /// the batch stays held, and shutdown gives its deliveries back).
     /// `disable_after` switches off webhooks failing for longer than it
     /// (`None`: never).
     pub fn new(
@@ -79,13 +95,18 @@ impl Recorder {
             || attempts
                 .iter()
                 .any(|r| matches!(r.next, NextStep::RetryIn(_)));
-        let Some(disabled) = self.write_attempts(&attempts).await else {
+        let Some(disabled) = self.write_until_done(Write::Attempts(&attempts)).await else {
             return false;
         };
         for webhook in &disabled {
             report_disabled(&self.metrics, webhook);
         }
-        if !handed_back.is_empty() && !self.write_hand_backs(&handed_back).await {
+        if !handed_back.is_empty()
+            && self
+                .write_until_done(Write::HandBacks(&handed_back))
+                .await
+                .is_none()
+        {
             return false;
         }
         if wake {
@@ -93,41 +114,30 @@ impl Recorder {
         }
         true
     }
-}
 
-// Each write is retried until it succeeds: a record is never dropped while
-// the database is briefly away. `None`/false when abandoned.
-impl Recorder {
-    async fn write_attempts(&mut self, attempts: &[AttemptRecord]) -> Option<Vec<DisabledWebhook>> {
+    /// Retries `write` until it succeeds: a record is never dropped while the
+    /// database is briefly away. Returns the webhooks switched off (none for
+    /// hand-backs); `None` when abandoned.
+    async fn write_until_done(&mut self, write: Write<'_>) -> Option<Vec<DisabledWebhook>> {
         let mut pause = Duration::from_millis(100);
         loop {
             let written = match self.db.connection().await {
-                Ok(conn) => record_attempts(conn, attempts, self.disable_after).await,
+                Ok(conn) => match write {
+                    Write::Attempts(attempts) => {
+                        record_attempts(conn, attempts, self.disable_after).await
+                    }
+                    Write::HandBacks(deliveries) => {
+                        hand_back(conn, deliveries).await.map(|()| Vec::new())
+                    }
+                },
                 Err(e) => Err(e),
             };
             match self.db.checked(written) {
                 Ok(disabled) => return Some(disabled),
-                Err(e) => self.failed("record_attempts", &e),
+                Err(e) => self.failed(write.operation(), &e),
             }
             if !self.pause(&mut pause).await {
                 return None;
-            }
-        }
-    }
-
-    async fn write_hand_backs(&mut self, deliveries: &[(Uuid, Duration)]) -> bool {
-        let mut pause = Duration::from_millis(100);
-        loop {
-            let written = match self.db.connection().await {
-                Ok(conn) => hand_back(conn, deliveries).await,
-                Err(e) => Err(e),
-            };
-            match self.db.checked(written) {
-                Ok(()) => return true,
-                Err(e) => self.failed("hand_back", &e),
-            }
-            if !self.pause(&mut pause).await {
-                return false;
             }
         }
     }
