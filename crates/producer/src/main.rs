@@ -129,7 +129,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         .map_err(anyhow::Error::from)?;
     let published = match &input {
         Input::One(message) => publish_one(&publisher, message).await,
-        Input::File { text, now, events } => publish_file(&publisher, text, *now, *events).await,
+        Input::File { text, events } => publish_file(&publisher, text, *events).await,
     };
     publisher.close().await;
     published.map_err(Failure::Runtime)
@@ -164,10 +164,9 @@ fn build_message(event: &str, args: &PublishArgs) -> Result<EventMessage, Failur
 /// What to publish: one event from the command line, or a checked file.
 enum Input {
     One(EventMessage),
-    /// Every line is valid; `now` stamps lines without a timestamp.
+    /// Every line is valid.
     File {
         text: String,
-        now: i64,
         events: usize,
     },
 }
@@ -179,9 +178,8 @@ const PUBLISH_CHUNK: usize = 4096;
 fn read_file(path: &Path) -> Result<Input, Failure> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let now = now();
     match check_ndjson(&text) {
-        Ok(events) => Ok(Input::File { text, now, events }),
+        Ok(events) => Ok(Input::File { text, events }),
         Err(errors) => {
             let mut report: Vec<String> = errors.iter().map(ToString::to_string).collect();
             report.push(format!(
@@ -200,38 +198,34 @@ async fn publish_one(publisher: &Publisher, message: &EventMessage) -> anyhow::R
     Ok(())
 }
 
-async fn publish_file(
-    publisher: &Publisher,
-    text: &str,
-    now: i64,
-    events: usize,
-) -> anyhow::Result<()> {
+/// Lines without a timestamp are stamped with the time publishing starts.
+async fn publish_file(publisher: &Publisher, text: &str, events: usize) -> anyhow::Result<()> {
     let progress = progress_bar(events);
     let started = Instant::now();
-    let mut lines = ndjson_events(text, now);
+    let mut lines = ndjson_events(text, now());
     let mut chunk = Vec::with_capacity(PUBLISH_CHUNK.min(events));
-    let mut published = 0;
-    loop {
-        chunk.clear();
-        for parsed in lines.by_ref().take(PUBLISH_CHUNK) {
-            // Checked before publishing began; the text has not changed.
-            chunk.push(parsed?);
+    let sent: anyhow::Result<usize> = async {
+        let mut published = 0;
+        loop {
+            chunk.clear();
+            for parsed in lines.by_ref().take(PUBLISH_CHUNK) {
+                // Checked before publishing began; the text has not changed.
+                chunk.push(parsed?);
+            }
+            if chunk.is_empty() {
+                return Ok(published);
+            }
+            publisher
+                .publish_many(&chunk, |confirmed| {
+                    progress.set_position((published + confirmed) as u64)
+                })
+                .await?;
+            published += chunk.len();
         }
-        if chunk.is_empty() {
-            break;
-        }
-        let sent = publisher
-            .publish_many(&chunk, |confirmed| {
-                progress.set_position((published + confirmed) as u64)
-            })
-            .await;
-        if let Err(e) = sent {
-            progress.finish_and_clear();
-            return Err(e.into());
-        }
-        published += chunk.len();
     }
+    .await;
     progress.finish_and_clear();
+    let published = sent?;
     let elapsed = started.elapsed();
     println!(
         "published {published} events in {:.2}s ({:.0} events/s)",

@@ -61,16 +61,10 @@ pub fn parse_ndjson(text: &str, now: i64) -> Result<Vec<EventMessage>, Vec<LineE
 pub fn check_ndjson(text: &str) -> Result<usize, Vec<LineError>> {
     let mut count = 0;
     let mut errors = Vec::new();
-    for (index, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            continue;
-        }
-        match ParsedMessage::parse(line.as_bytes(), usize::MAX) {
+    for (line, text) in event_lines(text) {
+        match ParsedMessage::parse(text.as_bytes(), usize::MAX) {
             Ok(_) => count += 1,
-            Err(error) => errors.push(LineError {
-                line: index + 1,
-                error,
-            }),
+            Err(error) => errors.push(LineError { line, error }),
         }
     }
     if errors.is_empty() {
@@ -85,15 +79,17 @@ pub fn ndjson_events(
     text: &str,
     now: i64,
 ) -> impl Iterator<Item = Result<EventMessage, LineError>> + '_ {
+    event_lines(text)
+        .map(move |(line, text)| parse_line(text, now).map_err(|error| LineError { line, error }))
+}
+
+/// The non-blank lines with their numbers (from 1): checking and parsing
+/// must agree on both.
+fn event_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
     text.lines()
         .enumerate()
         .filter(|(_, line)| !line.trim().is_empty())
-        .map(move |(index, line)| {
-            parse_line(line, now).map_err(|error| LineError {
-                line: index + 1,
-                error,
-            })
-        })
+        .map(|(index, line)| (index + 1, line))
 }
 
 fn parse_line(line: &str, now: i64) -> Result<EventMessage, MessageError> {
