@@ -5,6 +5,12 @@ use std::str::FromStr;
 
 use lapin::uri::AMQPUri;
 
+/// The largest frame asked of the broker unless the URL sets `frame_max`.
+/// lapin keeps 32 frames of buffer each way per connection, zero-filled, so
+/// RabbitMQ's default of 128 KiB costs 8 MiB of memory per connection; 16 KiB
+/// costs 1 MiB. Events are a few KiB; a larger message just takes more frames.
+pub const DEFAULT_FRAME_MAX: u32 = 16 * 1024;
+
 /// What replaces the password wherever a URL is shown.
 const MASK: &str = "***";
 
@@ -27,15 +33,17 @@ pub struct InvalidBrokerUrl {
 impl BrokerUrl {
     pub fn parse(url: &str) -> Result<Self, InvalidBrokerUrl> {
         let redacted = redact(url);
-        let uri = AMQPUri::from_str(url).map_err(|reason| InvalidBrokerUrl {
+        let mut uri = AMQPUri::from_str(url).map_err(|reason| InvalidBrokerUrl {
             // Some parser messages quote the whole input, password included.
             reason: reason.replace(url, &redacted),
             url: redacted.clone(),
         })?;
+        uri.query.frame_max.get_or_insert(DEFAULT_FRAME_MAX);
         Ok(BrokerUrl { uri, redacted })
     }
 
-    pub(crate) fn uri(&self) -> &AMQPUri {
+    /// The URL as lapin connects to it (`Connection::connect_uri`).
+    pub fn uri(&self) -> &AMQPUri {
         &self.uri
     }
 }
@@ -103,6 +111,14 @@ mod tests {
         assert!(!format!("{url:?}").contains("s3cret"));
         assert_eq!(url.uri().authority.userinfo.password, "s3cret");
         assert_eq!(url.uri().vhost, "/");
+    }
+
+    #[test]
+    fn frames_are_small_unless_the_url_says_otherwise() {
+        let url = BrokerUrl::parse("amqp://127.0.0.1:5672/%2f").unwrap();
+        assert_eq!(url.uri().query.frame_max, Some(DEFAULT_FRAME_MAX));
+        let url = BrokerUrl::parse("amqp://127.0.0.1:5672/%2f?frame_max=131072").unwrap();
+        assert_eq!(url.uri().query.frame_max, Some(131_072));
     }
 
     #[test]

@@ -26,6 +26,7 @@ use tracing::{error, info, warn};
 use uuid::Uuid;
 use webhookd_events::{candidate_patterns, derive_event_id, render_envelope, ParsedMessage};
 use webhookd_producer::topology::{declare, Topology, REJECT_REASON_HEADER};
+use webhookd_producer::BrokerUrl;
 
 use crate::app::Handoff;
 use crate::metrics::Metrics;
@@ -317,7 +318,15 @@ fn with_envelopes(
         .collect()
 }
 
+/// Connects as the producer does: through [`BrokerUrl`], so the frame size
+/// (hence lapin's buffers) is small unless the URL asks otherwise.
 pub async fn connect(url: &SecretString, name: &str) -> Result<Connection, lapin::Error> {
+    let url = BrokerUrl::parse(url.expose_secret()).map_err(|invalid| {
+        lapin::Error::from(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            invalid.to_string(),
+        ))
+    })?;
     let props = ConnectionProperties::default().with_connection_name(name.into());
-    Connection::connect(url.expose_secret(), props).await
+    Connection::connect_uri(url.uri().clone(), props).await
 }
