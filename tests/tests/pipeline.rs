@@ -86,7 +86,15 @@ async fn an_event_reaches_exactly_the_matching_webhooks_signed_both_ways() {
         assert_eq!(request.header("content-type"), "application/json");
         assert!(request.header("user-agent").starts_with("webhookd/"));
         assert_eq!(request.header("x-webhook-id"), request.header("webhook-id"));
-        assert!(request.header("x-webhook-timestamp").parse::<i64>().is_ok());
+        let sent_at: u64 = request.header("x-webhook-timestamp").parse().unwrap();
+        // Delivery ids are time-ordered (UUIDv7, migration 0006).
+        let delivery_id = uuid::Uuid::parse_str(request.header("x-webhook-id")).unwrap();
+        assert_eq!(delivery_id.get_version_num(), 7, "{delivery_id}");
+        let (created_secs, _) = delivery_id.get_timestamp().unwrap().to_unix();
+        assert!(
+            created_secs <= sent_at && sent_at - created_secs < 60,
+            "{delivery_id} was made at {created_secs}, sent at {sent_at}"
+        );
         let body = request.json();
         assert_eq!(
             body,
@@ -450,6 +458,24 @@ async fn during_a_secret_rotation_requests_are_signed_with_both_secrets() {
     let (_, token) = app.create_user("Alice", None, false).await;
     let receiver = Receiver::start(SECRET).await;
     let hook = webhook_for(&app, &token, json!(["task.created"]), &receiver).await;
+    // A delivery before the rotation: the daemon has built (and cached) the
+    // webhook's target with the old secret.
+    app.publisher
+        .publish(&task_created("before"))
+        .await
+        .unwrap();
+    let before = receiver.wait_for(1, WAIT).await;
+    webhookd_signing::verify_seed(
+        SECRET,
+        &before[0].body,
+        before[0].header("x-webhook-signature"),
+    )
+    .expect("signed with the only secret");
+    assert!(before[0]
+        .headers
+        .get("x-webhook-signature-previous")
+        .is_none());
+
     let rotated: Value = app
         .http
         .post(app.url(&format!("/api/v1/webhooks/{hook}/rotate-secret")))
@@ -468,8 +494,8 @@ async fn during_a_secret_rotation_requests_are_signed_with_both_secrets() {
         .publish(&task_created("rotating"))
         .await
         .unwrap();
-    let got = receiver.wait_for(1, WAIT).await;
-    let request = &got[0];
+    let got = receiver.wait_for(2, WAIT).await;
+    let request = &got[1];
     let body = &request.body[..];
     let id = request.header("webhook-id");
     let ts = request.header("webhook-timestamp");

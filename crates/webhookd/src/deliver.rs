@@ -3,8 +3,10 @@
 //! `Err`: failures are normal and are classified here, in one place.
 
 use std::error::Error as _;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
 use reqwest::{redirect, Client, StatusCode};
 use uuid::Uuid;
@@ -132,15 +134,17 @@ impl Deliverer {
         })
     }
 
-    /// The body a target receives for an envelope: the envelope itself, or
-    /// the webhook's template rendered from it.
-    pub fn render_body(target: &Target, envelope: &str) -> String {
+    /// The body a target receives for an envelope: the envelope itself
+    /// (shared, not copied: one event's deliveries, their requests and their
+    /// log rows all point at the same bytes), or the webhook's template
+    /// rendered from it.
+    pub fn render_body(target: &Target, envelope: &Arc<str>) -> Arc<str> {
         match &target.template {
-            None => envelope.to_owned(),
+            None => envelope.clone(),
             Some(template) => {
                 let value: serde_json::Value =
                     serde_json::from_str(envelope).unwrap_or(serde_json::Value::Null);
-                template.render(&value)
+                template.render(&value).into()
             }
         }
     }
@@ -152,7 +156,7 @@ impl Deliverer {
         delivery_id: Uuid,
         event: &str,
         attempt: i32,
-        body: &str,
+        body: &Arc<str>,
     ) -> AttemptOutcome {
         let started = Instant::now();
         let failure = |error: String| AttemptOutcome {
@@ -179,7 +183,7 @@ impl Deliverer {
             .post(url)
             .headers(headers)
             .timeout(target.timeout)
-            .body(body.to_owned())
+            .body(Bytes::from_owner(SharedBody(body.clone())))
             .send()
             .await;
         let mut response = match sent {
@@ -228,6 +232,15 @@ impl Deliverer {
             error: error.or(read_error),
             retry_after,
         }
+    }
+}
+
+/// A shared body as the request's bytes, without a copy.
+struct SharedBody(Arc<str>);
+
+impl AsRef<[u8]> for SharedBody {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
     }
 }
 

@@ -23,6 +23,7 @@ use crate::deliver::{AttemptOutcome, Deliverer, Target, TargetRow, Verdict};
 use crate::metrics::Metrics;
 use crate::record::Record;
 use crate::storage::deliveries::{AttemptRecord, ClaimedDelivery, NextStep};
+use crate::target_cache::{self, TargetCache};
 
 /// Bounds of the delay before a handed-back delivery is due again. The delay
 /// is the time the webhook needs to work through what it already has (from
@@ -55,7 +56,7 @@ pub struct Dispatcher {
 struct Inner {
     deliverer: Deliverer,
     policy: RetryPolicy,
-    default_timeout: Duration,
+    targets: TargetCache,
     metrics: Metrics,
     recorder: mpsc::Sender<Record>,
     held: Arc<Semaphore>,
@@ -127,7 +128,7 @@ impl Dispatcher {
             inner: Arc::new(Inner {
                 deliverer,
                 policy,
-                default_timeout,
+                targets: TargetCache::new(default_timeout, target_cache::DEFAULT_CAPACITY),
                 metrics,
                 recorder,
                 held: Arc::new(Semaphore::new(limits.max_in_flight)),
@@ -292,7 +293,11 @@ impl Inner {
         }
     }
 
-    async fn attempt_and_judge(&self, claimed: &ClaimedDelivery, envelope: &str) -> AttemptRecord {
+    async fn attempt_and_judge(
+        &self,
+        claimed: &ClaimedDelivery,
+        envelope: &Arc<str>,
+    ) -> AttemptRecord {
         let attempt = claimed.attempts + 1;
         match self.target(claimed) {
             Ok(target) => {
@@ -310,12 +315,12 @@ impl Inner {
                     error: Some(problem),
                     retry_after: None,
                 };
-                self.judge(claimed, attempt, envelope.to_owned(), outcome)
+                self.judge(claimed, attempt, envelope.clone(), outcome)
             }
         }
     }
 
-    fn target(&self, c: &ClaimedDelivery) -> Result<Target, String> {
+    fn target(&self, c: &ClaimedDelivery) -> Result<Arc<Target>, String> {
         let row = TargetRow {
             webhook_id: c.webhook_id,
             url: &c.url,
@@ -325,7 +330,7 @@ impl Inner {
             template: c.template.as_deref(),
             timeout_ms: c.timeout_ms,
         };
-        Target::from_row(row, self.default_timeout)
+        self.targets.target(row)
     }
 
     async fn attempt(
@@ -333,7 +338,7 @@ impl Inner {
         target: &Target,
         c: &ClaimedDelivery,
         attempt: i32,
-        body: &str,
+        body: &Arc<str>,
     ) -> AttemptOutcome {
         self.metrics.deliveries_in_flight.inc();
         let outcome = self
@@ -355,7 +360,7 @@ impl Inner {
         &self,
         c: &ClaimedDelivery,
         attempt: i32,
-        payload: String,
+        payload: Arc<str>,
         outcome: AttemptOutcome,
     ) -> AttemptRecord {
         let next = match outcome.verdict {

@@ -10,6 +10,13 @@ use webhookd_producer::topology::{declare, Topology};
 
 mod cli;
 
+// glibc's malloc was a fifth of the daemon's instructions per delivery
+// (docs/PERFORMANCE.md): every attempt allocates and frees many small,
+// short-lived buffers across threads, which mimalloc's per-thread free lists
+// serve far more cheaply.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Webhook delivery daemon for CRM events.
 #[derive(Parser)]
 #[command(version, about)]

@@ -1,6 +1,7 @@
 //! `POST /webhooks/{id}/test`: a synchronous `webhook.test` delivery, sent
 //! like a real one and recorded like one.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -67,9 +68,10 @@ pub async fn test_webhook(
         "timestamp": Utc::now().timestamp(),
         "data": {"message": "Test delivery from webhookd", "webhook_id": id},
     })
-    .to_string();
+    .to_string()
+    .into();
     let default_timeout = Duration::from_millis(state.settings.delivery.timeout_ms);
-    let (payload, outcome) = match build_target(&webhook, default_timeout) {
+    let (payload, outcome): (Arc<str>, _) = match build_target(&webhook, default_timeout) {
         Ok(target) => {
             let body = Deliverer::render_body(&target, &envelope);
             let outcome = state

@@ -55,7 +55,9 @@ pub struct AttemptRecord {
     pub status_code: Option<i32>,
     pub response_time_ms: i32,
     pub is_success: bool,
-    pub payload: String,
+    /// The body sent, shared with the request (and, without a template,
+    /// with the event's other deliveries).
+    pub payload: std::sync::Arc<str>,
     pub response: Option<String>,
     pub error_message: Option<String>,
     pub next: NextStep,
@@ -133,7 +135,7 @@ pub async fn record_fanout(
              ON CONFLICT (id) DO NOTHING
          ), inserted AS (
              INSERT INTO deliveries (id, event_id, webhook_id, next_attempt_at)
-             SELECT gen_random_uuid(), ev.id, w.id,
+             SELECT webhookd_uuid_v7(), ev.id, w.id,
                     now() + make_interval(secs => (COALESCE(w.timeout_ms, $6) + $7) / 1000.0)
              FROM ev
              JOIN subscribed w ON w.events && string_to_array(ev.patterns, ' ')
@@ -254,7 +256,7 @@ pub async fn record_attempts(
         codes.push(r.status_code);
         times.push(r.response_time_ms);
         successes.push(r.is_success);
-        payloads.push(r.payload.as_str());
+        payloads.push(&*r.payload);
         responses.push(r.response.as_deref());
         errors.push(r.error_message.as_deref());
         statuses.push(r.next.status());

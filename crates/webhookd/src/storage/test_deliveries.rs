@@ -55,9 +55,9 @@ pub struct TestDeliveryRecord {
     pub user_id: i64,
     pub event: String,
     /// The envelope, as stored for every event.
-    pub envelope: String,
+    pub envelope: std::sync::Arc<str>,
     /// The body actually sent (the envelope or the rendered template).
-    pub payload: String,
+    pub payload: std::sync::Arc<str>,
     pub status_code: Option<i32>,
     pub response_time_ms: i32,
     pub is_success: bool,
@@ -93,7 +93,7 @@ pub async fn record_test_delivery(
         .bind(record.event_id)
         .bind(&record.event)
         .bind(record.user_id)
-        .bind(&record.envelope)
+        .bind(&*record.envelope)
         .execute(&mut *tx)
         .await?;
     sqlx::query(
@@ -125,7 +125,7 @@ pub async fn record_test_delivery(
     .bind(record.status_code)
     .bind(record.response_time_ms)
     .bind(record.is_success)
-    .bind(&record.payload)
+    .bind(&*record.payload)
     .bind(record.response.as_deref())
     .bind(record.error_message.as_deref())
     .fetch_one(&mut *tx)
