@@ -518,6 +518,49 @@ async fn run_exits_zero_on_sigterm_and_readyz_reports_ready_before() {
 }
 
 #[tokio::test]
+async fn run_refuses_a_database_older_than_the_binary() {
+    let fixture = Fixture::new();
+    fixture.migrate().await;
+    // As if this binary were an upgrade whose newest migration has not run:
+    // its bookkeeping row is set aside (and put back below).
+    let mut conn = PgConnectOptions::from_str(&fixture.db_url)
+        .unwrap()
+        .connect()
+        .await
+        .unwrap();
+    let newest: i64 = sqlx::query_scalar("SELECT max(version) FROM _sqlx_migrations")
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "CREATE TABLE set_aside AS SELECT * FROM _sqlx_migrations
+             WHERE version = (SELECT max(version) FROM _sqlx_migrations);
+         DELETE FROM _sqlx_migrations WHERE version IN (SELECT version FROM set_aside)",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+
+    let ran = fixture.webhookd(&["run"], &[]).await;
+    ran.assert_failure("webhookd run on an older schema");
+    assert!(
+        ran.stderr.contains(&format!("[{newest}]")) && ran.stderr.contains("webhookd migrate"),
+        "names the missing migration and the fix:\n{}",
+        ran.stderr
+    );
+
+    sqlx::raw_sql("INSERT INTO _sqlx_migrations SELECT * FROM set_aside; DROP TABLE set_aside")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    conn.close().await.ok();
+    let daemon = start_daemon(&fixture).await;
+    assert_eq!(daemon.get("/readyz", None).await.status(), StatusCode::OK);
+    assert_eq!(daemon.terminate().await.code(), Some(0));
+    fixture.cleanup().await;
+}
+
+#[tokio::test]
 async fn a_bad_config_value_stops_start_up_naming_the_key() {
     let fixture = Fixture::new();
     let cases = [

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 use webhookd::{storage, telemetry, App, Role, Settings};
 use webhookd_producer::topology::{declare, Topology};
 
@@ -112,12 +112,38 @@ async fn migrate(settings: &Settings) -> anyhow::Result<()> {
 }
 
 async fn run(settings: Settings, role: Role) -> anyhow::Result<()> {
+    check_schema(&settings).await?;
     let app = App::build(settings, role).await?;
     let cancel = CancellationToken::new();
     tokio::spawn(stop_on_signal(cancel.clone()));
     app.run_until_stopped(cancel).await?;
     Ok(())
 }
+
+/// Refuses to start on a schema older than this binary: every fan-out would
+/// fail (and be retried forever) on a function or column that is not there.
+/// A database that does not answer yet is no reason to refuse; the daemon
+/// waits for it as it does for any outage.
+async fn check_schema(settings: &Settings) -> anyhow::Result<()> {
+    let check = storage::missing_migrations(&settings.database.url);
+    match tokio::time::timeout(SCHEMA_CHECK_LIMIT, check).await {
+        Ok(Ok(missing)) if missing.is_empty() => Ok(()),
+        Ok(Ok(missing)) => anyhow::bail!(
+            "the database lacks migrations {missing:?} that this webhookd needs: run `webhookd migrate` first"
+        ),
+        Ok(Err(e)) => {
+            warn!(error = %e, "could not check the database schema at start; going on");
+            Ok(())
+        }
+        Err(_) => {
+            warn!("the database did not answer the schema check at start; going on");
+            Ok(())
+        }
+    }
+}
+
+/// How long start-up waits for the schema check.
+const SCHEMA_CHECK_LIMIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 async fn stop_on_signal(cancel: CancellationToken) {
     let ctrl_c = tokio::signal::ctrl_c();

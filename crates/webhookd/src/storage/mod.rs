@@ -112,3 +112,27 @@ pub async fn migrate(pool: &PgPool) -> Result<(), StorageError> {
     MIGRATOR.run(pool).await?;
     Ok(())
 }
+
+/// The migrations this binary has that the database at `url` has not
+/// applied (all of them for an empty database), in order. A newer schema
+/// than the binary is fine: migrations only add.
+pub async fn missing_migrations(url: &SecretString) -> Result<Vec<i64>, StorageError> {
+    let mut conn = options(url)?.connect().await?;
+    let applied: Vec<i64> =
+        if sqlx::query_scalar::<_, bool>("SELECT to_regclass('_sqlx_migrations') IS NOT NULL")
+            .fetch_one(&mut conn)
+            .await?
+        {
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(&mut conn)
+                .await?
+        } else {
+            Vec::new()
+        };
+    conn.close().await?;
+    Ok(MIGRATOR
+        .iter()
+        .map(|m| m.version)
+        .filter(|version| !applied.contains(version))
+        .collect())
+}
