@@ -34,6 +34,10 @@ const HAND_BACK_MIN: Duration = Duration::from_secs(1);
 const HAND_BACK_MAX: Duration = Duration::from_secs(60);
 /// Weight of the newest attempt in a webhook's mean duration.
 const LATENCY_WEIGHT: f64 = 0.2;
+/// Webhooks tracked before idle ones (nothing waiting, every slot free) are
+/// forgotten, so memory does not grow with every webhook ever delivered to.
+/// A forgotten webhook only loses its mean duration (hand-back delays).
+const ENDPOINTS_KEPT: usize = 4096;
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -75,6 +79,22 @@ struct Endpoints {
     by_webhook: HashMap<i64, Endpoint>,
     /// Deliveries waiting for a request slot, all webhooks together.
     waiting: usize,
+    /// Size at which idle endpoints are next dropped.
+    prune_at: usize,
+}
+
+impl Endpoints {
+    /// Drops idle endpoints once there are `keep` or more. The next pass
+    /// waits until the map has doubled again, so a map of busy endpoints is
+    /// not scanned on every new delivery.
+    fn prune_idle(&mut self, per_endpoint: usize, keep: usize) {
+        if self.by_webhook.len() < self.prune_at.max(keep) {
+            return;
+        }
+        self.by_webhook
+            .retain(|_, e| e.waiting > 0 || e.slots.available_permits() < per_endpoint);
+        self.prune_at = self.by_webhook.len().saturating_mul(2);
+    }
 }
 
 struct Endpoint {
@@ -211,6 +231,7 @@ impl Inner {
     /// now, waits in memory, or goes back to Postgres.
     fn admit(self: &Arc<Self>, webhook_id: i64) -> Admission {
         let mut endpoints = self.lock_endpoints();
+        endpoints.prune_idle(self.per_endpoint, ENDPOINTS_KEPT);
         let total_waiting = endpoints.waiting;
         let endpoint = endpoints
             .by_webhook
@@ -455,6 +476,45 @@ mod tests {
 
     fn within(d: Duration, low: Duration) -> bool {
         d >= low && d <= low.mul_f64(1.5)
+    }
+
+    #[test]
+    fn idle_endpoints_are_forgotten_past_the_cap_busy_ones_never() {
+        let mut endpoints = Endpoints::default();
+        for id in 0..10 {
+            endpoints.by_webhook.insert(id, endpoint(0, Some(5)));
+        }
+        let queued = 3;
+        endpoints
+            .by_webhook
+            .get_mut(&queued)
+            .expect("added")
+            .waiting = 1;
+        let sending = 7;
+        let permit = endpoints.by_webhook[&sending]
+            .slots
+            .clone()
+            .try_acquire_owned()
+            .expect("a free slot");
+
+        endpoints.prune_idle(2, 11);
+        assert_eq!(endpoints.by_webhook.len(), 10, "under the cap: kept");
+        endpoints.prune_idle(2, 10);
+        let mut left: Vec<i64> = endpoints.by_webhook.keys().copied().collect();
+        left.sort_unstable();
+        assert_eq!(left, [queued, sending]);
+
+        // The next pass waits for the map to double (to 4 here).
+        endpoints.by_webhook.insert(100, endpoint(0, None));
+        endpoints.prune_idle(2, 1);
+        assert_eq!(endpoints.by_webhook.len(), 3);
+        drop(permit);
+        endpoints.by_webhook.insert(101, endpoint(0, None));
+        endpoints.prune_idle(2, 1);
+        assert_eq!(
+            endpoints.by_webhook.keys().copied().collect::<Vec<_>>(),
+            [queued]
+        );
     }
 
     #[test]
