@@ -105,6 +105,14 @@ async fn two_concurrent_passes_delete_exactly_the_old_rows_once_and_keep_the_rec
         count(&db.pool, "SELECT count(*) FROM webhook_logs").await,
         OLD_LOGS + RECENT_LOGS
     );
+    // Unlocked explicitly: closing only asks the server to end the session,
+    // which may release the lock after the passes below have looked at it.
+    let unlocked: bool = sqlx::query_scalar("SELECT pg_advisory_unlock($1)")
+        .bind(LOCK_KEY)
+        .fetch_one(&mut holder)
+        .await
+        .unwrap();
+    assert!(unlocked);
     holder.close().await.unwrap();
 
     // Two replicas at once: one runs, the other finds the lock taken or
