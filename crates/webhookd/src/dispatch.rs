@@ -23,7 +23,7 @@ use crate::deliver::{AttemptOutcome, Deliverer, Target, TargetRow, Verdict};
 use crate::metrics::Metrics;
 use crate::record::Record;
 use crate::storage::deliveries::{AttemptRecord, ClaimedDelivery, NextStep};
-use crate::target_cache::{self, TargetCache};
+use crate::target_cache::CachedTarget;
 
 /// Bounds of the delay before a handed-back delivery is due again. The delay
 /// is the time the webhook needs to work through what it already has (from
@@ -36,7 +36,8 @@ const HAND_BACK_MAX: Duration = Duration::from_secs(60);
 const LATENCY_WEIGHT: f64 = 0.2;
 /// Webhooks tracked before idle ones (nothing waiting, every slot free) are
 /// forgotten, so memory does not grow with every webhook ever delivered to.
-/// A forgotten webhook only loses its mean duration (hand-back delays).
+/// A forgotten webhook only loses its mean duration (hand-back delays) and
+/// its cached target (rebuilt on its next delivery).
 const ENDPOINTS_KEPT: usize = 4096;
 
 #[derive(Debug, Clone, Copy)]
@@ -60,7 +61,7 @@ pub struct Dispatcher {
 struct Inner {
     deliverer: Deliverer,
     policy: RetryPolicy,
-    targets: TargetCache,
+    default_timeout: Duration,
     metrics: Metrics,
     recorder: mpsc::Sender<Record>,
     held: Arc<Semaphore>,
@@ -104,6 +105,8 @@ struct Endpoint {
     waiting: usize,
     /// Moving mean of attempt durations; `None` until one has finished.
     mean_latency: Option<Duration>,
+    /// The target last built for this webhook (`target_cache.rs`).
+    target: Option<CachedTarget>,
 }
 
 /// What a new delivery gets from its webhook.
@@ -148,7 +151,7 @@ impl Dispatcher {
             inner: Arc::new(Inner {
                 deliverer,
                 policy,
-                targets: TargetCache::new(default_timeout, target_cache::DEFAULT_CAPACITY),
+                default_timeout,
                 metrics,
                 recorder,
                 held: Arc::new(Semaphore::new(limits.max_in_flight)),
@@ -240,6 +243,7 @@ impl Inner {
                 slots: Arc::new(Semaphore::new(self.per_endpoint)),
                 waiting: 0,
                 mean_latency: None,
+                target: None,
             });
         // Fails while others wait for a slot too (tokio's semaphore is fair),
         // so a new delivery never overtakes the queue.
@@ -351,7 +355,23 @@ impl Inner {
             template: c.template.as_deref(),
             timeout_ms: c.timeout_ms,
         };
-        self.targets.target(row)
+        // The endpoint exists: its delivery holds one of its slots.
+        if let Some(cached) = self
+            .lock_endpoints()
+            .by_webhook
+            .get(&c.webhook_id)
+            .and_then(|endpoint| endpoint.target.as_ref())
+        {
+            if cached.built_from(&row) {
+                return Ok(cached.target().clone());
+            }
+        }
+        let built = CachedTarget::build(row, self.default_timeout)?;
+        let target = built.target().clone();
+        if let Some(endpoint) = self.lock_endpoints().by_webhook.get_mut(&c.webhook_id) {
+            endpoint.target = Some(built);
+        }
+        Ok(target)
     }
 
     async fn attempt(
@@ -471,11 +491,64 @@ mod tests {
             slots: Arc::new(Semaphore::new(2)),
             waiting,
             mean_latency: mean_ms.map(Duration::from_millis),
+            target: None,
         }
     }
 
     fn within(d: Duration, low: Duration) -> bool {
         d >= low && d <= low.mul_f64(1.5)
+    }
+
+    fn claimed(webhook_id: i64, secret: &str) -> ClaimedDelivery {
+        ClaimedDelivery {
+            delivery_id: uuid::Uuid::now_v7(),
+            event_id: uuid::Uuid::now_v7(),
+            event: "task.created".into(),
+            attempts: 0,
+            body: None,
+            webhook_id,
+            url: "http://127.0.0.1:9/hook".into(),
+            secret: secret.into(),
+            previous_secret: None,
+            headers: sqlx::types::Json(serde_json::json!({})),
+            template: None,
+            timeout_ms: None,
+            is_active: true,
+        }
+    }
+
+    #[test]
+    fn a_webhooks_target_is_built_once_while_its_row_is_unchanged() {
+        let (recorder, _records) = mpsc::channel(1);
+        let dispatcher = Dispatcher::new(
+            Deliverer::new(true, 1024).expect("client"),
+            RetryPolicy {
+                max_attempts: 3,
+                initial_backoff: Duration::from_secs(1),
+                max_backoff: Duration::from_secs(10),
+                jitter: webhookd_events::Jitter::None,
+            },
+            Duration::from_secs(5),
+            Limits {
+                max_in_flight: 8,
+                concurrency: 8,
+                per_endpoint: 2,
+                per_endpoint_queue: 2,
+            },
+            Metrics::new().expect("metrics"),
+            recorder,
+        );
+        let inner = &dispatcher.inner;
+        let Admission::Ready(_slot) = inner.admit(1) else {
+            panic!("a free slot");
+        };
+        let first = inner.target(&claimed(1, "s1")).expect("target");
+        let again = inner.target(&claimed(1, "s1")).expect("target");
+        assert!(Arc::ptr_eq(&first, &again), "reused");
+        let rotated = inner.target(&claimed(1, "s2")).expect("target");
+        assert!(!Arc::ptr_eq(&first, &rotated), "rebuilt for a new secret");
+        let after = inner.target(&claimed(1, "s2")).expect("target");
+        assert!(Arc::ptr_eq(&rotated, &after), "the new one is kept");
     }
 
     #[test]

@@ -1,28 +1,19 @@
-//! Targets built once per webhook, not once per attempt. Parsing the URL and
-//! the headers and keying two HMACs cost more than signing a body, and every
-//! delivery of a webhook would repeat them. Each claimed row carries its
-//! webhook's current settings, so an entry serves only while they are
-//! unchanged: an edit or a secret rotation applies from the next attempt on.
+//! A webhook's target, built once and reused while its row is unchanged.
+//! Parsing the URL and the headers and keying two HMACs cost more than
+//! signing a body, and every delivery of a webhook would repeat them. Each
+//! claimed row carries its webhook's current settings, so a cached target
+//! serves only while they are unchanged: an edit or a secret rotation applies
+//! from the next attempt on. The dispatcher keeps one per webhook in its
+//! per-webhook state (`dispatch.rs`), which also bounds how many are kept.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::deliver::{Target, TargetRow};
 
-/// Entries kept at most. Reaching it empties the cache: rebuilding a target
-/// is cheap, and memory stays bounded however many webhooks there are.
-pub const DEFAULT_CAPACITY: usize = 4096;
-
-pub struct TargetCache {
-    entries: Mutex<HashMap<i64, Entry>>,
-    capacity: usize,
-    default_timeout: Duration,
-}
-
 /// A built target and the row fields it was built from. No `Debug`: it holds
 /// secrets.
-struct Entry {
+pub struct CachedTarget {
     url: String,
     secret: String,
     previous_secret: Option<String>,
@@ -32,8 +23,23 @@ struct Entry {
     target: Arc<Target>,
 }
 
-impl Entry {
-    fn built_from(&self, row: &TargetRow<'_>) -> bool {
+impl CachedTarget {
+    /// Builds the target of `row`; fails as [`Target::from_row`] does.
+    pub fn build(row: TargetRow<'_>, default_timeout: Duration) -> Result<Self, String> {
+        let target = Arc::new(Target::from_row(row, default_timeout)?);
+        Ok(CachedTarget {
+            url: row.url.to_owned(),
+            secret: row.secret.to_owned(),
+            previous_secret: row.previous_secret.map(str::to_owned),
+            headers: row.headers.clone(),
+            template: row.template.map(str::to_owned),
+            timeout_ms: row.timeout_ms,
+            target,
+        })
+    }
+
+    /// Whether `row` holds exactly the settings this target was built from.
+    pub fn built_from(&self, row: &TargetRow<'_>) -> bool {
         self.url == row.url
             && self.secret == row.secret
             && self.previous_secret.as_deref() == row.previous_secret
@@ -41,55 +47,9 @@ impl Entry {
             && self.timeout_ms == row.timeout_ms
             && &self.headers == row.headers
     }
-}
 
-impl TargetCache {
-    pub fn new(default_timeout: Duration, capacity: usize) -> Self {
-        TargetCache {
-            entries: Mutex::new(HashMap::new()),
-            capacity: capacity.max(1),
-            default_timeout,
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, HashMap<i64, Entry>> {
-        // A panic while holding the lock leaves at worst a stale entry, which
-        // the next row comparison replaces.
-        self.entries
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// The target for `row`: the cached one when the row is unchanged, else
-    /// a new one (cached in turn). Fails as [`Target::from_row`] does; a
-    /// failure is not cached.
-    pub fn target(&self, row: TargetRow<'_>) -> Result<Arc<Target>, String> {
-        if let Some(entry) = self.lock().get(&row.webhook_id) {
-            if entry.built_from(&row) {
-                return Ok(entry.target.clone());
-            }
-        }
-        let target = Arc::new(Target::from_row(row, self.default_timeout)?);
-        let entry = Entry {
-            url: row.url.to_owned(),
-            secret: row.secret.to_owned(),
-            previous_secret: row.previous_secret.map(str::to_owned),
-            headers: row.headers.clone(),
-            template: row.template.map(str::to_owned),
-            timeout_ms: row.timeout_ms,
-            target: target.clone(),
-        };
-        let mut entries = self.lock();
-        if entries.len() >= self.capacity && !entries.contains_key(&row.webhook_id) {
-            entries.clear();
-        }
-        entries.insert(row.webhook_id, entry);
-        Ok(target)
-    }
-
-    #[cfg(test)]
-    fn len(&self) -> usize {
-        self.lock().len()
+    pub fn target(&self) -> &Arc<Target> {
+        &self.target
     }
 }
 
@@ -98,9 +58,11 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn row<'a>(webhook_id: i64, secret: &'a str, headers: &'a serde_json::Value) -> TargetRow<'a> {
+    const TIMEOUT: Duration = Duration::from_secs(5);
+
+    fn row<'a>(secret: &'a str, headers: &'a serde_json::Value) -> TargetRow<'a> {
         TargetRow {
-            webhook_id,
+            webhook_id: 1,
             url: "http://127.0.0.1:9/hook",
             secret,
             previous_secret: None,
@@ -111,82 +73,75 @@ mod tests {
     }
 
     #[test]
-    fn an_unchanged_row_reuses_its_target() {
-        let cache = TargetCache::new(Duration::from_secs(5), 8);
+    fn a_target_matches_the_row_it_was_built_from() {
         let headers = json!({"X-Team": "crm"});
-        let first = cache.target(row(1, "s1", &headers)).expect("target");
-        let second = cache.target(row(1, "s1", &headers)).expect("target");
-        assert!(Arc::ptr_eq(&first, &second));
+        let cached = CachedTarget::build(row("s1", &headers), TIMEOUT).expect("target");
+        assert!(cached.built_from(&row("s1", &headers)));
         assert_eq!(
-            second.headers,
+            cached.target().headers,
             vec![("X-Team".to_owned(), "crm".to_owned())]
         );
-        assert_eq!(cache.len(), 1);
     }
 
     #[test]
-    fn any_changed_field_builds_a_new_target() {
-        let cache = TargetCache::new(Duration::from_secs(5), 8);
+    fn any_changed_field_is_a_different_row() {
         let headers = json!({});
-        let original = cache.target(row(1, "s1", &headers)).expect("target");
+        let other_headers = json!({"X-A": "b"});
+        let cached = CachedTarget::build(row("s1", &headers), TIMEOUT).expect("target");
+        let changed = [
+            row("s2", &headers),
+            TargetRow {
+                previous_secret: Some("s0"),
+                ..row("s1", &headers)
+            },
+            row("s1", &other_headers),
+            TargetRow {
+                url: "http://127.0.0.1:10/other",
+                ..row("s1", &headers)
+            },
+            TargetRow {
+                timeout_ms: Some(250),
+                ..row("s1", &headers)
+            },
+            TargetRow {
+                timeout_ms: None,
+                ..row("s1", &headers)
+            },
+            TargetRow {
+                template: Some(r#"{"t": "{{event}}"}"#),
+                ..row("s1", &headers)
+            },
+        ];
+        for row in changed {
+            assert!(!cached.built_from(&row), "{:?}", row.url);
+        }
 
-        let rotated = cache.target(row(1, "s2", &headers)).expect("target");
-        assert!(!Arc::ptr_eq(&original, &rotated));
+        let rotated = CachedTarget::build(
+            TargetRow {
+                previous_secret: Some("s1"),
+                ..row("s2", &headers)
+            },
+            TIMEOUT,
+        )
+        .expect("target");
         assert_ne!(
-            original.signer.sign_seed(b"{}"),
-            rotated.signer.sign_seed(b"{}"),
+            cached.target().signer.sign_seed(b"{}"),
+            rotated.target().signer.sign_seed(b"{}"),
             "the new secret signs"
         );
-
-        let with_previous = cache
-            .target(TargetRow {
-                previous_secret: Some("s1"),
-                ..row(1, "s2", &headers)
-            })
-            .expect("target");
-        assert!(with_previous.previous_signer.is_some());
-
-        let other_headers = json!({"X-A": "b"});
-        let edited = cache.target(row(1, "s2", &other_headers)).expect("target");
-        assert_eq!(edited.headers.len(), 1);
-
-        let moved = cache
-            .target(TargetRow {
-                url: "http://127.0.0.1:10/other",
-                timeout_ms: Some(250),
-                ..row(1, "s2", &other_headers)
-            })
-            .expect("target");
-        assert_eq!(moved.url.as_ref().map(|u| u.port()), Ok(Some(10)));
-        assert_eq!(moved.timeout, Duration::from_millis(250));
-        assert_eq!(cache.len(), 1, "one entry per webhook");
+        assert!(rotated.target().previous_signer.is_some());
     }
 
     #[test]
-    fn a_broken_template_fails_and_is_not_cached() {
-        let cache = TargetCache::new(Duration::from_secs(5), 8);
+    fn a_broken_template_fails_to_build() {
         let headers = json!({});
-        let broken = cache.target(TargetRow {
-            template: Some("{{ unclosed"),
-            ..row(1, "s1", &headers)
-        });
+        let broken = CachedTarget::build(
+            TargetRow {
+                template: Some("{{ unclosed"),
+                ..row("s1", &headers)
+            },
+            TIMEOUT,
+        );
         assert!(broken.is_err_and(|e| e.starts_with("invalid template")));
-        assert_eq!(cache.len(), 0);
-    }
-
-    #[test]
-    fn reaching_the_capacity_starts_afresh() {
-        let cache = TargetCache::new(Duration::from_secs(5), 3);
-        let headers = json!({});
-        for id in 1..=3 {
-            cache.target(row(id, "s", &headers)).expect("target");
-        }
-        assert_eq!(cache.len(), 3);
-        let again = cache.target(row(2, "s", &headers)).expect("target");
-        assert_eq!(cache.len(), 3, "a known webhook does not evict");
-        cache.target(row(4, "s", &headers)).expect("target");
-        assert_eq!(cache.len(), 1, "a new one past the cap empties the cache");
-        let rebuilt = cache.target(row(2, "s", &headers)).expect("target");
-        assert!(!Arc::ptr_eq(&again, &rebuilt));
     }
 }
