@@ -20,11 +20,12 @@ use tracing::{info, warn};
 use webhookd_producer::topology::Topology;
 
 use self::handoff::{renew_leases, spawn_writer};
-pub use self::handoff::{Handoff, Held};
+pub use self::handoff::{Handoff, Held, Reserved};
 use crate::api::{self, ApiState};
 use crate::consume::{connect, BrokerHealth, EventConsumer};
 use crate::deliver::Deliverer;
 use crate::dispatch::{Dispatcher, Limits};
+use crate::fanout::FirstAttempts;
 use crate::http::{ops_router, OpsState};
 use crate::metrics::Metrics;
 use crate::record::Recorder;
@@ -233,6 +234,18 @@ impl App {
             default_timeout_ms: i64::try_from(s.delivery.timeout_ms).unwrap_or(i64::MAX),
             margin_ms: i64::try_from(s.scheduler.lease_margin_ms).unwrap_or(i64::MAX),
         };
+        let first_attempts = s
+            .delivery
+            .first_attempt_window()
+            .map(|window| FirstAttempts {
+                window,
+                handoff: handoff.clone(),
+                pool: self.pool.clone(),
+                metrics: self.metrics.clone(),
+                lease,
+                disable_after: s.delivery.disable_after_failing(),
+                retry_wake: wake.clone(),
+            });
         let consumer = EventConsumer {
             url: s.broker.url.clone(),
             topology: Topology::new(s.broker.exchange.clone(), s.broker.queue.clone()),
@@ -242,6 +255,7 @@ impl App {
             handoff: handoff.clone(),
             metrics: self.metrics.clone(),
             lease,
+            first_attempts,
             health: broker.clone(),
         };
         let scheduler = Scheduler {

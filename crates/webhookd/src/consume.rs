@@ -6,8 +6,12 @@
 //! fan-out is idempotent (unique on event and webhook). A malformed message is
 //! published to the dead-letter exchange with its reason (confirmed) before it
 //! is acked, so it is never lost, never requeued in a loop.
+//!
+//! Two ways from a batch to its deliveries: with a first-attempt window (the
+//! default) the first attempts run before anything is written (`fanout.rs`);
+//! without one, and for messages the broker redelivers, every delivery is
+//! written first and attempted after the ack.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,9 +33,11 @@ use webhookd_producer::topology::{declare, Topology, REJECT_REASON_HEADER};
 use webhookd_producer::BrokerUrl;
 
 use crate::app::Handoff;
+use crate::fanout::{with_envelopes, FirstAttempts, Pipeline};
 use crate::metrics::Metrics;
 use crate::storage::dedicated::DedicatedConnection;
-use crate::storage::deliveries::{record_fanout, ClaimedDelivery, Lease, NewEvent};
+use crate::storage::deliveries::{ClaimedDelivery, Lease};
+use crate::storage::fanout::{record_fanout, NewEvent};
 
 /// The longest wait between two attempts to reach the broker.
 const MAX_RECONNECT_PAUSE: Duration = Duration::from_secs(5);
@@ -57,6 +63,8 @@ pub struct EventConsumer {
     pub handoff: Handoff,
     pub metrics: Metrics,
     pub lease: Lease,
+    /// `None`: every delivery is written before it is attempted.
+    pub first_attempts: Option<FirstAttempts>,
     /// Read by `/readyz`.
     pub health: BrokerHealth,
 }
@@ -144,6 +152,7 @@ impl EventConsumer {
         self.health.watch(&conn);
         *pause = Duration::from_millis(100);
         info!(queue = %self.topology.queue, "consuming");
+        let pipeline = self.first_attempts.as_ref().map(|f| f.start(cancel));
 
         let result = loop {
             let next = tokio::select! {
@@ -164,10 +173,17 @@ impl EventConsumer {
                     _ => break,
                 }
             }
-            if let Err(e) = self.handle_batch(db, batch, &dead_letters, cancel).await {
+            let handled = self
+                .handle_batch(db, pipeline.as_ref(), batch, &dead_letters, cancel)
+                .await;
+            if let Err(e) = handled {
                 break Err(e);
             }
         };
+        // Batches whose first attempts run are written and acked first.
+        if let Some(pipeline) = pipeline {
+            pipeline.close().await;
+        }
         // Unacked messages go back to the queue when the channel closes.
         let _ = conn.close(200, "webhookd stopping".into()).await;
         result
@@ -176,13 +192,37 @@ impl EventConsumer {
     async fn handle_batch(
         &self,
         db: &mut DedicatedConnection,
-        batch: Vec<Delivery>,
+        pipeline: Option<&Pipeline>,
+        mut batch: Vec<Delivery>,
         dead_letters: &Channel,
         cancel: &CancellationToken,
     ) -> Result<(), ConsumeError> {
+        let events = self.parse(&batch, dead_letters).await?;
+        match pipeline {
+            // A redelivered message may have been written already, by a
+            // worker that died before its ack: written first, its existing
+            // deliveries are found and not attempted again.
+            Some(pipeline) if batch.iter().all(|d| !d.redelivered) => {
+                let last = batch.pop();
+                pipeline.begin(db, events, last, cancel).await;
+                Ok(())
+            }
+            _ => {
+                self.write_first(db, events, &batch, pipeline.is_some(), cancel)
+                    .await
+            }
+        }
+    }
+
+    /// The accepted events of a batch; the others are dead-lettered.
+    async fn parse(
+        &self,
+        batch: &[Delivery],
+        dead_letters: &Channel,
+    ) -> Result<Vec<NewEvent>, ConsumeError> {
         let now = chrono::Utc::now().timestamp();
         let mut events = Vec::with_capacity(batch.len());
-        for delivery in &batch {
+        for delivery in batch {
             match ParsedMessage::parse(&delivery.data, self.max_message_bytes) {
                 Ok(msg) => {
                     let message_id = delivery.properties.message_id().as_ref();
@@ -193,7 +233,7 @@ impl EventConsumer {
                         id,
                         event: msg.event.name,
                         user_id: msg.user_id,
-                        body: render_envelope(&id, msg.event.name, timestamp, msg.data),
+                        body: Arc::from(render_envelope(&id, msg.event.name, timestamp, msg.data)),
                         patterns: candidate_patterns(msg.event.name),
                     });
                 }
@@ -208,12 +248,32 @@ impl EventConsumer {
                 }
             }
         }
+        Ok(events)
+    }
+
+    /// Writes every delivery of the batch, acks, then dispatches them.
+    /// `one_by_one`: acks each message on its own, as earlier batches may
+    /// still be unwritten in the pipeline (an ack of many would cover them).
+    async fn write_first(
+        &self,
+        db: &mut DedicatedConnection,
+        events: Vec<NewEvent>,
+        batch: &[Delivery],
+        one_by_one: bool,
+        cancel: &CancellationToken,
+    ) -> Result<(), ConsumeError> {
         let Some(claimed) = self.record(db, &events, cancel).await else {
             return Ok(()); // shutting down: the unacked batch is redelivered
         };
         // The ack goes out while the deliveries are dispatched: waiting for
         // the broker's I/O thread first would only add latency.
         let ack = async {
+            if one_by_one {
+                for delivery in batch {
+                    delivery.ack(BasicAckOptions::default()).await?;
+                }
+                return Ok(());
+            }
             match batch.last() {
                 Some(last) => last
                     .ack(BasicAckOptions { multiple: true })
@@ -231,12 +291,8 @@ impl EventConsumer {
         // Attempted even when the ack failed (the broker went away): the
         // deliveries are recorded and leased to this process, and the
         // redelivered messages will not create them again.
-        let envelopes: HashMap<Uuid, Arc<str>> = events
-            .into_iter()
-            .map(|e| (e.id, Arc::from(e.body)))
-            .collect();
-        let deliveries = with_envelopes(claimed, &envelopes);
-        let (acked, ()) = tokio::join!(ack, self.handoff.dispatch(deliveries, cancel));
+        let deliveries = with_envelopes(claimed, &events);
+        let (acked, ()) = tokio::join!(ack, self.handoff.dispatch(deliveries, cancel, None));
         Ok(acked?)
     }
 
@@ -302,20 +358,6 @@ impl EventConsumer {
         }
         Ok(())
     }
-}
-
-/// Pairs new fan-out rows with their event's envelope.
-fn with_envelopes(
-    claimed: Vec<ClaimedDelivery>,
-    envelopes: &HashMap<Uuid, Arc<str>>,
-) -> Vec<(ClaimedDelivery, Arc<str>)> {
-    claimed
-        .into_iter()
-        .filter_map(|row| {
-            let envelope = envelopes.get(&row.event_id)?.clone();
-            Some((row, envelope))
-        })
-        .collect()
 }
 
 /// Connects as the producer does: through [`BrokerUrl`], so the frame size

@@ -170,17 +170,29 @@ impl Dispatcher {
         self.inner.held.available_permits()
     }
 
+    /// Where records go unless a dispatch says otherwise.
+    pub fn recorder(&self) -> &mpsc::Sender<Record> {
+        &self.inner.recorder
+    }
+
     /// Starts attempting a claimed delivery; waits while the process already
     /// holds `max_in_flight` deliveries. A delivery whose webhook already has
-    /// its queue full is handed back to Postgres at once instead.
-    pub async fn dispatch(&self, claimed: ClaimedDelivery, envelope: Arc<str>) {
+    /// its queue full is handed back to Postgres at once instead. Its record
+    /// (attempt or hand-back) goes to `report`, or else to the recorder.
+    pub async fn dispatch(
+        &self,
+        claimed: ClaimedDelivery,
+        envelope: Arc<str>,
+        report: Option<mpsc::Sender<Record>>,
+    ) {
+        let report = report.unwrap_or_else(|| self.inner.recorder.clone());
         // Admission before the shared cap: a delivery that will be handed
         // back must not wait for room it will never use.
         let slot = match self.inner.admit(claimed.webhook_id) {
             Admission::Ready(permit) => Slot::Ready(permit),
             Admission::Queued(ticket) => Slot::Queued(ticket),
             Admission::HandBack(delay) => {
-                self.inner.hand_back(&claimed, delay).await;
+                self.inner.hand_back(&claimed, delay, &report).await;
                 return;
             }
         };
@@ -196,8 +208,24 @@ impl Dispatcher {
             attempt = claimed.attempts + 1,
         );
         self.inner.tracker.spawn(
-            async move { inner.run(claimed, envelope, slot, permit).await }.instrument(span),
+            async move { inner.run(claimed, envelope, slot, permit, report).await }
+                .instrument(span),
         );
+    }
+
+    /// Passes the records still to come on `records` to the recorder, in a
+    /// task [`Dispatcher::drain`] waits for like an attempt: a record is
+    /// never left behind in `records` when the recorder stops.
+    pub fn forward(&self, mut records: mpsc::Receiver<Record>) {
+        let recorder = self.inner.recorder.clone();
+        self.inner.tracker.spawn(async move {
+            while let Some(record) = records.recv().await {
+                if recorder.send(record).await.is_err() {
+                    warn!("attempt not recorded: the recorder has stopped; shutdown gives the delivery back");
+                    return;
+                }
+            }
+        });
     }
 
     /// Stops taking work and waits for attempts in flight, at most `grace`.
@@ -264,7 +292,12 @@ impl Inner {
         Admission::HandBack(hand_back_delay(endpoint, self.per_endpoint))
     }
 
-    async fn hand_back(&self, claimed: &ClaimedDelivery, delay: Duration) {
+    async fn hand_back(
+        &self,
+        claimed: &ClaimedDelivery,
+        delay: Duration,
+        report: &mpsc::Sender<Record>,
+    ) {
         self.metrics.deliveries_handed_back.inc();
         debug!(
             delivery_id = %claimed.delivery_id,
@@ -276,7 +309,7 @@ impl Inner {
             delivery_id: claimed.delivery_id,
             delay,
         };
-        if self.recorder.send(record).await.is_err() {
+        if report.send(record).await.is_err() {
             warn!("hand-back not recorded: the recorder has stopped; shutdown gives the delivery back to the other workers");
         }
     }
@@ -299,6 +332,7 @@ impl Inner {
         envelope: Arc<str>,
         slot: Slot,
         _held: OwnedSemaphorePermit,
+        report: mpsc::Sender<Record>,
     ) {
         // The slots first, holding only the claimed row: a queued delivery
         // then costs its row, not a rendered body and a boxed HTTP future
@@ -313,7 +347,7 @@ impl Inner {
             let _request = self.requests.clone().acquire_owned().await;
             Box::pin(self.attempt_and_judge(&claimed, &envelope)).await
         };
-        if self.recorder.send(Record::Attempt(record)).await.is_err() {
+        if report.send(Record::Attempt(record)).await.is_err() {
             warn!("attempt not recorded: the recorder has stopped; shutdown gives the delivery back and it is attempted again");
         }
     }
@@ -514,6 +548,7 @@ mod tests {
             template: None,
             timeout_ms: None,
             is_active: true,
+            failing: false,
         }
     }
 

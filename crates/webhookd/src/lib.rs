@@ -14,6 +14,7 @@ pub mod app;
 pub mod consume;
 pub mod deliver;
 pub mod dispatch;
+pub mod fanout;
 pub mod http;
 pub mod metrics;
 pub mod record;

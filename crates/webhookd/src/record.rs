@@ -29,6 +29,24 @@ pub enum Record {
     HandBack { delivery_id: Uuid, delay: Duration },
 }
 
+impl Record {
+    /// The delivery the record is about.
+    pub fn delivery_id(&self) -> Uuid {
+        match self {
+            Record::Attempt(attempt) => attempt.delivery_id,
+            Record::HandBack { delivery_id, .. } => *delivery_id,
+        }
+    }
+
+    /// Whether it leaves the delivery due again at some point.
+    pub fn schedules_a_retry(&self) -> bool {
+        match self {
+            Record::Attempt(attempt) => matches!(attempt.next, NextStep::RetryIn(_)),
+            Record::HandBack { .. } => true,
+        }
+    }
+}
+
 /// Writes the dispatcher's records on a connection of its own (no pool
 /// round trip per batch). Owned by the writer in `app::handoff`, which calls
 /// [`Recorder::write`] once per batch and knows the batch is committed when
@@ -81,6 +99,7 @@ impl Recorder {
     /// Writes `batch` (emptying it), retrying while the database is away.
     /// False when abandoned before everything was written.
     pub async fn write(&mut self, batch: &mut Vec<Record>) -> bool {
+        let wake = batch.iter().any(Record::schedules_a_retry);
         let mut attempts = Vec::with_capacity(batch.len());
         let mut handed_back = Vec::new();
         for record in batch.drain(..) {
@@ -91,10 +110,6 @@ impl Recorder {
                 }
             }
         }
-        let wake = !handed_back.is_empty()
-            || attempts
-                .iter()
-                .any(|r| matches!(r.next, NextStep::RetryIn(_)));
         let Some(disabled) = self.write_until_done(Write::Attempts(&attempts)).await else {
             return false;
         };
@@ -163,7 +178,7 @@ impl Recorder {
 
 /// The log line and the metric together, so they never disagree. The database
 /// reports each switch-off once, however many attempts were failing at once.
-fn report_disabled(metrics: &Metrics, webhook: &DisabledWebhook) {
+pub(crate) fn report_disabled(metrics: &Metrics, webhook: &DisabledWebhook) {
     metrics.webhooks_disabled.inc();
     warn!(
         webhook_id = webhook.webhook_id,

@@ -118,7 +118,7 @@ impl Scheduler {
                 (row, envelope)
             })
             .collect();
-        self.handoff.dispatch(deliveries, cancel).await;
+        self.handoff.dispatch(deliveries, cancel, None).await;
         Some(count)
     }
 }

@@ -73,6 +73,9 @@ pub struct DeliverySettings {
     pub max_response_bytes: usize,
     /// Switch off a webhook whose every attempt has failed for this long; 0: never.
     pub disable_after_failing_secs: u64,
+    /// How long a new event's first attempts may run before its deliveries
+    /// are written (`fanout.rs`); 0: written before any attempt.
+    pub first_attempt_window_ms: u64,
 }
 
 impl DeliverySettings {
@@ -80,6 +83,13 @@ impl DeliverySettings {
     pub fn disable_after_failing(&self) -> Option<Duration> {
         (self.disable_after_failing_secs > 0)
             .then(|| Duration::from_secs(self.disable_after_failing_secs))
+    }
+
+    /// `delivery.first_attempt_window_ms` as a period; `None` means none
+    /// (every delivery is written before it is attempted).
+    pub fn first_attempt_window(&self) -> Option<Duration> {
+        (self.first_attempt_window_ms > 0)
+            .then(|| Duration::from_millis(self.first_attempt_window_ms))
     }
 }
 
@@ -232,6 +242,11 @@ impl Settings {
             d.disable_after_failing_secs <= 31_536_000,
             "delivery.disable_after_failing_secs",
             "must be at most 31536000 (a year); 0 never disables",
+        )?;
+        check(
+            d.first_attempt_window_ms <= 10_000,
+            "delivery.first_attempt_window_ms",
+            "must be at most 10000 (messages stay unacked meanwhile); 0 writes before attempting",
         )?;
         check(
             d.max_response_bytes <= 16 << 20,

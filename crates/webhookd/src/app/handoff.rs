@@ -43,15 +43,6 @@ use crate::storage::handback;
 /// What the dispatcher sends to be recorded.
 pub type DispatcherRecord = Record;
 
-/// The delivery a record settles: attempted, or handed back by the
-/// dispatcher to wait in Postgres.
-fn settled(record: &DispatcherRecord) -> Uuid {
-    match record {
-        Record::Attempt(attempt) => attempt.delivery_id,
-        Record::HandBack { delivery_id, .. } => *delivery_id,
-    }
-}
-
 /// Records written in one transaction, at most.
 const MAX_BATCH: usize = 500;
 
@@ -164,22 +155,78 @@ impl Handoff {
     /// the lease. One already dispatched is, as on any other worker: the
     /// lease is the safety net for an attempt that never reports back, and its
     /// old slot is freed.
+    ///
+    /// Records go to `report` when given, else to the writer.
     pub async fn dispatch(
         &self,
         deliveries: Vec<(ClaimedDelivery, Arc<str>)>,
         cancel: &CancellationToken,
+        report: Option<&mpsc::Sender<DispatcherRecord>>,
+    ) {
+        self.dispatch_with(deliveries, cancel, report, None).await;
+    }
+
+    /// Reserves room in the window for up to `wanted` deliveries at once:
+    /// as much as is free now, or, when none is, one slot as soon as it
+    /// frees up. `None` when cancelled first.
+    ///
+    /// For a batch whose slots are only freed once the whole batch is
+    /// written: taken one by one, a batch larger than the room left would
+    /// wait for itself.
+    pub async fn reserve(&self, wanted: usize, cancel: &CancellationToken) -> Option<Reserved> {
+        if wanted == 0 {
+            return Some(Reserved(None));
+        }
+        let n = wanted.min(self.held.window.available_permits()).max(1);
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        tokio::select! {
+            biased;
+            () = cancel.cancelled() => None,
+            slots = self.held.window.clone().acquire_many_owned(n) => slots.ok().map(|s| Reserved(Some(s))),
+        }
+    }
+
+    /// As [`Handoff::dispatch`], in slots reserved beforehand: never waits
+    /// for the window. Deliveries beyond the reservation are not dispatched;
+    /// the caller writes them due for the scheduler.
+    pub async fn dispatch_reserved(
+        &self,
+        deliveries: Vec<(ClaimedDelivery, Arc<str>)>,
+        reserved: Reserved,
+        cancel: &CancellationToken,
+        report: &mpsc::Sender<DispatcherRecord>,
+    ) {
+        self.dispatch_with(deliveries, cancel, Some(report), reserved.0)
+            .await;
+    }
+
+    async fn dispatch_with(
+        &self,
+        deliveries: Vec<(ClaimedDelivery, Arc<str>)>,
+        cancel: &CancellationToken,
+        report: Option<&mpsc::Sender<DispatcherRecord>>,
+        mut reserved: Option<OwnedSemaphorePermit>,
     ) {
         let fresh: Vec<_> = deliveries
             .into_iter()
             .filter(|(claimed, _)| self.held.claim(claimed.delivery_id, claimed.attempts))
             .collect();
         for (claimed, envelope) in fresh {
-            let slot = tokio::select! {
-                biased;
-                () = cancel.cancelled() => return,
-                slot = self.held.window.clone().acquire_owned() => slot,
+            let slot = match reserved.as_mut() {
+                Some(reserved) => match reserved.split(1) {
+                    Some(slot) => slot,
+                    None => return,
+                },
+                None => {
+                    let slot = tokio::select! {
+                        biased;
+                        () = cancel.cancelled() => return,
+                        slot = self.held.window.clone().acquire_owned() => slot,
+                    };
+                    let Ok(slot) = slot else { return }; // never closed
+                    slot
+                }
             };
-            let Ok(slot) = slot else { return }; // never closed
             self.held
                 .dispatching(claimed.delivery_id, claimed.attempts, slot);
             // `dispatch` may wait for room; dropping it then leaves the
@@ -187,9 +234,33 @@ impl Handoff {
             tokio::select! {
                 biased;
                 () = cancel.cancelled() => return,
-                () = self.dispatcher.dispatch(claimed, envelope) => {}
+                () = self.dispatcher.dispatch(claimed, envelope, report.cloned()) => {}
             }
         }
+    }
+}
+
+/// Window slots reserved for one batch ([`Handoff::reserve`]).
+pub struct Reserved(Option<OwnedSemaphorePermit>);
+
+impl Reserved {
+    /// How many deliveries it has room for.
+    pub fn room(&self) -> usize {
+        self.0.as_ref().map_or(0, OwnedSemaphorePermit::num_permits)
+    }
+}
+
+impl Handoff {
+    /// The outcomes of `ids` are committed (written by someone other than
+    /// the writer): they are no longer held.
+    pub fn settle(&self, ids: &[Uuid]) {
+        self.held.settle(ids);
+    }
+
+    /// Passes the records still to come on `records` to the writer, in the
+    /// background: their deliveries' rows now exist.
+    pub fn forward_to_writer(&self, records: mpsc::Receiver<DispatcherRecord>) {
+        self.dispatcher.forward(records);
     }
 }
 
@@ -235,7 +306,7 @@ pub fn spawn_writer(
 /// when the recorder gave up (the grace period is over): the batch's
 /// deliveries stay held, so shutdown releases them.
 async fn write(held: &Held, recorder: &mut Recorder, batch: &mut Vec<DispatcherRecord>) -> bool {
-    let ids: Vec<Uuid> = batch.iter().map(settled).collect();
+    let ids: Vec<Uuid> = batch.iter().map(Record::delivery_id).collect();
     let written = recorder.write(batch).await;
     if written {
         held.settle(&ids);

@@ -12,18 +12,6 @@ use uuid::Uuid;
 
 use super::StorageError;
 
-/// An accepted broker event to record.
-#[derive(Debug, Clone)]
-pub struct NewEvent {
-    pub id: Uuid,
-    pub event: &'static str,
-    pub user_id: Option<i64>,
-    /// The envelope exactly as delivered.
-    pub body: String,
-    /// Every subscription pattern that matches `event`.
-    pub patterns: [String; 3],
-}
-
 /// A delivery this worker now owns (its lease is running) and should attempt.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct ClaimedDelivery {
@@ -43,6 +31,8 @@ pub struct ClaimedDelivery {
     pub template: Option<String>,
     pub timeout_ms: Option<i32>,
     pub is_active: bool,
+    /// The webhook has failed every attempt since some time.
+    pub failing: bool,
 }
 
 /// The end state of one attempt, as written back.
@@ -73,7 +63,15 @@ pub enum NextStep {
 }
 
 impl NextStep {
-    fn status(self) -> &'static str {
+    /// The next attempt's delay, in milliseconds (0 when there is none).
+    pub(super) fn delay_ms(self) -> i64 {
+        match self {
+            NextStep::RetryIn(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
+            NextStep::Succeeded | NextStep::Failed => 0,
+        }
+    }
+
+    pub(super) fn status(self) -> &'static str {
         match self {
             NextStep::Succeeded => "succeeded",
             NextStep::RetryIn(_) => "pending",
@@ -89,79 +87,18 @@ pub struct Lease {
     pub margin_ms: i64,
 }
 
-const TARGET_COLUMNS: &str = "w.id AS webhook_id, w.url, w.secret,
-    CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret END AS previous_secret,
-    w.headers, w.template, w.timeout_ms, w.is_active";
-
-/// Records events and one delivery row per matching active webhook in one
-/// transaction, and returns the new deliveries, already leased to the caller.
-/// Rows that already existed (a redelivered message) are not returned: their
-/// first owner's lease, or the scheduler, covers them.
-pub async fn record_fanout(
-    conn: &mut PgConnection,
-    events: &[NewEvent],
-    lease: Lease,
-) -> Result<Vec<ClaimedDelivery>, StorageError> {
-    if events.is_empty() {
-        return Ok(Vec::new());
+impl Lease {
+    /// The lease of a delivery to a webhook with this timeout override.
+    pub fn of(&self, timeout_ms: Option<i32>) -> Duration {
+        let timeout = timeout_ms.map_or(self.default_timeout_ms, i64::from);
+        let ms = timeout.saturating_add(self.margin_ms).max(0);
+        Duration::from_millis(u64::try_from(ms).unwrap_or(0))
     }
-    let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
-    let names: Vec<&str> = events.iter().map(|e| e.event).collect();
-    let users: Vec<Option<i64>> = events.iter().map(|e| e.user_id).collect();
-    let bodies: Vec<&str> = events.iter().map(|e| e.body.as_str()).collect();
-    let patterns: Vec<String> = events.iter().map(|e| e.patterns.join(" ")).collect();
-
-    // One statement, hence one round trip and atomic without BEGIN/COMMIT.
-    // The foreign key from deliveries to events is checked at the end of the
-    // statement, when the events CTE's rows exist. Each subscribed webhook is
-    // locked once (FOR KEY SHARE) in place of a per-row foreign key check: a
-    // concurrent delete of the webhook then cannot leave rows behind
-    // (migration 0005).
-    // Privacy rule: an event with a user_id goes to that user's webhooks and
-    // to admins'; one without goes to every subscriber.
-    let sql = format!(
-        "WITH ev AS (
-             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::int8[], $4::text[], $5::text[])
-                 AS ev(id, event, user_id, body, patterns)
-         ), subscribed AS (
-             SELECT w.id, w.events, w.user_id, w.timeout_ms FROM webhooks w
-             WHERE w.is_active
-               AND w.events && (SELECT array_agg(DISTINCT p)
-                                FROM ev, unnest(string_to_array(ev.patterns, ' ')) AS p)
-             FOR KEY SHARE
-         ), new_events AS (
-             INSERT INTO events (id, event, user_id, body)
-             SELECT id, event, user_id, body FROM ev
-             ON CONFLICT (id) DO NOTHING
-         ), inserted AS (
-             INSERT INTO deliveries (id, event_id, webhook_id, next_attempt_at)
-             SELECT webhookd_uuid_v7(), ev.id, w.id,
-                    now() + make_interval(secs => (COALESCE(w.timeout_ms, $6) + $7) / 1000.0)
-             FROM ev
-             JOIN subscribed w ON w.events && string_to_array(ev.patterns, ' ')
-             JOIN users u ON u.id = w.user_id
-             WHERE ev.user_id IS NULL OR w.user_id = ev.user_id OR u.is_admin
-             ON CONFLICT (event_id, webhook_id) DO NOTHING
-             RETURNING id, event_id, webhook_id
-         )
-         SELECT i.id AS delivery_id, i.event_id, ev.event, 0 AS attempts, NULL::text AS body,
-                {TARGET_COLUMNS}
-         FROM inserted i
-         JOIN ev ON ev.id = i.event_id
-         JOIN webhooks w ON w.id = i.webhook_id"
-    );
-    let rows = sqlx::query_as::<_, ClaimedDelivery>(&sql)
-        .bind(&ids)
-        .bind(&names)
-        .bind(&users)
-        .bind(&bodies)
-        .bind(&patterns)
-        .bind(lease.default_timeout_ms)
-        .bind(lease.margin_ms)
-        .fetch_all(conn)
-        .await?;
-    Ok(rows)
 }
+
+pub(super) const TARGET_COLUMNS: &str = "w.id AS webhook_id, w.url, w.secret,
+    CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret END AS previous_secret,
+    w.headers, w.template, w.timeout_ms, w.is_active, w.failing_since IS NOT NULL AS failing";
 
 /// Claims up to `limit` due deliveries (retries, and deliveries whose owner's
 /// lease ran out) with `FOR UPDATE SKIP LOCKED`, so replicas never claim the
@@ -235,62 +172,12 @@ pub async fn record_attempts(
     if records.is_empty() {
         return Ok(Vec::new());
     }
-    let n = records.len();
-    let mut delivery_ids = Vec::with_capacity(n);
-    let mut webhook_ids = Vec::with_capacity(n);
-    let mut events = Vec::with_capacity(n);
-    let mut attempts = Vec::with_capacity(n);
-    let mut codes = Vec::with_capacity(n);
-    let mut times = Vec::with_capacity(n);
-    let mut successes = Vec::with_capacity(n);
-    let mut payloads = Vec::with_capacity(n);
-    let mut responses = Vec::with_capacity(n);
-    let mut errors = Vec::with_capacity(n);
-    let mut statuses = Vec::with_capacity(n);
-    let mut delays_ms = Vec::with_capacity(n);
-    for r in records {
-        delivery_ids.push(r.delivery_id);
-        webhook_ids.push(r.webhook_id);
-        events.push(r.event.as_str());
-        attempts.push(r.attempt);
-        codes.push(r.status_code);
-        times.push(r.response_time_ms);
-        successes.push(r.is_success);
-        payloads.push(&*r.payload);
-        responses.push(r.response.as_deref());
-        errors.push(r.error_message.as_deref());
-        statuses.push(r.next.status());
-        delays_ms.push(match r.next {
-            NextStep::RetryIn(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
-            NextStep::Succeeded | NextStep::Failed => 0,
-        });
-    }
+    let columns = AttemptColumns::of(records);
     let streaks = FailingStreaks::of(records);
-    let gone: Vec<i64> = records
-        .iter()
-        .filter(|r| r.disable_webhook)
-        .map(|r| r.webhook_id)
-        .collect();
-    let failing = streaks.failing();
-    // A batch of successes (the usual case) is one statement, hence one
-    // round trip, atomic without BEGIN/COMMIT. Switching webhooks off reads
-    // the streaks that statement writes, so it needs a transaction.
-    let switch_off = !gone.is_empty() || (disable_after.is_some() && !failing.is_empty());
     // `d.status = 'pending'` keeps a late duplicate attempt (a worker whose
     // lease ran out) from overwriting an outcome already recorded.
-    let outcomes = sqlx::query(
-        "WITH o AS (
-             SELECT * FROM UNNEST($1::uuid[], $2::int8[], $3::text[], $4::int4[], $5::int4[],
-                 $6::int4[], $7::bool[], $8::text[], $9::text[], $10::text[], $11::text[], $12::int8[])
-                 AS o(delivery_id, webhook_id, event, attempt, code, time_ms, ok, payload,
-                      response, error, status, delay_ms)
-         ), logs AS (
-             INSERT INTO webhook_logs (delivery_id, webhook_id, event, attempt, status_code,
-                 response_time_ms, is_success, payload, response, error_message)
-             SELECT delivery_id, webhook_id, event, attempt, code, time_ms, ok, payload,
-                    response, error
-             FROM o
-         ), outcomes AS (
+    let sql = format!(
+        "WITH {attempts}, {logs}, outcomes AS (
              UPDATE deliveries d
              SET status = o.status, attempts = GREATEST(d.attempts, o.attempt),
                  next_attempt_at = CASE WHEN o.status = 'pending'
@@ -300,41 +187,171 @@ pub async fn record_attempts(
              FROM o
              WHERE d.id = o.delivery_id AND d.status = 'pending'
          )
-         -- A success ends a failing streak; a failure starts one unless one
-         -- is running (a failure after a success in the same batch starts it
-         -- afresh). Rows are written only when the value changes, so a
-         -- healthy webhook costs no write here.
-         UPDATE webhooks w
+         {streaks}",
+        attempts = attempts_cte(1),
+        logs = insert_logs(""),
+        streaks = update_streaks(AttemptColumns::PARAMS + 1),
+    );
+    let query = streaks.bind(columns.bind(sqlx::query(&sql)));
+    execute_then_switch_off(conn, vec![query], records, &streaks, disable_after).await
+}
+
+/// The columns of a batch of attempts, as arrays for `UNNEST`.
+pub(super) struct AttemptColumns<'a> {
+    delivery_ids: Vec<Uuid>,
+    webhook_ids: Vec<i64>,
+    events: Vec<&'a str>,
+    attempts: Vec<i32>,
+    codes: Vec<Option<i32>>,
+    times: Vec<i32>,
+    successes: Vec<bool>,
+    payloads: Vec<&'a str>,
+    responses: Vec<Option<&'a str>>,
+    errors: Vec<Option<&'a str>>,
+    statuses: Vec<&'static str>,
+    delays_ms: Vec<i64>,
+}
+
+pub(super) type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+impl<'a> AttemptColumns<'a> {
+    /// Parameters taken by [`attempts_cte`].
+    pub(super) const PARAMS: usize = 12;
+
+    pub(super) fn of<'r: 'a>(records: impl IntoIterator<Item = &'r AttemptRecord>) -> Self {
+        let records = records.into_iter();
+        let n = records.size_hint().0;
+        let mut c = AttemptColumns {
+            delivery_ids: Vec::with_capacity(n),
+            webhook_ids: Vec::with_capacity(n),
+            events: Vec::with_capacity(n),
+            attempts: Vec::with_capacity(n),
+            codes: Vec::with_capacity(n),
+            times: Vec::with_capacity(n),
+            successes: Vec::with_capacity(n),
+            payloads: Vec::with_capacity(n),
+            responses: Vec::with_capacity(n),
+            errors: Vec::with_capacity(n),
+            statuses: Vec::with_capacity(n),
+            delays_ms: Vec::with_capacity(n),
+        };
+        for r in records {
+            c.delivery_ids.push(r.delivery_id);
+            c.webhook_ids.push(r.webhook_id);
+            c.events.push(r.event.as_str());
+            c.attempts.push(r.attempt);
+            c.codes.push(r.status_code);
+            c.times.push(r.response_time_ms);
+            c.successes.push(r.is_success);
+            c.payloads.push(&*r.payload);
+            c.responses.push(r.response.as_deref());
+            c.errors.push(r.error_message.as_deref());
+            c.statuses.push(r.next.status());
+            c.delays_ms.push(r.next.delay_ms());
+        }
+        c
+    }
+
+    /// Binds the arrays in the order [`attempts_cte`] reads them.
+    pub(super) fn bind<'q>(&'q self, query: PgQuery<'q>) -> PgQuery<'q> {
+        query
+            .bind(&self.delivery_ids)
+            .bind(&self.webhook_ids)
+            .bind(&self.events)
+            .bind(&self.attempts)
+            .bind(&self.codes)
+            .bind(&self.times)
+            .bind(&self.successes)
+            .bind(&self.payloads)
+            .bind(&self.responses)
+            .bind(&self.errors)
+            .bind(&self.statuses)
+            .bind(&self.delays_ms)
+    }
+}
+
+/// The CTE `o`: one row per attempt, from parameters `$first` onwards
+/// ([`AttemptColumns::bind`]).
+pub(super) fn attempts_cte(first: usize) -> String {
+    let p: Vec<String> = (first..first + AttemptColumns::PARAMS)
+        .map(|n| format!("${n}"))
+        .collect();
+    format!(
+        "o AS (
+             SELECT * FROM UNNEST({}::uuid[], {}::int8[], {}::text[], {}::int4[], {}::int4[],
+                 {}::int4[], {}::bool[], {}::text[], {}::text[], {}::text[], {}::text[], {}::int8[])
+                 AS o(delivery_id, webhook_id, event, attempt, code, time_ms, ok, payload,
+                      response, error, status, delay_ms)
+         )",
+        p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11]
+    )
+}
+
+/// The CTE `logs`: a `webhook_logs` row per row of `o` (`condition`: an
+/// optional `WHERE` on `o`).
+pub(super) fn insert_logs(condition: &str) -> String {
+    format!(
+        "logs AS (
+             INSERT INTO webhook_logs (delivery_id, webhook_id, event, attempt, status_code,
+                 response_time_ms, is_success, payload, response, error_message)
+             SELECT delivery_id, webhook_id, event, attempt, code, time_ms, ok, payload,
+                    response, error
+             FROM o {condition}
+         )"
+    )
+}
+
+/// The statement's last part: the webhooks' failing streaks, from the three
+/// arrays of [`FailingStreaks::bind`] at `$first` onwards.
+pub(super) fn update_streaks(first: usize) -> String {
+    let (ids, any_ok, last_ok) = (first, first + 1, first + 2);
+    // A success ends a failing streak; a failure starts one unless one is
+    // running (a failure after a success in the same batch starts it
+    // afresh). Rows are written only when the value changes, so a healthy
+    // webhook costs no write here.
+    format!(
+        "UPDATE webhooks w
          SET failing_since = CASE WHEN s.last_ok THEN NULL
                                   WHEN s.any_ok THEN now()
                                   ELSE COALESCE(w.failing_since, now()) END
-         FROM UNNEST($13::int8[], $14::bool[], $15::bool[]) AS s(id, any_ok, last_ok)
+         FROM UNNEST(${ids}::int8[], ${any_ok}::bool[], ${last_ok}::bool[]) AS s(id, any_ok, last_ok)
          WHERE w.id = s.id
            AND CASE WHEN s.last_ok THEN w.failing_since IS NOT NULL
                     WHEN s.any_ok THEN TRUE
-                    ELSE w.failing_since IS NULL END",
+                    ELSE w.failing_since IS NULL END"
     )
-    .bind(&delivery_ids)
-    .bind(&webhook_ids)
-    .bind(&events)
-    .bind(&attempts)
-    .bind(&codes)
-    .bind(&times)
-    .bind(&successes)
-    .bind(&payloads)
-    .bind(&responses)
-    .bind(&errors)
-    .bind(&statuses)
-    .bind(&delays_ms)
-    .bind(&streaks.ids)
-    .bind(&streaks.any_ok)
-    .bind(&streaks.last_ok);
-    if !switch_off {
-        outcomes.execute(&mut *conn).await?;
+}
+
+/// Runs the statements that record attempts, and switches off the webhooks
+/// they condemn: those that answered 410 Gone and, with `disable_after`,
+/// those failing for longer. A batch of successes (the usual case) is one
+/// statement, hence one round trip, atomic without BEGIN/COMMIT. Several
+/// statements, or switching webhooks off (which reads the streaks the
+/// statements write), need a transaction.
+pub(super) async fn execute_then_switch_off<'r>(
+    conn: &mut PgConnection,
+    mut queries: Vec<PgQuery<'_>>,
+    records: impl IntoIterator<Item = &'r AttemptRecord>,
+    streaks: &FailingStreaks,
+    disable_after: Option<Duration>,
+) -> Result<Vec<DisabledWebhook>, StorageError> {
+    let gone: Vec<i64> = records
+        .into_iter()
+        .filter(|r| r.disable_webhook)
+        .map(|r| r.webhook_id)
+        .collect();
+    let failing = streaks.failing();
+    let switch_off = !gone.is_empty() || (disable_after.is_some() && !failing.is_empty());
+    if queries.len() == 1 && !switch_off {
+        if let Some(query) = queries.pop() {
+            query.execute(&mut *conn).await?;
+        }
         return Ok(Vec::new());
     }
     let mut tx = conn.begin().await?;
-    outcomes.execute(&mut *tx).await?;
+    for query in queries {
+        query.execute(&mut *tx).await?;
+    }
     let mut disabled = Vec::new();
     if !gone.is_empty() {
         let rows = sqlx::query_as::<_, DisabledWebhook>(
@@ -357,14 +374,14 @@ pub async fn record_attempts(
 
 /// Per webhook in a batch: did any attempt succeed, and did the last one?
 /// Keyed in id order so concurrent recorders lock webhook rows in one order.
-struct FailingStreaks {
+pub(super) struct FailingStreaks {
     ids: Vec<i64>,
     any_ok: Vec<bool>,
     last_ok: Vec<bool>,
 }
 
 impl FailingStreaks {
-    fn of(records: &[AttemptRecord]) -> Self {
+    pub(super) fn of<'r>(records: impl IntoIterator<Item = &'r AttemptRecord>) -> Self {
         let mut by_webhook: BTreeMap<i64, (bool, bool)> = BTreeMap::new();
         for r in records {
             let entry = by_webhook.entry(r.webhook_id).or_insert((false, false));
@@ -382,6 +399,11 @@ impl FailingStreaks {
             streaks.last_ok.push(last_ok);
         }
         streaks
+    }
+
+    /// Binds the arrays [`update_streaks`] reads.
+    pub(super) fn bind<'q>(&'q self, query: PgQuery<'q>) -> PgQuery<'q> {
+        query.bind(&self.ids).bind(&self.any_ok).bind(&self.last_ok)
     }
 
     /// Webhooks whose latest attempt in the batch failed.

@@ -3,6 +3,7 @@
 pub mod dedicated;
 pub mod deliveries;
 pub mod delivery_admin;
+pub mod fanout;
 pub mod handback;
 pub mod logs;
 pub mod page;

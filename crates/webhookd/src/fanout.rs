@@ -1,0 +1,363 @@
+//! First attempts before the fan-out is written.
+//!
+//! The consumer reads which webhooks a batch of events goes to (nothing is
+//! written, nothing locked), hands those deliveries to the dispatcher at once
+//! and passes the batch, its broker messages still unacked, to this
+//! session's batch writer. The writer waits until every first attempt of the
+//! batch has ended or `delivery.first_attempt_window_ms` has passed, then
+//! writes the events, each delivery in the state its first attempt left it
+//! in and each attempt's `webhook_logs` row in one statement, and only then
+//! acks the messages. A delivery that succeeds at once thus costs one row
+//! written, not a row inserted and then updated, and reaches its receiver
+//! without waiting for a commit.
+//!
+//! Deliveries still running at the deadline are written pending with a lease,
+//! and their records go to the ordinary writer afterwards, as the scheduler's
+//! do. Why it stays at least once: nothing is acked before its batch is
+//! committed; a worker that dies before that leaves its messages unacked, the
+//! broker redelivers them, and the repeated attempts carry the same delivery
+//! ids (they come from the event and the webhook), so receivers can drop
+//! them. Attempts made but not yet written are held (`app::handoff`), within
+//! `max_in_flight`, which bounds those repeats as before.
+//!
+//! Batches are written and acked in the order they were consumed, so one ack
+//! of the batch's last message (`multiple`) never covers an unwritten one.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use lapin::message::Delivery;
+use lapin::options::BasicAckOptions;
+use sqlx::PgPool;
+use tokio::sync::{mpsc, Notify};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, warn};
+use uuid::Uuid;
+
+use crate::app::Handoff;
+use crate::metrics::Metrics;
+use crate::record::{report_disabled, Record};
+use crate::storage::dedicated::DedicatedConnection;
+use crate::storage::deliveries::{ClaimedDelivery, DisabledWebhook, Lease};
+use crate::storage::fanout::{subscribers, write_fanout, FanoutRow, FirstAttempt, NewEvent};
+
+/// Batches waiting for the writer, at most. Each holds its broker messages
+/// unacked, so the prefetch bounds them too.
+const OPEN_BATCHES: usize = 16;
+/// The longest wait between two tries of a statement while Postgres is away.
+const MAX_PAUSE: Duration = Duration::from_secs(5);
+
+/// What the first-attempts pipeline needs; one per worker.
+#[derive(Clone)]
+pub struct FirstAttempts {
+    /// How long a batch's first attempts may run before it is written.
+    pub window: Duration,
+    pub handoff: Handoff,
+    pub pool: PgPool,
+    pub metrics: Metrics,
+    pub lease: Lease,
+    pub disable_after: Option<Duration>,
+    /// Wakes this worker's scheduler when a retry or a hand-back is written.
+    pub retry_wake: Arc<Notify>,
+}
+
+impl FirstAttempts {
+    /// Starts one broker session's batch writer.
+    pub fn start(&self, cancel: &CancellationToken) -> Pipeline {
+        let (open, batches) = mpsc::channel(OPEN_BATCHES);
+        let unwritten = Arc::new(Mutex::new(HashSet::new()));
+        let writer = BatchWriter {
+            first: self.clone(),
+            db: DedicatedConnection::new(self.pool.clone()),
+            unwritten: unwritten.clone(),
+        };
+        Pipeline {
+            first: self.clone(),
+            open,
+            unwritten,
+            writer: tokio::spawn(writer.run(batches, cancel.clone())),
+        }
+    }
+}
+
+/// One broker session's batches between consumption and ack.
+pub struct Pipeline {
+    first: FirstAttempts,
+    open: mpsc::Sender<OpenBatch>,
+    /// Events of batches not written yet: a second copy of one of them (the
+    /// publisher sent it twice) is acked with its batch, not attempted again.
+    unwritten: Arc<Mutex<HashSet<Uuid>>>,
+    writer: JoinHandle<()>,
+}
+
+/// A batch whose first attempts run: its messages are unacked and nothing of
+/// it is written yet.
+struct OpenBatch {
+    /// Acking it (`multiple`) acks the whole batch.
+    last: Option<Delivery>,
+    events: Vec<NewEvent>,
+    deliveries: Vec<Planned>,
+    outcomes: mpsc::Receiver<Record>,
+    deadline: Instant,
+}
+
+/// A delivery of an open batch.
+struct Planned {
+    delivery_id: Uuid,
+    event_id: Uuid,
+    webhook_id: i64,
+    webhook_failing: bool,
+    /// When it is due if written before its attempt ended: its lease, or
+    /// now for one not dispatched.
+    unfinished_due_in: Duration,
+}
+
+fn lock(set: &Mutex<HashSet<Uuid>>) -> std::sync::MutexGuard<'_, HashSet<Uuid>> {
+    // A plain set: usable whatever a panicking holder was doing.
+    set.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+impl Pipeline {
+    /// Starts the first attempts of `events` and queues the batch for its
+    /// write and ack (`last` is its last message). False when cancelled
+    /// before the batch was queued: its messages are redelivered.
+    pub async fn begin(
+        &self,
+        db: &mut DedicatedConnection,
+        mut events: Vec<NewEvent>,
+        last: Option<Delivery>,
+        cancel: &CancellationToken,
+    ) -> bool {
+        {
+            let unwritten = lock(&self.unwritten);
+            let mut seen = HashSet::with_capacity(events.len());
+            events.retain(|e| !unwritten.contains(&e.id) && seen.insert(e.id));
+        }
+        let Some(mut claims) = self.subscribers(db, &events, cancel).await else {
+            return false;
+        };
+        lock(&self.unwritten).extend(events.iter().map(|e| e.id));
+        let Some(reserved) = self.first.handoff.reserve(claims.len(), cancel).await else {
+            return false;
+        };
+        // More deliveries than the window has room for now: the rest are
+        // written due now, for the scheduler.
+        let room = reserved.room();
+        let deliveries: Vec<Planned> = claims
+            .iter()
+            .enumerate()
+            .map(|(i, c)| Planned {
+                delivery_id: c.delivery_id,
+                event_id: c.event_id,
+                webhook_id: c.webhook_id,
+                webhook_failing: c.failing,
+                unfinished_due_in: if i < room {
+                    self.first.lease.of(c.timeout_ms)
+                } else {
+                    Duration::ZERO
+                },
+            })
+            .collect();
+        claims.truncate(room);
+        let claims = with_envelopes(claims, &events);
+        let (report, outcomes) = mpsc::channel(room.max(1));
+        self.first
+            .handoff
+            .dispatch_reserved(claims, reserved, cancel, &report)
+            .await;
+        drop(report);
+        let batch = OpenBatch {
+            last,
+            events,
+            deliveries,
+            outcomes,
+            deadline: Instant::now() + self.first.window,
+        };
+        // The writer only stops once `open` is closed.
+        self.open.send(batch).await.is_ok()
+    }
+
+    /// Which webhooks get `events`, retrying while the database is away;
+    /// `None` when cancelled first.
+    async fn subscribers(
+        &self,
+        db: &mut DedicatedConnection,
+        events: &[NewEvent],
+        cancel: &CancellationToken,
+    ) -> Option<Vec<ClaimedDelivery>> {
+        let mut pause = Duration::from_millis(100);
+        loop {
+            let read = match db.connection().await {
+                Ok(conn) => subscribers(conn, events).await,
+                Err(e) => Err(e),
+            };
+            match db.checked(read) {
+                Ok(claims) => return Some(claims),
+                Err(e) => {
+                    self.first
+                        .metrics
+                        .storage_errors
+                        .with_label_values(&["subscribers"])
+                        .inc();
+                    error!(error = %e, events = events.len(), "reading subscribers failed; holding messages and retrying");
+                }
+            }
+            tokio::select! {
+                () = cancel.cancelled() => return None,
+                () = tokio::time::sleep(pause) => {}
+            }
+            pause = (pause * 2).min(MAX_PAUSE);
+        }
+    }
+
+    /// Writes and acks every batch queued so far (at once when cancelled),
+    /// then ends the writer.
+    pub async fn close(self) {
+        drop(self.open);
+        if let Err(e) = self.writer.await {
+            error!(error = %e, "the batch writer ended abnormally");
+        }
+    }
+}
+
+/// Writes open batches in order and acks them.
+struct BatchWriter {
+    first: FirstAttempts,
+    db: DedicatedConnection,
+    unwritten: Arc<Mutex<HashSet<Uuid>>>,
+}
+
+impl BatchWriter {
+    async fn run(mut self, mut batches: mpsc::Receiver<OpenBatch>, cancel: CancellationToken) {
+        while let Some(batch) = batches.recv().await {
+            self.finish(batch, &cancel).await;
+        }
+    }
+
+    async fn finish(&mut self, mut batch: OpenBatch, cancel: &CancellationToken) {
+        let expected = batch.deliveries.len();
+        let mut records: HashMap<Uuid, Record> = HashMap::with_capacity(expected);
+        // Once cancelled, no waiting: what has ended is written now.
+        while records.len() < expected && !cancel.is_cancelled() {
+            tokio::select! {
+                biased;
+                record = batch.outcomes.recv() => match record {
+                    Some(record) => { records.insert(record.delivery_id(), record); }
+                    None => break,
+                },
+                () = tokio::time::sleep_until(batch.deadline) => break,
+                () = cancel.cancelled() => break,
+            }
+        }
+        while let Ok(record) = batch.outcomes.try_recv() {
+            records.insert(record.delivery_id(), record);
+        }
+        let rows: Vec<FanoutRow<'_>> = batch
+            .deliveries
+            .iter()
+            .map(|planned| FanoutRow {
+                delivery_id: planned.delivery_id,
+                event_id: planned.event_id,
+                webhook_id: planned.webhook_id,
+                webhook_failing: planned.webhook_failing,
+                first: match records.get(&planned.delivery_id) {
+                    Some(Record::Attempt(attempt)) => FirstAttempt::Made(attempt),
+                    Some(Record::HandBack { delay, .. }) => FirstAttempt::NotYet { due_in: *delay },
+                    None => FirstAttempt::NotYet {
+                        due_in: planned.unfinished_due_in,
+                    },
+                },
+            })
+            .collect();
+        let Some(disabled) = self.write(&batch.events, &rows, cancel).await else {
+            // Given up at shutdown: unacked, so the broker redelivers them.
+            return;
+        };
+        drop(rows);
+        let settled: Vec<Uuid> = records.keys().copied().collect();
+        self.first.handoff.settle(&settled);
+        for webhook in &disabled {
+            report_disabled(&self.first.metrics, webhook);
+        }
+        let undispatched = batch
+            .deliveries
+            .iter()
+            .any(|planned| planned.unfinished_due_in.is_zero());
+        if undispatched || records.values().any(Record::schedules_a_retry) {
+            self.first.retry_wake.notify_one();
+        }
+        for event in &batch.events {
+            self.first
+                .metrics
+                .events_consumed
+                .with_label_values(&[event.event])
+                .inc();
+        }
+        if let Some(last) = batch.last.take() {
+            if let Err(e) = last.ack(BasicAckOptions { multiple: true }).await {
+                // Written: the redelivered messages will find their rows.
+                warn!(error = %e, "acking a written batch failed");
+            }
+        }
+        {
+            let mut unwritten = lock(&self.unwritten);
+            for event in &batch.events {
+                unwritten.remove(&event.id);
+            }
+        }
+        if records.len() < expected {
+            self.first.handoff.forward_to_writer(batch.outcomes);
+        }
+    }
+
+    /// Writes a batch, retrying while the database is away; `None` when
+    /// cancelled while it could not be written.
+    async fn write(
+        &mut self,
+        events: &[NewEvent],
+        rows: &[FanoutRow<'_>],
+        cancel: &CancellationToken,
+    ) -> Option<Vec<DisabledWebhook>> {
+        let mut pause = Duration::from_millis(100);
+        loop {
+            let written = match self.db.connection().await {
+                Ok(conn) => write_fanout(conn, events, rows, self.first.disable_after).await,
+                Err(e) => Err(e),
+            };
+            match self.db.checked(written) {
+                Ok(disabled) => return Some(disabled),
+                Err(e) => {
+                    self.first
+                        .metrics
+                        .storage_errors
+                        .with_label_values(&["write_fanout"])
+                        .inc();
+                    error!(error = %e, events = events.len(), "writing fan-out failed; holding messages and retrying");
+                }
+            }
+            tokio::select! {
+                () = cancel.cancelled() => return None,
+                () = tokio::time::sleep(pause) => {}
+            }
+            pause = (pause * 2).min(MAX_PAUSE);
+        }
+    }
+}
+
+/// Pairs claims with their event's envelope.
+pub fn with_envelopes(
+    claims: Vec<ClaimedDelivery>,
+    events: &[NewEvent],
+) -> Vec<(ClaimedDelivery, Arc<str>)> {
+    let envelopes: HashMap<Uuid, &Arc<str>> = events.iter().map(|e| (e.id, &e.body)).collect();
+    claims
+        .into_iter()
+        .filter_map(|claim| {
+            let envelope = Arc::clone(envelopes.get(&claim.event_id)?);
+            Some((claim, envelope))
+        })
+        .collect()
+}

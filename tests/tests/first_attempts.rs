@@ -1,0 +1,411 @@
+//! First attempts before the fan-out write (`fanout.rs`): an attempt that
+//! ends within `delivery.first_attempt_window_ms` is written once, with its
+//! outcome; one that outlasts it is written pending (its message acked) and
+//! updated when it ends; with no window every delivery is written first.
+
+#![allow(clippy::unwrap_used)]
+use std::sync::Arc;
+use std::time::Duration;
+
+use lapin::options::QueueDeclareOptions;
+use lapin::types::FieldTable;
+use lapin::{Connection, ConnectionProperties};
+use serde_json::json;
+use sqlx::PgPool;
+use uuid::Uuid;
+use webhookd::storage::deliveries::{AttemptRecord, NextStep};
+use webhookd::storage::fanout::{subscribers, write_fanout, FanoutRow, FirstAttempt, NewEvent};
+use webhookd_e2e::app::AMQP_URL;
+use webhookd_e2e::db::TestDb;
+use webhookd_e2e::{eventually, Receiver, TestApp};
+use webhookd_producer::EventMessage;
+
+const SECRET: &str = "first-attempt-secret";
+const WAIT: Duration = Duration::from_secs(15);
+
+/// A delivery's row: status, attempts, whether it was ever updated
+/// (`updated_at` differs from `created_at`), and its id.
+#[derive(Debug, sqlx::FromRow)]
+struct Row {
+    id: Uuid,
+    status: String,
+    attempts: i32,
+    updated: bool,
+}
+
+async fn delivery(pool: &PgPool, event: Uuid) -> Option<Row> {
+    sqlx::query_as::<_, Row>(
+        "SELECT id, status, attempts, updated_at <> created_at AS updated
+         FROM deliveries WHERE event_id = $1",
+    )
+    .bind(event)
+    .fetch_optional(pool)
+    .await
+    .expect("query")
+}
+
+async fn logged_attempts(pool: &PgPool, delivery: Uuid) -> Vec<(i32, bool)> {
+    sqlx::query_as(
+        "SELECT attempt, is_success FROM webhook_logs WHERE delivery_id = $1 ORDER BY attempt",
+    )
+    .bind(delivery)
+    .fetch_all(pool)
+    .await
+    .expect("query")
+}
+
+/// Messages in the queue, ready or unacked.
+async fn queued(app: &TestApp) -> u32 {
+    let conn = Connection::connect(AMQP_URL, ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = conn.create_channel().await.unwrap();
+    let queue = channel
+        .queue_declare(
+            app.topology.queue.as_str().into(),
+            QueueDeclareOptions {
+                passive: true,
+                ..QueueDeclareOptions::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let _ = conn.close(200, "done".into()).await;
+    queue.message_count()
+}
+
+async fn app_with_receiver(overrides: &[(&str, &str)]) -> (TestApp, Receiver, i64) {
+    let app = TestApp::spawn_with(overrides).await;
+    let (_, token) = app.create_user("Alice", None, false).await;
+    let receiver = Receiver::start(SECRET).await;
+    let webhook = app
+        .create_webhook(
+            &token,
+            json!({"name": "hook", "url": receiver.url(), "events": ["task.created"], "secret": SECRET}),
+        )
+        .await;
+    let id = webhook["id"].as_i64().expect("an id");
+    (app, receiver, id)
+}
+
+fn event(title: &str) -> EventMessage {
+    EventMessage::new("task.created", json!({"title": title}), 1_708_435_200).unwrap()
+}
+
+#[tokio::test]
+async fn an_attempt_ending_in_the_window_is_written_once_with_its_outcome() {
+    let (app, receiver, webhook) = app_with_receiver(&[]).await;
+    let sent = event("fast");
+    app.publisher.publish(&sent).await.unwrap();
+    let got = receiver.wait_for(1, WAIT).await;
+
+    let row = eventually(WAIT, "the delivery to be written", || async {
+        delivery(&app.db.pool, sent.id).await
+    })
+    .await;
+    assert_eq!(row.status, "succeeded");
+    assert_eq!(row.attempts, 1);
+    assert!(!row.updated, "inserted with its outcome, never updated");
+    assert_eq!(got[0].header("x-webhook-id"), row.id.to_string());
+    let expected: Uuid = sqlx::query_scalar("SELECT webhookd_delivery_id($1, $2)")
+        .bind(sent.id)
+        .bind(webhook)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        row.id, expected,
+        "the id comes from the event and the webhook"
+    );
+    assert_eq!(logged_attempts(&app.db.pool, row.id).await, [(1, true)]);
+    eventually(WAIT, "the message to be acked", || async {
+        (queued(&app).await == 0).then_some(())
+    })
+    .await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_attempt_outlasting_the_window_is_written_pending_acked_then_updated() {
+    let (app, receiver, _) = app_with_receiver(&[]).await;
+    receiver.hold();
+    let sent = event("slow");
+    app.publisher.publish(&sent).await.unwrap();
+    eventually(WAIT, "the request to be held", || async {
+        (receiver.held() == 1).then_some(())
+    })
+    .await;
+
+    // The window has passed while the receiver keeps the request open.
+    let row = eventually(WAIT, "the delivery to be written", || async {
+        delivery(&app.db.pool, sent.id).await
+    })
+    .await;
+    assert_eq!((row.status.as_str(), row.attempts), ("pending", 0));
+    assert!(logged_attempts(&app.db.pool, row.id).await.is_empty());
+    eventually(WAIT, "the message to be acked", || async {
+        (queued(&app).await == 0).then_some(())
+    })
+    .await;
+
+    receiver.release();
+    let done = eventually(WAIT, "the outcome to be recorded", || async {
+        delivery(&app.db.pool, sent.id)
+            .await
+            .filter(|row| row.status == "succeeded")
+    })
+    .await;
+    assert_eq!(done.attempts, 1);
+    assert!(done.updated, "the outcome is an update of the pending row");
+    assert_eq!(logged_attempts(&app.db.pool, row.id).await, [(1, true)]);
+    assert_eq!(receiver.count(), 1);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn without_a_window_every_delivery_is_written_before_its_attempt() {
+    let (app, receiver, _) =
+        app_with_receiver(&[("WEBHOOKD__DELIVERY__FIRST_ATTEMPT_WINDOW_MS", "0")]).await;
+    receiver.hold();
+    let sent = event("written first");
+    app.publisher.publish(&sent).await.unwrap();
+    eventually(WAIT, "the request to be held", || async {
+        (receiver.held() == 1).then_some(())
+    })
+    .await;
+    let row = delivery(&app.db.pool, sent.id)
+        .await
+        .expect("written before the attempt began");
+    assert_eq!((row.status.as_str(), row.attempts), ("pending", 0));
+    receiver.release();
+    let done = eventually(WAIT, "the outcome to be recorded", || async {
+        delivery(&app.db.pool, sent.id)
+            .await
+            .filter(|row| row.status == "succeeded")
+    })
+    .await;
+    assert!(done.updated);
+    assert_eq!(logged_attempts(&app.db.pool, done.id).await, [(1, true)]);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_first_attempt_that_fails_is_written_with_its_retry_and_retried() {
+    let (app, receiver, _) = app_with_receiver(&[]).await;
+    receiver.fail_next(1, 500);
+    let sent = event("fails once");
+    app.publisher.publish(&sent).await.unwrap();
+    let got = receiver.wait_for(2, WAIT).await;
+    assert_eq!(got[0].header("x-webhook-id"), got[1].header("x-webhook-id"));
+    let done = eventually(WAIT, "the retry to be recorded", || async {
+        delivery(&app.db.pool, sent.id)
+            .await
+            .filter(|row| row.status == "succeeded")
+    })
+    .await;
+    assert_eq!(done.attempts, 2);
+    assert_eq!(
+        logged_attempts(&app.db.pool, done.id).await,
+        [(1, false), (2, true)]
+    );
+    app.stop().await;
+}
+
+fn new_event(id: Uuid) -> NewEvent {
+    NewEvent {
+        id,
+        event: "task.created",
+        user_id: None,
+        body: Arc::from(format!(r#"{{"id":"{id}"}}"#)),
+        patterns: webhookd_events::candidate_patterns("task.created"),
+    }
+}
+
+fn success(delivery_id: Uuid, webhook_id: i64, payload: &Arc<str>) -> AttemptRecord {
+    AttemptRecord {
+        delivery_id,
+        webhook_id,
+        event: "task.created".into(),
+        attempt: 1,
+        status_code: Some(200),
+        response_time_ms: 3,
+        is_success: true,
+        payload: payload.clone(),
+        response: None,
+        error_message: None,
+        next: NextStep::Succeeded,
+        disable_webhook: false,
+    }
+}
+
+async fn count(pool: &PgPool, sql: &str) -> i64 {
+    sqlx::query_scalar(sql)
+        .fetch_one(pool)
+        .await
+        .expect("count")
+}
+
+#[tokio::test]
+async fn delivery_ids_come_from_the_event_and_the_webhook_and_a_deleted_webhook_gets_no_rows() {
+    let db = TestDb::create().await;
+    sqlx::raw_sql(
+        "INSERT INTO users (id, name) VALUES (1, 'u');
+         INSERT INTO webhooks (id, user_id, name, url, events, secret) VALUES
+             (1, 1, 'a', 'http://127.0.0.1:9/', ARRAY['task.created'], 's'),
+             (2, 1, 'b', 'http://127.0.0.1:9/', ARRAY['*'], 's'),
+             (3, 1, 'c', 'http://127.0.0.1:9/', ARRAY['deal.won'], 's')",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let event = new_event(Uuid::now_v7());
+    let mut conn = db.pool.acquire().await.unwrap();
+
+    let mut claims = subscribers(&mut conn, std::slice::from_ref(&event))
+        .await
+        .unwrap();
+    claims.sort_by_key(|c| c.webhook_id);
+    let webhooks: Vec<i64> = claims.iter().map(|c| c.webhook_id).collect();
+    assert_eq!(webhooks, [1, 2], "the two subscribed webhooks");
+    let again = subscribers(&mut conn, std::slice::from_ref(&event))
+        .await
+        .unwrap();
+    for claim in &claims {
+        assert_eq!(claim.delivery_id.get_version_num(), 8);
+        assert_eq!(claim.delivery_id.as_bytes()[..6], event.id.as_bytes()[..6]);
+        assert!(
+            again.iter().any(|a| a.delivery_id == claim.delivery_id),
+            "the same pair gets the same id"
+        );
+    }
+    assert_ne!(claims[0].delivery_id, claims[1].delivery_id);
+
+    // Webhook 2 is deleted while its first attempt runs.
+    sqlx::query("DELETE FROM webhooks WHERE id = 2")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let records: Vec<AttemptRecord> = claims
+        .iter()
+        .map(|c| success(c.delivery_id, c.webhook_id, &event.body))
+        .collect();
+    let rows: Vec<FanoutRow<'_>> = claims
+        .iter()
+        .zip(&records)
+        .map(|(c, record)| FanoutRow {
+            delivery_id: c.delivery_id,
+            event_id: c.event_id,
+            webhook_id: c.webhook_id,
+            webhook_failing: c.failing,
+            first: FirstAttempt::Made(record),
+        })
+        .collect();
+    let disabled = write_fanout(&mut conn, std::slice::from_ref(&event), &rows, None)
+        .await
+        .unwrap();
+    assert!(disabled.is_empty());
+    assert_eq!(count(&db.pool, "SELECT count(*) FROM events").await, 1);
+    assert_eq!(
+        count(
+            &db.pool,
+            "SELECT count(*) FROM deliveries WHERE webhook_id = 1 AND status = 'succeeded' AND attempts = 1"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count(
+            &db.pool,
+            "SELECT count(*) FROM deliveries WHERE webhook_id = 2"
+        )
+        .await,
+        0
+    );
+    assert_eq!(
+        count(
+            &db.pool,
+            "SELECT count(*) FROM webhook_logs WHERE webhook_id = 1"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count(
+            &db.pool,
+            "SELECT count(*) FROM webhook_logs WHERE webhook_id = 2"
+        )
+        .await,
+        0
+    );
+
+    // Written now: the event gets no new claims, and writing it again (the
+    // same event consumed twice at once) keeps the row and logs the attempt.
+    assert!(subscribers(&mut conn, std::slice::from_ref(&event))
+        .await
+        .unwrap()
+        .is_empty());
+    write_fanout(&mut conn, std::slice::from_ref(&event), &rows[..1], None)
+        .await
+        .unwrap();
+    assert_eq!(count(&db.pool, "SELECT count(*) FROM deliveries").await, 1);
+    assert_eq!(
+        count(&db.pool, "SELECT count(*) FROM webhook_logs").await,
+        2
+    );
+    drop(conn);
+    db.drop_database().await;
+}
+
+#[tokio::test]
+async fn a_410_on_a_first_attempt_switches_the_webhook_off_in_the_same_write() {
+    let db = TestDb::create().await;
+    sqlx::raw_sql(
+        "INSERT INTO users (id, name) VALUES (1, 'u');
+         INSERT INTO webhooks (id, user_id, name, url, events, secret) VALUES
+             (1, 1, 'a', 'http://127.0.0.1:9/', ARRAY['task.created'], 's')",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let event = new_event(Uuid::now_v7());
+    let mut conn = db.pool.acquire().await.unwrap();
+    let claims = subscribers(&mut conn, std::slice::from_ref(&event))
+        .await
+        .unwrap();
+    let mut gone = success(claims[0].delivery_id, 1, &event.body);
+    gone.status_code = Some(410);
+    gone.is_success = false;
+    gone.next = NextStep::Failed;
+    gone.disable_webhook = true;
+    let rows = [FanoutRow {
+        delivery_id: claims[0].delivery_id,
+        event_id: event.id,
+        webhook_id: 1,
+        webhook_failing: false,
+        first: FirstAttempt::Made(&gone),
+    }];
+    let disabled = write_fanout(&mut conn, std::slice::from_ref(&event), &rows, None)
+        .await
+        .unwrap();
+    assert_eq!(disabled.len(), 1);
+    assert_eq!(disabled[0].webhook_id, 1);
+    assert_eq!(
+        count(
+            &db.pool,
+            "SELECT count(*) FROM webhooks WHERE NOT is_active"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count(
+            &db.pool,
+            "SELECT count(*) FROM deliveries WHERE status = 'failed' AND last_status_code = 410"
+        )
+        .await,
+        1
+    );
+    drop(conn);
+    db.drop_database().await;
+}
