@@ -245,6 +245,7 @@ impl App {
                 lease,
                 disable_after: s.delivery.disable_after_failing(),
                 retry_wake: wake.clone(),
+                ack_every: usize::from(s.broker.prefetch / 2).max(1),
             });
         let consumer = EventConsumer {
             url: s.broker.url.clone(),

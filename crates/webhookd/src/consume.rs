@@ -203,8 +203,9 @@ impl EventConsumer {
             // worker that died before its ack: written first, its existing
             // deliveries are found and not attempted again.
             Some(pipeline) if batch.iter().all(|d| !d.redelivered) => {
+                let messages = batch.len();
                 let last = batch.pop();
-                pipeline.begin(db, events, last, cancel).await;
+                pipeline.begin(db, events, last, messages, cancel).await;
                 Ok(())
             }
             _ => {

@@ -49,6 +49,12 @@ use crate::storage::fanout::{subscribers, write_fanout, FanoutRow, FirstAttempt,
 const OPEN_BATCHES: usize = 16;
 /// The longest wait between two tries of a statement while Postgres is away.
 const MAX_PAUSE: Duration = Duration::from_secs(5);
+/// Written batches are acked together, at most this long after the first
+/// of them was written: at a low rate each ack was a round of thread
+/// wake-ups in webhookd and work in RabbitMQ for a single message. A crash
+/// meanwhile only has the broker redeliver written messages, which find
+/// their rows and are not attempted again.
+const ACK_DELAY: Duration = Duration::from_millis(20);
 
 /// What the first-attempts pipeline needs; one per worker.
 #[derive(Clone)]
@@ -62,6 +68,9 @@ pub struct FirstAttempts {
     pub disable_after: Option<Duration>,
     /// Wakes this worker's scheduler when a retry or a hand-back is written.
     pub retry_wake: Arc<Notify>,
+    /// Written messages acked at once, at least (half the prefetch, so the
+    /// broker never waits for an ack to send more).
+    pub ack_every: usize,
 }
 
 impl FirstAttempts {
@@ -73,6 +82,7 @@ impl FirstAttempts {
             first: self.clone(),
             db: DedicatedConnection::new(self.pool.clone()),
             unwritten: unwritten.clone(),
+            unacked: None,
         };
         Pipeline {
             first: self.clone(),
@@ -98,6 +108,8 @@ pub struct Pipeline {
 struct OpenBatch {
     /// Acking it (`multiple`) acks the whole batch.
     last: Option<Delivery>,
+    /// Broker messages in the batch, rejected ones included.
+    messages: usize,
     events: Vec<NewEvent>,
     deliveries: Vec<Planned>,
     outcomes: mpsc::Receiver<Record>,
@@ -122,13 +134,14 @@ fn lock(set: &Mutex<HashSet<Uuid>>) -> std::sync::MutexGuard<'_, HashSet<Uuid>> 
 
 impl Pipeline {
     /// Starts the first attempts of `events` and queues the batch for its
-    /// write and ack (`last` is its last message). False when cancelled
-    /// before the batch was queued: its messages are redelivered.
+    /// write and ack (`last` is the last of its `messages`). False when
+    /// cancelled before the batch was queued: its messages are redelivered.
     pub async fn begin(
         &self,
         db: &mut DedicatedConnection,
         mut events: Vec<NewEvent>,
         last: Option<Delivery>,
+        messages: usize,
         cancel: &CancellationToken,
     ) -> bool {
         {
@@ -171,6 +184,7 @@ impl Pipeline {
         drop(report);
         let batch = OpenBatch {
             last,
+            messages,
             events,
             deliveries,
             outcomes,
@@ -228,12 +242,52 @@ struct BatchWriter {
     first: FirstAttempts,
     db: DedicatedConnection,
     unwritten: Arc<Mutex<HashSet<Uuid>>>,
+    /// Written but not acked yet: the last message, how many messages, and
+    /// when the ack is due at the latest.
+    unacked: Option<(Delivery, usize, Instant)>,
 }
 
 impl BatchWriter {
     async fn run(mut self, mut batches: mpsc::Receiver<OpenBatch>, cancel: CancellationToken) {
-        while let Some(batch) = batches.recv().await {
+        loop {
+            let next = match self.unacked.as_ref().map(|(_, _, due)| *due) {
+                None => batches.recv().await,
+                Some(due) => tokio::select! {
+                    biased;
+                    batch = batches.recv() => batch,
+                    () = tokio::time::sleep_until(due) => {
+                        self.ack().await;
+                        continue;
+                    }
+                },
+            };
+            let Some(batch) = next else { break };
             self.finish(batch, &cancel).await;
+        }
+        self.ack().await;
+    }
+
+    /// Notes a written batch for the next ack, and acks at once when enough
+    /// messages wait for it.
+    async fn written(&mut self, last: Option<Delivery>, messages: usize) {
+        let Some(last) = last else { return };
+        let (count, due) = match self.unacked.take() {
+            Some((_, count, due)) => (count + messages, due),
+            None => (messages, Instant::now() + ACK_DELAY),
+        };
+        self.unacked = Some((last, count, due));
+        if count >= self.first.ack_every {
+            self.ack().await;
+        }
+    }
+
+    /// Acks every written batch (`multiple`: batches are written in order).
+    async fn ack(&mut self) {
+        if let Some((last, _, _)) = self.unacked.take() {
+            if let Err(e) = last.ack(BasicAckOptions { multiple: true }).await {
+                // Written: the redelivered messages will find their rows.
+                warn!(error = %e, "acking written batches failed");
+            }
         }
     }
 
@@ -273,7 +327,8 @@ impl BatchWriter {
             })
             .collect();
         let Some(disabled) = self.write(&batch.events, &rows, cancel).await else {
-            // Given up at shutdown: unacked, so the broker redelivers them.
+            // Given up at shutdown: unacked, so the broker redelivers them
+            // (an ack of the batches written before does not cover them).
             return;
         };
         drop(rows);
@@ -296,12 +351,7 @@ impl BatchWriter {
                 .with_label_values(&[event.event])
                 .inc();
         }
-        if let Some(last) = batch.last.take() {
-            if let Err(e) = last.ack(BasicAckOptions { multiple: true }).await {
-                // Written: the redelivered messages will find their rows.
-                warn!(error = %e, "acking a written batch failed");
-            }
-        }
+        self.written(batch.last.take(), batch.messages).await;
         {
             let mut unwritten = lock(&self.unwritten);
             for event in &batch.events {
