@@ -243,6 +243,31 @@ impl Dispatcher {
     }
 }
 
+#[cfg(test)]
+impl Dispatcher {
+    /// A dispatcher with small limits, for unit tests that connect nowhere.
+    pub(crate) fn for_tests(recorder: mpsc::Sender<Record>) -> Self {
+        Dispatcher::new(
+            Deliverer::new(true, 1024).expect("client"),
+            RetryPolicy {
+                max_attempts: 3,
+                initial_backoff: Duration::from_secs(1),
+                max_backoff: Duration::from_secs(10),
+                jitter: webhookd_events::Jitter::None,
+            },
+            Duration::from_secs(5),
+            Limits {
+                max_in_flight: 8,
+                concurrency: 8,
+                per_endpoint: 2,
+                per_endpoint_queue: 2,
+            },
+            Metrics::new().expect("metrics"),
+            recorder,
+        )
+    }
+}
+
 /// A delivery's claim on its webhook's request slots.
 enum Slot {
     Ready(OwnedSemaphorePermit),
@@ -555,24 +580,7 @@ mod tests {
     #[test]
     fn a_webhooks_target_is_built_once_while_its_row_is_unchanged() {
         let (recorder, _records) = mpsc::channel(1);
-        let dispatcher = Dispatcher::new(
-            Deliverer::new(true, 1024).expect("client"),
-            RetryPolicy {
-                max_attempts: 3,
-                initial_backoff: Duration::from_secs(1),
-                max_backoff: Duration::from_secs(10),
-                jitter: webhookd_events::Jitter::None,
-            },
-            Duration::from_secs(5),
-            Limits {
-                max_in_flight: 8,
-                concurrency: 8,
-                per_endpoint: 2,
-                per_endpoint_queue: 2,
-            },
-            Metrics::new().expect("metrics"),
-            recorder,
-        );
+        let dispatcher = Dispatcher::for_tests(recorder);
         let inner = &dispatcher.inner;
         let Admission::Ready(_slot) = inner.admit(1) else {
             panic!("a free slot");
