@@ -83,6 +83,7 @@ impl FirstAttempts {
             db: DedicatedConnection::new(self.pool.clone()),
             unwritten: unwritten.clone(),
             unacked: None,
+            gave_up: false,
         };
         Pipeline {
             first: self.clone(),
@@ -245,6 +246,8 @@ struct BatchWriter {
     /// Written but not acked yet: the last message, how many messages, and
     /// when the ack is due at the latest.
     unacked: Option<(Delivery, usize, Instant)>,
+    /// A batch could not be written: later ones are left unacked too.
+    gave_up: bool,
 }
 
 impl BatchWriter {
@@ -262,7 +265,9 @@ impl BatchWriter {
                 },
             };
             let Some(batch) = next else { break };
-            self.finish(batch, &cancel).await;
+            if !self.gave_up {
+                self.finish(batch, &cancel).await;
+            }
         }
         self.ack().await;
     }
@@ -327,8 +332,12 @@ impl BatchWriter {
             })
             .collect();
         let Some(disabled) = self.write(&batch.events, &rows, cancel).await else {
-            // Given up at shutdown: unacked, so the broker redelivers them
-            // (an ack of the batches written before does not cover them).
+            // Given up at shutdown: unacked, so the broker redelivers them.
+            // The batches written before are acked (that covers none of
+            // these); nothing after is written or acked, as an ack of a
+            // later batch would cover these messages too.
+            self.ack().await;
+            self.gave_up = true;
             return;
         };
         drop(rows);
