@@ -75,6 +75,14 @@ async fn queued(app: &TestApp) -> u32 {
     queue.message_count()
 }
 
+/// `webhookd_fanout_written_total` for one state of the first attempt.
+async fn written(app: &TestApp, first_attempt: &str) -> f64 {
+    app.metric(&format!(
+        "webhookd_fanout_written_total{{first_attempt=\"{first_attempt}\"}}"
+    ))
+    .await
+}
+
 async fn app_with_receiver(overrides: &[(&str, &str)]) -> (TestApp, Receiver, i64) {
     let app = TestApp::spawn_with(overrides).await;
     let (_, token) = app.create_user("Alice", None, false).await;
@@ -123,6 +131,8 @@ async fn an_attempt_ending_in_the_window_is_written_once_with_its_outcome() {
         (queued(&app).await == 0).then_some(())
     })
     .await;
+    assert_eq!(written(&app, "ended").await, 1.0);
+    assert_eq!(written(&app, "running").await, 0.0);
     app.stop().await;
 }
 
@@ -149,6 +159,7 @@ async fn an_attempt_outlasting_the_window_is_written_pending_acked_then_updated(
     })
     .await;
 
+    assert_eq!(written(&app, "running").await, 1.0);
     receiver.release();
     let done = eventually(WAIT, "the outcome to be recorded", || async {
         delivery(&app.db.pool, sent.id)
@@ -187,6 +198,8 @@ async fn without_a_window_every_delivery_is_written_before_its_attempt() {
     .await;
     assert!(done.updated);
     assert_eq!(logged_attempts(&app.db.pool, done.id).await, [(1, true)]);
+    assert_eq!(written(&app, "not_started").await, 1.0);
+    assert_eq!(written(&app, "ended").await, 0.0);
     app.stop().await;
 }
 

@@ -313,7 +313,13 @@ impl EventConsumer {
                 Err(e) => Err(e),
             };
             match db.checked(recorded) {
-                Ok(rows) => return Some(rows),
+                Ok(rows) => {
+                    self.metrics
+                        .fanout_written
+                        .with_label_values(&["not_started"])
+                        .inc_by(rows.len() as u64);
+                    return Some(rows);
+                }
                 Err(e) => {
                     self.metrics
                         .storage_errors

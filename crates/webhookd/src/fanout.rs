@@ -38,7 +38,7 @@ use tracing::{error, warn};
 use uuid::Uuid;
 
 use crate::app::Handoff;
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, FIRST_ATTEMPT_STATES};
 use crate::record::{report_disabled, Record};
 use crate::storage::dedicated::DedicatedConnection;
 use crate::storage::deliveries::{ClaimedDelivery, DisabledWebhook, Lease};
@@ -345,6 +345,23 @@ impl BatchWriter {
         self.first.handoff.settle(&settled);
         for webhook in &disabled {
             report_disabled(&self.first.metrics, webhook);
+        }
+        let mut counts = [0_u64; 3];
+        for planned in &batch.deliveries {
+            let state = match records.get(&planned.delivery_id) {
+                Some(Record::Attempt(_)) => 0,
+                Some(Record::HandBack { .. }) => 2,
+                None if planned.unfinished_due_in.is_zero() => 2,
+                None => 1,
+            };
+            counts[state] += 1;
+        }
+        for (state, count) in FIRST_ATTEMPT_STATES.iter().zip(counts) {
+            self.first
+                .metrics
+                .fanout_written
+                .with_label_values(&[*state])
+                .inc_by(count);
         }
         let undispatched = batch
             .deliveries

@@ -14,6 +14,10 @@ use prometheus::{
 /// class, or `error` when there was no response (refused, reset, timeout).
 pub const RESPONSE_CLASSES: &[&str] = &["2xx", "3xx", "4xx", "5xx", "error"];
 
+/// Where a delivery's first attempt was when the fan-out wrote it
+/// (`webhookd_fanout_written_total`).
+pub const FIRST_ATTEMPT_STATES: &[&str] = &["ended", "running", "not_started"];
+
 /// Distinct receiver hosts labelled by name per process; later ones share the
 /// label `other`, so a flood of webhooks cannot blow up the series count.
 pub const MAX_HOST_LABELS: usize = 100;
@@ -34,6 +38,7 @@ pub struct Metrics {
     pub deliveries_in_flight: IntGauge,
     pub deliveries_waiting: IntGauge,
     pub deliveries_handed_back: IntCounter,
+    pub fanout_written: IntCounterVec,
     pub retries_scheduled: IntCounter,
     pub webhooks_disabled: IntCounter,
     pub storage_errors: IntCounterVec,
@@ -90,6 +95,13 @@ impl Metrics {
         let deliveries_handed_back = IntCounter::new(
             "webhookd_deliveries_handed_back_total",
             "Deliveries given back to the schedule unattempted because their webhook's queue was full",
+        )?;
+        let fanout_written = IntCounterVec::new(
+            Opts::new(
+                "webhookd_fanout_written_total",
+                "Deliveries written by the fan-out, by where their first attempt was: ended (written with its outcome), running (it outlasted delivery.first_attempt_window_ms), not_started (no room, a full webhook queue, a redelivered message, or a window of 0)",
+            ),
+            &["first_attempt"],
         )?;
         let retries_scheduled = IntCounter::new(
             "webhookd_retries_scheduled_total",
@@ -177,6 +189,10 @@ impl Metrics {
         registry.register(Box::new(deliveries_in_flight.clone()))?;
         registry.register(Box::new(deliveries_waiting.clone()))?;
         registry.register(Box::new(deliveries_handed_back.clone()))?;
+        registry.register(Box::new(fanout_written.clone()))?;
+        for state in FIRST_ATTEMPT_STATES {
+            fanout_written.with_label_values(&[*state]);
+        }
         registry.register(Box::new(retries_scheduled.clone()))?;
         registry.register(Box::new(webhooks_disabled.clone()))?;
         registry.register(Box::new(storage_errors.clone()))?;
@@ -202,6 +218,7 @@ impl Metrics {
             deliveries_in_flight,
             deliveries_waiting,
             deliveries_handed_back,
+            fanout_written,
             retries_scheduled,
             webhooks_disabled,
             storage_errors,
