@@ -38,6 +38,7 @@ use crate::metrics::Metrics;
 use crate::storage::dedicated::DedicatedConnection;
 use crate::storage::deliveries::{ClaimedDelivery, Lease};
 use crate::storage::fanout::{record_fanout, NewEvent};
+use crate::storage::StorageError;
 
 /// The longest wait between two attempts to reach the broker.
 const MAX_RECONNECT_PAUSE: Duration = Duration::from_secs(5);
@@ -306,34 +307,24 @@ impl EventConsumer {
         events: &[NewEvent],
         cancel: &CancellationToken,
     ) -> Option<Vec<ClaimedDelivery>> {
-        let mut pause = Duration::from_millis(100);
-        loop {
-            let recorded = match db.connection().await {
-                Ok(conn) => record_fanout(conn, events, self.lease).await,
-                Err(e) => Err(e),
-            };
-            match db.checked(recorded) {
-                Ok(rows) => {
-                    self.metrics
-                        .fanout_written
-                        .with_label_values(&["not_started"])
-                        .inc_by(rows.len() as u64);
-                    return Some(rows);
-                }
-                Err(e) => {
-                    self.metrics
-                        .storage_errors
-                        .with_label_values(&["record_fanout"])
-                        .inc();
-                    error!(error = %e, events = events.len(), "recording fan-out failed; holding messages and retrying");
-                }
-            }
-            tokio::select! {
-                () = cancel.cancelled() => return None,
-                () = tokio::time::sleep(pause) => {}
-            }
-            pause = (pause * 2).min(Duration::from_secs(5));
-        }
+        let failed = |e: &StorageError| {
+            self.metrics
+                .storage_errors
+                .with_label_values(&["record_fanout"])
+                .inc();
+            error!(error = %e, events = events.len(), "recording fan-out failed; holding messages and retrying");
+        };
+        let lease = self.lease;
+        let rows = db
+            .until_done(cancel, failed, |conn, _| {
+                Box::pin(record_fanout(conn, events, lease))
+            })
+            .await?;
+        self.metrics
+            .fanout_written
+            .with_label_values(&["not_started"])
+            .inc_by(rows.len() as u64);
+        Some(rows)
     }
 
     async fn dead_letter(

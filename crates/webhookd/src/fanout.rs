@@ -43,12 +43,11 @@ use crate::record::{report_disabled, Record};
 use crate::storage::dedicated::DedicatedConnection;
 use crate::storage::deliveries::{ClaimedDelivery, DisabledWebhook, Lease};
 use crate::storage::fanout::{subscribers, write_fanout, FanoutRow, FirstAttempt, NewEvent};
+use crate::storage::StorageError;
 
 /// Batches waiting for the writer, at most. Each holds its broker messages
 /// unacked, so the prefetch bounds them too.
 const OPEN_BATCHES: usize = 16;
-/// The longest wait between two tries of a statement while Postgres is away.
-const MAX_PAUSE: Duration = Duration::from_secs(5);
 /// Written batches are acked together, at most this long after the first
 /// of them was written: at a low rate each ack was a round of thread
 /// wake-ups in webhookd and work in RabbitMQ for a single message. A crash
@@ -203,29 +202,18 @@ impl Pipeline {
         events: &[NewEvent],
         cancel: &CancellationToken,
     ) -> Option<Vec<ClaimedDelivery>> {
-        let mut pause = Duration::from_millis(100);
-        loop {
-            let read = match db.connection().await {
-                Ok(conn) => subscribers(conn, events).await,
-                Err(e) => Err(e),
-            };
-            match db.checked(read) {
-                Ok(claims) => return Some(claims),
-                Err(e) => {
-                    self.first
-                        .metrics
-                        .storage_errors
-                        .with_label_values(&["subscribers"])
-                        .inc();
-                    error!(error = %e, events = events.len(), "reading subscribers failed; holding messages and retrying");
-                }
-            }
-            tokio::select! {
-                () = cancel.cancelled() => return None,
-                () = tokio::time::sleep(pause) => {}
-            }
-            pause = (pause * 2).min(MAX_PAUSE);
-        }
+        let failed = |e: &StorageError| {
+            self.first
+                .metrics
+                .storage_errors
+                .with_label_values(&["subscribers"])
+                .inc();
+            error!(error = %e, events = events.len(), "reading subscribers failed; holding messages and retrying");
+        };
+        db.until_done(cancel, failed, |conn, _| {
+            Box::pin(subscribers(conn, events))
+        })
+        .await
     }
 
     /// Writes and acks every batch queued so far (at once when cancelled),
@@ -397,29 +385,20 @@ impl BatchWriter {
         rows: &[FanoutRow<'_>],
         cancel: &CancellationToken,
     ) -> Option<Vec<DisabledWebhook>> {
-        let mut pause = Duration::from_millis(100);
-        loop {
-            let written = match self.db.connection().await {
-                Ok(conn) => write_fanout(conn, events, rows, self.first.disable_after).await,
-                Err(e) => Err(e),
-            };
-            match self.db.checked(written) {
-                Ok(disabled) => return Some(disabled),
-                Err(e) => {
-                    self.first
-                        .metrics
-                        .storage_errors
-                        .with_label_values(&["write_fanout"])
-                        .inc();
-                    error!(error = %e, events = events.len(), "writing fan-out failed; holding messages and retrying");
-                }
-            }
-            tokio::select! {
-                () = cancel.cancelled() => return None,
-                () = tokio::time::sleep(pause) => {}
-            }
-            pause = (pause * 2).min(MAX_PAUSE);
-        }
+        let metrics = &self.first.metrics;
+        let failed = |e: &StorageError| {
+            metrics
+                .storage_errors
+                .with_label_values(&["write_fanout"])
+                .inc();
+            error!(error = %e, events = events.len(), "writing fan-out failed; holding messages and retrying");
+        };
+        let disable_after = self.first.disable_after;
+        self.db
+            .until_done(cancel, failed, |conn, _| {
+                Box::pin(write_fanout(conn, events, rows, disable_after))
+            })
+            .await
     }
 }
 

@@ -134,45 +134,23 @@ impl Recorder {
     /// database is briefly away. Returns the webhooks switched off (none for
     /// hand-backs); `None` when abandoned.
     async fn write_until_done(&mut self, write: Write<'_>) -> Option<Vec<DisabledWebhook>> {
-        let mut pause = Duration::from_millis(100);
-        loop {
-            let written = match self.db.connection().await {
-                Ok(conn) => match write {
-                    Write::Attempts(attempts) => {
-                        record_attempts(conn, attempts, self.disable_after).await
-                    }
-                    Write::HandBacks(deliveries) => {
-                        hand_back(conn, deliveries).await.map(|()| Vec::new())
-                    }
-                },
-                Err(e) => Err(e),
-            };
-            match self.db.checked(written) {
-                Ok(disabled) => return Some(disabled),
-                Err(e) => self.failed(write.operation(), &e),
-            }
-            if !self.pause(&mut pause).await {
-                return None;
-            }
-        }
-    }
-
-    fn failed(&self, operation: &'static str, e: &StorageError) {
-        self.metrics
-            .storage_errors
-            .with_label_values(&[operation])
-            .inc();
-        error!(error = %e, operation, "writing delivery state failed; retrying");
-    }
-
-    /// Waits before the next try, longer each time. False when abandoned.
-    async fn pause(&self, pause: &mut Duration) -> bool {
-        tokio::select! {
-            () = tokio::time::sleep(*pause) => {}
-            () = self.abandon.cancelled() => return false,
-        }
-        *pause = (*pause * 2).min(Duration::from_secs(5));
-        true
+        let metrics = &self.metrics;
+        let operation = write.operation();
+        let failed = |e: &StorageError| {
+            metrics.storage_errors.with_label_values(&[operation]).inc();
+            error!(error = %e, operation, "writing delivery state failed; retrying");
+        };
+        let disable_after = self.disable_after;
+        self.db
+            .until_done(&self.abandon, failed, |conn, _| match write {
+                Write::Attempts(attempts) => {
+                    Box::pin(record_attempts(conn, attempts, disable_after))
+                }
+                Write::HandBacks(deliveries) => {
+                    Box::pin(async move { hand_back(conn, deliveries).await.map(|()| Vec::new()) })
+                }
+            })
+            .await
     }
 }
 

@@ -8,10 +8,13 @@
 //! it is given up: after an error (it may be broken or mid-transaction, so it
 //! is closed, not reused) or when it is recycled.
 
+use std::marker::PhantomData;
 use std::time::{Duration, Instant};
 
+use futures_util::future::BoxFuture;
 use sqlx::pool::PoolConnection;
 use sqlx::{PgConnection, PgPool, Postgres};
+use tokio_util::sync::CancellationToken;
 
 use super::StorageError;
 
@@ -19,6 +22,12 @@ use super::StorageError;
 /// server-side state (caches, prepared statements) does not grow forever and
 /// a failover to a new primary is picked up even without an error.
 const RECYCLE_AFTER: Duration = Duration::from_secs(15 * 60);
+/// Waits between tries of a failed statement ([`DedicatedConnection::until_done`]).
+const FIRST_PAUSE: Duration = Duration::from_millis(100);
+const MAX_PAUSE: Duration = Duration::from_secs(5);
+
+/// See [`DedicatedConnection::until_done`].
+pub type Outlives<'c, 'a> = PhantomData<&'c &'a ()>;
 
 pub struct DedicatedConnection {
     pool: PgPool,
@@ -58,6 +67,41 @@ impl DedicatedConnection {
             }
         }
         result
+    }
+
+    /// Runs `statement` until it succeeds, so nothing is dropped while the
+    /// database is briefly away: after each failure `failed` reports it and
+    /// the next try waits longer (100 ms, doubling, at most 5 s). `None` when
+    /// `stop` fires during a wait.
+    ///
+    /// `statement` gets the connection and a marker whose only use is to
+    /// tell the compiler that what the closure borrows (`'a`) outlives the
+    /// connection's borrow (`'c`).
+    pub async fn until_done<'a, T>(
+        &mut self,
+        stop: &CancellationToken,
+        mut failed: impl FnMut(&StorageError),
+        mut statement: impl for<'c> FnMut(
+            &'c mut PgConnection,
+            Outlives<'c, 'a>,
+        ) -> BoxFuture<'c, Result<T, StorageError>>,
+    ) -> Option<T> {
+        let mut pause = FIRST_PAUSE;
+        loop {
+            let result = match self.connection().await {
+                Ok(conn) => statement(conn, PhantomData).await,
+                Err(e) => Err(e),
+            };
+            match self.checked(result) {
+                Ok(done) => return Some(done),
+                Err(e) => failed(&e),
+            }
+            tokio::select! {
+                () = stop.cancelled() => return None,
+                () = tokio::time::sleep(pause) => {}
+            }
+            pause = (pause * 2).min(MAX_PAUSE);
+        }
     }
 
     /// Whether a connection is held (for tests).
