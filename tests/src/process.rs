@@ -486,3 +486,32 @@ pub fn task_created(n: usize) -> EventMessage {
     )
     .unwrap()
 }
+
+/// Messages ready in the queue and delivered but unacknowledged, as the
+/// broker counts them (`rabbitmqctl`: AMQP itself reports only the ready
+/// ones).
+pub fn queue_counts(queue: &str) -> (u64, u64) {
+    let output = std::process::Command::new("rabbitmqctl")
+        .args([
+            "-q",
+            "list_queues",
+            "--no-table-headers",
+            "name",
+            "messages_ready",
+            "messages_unacknowledged",
+        ])
+        .output()
+        .expect("running rabbitmqctl list_queues");
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.lines()
+        .find_map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            match fields.as_slice() {
+                [name, ready, unacked] if *name == queue => {
+                    Some((ready.parse().ok()?, unacked.parse().ok()?))
+                }
+                _ => None,
+            }
+        })
+        .unwrap_or_else(|| panic!("queue {queue} in `rabbitmqctl list_queues`:\n{text}"))
+}

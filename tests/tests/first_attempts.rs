@@ -7,16 +7,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use lapin::options::QueueDeclareOptions;
-use lapin::types::FieldTable;
-use lapin::{Connection, ConnectionProperties};
 use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
 use webhookd::storage::deliveries::{AttemptRecord, NextStep};
 use webhookd::storage::fanout::{subscribers, write_fanout, FanoutRow, FirstAttempt, NewEvent};
-use webhookd_e2e::app::AMQP_URL;
 use webhookd_e2e::db::TestDb;
+use webhookd_e2e::process::queue_counts;
 use webhookd_e2e::{eventually, Receiver, TestApp};
 use webhookd_producer::EventMessage;
 
@@ -44,6 +41,16 @@ async fn delivery(pool: &PgPool, event: Uuid) -> Option<Row> {
     .expect("query")
 }
 
+/// The delivery's row once it has succeeded.
+async fn succeeded(app: &TestApp, event: Uuid, what: &str) -> Row {
+    eventually(WAIT, what, || async {
+        delivery(&app.db.pool, event)
+            .await
+            .filter(|row| row.status == "succeeded")
+    })
+    .await
+}
+
 async fn logged_attempts(pool: &PgPool, delivery: Uuid) -> Vec<(i32, bool)> {
     sqlx::query_as(
         "SELECT attempt, is_success FROM webhook_logs WHERE delivery_id = $1 ORDER BY attempt",
@@ -54,25 +61,9 @@ async fn logged_attempts(pool: &PgPool, delivery: Uuid) -> Vec<(i32, bool)> {
     .expect("query")
 }
 
-/// Messages in the queue, ready or unacked.
-async fn queued(app: &TestApp) -> u32 {
-    let conn = Connection::connect(AMQP_URL, ConnectionProperties::default())
-        .await
-        .unwrap();
-    let channel = conn.create_channel().await.unwrap();
-    let queue = channel
-        .queue_declare(
-            app.topology.queue.as_str().into(),
-            QueueDeclareOptions {
-                passive: true,
-                ..QueueDeclareOptions::default()
-            },
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    let _ = conn.close(200, "done".into()).await;
-    queue.message_count()
+/// Nothing left in the queue, neither ready nor delivered and unacked.
+async fn acked(app: &TestApp) -> Option<()> {
+    (queue_counts(&app.topology.queue) == (0, 0)).then_some(())
 }
 
 /// `webhookd_fanout_written_total` for one state of the first attempt.
@@ -127,10 +118,7 @@ async fn an_attempt_ending_in_the_window_is_written_once_with_its_outcome() {
         "the id comes from the event and the webhook"
     );
     assert_eq!(logged_attempts(&app.db.pool, row.id).await, [(1, true)]);
-    eventually(WAIT, "the message to be acked", || async {
-        (queued(&app).await == 0).then_some(())
-    })
-    .await;
+    eventually(WAIT, "the message to be acked", || acked(&app)).await;
     assert_eq!(written(&app, "ended").await, 1.0);
     assert_eq!(written(&app, "running").await, 0.0);
     app.stop().await;
@@ -154,19 +142,11 @@ async fn an_attempt_outlasting_the_window_is_written_pending_acked_then_updated(
     .await;
     assert_eq!((row.status.as_str(), row.attempts), ("pending", 0));
     assert!(logged_attempts(&app.db.pool, row.id).await.is_empty());
-    eventually(WAIT, "the message to be acked", || async {
-        (queued(&app).await == 0).then_some(())
-    })
-    .await;
+    eventually(WAIT, "the message to be acked", || acked(&app)).await;
 
     assert_eq!(written(&app, "running").await, 1.0);
     receiver.release();
-    let done = eventually(WAIT, "the outcome to be recorded", || async {
-        delivery(&app.db.pool, sent.id)
-            .await
-            .filter(|row| row.status == "succeeded")
-    })
-    .await;
+    let done = succeeded(&app, sent.id, "the outcome to be recorded").await;
     assert_eq!(done.attempts, 1);
     assert!(done.updated, "the outcome is an update of the pending row");
     assert_eq!(logged_attempts(&app.db.pool, row.id).await, [(1, true)]);
@@ -190,12 +170,7 @@ async fn without_a_window_every_delivery_is_written_before_its_attempt() {
         .expect("written before the attempt began");
     assert_eq!((row.status.as_str(), row.attempts), ("pending", 0));
     receiver.release();
-    let done = eventually(WAIT, "the outcome to be recorded", || async {
-        delivery(&app.db.pool, sent.id)
-            .await
-            .filter(|row| row.status == "succeeded")
-    })
-    .await;
+    let done = succeeded(&app, sent.id, "the outcome to be recorded").await;
     assert!(done.updated);
     assert_eq!(logged_attempts(&app.db.pool, done.id).await, [(1, true)]);
     assert_eq!(written(&app, "not_started").await, 1.0);
@@ -211,12 +186,7 @@ async fn a_first_attempt_that_fails_is_written_with_its_retry_and_retried() {
     app.publisher.publish(&sent).await.unwrap();
     let got = receiver.wait_for(2, WAIT).await;
     assert_eq!(got[0].header("x-webhook-id"), got[1].header("x-webhook-id"));
-    let done = eventually(WAIT, "the retry to be recorded", || async {
-        delivery(&app.db.pool, sent.id)
-            .await
-            .filter(|row| row.status == "succeeded")
-    })
-    .await;
+    let done = succeeded(&app, sent.id, "the retry to be recorded").await;
     assert_eq!(done.attempts, 2);
     assert_eq!(
         logged_attempts(&app.db.pool, done.id).await,

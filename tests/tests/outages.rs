@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use webhookd_e2e::app::AMQP_URL;
 use webhookd_e2e::db::DEFAULT_SERVER_URL;
-use webhookd_e2e::process::{poll, task_created, Daemon, Deployment};
+use webhookd_e2e::process::{poll, queue_counts, task_created, Daemon, Deployment};
 use webhookd_e2e::Receiver;
 use webhookd_producer::{Publisher, PublisherOptions};
 
@@ -157,34 +157,6 @@ async fn database_answers() -> bool {
         }
         Err(_) => false,
     }
-}
-
-/// Messages ready in the queue and delivered but unacknowledged, as the
-/// broker counts them.
-fn queue_counts(queue: &str) -> (u64, u64) {
-    let output = Command::new("rabbitmqctl")
-        .args([
-            "-q",
-            "list_queues",
-            "--no-table-headers",
-            "name",
-            "messages_ready",
-            "messages_unacknowledged",
-        ])
-        .output()
-        .expect("running rabbitmqctl list_queues");
-    let text = String::from_utf8_lossy(&output.stdout);
-    text.lines()
-        .find_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            match fields.as_slice() {
-                [name, ready, unacked] if *name == queue => {
-                    Some((ready.parse().ok()?, unacked.parse().ok()?))
-                }
-                _ => None,
-            }
-        })
-        .unwrap_or_else(|| panic!("queue {queue} in `rabbitmqctl list_queues`:\n{text}"))
 }
 
 // ---------------------------------------------------------------------------
