@@ -351,11 +351,10 @@ impl BatchWriter {
                 .with_label_values(&[*state])
                 .inc_by(count);
         }
-        let undispatched = batch
-            .deliveries
-            .iter()
-            .any(|planned| planned.unfinished_due_in.is_zero());
-        if undispatched || records.values().any(Record::schedules_a_retry) {
+        // Not started (handed back, or written due now) or a retry: the
+        // scheduler has work.
+        let not_started = counts[2];
+        if not_started > 0 || records.values().any(Record::schedules_a_retry) {
             self.first.retry_wake.notify_one();
         }
         for event in &batch.events {
