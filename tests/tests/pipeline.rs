@@ -133,10 +133,14 @@ async fn an_event_reaches_exactly_the_matching_webhooks_signed_both_ways() {
     );
     assert_eq!(inactive.count(), 0, "an inactive webhook gets nothing");
 
-    let consumed = app
-        .metric(r#"webhookd_events_consumed_total{event="task.created"}"#)
-        .await;
-    assert_eq!(consumed, 2.0);
+    // Counted once its batch is written, which may follow the receipt.
+    eventually(WAIT, "2 events counted as consumed", || async {
+        let consumed = app
+            .metric(r#"webhookd_events_consumed_total{event="task.created"}"#)
+            .await;
+        (consumed == 2.0).then_some(())
+    })
+    .await;
     // Receivers see a request before its attempt is recorded: wait for the rows.
     eventually(WAIT, "9 recorded successes", || async {
         let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM webhook_logs WHERE is_success")

@@ -359,14 +359,23 @@ async fn a_10_mb_message_is_dead_lettered_once_as_too_large_and_never_requeued()
     assert_eq!(ready_messages(&channel, &app.topology.queue).await, 0);
     let dlq = app.topology.dead_letter_queue();
     assert_eq!(ready_messages(&channel, &dlq).await, 2);
-    let message = channel
-        .basic_get(dlq.as_str().into(), BasicGetOptions { no_ack: true })
-        .await
-        .unwrap()
-        .expect("the rejected message waits in the dead-letter queue");
-    assert_eq!(
-        message.delivery.data,
-        huge.as_bytes(),
+    // Consumers dead-letter in parallel: the two rejected messages may be in
+    // either order.
+    let mut rejected_messages = Vec::new();
+    for _ in 0..2 {
+        let message = channel
+            .basic_get(dlq.as_str().into(), BasicGetOptions { no_ack: true })
+            .await
+            .unwrap()
+            .expect("the rejected messages wait in the dead-letter queue");
+        rejected_messages.push(message);
+    }
+    let message = rejected_messages
+        .into_iter()
+        .find(|m| m.delivery.data.len() == huge.len())
+        .expect("the 10 MB message is in the dead-letter queue");
+    assert!(
+        message.delivery.data == huge.as_bytes(),
         "kept whole, for replay"
     );
     let headers = message

@@ -33,6 +33,7 @@ use crate::retention::run_retention;
 use crate::sampler::Sampler;
 use crate::schedule::Scheduler;
 use crate::settings::Settings;
+use crate::shards::{ConsumerShards, ShardPlan};
 use crate::storage::handback::release_deliveries;
 use crate::storage::{self, deliveries::Lease};
 
@@ -74,6 +75,8 @@ pub enum AppError {
     HttpClient(#[from] reqwest::Error),
     #[error("HTTP server: {0}")]
     Serve(std::io::Error),
+    #[error("starting a consumer thread: {0}")]
+    Thread(std::io::Error),
 }
 
 pub struct App {
@@ -213,11 +216,12 @@ impl App {
         let held = Arc::new(Held::new(s.delivery.max_in_flight));
         let stop_writer = CancellationToken::new();
         let (records, writer_done) = spawn_writer(held.clone(), recorder, stop_writer.clone());
+        let deliverer = Deliverer::new(
+            s.delivery.allow_private_targets,
+            s.delivery.max_response_bytes,
+        )?;
         let dispatcher = Dispatcher::new(
-            Deliverer::new(
-                s.delivery.allow_private_targets,
-                s.delivery.max_response_bytes,
-            )?,
+            deliverer.clone(),
             s.retry_policy(),
             Duration::from_millis(s.delivery.timeout_ms),
             Limits {
@@ -246,6 +250,7 @@ impl App {
                 disable_after: s.delivery.disable_after_failing(),
                 retry_wake: wake.clone(),
                 ack_every: usize::from(s.broker.prefetch / 2).max(1),
+                unwritten: Arc::default(),
             });
         let consumer = EventConsumer {
             url: s.broker.url.clone(),
@@ -277,7 +282,26 @@ impl App {
             self.metrics.clone(),
             stop_renewing.clone(),
         ));
-        background.spawn(consumer.run(cancel.clone()));
+        let shards = match s.broker.consumers {
+            0 => {
+                background.spawn(consumer.run(cancel.clone()));
+                None
+            }
+            count => {
+                let mut shards = ConsumerShards::start(
+                    ShardPlan {
+                        count,
+                        consumer,
+                        database_url: s.database.url.clone(),
+                        deliverer,
+                    },
+                    cancel,
+                )
+                .map_err(AppError::Thread)?;
+                background.spawn(shards.stopped());
+                Some(shards)
+            }
+        };
         background.spawn(scheduler.run(cancel.clone()));
         background.spawn(run_retention(
             self.pool.clone(),
@@ -295,6 +319,7 @@ impl App {
             .run(cancel.clone()),
         );
         Ok(Worker {
+            shards,
             dispatcher,
             held,
             stop_writer,
@@ -308,6 +333,7 @@ impl App {
 
 /// What shutdown needs of the delivery side once nothing new is dispatched.
 struct Worker {
+    shards: Option<ConsumerShards>,
     dispatcher: Dispatcher,
     held: Arc<Held>,
     stop_writer: CancellationToken,
@@ -331,6 +357,9 @@ impl Worker {
             .drain(attempts_end.saturating_duration_since(Instant::now()))
             .await;
         drop(self.dispatcher);
+        if let Some(shards) = &self.shards {
+            shards.release();
+        }
         // Records of finished attempts are written; those of attempts still
         // running are refused from now on. Half the time left is kept for
         // the release, so a slow write cannot starve it.

@@ -55,6 +55,7 @@ pub enum ConsumeError {
     DeadLetterNacked,
 }
 
+#[derive(Clone)]
 pub struct EventConsumer {
     pub url: SecretString,
     pub topology: Topology,
@@ -70,34 +71,58 @@ pub struct EventConsumer {
     pub health: BrokerHealth,
 }
 
-/// The broker connection `/readyz` reports on: up while the connection it
-/// watches is open, so a broker that goes away shows at once, even while the
-/// consumer is busy with a batch.
+/// The broker connections `/readyz` reports on: up while every consumer's
+/// connection is open, so a broker that goes away shows at once, even while
+/// the consumers are busy with a batch. Each consumer reports through its
+/// own [`BrokerHealth::session`].
 #[derive(Clone, Default)]
 pub struct BrokerHealth {
-    connection: Arc<Mutex<Option<ConnectionStatus>>>,
+    sessions: Arc<Mutex<Vec<Option<ConnectionStatus>>>>,
+    index: usize,
 }
 
 impl BrokerHealth {
+    /// A view for one more session, which counts as down until it watches a
+    /// connection.
+    pub fn session(&self) -> BrokerHealth {
+        let mut sessions = self.lock();
+        sessions.push(None);
+        BrokerHealth {
+            sessions: self.sessions.clone(),
+            index: sessions.len() - 1,
+        }
+    }
+
     /// Reports on `connection` from now on.
     pub fn watch(&self, connection: &Connection) {
-        *self.lock() = Some(connection.status().clone());
+        self.set(Some(connection.status().clone()));
     }
 
     /// No usable connection (a session ended, or none was made).
     pub fn lost(&self) {
-        *self.lock() = None;
+        self.set(None);
     }
 
+    /// Every session has an open connection (and there is one at least).
     pub fn is_up(&self) -> bool {
-        self.lock()
-            .as_ref()
-            .is_some_and(|status| status.connected())
+        let sessions = self.lock();
+        !sessions.is_empty()
+            && sessions
+                .iter()
+                .all(|s| s.as_ref().is_some_and(ConnectionStatus::connected))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Option<ConnectionStatus>> {
-        // Holds a plain value: usable whatever a panicking holder was doing.
-        self.connection
+    fn set(&self, status: Option<ConnectionStatus>) {
+        let mut sessions = self.lock();
+        if sessions.len() <= self.index {
+            sessions.resize(self.index + 1, None);
+        }
+        sessions[self.index] = status;
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Option<ConnectionStatus>>> {
+        // Holds plain values: usable whatever a panicking holder was doing.
+        self.sessions
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }

@@ -2,6 +2,7 @@
 //! status, a timeout, a refused connection) is an [`AttemptOutcome`], not an
 //! `Err`: failures are normal and are classified here, in one place.
 
+use std::cell::RefCell;
 use std::error::Error as _;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -113,25 +114,53 @@ pub struct Deliverer {
     max_response_bytes: usize,
 }
 
+/// The client every attempt uses: no proxy, no redirects, connections kept
+/// alive per host, and (unless private targets are allowed) names resolved
+/// through the SSRF guard.
+fn build_client(allow_private: bool) -> Result<Client, reqwest::Error> {
+    let mut builder = Client::builder()
+        // A proxy from HTTP_PROXY & co. would resolve target names itself,
+        // around the SSRF guard in our resolver.
+        .no_proxy()
+        .redirect(redirect::Policy::none())
+        .pool_max_idle_per_host(64)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .tcp_nodelay(true)
+        .connect_timeout(Duration::from_secs(10));
+    if !allow_private {
+        builder = builder.dns_resolver(std::sync::Arc::new(GuardedResolver));
+    }
+    builder.build()
+}
+
+thread_local! {
+    /// A consumer thread's own client (`shards.rs`): the tasks of the
+    /// connections it opens then run on that thread, so an attempt made
+    /// there never waits for another thread to be woken.
+    static THREAD_CLIENT: RefCell<Option<Client>> = const { RefCell::new(None) };
+}
+
 impl Deliverer {
     pub fn new(allow_private: bool, max_response_bytes: usize) -> Result<Self, reqwest::Error> {
-        let mut builder = Client::builder()
-            // A proxy from HTTP_PROXY & co. would resolve target names itself,
-            // around the SSRF guard in our resolver.
-            .no_proxy()
-            .redirect(redirect::Policy::none())
-            .pool_max_idle_per_host(64)
-            .pool_idle_timeout(Duration::from_secs(90))
-            .tcp_nodelay(true)
-            .connect_timeout(Duration::from_secs(10));
-        if !allow_private {
-            builder = builder.dns_resolver(std::sync::Arc::new(GuardedResolver));
-        }
         Ok(Deliverer {
-            client: builder.build()?,
+            client: build_client(allow_private)?,
             allow_private,
             max_response_bytes,
         })
+    }
+
+    /// Gives attempts made on the calling thread a client (and connection
+    /// pool) of their own, configured as this one.
+    pub fn own_client_on_this_thread(&self) -> Result<(), reqwest::Error> {
+        let client = build_client(self.allow_private)?;
+        THREAD_CLIENT.with_borrow_mut(|own| *own = Some(client));
+        Ok(())
+    }
+
+    fn client(&self) -> Client {
+        THREAD_CLIENT
+            .with_borrow(Clone::clone)
+            .unwrap_or_else(|| self.client.clone())
     }
 
     /// The body a target receives for an envelope: the envelope itself
@@ -179,7 +208,7 @@ impl Deliverer {
             Err(e) => return failure(e),
         };
         let sent = self
-            .client
+            .client()
             .post(url)
             .headers(headers)
             .timeout(target.timeout)

@@ -70,13 +70,18 @@ pub struct FirstAttempts {
     /// Written messages acked at once, at least (half the prefetch, so the
     /// broker never waits for an ack to send more).
     pub ack_every: usize,
+    /// Events taken by a consumer of this worker and not written yet, shared
+    /// by all its consumers: a second copy of one of them (the publisher
+    /// sent it twice) is acked with its batch, not attempted again, even
+    /// when another consumer took the first copy.
+    pub unwritten: Arc<Mutex<HashSet<Uuid>>>,
 }
 
 impl FirstAttempts {
     /// Starts one broker session's batch writer.
     pub fn start(&self, cancel: &CancellationToken) -> Pipeline {
         let (open, batches) = mpsc::channel(OPEN_BATCHES);
-        let unwritten = Arc::new(Mutex::new(HashSet::new()));
+        let unwritten = self.unwritten.clone();
         let writer = BatchWriter {
             first: self.clone(),
             db: DedicatedConnection::new(self.pool.clone()),
@@ -97,8 +102,7 @@ impl FirstAttempts {
 pub struct Pipeline {
     first: FirstAttempts,
     open: mpsc::Sender<OpenBatch>,
-    /// Events of batches not written yet: a second copy of one of them (the
-    /// publisher sent it twice) is acked with its batch, not attempted again.
+    /// [`FirstAttempts::unwritten`].
     unwritten: Arc<Mutex<HashSet<Uuid>>>,
     writer: JoinHandle<()>,
 }
@@ -144,16 +148,14 @@ impl Pipeline {
         messages: usize,
         cancel: &CancellationToken,
     ) -> bool {
-        {
-            let unwritten = lock(&self.unwritten);
-            let mut seen = HashSet::with_capacity(events.len());
-            events.retain(|e| !unwritten.contains(&e.id) && seen.insert(e.id));
-        }
+        // Taken at once, so two consumers cannot both take one event.
+        events.retain(|e| lock(&self.unwritten).insert(e.id));
         let Some(mut claims) = self.subscribers(db, &events, cancel).await else {
+            self.forget(&events);
             return false;
         };
-        lock(&self.unwritten).extend(events.iter().map(|e| e.id));
         let Some(reserved) = self.first.handoff.reserve(claims.len(), cancel).await else {
+            self.forget(&events);
             return false;
         };
         // More deliveries than the window has room for now: the rest are
@@ -191,7 +193,22 @@ impl Pipeline {
             deadline: Instant::now() + self.first.window,
         };
         // The writer only stops once `open` is closed.
-        self.open.send(batch).await.is_ok()
+        match self.open.send(batch).await {
+            Ok(()) => true,
+            Err(unsent) => {
+                self.forget(&unsent.0.events);
+                false
+            }
+        }
+    }
+
+    /// Events of a batch that will not be written here: a copy another
+    /// consumer takes is attempted (their messages are redelivered anyway).
+    fn forget(&self, events: &[NewEvent]) {
+        let mut unwritten = lock(&self.unwritten);
+        for event in events {
+            unwritten.remove(&event.id);
+        }
     }
 
     /// Which webhooks get `events`, retrying while the database is away;

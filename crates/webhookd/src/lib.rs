@@ -22,6 +22,7 @@ pub mod retention;
 pub mod sampler;
 pub mod schedule;
 pub mod settings;
+pub mod shards;
 pub mod storage;
 pub mod target_cache;
 pub mod target_policy;

@@ -12,6 +12,10 @@ use serde::Deserialize;
 use webhookd_events::{Jitter, RetryPolicy};
 
 /// The defaults, compiled in so the binary runs from any directory.
+/// Each consumer holds a broker connection, two database connections and a
+/// thread.
+const MAX_CONSUMERS: usize = 64;
+
 pub const DEFAULTS: &str = include_str!("../../../config/default.toml");
 
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +52,9 @@ pub struct BrokerSettings {
     pub exchange: String,
     pub queue: String,
     pub prefetch: u16,
+    /// Consumers per worker process, each on its own thread (`shards.rs`);
+    /// 0 means one consumer on the main runtime.
+    pub consumers: usize,
     pub max_message_bytes: usize,
 }
 
@@ -192,6 +199,11 @@ impl Settings {
             self.broker.prefetch >= 1,
             "broker.prefetch",
             "must be at least 1",
+        )?;
+        check(
+            self.broker.consumers <= MAX_CONSUMERS,
+            "broker.consumers",
+            "must be at most 64",
         )?;
         check(
             self.broker.max_message_bytes >= 1024,
@@ -343,6 +355,13 @@ mod tests {
     }
 
     #[test]
+    fn consumers_default_to_the_main_runtime() {
+        assert_eq!(load(&[]).unwrap().broker.consumers, 0);
+        let s = load(&[("WEBHOOKD__BROKER__CONSUMERS", "3")]).unwrap();
+        assert_eq!(s.broker.consumers, 3);
+    }
+
+    #[test]
     fn environment_variables_override_the_defaults() {
         let s = load(&[
             ("WEBHOOKD__DELIVERY__TIMEOUT_MS", "2500"),
@@ -401,6 +420,8 @@ mod tests {
                 "2000000",
                 "delivery.per_endpoint_queue",
             ),
+            ("WEBHOOKD__BROKER__CONSUMERS", "65", "broker.consumers"),
+            ("WEBHOOKD__BROKER__CONSUMERS", "-1", "consumers"),
         ];
         for (key, value, named) in cases {
             let err = load(&[(key, value)]).expect_err(key).to_string();

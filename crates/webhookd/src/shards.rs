@@ -1,0 +1,178 @@
+//! Consumer shards: with `broker.consumers = N` a worker runs N broker
+//! consumers, each on a thread of its own with a single-threaded
+//! runtime, its own broker connection, its own two database connections and
+//! its own HTTP connection pool.
+//!
+//! Why: an event's path (broker message, subscriber read, first attempt,
+//! batch write, ack) hops between a handful of tasks. On the shared
+//! multi-threaded runtime every hop that found a second task runnable woke
+//! the other runtime thread, which mostly found nothing to do and slept
+//! again: at 200 events/s that was a third of webhookd's thread wake-ups and
+//! about a sixth of its CPU (docs/PERFORMANCE.md). On a shard the whole path
+//! runs on one thread, the I/O of its sockets included; the broker spreads
+//! messages over the consumers, so under load every core still works.
+//!
+//! What stays shared: the dispatcher's limits and held deliveries, the
+//! recorder, the scheduler and the API, which keep running on the main
+//! runtime. Attempts started on a shard (and their records' forwarding) run
+//! on it until they end, so a shard's runtime is kept alive after its
+//! consumer stops until the worker's shutdown has drained them.
+
+use secrecy::SecretString;
+use tokio::sync::oneshot;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, warn};
+
+use crate::consume::EventConsumer;
+use crate::deliver::Deliverer;
+use crate::storage;
+
+/// Database connections a shard holds: the consumer's and its batch
+/// writer's.
+const SHARD_CONNECTIONS: u32 = 2;
+
+/// The running consumer shards of one worker.
+pub struct ConsumerShards {
+    stopped: Vec<oneshot::Receiver<()>>,
+    release: CancellationToken,
+}
+
+/// What each shard is built from.
+pub struct ShardPlan {
+    pub count: usize,
+    /// Cloned per shard; its pools are replaced by the shard's own.
+    pub consumer: EventConsumer,
+    pub database_url: SecretString,
+    pub deliverer: Deliverer,
+}
+
+impl ConsumerShards {
+    /// Starts `plan.count` consumers, each consuming until `cancel`.
+    pub fn start(plan: ShardPlan, cancel: &CancellationToken) -> std::io::Result<Self> {
+        let release = CancellationToken::new();
+        let mut stopped = Vec::with_capacity(plan.count);
+        for index in 0..plan.count {
+            let (done, wait) = oneshot::channel();
+            let mut consumer = plan.consumer.clone();
+            consumer.health = plan.consumer.health.session();
+            // The worker's prefetch is shared, so memory and the messages a
+            // worker holds unacked do not grow with the consumer count.
+            consumer.prefetch = share_of(plan.consumer.prefetch, plan.count);
+            if let Some(first) = consumer.first_attempts.as_mut() {
+                first.ack_every = usize::from(consumer.prefetch / 2).max(1);
+            }
+            let shard = Shard {
+                consumer,
+                index,
+                database_url: plan.database_url.clone(),
+                deliverer: plan.deliverer.clone(),
+                cancel: cancel.clone(),
+                release: release.clone(),
+                done,
+            };
+            // Not joined: a thread ends on its own once released.
+            std::thread::Builder::new()
+                .name(format!("webhookd-consumer-{index}"))
+                .spawn(move || shard.run())?;
+            stopped.push(wait);
+        }
+        Ok(ConsumerShards { stopped, release })
+    }
+
+    /// Resolves once every consumer has stopped: its batches written and
+    /// acked, nothing more taken from the broker.
+    pub fn stopped(&mut self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let stopped = std::mem::take(&mut self.stopped);
+        async move {
+            for wait in stopped {
+                // A shard that ended without a word has stopped too.
+                let _ = wait.await;
+            }
+        }
+    }
+
+    /// Ends the shards' runtimes: once the attempts they started have been
+    /// drained (what still runs then is dropped, and its lease hands the
+    /// delivery to another worker).
+    pub fn release(&self) {
+        self.release.cancel();
+    }
+}
+
+/// One consumer's part of the worker's prefetch (at least 1).
+fn share_of(prefetch: u16, consumers: usize) -> u16 {
+    let consumers = u16::try_from(consumers.max(1)).unwrap_or(u16::MAX);
+    (prefetch / consumers).max(1)
+}
+
+struct Shard {
+    consumer: EventConsumer,
+    index: usize,
+    database_url: SecretString,
+    deliverer: Deliverer,
+    cancel: CancellationToken,
+    release: CancellationToken,
+    done: oneshot::Sender<()>,
+}
+
+impl Shard {
+    fn run(self) {
+        let runtime = match tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+        {
+            Ok(runtime) => runtime,
+            Err(e) => {
+                error!(error = %e, shard = self.index, "starting a consumer's runtime failed; it does not consume");
+                return;
+            }
+        };
+        runtime.block_on(self.consume());
+    }
+
+    async fn consume(self) {
+        let Shard {
+            mut consumer,
+            index,
+            database_url,
+            deliverer,
+            cancel,
+            release,
+            done,
+        } = self;
+        // Created on this runtime, so their sockets' readiness wakes this
+        // thread and not the main runtime's.
+        let pool = match storage::connect_lazy(&database_url, SHARD_CONNECTIONS) {
+            Ok(pool) => pool,
+            Err(e) => {
+                error!(error = %e, shard = index, "a consumer's database settings were refused; it does not consume");
+                return;
+            }
+        };
+        if let Err(e) = deliverer.own_client_on_this_thread() {
+            warn!(error = %e, shard = index, "a consumer's own HTTP client could not be built; it shares the main one");
+        }
+        consumer.pool = pool.clone();
+        if let Some(first) = consumer.first_attempts.as_mut() {
+            first.pool = pool.clone();
+        }
+        consumer.run(cancel).await;
+        let _ = done.send(());
+        release.cancelled().await;
+        pool.close().await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::share_of;
+
+    #[test]
+    fn consumers_share_the_prefetch() {
+        assert_eq!(share_of(256, 1), 256);
+        assert_eq!(share_of(256, 2), 128);
+        assert_eq!(share_of(256, 3), 85);
+        assert_eq!(share_of(2, 4), 1, "never 0, which would mean unlimited");
+        assert_eq!(share_of(256, 0), 256);
+    }
+}

@@ -1,0 +1,87 @@
+//! Consumer shards (`shards.rs`): `broker.consumers` consumers per worker,
+//! each with its own broker connection and thread, share the queue; every
+//! event is still delivered once and acked, and `/readyz` waits for all of
+//! them.
+
+#![allow(clippy::unwrap_used)]
+use std::collections::HashSet;
+use std::time::Duration;
+
+use serde_json::json;
+use webhookd_e2e::process::queue_counts;
+use webhookd_e2e::{eventually, Receiver, TestApp};
+use webhookd_producer::EventMessage;
+
+const SECRET: &str = "consumers-secret";
+const WAIT: Duration = Duration::from_secs(20);
+
+/// How many consumers RabbitMQ has on `queue`.
+fn consumers_on(queue: &str) -> u64 {
+    let output = std::process::Command::new("rabbitmqctl")
+        .args([
+            "-q",
+            "list_queues",
+            "--no-table-headers",
+            "name",
+            "consumers",
+        ])
+        .output()
+        .expect("running rabbitmqctl list_queues");
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.lines()
+        .find_map(
+            |line| match line.split_whitespace().collect::<Vec<_>>()[..] {
+                [name, count] if name == queue => count.parse().ok(),
+                _ => None,
+            },
+        )
+        .unwrap_or_else(|| panic!("queue {queue} in `rabbitmqctl list_queues`:\n{text}"))
+}
+
+#[tokio::test]
+async fn three_consumers_share_the_queue_and_deliver_every_event_once() {
+    let app = TestApp::spawn_with(&[("WEBHOOKD__BROKER__CONSUMERS", "3")]).await;
+    // Ready means every consumer is connected and consuming.
+    assert_eq!(consumers_on(&app.topology.queue), 3);
+
+    let (_, token) = app.create_user("Alice", None, false).await;
+    let receiver = Receiver::start(SECRET).await;
+    app.create_webhook(
+        &token,
+        json!({"name": "hook", "url": receiver.url(), "events": ["task.created"], "secret": SECRET}),
+    )
+    .await;
+    let mut sent = HashSet::new();
+    for n in 0..60 {
+        let event = EventMessage::new("task.created", json!({"n": n}), 1_708_435_200).unwrap();
+        app.publisher.publish(&event).await.unwrap();
+        sent.insert(event.id.to_string());
+    }
+
+    let got = receiver.wait_for(60, WAIT).await;
+    let ids: HashSet<&str> = got.iter().map(|r| r.header("x-webhook-id")).collect();
+    assert_eq!(ids.len(), 60, "60 deliveries, none repeated");
+    let events: HashSet<String> = got
+        .iter()
+        .map(|r| r.json()["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(events, sent, "every event reached the receiver");
+    assert!(got
+        .iter()
+        .all(|r| r.seed_signature_valid && r.standard_signature_valid));
+
+    let logged: i64 = eventually(WAIT, "every attempt logged", || async {
+        let n: i64 = sqlx::query_scalar("SELECT count(*) FROM webhook_logs WHERE is_success")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+        (n == 60).then_some(n)
+    })
+    .await;
+    assert_eq!(logged, 60);
+    eventually(WAIT, "every message acked", || async {
+        (queue_counts(&app.topology.queue) == (0, 0)).then_some(())
+    })
+    .await;
+    app.stop().await;
+}
