@@ -491,27 +491,33 @@ pub fn task_created(n: usize) -> EventMessage {
 /// broker counts them (`rabbitmqctl`: AMQP itself reports only the ready
 /// ones).
 pub fn queue_counts(queue: &str) -> (u64, u64) {
+    match queue_columns(queue, &["messages_ready", "messages_unacknowledged"])[..] {
+        [ready, unacked] => (ready, unacked),
+        _ => unreachable!("two columns asked for"),
+    }
+}
+
+/// How many consumers RabbitMQ has on `queue` (`rabbitmqctl`).
+pub fn queue_consumers(queue: &str) -> u64 {
+    queue_columns(queue, &["consumers"])[0]
+}
+
+/// Numeric `rabbitmqctl list_queues` columns of `queue`, in the order asked.
+fn queue_columns(queue: &str, columns: &[&str]) -> Vec<u64> {
     let output = std::process::Command::new("rabbitmqctl")
-        .args([
-            "-q",
-            "list_queues",
-            "--no-table-headers",
-            "name",
-            "messages_ready",
-            "messages_unacknowledged",
-        ])
+        .args(["-q", "list_queues", "--no-table-headers", "name"])
+        .args(columns)
         .output()
         .expect("running rabbitmqctl list_queues");
     let text = String::from_utf8_lossy(&output.stdout);
     text.lines()
         .find_map(|line| {
-            let fields: Vec<&str> = line.split_whitespace().collect();
-            match fields.as_slice() {
-                [name, ready, unacked] if *name == queue => {
-                    Some((ready.parse().ok()?, unacked.parse().ok()?))
-                }
-                _ => None,
+            let mut fields = line.split_whitespace();
+            if fields.next()? != queue {
+                return None;
             }
+            let values: Vec<u64> = fields.map(|f| f.parse().ok()).collect::<Option<_>>()?;
+            (values.len() == columns.len()).then_some(values)
         })
         .unwrap_or_else(|| panic!("queue {queue} in `rabbitmqctl list_queues`:\n{text}"))
 }

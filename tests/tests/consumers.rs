@@ -8,41 +8,18 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 use serde_json::json;
-use webhookd_e2e::process::queue_counts;
+use webhookd_e2e::process::{queue_consumers, queue_counts};
 use webhookd_e2e::{eventually, Receiver, TestApp};
 use webhookd_producer::EventMessage;
 
 const SECRET: &str = "consumers-secret";
 const WAIT: Duration = Duration::from_secs(20);
 
-/// How many consumers RabbitMQ has on `queue`.
-fn consumers_on(queue: &str) -> u64 {
-    let output = std::process::Command::new("rabbitmqctl")
-        .args([
-            "-q",
-            "list_queues",
-            "--no-table-headers",
-            "name",
-            "consumers",
-        ])
-        .output()
-        .expect("running rabbitmqctl list_queues");
-    let text = String::from_utf8_lossy(&output.stdout);
-    text.lines()
-        .find_map(
-            |line| match line.split_whitespace().collect::<Vec<_>>()[..] {
-                [name, count] if name == queue => count.parse().ok(),
-                _ => None,
-            },
-        )
-        .unwrap_or_else(|| panic!("queue {queue} in `rabbitmqctl list_queues`:\n{text}"))
-}
-
 #[tokio::test]
 async fn three_consumers_share_the_queue_and_deliver_every_event_once() {
     let app = TestApp::spawn_with(&[("WEBHOOKD__BROKER__CONSUMERS", "3")]).await;
     // Ready means every consumer is connected and consuming.
-    assert_eq!(consumers_on(&app.topology.queue), 3);
+    assert_eq!(queue_consumers(&app.topology.queue), 3);
 
     let (_, token) = app.create_user("Alice", None, false).await;
     let receiver = Receiver::start(SECRET).await;
