@@ -1,7 +1,8 @@
 //! Consumer shards (`shards.rs`): `broker.consumers` consumers per worker,
 //! each with its own broker connection and thread, share the queue; every
 //! event is still delivered once and acked, and `/readyz` waits for all of
-//! them.
+//! them. The other tests run with the default (one shard); `0` keeps the
+//! consumer on the main runtime and is checked here.
 
 #![allow(clippy::unwrap_used)]
 use std::collections::HashSet;
@@ -17,9 +18,18 @@ const WAIT: Duration = Duration::from_secs(20);
 
 #[tokio::test]
 async fn three_consumers_share_the_queue_and_deliver_every_event_once() {
-    let app = TestApp::spawn_with(&[("WEBHOOKD__BROKER__CONSUMERS", "3")]).await;
+    delivers_every_event_once("3", 3).await;
+}
+
+#[tokio::test]
+async fn a_consumer_on_the_main_runtime_delivers_every_event_once() {
+    delivers_every_event_once("0", 1).await;
+}
+
+async fn delivers_every_event_once(consumers: &str, connected: u64) {
+    let app = TestApp::spawn_with(&[("WEBHOOKD__BROKER__CONSUMERS", consumers)]).await;
     // Ready means every consumer is connected and consuming.
-    assert_eq!(queue_consumers(&app.topology.queue), 3);
+    assert_eq!(queue_consumers(&app.topology.queue), connected);
 
     let (_, token) = app.create_user("Alice", None, false).await;
     let receiver = Receiver::start(SECRET).await;

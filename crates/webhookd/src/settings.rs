@@ -355,10 +355,15 @@ mod tests {
     }
 
     #[test]
-    fn consumers_default_to_the_main_runtime() {
-        assert_eq!(load(&[]).unwrap().broker.consumers, 0);
+    fn one_consumer_on_its_own_thread_by_default() {
+        assert_eq!(load(&[]).unwrap().broker.consumers, 1);
         let s = load(&[("WEBHOOKD__BROKER__CONSUMERS", "3")]).unwrap();
         assert_eq!(s.broker.consumers, 3);
+        let s = load(&[("WEBHOOKD__BROKER__CONSUMERS", "0")]).unwrap();
+        assert_eq!(
+            s.broker.consumers, 0,
+            "0 keeps the consumer on the main runtime"
+        );
     }
 
     #[test]
