@@ -33,12 +33,11 @@ use webhookd_producer::topology::{declare, Topology, REJECT_REASON_HEADER};
 use webhookd_producer::BrokerUrl;
 
 use crate::app::Handoff;
-use crate::fanout::{with_envelopes, FirstAttempts, Pipeline};
+use crate::fanout::{holding_messages, with_envelopes, FirstAttempts, Pipeline};
 use crate::metrics::Metrics;
 use crate::storage::dedicated::DedicatedConnection;
 use crate::storage::deliveries::{ClaimedDelivery, Lease};
 use crate::storage::fanout::{record_fanout, NewEvent};
-use crate::storage::StorageError;
 
 /// The longest wait between two attempts to reach the broker.
 const MAX_RECONNECT_PAUSE: Duration = Duration::from_secs(5);
@@ -332,13 +331,7 @@ impl EventConsumer {
         events: &[NewEvent],
         cancel: &CancellationToken,
     ) -> Option<Vec<ClaimedDelivery>> {
-        let failed = |e: &StorageError| {
-            self.metrics
-                .storage_errors
-                .with_label_values(&["record_fanout"])
-                .inc();
-            error!(error = %e, events = events.len(), "recording fan-out failed; holding messages and retrying");
-        };
+        let failed = holding_messages(&self.metrics, "record_fanout", events.len());
         let lease = self.lease;
         let rows = db
             .until_done(cancel, failed, |conn, _| {

@@ -219,14 +219,7 @@ impl Pipeline {
         events: &[NewEvent],
         cancel: &CancellationToken,
     ) -> Option<Vec<ClaimedDelivery>> {
-        let failed = |e: &StorageError| {
-            self.first
-                .metrics
-                .storage_errors
-                .with_label_values(&["subscribers"])
-                .inc();
-            error!(error = %e, events = events.len(), "reading subscribers failed; holding messages and retrying");
-        };
+        let failed = holding_messages(&self.first.metrics, "subscribers", events.len());
         db.until_done(cancel, failed, |conn, _| {
             Box::pin(subscribers(conn, events))
         })
@@ -401,20 +394,27 @@ impl BatchWriter {
         rows: &[FanoutRow<'_>],
         cancel: &CancellationToken,
     ) -> Option<Vec<DisabledWebhook>> {
-        let metrics = &self.first.metrics;
-        let failed = |e: &StorageError| {
-            metrics
-                .storage_errors
-                .with_label_values(&["write_fanout"])
-                .inc();
-            error!(error = %e, events = events.len(), "writing fan-out failed; holding messages and retrying");
-        };
+        let failed = holding_messages(&self.first.metrics, "write_fanout", events.len());
         let disable_after = self.first.disable_after;
         self.db
             .until_done(cancel, failed, |conn, _| {
                 Box::pin(write_fanout(conn, events, rows, disable_after))
             })
             .await
+    }
+}
+
+/// `until_done`'s report of a failed statement over a batch of `events`
+/// messages, which stay unacked while it is retried: counted under
+/// `operation` and logged.
+pub fn holding_messages<'m>(
+    metrics: &'m Metrics,
+    operation: &'static str,
+    events: usize,
+) -> impl Fn(&StorageError) + 'm {
+    move |e| {
+        metrics.storage_failed(operation);
+        error!(error = %e, operation, events, "a fan-out statement failed; holding its messages and retrying");
     }
 }
 

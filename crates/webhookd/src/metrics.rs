@@ -54,6 +54,11 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// Counts a failed statement in `webhookd_storage_errors_total`.
+    pub fn storage_failed(&self, operation: &str) {
+        self.storage_errors.with_label_values(&[operation]).inc();
+    }
+
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let events_consumed = IntCounterVec::new(

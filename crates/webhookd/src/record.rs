@@ -137,7 +137,7 @@ impl Recorder {
         let metrics = &self.metrics;
         let operation = write.operation();
         let failed = |e: &StorageError| {
-            metrics.storage_errors.with_label_values(&[operation]).inc();
+            metrics.storage_failed(operation);
             error!(error = %e, operation, "writing delivery state failed; retrying");
         };
         let disable_after = self.disable_after;

@@ -94,10 +94,7 @@ impl Scheduler {
         let rows = match claim_due(&self.pool, limit, self.lease).await {
             Ok(rows) => rows,
             Err(e) => {
-                self.metrics
-                    .storage_errors
-                    .with_label_values(&["claim_due"])
-                    .inc();
+                self.metrics.storage_failed("claim_due");
                 error!(error = %e, "claiming due deliveries failed");
                 return None;
             }

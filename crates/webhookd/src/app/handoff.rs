@@ -332,10 +332,7 @@ pub async fn renew_leases(
         }
         let leases = held.leases();
         if let Err(e) = handback::renew_leases(&pool, &leases, lease).await {
-            metrics
-                .storage_errors
-                .with_label_values(&["renew_leases"])
-                .inc();
+            metrics.storage_failed("renew_leases");
             warn!(error = %e, deliveries = leases.len(), "renewing leases failed; they may run out and be repeated by another worker");
         }
     }

@@ -9,7 +9,7 @@
 //! the webhook (`webhookd_delivery_id`, migration 0007), so both ways and any
 //! repeat of a message give a delivery the same id.
 
-use std::sync::Arc;
+use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
 use sqlx::PgConnection;
@@ -33,33 +33,16 @@ pub struct NewEvent {
     pub patterns: [String; 3],
 }
 
-/// Records events and one delivery row per matching active webhook in one
-/// transaction, and returns the new deliveries, already leased to the caller.
-/// Rows that already existed (a redelivered message) are not returned: their
-/// first owner's lease, or the scheduler, covers them.
-pub async fn record_fanout(
-    conn: &mut PgConnection,
-    events: &[NewEvent],
-    lease: Lease,
-) -> Result<Vec<ClaimedDelivery>, StorageError> {
-    if events.is_empty() {
-        return Ok(Vec::new());
-    }
-    let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
-    let names: Vec<&str> = events.iter().map(|e| e.event).collect();
-    let users: Vec<Option<i64>> = events.iter().map(|e| e.user_id).collect();
-    let bodies: Vec<&str> = events.iter().map(|e| &*e.body).collect();
-    let patterns: Vec<String> = events.iter().map(|e| e.patterns.join(" ")).collect();
-
-    // One statement, hence one round trip and atomic without BEGIN/COMMIT.
-    // The foreign key from deliveries to events is checked at the end of the
-    // statement, when the events CTE's rows exist. Each subscribed webhook is
-    // locked once (FOR KEY SHARE) in place of a per-row foreign key check: a
-    // concurrent delete of the webhook then cannot leave rows behind
-    // (migration 0005).
-    // Privacy rule: an event with a user_id goes to that user's webhooks and
-    // to admins'; one without goes to every subscriber.
-    let sql = format!(
+// One statement, hence one round trip and atomic without BEGIN/COMMIT.
+// The foreign key from deliveries to events is checked at the end of the
+// statement, when the events CTE's rows exist. Each subscribed webhook is
+// locked once (FOR KEY SHARE) in place of a per-row foreign key check: a
+// concurrent delete of the webhook then cannot leave rows behind
+// (migration 0005).
+// Privacy rule: an event with a user_id goes to that user's webhooks and
+// to admins'; one without goes to every subscriber.
+static RECORD_FANOUT_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
         "WITH ev AS (
              SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::int8[], $4::text[], $5::text[])
                  AS ev(id, event, user_id, body, patterns)
@@ -89,13 +72,28 @@ pub async fn record_fanout(
          FROM inserted i
          JOIN ev ON ev.id = i.event_id
          JOIN webhooks w ON w.id = i.webhook_id"
-    );
-    let rows = sqlx::query_as::<_, ClaimedDelivery>(&sql)
-        .bind(&ids)
-        .bind(&names)
-        .bind(&users)
-        .bind(&bodies)
-        .bind(&patterns)
+    )
+});
+
+/// Records events and one delivery row per matching active webhook in one
+/// transaction, and returns the new deliveries, already leased to the caller.
+/// Rows that already existed (a redelivered message) are not returned: their
+/// first owner's lease, or the scheduler, covers them.
+pub async fn record_fanout(
+    conn: &mut PgConnection,
+    events: &[NewEvent],
+    lease: Lease,
+) -> Result<Vec<ClaimedDelivery>, StorageError> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ev = EventColumns::of(events);
+    let rows = sqlx::query_as::<_, ClaimedDelivery>(&RECORD_FANOUT_SQL)
+        .bind(&ev.ids)
+        .bind(&ev.names)
+        .bind(&ev.users)
+        .bind(ev.bodies())
+        .bind(ev.patterns())
         .bind(lease.default_timeout_ms)
         .bind(lease.margin_ms)
         .fetch_all(conn)
@@ -103,22 +101,8 @@ pub async fn record_fanout(
     Ok(rows)
 }
 
-/// The deliveries `events` would get, as claims for their first attempt: one
-/// per matching active webhook, under the privacy rule of [`record_fanout`],
-/// with its id. Writes nothing, locks nothing. A delivery already written (an
-/// event published twice) is left out.
-pub async fn subscribers(
-    conn: &mut PgConnection,
-    events: &[NewEvent],
-) -> Result<Vec<ClaimedDelivery>, StorageError> {
-    if events.is_empty() {
-        return Ok(Vec::new());
-    }
-    let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
-    let names: Vec<&str> = events.iter().map(|e| e.event).collect();
-    let users: Vec<Option<i64>> = events.iter().map(|e| e.user_id).collect();
-    let patterns: Vec<String> = events.iter().map(|e| e.patterns.join(" ")).collect();
-    let sql = format!(
+static SUBSCRIBERS_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
         "WITH ev AS (
              SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::int8[], $4::text[])
                  AS ev(id, event, user_id, patterns)
@@ -136,12 +120,26 @@ pub async fn subscribers(
          WHERE (ev.user_id IS NULL OR w.user_id = ev.user_id OR u.is_admin)
            AND NOT EXISTS (SELECT 1 FROM deliveries d
                            WHERE d.event_id = ev.id AND d.webhook_id = w.id)"
-    );
-    let rows = sqlx::query_as::<_, ClaimedDelivery>(&sql)
-        .bind(&ids)
-        .bind(&names)
-        .bind(&users)
-        .bind(&patterns)
+    )
+});
+
+/// The deliveries `events` would get, as claims for their first attempt: one
+/// per matching active webhook, under the privacy rule of [`record_fanout`],
+/// with its id. Writes nothing, locks nothing. A delivery already written (an
+/// event published twice) is left out.
+pub async fn subscribers(
+    conn: &mut PgConnection,
+    events: &[NewEvent],
+) -> Result<Vec<ClaimedDelivery>, StorageError> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ev = EventColumns::of(events);
+    let rows = sqlx::query_as::<_, ClaimedDelivery>(&SUBSCRIBERS_SQL)
+        .bind(&ev.ids)
+        .bind(&ev.names)
+        .bind(&ev.users)
+        .bind(ev.patterns())
         .fetch_all(conn)
         .await?;
     Ok(rows)
@@ -168,47 +166,8 @@ pub enum FirstAttempt<'a> {
     NotYet { due_in: Duration },
 }
 
-/// Writes `events` and their deliveries in one statement, each delivery once
-/// in its state after its first attempt, with the attempt's `webhook_logs`
-/// row and its webhook's failing streak; then switches off the webhooks the
-/// attempts condemn, as [`super::deliveries::record_attempts`] does, and
-/// returns them.
-///
-/// Each row's webhook is locked (FOR KEY SHARE) as in [`record_fanout`]: a
-/// webhook deleted since [`subscribers`] read it gets no rows. A delivery
-/// that exists already (the same event consumed twice at once) keeps its
-/// row; its attempt is logged all the same.
-pub async fn write_fanout(
-    conn: &mut PgConnection,
-    events: &[NewEvent],
-    rows: &[FanoutRow<'_>],
-    disable_after: Option<Duration>,
-) -> Result<Vec<DisabledWebhook>, StorageError> {
-    if events.is_empty() {
-        return Ok(Vec::new());
-    }
-    let ids: Vec<Uuid> = events.iter().map(|e| e.id).collect();
-    let names: Vec<&str> = events.iter().map(|e| e.event).collect();
-    let users: Vec<Option<i64>> = events.iter().map(|e| e.user_id).collect();
-    let bodies: Vec<&str> = events.iter().map(|e| &*e.body).collect();
-    let deliveries = DeliveryColumns::of(rows);
-    let attempted = || {
-        rows.iter().filter_map(|row| match row.first {
-            FirstAttempt::Made(record) => Some(record),
-            FirstAttempt::NotYet { .. } => None,
-        })
-    };
-    let attempts = AttemptColumns::of(attempted());
-    let streaks = FailingStreaks::of(attempted());
-    // Streaks change only with a failure, or with a success of a webhook
-    // that was failing; a healthy batch skips that statement. (It cannot be
-    // part of this one: a row the statement both locks and updates is
-    // skipped by the lock.)
-    let streaks_change = rows.iter().any(|row| match row.first {
-        FirstAttempt::Made(record) => !record.is_success || row.webhook_failing,
-        FirstAttempt::NotYet { .. } => false,
-    });
-    let sql = format!(
+static WRITE_FANOUT_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
         "WITH new_events AS (
              INSERT INTO events (id, event, user_id, body)
              SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::int8[], $4::text[])
@@ -230,18 +189,89 @@ pub async fn write_fanout(
          SELECT 1",
         attempts_cte = attempts_cte(13),
         logs = insert_logs("WHERE o.webhook_id IN (SELECT id FROM live)"),
-    );
-    let query = sqlx::query(&sql)
-        .bind(&ids)
-        .bind(&names)
-        .bind(&users)
-        .bind(&bodies);
+    )
+});
+
+/// The failing streaks' update on its own, for [`write_fanout`].
+static STREAKS_SQL: LazyLock<String> = LazyLock::new(|| update_streaks(1));
+
+/// Writes `events` and their deliveries in one statement, each delivery once
+/// in its state after its first attempt, with the attempt's `webhook_logs`
+/// row and its webhook's failing streak; then switches off the webhooks the
+/// attempts condemn, as [`super::deliveries::record_attempts`] does, and
+/// returns them.
+///
+/// Each row's webhook is locked (FOR KEY SHARE) as in [`record_fanout`]: a
+/// webhook deleted since [`subscribers`] read it gets no rows. A delivery
+/// that exists already (the same event consumed twice at once) keeps its
+/// row; its attempt is logged all the same.
+pub async fn write_fanout(
+    conn: &mut PgConnection,
+    events: &[NewEvent],
+    rows: &[FanoutRow<'_>],
+    disable_after: Option<Duration>,
+) -> Result<Vec<DisabledWebhook>, StorageError> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let ev = EventColumns::of(events);
+    let deliveries = DeliveryColumns::of(rows);
+    let attempted = || {
+        rows.iter().filter_map(|row| match row.first {
+            FirstAttempt::Made(record) => Some(record),
+            FirstAttempt::NotYet { .. } => None,
+        })
+    };
+    let attempts = AttemptColumns::of(attempted());
+    let streaks = FailingStreaks::of(attempted());
+    // Streaks change only with a failure, or with a success of a webhook
+    // that was failing; a healthy batch skips that statement. (It cannot be
+    // part of this one: a row the statement both locks and updates is
+    // skipped by the lock.)
+    let streaks_change = rows.iter().any(|row| match row.first {
+        FirstAttempt::Made(record) => !record.is_success || row.webhook_failing,
+        FirstAttempt::NotYet { .. } => false,
+    });
+    let query = sqlx::query(&WRITE_FANOUT_SQL)
+        .bind(&ev.ids)
+        .bind(&ev.names)
+        .bind(&ev.users)
+        .bind(ev.bodies());
     let mut queries = vec![attempts.bind(deliveries.bind(query))];
-    let streaks_sql = update_streaks(1);
     if streaks_change {
-        queries.push(streaks.bind(sqlx::query(&streaks_sql)));
+        queries.push(streaks.bind(sqlx::query(&STREAKS_SQL)));
     }
     execute_then_switch_off(conn, queries, attempted(), &streaks, disable_after).await
+}
+
+/// The events' columns every statement here starts with (`$1` to `$3`), as
+/// arrays for `UNNEST`; bodies and patterns on demand, as not every
+/// statement takes them.
+struct EventColumns<'a> {
+    events: &'a [NewEvent],
+    ids: Vec<Uuid>,
+    names: Vec<&'static str>,
+    users: Vec<Option<i64>>,
+}
+
+impl<'a> EventColumns<'a> {
+    fn of(events: &'a [NewEvent]) -> Self {
+        Self {
+            events,
+            ids: events.iter().map(|e| e.id).collect(),
+            names: events.iter().map(|e| e.event).collect(),
+            users: events.iter().map(|e| e.user_id).collect(),
+        }
+    }
+
+    fn bodies(&self) -> Vec<&'a str> {
+        self.events.iter().map(|e| &*e.body).collect()
+    }
+
+    /// Each event's matching patterns, space-separated (SQL splits them).
+    fn patterns(&self) -> Vec<String> {
+        self.events.iter().map(|e| e.patterns.join(" ")).collect()
+    }
 }
 
 /// The deliveries of [`write_fanout`], as arrays for `UNNEST`.
