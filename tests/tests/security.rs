@@ -26,6 +26,7 @@ use webhookd::storage::users;
 use webhookd::{App, Role, Settings};
 use webhookd_e2e::app::AMQP_URL;
 use webhookd_e2e::db::TestDb;
+use webhookd_e2e::process::Deployment;
 use webhookd_e2e::{eventually, Receiver, TestApp};
 use webhookd_producer::{EventMessage, REJECT_REASON_HEADER};
 
@@ -216,6 +217,66 @@ async fn a_host_name_resolving_to_loopback_is_refused_at_delivery_and_never_cont
     assert_eq!(direct.unwrap().status(), 200);
     assert_eq!(receiver.count(), 1);
     app.stop().await;
+}
+
+/// A worker whose environment names a proxy (HTTP_PROXY and the rest)
+/// neither sends deliveries through it nor lets it resolve names around the
+/// SSRF guard: the client is built with `no_proxy()`.
+#[tokio::test]
+async fn proxy_variables_in_the_environment_are_never_used_for_deliveries() {
+    let proxy = Tripwire::start().await;
+    let proxy_url = format!("http://{}", proxy.addr);
+    let mut proxied: Vec<(&str, &str)> = [
+        "HTTP_PROXY",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+    ]
+    .into_iter()
+    .map(|name| (name, proxy_url.as_str()))
+    .collect();
+    proxied.extend([("NO_PROXY", ""), ("no_proxy", ""), ONE_ATTEMPT]);
+    let receiver = Receiver::start(SECRET).await;
+
+    // Private targets allowed: the delivery goes straight to the receiver.
+    let direct = Deployment::new().await;
+    direct.subscribe(&receiver.url(), SECRET).await;
+    let worker = direct.worker(&proxied).await;
+    direct.publish(3).await;
+    let got = receiver.wait_for(3, WAIT).await;
+    assert!(got.iter().all(|r| r.seed_signature_valid));
+    worker.terminate().await;
+    direct.cleanup().await;
+
+    // Guarded: a name resolving to loopback is refused, not handed to the
+    // proxy to resolve.
+    let guarded = Deployment::new().await;
+    let url = format!("http://localhost:{}/hook", receiver.addr.port());
+    guarded.subscribe(&url, SECRET).await;
+    let mut env = proxied.clone();
+    env.push(NO_PRIVATE_TARGETS);
+    let worker = guarded.worker(&env).await;
+    guarded.publish(1).await;
+    wait_until_settled(&guarded.db.pool, 1).await;
+    let error: String = sqlx::query_scalar("SELECT error_message FROM webhook_logs")
+        .fetch_one(&guarded.db.pool)
+        .await
+        .unwrap();
+    assert!(error.contains("refused target localhost"), "{error}");
+    worker.terminate().await;
+    guarded.cleanup().await;
+
+    assert_eq!(proxy.hits(), 0, "nothing went through the proxy");
+    assert_eq!(receiver.count(), 3, "only the allowed deliveries arrived");
+    // The control: the tripwire does count a client that uses it as a proxy.
+    let through_proxy = reqwest::Client::builder()
+        .proxy(reqwest::Proxy::all(&proxy_url).unwrap())
+        .build()
+        .unwrap();
+    assert!(through_proxy.post(receiver.url()).send().await.is_err());
+    assert_eq!(proxy.hits(), 1);
 }
 
 #[tokio::test]
