@@ -13,7 +13,7 @@ use uuid::Uuid;
 use webhookd::storage::deliveries::{AttemptRecord, NextStep};
 use webhookd::storage::fanout::{subscribers, write_fanout, FanoutRow, FirstAttempt, NewEvent};
 use webhookd_e2e::db::TestDb;
-use webhookd_e2e::process::queue_counts;
+use webhookd_e2e::process::{poll, queue_counts, sample, task_created, Deployment};
 use webhookd_e2e::{eventually, Receiver, TestApp};
 use webhookd_producer::EventMessage;
 
@@ -391,4 +391,79 @@ async fn a_410_on_a_first_attempt_switches_the_webhook_off_in_the_same_write() {
     );
     drop(conn);
     db.drop_database().await;
+}
+
+/// A batch that cannot be written when the worker stops is left unacked,
+/// and so is every batch queued behind it: an ack of a later batch
+/// acknowledges the earlier messages too (acks are cumulative), which would
+/// lose the event that was never written.
+#[tokio::test]
+async fn a_batch_given_up_at_shutdown_keeps_it_and_every_later_batch_unacked() {
+    let deployment = Deployment::new().await;
+    let receiver = Receiver::start(SECRET).await;
+    deployment.subscribe(&receiver.url(), SECRET).await;
+    // The deliveries of the events listed in `refused` cannot be inserted:
+    // their batch's write fails until the row is removed.
+    sqlx::raw_sql(
+        "CREATE TABLE refused (event_id uuid PRIMARY KEY);
+         CREATE FUNCTION refuse_listed() RETURNS trigger LANGUAGE plpgsql AS $$
+         BEGIN
+             IF EXISTS (SELECT 1 FROM refused WHERE event_id = NEW.event_id) THEN
+                 RAISE EXCEPTION 'test: event % refused', NEW.event_id;
+             END IF;
+             RETURN NEW;
+         END $$;
+         CREATE TRIGGER refuse_listed BEFORE INSERT ON deliveries
+             FOR EACH ROW EXECUTE FUNCTION refuse_listed();",
+    )
+    .execute(&deployment.db.pool)
+    .await
+    .unwrap();
+    let first = task_created(1);
+    let second = task_created(2);
+    sqlx::query("INSERT INTO refused VALUES ($1)")
+        .bind(first.id)
+        .execute(&deployment.db.pool)
+        .await
+        .unwrap();
+
+    let worker = deployment.worker(&[]).await;
+    deployment.publisher.publish(&first).await.unwrap();
+    receiver.wait_for(1, WAIT).await;
+    poll(WAIT, "the first batch's write to fail", || async {
+        let metrics = worker.metrics().await;
+        sample(
+            &metrics,
+            "webhookd_storage_errors_total{operation=\"write_fanout\"}",
+        )
+        .filter(|&failed| failed >= 1.0)
+    })
+    .await;
+    // A batch of its own, queued behind the one being retried.
+    deployment.publisher.publish(&second).await.unwrap();
+    receiver.wait_for(2, WAIT).await;
+    worker.terminate().await;
+
+    assert_eq!(
+        queue_counts(&deployment.topology.queue),
+        (2, 0),
+        "both messages are back in the queue"
+    );
+    assert_eq!(deployment.delivery_statuses().await, vec![]);
+
+    sqlx::query("DELETE FROM refused")
+        .execute(&deployment.db.pool)
+        .await
+        .unwrap();
+    let worker = deployment.worker(&[]).await;
+    poll(WAIT, "both events delivered and written", || async {
+        (deployment.succeeded().await == 2).then_some(())
+    })
+    .await;
+    poll(WAIT, "both messages acked", || async {
+        (queue_counts(&deployment.topology.queue) == (0, 0)).then_some(())
+    })
+    .await;
+    worker.terminate().await;
+    deployment.cleanup().await;
 }
