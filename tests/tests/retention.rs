@@ -1,5 +1,5 @@
-//! Log retention [SPEC §7]: old attempt logs and finished events are deleted
-//! in small batches, by one replica at a time under an advisory lock, and the
+//! Log retention [SPEC §7]: old attempt logs, finished events and expired
+//! web UI sessions are deleted in small batches, by one replica at a time under an advisory lock, and the
 //! deletions are counted in `/metrics`.
 
 #![allow(clippy::unwrap_used)]
@@ -8,7 +8,7 @@ use std::time::Duration;
 use serde_json::json;
 use sqlx::{Connection, PgPool};
 use uuid::Uuid;
-use webhookd::retention::{purge_once, LOCK_KEY};
+use webhookd::retention::{purge_once, Purged, LOCK_KEY};
 use webhookd::settings::RetentionSettings;
 use webhookd_e2e::db::TestDb;
 use webhookd_e2e::{eventually, Receiver, TestApp};
@@ -16,6 +16,8 @@ use webhookd_e2e::{eventually, Receiver, TestApp};
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const OLD_LOGS: i64 = 237;
 const RECENT_LOGS: i64 = 15;
+const EXPIRED_SESSIONS: i64 = 45;
+const LIVE_SESSIONS: i64 = 2;
 
 fn settings() -> RetentionSettings {
     RetentionSettings {
@@ -72,6 +74,25 @@ async fn insert_event(pool: &PgPool, days_ago: i32) -> Uuid {
     id
 }
 
+/// `count` web UI sessions of user 7, expired (`expired`) or valid for a day.
+async fn insert_sessions(pool: &PgPool, count: i64, expired: bool) {
+    sqlx::query(
+        "WITH token AS (
+             INSERT INTO api_tokens (user_id, token_hash) VALUES (7, gen_random_uuid()::text::bytea)
+             RETURNING id
+         )
+         INSERT INTO ui_sessions (id, user_id, token_id, csrf_token, expires_at)
+         SELECT gen_random_uuid()::text::bytea, 7, token.id, 'csrf',
+                now() + CASE WHEN $2 THEN interval '-1 minute' ELSE interval '1 day' END
+         FROM token, generate_series(1, $1)",
+    )
+    .bind(count)
+    .bind(expired)
+    .execute(pool)
+    .await
+    .unwrap();
+}
+
 async fn count(pool: &PgPool, sql: &str) -> i64 {
     sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
 }
@@ -85,6 +106,8 @@ async fn two_concurrent_passes_delete_exactly_the_old_rows_once_and_keep_the_rec
     let old_finished = insert_event(&db.pool, 40).await;
     let old_pending = insert_event(&db.pool, 40).await;
     let recent = insert_event(&db.pool, 1).await;
+    insert_sessions(&db.pool, EXPIRED_SESSIONS, true).await;
+    insert_sessions(&db.pool, LIVE_SESSIONS, false).await;
     sqlx::query("INSERT INTO deliveries (id, event_id, webhook_id) VALUES ($1, $2, $3)")
         .bind(Uuid::new_v4())
         .bind(old_pending)
@@ -100,7 +123,10 @@ async fn two_concurrent_passes_delete_exactly_the_old_rows_once_and_keep_the_rec
         .execute(&mut holder)
         .await
         .unwrap();
-    assert_eq!(purge_once(&db.pool, &settings()).await.unwrap(), (0, 0));
+    assert_eq!(
+        purge_once(&db.pool, &settings()).await.unwrap(),
+        Purged::default()
+    );
     assert_eq!(
         count(&db.pool, "SELECT count(*) FROM webhook_logs").await,
         OLD_LOGS + RECENT_LOGS
@@ -122,11 +148,24 @@ async fn two_concurrent_passes_delete_exactly_the_old_rows_once_and_keep_the_rec
     let b = tokio::spawn(async move { purge_once(&pool_b, &settings()).await });
     let (a, b) = (a.await.unwrap().unwrap(), b.await.unwrap().unwrap());
     assert!(
-        a == (0, 0) || b == (0, 0),
+        a == Purged::default() || b == Purged::default(),
         "one pass at a time: {a:?} {b:?}"
     );
-    assert_eq!(a.0 + b.0, OLD_LOGS as u64, "every old log deleted once");
-    assert_eq!(a.1 + b.1, 1, "only the old, finished event deleted");
+    assert_eq!(
+        a.logs + b.logs,
+        OLD_LOGS as u64,
+        "every old log deleted once"
+    );
+    assert_eq!(
+        a.events + b.events,
+        1,
+        "only the old, finished event deleted"
+    );
+    assert_eq!(
+        a.sessions + b.sessions,
+        EXPIRED_SESSIONS as u64,
+        "only the expired sessions deleted"
+    );
 
     assert_eq!(
         count(&db.pool, "SELECT count(*) FROM webhook_logs").await,
@@ -147,6 +186,18 @@ async fn two_concurrent_passes_delete_exactly_the_old_rows_once_and_keep_the_rec
     assert!(!remaining.contains(&old_finished));
     assert!(remaining.contains(&old_pending), "pending work is kept");
     assert!(remaining.contains(&recent));
+    assert_eq!(
+        count(
+            &db.pool,
+            "SELECT count(*) FROM ui_sessions WHERE expires_at > now()"
+        )
+        .await,
+        LIVE_SESSIONS
+    );
+    assert_eq!(
+        count(&db.pool, "SELECT count(*) FROM ui_sessions").await,
+        LIVE_SESSIONS
+    );
     db.drop_database().await;
 }
 

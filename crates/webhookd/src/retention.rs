@@ -1,10 +1,13 @@
-//! Deletes attempt logs older than `retention.logs_days`, and events whose
-//! deliveries are all finished, in small batches so the tables stay online.
-//! One replica at a time, under a Postgres advisory lock.
+//! Deletes attempt logs older than `retention.logs_days`, events whose
+//! deliveries are all finished, and expired web UI sessions, in small
+//! batches so the tables stay online. One replica at a time, under a
+//! Postgres advisory lock.
 
 use std::time::Duration;
 
-use sqlx::PgPool;
+use sqlx::postgres::PgArguments;
+use sqlx::query::Query;
+use sqlx::{PgPool, Postgres};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
@@ -24,13 +27,17 @@ pub async fn run_retention(
     let interval = Duration::from_secs(settings.interval_secs);
     loop {
         match purge_once(&pool, &settings).await {
-            Ok((0, 0)) => {}
-            Ok((logs, events)) => {
+            Ok(purged) if purged == Purged::default() => {}
+            Ok(Purged {
+                logs,
+                events,
+                sessions,
+            }) => {
                 // Counted per replica: the sum over replicas is what was
                 // deleted, as only the lock holder deletes anything.
                 metrics.logs_deleted.inc_by(logs);
                 metrics.events_deleted.inc_by(events);
-                info!(logs, events, "retention: deleted old rows");
+                info!(logs, events, sessions, "retention: deleted old rows");
             }
             Err(e) => warn!(error = %e, "retention pass failed"),
         }
@@ -41,44 +48,68 @@ pub async fn run_retention(
     }
 }
 
-/// One pass; returns (log rows, events) deleted, or (0, 0) when another
-/// replica holds the lock.
+/// Rows deleted by one pass.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Purged {
+    pub logs: u64,
+    pub events: u64,
+    /// Expired web UI sessions. Sign-in deletes a few too, but without
+    /// sign-ins nothing else would.
+    pub sessions: u64,
+}
+
+/// One pass; deletes nothing when another replica holds the lock.
 pub async fn purge_once(
     pool: &PgPool,
     settings: &RetentionSettings,
-) -> Result<(u64, u64), sqlx::Error> {
+) -> Result<Purged, sqlx::Error> {
     let mut conn = pool.acquire().await?;
     let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
         .bind(LOCK_KEY)
         .fetch_one(&mut *conn)
         .await?;
     if !locked {
-        return Ok((0, 0));
+        return Ok(Purged::default());
     }
     let days = i32::try_from(settings.logs_days).unwrap_or(i32::MAX);
+    let batch = settings.batch_size;
     let result = async {
-        let logs = delete_in_batches(
-            &mut conn,
-            "DELETE FROM webhook_logs WHERE id IN (
-                 SELECT id FROM webhook_logs
-                 WHERE created_at < now() - make_interval(days => $1) LIMIT $2)",
-            days,
-            settings.batch_size,
-        )
+        let logs = delete_in_batches(&mut conn, batch, |limit| {
+            sqlx::query(
+                "DELETE FROM webhook_logs WHERE id IN (
+                     SELECT id FROM webhook_logs
+                     WHERE created_at < now() - make_interval(days => $1) LIMIT $2)",
+            )
+            .bind(days)
+            .bind(limit)
+        })
         .await?;
-        let events = delete_in_batches(
-            &mut conn,
-            "DELETE FROM events WHERE id IN (
-                 SELECT e.id FROM events e
-                 WHERE e.created_at < now() - make_interval(days => $1)
-                   AND NOT EXISTS (SELECT 1 FROM deliveries d
-                                   WHERE d.event_id = e.id AND d.status = 'pending')
-                 LIMIT $2)",
-            days,
-            settings.batch_size,
-        )
+        let events = delete_in_batches(&mut conn, batch, |limit| {
+            sqlx::query(
+                "DELETE FROM events WHERE id IN (
+                     SELECT e.id FROM events e
+                     WHERE e.created_at < now() - make_interval(days => $1)
+                       AND NOT EXISTS (SELECT 1 FROM deliveries d
+                                       WHERE d.event_id = e.id AND d.status = 'pending')
+                     LIMIT $2)",
+            )
+            .bind(days)
+            .bind(limit)
+        })
         .await?;
-        Ok::<_, sqlx::Error>((logs, events))
+        let sessions = delete_in_batches(&mut conn, batch, |limit| {
+            sqlx::query(
+                "DELETE FROM ui_sessions WHERE id IN (
+                     SELECT id FROM ui_sessions WHERE expires_at <= now() LIMIT $1)",
+            )
+            .bind(limit)
+        })
+        .await?;
+        Ok::<_, sqlx::Error>(Purged {
+            logs,
+            events,
+            sessions,
+        })
     }
     .await;
     let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
@@ -88,20 +119,16 @@ pub async fn purge_once(
     result
 }
 
-async fn delete_in_batches(
+/// Runs `delete(batch)` until it deletes fewer than `batch` rows; returns
+/// the total.
+async fn delete_in_batches<'q>(
     conn: &mut sqlx::PgConnection,
-    sql: &str,
-    days: i32,
     batch: i64,
+    delete: impl Fn(i64) -> Query<'q, Postgres, PgArguments>,
 ) -> Result<u64, sqlx::Error> {
     let mut total = 0;
     loop {
-        let deleted = sqlx::query(sql)
-            .bind(days)
-            .bind(batch)
-            .execute(&mut *conn)
-            .await?
-            .rows_affected();
+        let deleted = delete(batch).execute(&mut *conn).await?.rows_affected();
         total += deleted;
         if deleted < u64::try_from(batch).unwrap_or(u64::MAX) {
             return Ok(total);

@@ -106,8 +106,9 @@ pub async fn delete_session(pool: &PgPool, session_hash: &[u8]) -> Result<bool, 
 }
 
 /// Deletes up to `batch` expired sessions; returns how many. Called at each
-/// sign-in, so the table stays small without a sweeper task, and a small batch
-/// keeps the sign-in fast whatever has piled up.
+/// sign-in, so a busy UI's table stays small between retention passes (which
+/// delete the rest, `retention.rs`); a small batch keeps the sign-in fast
+/// whatever has piled up.
 pub async fn delete_expired_sessions(pool: &PgPool, batch: i64) -> Result<u64, StorageError> {
     let done = sqlx::query(
         "DELETE FROM ui_sessions WHERE id IN (
