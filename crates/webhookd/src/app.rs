@@ -4,6 +4,7 @@
 //! let attempts in flight finish, give the unfinished ones back to other
 //! workers, write the last records, close.
 
+mod background;
 mod handoff;
 
 use std::net::SocketAddr;
@@ -13,12 +14,13 @@ use std::time::Duration;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
-use tokio::task::{JoinHandle, JoinSet};
+use tokio::task::JoinHandle;
 use tokio::time::{timeout_at, Instant};
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 use webhookd_producer::topology::Topology;
 
+use self::background::{Background, TaskEnded};
 use self::handoff::{renew_leases, spawn_writer};
 pub use self::handoff::{Handoff, Held, Reserved};
 use crate::api::{self, ApiState};
@@ -77,6 +79,8 @@ pub enum AppError {
     Serve(std::io::Error),
     #[error("starting a consumer thread: {0}")]
     Thread(std::io::Error),
+    #[error(transparent)]
+    TaskEnded(#[from] TaskEnded),
 }
 
 pub struct App {
@@ -116,15 +120,14 @@ impl App {
     pub async fn run_until_stopped(self, cancel: CancellationToken) -> Result<(), AppError> {
         let s = self.settings.clone();
         let broker = BrokerHealth::default();
-        let mut background = JoinSet::new();
+        let mut background = Background::default();
         let worker = if self.role.works() {
             Some(self.start_worker(&broker, &cancel, &mut background)?)
         } else {
-            background.spawn(watch_broker(
-                s.broker.url.clone(),
-                broker.clone(),
-                cancel.clone(),
-            ));
+            background.spawn(
+                "broker watch",
+                watch_broker(s.broker.url.clone(), broker.clone(), cancel.clone()),
+            );
             None
         };
 
@@ -156,10 +159,21 @@ impl App {
                 .with_graceful_shutdown(async move { server_cancel.cancelled().await })
                 .await
         });
-        // Until told to stop, or until the server fails on its own.
+        // Until told to stop, or until the server or a background task
+        // fails on its own.
+        let mut task_ended = None;
         let server_ended = tokio::select! {
+            biased;
             () = cancel.cancelled() => None,
             ended = &mut server => Some(ended),
+            ended = background.ended() => {
+                // After a stop request tasks end as told: no failure.
+                if !cancel.is_cancelled() {
+                    error!(error = %ended, "shutting down: a background task stopped on its own");
+                    task_ended = Some(ended);
+                }
+                None
+            }
         };
         cancel.cancel();
 
@@ -169,10 +183,7 @@ impl App {
         info!(grace_ms = s.shutdown.grace_period_ms, "shutting down");
         // Stop taking work: the consumer and the scheduler end on `cancel`
         // (unacked messages go back to the queue).
-        if timeout_at(deadline, drain_join_set(&mut background))
-            .await
-            .is_err()
-        {
+        if timeout_at(deadline, background.drain()).await.is_err() {
             warn!("background tasks did not stop within the grace period");
         }
         background.abort_all();
@@ -188,6 +199,9 @@ impl App {
         };
         let _ = tokio::time::timeout(POOL_CLOSE_LIMIT, self.pool.close()).await;
         info!("webhookd stopped");
+        if let Some(ended) = task_ended {
+            return Err(ended.into());
+        }
         match server_ended {
             Ok(served) => served.map_err(AppError::Serve),
             // Aborted at the deadline: requests still open are cut off.
@@ -201,7 +215,7 @@ impl App {
         &self,
         broker: &BrokerHealth,
         cancel: &CancellationToken,
-        background: &mut JoinSet<()>,
+        background: &mut Background,
     ) -> Result<Worker, AppError> {
         let s = &self.settings;
         let wake = Arc::new(Notify::new());
@@ -284,7 +298,7 @@ impl App {
         ));
         let shards = match s.broker.consumers {
             0 => {
-                background.spawn(consumer.run(cancel.clone()));
+                background.spawn("consumer", consumer.run(cancel.clone()));
                 None
             }
             count => {
@@ -298,18 +312,24 @@ impl App {
                     cancel,
                 )
                 .map_err(AppError::Thread)?;
-                background.spawn(shards.stopped());
+                for stopped in shards.stopped() {
+                    background.spawn("consumer", stopped);
+                }
                 Some(shards)
             }
         };
-        background.spawn(scheduler.run(cancel.clone()));
-        background.spawn(run_retention(
-            self.pool.clone(),
-            s.retention.clone(),
-            self.metrics.clone(),
-            cancel.clone(),
-        ));
+        background.spawn("scheduler", scheduler.run(cancel.clone()));
         background.spawn(
+            "retention",
+            run_retention(
+                self.pool.clone(),
+                s.retention.clone(),
+                self.metrics.clone(),
+                cancel.clone(),
+            ),
+        );
+        background.spawn(
+            "sampler",
             Sampler {
                 pool: self.pool.clone(),
                 broker_url: s.broker.url.clone(),
@@ -393,10 +413,6 @@ impl Worker {
         }
         self.abandon.cancel();
     }
-}
-
-async fn drain_join_set(set: &mut JoinSet<()>) {
-    while set.join_next().await.is_some() {}
 }
 
 /// For roles without a consumer: keeps a broker connection open so `/readyz`

@@ -79,16 +79,16 @@ impl ConsumerShards {
         Ok(ConsumerShards { stopped, release })
     }
 
-    /// Resolves once every consumer has stopped: its batches written and
-    /// acked, nothing more taken from the broker.
-    pub fn stopped(&mut self) -> impl std::future::Future<Output = ()> + Send + 'static {
-        let stopped = std::mem::take(&mut self.stopped);
-        async move {
-            for wait in stopped {
-                // A shard that ended without a word has stopped too.
+    /// A future per consumer, resolved once it has stopped: its batches
+    /// written and acked, nothing more taken from the broker; or once its
+    /// thread has ended without a word (a panic).
+    pub fn stopped(&mut self) -> Vec<impl std::future::Future<Output = ()> + Send + 'static> {
+        std::mem::take(&mut self.stopped)
+            .into_iter()
+            .map(|wait| async move {
                 let _ = wait.await;
-            }
-        }
+            })
+            .collect()
     }
 
     /// Ends the shards' runtimes: once the attempts they started have been
