@@ -155,6 +155,22 @@ tests:
         exp_alerts:
           - exp_labels:
               severity: warning
+  # A delivery pending for longer than the retry schedule lasts.
+  - interval: 1m
+    input_series:
+      - series: 'webhookd_oldest_pending_delivery_seconds{job="webhookd-worker",instance="w1"}'
+        values: '21000+60x60'
+      - series: 'webhookd_oldest_pending_delivery_seconds{job="webhookd-worker",instance="w2"}'
+        values: '0x60'
+    alert_rule_test:
+      - eval_time: 9m
+        alertname: WebhookdDeliveriesOverdue
+        exp_alerts: []
+      - eval_time: 30m
+        alertname: WebhookdDeliveriesOverdue
+        exp_alerts:
+          - exp_labels:
+              severity: warning
 EOF
 if (cd "$tmp" && promtool test rules alerts_test.yml); then ok "alert unit tests"; else fail "promtool test rules"; fi
 
