@@ -4,7 +4,7 @@
 //! let attempts in flight finish, give the unfinished ones back to other
 //! workers, write the last records, close.
 
-mod background;
+pub(crate) mod background;
 mod handoff;
 
 use std::net::SocketAddr;

@@ -18,11 +18,14 @@
 //! on it until they end, so a shard's runtime is kept alive after its
 //! consumer stops until the worker's shutdown has drained them.
 
+use std::panic::AssertUnwindSafe;
+
 use secrecy::SecretString;
 use tokio::sync::oneshot;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, warn};
 
+use crate::app::background::panic_message;
 use crate::consume::EventConsumer;
 use crate::deliver::Deliverer;
 use crate::storage;
@@ -33,7 +36,7 @@ const SHARD_CONNECTIONS: u32 = 2;
 
 /// The running consumer shards of one worker.
 pub struct ConsumerShards {
-    stopped: Vec<oneshot::Receiver<()>>,
+    stopped: Vec<(oneshot::Receiver<()>, oneshot::Receiver<String>)>,
     release: CancellationToken,
 }
 
@@ -53,6 +56,7 @@ impl ConsumerShards {
         let mut stopped = Vec::with_capacity(plan.count);
         for index in 0..plan.count {
             let (done, wait) = oneshot::channel();
+            let (panicked, report) = oneshot::channel();
             let mut consumer = plan.consumer.clone();
             consumer.health = plan.consumer.health.session();
             // The worker's prefetch is shared, so memory and the messages a
@@ -73,21 +77,20 @@ impl ConsumerShards {
             // Not joined: a thread ends on its own once released.
             std::thread::Builder::new()
                 .name(format!("webhookd-consumer-{index}"))
-                .spawn(move || shard.run())?;
-            stopped.push(wait);
+                .spawn(move || report_panic(panicked, || shard.run()))?;
+            stopped.push((wait, report));
         }
         Ok(ConsumerShards { stopped, release })
     }
 
     /// A future per consumer, resolved once it has stopped: its batches
-    /// written and acked, nothing more taken from the broker; or once its
-    /// thread has ended without a word (a panic).
+    /// written and acked, nothing more taken from the broker. If its thread
+    /// panicked instead, the future panics with the same message, so the
+    /// task watching it reports why.
     pub fn stopped(&mut self) -> Vec<impl std::future::Future<Output = ()> + Send + 'static> {
         std::mem::take(&mut self.stopped)
             .into_iter()
-            .map(|wait| async move {
-                let _ = wait.await;
-            })
+            .map(|(wait, report)| watch(wait, report))
             .collect()
     }
 
@@ -96,6 +99,24 @@ impl ConsumerShards {
     /// delivery to another worker).
     pub fn release(&self) {
         self.release.cancel();
+    }
+}
+
+/// Runs a shard's thread body; a panic's message is sent on `panicked`.
+fn report_panic(panicked: oneshot::Sender<String>, body: impl FnOnce()) {
+    if let Err(payload) = std::panic::catch_unwind(AssertUnwindSafe(body)) {
+        let _ = panicked.send(panic_message(&*payload).to_owned());
+    }
+}
+
+/// Resolves when the shard says it stopped; raises its panic again if it
+/// ended in one (`resume_unwind`: no second report from the panic hook).
+async fn watch(stopped: oneshot::Receiver<()>, panicked: oneshot::Receiver<String>) {
+    if stopped.await.is_ok() {
+        return;
+    }
+    if let Ok(message) = panicked.await {
+        std::panic::resume_unwind(Box::new(message));
     }
 }
 
@@ -165,7 +186,40 @@ impl Shard {
 
 #[cfg(test)]
 mod tests {
-    use super::share_of;
+    use tokio::sync::oneshot;
+
+    use super::{report_panic, share_of, watch};
+    use crate::app::background::Background;
+
+    /// A shard thread's body run as `run` runs it, watched as the worker
+    /// watches it; what the watcher reports.
+    async fn watched(body: impl FnOnce(oneshot::Sender<()>) + Send + 'static) -> Option<String> {
+        let (done, stopped) = oneshot::channel();
+        let (panicked, report) = oneshot::channel();
+        let thread = std::thread::spawn(move || report_panic(panicked, move || body(done)));
+        let mut background = Background::default();
+        background.spawn("consumer", watch(stopped, report));
+        let ended = background.ended().await;
+        thread.join().unwrap();
+        assert_eq!(ended.task, "consumer");
+        ended.how.strip_prefix("it panicked: ").map(str::to_owned)
+    }
+
+    #[tokio::test]
+    async fn a_shard_that_panics_is_reported_with_its_message() {
+        let message = watched(|_done| {
+            let shard = 2;
+            panic!("shard {shard}: no runtime");
+        })
+        .await;
+        assert_eq!(message.as_deref(), Some("shard 2: no runtime"));
+    }
+
+    #[tokio::test]
+    async fn a_shard_that_stops_or_returns_is_not_reported_as_a_panic() {
+        assert_eq!(watched(|done| done.send(()).unwrap()).await, None);
+        assert_eq!(watched(drop).await, None);
+    }
 
     #[test]
     fn consumers_share_the_prefetch() {

@@ -8,6 +8,7 @@
 //! the daemon shuts down and exits with an error naming the task, so its
 //! supervisor restarts it.
 
+use std::any::Any;
 use std::collections::HashMap;
 use std::future::Future;
 
@@ -71,16 +72,18 @@ fn describe(e: JoinError) -> String {
         return "it was cancelled".to_owned();
     }
     match e.try_into_panic() {
-        Ok(payload) => {
-            let message = payload
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
-                .unwrap_or("no message");
-            format!("it panicked: {message}")
-        }
+        Ok(payload) => format!("it panicked: {}", panic_message(&*payload)),
         Err(e) => e.to_string(),
     }
+}
+
+/// The message a panic was raised with.
+pub fn panic_message(payload: &(dyn Any + Send)) -> &str {
+    payload
+        .downcast_ref::<&str>()
+        .copied()
+        .or_else(|| payload.downcast_ref::<String>().map(String::as_str))
+        .unwrap_or("no message")
 }
 
 #[cfg(test)]
