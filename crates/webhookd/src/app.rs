@@ -28,7 +28,7 @@ use crate::consume::{connect, BrokerHealth, EventConsumer};
 use crate::deliver::Deliverer;
 use crate::dispatch::{Dispatcher, Limits};
 use crate::fanout::FirstAttempts;
-use crate::http::{ops_router, OpsState};
+use crate::http::{catch_panics, ops_router, OpsState};
 use crate::metrics::Metrics;
 use crate::record::Recorder;
 use crate::retention::run_retention;
@@ -151,6 +151,7 @@ impl App {
                 .merge(api::router(api_state.clone()))
                 .merge(crate::ui::router(api_state));
         }
+        let router = router.layer(axum::middleware::from_fn(catch_panics));
         let addr = self.local_addr();
         info!(?addr, role = ?self.role, "webhookd running");
         let server_cancel = cancel.clone();

@@ -1,16 +1,21 @@
 //! The HTTP server: the admin API plus `/metrics`, `/healthz` and `/readyz`,
 //! which every role serves.
 
+use std::panic::AssertUnwindSafe;
 use std::time::Duration;
 
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{header, StatusCode};
-use axum::response::IntoResponse;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
+use futures_util::FutureExt;
 use serde_json::json;
 use sqlx::PgPool;
+use tracing::error;
 
+use crate::app::background::panic_message;
 use crate::consume::BrokerHealth;
 use crate::metrics::Metrics;
 
@@ -69,4 +74,68 @@ async fn readyz(State(state): State<OpsState>) -> impl IntoResponse {
         "broker": match broker { Some(true) => "up", Some(false) => "down", None => "unused" },
     });
     (status, Json(body))
+}
+
+/// Middleware: a handler that panics answers 500 with the API's JSON error,
+/// and the panic is logged with the request's method and path. Without it
+/// hyper drops the connection (the client sees a reset) and only stderr
+/// tells why.
+pub async fn catch_panics(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    match AssertUnwindSafe(next.run(request)).catch_unwind().await {
+        Ok(response) => response,
+        Err(payload) => {
+            error!(%method, path, panic = panic_message(&*payload), "a request handler panicked");
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(json!({"error": "internal server error"})),
+            )
+                .into_response()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::middleware::from_fn;
+    use axum::routing::get;
+    use axum::Router;
+    use reqwest::StatusCode;
+    use serde_json::Value;
+
+    use super::catch_panics;
+
+    #[tokio::test]
+    async fn a_panicking_handler_answers_500_json_and_the_server_keeps_serving() {
+        async fn boom() -> &'static str {
+            let id = 7;
+            panic!("webhook {id} broke the handler");
+        }
+        let router = Router::new()
+            .route("/boom", get(boom))
+            .route("/fine", get(|| async { "fine" }))
+            .layer(from_fn(catch_panics));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, router).await });
+        let client = reqwest::Client::new();
+
+        let boom = client
+            .get(format!("http://{addr}/boom"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(boom.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        let body: Value = serde_json::from_str(&boom.text().await.unwrap()).unwrap();
+        assert_eq!(body["error"], "internal server error");
+
+        let fine = client
+            .get(format!("http://{addr}/fine"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(fine.status(), StatusCode::OK);
+        assert_eq!(fine.text().await.unwrap(), "fine");
+    }
 }
