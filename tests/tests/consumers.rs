@@ -26,10 +26,30 @@ async fn a_consumer_on_the_main_runtime_delivers_every_event_once() {
     delivers_every_event_once("0", 1).await;
 }
 
+/// Connections to the test's database named `webhookd-consumer-N`.
+async fn shard_connections(app: &TestApp) -> i64 {
+    sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity
+         WHERE datname = current_database() AND application_name LIKE 'webhookd-consumer-%'",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap()
+}
+
 async fn delivers_every_event_once(consumers: &str, connected: u64) {
     let app = TestApp::spawn_with(&[("WEBHOOKD__BROKER__CONSUMERS", consumers)]).await;
     // Ready means every consumer is connected and consuming.
     assert_eq!(queue_consumers(&app.topology.queue), connected);
+    // Each shard opens its two database connections before any message,
+    // named after it in pg_stat_activity.
+    let shards: i64 = consumers.parse().unwrap();
+    let opened = eventually(WAIT, "the shards' connections opened", || async {
+        let n = shard_connections(&app).await;
+        (n == 2 * shards).then_some(n)
+    })
+    .await;
+    assert_eq!(opened, 2 * shards);
 
     let (_, token) = app.create_user("Alice", None, false).await;
     let receiver = Receiver::start(SECRET).await;

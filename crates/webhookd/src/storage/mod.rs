@@ -77,6 +77,17 @@ pub fn connect_lazy(url: &SecretString, max_connections: u32) -> Result<PgPool, 
     Ok(pool_options(max_connections).connect_lazy_with(options(url)?))
 }
 
+/// [`connect_lazy`], its connections named `application_name` (what
+/// `pg_stat_activity` shows), overriding one the URL may set.
+pub fn connect_lazy_as(
+    url: &SecretString,
+    max_connections: u32,
+    application_name: &str,
+) -> Result<PgPool, StorageError> {
+    let options = options(url)?.application_name(application_name);
+    Ok(pool_options(max_connections).connect_lazy_with(options))
+}
+
 /// Creates the database named in `url` when it does not exist yet.
 pub async fn create_database_if_missing(url: &SecretString) -> Result<bool, StorageError> {
     let target = options(url)?;
