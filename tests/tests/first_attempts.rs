@@ -10,8 +10,10 @@ use std::time::Duration;
 use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
-use webhookd::storage::deliveries::{AttemptRecord, NextStep};
-use webhookd::storage::fanout::{subscribers, write_fanout, FanoutRow, FirstAttempt, NewEvent};
+use webhookd::storage::deliveries::{AttemptRecord, Lease, NextStep};
+use webhookd::storage::fanout::{
+    prepare_statements, record_fanout, subscribers, write_fanout, FanoutRow, FirstAttempt, NewEvent,
+};
 use webhookd_e2e::db::TestDb;
 use webhookd_e2e::process::{poll, queue_counts, sample, task_created, Deployment};
 use webhookd_e2e::{eventually, Receiver, TestApp};
@@ -466,4 +468,72 @@ async fn a_batch_given_up_at_shutdown_keeps_it_and_every_later_batch_unacked() {
     .await;
     worker.terminate().await;
     deployment.cleanup().await;
+}
+
+/// A consumer shard prepares its statements on a fresh connection before its
+/// first batch: the prepared statements (parameter types inferred by
+/// Postgres) then serve every fan-out statement with the values bound later.
+#[tokio::test]
+async fn statements_prepared_ahead_serve_the_fanout_reads_and_writes() {
+    let db = TestDb::create().await;
+    sqlx::raw_sql(
+        "INSERT INTO users (id, name) VALUES (1, 'u');
+         INSERT INTO webhooks (id, user_id, name, url, events, secret) VALUES
+             (1, 1, 'a', 'http://127.0.0.1:9/', ARRAY['task.*'], 's')",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    let mut conn = db.pool.acquire().await.unwrap();
+    prepare_statements(&mut conn).await.unwrap();
+
+    let event = new_event(Uuid::now_v7());
+    let claims = subscribers(&mut conn, std::slice::from_ref(&event))
+        .await
+        .unwrap();
+    assert_eq!(claims.len(), 1);
+    let mut failed = success(claims[0].delivery_id, 1, &event.body);
+    failed.status_code = Some(500);
+    failed.is_success = false;
+    failed.next = NextStep::RetryIn(Duration::from_secs(60));
+    let rows = [FanoutRow {
+        delivery_id: claims[0].delivery_id,
+        event_id: event.id,
+        webhook_id: 1,
+        webhook_failing: false,
+        first: FirstAttempt::Made(&failed),
+    }];
+    // A failure: the streaks' statement runs too.
+    write_fanout(&mut conn, std::slice::from_ref(&event), &rows, None)
+        .await
+        .unwrap();
+    let other = new_event(Uuid::now_v7());
+    let lease = Lease {
+        default_timeout_ms: 10_000,
+        margin_ms: 1_000,
+    };
+    let recorded = record_fanout(&mut conn, std::slice::from_ref(&other), lease)
+        .await
+        .unwrap();
+    assert_eq!(recorded.len(), 1);
+
+    assert_eq!(
+        count(
+            &db.pool,
+            "SELECT count(*) FROM deliveries WHERE attempts = 1 AND status = 'pending'"
+        )
+        .await,
+        1
+    );
+    assert_eq!(
+        count(
+            &db.pool,
+            "SELECT count(*) FROM webhooks WHERE failing_since IS NOT NULL"
+        )
+        .await,
+        1
+    );
+    assert_eq!(count(&db.pool, "SELECT count(*) FROM deliveries").await, 2);
+    drop(conn);
+    db.drop_database().await;
 }

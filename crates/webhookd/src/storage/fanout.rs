@@ -12,7 +12,7 @@
 use std::sync::{Arc, LazyLock};
 use std::time::Duration;
 
-use sqlx::PgConnection;
+use sqlx::{Executor, PgConnection};
 use uuid::Uuid;
 
 use super::deliveries::{
@@ -59,7 +59,7 @@ static RECORD_FANOUT_SQL: LazyLock<String> = LazyLock::new(|| {
          ), inserted AS (
              INSERT INTO deliveries (id, event_id, webhook_id, next_attempt_at)
              SELECT webhookd_delivery_id(ev.id, w.id), ev.id, w.id,
-                    now() + make_interval(secs => (COALESCE(w.timeout_ms, $6) + $7) / 1000.0)
+                    now() + make_interval(secs => (COALESCE(w.timeout_ms, $6::int8) + $7::int8) / 1000.0)
              FROM ev
              JOIN subscribed w ON w.events && string_to_array(ev.patterns, ' ')
              JOIN users u ON u.id = w.user_id
@@ -143,6 +143,25 @@ pub async fn subscribers(
         .fetch_all(conn)
         .await?;
     Ok(rows)
+}
+
+/// Prepares the fan-out statements on `conn` (sqlx keeps them in the
+/// connection's statement cache), so a fresh connection's first batch does
+/// not also wait for Postgres to parse them. Prepared without parameter
+/// types, they get Postgres's inferred ones, which must be what is bound
+/// later: so every parameter of these statements carries a cast (an uncast
+/// `$6` beside an `int4` column was inferred `int4` and refused the `int8`
+/// bound to it).
+pub async fn prepare_statements(conn: &mut PgConnection) -> Result<(), StorageError> {
+    for sql in [
+        &*SUBSCRIBERS_SQL,
+        &*WRITE_FANOUT_SQL,
+        &*STREAKS_SQL,
+        &*RECORD_FANOUT_SQL,
+    ] {
+        conn.prepare(sql.as_str()).await?;
+    }
+    Ok(())
 }
 
 /// A delivery to write with [`write_fanout`].
