@@ -224,6 +224,28 @@ fn success(delivery_id: Uuid, webhook_id: i64, payload: &Arc<str>) -> AttemptRec
     }
 }
 
+/// A migrated database with user 1 and its webhooks, each `(id, events)`,
+/// all pointing at a closed local port.
+async fn db_with_webhooks(webhooks: &[(i64, &[&str])]) -> TestDb {
+    let db = TestDb::create().await;
+    sqlx::query("INSERT INTO users (id, name) VALUES (1, 'u')")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    for (id, events) in webhooks {
+        sqlx::query(
+            "INSERT INTO webhooks (id, user_id, name, url, events, secret)
+             VALUES ($1, 1, 'hook', 'http://127.0.0.1:9/', $2, 's')",
+        )
+        .bind(id)
+        .bind(events)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    }
+    db
+}
+
 async fn count(pool: &PgPool, sql: &str) -> i64 {
     sqlx::query_scalar(sql)
         .fetch_one(pool)
@@ -233,17 +255,7 @@ async fn count(pool: &PgPool, sql: &str) -> i64 {
 
 #[tokio::test]
 async fn delivery_ids_come_from_the_event_and_the_webhook_and_a_deleted_webhook_gets_no_rows() {
-    let db = TestDb::create().await;
-    sqlx::raw_sql(
-        "INSERT INTO users (id, name) VALUES (1, 'u');
-         INSERT INTO webhooks (id, user_id, name, url, events, secret) VALUES
-             (1, 1, 'a', 'http://127.0.0.1:9/', ARRAY['task.created'], 's'),
-             (2, 1, 'b', 'http://127.0.0.1:9/', ARRAY['*'], 's'),
-             (3, 1, 'c', 'http://127.0.0.1:9/', ARRAY['deal.won'], 's')",
-    )
-    .execute(&db.pool)
-    .await
-    .unwrap();
+    let db = db_with_webhooks(&[(1, &["task.created"]), (2, &["*"]), (3, &["deal.won"])]).await;
     let event = new_event(Uuid::now_v7());
     let mut conn = db.pool.acquire().await.unwrap();
 
@@ -344,15 +356,7 @@ async fn delivery_ids_come_from_the_event_and_the_webhook_and_a_deleted_webhook_
 
 #[tokio::test]
 async fn a_410_on_a_first_attempt_switches_the_webhook_off_in_the_same_write() {
-    let db = TestDb::create().await;
-    sqlx::raw_sql(
-        "INSERT INTO users (id, name) VALUES (1, 'u');
-         INSERT INTO webhooks (id, user_id, name, url, events, secret) VALUES
-             (1, 1, 'a', 'http://127.0.0.1:9/', ARRAY['task.created'], 's')",
-    )
-    .execute(&db.pool)
-    .await
-    .unwrap();
+    let db = db_with_webhooks(&[(1, &["task.created"])]).await;
     let event = new_event(Uuid::now_v7());
     let mut conn = db.pool.acquire().await.unwrap();
     let claims = subscribers(&mut conn, std::slice::from_ref(&event))
@@ -475,15 +479,7 @@ async fn a_batch_given_up_at_shutdown_keeps_it_and_every_later_batch_unacked() {
 /// Postgres) then serve every fan-out statement with the values bound later.
 #[tokio::test]
 async fn statements_prepared_ahead_serve_the_fanout_reads_and_writes() {
-    let db = TestDb::create().await;
-    sqlx::raw_sql(
-        "INSERT INTO users (id, name) VALUES (1, 'u');
-         INSERT INTO webhooks (id, user_id, name, url, events, secret) VALUES
-             (1, 1, 'a', 'http://127.0.0.1:9/', ARRAY['task.*'], 's')",
-    )
-    .execute(&db.pool)
-    .await
-    .unwrap();
+    let db = db_with_webhooks(&[(1, &["task.*"])]).await;
     let mut conn = db.pool.acquire().await.unwrap();
     prepare_statements(&mut conn).await.unwrap();
 
