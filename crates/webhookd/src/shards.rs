@@ -33,6 +33,8 @@ use crate::storage;
 /// Database connections a shard holds: the consumer's and its batch
 /// writer's.
 const SHARD_CONNECTIONS: u32 = 2;
+/// How long a starting shard waits for its connections before consuming.
+const CONNECT_AHEAD_LIMIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The running consumer shards of one worker.
 pub struct ConsumerShards {
@@ -125,22 +127,29 @@ async fn watch(stopped: oneshot::Receiver<()>, panicked: oneshot::Receiver<Strin
 /// and its batch writer), so the first events after a start do not each
 /// wait for a handshake and a parse: measured, the first event took 9–10 ms
 /// without this, 4.5–5.3 ms with it, against 1–2 ms later on.
-async fn connect_ahead(pool: sqlx::PgPool, shard: usize) {
-    let mut opened = Vec::new();
-    for _ in 0..SHARD_CONNECTIONS {
-        let conn = match pool.acquire().await {
-            Ok(mut conn) => storage::fanout::prepare_statements(&mut conn)
-                .await
-                .map(|()| conn),
-            Err(e) => Err(e.into()),
-        };
-        match conn {
-            Ok(conn) => opened.push(conn),
-            Err(e) => {
-                // Nothing lost: the consumer's own statements retry.
-                warn!(error = %e, shard, "opening a consumer's database connections ahead of use failed");
-                return;
-            }
+async fn connect_ahead(pool: &sqlx::PgPool, shard: usize) {
+    let open = async {
+        let mut opened = Vec::new();
+        for _ in 0..SHARD_CONNECTIONS {
+            let mut conn = pool.acquire().await?;
+            storage::fanout::prepare_statements(&mut conn).await?;
+            opened.push(conn);
+        }
+        Ok::<_, storage::StorageError>(opened)
+    };
+    // Bounded: a database that is down must not hold the consumer back
+    // from the broker (and `/readyz` from telling which one is down).
+    match tokio::time::timeout(CONNECT_AHEAD_LIMIT, open).await {
+        Ok(Ok(_opened)) => {}
+        // Nothing lost: the consumer's own statements connect and retry.
+        Ok(Err(e)) => {
+            warn!(error = %e, shard, "opening a consumer's database connections ahead of use failed");
+        }
+        Err(_) => {
+            warn!(
+                shard,
+                "opening a consumer's database connections ahead of use timed out"
+            );
         }
     }
 }
@@ -196,7 +205,10 @@ impl Shard {
                 return;
             }
         };
-        tokio::spawn(connect_ahead(pool.clone(), index));
+        // Before consuming, never beside it: holding one connection while
+        // waiting for the other, it would starve the consumer and its writer
+        // of the pool's two (a 5 s stall, measured, with a backlog queued).
+        connect_ahead(&pool, index).await;
         if let Err(e) = deliverer.own_client_on_this_thread() {
             warn!(error = %e, shard = index, "a consumer's own HTTP client could not be built; it shares the main one");
         }
