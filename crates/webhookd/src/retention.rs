@@ -13,6 +13,7 @@ use tracing::{info, warn};
 
 use crate::metrics::Metrics;
 use crate::settings::RetentionSettings;
+use crate::storage::ui_sessions;
 
 /// Arbitrary, fixed: the advisory lock key of the retention job. Public so
 /// tests (and operators, in `pg_locks`) can recognise it.
@@ -97,14 +98,7 @@ pub async fn purge_once(
             .bind(limit)
         })
         .await?;
-        let sessions = delete_in_batches(&mut conn, batch, |limit| {
-            sqlx::query(
-                "DELETE FROM ui_sessions WHERE id IN (
-                     SELECT id FROM ui_sessions WHERE expires_at <= now() LIMIT $1)",
-            )
-            .bind(limit)
-        })
-        .await?;
+        let sessions = delete_in_batches(&mut conn, batch, ui_sessions::delete_expired).await?;
         Ok::<_, sqlx::Error>(Purged {
             logs,
             events,

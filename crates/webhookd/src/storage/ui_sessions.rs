@@ -8,7 +8,9 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
+use sqlx::postgres::PgArguments;
+use sqlx::query::Query;
+use sqlx::{PgPool, Postgres};
 
 use super::users::{hash_token, User};
 use super::StorageError;
@@ -107,16 +109,19 @@ pub async fn delete_session(pool: &PgPool, session_hash: &[u8]) -> Result<bool, 
 
 /// Deletes up to `batch` expired sessions; returns how many. Called at each
 /// sign-in, so a busy UI's table stays small between retention passes (which
-/// delete the rest, `retention.rs`); a small batch keeps the sign-in fast
-/// whatever has piled up.
+/// delete the rest with [`delete_expired`]); a small batch keeps the sign-in
+/// fast whatever has piled up.
 pub async fn delete_expired_sessions(pool: &PgPool, batch: i64) -> Result<u64, StorageError> {
-    let done = sqlx::query(
+    let done = delete_expired(batch).execute(pool).await?;
+    Ok(done.rows_affected())
+}
+
+/// The statement deleting up to `batch` expired sessions.
+pub fn delete_expired(batch: i64) -> Query<'static, Postgres, PgArguments> {
+    sqlx::query(
         "DELETE FROM ui_sessions WHERE id IN (
              SELECT id FROM ui_sessions WHERE expires_at <= now() LIMIT $1
          )",
     )
     .bind(batch)
-    .execute(pool)
-    .await?;
-    Ok(done.rows_affected())
 }
