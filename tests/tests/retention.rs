@@ -1,6 +1,6 @@
 //! Log retention [SPEC §7]: old attempt logs, finished events and expired
-//! web UI sessions are deleted in small batches, by one replica at a time under an advisory lock, and the
-//! deletions are counted in `/metrics`.
+//! web UI sessions are deleted in small batches, by one replica at a time
+//! under an advisory lock, and the deletions are counted in `/metrics`.
 
 #![allow(clippy::unwrap_used)]
 use std::time::Duration;

@@ -12,11 +12,11 @@ use serde::Deserialize;
 use webhookd_events::{Jitter, RetryPolicy};
 
 /// The defaults, compiled in so the binary runs from any directory.
+pub const DEFAULTS: &str = include_str!("../../../config/default.toml");
+
 /// Each consumer holds a broker connection, two database connections and a
 /// thread.
 const MAX_CONSUMERS: usize = 64;
-
-pub const DEFAULTS: &str = include_str!("../../../config/default.toml");
 
 #[derive(Debug, thiserror::Error)]
 pub enum SettingsError {
