@@ -15,6 +15,7 @@ use serde_json::json;
 use sqlx::PgPool;
 use tracing::error;
 
+use crate::api::error::ErrorBody;
 use crate::app::background::panic_message;
 use crate::consume::BrokerHealth;
 use crate::metrics::Metrics;
@@ -87,11 +88,11 @@ pub async fn catch_panics(request: Request, next: Next) -> Response {
         Ok(response) => response,
         Err(payload) => {
             error!(%method, path, panic = panic_message(&*payload), "a request handler panicked");
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Json(json!({"error": "internal server error"})),
-            )
-                .into_response()
+            let body = ErrorBody {
+                error: "internal server error".to_owned(),
+                field: None,
+            };
+            (StatusCode::INTERNAL_SERVER_ERROR, Json(body)).into_response()
         }
     }
 }
