@@ -1,17 +1,15 @@
 //! The JSON API alone (`api::router`) on a real port against a fresh
 //! database: for API tests that need no broker.
 
-use std::sync::Arc;
-
 use reqwest::header::HeaderMap;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
-use webhookd::api::{self, ApiState};
-use webhookd::deliver::Deliverer;
 use webhookd::settings::Settings;
-use webhookd::storage::users;
+use webhookd_admin::api::{self, ApiState};
+use webhookd_store::users;
+use webhookd_worker::deliver::Deliverer;
 
 use crate::db::TestDb;
 
@@ -46,7 +44,7 @@ impl ApiServer {
         .unwrap();
         let state = ApiState {
             pool: db.pool.clone(),
-            settings: Arc::new(settings),
+            config: settings.api_config(),
             deliverer,
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -119,7 +119,7 @@ impl TestApp {
 
     /// A user with an API token.
     pub async fn create_user(&self, name: &str, id: Option<i64>, admin: bool) -> (i64, String) {
-        let (user, token) = webhookd::storage::users::create_user(&self.db.pool, name, id, admin)
+        let (user, token) = webhookd_store::users::create_user(&self.db.pool, name, id, admin)
             .await
             .expect("user created");
         (user.id, token)

@@ -49,7 +49,7 @@ impl TestDb {
             .connect_with(options)
             .await
             .unwrap_or_else(|e| panic!("connecting to test database {name}: {e}"));
-        webhookd::storage::migrate(&pool)
+        webhookd_store::migrate(&pool)
             .await
             .unwrap_or_else(|e| panic!("migrating test database {name}: {e}"));
         TestDb {

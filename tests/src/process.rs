@@ -18,8 +18,8 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use uuid::Uuid;
-use webhookd::storage::webhooks::{create_webhook, NewWebhook};
 use webhookd_producer::{EventMessage, Publisher, Topology};
+use webhookd_store::webhooks::{create_webhook, NewWebhook};
 
 use crate::app::AMQP_URL;
 use crate::db::TestDb;
@@ -365,7 +365,7 @@ impl Deployment {
             .await
             .expect("the publisher connects");
         let (user, _token) =
-            webhookd::storage::users::create_user(&db.pool, "Operator", Some(1), true)
+            webhookd_store::users::create_user(&db.pool, "Operator", Some(1), true)
                 .await
                 .expect("user created");
         Deployment {

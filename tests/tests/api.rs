@@ -5,9 +5,9 @@
 use reqwest::header::{CONTENT_TYPE, LOCATION, WWW_AUTHENTICATE};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
-use webhookd::storage::users;
 use webhookd_e2e::api::{reply, ApiServer, Reply, User};
 use webhookd_e2e::db::TestDb;
+use webhookd_store::users;
 
 /// The shared API harness plus this file's own helpers.
 struct Api(ApiServer);
@@ -805,7 +805,7 @@ async fn users_get_the_next_free_id_even_when_created_concurrently() {
     assert_eq!(crm_user.id, 40);
     let taken = users::create_user(&db.pool, "again", Some(40), false).await;
     assert!(
-        matches!(taken, Err(webhookd::storage::StorageError::Conflict(_))),
+        matches!(taken, Err(webhookd_store::StorageError::Conflict(_))),
         "{taken:?}"
     );
     let creations = (0..8).map(|i| {

@@ -11,10 +11,10 @@ use chrono::{DateTime, DurationRound, TimeDelta, Utc};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use uuid::Uuid;
-use webhookd::storage::stats::stats_sql;
-use webhookd::storage::webhooks::Scope;
 use webhookd_e2e::api::{ApiServer, Reply, User};
 use webhookd_e2e::{eventually, Receiver, TestApp};
+use webhookd_store::stats::stats_sql;
+use webhookd_store::webhooks::Scope;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const WAIT: Duration = Duration::from_secs(20);
@@ -780,7 +780,7 @@ async fn retrying_all_failed_deliveries_touches_only_this_webhooks_failed_ones()
         .await
         .unwrap();
     listener
-        .listen(webhookd::schedule::DUE_CHANNEL)
+        .listen(webhookd_store::notify::DUE_CHANNEL)
         .await
         .unwrap();
 

@@ -2,9 +2,9 @@
 //! same backend every time (no return to the pool, hence no ping), and one
 //! that broke is closed and replaced rather than reused.
 
-use webhookd::storage::dedicated::DedicatedConnection;
-use webhookd::storage::StorageError;
 use webhookd_e2e::db::TestDb;
+use webhookd_store::dedicated::DedicatedConnection;
+use webhookd_store::StorageError;
 
 async fn backend_pid(held: &mut DedicatedConnection) -> Result<i32, StorageError> {
     let result = match held.connection().await {

@@ -10,14 +10,15 @@ use std::time::Duration;
 use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
-use webhookd::storage::deliveries::{AttemptRecord, Lease, NextStep};
-use webhookd::storage::fanout::{
-    prepare_statements, record_fanout, subscribers, write_fanout, FanoutRow, FirstAttempt, NewEvent,
-};
 use webhookd_e2e::db::TestDb;
 use webhookd_e2e::process::{poll, queue_counts, sample, task_created, Deployment};
 use webhookd_e2e::{eventually, Receiver, TestApp};
+use webhookd_events::delivery::{AttemptRecord, Lease, NextStep};
+use webhookd_events::NewEvent;
 use webhookd_producer::EventMessage;
+use webhookd_store::fanout::{
+    prepare_statements, record_fanout, subscribers, write_fanout, FanoutRow, FirstAttempt,
+};
 
 const SECRET: &str = "first-attempt-secret";
 const WAIT: Duration = Duration::from_secs(15);

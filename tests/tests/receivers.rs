@@ -9,11 +9,12 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use sqlx::Row;
-use webhookd::storage::deliveries::{record_attempts, AttemptRecord, NextStep};
 use webhookd_e2e::db::TestDb;
 use webhookd_e2e::receiver::{closed_port_url, ResetServer};
 use webhookd_e2e::{eventually, Receiver, TestApp};
+use webhookd_events::delivery::{AttemptRecord, NextStep};
 use webhookd_producer::EventMessage;
+use webhookd_store::deliveries::record_attempts;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const WAIT: Duration = Duration::from_secs(20);
@@ -448,7 +449,7 @@ fn attempt(webhook_id: i64, ok: bool) -> AttemptRecord {
 async fn a_failing_streak_is_ended_by_any_success_and_restarted_by_an_edit() {
     let db = TestDb::create().await;
     let pool = &db.pool;
-    let (user, _) = webhookd::storage::users::create_user(pool, "Alice", None, false)
+    let (user, _) = webhookd_store::users::create_user(pool, "Alice", None, false)
         .await
         .unwrap();
     let mut ids = Vec::new();

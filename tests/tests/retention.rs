@@ -8,10 +8,10 @@ use std::time::Duration;
 use serde_json::json;
 use sqlx::{Connection, PgPool};
 use uuid::Uuid;
-use webhookd::retention::{purge_once, Purged, LOCK_KEY};
-use webhookd::settings::RetentionSettings;
 use webhookd_e2e::db::TestDb;
 use webhookd_e2e::{eventually, Receiver, TestApp};
+use webhookd_worker::retention::RetentionSettings;
+use webhookd_worker::retention::{purge_once, Purged, LOCK_KEY};
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const OLD_LOGS: i64 = 237;

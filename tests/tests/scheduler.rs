@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use webhookd::storage::deliveries::next_due_in;
 use webhookd_e2e::db::TestDb;
+use webhookd_store::deliveries::next_due_in;
 
 /// An idle worker must sleep until its poll interval, not spin: nothing
 /// pending is "nothing due", never "due now".
@@ -74,8 +74,8 @@ async fn nothing_pending_means_no_wake_up_time() {
 #[tokio::test]
 async fn lease_renewal_skips_a_row_being_written() {
     use sqlx::{Connection, PgConnection};
-    use webhookd::storage::deliveries::Lease;
-    use webhookd::storage::handback::renew_leases;
+    use webhookd_events::delivery::Lease;
+    use webhookd_store::handback::renew_leases;
 
     let db = TestDb::create().await;
     sqlx::raw_sql(

@@ -22,13 +22,13 @@ use sqlx::Row;
 use tokio_util::sync::CancellationToken;
 use tracing_subscriber::filter::LevelFilter;
 use uuid::Uuid;
-use webhookd::storage::users;
 use webhookd::{App, Role, Settings};
 use webhookd_e2e::app::AMQP_URL;
 use webhookd_e2e::db::TestDb;
 use webhookd_e2e::process::Deployment;
 use webhookd_e2e::{eventually, Receiver, TestApp};
 use webhookd_producer::{EventMessage, REJECT_REASON_HEADER};
+use webhookd_store::users;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const WAIT: Duration = Duration::from_secs(20);

@@ -71,7 +71,7 @@ impl Stage {
             .max_connections(1)
             .connect(&db_url)
             .await?;
-        webhookd::storage::migrate(&pool).await?;
+        webhookd_store::migrate(&pool).await?;
         Ok(Stage {
             db_name,
             db_url,
@@ -88,7 +88,7 @@ impl Stage {
     /// One webhook per URL, subscribed to every event. Returns their ids.
     pub async fn add_webhooks(&self, urls: &[String]) -> anyhow::Result<Vec<i64>> {
         let (user, _token) =
-            webhookd::storage::users::create_user(&self.pool, "bench", None, false).await?;
+            webhookd_store::users::create_user(&self.pool, "bench", None, false).await?;
         let mut ids = Vec::with_capacity(urls.len());
         for (i, url) in urls.iter().enumerate() {
             let id: i64 = sqlx::query_scalar(

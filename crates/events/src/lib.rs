@@ -1,10 +1,13 @@
 //! The CRM event domain: the catalogue of events, the broker message and the
-//! delivery envelope, subscription patterns with wildcards, and body templates.
+//! delivery envelope, subscription patterns with wildcards, body templates,
+//! and a delivery's life (claimed, attempted, judged, recorded) with its
+//! retry rules.
 //!
 //! Pure code: no I/O, so every rule here is unit-tested exhaustively and shared
 //! by the producer, the daemon and the admin API.
 
 pub mod catalogue;
+pub mod delivery;
 pub mod message;
 pub mod pattern;
 pub mod presets;
@@ -12,6 +15,7 @@ pub mod retry;
 pub mod template;
 
 pub use catalogue::{find_event, EventSpec, CATALOGUE, TEST_EVENT};
+pub use delivery::NewEvent;
 pub use message::{derive_event_id, render_envelope, EventMessage, MessageError, ParsedMessage};
 pub use pattern::{candidate_patterns, EventPattern, PatternError};
 pub use presets::{find_preset, sample_envelope, Preset, PRESETS};

@@ -54,9 +54,11 @@
 //! [`PublisherOptions::max_in_flight`] messages awaiting their confirm.
 
 pub mod broker_url;
+mod error;
 pub mod event;
 mod link;
 pub mod ndjson;
+mod options;
 mod pipeline;
 pub mod publisher;
 pub mod topology;

@@ -1,11 +1,18 @@
 //! One connection to the broker with a confirm-mode channel and the topology
 //! declared: what the publisher replaces wholesale when the broker goes away.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use backon::{BackoffBuilder, ExponentialBuilder};
 use lapin::options::ConfirmSelectOptions;
 use lapin::{Channel, Connection, ConnectionProperties};
+use tokio::sync::{Mutex, MutexGuard};
+use tokio::time::Instant;
 
 use crate::broker_url::BrokerUrl;
-use crate::publisher::PublishError;
+use crate::error::PublishError;
+use crate::options::PublisherOptions;
 use crate::topology::{self, Topology};
 
 pub(crate) struct Link {
@@ -74,4 +81,137 @@ impl Link {
             tracing::debug!(%error, "closing the broker connection");
         }
     }
+}
+
+/// The link every task of one publisher sends through, with what it takes to
+/// open a new one when the broker goes away.
+pub(crate) struct SharedLink {
+    url: BrokerUrl,
+    topology: Topology,
+    /// Held while sending (so delivery tags match the order frames are
+    /// written) and while reconnecting, never while awaiting confirms.
+    state: Mutex<LinkState>,
+    reconnects: AtomicU64,
+}
+
+pub(crate) struct LinkState {
+    pub(crate) link: Option<Link>,
+    /// Incremented on every new link, so a task reporting a broken link can
+    /// tell whether another task already replaced it.
+    pub(crate) generation: u64,
+}
+
+impl SharedLink {
+    pub(crate) fn new(url: BrokerUrl, topology: Topology, link: Link) -> SharedLink {
+        SharedLink {
+            url,
+            topology,
+            state: Mutex::new(LinkState {
+                link: Some(link),
+                generation: 0,
+            }),
+            reconnects: AtomicU64::new(0),
+        }
+    }
+
+    pub(crate) fn url(&self) -> &BrokerUrl {
+        &self.url
+    }
+
+    pub(crate) fn topology(&self) -> &Topology {
+        &self.topology
+    }
+
+    pub(crate) fn reconnect_count(&self) -> u64 {
+        self.reconnects.load(Ordering::Relaxed)
+    }
+
+    pub(crate) async fn lock(&self) -> MutexGuard<'_, LinkState> {
+        self.state.lock().await
+    }
+
+    pub(crate) async fn close(&self) {
+        if let Some(link) = self.state.lock().await.link.take() {
+            link.close().await;
+        }
+    }
+
+    /// Replaces the link of `failed_generation` (unless another task already
+    /// did), retrying with exponential backoff until `deadline`.
+    pub(crate) async fn restore_link(
+        &self,
+        failed_generation: u64,
+        deadline: Instant,
+        options: &PublisherOptions,
+    ) -> Result<(), PublishError> {
+        let mut state = self.state.lock().await;
+        if state.generation != failed_generation && state.link.as_ref().is_some_and(Link::is_open) {
+            return Ok(());
+        }
+        if let Some(old) = state.link.take() {
+            old.close_in_background();
+        }
+        let mut delays = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(100))
+            .with_max_delay(Duration::from_secs(5))
+            .with_jitter()
+            .without_max_times()
+            .build();
+        loop {
+            // At least one attempt, even when the deadline passed while the
+            // in-flight confirms were settling.
+            let budget = deadline
+                .saturating_duration_since(Instant::now())
+                .max(Duration::from_secs(1));
+            let attempt = tokio::time::timeout(
+                budget,
+                Link::open(&self.url, &self.topology, &options.connection_name),
+            )
+            .await
+            .unwrap_or_else(|_| {
+                Err(PublishError::ConnectTimedOut {
+                    url: self.url.to_string(),
+                })
+            });
+            let error = match attempt {
+                Ok(link) => {
+                    state.link = Some(link);
+                    state.generation += 1;
+                    self.reconnects.fetch_add(1, Ordering::Relaxed);
+                    tracing::info!(generation = state.generation, "reconnected to the broker");
+                    return Ok(());
+                }
+                Err(error) => error,
+            };
+            let remaining = deadline.saturating_duration_since(Instant::now());
+            let delay = delays.next().unwrap_or(Duration::from_secs(5));
+            if remaining <= delay {
+                return Err(PublishError::ConnectionLost {
+                    timeout: options.reconnect_timeout,
+                    last_error: Box::new(error),
+                });
+            }
+            tracing::warn!(
+                error = %describe(&error),
+                retry_in = ?delay,
+                "reconnecting to the broker failed"
+            );
+            tokio::time::sleep(delay).await;
+        }
+    }
+}
+
+/// The error and its causes on one line, for logs. lapin's errors repeat
+/// their cause in their own message, so a cause already quoted is skipped.
+fn describe(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text = format!("{text}: {cause_text}");
+        }
+        source = cause.source();
+    }
+    text
 }

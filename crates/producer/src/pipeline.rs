@@ -9,19 +9,27 @@ use std::task::{Context, Poll};
 
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use futures_util::FutureExt;
+use lapin::message::BasicReturnMessage;
+use lapin::options::BasicPublishOptions;
 use lapin::types::ShortString;
-use lapin::{Confirmation, PublisherConfirm};
+use lapin::{BasicProperties, Confirmation, PublisherConfirm};
 use tokio::time::Instant;
+use uuid::Uuid;
 use webhookd_events::EventMessage;
 
-use crate::publisher::{PublishError, Publisher};
+use crate::error::PublishError;
+use crate::link::SharedLink;
+use crate::options::PublisherOptions;
+
+/// AMQP `delivery_mode` for messages written to disk by the broker.
+const PERSISTENT: u8 = 2;
 
 /// A sent message awaiting its confirm, tagged with what is needed to
 /// republish it.
-pub(crate) struct InFlight {
-    pub(crate) index: usize,
-    pub(crate) generation: u64,
-    pub(crate) confirm: PublisherConfirm,
+struct InFlight {
+    index: usize,
+    generation: u64,
+    confirm: PublisherConfirm,
 }
 
 impl Future for InFlight {
@@ -36,35 +44,41 @@ impl Future for InFlight {
 }
 
 /// The progress of one `publish_many` call.
-pub(crate) struct BatchState<'a> {
-    pub(crate) messages: &'a [EventMessage],
-    pub(crate) routing_keys: Vec<ShortString>,
+struct BatchState<'a> {
+    messages: &'a [EventMessage],
+    routing_keys: Vec<ShortString>,
     /// Indexes of messages to send, including those to republish.
-    pub(crate) pending: VecDeque<usize>,
-    pub(crate) in_flight: FuturesUnordered<InFlight>,
+    pending: VecDeque<usize>,
+    in_flight: FuturesUnordered<InFlight>,
     confirmed: usize,
     /// The generation of a link found broken; set until it is replaced.
-    pub(crate) broken: Option<u64>,
+    broken: Option<u64>,
     /// Since when publishing has been failing; cleared by any confirm.
     outage_since: Option<Instant>,
     rejected: Option<PublishError>,
 }
 
 pub(crate) struct Batch<'a, F> {
-    publisher: &'a Publisher,
+    link: &'a SharedLink,
+    exchange: &'a ShortString,
+    options: &'a PublisherOptions,
     state: BatchState<'a>,
     on_progress: F,
 }
 
 impl<'a, F: FnMut(usize)> Batch<'a, F> {
     pub(crate) fn new(
-        publisher: &'a Publisher,
+        link: &'a SharedLink,
+        exchange: &'a ShortString,
+        options: &'a PublisherOptions,
         messages: &'a [EventMessage],
         routing_keys: Vec<ShortString>,
         on_progress: F,
     ) -> Self {
         Batch {
-            publisher,
+            link,
+            exchange,
+            options,
             state: BatchState {
                 messages,
                 routing_keys,
@@ -83,7 +97,7 @@ impl<'a, F: FnMut(usize)> Batch<'a, F> {
         loop {
             let batch = &mut self.state;
             if batch.broken.is_none() && batch.rejected.is_none() && !batch.pending.is_empty() {
-                self.publisher.send_window(batch).await;
+                self.send_window().await;
             }
             let Some(settled) = self.state.in_flight.next().await else {
                 if !self.recover().await? {
@@ -100,6 +114,62 @@ impl<'a, F: FnMut(usize)> Batch<'a, F> {
         }
     }
 
+    /// Sends as many of the pending messages as the window allows.
+    async fn send_window(&mut self) {
+        let batch = &mut self.state;
+        let state = self.link.lock().await;
+        let generation = state.generation;
+        let Some(link) = state.link.as_ref().filter(|link| link.is_open()) else {
+            batch.broken.get_or_insert(generation);
+            return;
+        };
+        let room = self
+            .options
+            .max_in_flight
+            .max(1)
+            .saturating_sub(batch.in_flight.len());
+        let indexes: Vec<usize> = (0..room).map_while(|_| batch.pending.pop_front()).collect();
+        let bodies: Vec<Vec<u8>> = indexes
+            .iter()
+            .map(|&index| batch.messages[index].to_bytes())
+            .collect();
+        // Every publish queues its frames (and takes its confirm's delivery
+        // tag) on its first poll; awaiting them together makes one hand-over
+        // to the connection's I/O thread per window instead of one per
+        // message.
+        let sends = indexes.iter().zip(&bodies).map(|(&index, body)| {
+            link.channel.basic_publish(
+                self.exchange.clone(),
+                batch.routing_keys[index].clone(),
+                BasicPublishOptions {
+                    mandatory: true,
+                    immediate: false,
+                },
+                body,
+                properties(&batch.messages[index]),
+            )
+        });
+        let results = futures_util::future::join_all(sends).await;
+        let mut failed = None;
+        for (index, sent) in indexes.into_iter().zip(results) {
+            match sent {
+                Ok(confirm) => batch.in_flight.push(InFlight {
+                    index,
+                    generation,
+                    confirm,
+                }),
+                Err(error) => {
+                    batch.pending.push_front(index);
+                    failed.get_or_insert(error);
+                }
+            }
+        }
+        if let Some(error) = failed {
+            tracing::warn!(%error, "publishing failed; reconnecting");
+            batch.broken.get_or_insert(generation);
+        }
+    }
+
     /// With nothing in flight: returns the rejection, or restores a broken
     /// link. `Ok(false)` when everything is confirmed.
     async fn recover(&mut self) -> Result<bool, PublishError> {
@@ -111,8 +181,10 @@ impl<'a, F: FnMut(usize)> Batch<'a, F> {
             return Ok(!batch.pending.is_empty());
         };
         let since = *batch.outage_since.get_or_insert_with(Instant::now);
-        let deadline = since + self.publisher.options.reconnect_timeout;
-        self.publisher.restore_link(generation, deadline).await?;
+        let deadline = since + self.options.reconnect_timeout;
+        self.link
+            .restore_link(generation, deadline, self.options)
+            .await?;
         Ok(true)
     }
 
@@ -126,7 +198,7 @@ impl<'a, F: FnMut(usize)> Batch<'a, F> {
                 (self.on_progress)(batch.confirmed);
             }
             Ok(Confirmation::Ack(Some(returned)) | Confirmation::Nack(Some(returned))) => {
-                let error = self.publisher.unroutable(batch.messages, &returned);
+                let error = unroutable(&self.link.topology().exchange, batch.messages, &returned);
                 batch.rejected.get_or_insert(error);
             }
             Ok(Confirmation::Nack(None)) => {
@@ -144,5 +216,40 @@ impl<'a, F: FnMut(usize)> Batch<'a, F> {
                 batch.broken.get_or_insert(generation);
             }
         }
+    }
+}
+
+fn unroutable(
+    exchange: &str,
+    messages: &[EventMessage],
+    returned: &BasicReturnMessage,
+) -> PublishError {
+    // RabbitMQ's returns and multiple-acks may resolve a different confirm
+    // than the returned message's own, so identify it by its message id.
+    let returned_id = returned
+        .delivery
+        .properties
+        .message_id()
+        .as_ref()
+        .and_then(|id| Uuid::parse_str(id.as_str()).ok());
+    let message = messages.iter().find(|m| Some(m.id) == returned_id);
+    PublishError::Unroutable {
+        id: returned_id.unwrap_or_default(),
+        event: message.map_or_else(
+            || returned.delivery.routing_key.to_string(),
+            |m| m.event.clone(),
+        ),
+        exchange: exchange.to_owned(),
+    }
+}
+
+fn properties(message: &EventMessage) -> BasicProperties {
+    let properties = BasicProperties::default()
+        .with_delivery_mode(PERSISTENT)
+        .with_content_type("application/json".into())
+        .with_message_id(message.id.to_string().into());
+    match u64::try_from(message.timestamp) {
+        Ok(timestamp) => properties.with_timestamp(timestamp),
+        Err(_) => properties,
     }
 }

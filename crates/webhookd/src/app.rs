@@ -4,9 +4,6 @@
 //! let attempts in flight finish, give the unfinished ones back to other
 //! workers, write the last records, close.
 
-pub(crate) mod background;
-mod handoff;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -20,24 +17,26 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 use webhookd_producer::topology::Topology;
 
-use self::background::{Background, TaskEnded};
-use self::handoff::{renew_leases, spawn_writer};
-pub use self::handoff::{Handoff, Held, Reserved};
-use crate::api::{self, ApiState};
-use crate::consume::{connect, BrokerHealth, EventConsumer};
-use crate::deliver::Deliverer;
-use crate::dispatch::{Dispatcher, Limits};
-use crate::fanout::FirstAttempts;
-use crate::http::{catch_panics, ops_router, OpsState};
-use crate::metrics::Metrics;
-use crate::record::Recorder;
-use crate::retention::run_retention;
-use crate::sampler::Sampler;
-use crate::schedule::Scheduler;
+use webhookd_admin::api::{self, ApiState};
+use webhookd_admin::http::{catch_panics, ops_router, OpsState};
+use webhookd_events::delivery::Lease;
+use webhookd_store::handback::release_deliveries;
+use webhookd_store::{self as storage};
+use webhookd_worker::background::{Background, TaskEnded};
+use webhookd_worker::broker::{connect, BrokerHealth};
+use webhookd_worker::consume::{ConsumerSettings, EventConsumer};
+use webhookd_worker::deliver::Deliverer;
+use webhookd_worker::dispatch::{Dispatcher, Limits};
+use webhookd_worker::fanout::{Fanout, FanoutSettings};
+use webhookd_worker::metrics::Metrics;
+use webhookd_worker::record::{spawn_writer, Recorder};
+use webhookd_worker::retention::run_retention;
+use webhookd_worker::sampler::Sampler;
+use webhookd_worker::schedule::Scheduler;
+use webhookd_worker::shards::{ConsumerShards, ShardPlan};
+use webhookd_worker::window::{renew_leases, Held, Window};
+
 use crate::settings::Settings;
-use crate::shards::{ConsumerShards, ShardPlan};
-use crate::storage::handback::release_deliveries;
-use crate::storage::{self, deliveries::Lease};
 
 /// Time kept at the end of the grace period to give unfinished deliveries
 /// back and write the last records: a quarter of the period, at most this.
@@ -139,7 +138,7 @@ impl App {
         if self.role.serves_api() {
             let api_state = ApiState {
                 pool: self.pool.clone(),
-                settings: s.clone(),
+                config: s.api_config(),
                 // Its own client: test deliveries never wait for a worker's slots.
                 deliverer: Deliverer::new(
                     s.delivery.allow_private_targets,
@@ -149,7 +148,7 @@ impl App {
             // The web UI shares the API's state: same pool, settings, test client.
             router = router
                 .merge(api::router(api_state.clone()))
-                .merge(crate::ui::router(api_state));
+                .merge(webhookd_admin::ui::router(api_state));
         }
         let router = router.layer(axum::middleware::from_fn(catch_panics));
         let addr = self.local_addr();
@@ -210,8 +209,10 @@ impl App {
         }
     }
 
-    /// Starts the delivery side: recorder, relay, dispatcher, and in
-    /// `background` the consumer, the scheduler and the retention job.
+    /// Starts the delivery side, the pipeline's stages from the last to the
+    /// first (each is handed the next): recorder, dispatcher, in-flight
+    /// window, fan-out, and in `background` the consumer, the scheduler and
+    /// the retention job.
     fn start_worker(
         &self,
         broker: &BrokerHealth,
@@ -225,18 +226,17 @@ impl App {
             self.pool.clone(),
             self.metrics.clone(),
             wake.clone(),
-            abandon.clone(),
             s.delivery.disable_after_failing(),
         );
         let held = Arc::new(Held::new(s.delivery.max_in_flight));
         let stop_writer = CancellationToken::new();
-        let (records, writer_done) = spawn_writer(held.clone(), recorder, stop_writer.clone());
+        let (records, writer_done) =
+            spawn_writer(held.clone(), recorder, stop_writer.clone(), abandon.clone());
         let deliverer = Deliverer::new(
             s.delivery.allow_private_targets,
             s.delivery.max_response_bytes,
         )?;
         let dispatcher = Dispatcher::new(
-            deliverer.clone(),
             s.retry_policy(),
             Duration::from_millis(s.delivery.timeout_ms),
             Limits {
@@ -248,40 +248,37 @@ impl App {
             self.metrics.clone(),
             records,
         );
-        let handoff = Handoff::new(dispatcher.clone(), held.clone());
+        let window = Window::new(dispatcher.clone(), held.clone(), deliverer.clone());
         let lease = Lease {
             default_timeout_ms: i64::try_from(s.delivery.timeout_ms).unwrap_or(i64::MAX),
             margin_ms: i64::try_from(s.scheduler.lease_margin_ms).unwrap_or(i64::MAX),
         };
-        let first_attempts = s
-            .delivery
-            .first_attempt_window()
-            .map(|window| FirstAttempts {
-                window,
-                handoff: handoff.clone(),
-                pool: self.pool.clone(),
-                metrics: self.metrics.clone(),
+        let fanout = Fanout::new(
+            window.clone(),
+            self.pool.clone(),
+            self.metrics.clone(),
+            FanoutSettings {
                 lease,
+                first_attempt_window: s.delivery.first_attempt_window(),
                 disable_after: s.delivery.disable_after_failing(),
                 retry_wake: wake.clone(),
-                ack_every: usize::from(s.broker.prefetch / 2).max(1),
-                unwritten: Arc::default(),
-            });
-        let consumer = EventConsumer {
-            url: s.broker.url.clone(),
-            topology: Topology::new(s.broker.exchange.clone(), s.broker.queue.clone()),
-            prefetch: s.broker.prefetch,
-            max_message_bytes: s.broker.max_message_bytes,
-            pool: self.pool.clone(),
-            handoff: handoff.clone(),
-            metrics: self.metrics.clone(),
-            lease,
-            first_attempts,
-            health: broker.clone(),
-        };
+                prefetch: s.broker.prefetch,
+            },
+        );
+        let consumer = EventConsumer::new(
+            ConsumerSettings {
+                url: s.broker.url.clone(),
+                topology: Topology::new(s.broker.exchange.clone(), s.broker.queue.clone()),
+                prefetch: s.broker.prefetch,
+                max_message_bytes: s.broker.max_message_bytes,
+            },
+            fanout,
+            self.metrics.clone(),
+            broker.clone(),
+        );
         let scheduler = Scheduler {
             pool: self.pool.clone(),
-            handoff,
+            window,
             metrics: self.metrics.clone(),
             lease,
             batch_size: s.scheduler.batch_size,

@@ -5,7 +5,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
-use webhookd::{storage, telemetry, App, Role, Settings};
+use webhookd::{telemetry, App, Role, Settings};
 use webhookd_producer::topology::{declare, Topology};
 
 mod cli;
@@ -70,7 +70,7 @@ async fn execute(command: Command, settings: Settings) -> anyhow::Result<()> {
         Command::Migrate => migrate(&settings).await,
         Command::Run { role } => run(settings, role).await,
         Command::Users(cmd) => {
-            let pool = storage::connect(&settings.database.url, 2)
+            let pool = webhookd_store::connect(&settings.database.url, 2)
                 .await
                 .context("connecting to the database (run `webhookd migrate` first?)")?;
             cli::users::run(cmd, &pool).await
@@ -79,20 +79,20 @@ async fn execute(command: Command, settings: Settings) -> anyhow::Result<()> {
 }
 
 async fn migrate(settings: &Settings) -> anyhow::Result<()> {
-    if storage::create_database_if_missing(&settings.database.url)
+    if webhookd_store::create_database_if_missing(&settings.database.url)
         .await
         .context("checking the database")?
     {
         info!("created the database");
     }
-    let pool = storage::connect(&settings.database.url, 2)
+    let pool = webhookd_store::connect(&settings.database.url, 2)
         .await
         .context("connecting to the database")?;
-    storage::migrate(&pool)
+    webhookd_store::migrate(&pool)
         .await
         .context("applying migrations")?;
     info!("migrations applied");
-    let conn = webhookd::consume::connect(&settings.broker.url, "webhookd-migrate")
+    let conn = webhookd_worker::broker::connect(&settings.broker.url, "webhookd-migrate")
         .await
         .context("connecting to the broker")?;
     let channel = conn
@@ -125,7 +125,7 @@ async fn run(settings: Settings, role: Role) -> anyhow::Result<()> {
 /// A database that does not answer yet is no reason to refuse; the daemon
 /// waits for it as it does for any outage.
 async fn check_schema(settings: &Settings) -> anyhow::Result<()> {
-    let check = storage::missing_migrations(&settings.database.url);
+    let check = webhookd_store::missing_migrations(&settings.database.url);
     match tokio::time::timeout(SCHEMA_CHECK_LIMIT, check).await {
         Ok(Ok(missing)) if missing.is_empty() => Ok(()),
         Ok(Ok(missing)) => anyhow::bail!(

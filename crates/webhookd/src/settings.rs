@@ -9,7 +9,9 @@ use std::time::Duration;
 use config::{Config, Environment, File, FileFormat};
 use secrecy::SecretString;
 use serde::Deserialize;
+use webhookd_admin::api::ApiConfig;
 use webhookd_events::{Jitter, RetryPolicy};
+pub use webhookd_worker::retention::RetentionSettings;
 
 /// The defaults, compiled in so the binary runs from any directory.
 pub const DEFAULTS: &str = include_str!("../../../config/default.toml");
@@ -105,13 +107,6 @@ pub struct SchedulerSettings {
     pub poll_interval_ms: u64,
     pub batch_size: i64,
     pub lease_margin_ms: u64,
-}
-
-#[derive(Debug, Clone, Deserialize)]
-pub struct RetentionSettings {
-    pub logs_days: u32,
-    pub batch_size: i64,
-    pub interval_secs: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -296,6 +291,14 @@ impl Settings {
             "must be a tracing filter such as `info` or `webhookd=debug`",
         )?;
         Ok(())
+    }
+
+    /// What the admin API applies to the webhooks it validates and tests.
+    pub fn api_config(&self) -> ApiConfig {
+        ApiConfig {
+            allow_private_targets: self.delivery.allow_private_targets,
+            default_timeout: Duration::from_millis(self.delivery.timeout_ms),
+        }
     }
 
     pub fn retry_policy(&self) -> RetryPolicy {

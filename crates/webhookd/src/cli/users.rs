@@ -5,7 +5,7 @@
 use anyhow::{bail, Context};
 use clap::Subcommand;
 use sqlx::PgPool;
-use webhookd::storage::users::{self, User, UserSummary};
+use webhookd_store::users::{self, User, UserSummary};
 
 const MAX_NAME_CHARS: usize = 200;
 

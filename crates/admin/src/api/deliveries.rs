@@ -1,0 +1,220 @@
+//! Deliveries of one webhook: `GET /webhooks/{id}/deliveries` (their state)
+//! and `POST /webhooks/{id}/retry` (retry by hand).
+
+use axum::extract::State;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use uuid::Uuid;
+
+use super::auth::CurrentUser;
+use super::error::{ApiError, ErrorBody};
+use super::json::ApiJson;
+use super::query::{encode_cursor, QueryParams};
+use super::webhooks::WebhookId;
+use super::ApiState;
+use webhookd_store::delivery_admin::{
+    self as store, DeliveryFilter, DeliveryRow, DeliveryStatus, RetryOutcome,
+};
+use webhookd_store::webhooks::find_webhook;
+
+/// One delivery: an event for this webhook, and where it stands.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryView {
+    /// Sent as `X-Webhook-Id` / `webhook-id` on every attempt.
+    pub id: Uuid,
+    pub event_id: Uuid,
+    #[schema(example = "deal.won")]
+    pub event: String,
+    /// `pending`, `succeeded` or `failed`.
+    #[schema(example = "failed")]
+    pub status: String,
+    /// Attempts made so far.
+    pub attempts: i32,
+    /// When a pending delivery is attempted next (for one in flight: when
+    /// its lease ends); null once it has succeeded or failed.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub last_status_code: Option<i32>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<DeliveryRow> for DeliveryView {
+    fn from(d: DeliveryRow) -> Self {
+        DeliveryView {
+            id: d.id,
+            event_id: d.event_id,
+            event: d.event,
+            status: d.status,
+            attempts: d.attempts,
+            next_attempt_at: d.next_attempt_at,
+            last_status_code: d.last_status_code,
+            last_error: d.last_error,
+            created_at: d.created_at,
+            updated_at: d.updated_at,
+        }
+    }
+}
+
+/// A page of deliveries, newest first.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct DeliveryPage {
+    pub items: Vec<DeliveryView>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// A webhook's deliveries, newest first.
+#[utoipa::path(
+    get,
+    path = "/webhooks/{id}/deliveries",
+    tag = "deliveries",
+    params(
+        ("id" = i64, Path, description = "The webhook's id"),
+        ("status" = Option<String>, Query, description = "`pending`, `succeeded` or `failed`"),
+        ("event" = Option<String>, Query, description = "Only this event (an exact catalogue name)"),
+        ("limit" = Option<usize>, Query, description = "Page size, 1 to 200 (default 50)"),
+        ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
+    ),
+    responses(
+        (status = 200, body = DeliveryPage),
+        (status = 400, description = "A malformed query string", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 422, description = "A bad query parameter, named in `field`", body = ErrorBody),
+    )
+)]
+pub async fn list_deliveries(
+    State(state): State<ApiState>,
+    user: CurrentUser,
+    WebhookId(id): WebhookId,
+    params: QueryParams,
+) -> Result<Json<DeliveryPage>, ApiError> {
+    params.allow_only(&["status", "event", "limit", "cursor"])?;
+    let status = params
+        .text("status")
+        .map(|s| {
+            DeliveryStatus::parse(s).ok_or_else(|| {
+                ApiError::invalid("status", "`status` must be pending, succeeded or failed")
+            })
+        })
+        .transpose()?;
+    let filter = DeliveryFilter {
+        status,
+        event: params.event("event")?,
+    };
+    let limit = params.limit()?;
+    let after = params.cursor::<Uuid>()?;
+    find_webhook(&state.pool, user.scope(), id)
+        .await?
+        .ok_or(ApiError::NotFound("webhook"))?;
+    let page = store::list_deliveries(&state.pool, id, &filter, after.as_ref(), limit).await?;
+    Ok(Json(DeliveryPage {
+        items: page.items.into_iter().map(DeliveryView::from).collect(),
+        next_cursor: page.next.as_ref().map(encode_cursor),
+    }))
+}
+
+/// Either `delivery_id` or `all_failed: true`.
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RetryRequest {
+    /// Retry this delivery (any state but pending).
+    delivery_id: Option<String>,
+    /// Retry every failed delivery of the webhook.
+    all_failed: Option<bool>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RetryResult {
+    /// How many deliveries are pending again.
+    pub retried: u64,
+}
+
+/// What to retry, checked.
+enum RetryTarget {
+    One(Uuid),
+    AllFailed,
+}
+
+impl RetryRequest {
+    fn into_target(self) -> Result<RetryTarget, ApiError> {
+        match (self.delivery_id, self.all_failed) {
+            (Some(_), Some(_)) => Err(ApiError::invalid(
+                "all_failed",
+                "give either `delivery_id` or `all_failed`, not both",
+            )),
+            (Some(id), None) => id.trim().parse().map(RetryTarget::One).map_err(|_| {
+                ApiError::invalid(
+                    "delivery_id",
+                    "`delivery_id` must be a delivery id (a UUID)",
+                )
+            }),
+            (None, Some(true)) => Ok(RetryTarget::AllFailed),
+            (None, Some(false)) => Err(ApiError::invalid(
+                "all_failed",
+                "`all_failed` must be true (or give `delivery_id`)",
+            )),
+            (None, None) => Err(ApiError::invalid(
+                "delivery_id",
+                "give `delivery_id` to retry one delivery, or `all_failed: true`",
+            )),
+        }
+    }
+}
+
+/// Makes deliveries pending and due now; workers are woken at once (`NOTIFY
+/// webhookd_due`). A retried delivery keeps its attempt count: one that had
+/// used up its attempts gets exactly one more.
+#[utoipa::path(
+    post,
+    path = "/webhooks/{id}/retry",
+    tag = "deliveries",
+    params(("id" = i64, Path, description = "The webhook's id")),
+    request_body = RetryRequest,
+    responses(
+        (status = 200, body = RetryResult),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, description = "No such webhook, or no such delivery of it", body = ErrorBody),
+        (status = 409, description = "The delivery is already pending, or the webhook is switched off", body = ErrorBody),
+        (status = 422, description = "An invalid field, named in `field`", body = ErrorBody),
+    )
+)]
+pub async fn retry_deliveries(
+    State(state): State<ApiState>,
+    user: CurrentUser,
+    WebhookId(id): WebhookId,
+    ApiJson(body): ApiJson<RetryRequest>,
+) -> Result<Json<RetryResult>, ApiError> {
+    let target = body.into_target()?;
+    let webhook = find_webhook(&state.pool, user.scope(), id)
+        .await?
+        .ok_or(ApiError::NotFound("webhook"))?;
+    // A pending delivery of an inactive webhook is ended unattempted by the
+    // scheduler, so retrying one would only fail it again.
+    if !webhook.is_active {
+        return Err(ApiError::Conflict(
+            "the webhook is switched off; switch it on (POST /webhooks/{id}/toggle) before retrying"
+                .to_owned(),
+        ));
+    }
+    let retried = match target {
+        RetryTarget::One(delivery_id) => {
+            match store::retry_delivery(&state.pool, id, delivery_id).await? {
+                RetryOutcome::Retried => 1,
+                RetryOutcome::NotFound => return Err(ApiError::NotFound("delivery")),
+                RetryOutcome::AlreadyPending => {
+                    return Err(ApiError::Conflict(
+                        "the delivery is already pending".to_owned(),
+                    ))
+                }
+            }
+        }
+        RetryTarget::AllFailed => store::retry_failed_deliveries(&state.pool, id).await?,
+    };
+    tracing::info!(webhook_id = id, retried, "deliveries retried by hand");
+    Ok(Json(RetryResult { retried }))
+}

@@ -1,0 +1,421 @@
+//! `/webhooks`: list, create, show, change, delete and toggle webhooks.
+//!
+//! Ownership is the storage layer's [`Scope`]: another user's webhook answers
+//! 404 exactly like a missing one, so ids reveal nothing.
+
+use std::collections::BTreeMap;
+
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::Json;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::auth::CurrentUser;
+use super::error::{ApiError, ErrorBody};
+use super::json::{ApiJson, Nullable};
+use super::query::QueryParams;
+use super::validate;
+use super::ApiState;
+use webhookd_store::webhooks::{self as store, NewWebhook, Scope, Webhook, WebhookChanges};
+
+/// A webhook as the API shows it; the secret is only ever shown on creation
+/// and rotation.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookView {
+    pub id: i64,
+    /// The owner.
+    pub user_id: i64,
+    pub name: String,
+    pub url: String,
+    /// Event names or wildcards (`task.*`, `*`).
+    #[schema(example = json!(["task.created", "deal.*"]))]
+    pub events: Vec<String>,
+    pub is_active: bool,
+    /// Per-webhook timeout; null for the daemon's default.
+    pub timeout_ms: Option<i32>,
+    /// Custom headers sent with every delivery.
+    pub headers: BTreeMap<String, String>,
+    /// The body template's JSON text; null to send the envelope.
+    pub template: Option<String>,
+    /// Why the daemon switched the webhook off (410 Gone, failing too long).
+    pub disabled_reason: Option<String>,
+    /// Until when the secret replaced by the last rotation is still accepted
+    /// (deliveries are signed with both); null outside a grace period.
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl From<Webhook> for WebhookView {
+    fn from(w: Webhook) -> Self {
+        WebhookView {
+            id: w.id,
+            user_id: w.user_id,
+            name: w.name,
+            url: w.url,
+            events: w.events,
+            is_active: w.is_active,
+            timeout_ms: w.timeout_ms,
+            headers: w.headers.0,
+            template: w.template,
+            disabled_reason: w.disabled_reason,
+            previous_secret_expires_at: w.previous_secret_expires_at,
+            created_at: w.created_at,
+            updated_at: w.updated_at,
+        }
+    }
+}
+
+/// A webhook with its secret: the answer to creation and rotation, the only
+/// times the secret is shown.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct WebhookWithSecret {
+    #[serde(flatten)]
+    pub webhook: WebhookView,
+    /// Receivers verify signatures with it; store it now.
+    pub secret: String,
+}
+
+/// `POST /webhooks`. Every field is optional here so that a missing one is
+/// reported by validation, naming it.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateWebhook {
+    /// Required: 1 to 200 characters.
+    name: Option<String>,
+    /// Required: an absolute http(s) URL.
+    url: Option<String>,
+    /// Required: event names or wildcards, at most 50.
+    events: Option<Vec<String>>,
+    /// 16 to 256 printable ASCII characters; generated (`whsec_...`) when absent.
+    secret: Option<String>,
+    /// Default true.
+    is_active: Option<bool>,
+    /// 100 to 60000; the daemon's default when absent.
+    timeout_ms: Option<i64>,
+    /// At most 20 headers; not the ones webhookd sets itself.
+    headers: Option<BTreeMap<String, String>>,
+    /// A body template's JSON text (see `GET /templates`).
+    template: Option<String>,
+    /// Admins only: create the webhook for another user.
+    user_id: Option<i64>,
+}
+
+/// `PATCH /webhooks/{id}`: absent fields stay as they are; `null` clears
+/// `timeout_ms` and `template` (other fields cannot be null).
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct UpdateWebhook {
+    #[schema(value_type = Option<String>)]
+    name: Nullable<String>,
+    #[schema(value_type = Option<String>)]
+    url: Nullable<String>,
+    #[schema(value_type = Option<Vec<String>>)]
+    events: Nullable<Vec<String>>,
+    /// Replaces the secret at once, ending any rotation's grace period
+    /// (`POST /webhooks/{id}/rotate-secret` keeps the old one valid a while).
+    #[schema(value_type = Option<String>)]
+    secret: Nullable<String>,
+    #[schema(value_type = Option<bool>)]
+    is_active: Nullable<bool>,
+    #[schema(value_type = Option<i64>)]
+    timeout_ms: Nullable<i64>,
+    #[schema(value_type = Option<BTreeMap<String, String>>)]
+    headers: Nullable<BTreeMap<String, String>>,
+    #[schema(value_type = Option<String>)]
+    template: Nullable<String>,
+}
+
+fn required<T>(value: Option<T>, field: &str) -> Result<T, ApiError> {
+    value.ok_or_else(|| ApiError::invalid(field, format!("`{field}` is required")))
+}
+
+impl CreateWebhook {
+    /// Checks fields in the documented order, so the first problem is named.
+    fn into_new(self, user: &CurrentUser, allow_private: bool) -> Result<NewWebhook, ApiError> {
+        let name = validate::check_name(&required(self.name, "name")?)?;
+        let url = validate::check_url(&required(self.url, "url")?, allow_private)?;
+        let events = validate::check_events(&required(self.events, "events")?)?;
+        let timeout_ms = self
+            .timeout_ms
+            .map(validate::check_timeout_ms)
+            .transpose()?;
+        let headers = validate::check_headers(self.headers.unwrap_or_default())?;
+        let template = self.template.map(validate::check_template).transpose()?;
+        let secret = match self.secret {
+            Some(secret) => validate::check_secret(secret)?,
+            None => webhookd_signing::generate_secret(),
+        };
+        let user_id = match self.user_id {
+            None => user.0.id,
+            Some(id) if id == user.0.id || user.0.is_admin => id,
+            Some(_) => {
+                return Err(ApiError::invalid(
+                    "user_id",
+                    "only an admin can create a webhook for another user",
+                ))
+            }
+        };
+        Ok(NewWebhook {
+            user_id,
+            name,
+            url,
+            events,
+            secret,
+            is_active: self.is_active.unwrap_or(true),
+            timeout_ms,
+            headers,
+            template,
+        })
+    }
+}
+
+impl UpdateWebhook {
+    /// Checks fields in the documented order, so the first problem is named.
+    fn into_changes(self, allow_private: bool) -> Result<WebhookChanges, ApiError> {
+        let name = self.name.into_required_change("name")?;
+        let name = name.map(|n| validate::check_name(&n)).transpose()?;
+        let url = self.url.into_required_change("url")?;
+        let url = url
+            .map(|u| validate::check_url(&u, allow_private))
+            .transpose()?;
+        let events = self.events.into_required_change("events")?;
+        let events = events.map(|e| validate::check_events(&e)).transpose()?;
+        let is_active = self.is_active.into_required_change("is_active")?;
+        let timeout_ms = self
+            .timeout_ms
+            .into_change()
+            .map(|t| t.map(validate::check_timeout_ms).transpose())
+            .transpose()?;
+        let headers = self.headers.into_required_change("headers")?;
+        let headers = headers.map(validate::check_headers).transpose()?;
+        let template = self
+            .template
+            .into_change()
+            .map(|t| t.map(validate::check_template).transpose())
+            .transpose()?;
+        let secret = self.secret.into_required_change("secret")?;
+        let secret = secret.map(validate::check_secret).transpose()?;
+        Ok(WebhookChanges {
+            name,
+            url,
+            events,
+            secret,
+            is_active,
+            timeout_ms,
+            headers,
+            template,
+        })
+    }
+}
+
+/// The `{id}` of a webhook route. An id that is not a number cannot name a
+/// webhook, so it answers 404 like any other unknown id.
+pub struct WebhookId(pub i64);
+
+impl<S: Send + Sync> FromRequestParts<S> for WebhookId {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let Path(raw) = Path::<String>::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::NotFound("webhook"))?;
+        raw.parse()
+            .map(WebhookId)
+            .map_err(|_| ApiError::NotFound("webhook"))
+    }
+}
+
+/// `GET /webhooks` query: `user_id` filters (within what the caller may see).
+pub struct ListFilter {
+    user_id: Option<i64>,
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ListFilter {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        let params = QueryParams::from_request_parts(parts, state).await?;
+        params.allow_only(&["user_id"])?;
+        Ok(ListFilter {
+            user_id: params.parsed("user_id", "an integer")?,
+        })
+    }
+}
+
+/// The webhooks the caller may see, oldest first.
+#[utoipa::path(
+    get,
+    path = "/webhooks",
+    tag = "webhooks",
+    params(("user_id" = Option<i64>, Query, description = "Only this user's webhooks (admins; others get only their own)")),
+    responses(
+        (status = 200, body = [WebhookView]),
+        (status = 401, body = ErrorBody),
+        (status = 422, description = "A bad query parameter", body = ErrorBody),
+    )
+)]
+pub async fn list_webhooks(
+    State(state): State<ApiState>,
+    user: CurrentUser,
+    filter: ListFilter,
+) -> Result<Json<Vec<WebhookView>>, ApiError> {
+    let scope = match (user.scope(), filter.user_id) {
+        (Scope::All, Some(owner)) => Scope::User(owner),
+        (Scope::User(own), Some(owner)) if owner != own => return Ok(Json(Vec::new())),
+        (scope, _) => scope,
+    };
+    let webhooks = store::list_webhooks(&state.pool, scope).await?;
+    Ok(Json(webhooks.into_iter().map(WebhookView::from).collect()))
+}
+
+/// Creates a webhook; the answer is the only time its secret is shown.
+#[utoipa::path(
+    post,
+    path = "/webhooks",
+    tag = "webhooks",
+    request_body = CreateWebhook,
+    responses(
+        (status = 201, body = WebhookWithSecret, headers(("location" = String, description = "The new webhook's URL"))),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 422, description = "An invalid field, named in `field`", body = ErrorBody),
+    )
+)]
+pub async fn create_webhook(
+    State(state): State<ApiState>,
+    user: CurrentUser,
+    ApiJson(body): ApiJson<CreateWebhook>,
+) -> Result<impl IntoResponse, ApiError> {
+    let new = body.into_new(&user, state.allow_private_targets())?;
+    let created = store::create_webhook(&state.pool, &new)
+        .await?
+        .ok_or_else(|| ApiError::invalid("user_id", format!("no user with id {}", new.user_id)))?;
+    tracing::info!(
+        webhook_id = created.id,
+        user_id = created.user_id,
+        "webhook created"
+    );
+    let location = format!("/api/v1/webhooks/{}", created.id);
+    let body = WebhookWithSecret {
+        webhook: created.into(),
+        secret: new.secret,
+    };
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(body),
+    ))
+}
+
+/// One webhook.
+#[utoipa::path(
+    get,
+    path = "/webhooks/{id}",
+    tag = "webhooks",
+    params(("id" = i64, Path, description = "The webhook's id")),
+    responses(
+        (status = 200, body = WebhookView),
+        (status = 401, body = ErrorBody),
+        (status = 404, description = "No such webhook, or another user's", body = ErrorBody),
+    )
+)]
+pub async fn show_webhook(
+    State(state): State<ApiState>,
+    user: CurrentUser,
+    WebhookId(id): WebhookId,
+) -> Result<Json<WebhookView>, ApiError> {
+    let webhook = store::find_webhook(&state.pool, user.scope(), id)
+        .await?
+        .ok_or(ApiError::NotFound("webhook"))?;
+    Ok(Json(webhook.into()))
+}
+
+/// Changes the given fields of a webhook.
+#[utoipa::path(
+    patch,
+    path = "/webhooks/{id}",
+    tag = "webhooks",
+    params(("id" = i64, Path, description = "The webhook's id")),
+    request_body = UpdateWebhook,
+    responses(
+        (status = 200, body = WebhookView),
+        (status = 400, description = "The body is not JSON", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+        (status = 422, description = "An invalid field, named in `field`", body = ErrorBody),
+    )
+)]
+pub async fn update_webhook(
+    State(state): State<ApiState>,
+    user: CurrentUser,
+    WebhookId(id): WebhookId,
+    ApiJson(body): ApiJson<UpdateWebhook>,
+) -> Result<Json<WebhookView>, ApiError> {
+    let changes = body.into_changes(state.allow_private_targets())?;
+    // An empty PATCH changes nothing, not even `updated_at`.
+    let webhook = if changes.is_empty() {
+        store::find_webhook(&state.pool, user.scope(), id).await?
+    } else {
+        store::update_webhook(&state.pool, user.scope(), id, &changes).await?
+    };
+    let webhook = webhook.ok_or(ApiError::NotFound("webhook"))?;
+    tracing::info!(webhook_id = webhook.id, "webhook updated");
+    Ok(Json(webhook.into()))
+}
+
+/// Deletes a webhook with its deliveries and logs.
+#[utoipa::path(
+    delete,
+    path = "/webhooks/{id}",
+    tag = "webhooks",
+    params(("id" = i64, Path, description = "The webhook's id")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    )
+)]
+pub async fn delete_webhook(
+    State(state): State<ApiState>,
+    user: CurrentUser,
+    WebhookId(id): WebhookId,
+) -> Result<StatusCode, ApiError> {
+    if !store::delete_webhook(&state.pool, user.scope(), id).await? {
+        return Err(ApiError::NotFound("webhook"));
+    }
+    tracing::info!(webhook_id = id, "webhook deleted");
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Switches a webhook on or off (and clears `disabled_reason`).
+#[utoipa::path(
+    post,
+    path = "/webhooks/{id}/toggle",
+    tag = "webhooks",
+    params(("id" = i64, Path, description = "The webhook's id")),
+    responses(
+        (status = 200, body = WebhookView),
+        (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody),
+    )
+)]
+pub async fn toggle_webhook(
+    State(state): State<ApiState>,
+    user: CurrentUser,
+    WebhookId(id): WebhookId,
+) -> Result<Json<WebhookView>, ApiError> {
+    let webhook = store::toggle_webhook(&state.pool, user.scope(), id)
+        .await?
+        .ok_or(ApiError::NotFound("webhook"))?;
+    tracing::info!(
+        webhook_id = id,
+        is_active = webhook.is_active,
+        "webhook toggled"
+    );
+    Ok(Json(webhook.into()))
+}

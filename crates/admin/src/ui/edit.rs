@@ -1,0 +1,223 @@
+//! `/webhook/new` and `/webhook/{id}/edit`: the webhook form, with event
+//! checkboxes grouped by entity, template presets and a preview.
+//!
+//! Without JavaScript the form's secondary buttons ("Apply preset", "Update
+//! preview") post it back and the page is rendered again with the preset or
+//! the preview; with it, the script does both in place, the preview through
+//! `POST /webhook/preview`.
+
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::Json;
+use maud::{html, Markup};
+use serde::Deserialize;
+use webhookd_events::find_preset;
+
+use super::details::details_path;
+use super::error::UiError;
+use super::fields::{check_input, render_preview, CheckedWebhook, FieldErrors, WebhookInput};
+use super::form::CsrfForm;
+use super::layout::Notice;
+use super::session::Session;
+use super::webhook_form::form_page;
+use super::{UiState, WebhookPath};
+use webhookd_store::webhooks::{self as store, NewWebhook, WebhookChanges};
+
+/// Which form: a new webhook, or an existing one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Create,
+    Edit(i64),
+}
+
+impl Mode {
+    pub fn action(self) -> String {
+        match self {
+            Mode::Create => "/webhook/new".to_owned(),
+            Mode::Edit(id) => format!("/webhook/{id}/edit"),
+        }
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct NewQuery {
+    /// Start from this preset (`telegram`, ...): links from the docs.
+    preset: Option<String>,
+}
+
+pub async fn show_new(session: Session, Query(query): Query<NewQuery>) -> Markup {
+    let mut input = WebhookInput::default();
+    if let Some(template) = query
+        .preset
+        .as_deref()
+        .and_then(find_preset)
+        .and_then(|p| p.template)
+    {
+        template.clone_into(&mut input.template);
+    }
+    form_page(&session, Mode::Create, &input, &FieldErrors::default())
+}
+
+pub async fn submit_new(State(state): State<UiState>, form: CsrfForm) -> Result<Response, UiError> {
+    let session = &form.session;
+    let mut input = WebhookInput::from_form(&form.fields);
+    if redisplay(
+        &mut input,
+        form.fields.get("action"),
+        form.fields.get("preset"),
+    ) {
+        return Ok(
+            form_page(session, Mode::Create, &input, &FieldErrors::default()).into_response(),
+        );
+    }
+    let checked = match check_input(&input, state.allow_private_targets()) {
+        Ok(checked) => checked,
+        Err(errors) => return Ok(invalid(session, Mode::Create, &input, &errors)),
+    };
+    let owner = checked.owner.unwrap_or(session.user.id);
+    if owner != session.user.id && !session.user.is_admin {
+        let mut errors = FieldErrors::default();
+        errors.add(
+            "user_id",
+            "Only an admin can create a webhook for another user",
+        );
+        return Ok(invalid(session, Mode::Create, &input, &errors));
+    }
+    let secret = checked
+        .secret
+        .clone()
+        .unwrap_or_else(webhookd_signing::generate_secret);
+    let new = new_webhook(checked, owner, secret.clone());
+    let Some(created) = store::create_webhook(&state.pool, &new).await? else {
+        let mut errors = FieldErrors::default();
+        errors.add("user_id", format!("There is no user with id {owner}"));
+        return Ok(invalid(session, Mode::Create, &input, &errors));
+    };
+    tracing::info!(
+        webhook_id = created.id,
+        user_id = created.user_id,
+        "webhook created in the web UI"
+    );
+    Ok(super::details::secret_page(
+        session,
+        &created,
+        &secret,
+        "Webhook created",
+        html! { p { "Copy the signing secret now: it is shown only this once. "
+        "Receivers use it to check the " code { "X-Webhook-Signature" } " header." } },
+    )
+    .into_response())
+}
+
+fn new_webhook(checked: CheckedWebhook, owner: i64, secret: String) -> NewWebhook {
+    NewWebhook {
+        user_id: owner,
+        name: checked.name,
+        url: checked.url,
+        events: checked.events,
+        secret,
+        is_active: checked.is_active,
+        timeout_ms: checked.timeout_ms,
+        headers: checked.headers,
+        template: checked.template,
+    }
+}
+
+pub async fn show_edit(
+    State(state): State<UiState>,
+    session: Session,
+    WebhookPath(id): WebhookPath,
+) -> Result<Markup, UiError> {
+    let webhook = store::find_webhook(&state.pool, session.scope(), id)
+        .await?
+        .ok_or(UiError::NotFound("webhook"))?;
+    let input = WebhookInput::from_webhook(&webhook);
+    Ok(form_page(
+        &session,
+        Mode::Edit(id),
+        &input,
+        &FieldErrors::default(),
+    ))
+}
+
+pub async fn submit_edit(
+    State(state): State<UiState>,
+    WebhookPath(id): WebhookPath,
+    form: CsrfForm,
+) -> Result<Response, UiError> {
+    let session = &form.session;
+    let current = store::find_webhook(&state.pool, session.scope(), id)
+        .await?
+        .ok_or(UiError::NotFound("webhook"))?;
+    let mut input = WebhookInput::from_form(&form.fields);
+    // The edit form has neither a secret (rotation does that) nor an owner.
+    input.secret.clear();
+    input.owner.clear();
+    if redisplay(
+        &mut input,
+        form.fields.get("action"),
+        form.fields.get("preset"),
+    ) {
+        return Ok(
+            form_page(session, Mode::Edit(id), &input, &FieldErrors::default()).into_response(),
+        );
+    }
+    let checked = match check_input(&input, state.allow_private_targets()) {
+        Ok(checked) => checked,
+        Err(errors) => return Ok(invalid(session, Mode::Edit(id), &input, &errors)),
+    };
+    let changes = WebhookChanges {
+        name: Some(checked.name),
+        url: Some(checked.url),
+        events: Some(checked.events),
+        secret: None,
+        // Only a real change: setting it clears the daemon's `disabled_reason`.
+        is_active: (checked.is_active != current.is_active).then_some(checked.is_active),
+        timeout_ms: Some(checked.timeout_ms),
+        headers: Some(checked.headers),
+        template: Some(checked.template),
+    };
+    store::update_webhook(&state.pool, session.scope(), id, &changes)
+        .await?
+        .ok_or(UiError::NotFound("webhook"))?;
+    tracing::info!(webhook_id = id, "webhook updated in the web UI");
+    let target = format!("{}?{}", details_path(id), Notice::Updated.query());
+    Ok(Redirect::to(&target).into_response())
+}
+
+/// Handles the form's secondary buttons; true when the form is only to be
+/// shown again (nothing saved).
+fn redisplay(input: &mut WebhookInput, action: &str, preset: &str) -> bool {
+    match action {
+        "apply-preset" => {
+            if let Some(preset) = find_preset(preset) {
+                input.template = preset.template.unwrap_or_default().to_owned();
+            }
+            true
+        }
+        "preview" => true,
+        _ => false,
+    }
+}
+
+fn invalid(session: &Session, mode: Mode, input: &WebhookInput, errors: &FieldErrors) -> Response {
+    (
+        StatusCode::UNPROCESSABLE_ENTITY,
+        form_page(session, mode, input, errors),
+    )
+        .into_response()
+}
+
+/// `POST /webhook/preview` (the script's live preview): `{ok, body}` or
+/// `{ok: false, error}` for the form's `template` and `preview_event`.
+pub async fn preview_template(form: CsrfForm) -> Json<serde_json::Value> {
+    let rendered = render_preview(
+        form.fields.get("template"),
+        form.fields.get("preview_event"),
+    );
+    Json(match rendered {
+        Ok(body) => serde_json::json!({"ok": true, "body": body}),
+        Err(error) => serde_json::json!({"ok": false, "error": error}),
+    })
+}

@@ -1,0 +1,409 @@
+//! The webhook form's fields: read from a submitted form or a stored
+//! webhook, checked with the API's rules (`api::validate`), so the form and
+//! the API accept exactly the same webhooks, and the template preview.
+
+use std::collections::BTreeMap;
+
+use webhookd_events::{sample_envelope, Template, CATALOGUE, TEST_EVENT};
+
+use super::form::FormFields;
+use crate::api::error::ApiError;
+use crate::api::validate;
+use webhookd_store::webhooks::Webhook;
+
+/// The event a preview renders when none is picked.
+pub const DEFAULT_PREVIEW_EVENT: &str = "task.created";
+
+/// What the user typed, kept as text so a form with errors shows it again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebhookInput {
+    pub name: String,
+    pub url: String,
+    pub events: Vec<String>,
+    /// Creation only; empty means "generate one".
+    pub secret: String,
+    pub is_active: bool,
+    pub timeout_ms: String,
+    /// One `Name: value` per line.
+    pub headers: String,
+    /// JSON text; empty means "send the envelope" (no template).
+    pub template: String,
+    pub preview_event: String,
+    /// Admins creating a webhook for another user; empty means themselves.
+    pub owner: String,
+}
+
+impl Default for WebhookInput {
+    fn default() -> Self {
+        WebhookInput {
+            name: String::new(),
+            url: String::new(),
+            events: Vec::new(),
+            secret: String::new(),
+            is_active: true,
+            timeout_ms: String::new(),
+            headers: String::new(),
+            template: String::new(),
+            preview_event: DEFAULT_PREVIEW_EVENT.to_owned(),
+            owner: String::new(),
+        }
+    }
+}
+
+impl WebhookInput {
+    pub fn from_form(form: &FormFields) -> Self {
+        WebhookInput {
+            name: form.get("name").to_owned(),
+            url: form.get("url").to_owned(),
+            events: form.all("events").into_iter().map(str::to_owned).collect(),
+            secret: form.get("secret").trim().to_owned(),
+            is_active: form.has("is_active"),
+            timeout_ms: form.get("timeout_ms").trim().to_owned(),
+            headers: form.get("headers").to_owned(),
+            template: form.get("template").to_owned(),
+            preview_event: preview_event(form.get("preview_event")).to_owned(),
+            owner: form.get("owner").trim().to_owned(),
+        }
+    }
+
+    pub fn from_webhook(webhook: &Webhook) -> Self {
+        WebhookInput {
+            name: webhook.name.clone(),
+            url: webhook.url.clone(),
+            events: webhook.events.clone(),
+            is_active: webhook.is_active,
+            timeout_ms: webhook
+                .timeout_ms
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
+            headers: webhook
+                .headers
+                .0
+                .iter()
+                .map(|(k, v)| format!("{k}: {v}\n"))
+                .collect(),
+            template: webhook.template.clone().unwrap_or_default(),
+            ..WebhookInput::default()
+        }
+    }
+}
+
+/// An event of the catalogue to preview with; the default otherwise.
+pub fn preview_event(raw: &str) -> &str {
+    CATALOGUE
+        .iter()
+        .find(|e| e.name == raw)
+        .map_or(DEFAULT_PREVIEW_EVENT, |e| e.name)
+}
+
+/// The problems of a submitted form, by field name (the API's field names).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldErrors(Vec<(String, String)>);
+
+impl FieldErrors {
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn get(&self, field: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(f, _)| f == field)
+            .map(|(_, m)| m.as_str())
+    }
+
+    pub fn all(&self) -> &[(String, String)] {
+        &self.0
+    }
+
+    /// Records the first problem of a field. The API quotes names in
+    /// backticks (Markdown for JSON clients); a page shows them plain.
+    pub fn add(&mut self, field: &str, message: impl Into<String>) {
+        if self.get(field).is_none() {
+            let message: String = message.into();
+            self.0.push((field.to_owned(), message.replace('`', "")));
+        }
+    }
+
+    /// Keeps the value of a check, or records its error under its field.
+    fn take<T>(&mut self, field: &str, result: Result<T, ApiError>) -> Option<T> {
+        match result {
+            Ok(value) => Some(value),
+            Err(ApiError::Invalid {
+                field: named,
+                message,
+            }) => {
+                self.add(named.as_deref().unwrap_or(field), message);
+                None
+            }
+            Err(other) => {
+                self.add(field, other.to_string());
+                None
+            }
+        }
+    }
+}
+
+/// A form that passed every rule.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckedWebhook {
+    pub name: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub is_active: bool,
+    pub timeout_ms: Option<i32>,
+    pub headers: BTreeMap<String, String>,
+    pub template: Option<String>,
+    /// `None`: generate one (creation) or keep it (edit).
+    pub secret: Option<String>,
+    /// `None`: the signed-in user.
+    pub owner: Option<i64>,
+}
+
+/// Checks every field, reporting all problems at once (a form is fixed in
+/// one go, unlike an API call).
+pub fn check_input(
+    input: &WebhookInput,
+    allow_private: bool,
+) -> Result<CheckedWebhook, FieldErrors> {
+    let mut errors = FieldErrors::default();
+    let name = errors.take("name", validate::check_name(&input.name));
+    let url = errors.take("url", validate::check_url(&input.url, allow_private));
+    let events = errors.take("events", validate::check_events(&input.events));
+    let timeout_ms = match input.timeout_ms.as_str() {
+        "" => Some(None),
+        text => match text.parse::<i64>() {
+            Ok(ms) => errors
+                .take("timeout_ms", validate::check_timeout_ms(ms))
+                .map(Some),
+            Err(_) => {
+                errors.add(
+                    "timeout_ms",
+                    "Enter a whole number of milliseconds, or leave it empty",
+                );
+                None
+            }
+        },
+    };
+    let headers = match parse_headers(&input.headers) {
+        Ok(headers) => errors.take("headers", validate::check_headers(headers)),
+        Err(message) => {
+            errors.add("headers", message);
+            None
+        }
+    };
+    let template = match input.template.trim() {
+        "" => Some(None),
+        text => errors
+            .take("template", validate::check_template(text.to_owned()))
+            .map(Some),
+    };
+    let secret = match input.secret.as_str() {
+        "" => Some(None),
+        text => errors
+            .take("secret", validate::check_secret(text.to_owned()))
+            .map(Some),
+    };
+    let owner = match input.owner.as_str() {
+        "" => Some(None),
+        text => match text.parse::<i64>() {
+            Ok(id) => Some(Some(id)),
+            Err(_) => {
+                errors.add(
+                    "user_id",
+                    "Enter the owner's user id (a number), or leave it empty",
+                );
+                None
+            }
+        },
+    };
+    match (
+        name, url, events, timeout_ms, headers, template, secret, owner,
+    ) {
+        (
+            Some(name),
+            Some(url),
+            Some(events),
+            Some(timeout_ms),
+            Some(headers),
+            Some(template),
+            Some(secret),
+            Some(owner),
+        ) if errors.is_empty() => Ok(CheckedWebhook {
+            name,
+            url,
+            events,
+            is_active: input.is_active,
+            timeout_ms,
+            headers,
+            template,
+            secret,
+            owner,
+        }),
+        _ => Err(errors),
+    }
+}
+
+/// `Name: value` lines (blank lines ignored) into a header map; the API's
+/// rules then apply to the map.
+pub fn parse_headers(text: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut headers = BTreeMap::new();
+    for (number, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let Some((name, value)) = line.split_once(':') else {
+            return Err(format!(
+                "Line {}: write each header as `Name: value`",
+                number + 1
+            ));
+        };
+        let name = name.trim();
+        if headers
+            .insert(name.to_owned(), value.trim().to_owned())
+            .is_some()
+        {
+            return Err(format!("`{name}` is given twice"));
+        }
+    }
+    Ok(headers)
+}
+
+/// The body a webhook with this template would send for a sample `event`,
+/// pretty-printed; the template's error otherwise. An empty template sends
+/// the envelope itself.
+pub fn render_preview(template: &str, event: &str) -> Result<String, String> {
+    let envelope = sample_envelope(preview_event(event))
+        .ok_or_else(|| "no sample data for this event".to_owned())?;
+    let body = match template.trim() {
+        "" => envelope,
+        text => {
+            let parsed = Template::parse(text).map_err(|e| e.to_string())?;
+            serde_json::from_str(&parsed.render(&envelope)).map_err(|e| e.to_string())?
+        }
+    };
+    serde_json::to_string_pretty(&body).map_err(|e| e.to_string())
+}
+
+/// The catalogue's events grouped by entity (`task`, `deal`, ...), in
+/// catalogue order; the test event is left out (tests reach every webhook).
+pub fn event_groups() -> Vec<(&'static str, Vec<&'static str>)> {
+    let mut groups: Vec<(&'static str, Vec<&'static str>)> = Vec::new();
+    for spec in CATALOGUE.iter().filter(|e| e.name != TEST_EVENT) {
+        let entity = spec.name.split('.').next().unwrap_or(spec.name);
+        match groups.iter_mut().find(|(e, _)| *e == entity) {
+            Some((_, names)) => names.push(spec.name),
+            None => groups.push((entity, vec![spec.name])),
+        }
+    }
+    groups
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn valid() -> WebhookInput {
+        WebhookInput {
+            name: " Deals ".into(),
+            url: "https://hooks.example.com/x".into(),
+            events: vec!["deal.*".into(), "task.created".into()],
+            timeout_ms: "5000".into(),
+            headers: "Authorization: Bearer abc\n\nX-Team: sales\n".into(),
+            template: r#"{"text": "{{data.name}}"}"#.into(),
+            ..WebhookInput::default()
+        }
+    }
+
+    #[test]
+    fn a_valid_form_is_checked_with_the_api_rules() {
+        let checked = check_input(&valid(), false).expect("valid");
+        assert_eq!(checked.name, "Deals");
+        assert_eq!(checked.timeout_ms, Some(5000));
+        assert_eq!(
+            checked.headers.get("X-Team").map(String::as_str),
+            Some("sales")
+        );
+        assert_eq!(checked.secret, None);
+        let blank_optional = WebhookInput {
+            timeout_ms: String::new(),
+            headers: String::new(),
+            template: "  ".into(),
+            ..valid()
+        };
+        let checked = check_input(&blank_optional, false).expect("valid");
+        assert_eq!((checked.timeout_ms, checked.template), (None, None));
+    }
+
+    #[test]
+    fn every_bad_field_is_reported_at_once_under_its_name() {
+        let bad = WebhookInput {
+            name: String::new(),
+            url: "ftp://x".into(),
+            events: vec![],
+            timeout_ms: "soon".into(),
+            headers: "no colon here".into(),
+            template: "{".into(),
+            secret: "short".into(),
+            ..WebhookInput::default()
+        };
+        let errors = check_input(&bad, false).expect_err("invalid");
+        for field in [
+            "name",
+            "url",
+            "events",
+            "timeout_ms",
+            "headers",
+            "template",
+            "secret",
+        ] {
+            assert!(errors.get(field).is_some(), "{field}: {errors:?}");
+        }
+        let reserved = WebhookInput {
+            headers: "X-Webhook-Signature: forged".into(),
+            ..valid()
+        };
+        assert!(check_input(&reserved, false)
+            .expect_err("reserved")
+            .get("headers")
+            .is_some());
+    }
+
+    #[test]
+    fn header_lines_need_a_colon_and_distinct_names() {
+        assert_eq!(
+            parse_headers("A: 1\nB:2: 3").ok(),
+            Some(BTreeMap::from([
+                ("A".into(), "1".into()),
+                ("B".into(), "2: 3".into())
+            ]))
+        );
+        assert!(parse_headers("A: 1\nA: 2").is_err());
+        assert!(parse_headers("A").is_err());
+    }
+
+    #[test]
+    fn the_preview_renders_the_template_or_the_envelope_or_says_what_is_wrong() {
+        let telegram = r#"{"chat_id": "42", "text": "{{event}}: {{data.title}}"}"#;
+        let body = render_preview(telegram, "task.created").expect("renders");
+        assert!(
+            body.contains(r#""text": "task.created: Call the client back""#),
+            "{body}"
+        );
+        let envelope = render_preview("", "deal.won").expect("renders");
+        assert!(envelope.contains(r#""event": "deal.won""#), "{envelope}");
+        assert!(render_preview("{", "task.created").is_err());
+        assert!(render_preview("", "no.such")
+            .expect("default event")
+            .contains("task.created"));
+    }
+
+    #[test]
+    fn events_are_grouped_by_entity_without_the_test_event() {
+        let groups = event_groups();
+        let entities: Vec<&str> = groups.iter().map(|(e, _)| *e).collect();
+        assert_eq!(entities, ["task", "deal", "client", "comment"]);
+        assert_eq!(groups[0].1.len(), 4);
+    }
+}

@@ -1,0 +1,269 @@
+//! `/login` (sign in with an API token) and `/logout`.
+//!
+//! The sign-in form has no session yet, so its CSRF protection is a
+//! double-submit token: a random value in a short-lived cookie and in the
+//! form, which must match. A cross-site page can make a browser post the
+//! form, but can neither read nor set that cookie, so it cannot sign a
+//! victim into the attacker's account.
+
+use axum::extract::{FromRequestParts, Query, Request, State};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Redirect, Response};
+use maud::{html, Markup};
+use serde::Deserialize;
+
+use super::error::UiError;
+use super::form::{csrf_input, CsrfForm, FormFields, CSRF_FIELD};
+use super::layout::page;
+use super::list::LIST_PATH;
+use super::session::{
+    cookie, hash_cookie, optional_session, random_token, request_is_https, set_cookie,
+    tokens_match, Session, SESSION_COOKIE, SESSION_LIFETIME,
+};
+use super::UiState;
+use webhookd_store::ui_sessions;
+
+const LOGIN_COOKIE: &str = "webhookd_login";
+/// The sign-in form's token lives as long as someone may take to paste theirs.
+const LOGIN_COOKIE_LIFETIME: std::time::Duration = std::time::Duration::from_secs(60 * 60);
+const MAX_LOGIN_BYTES: usize = 8 * 1024;
+/// Expired sessions deleted per sign-in (see `delete_expired_sessions`).
+const EXPIRED_SESSIONS_PER_SIGN_IN: i64 = 100;
+
+/// The sign-in page's URL, coming back to `next` afterwards.
+pub fn login_path(next: &str) -> String {
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("next", next)
+        .finish();
+    format!("/login?{query}")
+}
+
+/// Where to go after signing in: only a path on this site (never `//host`,
+/// which browsers read as another host), else the webhook list.
+pub fn safe_next(next: &str) -> &str {
+    let local = next.starts_with('/')
+        && !next.starts_with("//")
+        && !next.starts_with("/\\")
+        && !next.starts_with("/login")
+        && !next.starts_with("/logout")
+        && next.len() <= 2048
+        // Visible ASCII only: it becomes a `Location` header, and the path of
+        // any real page is percent-encoded anyway.
+        && next.bytes().all(|b| b.is_ascii_graphic() && b != b'\\');
+    if local {
+        next
+    } else {
+        LIST_PATH
+    }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LoginQuery {
+    next: Option<String>,
+}
+
+/// The signed-in user, if any: lets the sign-in page skip itself.
+pub struct MaybeSession(pub Option<Session>);
+
+impl FromRequestParts<UiState> for MaybeSession {
+    type Rejection = UiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &UiState) -> Result<Self, UiError> {
+        Ok(MaybeSession(optional_session(parts, state).await))
+    }
+}
+
+pub async fn show_login(
+    MaybeSession(session): MaybeSession,
+    headers: HeaderMap,
+    Query(query): Query<LoginQuery>,
+) -> Response {
+    let next = safe_next(query.next.as_deref().unwrap_or(LIST_PATH)).to_owned();
+    if session.is_some() {
+        return Redirect::to(&next).into_response();
+    }
+    login_page(&headers, &next, None, StatusCode::OK)
+}
+
+/// The form with a fresh double-submit token (cookie and hidden field).
+fn login_page(
+    headers: &HeaderMap,
+    next: &str,
+    error: Option<&str>,
+    status: StatusCode,
+) -> Response {
+    let nonce = random_token();
+    let cookie = set_cookie(
+        LOGIN_COOKIE,
+        &nonce,
+        "/login",
+        LOGIN_COOKIE_LIFETIME,
+        request_is_https(headers),
+    );
+    let body = page("Sign in", None, login_form(&nonce, next, error));
+    (status, [(header::SET_COOKIE, cookie)], body).into_response()
+}
+
+fn login_form(nonce: &str, next: &str, error: Option<&str>) -> Markup {
+    html! {
+        section class="narrow" aria-labelledby="login-title" {
+            h1 id="login-title" { "Sign in" }
+            p { "Paste your API token. An administrator creates it with "
+                code { "webhookd users create --name NAME" } "." }
+            @if let Some(error) = error {
+                div class="error-summary" role="alert" id="login-error" { (error) }
+            }
+            form method="post" action="/login" class="stack" {
+                input type="hidden" name=(CSRF_FIELD) value=(nonce);
+                input type="hidden" name="next" value=(next);
+                div class="field" {
+                    label for="token" { "API token" }
+                    input id="token" name="token" type="password" required
+                        autocomplete="current-password" spellcheck="false"
+                        placeholder="whk_…" aria-invalid=[error.map(|_| "true")]
+                        aria-describedby=[error.map(|_| "login-error")];
+                }
+                button type="submit" class="primary" { "Sign in" }
+            }
+        }
+    }
+}
+
+pub async fn sign_in(State(state): State<UiState>, request: Request) -> Result<Response, UiError> {
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, MAX_LOGIN_BYTES)
+        .await
+        .map_err(|_| UiError::BadRequest("the form is too large".to_owned()))?;
+    let fields = FormFields::parse(&bytes);
+    let expected = cookie(&parts.headers, LOGIN_COOKIE).unwrap_or("");
+    if !tokens_match(expected, fields.get(CSRF_FIELD)) {
+        return Err(UiError::Forbidden(
+            "The sign-in form expired or cookies are blocked",
+        ));
+    }
+    let next = safe_next(fields.get("next")).to_owned();
+    let token = fields.get("token").trim();
+    let https = request_is_https(&parts.headers);
+    if token.is_empty() {
+        let message = "Enter your API token.";
+        return Ok(login_page(
+            &parts.headers,
+            &next,
+            Some(message),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ));
+    }
+    ui_sessions::delete_expired_sessions(&state.pool, EXPIRED_SESSIONS_PER_SIGN_IN).await?;
+    let cookie_value = random_token();
+    let opened = ui_sessions::create_session(
+        &state.pool,
+        token,
+        &hash_cookie(&cookie_value),
+        &random_token(),
+        SESSION_LIFETIME,
+    )
+    .await?;
+    let Some(opened) = opened else {
+        tracing::info!("web UI sign-in refused: unknown or revoked token");
+        let message = "That token is not valid, or it was revoked.";
+        return Ok(login_page(
+            &parts.headers,
+            &next,
+            Some(message),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        ));
+    };
+    tracing::info!(user_id = opened.user.id, "web UI sign-in");
+    let mut response = Redirect::to(&next).into_response();
+    let headers = response.headers_mut();
+    headers.append(
+        header::SET_COOKIE,
+        set_cookie(SESSION_COOKIE, &cookie_value, "/", SESSION_LIFETIME, https),
+    );
+    headers.append(
+        header::SET_COOKIE,
+        set_cookie(LOGIN_COOKIE, "", "/login", std::time::Duration::ZERO, https),
+    );
+    Ok(response)
+}
+
+/// `GET /logout`: a button, since signing out changes state and so is a POST.
+pub async fn show_logout(MaybeSession(session): MaybeSession) -> Response {
+    let Some(session) = session else {
+        return Redirect::to("/login").into_response();
+    };
+    page(
+        "Sign out",
+        Some(&session),
+        html! {
+            section class="narrow" {
+                h1 { "Sign out" }
+                form method="post" action="/logout" {
+                    (csrf_input(&session))
+                    button type="submit" class="primary" { "Sign out now" }
+                }
+            }
+        },
+    )
+    .into_response()
+}
+
+pub async fn sign_out(
+    State(state): State<UiState>,
+    headers: HeaderMap,
+    form: CsrfForm,
+) -> Result<Response, UiError> {
+    ui_sessions::delete_session(&state.pool, &form.session.id_hash).await?;
+    tracing::info!(user_id = form.session.user.id, "web UI sign-out");
+    let mut response = Redirect::to("/login").into_response();
+    response.headers_mut().append(
+        header::SET_COOKIE,
+        set_cookie(
+            SESSION_COOKIE,
+            "",
+            "/",
+            std::time::Duration::ZERO,
+            request_is_https(&headers),
+        ),
+    );
+    Ok(response)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_local_paths_are_followed_after_sign_in() {
+        for ok in [
+            "/webhook/",
+            "/webhook/5/logs?success=false",
+            "/webhook/stats",
+        ] {
+            assert_eq!(safe_next(ok), ok);
+        }
+        for bad in [
+            "https://evil.example/",
+            "//evil.example/",
+            "/\\evil.example",
+            "evil",
+            "",
+            "/login",
+            "/logout",
+            "/webhook/\n",
+            "/webhook/é",
+            "/webhook/ x",
+        ] {
+            assert_eq!(safe_next(bad), LIST_PATH, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_sign_in_path_encodes_where_to_come_back_to() {
+        assert_eq!(
+            login_path("/webhook/5/logs?success=false&x=1"),
+            "/login?next=%2Fwebhook%2F5%2Flogs%3Fsuccess%3Dfalse%26x%3D1"
+        );
+    }
+}

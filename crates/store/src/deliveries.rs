@@ -1,0 +1,469 @@
+//! Delivery state: fan-out rows, claiming due work, recording attempts.
+//!
+//! Every statement here works on batches (`UNNEST` of arrays) so that the cost
+//! per delivery is a fraction of a round trip.
+
+use std::collections::BTreeMap;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use secrecy::SecretString;
+use sqlx::types::Json;
+use sqlx::{Connection, PgConnection, PgPool};
+use uuid::Uuid;
+use webhookd_events::delivery::{AttemptRecord, ClaimedDelivery, Lease};
+
+use crate::StorageError;
+
+/// A claimed delivery as its row reads, before it becomes the domain's
+/// [`ClaimedDelivery`] (secrets wrapped, headers unwrapped).
+#[derive(sqlx::FromRow)]
+pub(crate) struct ClaimedRow {
+    delivery_id: Uuid,
+    event_id: Uuid,
+    event: String,
+    attempts: i32,
+    body: Option<String>,
+    webhook_id: i64,
+    url: String,
+    secret: String,
+    previous_secret: Option<String>,
+    headers: Json<serde_json::Value>,
+    template: Option<String>,
+    timeout_ms: Option<i32>,
+    is_active: bool,
+    failing: bool,
+}
+
+impl From<ClaimedRow> for ClaimedDelivery {
+    fn from(row: ClaimedRow) -> Self {
+        ClaimedDelivery {
+            delivery_id: row.delivery_id,
+            event_id: row.event_id,
+            event: row.event,
+            attempts: row.attempts,
+            body: row.body,
+            webhook_id: row.webhook_id,
+            url: row.url,
+            secret: SecretString::from(row.secret),
+            previous_secret: row.previous_secret.map(SecretString::from),
+            headers: row.headers.0,
+            template: row.template,
+            timeout_ms: row.timeout_ms,
+            is_active: row.is_active,
+            failing: row.failing,
+        }
+    }
+}
+
+pub(super) const TARGET_COLUMNS: &str = "w.id AS webhook_id, w.url, w.secret,
+    CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret END AS previous_secret,
+    w.headers, w.template, w.timeout_ms, w.is_active, w.failing_since IS NOT NULL AS failing";
+
+// The hot statements are assembled once: formatting them per batch was about
+// 10,000 instructions per event at a steady low rate (docs/PERFORMANCE.md).
+static CLAIM_DUE_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH due AS (
+             SELECT id FROM deliveries
+             WHERE status = 'pending' AND next_attempt_at <= now()
+             ORDER BY next_attempt_at
+             LIMIT $1
+             FOR UPDATE SKIP LOCKED
+         ), claimed AS (
+             UPDATE deliveries d
+             SET next_attempt_at = now() + make_interval(secs => (COALESCE(w.timeout_ms, $2) + $3) / 1000.0),
+                 updated_at = now()
+             FROM due, webhooks w
+             WHERE d.id = due.id AND w.id = d.webhook_id
+             RETURNING d.id, d.event_id, d.webhook_id, d.attempts
+         )
+         SELECT c.id AS delivery_id, c.event_id, e.event, c.attempts, e.body, {TARGET_COLUMNS}
+         FROM claimed c
+         JOIN events e ON e.id = c.event_id
+         JOIN webhooks w ON w.id = c.webhook_id"
+    )
+});
+
+/// Claims up to `limit` due deliveries (retries, and deliveries whose owner's
+/// lease ran out) with `FOR UPDATE SKIP LOCKED`, so replicas never claim the
+/// same row at once.
+pub async fn claim_due(
+    pool: &PgPool,
+    limit: i64,
+    lease: Lease,
+) -> Result<Vec<ClaimedDelivery>, StorageError> {
+    let rows = sqlx::query_as::<_, ClaimedRow>(&CLAIM_DUE_SQL)
+        .bind(limit)
+        .bind(lease.default_timeout_ms)
+        .bind(lease.margin_ms)
+        .fetch_all(pool)
+        .await?;
+    Ok(rows.into_iter().map(ClaimedDelivery::from).collect())
+}
+
+/// When the earliest pending delivery falls due, if any: lets the scheduler
+/// sleep exactly until then instead of polling blindly. `None` when nothing
+/// is pending (SQL's GREATEST skips NULLs, so the clamp to zero is done here:
+/// done in SQL it turned "nothing pending" into "due now" and the idle
+/// scheduler spun).
+pub async fn next_due_in(pool: &PgPool) -> Result<Option<Duration>, StorageError> {
+    let secs: Option<f64> = sqlx::query_scalar(
+        "SELECT EXTRACT(EPOCH FROM (MIN(next_attempt_at) - now()))::float8
+         FROM deliveries WHERE status = 'pending'",
+    )
+    .fetch_one(pool)
+    .await?;
+    Ok(secs.map(|s| Duration::from_secs_f64(s.max(0.0))))
+}
+
+/// A webhook the recorder has just switched off, and why.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct DisabledWebhook {
+    pub webhook_id: i64,
+    pub reason: String,
+}
+
+/// The statement of [`record_attempts`]. `d.status = 'pending'` keeps a late
+/// duplicate attempt (a worker whose lease ran out) from overwriting an
+/// outcome already recorded.
+static RECORD_ATTEMPTS_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH {attempts}, {logs}, outcomes AS (
+             UPDATE deliveries d
+             SET status = o.status, attempts = GREATEST(d.attempts, o.attempt),
+                 next_attempt_at = CASE WHEN o.status = 'pending'
+                     THEN now() + make_interval(secs => o.delay_ms / 1000.0)
+                     ELSE d.next_attempt_at END,
+                 last_status_code = o.code, last_error = o.error, updated_at = now()
+             FROM o
+             WHERE d.id = o.delivery_id AND d.status = 'pending'
+         )
+         {streaks}",
+        attempts = attempts_cte(1),
+        logs = insert_logs(""),
+        streaks = update_streaks(AttemptColumns::PARAMS + 1),
+    )
+});
+
+/// Writes a batch of attempts in one transaction: the `webhook_logs` rows,
+/// each delivery's new state, and each webhook's failing streak. Switches off
+/// the webhooks that answered 410 Gone and, when `disable_after` is set, those
+/// that have failed every attempt for longer than it; returns them (each
+/// once: only a switch from active counts).
+pub async fn record_attempts(
+    conn: &mut PgConnection,
+    records: &[AttemptRecord],
+    disable_after: Option<Duration>,
+) -> Result<Vec<DisabledWebhook>, StorageError> {
+    if records.is_empty() {
+        return Ok(Vec::new());
+    }
+    let columns = AttemptColumns::of(records);
+    let streaks = FailingStreaks::of(records);
+    let query = streaks.bind(columns.bind(sqlx::query(&RECORD_ATTEMPTS_SQL)));
+    execute_then_switch_off(conn, vec![query], records, &streaks, disable_after).await
+}
+
+/// The columns of a batch of attempts, as arrays for `UNNEST`.
+pub(super) struct AttemptColumns<'a> {
+    delivery_ids: Vec<Uuid>,
+    webhook_ids: Vec<i64>,
+    events: Vec<&'a str>,
+    attempts: Vec<i32>,
+    codes: Vec<Option<i32>>,
+    times: Vec<i32>,
+    successes: Vec<bool>,
+    payloads: Vec<&'a str>,
+    responses: Vec<Option<&'a str>>,
+    errors: Vec<Option<&'a str>>,
+    statuses: Vec<&'static str>,
+    delays_ms: Vec<i64>,
+}
+
+pub(super) type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+impl<'a> AttemptColumns<'a> {
+    /// Parameters taken by [`attempts_cte`].
+    pub(super) const PARAMS: usize = 12;
+
+    pub(super) fn of<'r: 'a>(records: impl IntoIterator<Item = &'r AttemptRecord>) -> Self {
+        let records = records.into_iter();
+        let n = records.size_hint().0;
+        let mut c = AttemptColumns {
+            delivery_ids: Vec::with_capacity(n),
+            webhook_ids: Vec::with_capacity(n),
+            events: Vec::with_capacity(n),
+            attempts: Vec::with_capacity(n),
+            codes: Vec::with_capacity(n),
+            times: Vec::with_capacity(n),
+            successes: Vec::with_capacity(n),
+            payloads: Vec::with_capacity(n),
+            responses: Vec::with_capacity(n),
+            errors: Vec::with_capacity(n),
+            statuses: Vec::with_capacity(n),
+            delays_ms: Vec::with_capacity(n),
+        };
+        for r in records {
+            c.delivery_ids.push(r.delivery_id);
+            c.webhook_ids.push(r.webhook_id);
+            c.events.push(r.event.as_str());
+            c.attempts.push(r.attempt);
+            c.codes.push(r.status_code);
+            c.times.push(r.response_time_ms);
+            c.successes.push(r.is_success);
+            c.payloads.push(&*r.payload);
+            c.responses.push(r.response.as_deref());
+            c.errors.push(r.error_message.as_deref());
+            c.statuses.push(r.next.status());
+            c.delays_ms.push(r.next.delay_ms());
+        }
+        c
+    }
+
+    /// Binds the arrays in the order [`attempts_cte`] reads them.
+    pub(super) fn bind<'q>(&'q self, query: PgQuery<'q>) -> PgQuery<'q> {
+        query
+            .bind(&self.delivery_ids)
+            .bind(&self.webhook_ids)
+            .bind(&self.events)
+            .bind(&self.attempts)
+            .bind(&self.codes)
+            .bind(&self.times)
+            .bind(&self.successes)
+            .bind(&self.payloads)
+            .bind(&self.responses)
+            .bind(&self.errors)
+            .bind(&self.statuses)
+            .bind(&self.delays_ms)
+    }
+}
+
+/// The CTE `o`: one row per attempt, from parameters `$first` onwards
+/// ([`AttemptColumns::bind`]).
+pub(super) fn attempts_cte(first: usize) -> String {
+    let p: Vec<String> = (first..first + AttemptColumns::PARAMS)
+        .map(|n| format!("${n}"))
+        .collect();
+    format!(
+        "o AS (
+             SELECT * FROM UNNEST({}::uuid[], {}::int8[], {}::text[], {}::int4[], {}::int4[],
+                 {}::int4[], {}::bool[], {}::text[], {}::text[], {}::text[], {}::text[], {}::int8[])
+                 AS o(delivery_id, webhook_id, event, attempt, code, time_ms, ok, payload,
+                      response, error, status, delay_ms)
+         )",
+        p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11]
+    )
+}
+
+/// The CTE `logs`: a `webhook_logs` row per row of `o` (`condition`: an
+/// optional `WHERE` on `o`).
+pub(super) fn insert_logs(condition: &str) -> String {
+    format!(
+        "logs AS (
+             INSERT INTO webhook_logs (delivery_id, webhook_id, event, attempt, status_code,
+                 response_time_ms, is_success, payload, response, error_message)
+             SELECT delivery_id, webhook_id, event, attempt, code, time_ms, ok, payload,
+                    response, error
+             FROM o {condition}
+         )"
+    )
+}
+
+/// The statement's last part: the webhooks' failing streaks, from the three
+/// arrays of [`FailingStreaks::bind`] at `$first` onwards.
+pub(super) fn update_streaks(first: usize) -> String {
+    let (ids, any_ok, last_ok) = (first, first + 1, first + 2);
+    // A success ends a failing streak; a failure starts one unless one is
+    // running (a failure after a success in the same batch starts it
+    // afresh). Rows are written only when the value changes, so a healthy
+    // webhook costs no write here.
+    format!(
+        "UPDATE webhooks w
+         SET failing_since = CASE WHEN s.last_ok THEN NULL
+                                  WHEN s.any_ok THEN now()
+                                  ELSE COALESCE(w.failing_since, now()) END
+         FROM UNNEST(${ids}::int8[], ${any_ok}::bool[], ${last_ok}::bool[]) AS s(id, any_ok, last_ok)
+         WHERE w.id = s.id
+           AND CASE WHEN s.last_ok THEN w.failing_since IS NOT NULL
+                    WHEN s.any_ok THEN TRUE
+                    ELSE w.failing_since IS NULL END"
+    )
+}
+
+/// Runs the statements that record attempts, and switches off the webhooks
+/// they condemn: those that answered 410 Gone and, with `disable_after`,
+/// those failing for longer. A batch of successes (the usual case) is one
+/// statement, hence one round trip, atomic without BEGIN/COMMIT. Several
+/// statements, or switching webhooks off (which reads the streaks the
+/// statements write), need a transaction.
+pub(super) async fn execute_then_switch_off<'r>(
+    conn: &mut PgConnection,
+    mut queries: Vec<PgQuery<'_>>,
+    records: impl IntoIterator<Item = &'r AttemptRecord>,
+    streaks: &FailingStreaks,
+    disable_after: Option<Duration>,
+) -> Result<Vec<DisabledWebhook>, StorageError> {
+    let gone: Vec<i64> = records
+        .into_iter()
+        .filter(|r| r.disable_webhook)
+        .map(|r| r.webhook_id)
+        .collect();
+    let failing = streaks.failing();
+    let switch_off = !gone.is_empty() || (disable_after.is_some() && !failing.is_empty());
+    if queries.len() == 1 && !switch_off {
+        if let Some(query) = queries.pop() {
+            query.execute(&mut *conn).await?;
+        }
+        return Ok(Vec::new());
+    }
+    let mut tx = conn.begin().await?;
+    for query in queries {
+        query.execute(&mut *tx).await?;
+    }
+    let mut disabled = Vec::new();
+    if !gone.is_empty() {
+        let rows = sqlx::query_as::<_, DisabledWebhook>(
+            "UPDATE webhooks SET is_active = FALSE, failing_since = NULL,
+                 disabled_reason = 'the receiver answered 410 Gone', updated_at = now()
+             WHERE id = ANY($1) AND is_active
+             RETURNING id AS webhook_id, disabled_reason AS reason",
+        )
+        .bind(&gone)
+        .fetch_all(&mut *tx)
+        .await?;
+        disabled.extend(rows);
+    }
+    if let Some(period) = disable_after {
+        disabled.extend(disable_failing(&mut tx, &failing, period).await?);
+    }
+    tx.commit().await?;
+    Ok(disabled)
+}
+
+/// Per webhook in a batch: did any attempt succeed, and did the last one?
+/// Keyed in id order so concurrent recorders lock webhook rows in one order.
+pub(super) struct FailingStreaks {
+    ids: Vec<i64>,
+    any_ok: Vec<bool>,
+    last_ok: Vec<bool>,
+}
+
+impl FailingStreaks {
+    pub(super) fn of<'r>(records: impl IntoIterator<Item = &'r AttemptRecord>) -> Self {
+        let mut by_webhook: BTreeMap<i64, (bool, bool)> = BTreeMap::new();
+        for r in records {
+            let entry = by_webhook.entry(r.webhook_id).or_insert((false, false));
+            entry.0 |= r.is_success;
+            entry.1 = r.is_success;
+        }
+        let mut streaks = FailingStreaks {
+            ids: Vec::with_capacity(by_webhook.len()),
+            any_ok: Vec::with_capacity(by_webhook.len()),
+            last_ok: Vec::with_capacity(by_webhook.len()),
+        };
+        for (id, (any_ok, last_ok)) in by_webhook {
+            streaks.ids.push(id);
+            streaks.any_ok.push(any_ok);
+            streaks.last_ok.push(last_ok);
+        }
+        streaks
+    }
+
+    /// Binds the arrays [`update_streaks`] reads.
+    pub(super) fn bind<'q>(&'q self, query: PgQuery<'q>) -> PgQuery<'q> {
+        query.bind(&self.ids).bind(&self.any_ok).bind(&self.last_ok)
+    }
+
+    /// Webhooks whose latest attempt in the batch failed.
+    fn failing(&self) -> Vec<i64> {
+        self.ids
+            .iter()
+            .zip(&self.last_ok)
+            .filter(|(_, ok)| !**ok)
+            .map(|(id, _)| *id)
+            .collect()
+    }
+}
+
+/// Switches off the active webhooks among `ids` that have failed every
+/// attempt for longer than `period`. The clock counts from the later of the
+/// streak's start and the webhook's last edit, so re-enabling or fixing a
+/// webhook gives it a full period again. Clearing `failing_since` does the
+/// same for a webhook switched back on by hand.
+async fn disable_failing(
+    tx: &mut sqlx::PgConnection,
+    ids: &[i64],
+    period: Duration,
+) -> Result<Vec<DisabledWebhook>, StorageError> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let secs = i64::try_from(period.as_secs()).unwrap_or(i64::MAX);
+    let rows = sqlx::query_as::<_, DisabledWebhook>(
+        "UPDATE webhooks
+         SET is_active = FALSE, failing_since = NULL, updated_at = now(),
+             disabled_reason = format(
+                 'failing since %s UTC (more than %s s without a successful delivery)',
+                 to_char(failing_since AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS'), $2)
+         WHERE id = ANY($1) AND is_active AND failing_since IS NOT NULL
+           AND GREATEST(failing_since, updated_at) <= now() - make_interval(secs => $2::float8)
+         RETURNING id AS webhook_id, disabled_reason AS reason",
+    )
+    .bind(ids)
+    .bind(secs)
+    .fetch_all(tx)
+    .await?;
+    Ok(rows)
+}
+
+/// Gives claimed deliveries back to the schedule without attempting them:
+/// each is due again after its delay, and no attempt is counted or logged.
+/// Used when a webhook already has as many deliveries waiting in this process
+/// as it may, so they wait in Postgres rather than in memory.
+pub async fn hand_back(
+    conn: &mut PgConnection,
+    deliveries: &[(Uuid, Duration)],
+) -> Result<(), StorageError> {
+    if deliveries.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<Uuid> = deliveries.iter().map(|(id, _)| *id).collect();
+    let delays_ms: Vec<i64> = deliveries
+        .iter()
+        .map(|(_, d)| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .collect();
+    sqlx::query(
+        "UPDATE deliveries d
+         SET next_attempt_at = now() + make_interval(secs => o.delay_ms / 1000.0),
+             updated_at = now()
+         FROM UNNEST($1::uuid[], $2::int8[]) AS o(id, delay_ms)
+         WHERE d.id = o.id AND d.status = 'pending'",
+    )
+    .bind(&ids)
+    .bind(&delays_ms)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// Ends deliveries that can no longer be attempted (their webhook was switched
+/// off) without logging an attempt.
+pub async fn fail_without_attempt(
+    pool: &PgPool,
+    delivery_ids: &[Uuid],
+    reason: &str,
+) -> Result<(), StorageError> {
+    if delivery_ids.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "UPDATE deliveries SET status = 'failed', last_error = $2, updated_at = now()
+         WHERE id = ANY($1) AND status = 'pending'",
+    )
+    .bind(delivery_ids)
+    .bind(reason)
+    .execute(pool)
+    .await?;
+    Ok(())
+}

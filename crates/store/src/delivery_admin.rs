@@ -1,0 +1,198 @@
+//! What people do with deliveries from the API and the UI: list a webhook's
+//! deliveries and retry failed ones by hand.
+//!
+//! Callers check that the webhook is in the user's scope first; every query
+//! here is keyed by `webhook_id` as well, so a delivery id of another webhook
+//! is never found.
+
+use chrono::{DateTime, Utc};
+use sqlx::{PgPool, Postgres, QueryBuilder};
+use uuid::Uuid;
+
+use crate::notify::DUE_CHANNEL;
+use crate::page::{After, Page};
+use crate::StorageError;
+
+/// A delivery's state (`pending`, `succeeded`, `failed`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryStatus {
+    Pending,
+    Succeeded,
+    Failed,
+}
+
+impl DeliveryStatus {
+    pub const ALL: [DeliveryStatus; 3] = [
+        DeliveryStatus::Pending,
+        DeliveryStatus::Succeeded,
+        DeliveryStatus::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Succeeded => "succeeded",
+            DeliveryStatus::Failed => "failed",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == text)
+    }
+}
+
+/// Which deliveries to list; `None` fields do not filter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryFilter {
+    pub status: Option<DeliveryStatus>,
+    pub event: Option<String>,
+}
+
+/// One delivery (an event for a webhook) and where it stands.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct DeliveryRow {
+    pub id: Uuid,
+    pub event_id: Uuid,
+    pub event: String,
+    pub status: String,
+    /// Attempts made so far.
+    pub attempts: i32,
+    /// When a pending delivery is attempted next (or its current attempt's
+    /// lease ends); `None` once it has succeeded or failed.
+    pub next_attempt_at: Option<DateTime<Utc>>,
+    pub last_status_code: Option<i32>,
+    pub last_error: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+impl DeliveryRow {
+    fn key(&self) -> After<Uuid> {
+        After {
+            created_at: self.created_at,
+            id: self.id,
+        }
+    }
+}
+
+/// A page of a webhook's deliveries, newest first; served by the
+/// `(webhook_id, created_at)` index.
+pub async fn list_deliveries(
+    pool: &PgPool,
+    webhook_id: i64,
+    filter: &DeliveryFilter,
+    after: Option<&After<Uuid>>,
+    limit: usize,
+) -> Result<Page<DeliveryRow, Uuid>, StorageError> {
+    let mut query = QueryBuilder::<Postgres>::new(
+        "SELECT d.id, d.event_id, e.event, d.status, d.attempts,
+                CASE WHEN d.status = 'pending' THEN d.next_attempt_at END AS next_attempt_at,
+                d.last_status_code, d.last_error, d.created_at, d.updated_at
+         FROM deliveries d JOIN events e ON e.id = d.event_id
+         WHERE d.webhook_id = ",
+    );
+    query.push_bind(webhook_id);
+    if let Some(status) = filter.status {
+        query.push(" AND d.status = ").push_bind(status.as_str());
+    }
+    if let Some(event) = &filter.event {
+        query.push(" AND e.event = ").push_bind(event.clone());
+    }
+    if let Some(after) = after {
+        // Not a row comparison, so that `created_at <= $t` bounds the scan.
+        query
+            .push(" AND d.created_at <= ")
+            .push_bind(after.created_at)
+            .push(" AND (d.created_at < ")
+            .push_bind(after.created_at)
+            .push(" OR d.id < ")
+            .push_bind(after.id)
+            .push(")");
+    }
+    query
+        .push(" ORDER BY d.created_at DESC, d.id DESC LIMIT ")
+        .push_bind(i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1));
+    let rows = query
+        .build_query_as::<DeliveryRow>()
+        .fetch_all(pool)
+        .await?;
+    Ok(Page::from_rows(rows, limit, DeliveryRow::key))
+}
+
+/// What asking to retry one delivery did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RetryOutcome {
+    /// The delivery is pending again and due now.
+    Retried,
+    /// It is pending already (waiting for its next attempt, or in flight).
+    AlreadyPending,
+    /// The webhook has no delivery with this id.
+    NotFound,
+}
+
+/// Makes one succeeded or failed delivery of the webhook pending and due now,
+/// and wakes the schedulers. Its attempt count is kept, so the retry policy
+/// counts on from where it stopped.
+pub async fn retry_delivery(
+    pool: &PgPool,
+    webhook_id: i64,
+    delivery_id: Uuid,
+) -> Result<RetryOutcome, StorageError> {
+    let mut tx = pool.begin().await?;
+    // Locks the row, so a recorder writing an outcome meanwhile waits for us
+    // and then finds it pending (its update is guarded on that).
+    let status: Option<String> = sqlx::query_scalar(
+        "SELECT status FROM deliveries WHERE id = $1 AND webhook_id = $2 FOR UPDATE",
+    )
+    .bind(delivery_id)
+    .bind(webhook_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let outcome = match status.as_deref() {
+        None => RetryOutcome::NotFound,
+        Some("pending") => RetryOutcome::AlreadyPending,
+        Some(_) => {
+            sqlx::query(
+                "UPDATE deliveries SET status = 'pending', next_attempt_at = now(),
+                     updated_at = now()
+                 WHERE id = $1",
+            )
+            .bind(delivery_id)
+            .execute(&mut *tx)
+            .await?;
+            notify_due(&mut tx).await?;
+            RetryOutcome::Retried
+        }
+    };
+    tx.commit().await?;
+    Ok(outcome)
+}
+
+/// Makes every failed delivery of the webhook pending and due now; returns
+/// how many. Attempt counts are kept, as for one delivery.
+pub async fn retry_failed_deliveries(pool: &PgPool, webhook_id: i64) -> Result<u64, StorageError> {
+    let mut tx = pool.begin().await?;
+    let retried = sqlx::query(
+        "UPDATE deliveries SET status = 'pending', next_attempt_at = now(), updated_at = now()
+         WHERE webhook_id = $1 AND status = 'failed'",
+    )
+    .bind(webhook_id)
+    .execute(&mut *tx)
+    .await?
+    .rows_affected();
+    if retried > 0 {
+        notify_due(&mut tx).await?;
+    }
+    tx.commit().await?;
+    Ok(retried)
+}
+
+/// `NOTIFY webhookd_due` inside the transaction: Postgres delivers it on
+/// commit, so a scheduler woken by it always sees the rows due.
+async fn notify_due(tx: &mut sqlx::PgConnection) -> Result<(), StorageError> {
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(DUE_CHANNEL)
+        .execute(tx)
+        .await?;
+    Ok(())
+}

@@ -1,0 +1,282 @@
+//! Webhook configuration, as the admin API and UI read and change it.
+//!
+//! Every query takes a [`Scope`] so ownership is enforced by the SQL itself:
+//! a row outside the caller's scope is indistinguishable from a missing one.
+//! The secret is never read back here; only the delivery path loads it.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::types::Json;
+use sqlx::PgPool;
+
+use crate::StorageError;
+
+/// Whose webhooks a query may see or change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Only the webhooks this user owns.
+    User(i64),
+    /// Every webhook (admins).
+    All,
+}
+
+impl Scope {
+    /// The `user_id` to filter on, NULL meaning everyone.
+    pub fn owner(self) -> Option<i64> {
+        match self {
+            Scope::User(id) => Some(id),
+            Scope::All => None,
+        }
+    }
+}
+
+/// A webhook without its secret.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct Webhook {
+    pub id: i64,
+    pub user_id: i64,
+    pub name: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub is_active: bool,
+    pub timeout_ms: Option<i32>,
+    pub headers: Json<BTreeMap<String, String>>,
+    /// The template's JSON text, as given.
+    pub template: Option<String>,
+    /// Why the daemon switched the webhook off (410 Gone, failing too long).
+    pub disabled_reason: Option<String>,
+    /// Until when the secret replaced by the last rotation is still accepted;
+    /// `None` outside a rotation's grace period.
+    pub previous_secret_expires_at: Option<DateTime<Utc>>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// A validated webhook to insert.
+#[derive(Debug, Clone)]
+pub struct NewWebhook {
+    pub user_id: i64,
+    pub name: String,
+    pub url: String,
+    pub events: Vec<String>,
+    pub secret: String,
+    pub is_active: bool,
+    pub timeout_ms: Option<i32>,
+    pub headers: BTreeMap<String, String>,
+    pub template: Option<String>,
+}
+
+/// A validated partial update: `None` leaves a column as it is; for nullable
+/// columns `Some(None)` clears it.
+#[derive(Debug, Clone, Default)]
+pub struct WebhookChanges {
+    pub name: Option<String>,
+    pub url: Option<String>,
+    pub events: Option<Vec<String>>,
+    pub secret: Option<String>,
+    pub is_active: Option<bool>,
+    pub timeout_ms: Option<Option<i32>>,
+    pub headers: Option<BTreeMap<String, String>>,
+    pub template: Option<Option<String>>,
+}
+
+impl WebhookChanges {
+    /// Nothing to change.
+    pub fn is_empty(&self) -> bool {
+        let WebhookChanges {
+            name,
+            url,
+            events,
+            secret,
+            is_active,
+            timeout_ms,
+            headers,
+            template,
+        } = self;
+        name.is_none()
+            && url.is_none()
+            && events.is_none()
+            && secret.is_none()
+            && is_active.is_none()
+            && timeout_ms.is_none()
+            && headers.is_none()
+            && template.is_none()
+    }
+}
+
+// An expired previous secret reads as none: nothing sweeps it away, and
+// every reader applies the same rule.
+const COLUMNS: &str = "id, user_id, name, url, events, is_active, timeout_ms, headers, template,
+                       disabled_reason,
+                       CASE WHEN previous_secret_expires_at > now()
+                            THEN previous_secret_expires_at END AS previous_secret_expires_at,
+                       created_at, updated_at";
+
+/// The webhooks in scope, oldest first.
+pub async fn list_webhooks(pool: &PgPool, scope: Scope) -> Result<Vec<Webhook>, StorageError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM webhooks
+         WHERE ($1::int8 IS NULL OR user_id = $1)
+         ORDER BY id"
+    );
+    let rows = sqlx::query_as::<_, Webhook>(&sql)
+        .bind(scope.owner())
+        .fetch_all(pool)
+        .await?;
+    Ok(rows)
+}
+
+pub async fn find_webhook(
+    pool: &PgPool,
+    scope: Scope,
+    id: i64,
+) -> Result<Option<Webhook>, StorageError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM webhooks
+         WHERE id = $1 AND ($2::int8 IS NULL OR user_id = $2)"
+    );
+    let row = sqlx::query_as::<_, Webhook>(&sql)
+        .bind(id)
+        .bind(scope.owner())
+        .fetch_optional(pool)
+        .await?;
+    Ok(row)
+}
+
+/// Inserts the webhook; `None` when its owner does not exist. Checking the
+/// owner inside the insert avoids a race with a user being deleted.
+pub async fn create_webhook(
+    pool: &PgPool,
+    new: &NewWebhook,
+) -> Result<Option<Webhook>, StorageError> {
+    let sql = format!(
+        "INSERT INTO webhooks (user_id, name, url, events, secret, is_active, timeout_ms,
+                               headers, template)
+         SELECT u.id, $2, $3, $4, $5, $6, $7, $8, $9 FROM users u WHERE u.id = $1
+         RETURNING {COLUMNS}"
+    );
+    let row = sqlx::query_as::<_, Webhook>(&sql)
+        .bind(new.user_id)
+        .bind(&new.name)
+        .bind(&new.url)
+        .bind(&new.events)
+        .bind(&new.secret)
+        .bind(new.is_active)
+        .bind(new.timeout_ms)
+        .bind(Json(&new.headers))
+        .bind(new.template.as_deref())
+        .fetch_optional(pool)
+        .await?;
+    Ok(row)
+}
+
+/// Applies the changes to a webhook in scope; `None` when there is none.
+/// Setting `is_active` by hand clears `disabled_reason`: the reason described
+/// the daemon's decision, which the user has now overridden. Setting the
+/// secret here replaces it outright and ends any rotation's grace period
+/// ([`rotate_secret`] is the way to keep the old one valid for a while).
+pub async fn update_webhook(
+    pool: &PgPool,
+    scope: Scope,
+    id: i64,
+    changes: &WebhookChanges,
+) -> Result<Option<Webhook>, StorageError> {
+    let sql = format!(
+        "UPDATE webhooks SET
+             name = COALESCE($3, name),
+             url = COALESCE($4, url),
+             events = COALESCE($5, events),
+             secret = COALESCE($6, secret),
+             previous_secret = CASE WHEN $6 IS NULL THEN previous_secret END,
+             previous_secret_expires_at = CASE WHEN $6 IS NULL THEN previous_secret_expires_at END,
+             is_active = COALESCE($7, is_active),
+             disabled_reason = CASE WHEN $7 IS NULL THEN disabled_reason END,
+             timeout_ms = CASE WHEN $8 THEN $9 ELSE timeout_ms END,
+             headers = COALESCE($10, headers),
+             template = CASE WHEN $11 THEN $12 ELSE template END,
+             updated_at = now()
+         WHERE id = $1 AND ($2::int8 IS NULL OR user_id = $2)
+         RETURNING {COLUMNS}"
+    );
+    let row = sqlx::query_as::<_, Webhook>(&sql)
+        .bind(id)
+        .bind(scope.owner())
+        .bind(changes.name.as_deref())
+        .bind(changes.url.as_deref())
+        .bind(changes.events.as_deref())
+        .bind(changes.secret.as_deref())
+        .bind(changes.is_active)
+        .bind(changes.timeout_ms.is_some())
+        .bind(changes.timeout_ms.flatten())
+        .bind(changes.headers.as_ref().map(Json))
+        .bind(changes.template.is_some())
+        .bind(changes.template.clone().flatten())
+        .fetch_optional(pool)
+        .await?;
+    Ok(row)
+}
+
+/// Replaces the secret of a webhook in scope, keeping the old one valid for
+/// `grace` (deliveries are signed with both meanwhile); `None` when there is
+/// no such webhook. A zero grace drops the old secret at once. Only one old
+/// secret is kept: rotating again during a grace period ends the older one.
+pub async fn rotate_secret(
+    pool: &PgPool,
+    scope: Scope,
+    id: i64,
+    secret: &str,
+    grace: std::time::Duration,
+) -> Result<Option<Webhook>, StorageError> {
+    let grace_secs = i64::try_from(grace.as_secs()).unwrap_or(i64::MAX);
+    // Every right-hand side reads the row as it was before the update.
+    let sql = format!(
+        "UPDATE webhooks SET
+             previous_secret = CASE WHEN $4 > 0 THEN secret END,
+             previous_secret_expires_at =
+                 CASE WHEN $4 > 0 THEN now() + make_interval(secs => $4::float8) END,
+             secret = $3,
+             updated_at = now()
+         WHERE id = $1 AND ($2::int8 IS NULL OR user_id = $2)
+         RETURNING {COLUMNS}"
+    );
+    let row = sqlx::query_as::<_, Webhook>(&sql)
+        .bind(id)
+        .bind(scope.owner())
+        .bind(secret)
+        .bind(grace_secs)
+        .fetch_optional(pool)
+        .await?;
+    Ok(row)
+}
+
+/// Flips `is_active`; `None` when no webhook in scope has this id.
+pub async fn toggle_webhook(
+    pool: &PgPool,
+    scope: Scope,
+    id: i64,
+) -> Result<Option<Webhook>, StorageError> {
+    let sql = format!(
+        "UPDATE webhooks SET is_active = NOT is_active, disabled_reason = NULL, updated_at = now()
+         WHERE id = $1 AND ($2::int8 IS NULL OR user_id = $2)
+         RETURNING {COLUMNS}"
+    );
+    let row = sqlx::query_as::<_, Webhook>(&sql)
+        .bind(id)
+        .bind(scope.owner())
+        .fetch_optional(pool)
+        .await?;
+    Ok(row)
+}
+
+/// Deletes a webhook in scope (its deliveries and logs go with it); whether
+/// there was one.
+pub async fn delete_webhook(pool: &PgPool, scope: Scope, id: i64) -> Result<bool, StorageError> {
+    let done =
+        sqlx::query("DELETE FROM webhooks WHERE id = $1 AND ($2::int8 IS NULL OR user_id = $2)")
+            .bind(id)
+            .bind(scope.owner())
+            .execute(pool)
+            .await?;
+    Ok(done.rows_affected() > 0)
+}

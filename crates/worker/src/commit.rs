@@ -1,0 +1,245 @@
+//! The fan-out's commit: one task per broker session takes the consumed
+//! batches in consumption order, writes each (through `record`) and only
+//! then acks its messages (through `ack`).
+//!
+//! A batch arrives in one of two states:
+//! - open: its first attempts are running and nothing of it is written. The
+//!   writer waits until every first attempt has ended or the batch's window
+//!   (`delivery.first_attempt_window_ms`) has passed, then writes the events,
+//!   each delivery in the state its first attempt left it in and each
+//!   attempt's `webhook_logs` row, in one statement. Attempts still running
+//!   then are written pending with a lease; their records go to the
+//!   recorder afterwards, as the scheduler's do.
+//! - written: the fan-out wrote it before any attempt (a redelivered message,
+//!   or no window). It only waits here for its turn to be acked.
+//!
+//! Because batches are committed in order, one ack of a batch's last message
+//! (`multiple`) never covers an unwritten one. Once a batch cannot be written
+//! (the grace period ran out with the database away), nothing after it is
+//! acked: an ack would cover its messages, which must be redelivered.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use lapin::message::Delivery;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use uuid::Uuid;
+use webhookd_events::delivery::Record;
+use webhookd_events::NewEvent;
+use webhookd_store::fanout::{FanoutRow, FirstAttempt};
+
+use crate::ack::Acks;
+use crate::metrics::events::{EventsConsumed, FanoutWritten};
+use crate::metrics::Metrics;
+use crate::record::Recorder;
+use crate::window::Window;
+
+/// A consumed batch on its way to being committed.
+pub(crate) enum Batch {
+    Open(OpenBatch),
+    Written(WrittenBatch),
+}
+
+/// Broker messages of one batch: acking the last (`multiple`) acks them all.
+pub(crate) struct Messages {
+    pub last: Option<Delivery>,
+    /// Broker messages in the batch, rejected ones included.
+    pub count: usize,
+}
+
+/// A batch whose first attempts run: its messages are unacked and nothing of
+/// it is written yet.
+pub(crate) struct OpenBatch {
+    pub messages: Messages,
+    pub events: Vec<NewEvent>,
+    pub deliveries: Vec<Planned>,
+    pub outcomes: mpsc::Receiver<Record>,
+    pub deadline: Instant,
+}
+
+/// A batch the fan-out wrote before attempting it.
+pub(crate) struct WrittenBatch {
+    pub messages: Messages,
+    pub events: Vec<NewEvent>,
+    /// Deliveries it wrote (all due for their first attempt).
+    pub deliveries: usize,
+}
+
+/// A delivery of an open batch.
+pub(crate) struct Planned {
+    pub delivery_id: Uuid,
+    pub event_id: Uuid,
+    pub webhook_id: i64,
+    pub webhook_failing: bool,
+    /// When it is due if written before its attempt ended: its lease, or
+    /// now for one not dispatched.
+    pub unfinished_due_in: Duration,
+}
+
+/// Events taken by a worker's consumers and not committed yet, shared by
+/// all of them: a second copy of one (the publisher sent it twice) is acked
+/// with its batch, not attempted again, even when another consumer took the
+/// first copy.
+#[derive(Clone, Default)]
+pub struct Uncommitted(Arc<Mutex<HashSet<Uuid>>>);
+
+impl Uncommitted {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<Uuid>> {
+        // A plain set: usable whatever a panicking holder was doing.
+        self.0
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Takes an event; false when a copy of it is already uncommitted.
+    pub(crate) fn take(&self, id: Uuid) -> bool {
+        self.lock().insert(id)
+    }
+
+    /// Lets go of events, committed or abandoned (a copy another consumer
+    /// takes is then attempted: their messages are redelivered anyway).
+    pub(crate) fn release(&self, events: &[NewEvent]) {
+        let mut set = self.lock();
+        for event in events {
+            set.remove(&event.id);
+        }
+    }
+}
+
+/// Commits one broker session's batches in order.
+pub(crate) struct BatchWriter {
+    pub recorder: Recorder,
+    pub window: Window,
+    pub acks: Acks,
+    pub uncommitted: Uncommitted,
+    pub metrics: Metrics,
+    /// A batch could not be written: later ones are left unacked too.
+    pub gave_up: bool,
+}
+
+impl BatchWriter {
+    pub(crate) async fn run(
+        mut self,
+        mut batches: mpsc::Receiver<Batch>,
+        cancel: CancellationToken,
+    ) {
+        loop {
+            let next = match self.acks.due() {
+                None => batches.recv().await,
+                Some(due) => tokio::select! {
+                    biased;
+                    batch = batches.recv() => batch,
+                    () = tokio::time::sleep_until(due) => {
+                        self.acks.flush().await;
+                        continue;
+                    }
+                },
+            };
+            let Some(batch) = next else { break };
+            if self.gave_up {
+                continue;
+            }
+            match batch {
+                Batch::Open(batch) => self.commit_open(batch, &cancel).await,
+                Batch::Written(batch) => {
+                    let written = FanoutWritten {
+                        not_started: batch.deliveries as u64,
+                        ..FanoutWritten::default()
+                    };
+                    written.emit(&self.metrics);
+                    self.committed(batch.messages, &batch.events).await;
+                }
+            }
+        }
+        self.acks.flush().await;
+    }
+
+    /// Counts the batch's events, notes its messages for the next ack and
+    /// lets go of its events.
+    async fn committed(&mut self, messages: Messages, events: &[NewEvent]) {
+        EventsConsumed { events }.emit(&self.metrics);
+        self.acks.written(messages.last, messages.count).await;
+        self.uncommitted.release(events);
+    }
+
+    async fn commit_open(&mut self, mut batch: OpenBatch, cancel: &CancellationToken) {
+        let expected = batch.deliveries.len();
+        let mut records: HashMap<Uuid, Record> = HashMap::with_capacity(expected);
+        // Once cancelled, no waiting: what has ended is written now.
+        while records.len() < expected && !cancel.is_cancelled() {
+            tokio::select! {
+                biased;
+                record = batch.outcomes.recv() => match record {
+                    Some(record) => { records.insert(record.delivery_id(), record); }
+                    None => break,
+                },
+                () = tokio::time::sleep_until(batch.deadline) => break,
+                () = cancel.cancelled() => break,
+            }
+        }
+        while let Ok(record) = batch.outcomes.try_recv() {
+            records.insert(record.delivery_id(), record);
+        }
+        let mut written = FanoutWritten::default();
+        let rows: Vec<FanoutRow<'_>> = batch
+            .deliveries
+            .iter()
+            .map(|planned| {
+                let first = match records.get(&planned.delivery_id) {
+                    Some(Record::Attempt(attempt)) => {
+                        written.ended += 1;
+                        FirstAttempt::Made(attempt)
+                    }
+                    Some(Record::HandBack { delay, .. }) => {
+                        written.not_started += 1;
+                        FirstAttempt::NotYet { due_in: *delay }
+                    }
+                    None if planned.unfinished_due_in.is_zero() => {
+                        written.not_started += 1;
+                        FirstAttempt::NotYet {
+                            due_in: Duration::ZERO,
+                        }
+                    }
+                    None => {
+                        written.running += 1;
+                        FirstAttempt::NotYet {
+                            due_in: planned.unfinished_due_in,
+                        }
+                    }
+                };
+                FanoutRow {
+                    delivery_id: planned.delivery_id,
+                    event_id: planned.event_id,
+                    webhook_id: planned.webhook_id,
+                    webhook_failing: planned.webhook_failing,
+                    first,
+                }
+            })
+            .collect();
+        // Not started (handed back, or written due now) or a retry: the
+        // scheduler has work.
+        let wake = written.not_started > 0 || records.values().any(Record::schedules_a_retry);
+        let committed = self
+            .recorder
+            .write_fanout(&batch.events, &rows, written, wake, cancel)
+            .await;
+        drop(rows);
+        if !committed {
+            // Given up at shutdown: unacked, so the broker redelivers them.
+            // The batches written before are acked (that covers none of
+            // these); nothing after is written or acked.
+            self.acks.flush().await;
+            self.gave_up = true;
+            return;
+        }
+        let settled: Vec<Uuid> = records.keys().copied().collect();
+        self.window.settle(&settled);
+        self.committed(batch.messages, &batch.events).await;
+        if records.len() < expected {
+            self.window.forward_to_recorder(batch.outcomes);
+        }
+    }
+}

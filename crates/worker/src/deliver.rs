@@ -1,0 +1,454 @@
+//! One signed HTTP attempt of one delivery. A receiver's failure (an error
+//! status, a timeout, a refused connection) is an [`AttemptOutcome`], not an
+//! `Err`: failures are normal and are classified here, in one place.
+
+use std::error::Error as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
+use reqwest::{redirect, Client, StatusCode};
+use uuid::Uuid;
+use webhookd_events::delivery::Verdict;
+use webhookd_events::Template;
+use webhookd_signing::Signer;
+
+use crate::target_policy::{check_literal_host, GuardedResolver};
+
+pub const USER_AGENT_VALUE: &str = concat!("webhookd/", env!("CARGO_PKG_VERSION"));
+
+/// Where and how one webhook is delivered.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub webhook_id: i64,
+    /// Parsed once per target; an unparsable URL (only a row edited by hand
+    /// holds one) fails the attempt with this message.
+    pub url: Result<reqwest::Url, String>,
+    /// The URL's host, lower-cased: the per-host metrics' label.
+    pub host: String,
+    pub signer: Signer,
+    /// The secret a rotation replaced, while its grace period runs: requests
+    /// carry its signatures too, so receivers can switch keys at their pace.
+    pub previous_signer: Option<Signer>,
+    pub headers: Vec<(String, String)>,
+    pub template: Option<Template>,
+    pub timeout: Duration,
+}
+
+/// A webhook's stored delivery settings, as its row holds them.
+#[derive(Debug, Clone, Copy)]
+pub struct TargetRow<'a> {
+    pub webhook_id: i64,
+    pub url: &'a str,
+    pub secret: &'a str,
+    pub previous_secret: Option<&'a str>,
+    pub headers: &'a serde_json::Value,
+    pub template: Option<&'a str>,
+    pub timeout_ms: Option<i32>,
+}
+
+impl Target {
+    /// Builds the target of real and test deliveries alike. Fails only for a
+    /// template that no longer parses (they are validated when saved).
+    pub fn from_row(row: TargetRow<'_>, default_timeout: Duration) -> Result<Target, String> {
+        let template = row
+            .template
+            .map(|text| Template::parse(text).map_err(|e| format!("invalid template: {e}")))
+            .transpose()?;
+        let headers = match row.headers {
+            serde_json::Value::Object(map) => map
+                .iter()
+                .filter_map(|(k, v)| v.as_str().map(|v| (k.clone(), v.to_owned())))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let timeout = row
+            .timeout_ms
+            .and_then(|ms| u64::try_from(ms).ok())
+            .map_or(default_timeout, Duration::from_millis);
+        let url = reqwest::Url::parse(row.url).map_err(|e| format!("invalid URL: {e}"));
+        let host = url
+            .as_ref()
+            .ok()
+            .and_then(|u| u.host_str())
+            .map_or_else(|| "invalid".to_owned(), str::to_ascii_lowercase);
+        Ok(Target {
+            webhook_id: row.webhook_id,
+            url,
+            host,
+            signer: Signer::new(row.secret),
+            previous_signer: row.previous_secret.map(Signer::new),
+            headers,
+            template,
+            timeout,
+        })
+    }
+}
+
+/// What happened to one attempt.
+#[derive(Debug, Clone)]
+pub struct AttemptOutcome {
+    pub verdict: Verdict,
+    pub status_code: Option<u16>,
+    pub elapsed: Duration,
+    /// The response body, cut at the configured cap.
+    pub response: Option<String>,
+    pub error: Option<String>,
+    /// `Retry-After` of a 429 or 503.
+    pub retry_after: Option<Duration>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Deliverer {
+    client: Client,
+    allow_private: bool,
+    max_response_bytes: usize,
+}
+
+/// The client every attempt uses: no proxy, no redirects, connections kept
+/// alive per host, and (unless private targets are allowed) names resolved
+/// through the SSRF guard.
+fn build_client(allow_private: bool) -> Result<Client, reqwest::Error> {
+    let mut builder = Client::builder()
+        // A proxy from HTTP_PROXY & co. would resolve target names itself,
+        // around the SSRF guard in our resolver.
+        .no_proxy()
+        .redirect(redirect::Policy::none())
+        .pool_max_idle_per_host(64)
+        .pool_idle_timeout(Duration::from_secs(90))
+        .tcp_nodelay(true)
+        .connect_timeout(Duration::from_secs(10));
+    if !allow_private {
+        builder = builder.dns_resolver(std::sync::Arc::new(GuardedResolver));
+    }
+    builder.build()
+}
+
+impl Deliverer {
+    pub fn new(allow_private: bool, max_response_bytes: usize) -> Result<Self, reqwest::Error> {
+        Ok(Deliverer {
+            client: build_client(allow_private)?,
+            allow_private,
+            max_response_bytes,
+        })
+    }
+
+    /// A deliverer configured as this one with a client (and connection
+    /// pool) of its own: a consumer shard's (`shards.rs`), so the tasks of
+    /// the connections its attempts open run on the shard's thread, and an
+    /// attempt made there never waits for another thread to be woken.
+    pub fn with_own_client(&self) -> Result<Self, reqwest::Error> {
+        Ok(Deliverer {
+            client: build_client(self.allow_private)?,
+            ..self.clone()
+        })
+    }
+
+    /// The body a target receives for an envelope: the envelope itself
+    /// (shared, not copied: one event's deliveries, their requests and their
+    /// log rows all point at the same bytes), or the webhook's template
+    /// rendered from it.
+    pub fn render_body(target: &Target, envelope: &Arc<str>) -> Arc<str> {
+        match &target.template {
+            None => envelope.clone(),
+            Some(template) => {
+                let value: serde_json::Value =
+                    serde_json::from_str(envelope).unwrap_or(serde_json::Value::Null);
+                template.render(&value).into()
+            }
+        }
+    }
+
+    /// Sends `body` once, signed for this attempt.
+    pub async fn attempt(
+        &self,
+        target: &Target,
+        delivery_id: Uuid,
+        event: &str,
+        attempt: i32,
+        body: &Arc<str>,
+    ) -> AttemptOutcome {
+        let started = Instant::now();
+        let failure = |error: String| AttemptOutcome {
+            verdict: Verdict::Failure,
+            status_code: None,
+            elapsed: started.elapsed(),
+            response: None,
+            error: Some(error),
+            retry_after: None,
+        };
+        let url = match &target.url {
+            Ok(url) => url.clone(),
+            Err(e) => return failure(e.clone()),
+        };
+        if let Err(refused) = check_literal_host(&url, self.allow_private) {
+            return failure(refused.to_string());
+        }
+        let headers = match signed_headers(target, delivery_id, event, attempt, body) {
+            Ok(h) => h,
+            Err(e) => return failure(e),
+        };
+        let sent = self
+            .client
+            .post(url)
+            .headers(headers)
+            .timeout(target.timeout)
+            .body(Bytes::from_owner(SharedBody(body.clone())))
+            .send()
+            .await;
+        let mut response = match sent {
+            Ok(r) => r,
+            Err(e) => return failure(describe_error(&e, target.timeout)),
+        };
+        let status = response.status();
+        let retry_after = match status {
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
+                parse_retry_after(response.headers().get(RETRY_AFTER))
+            }
+            _ => None,
+        };
+        // The status decides the outcome; a body cut off afterwards (reset,
+        // timeout) is noted in the error but does not turn a 2xx into a
+        // failure: the receiver has already accepted the delivery.
+        let (text, read_error) =
+            read_capped(&mut response, self.max_response_bytes, target.timeout).await;
+        let verdict = if status.is_success() {
+            Verdict::Success
+        } else if status == StatusCode::GONE {
+            Verdict::Gone
+        } else {
+            Verdict::Failure
+        };
+        let error = match verdict {
+            Verdict::Success => None,
+            Verdict::Gone => Some("HTTP 410 Gone: the webhook is disabled".to_owned()),
+            Verdict::Failure if status.is_redirection() => Some(format!(
+                "HTTP {}: redirects are not followed{}",
+                status.as_u16(),
+                response
+                    .headers()
+                    .get(reqwest::header::LOCATION)
+                    .and_then(|l| l.to_str().ok())
+                    .map(|l| format!(" (Location: {})", l.chars().take(200).collect::<String>()))
+                    .unwrap_or_default()
+            )),
+            Verdict::Failure => Some(format!("HTTP {}", status.as_u16())),
+        };
+        AttemptOutcome {
+            verdict,
+            status_code: Some(status.as_u16()),
+            elapsed: started.elapsed(),
+            response: Some(text),
+            error: error.or(read_error),
+            retry_after,
+        }
+    }
+}
+
+/// A shared body as the request's bytes, without a copy.
+struct SharedBody(Arc<str>);
+
+impl AsRef<[u8]> for SharedBody {
+    fn as_ref(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+fn signed_headers(
+    target: &Target,
+    delivery_id: Uuid,
+    event: &str,
+    attempt: i32,
+    body: &str,
+) -> Result<HeaderMap, String> {
+    let timestamp = chrono::Utc::now().timestamp();
+    let id = delivery_id.to_string();
+    let mut headers = HeaderMap::with_capacity(12 + target.headers.len());
+    // Custom headers first, so the daemon's own always win.
+    for (name, value) in &target.headers {
+        let name = HeaderName::try_from(name.as_str())
+            .map_err(|_| format!("invalid custom header name {name:?}"))?;
+        let value = HeaderValue::try_from(value.as_str())
+            .map_err(|_| format!("invalid value for custom header {name}"))?;
+        headers.insert(name, value);
+    }
+    let body_bytes = body.as_bytes();
+    let mut standard = target.signer.sign_standard(&id, timestamp, body_bytes);
+    if let Some(previous) = &target.previous_signer {
+        // Standard Webhooks receivers accept any of several space-separated
+        // signatures; the seed's header holds one, so the old one gets its own.
+        standard.push(' ');
+        standard.push_str(&previous.sign_standard(&id, timestamp, body_bytes));
+        let old = HeaderValue::try_from(previous.sign_seed(body_bytes))
+            .map_err(|_| "invalid previous signature value".to_owned())?;
+        headers.insert(HeaderName::from_static("x-webhook-signature-previous"), old);
+    }
+    let fixed = [
+        ("x-webhook-event", event.to_owned()),
+        ("x-webhook-timestamp", timestamp.to_string()),
+        ("x-webhook-signature", target.signer.sign_seed(body_bytes)),
+        ("x-webhook-id", id.clone()),
+        ("x-webhook-attempt", attempt.to_string()),
+        ("webhook-signature", standard),
+        ("webhook-id", id),
+        ("webhook-timestamp", timestamp.to_string()),
+    ];
+    for (name, value) in fixed {
+        let value = HeaderValue::try_from(value).map_err(|_| format!("invalid {name} value"))?;
+        headers.insert(HeaderName::from_static(name), value);
+    }
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));
+    Ok(headers)
+}
+
+/// Reads at most `cap` bytes of the body; the rest is never downloaded.
+async fn read_capped(
+    response: &mut reqwest::Response,
+    cap: usize,
+    timeout: Duration,
+) -> (String, Option<String>) {
+    let mut body = Vec::new();
+    loop {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                let room = cap.saturating_sub(body.len());
+                body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                if body.len() >= cap {
+                    break;
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                let text = String::from_utf8_lossy(&body).into_owned();
+                let problem = if e.is_timeout() {
+                    format!(
+                        "reading the response timed out after {} ms",
+                        timeout.as_millis()
+                    )
+                } else {
+                    format!("reading the response failed: {}", chain(&e))
+                };
+                return (text, Some(problem));
+            }
+        }
+    }
+    (String::from_utf8_lossy(&body).into_owned(), None)
+}
+
+/// `Retry-After` as delta-seconds or an HTTP date.
+pub fn parse_retry_after(value: Option<&HeaderValue>) -> Option<Duration> {
+    let text = value?.to_str().ok()?.trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(text).ok()?;
+    let wait = at.with_timezone(&chrono::Utc) - chrono::Utc::now();
+    Some(wait.to_std().unwrap_or(Duration::ZERO))
+}
+
+fn describe_error(e: &reqwest::Error, timeout: Duration) -> String {
+    if e.is_timeout() {
+        return format!("timed out after {} ms", timeout.as_millis());
+    }
+    if e.is_connect() {
+        return format!("connection failed: {}", chain(e));
+    }
+    if let Some(kind) = io_error_kind(e) {
+        use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
+        if matches!(
+            kind,
+            ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
+        ) {
+            return format!("connection reset by the receiver: {}", chain(e));
+        }
+    }
+    format!("request failed: {}", chain(e))
+}
+
+/// The kind of the I/O error under a reqwest error, if one caused it.
+fn io_error_kind(e: &reqwest::Error) -> Option<std::io::ErrorKind> {
+    let mut source = e.source();
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            return Some(io.kind());
+        }
+        source = cause.source();
+    }
+    None
+}
+
+/// The error and its causes in one line: reqwest's own message alone hides
+/// the useful part ("connection refused", "refused target ...").
+fn chain(e: &reqwest::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    // reqwest puts the full URL in its messages; it can carry a token in its query.
+    match e.url() {
+        Some(url) => text.replace(url.as_str(), &redact(url)),
+        None => text,
+    }
+}
+
+fn redact(url: &reqwest::Url) -> String {
+    format!("{}://{}", url.scheme(), url.host_str().unwrap_or(""))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target_for(url: &str) -> Target {
+        let row = TargetRow {
+            webhook_id: 1,
+            url,
+            secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            previous_secret: None,
+            headers: &serde_json::Value::Null,
+            template: None,
+            timeout_ms: None,
+        };
+        Target::from_row(row, Duration::from_secs(10)).unwrap()
+    }
+
+    #[test]
+    fn a_target_parses_its_url_once_and_labels_by_host_only() {
+        let target = target_for("https://user:pw@Hooks.Example.COM:8443/path?token=secret");
+        assert_eq!(target.host, "hooks.example.com");
+        assert_eq!(target.url.as_ref().map(reqwest::Url::path), Ok("/path"),);
+        let broken = target_for("not a url");
+        assert_eq!(broken.host, "invalid");
+        assert!(broken.url.unwrap_err().starts_with("invalid URL: "));
+    }
+
+    #[test]
+    fn retry_after_accepts_seconds_and_http_dates() {
+        let secs = HeaderValue::from_static("120");
+        assert_eq!(
+            parse_retry_after(Some(&secs)),
+            Some(Duration::from_secs(120))
+        );
+        let past = HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT");
+        assert_eq!(parse_retry_after(Some(&past)), Some(Duration::ZERO));
+        let future = (chrono::Utc::now() + chrono::Duration::seconds(90)).to_rfc2822();
+        let future = HeaderValue::try_from(future).unwrap();
+        let wait = parse_retry_after(Some(&future)).unwrap();
+        assert!(wait <= Duration::from_secs(90) && wait >= Duration::from_secs(80));
+        for junk in ["soon", "-5", "1.5", ""] {
+            assert_eq!(
+                parse_retry_after(Some(&HeaderValue::from_static(junk))),
+                None
+            );
+        }
+        assert_eq!(parse_retry_after(None), None);
+    }
+}

@@ -1,0 +1,35 @@
+//! webhookd's delivery pipeline. An event flows through these modules in
+//! order, each handing its output to the next:
+//!
+//! 1. `consume`: takes CRM events from the broker, dead-letters bad messages.
+//! 2. `fanout`: finds each event's subscribed webhooks, one delivery each.
+//! 3. `window`: the in-flight window, the one cap on deliveries a worker holds.
+//! 4. `dispatch`: per-webhook admission and request concurrency.
+//! 5. `deliver`: one signed HTTP attempt.
+//! 6. `record`: the one writer of outcomes to Postgres: later attempts and
+//!    hand-backs from its queue, and each consumed batch with its first
+//!    attempts for `commit`, which then acks the batch's messages through
+//!    `ack`, the one place that acks.
+//! 7. `schedule`: claims due retries and hands them to the window again.
+//!
+//! Beside them: `broker` (connection and health), `shards` (consumers on
+//! threads of their own), `target_policy` (SSRF guard), `retention`,
+//! `sampler`, `metrics` and `background` (task supervision).
+
+mod ack;
+pub mod background;
+pub mod broker;
+mod commit;
+pub mod consume;
+pub mod deliver;
+pub mod dispatch;
+pub mod fanout;
+pub mod metrics;
+pub mod record;
+pub mod retention;
+pub mod sampler;
+pub mod schedule;
+pub mod shards;
+pub mod target_cache;
+pub mod target_policy;
+pub mod window;
