@@ -2,11 +2,11 @@
 //! uniquely named exchange and queues, with an HTTP port chosen by the OS.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use lapin::options::BasicPublishOptions;
 use lapin::{BasicProperties, Connection, ConnectionProperties};
-use serde_json::Value;
+use serde_json::{json, Value};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -15,7 +15,9 @@ use webhookd::{App, Role, Settings};
 use webhookd_producer::{Publisher, Topology};
 
 use crate::db::TestDb;
+use crate::poll::eventually;
 use crate::process::{delete_topology, sample};
+use crate::receiver::Receiver;
 
 pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
@@ -61,6 +63,21 @@ fn test_settings(db: &TestDb, topology: &Topology, overrides: &[(&str, &str)]) -
     Settings::load_from_pairs(None, pairs).expect("test settings are valid")
 }
 
+/// The body of a webhook named "hook" delivering `events` to `url`, signed
+/// with `secret`.
+pub fn webhook_body(url: &str, events: Value, secret: &str) -> Value {
+    json!({"name": "hook", "url": url, "events": events, "secret": secret})
+}
+
+/// What most delivery tests start from: a daemon, a user (Alice) with her
+/// token, a receiver and one webhook of hers delivering to it.
+pub struct Subscribed {
+    pub app: TestApp,
+    pub token: String,
+    pub receiver: Receiver,
+    pub webhook: i64,
+}
+
 impl TestApp {
     pub async fn spawn() -> TestApp {
         Self::spawn_with(&[]).await
@@ -96,25 +113,45 @@ impl TestApp {
         test_app
     }
 
+    /// [`TestApp::spawn_with`] `overrides`, then Alice, a receiver checking
+    /// `secret` and a webhook of hers delivering `events` to it.
+    pub async fn spawn_with_webhook(
+        overrides: &[(&str, &str)],
+        events: Value,
+        secret: &str,
+    ) -> Subscribed {
+        let app = Self::spawn_with(overrides).await;
+        let (_, token) = app.create_user("Alice", None, false).await;
+        let receiver = Receiver::start(secret).await;
+        let webhook = app
+            .create_webhook_to(&token, &receiver.url(), events, secret)
+            .await;
+        Subscribed {
+            app,
+            token,
+            receiver,
+            webhook,
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }
 
     async fn wait_until_ready(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let ready = self
-                .http
-                .get(self.url("/readyz"))
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success());
-            if ready {
-                return;
-            }
-            assert!(Instant::now() < deadline, "the daemon never became ready");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        eventually(
+            Duration::from_secs(20),
+            "the daemon to become ready",
+            || async {
+                self.http
+                    .get(self.url("/readyz"))
+                    .send()
+                    .await
+                    .is_ok_and(|r| r.status().is_success())
+                    .then_some(())
+            },
+        )
+        .await;
     }
 
     /// A user with an API token.
@@ -139,6 +176,36 @@ impl TestApp {
         let json: Value = response.json().await.unwrap();
         assert_eq!(status, 201, "creating a webhook: {json}");
         json
+    }
+
+    /// Creates a webhook named "hook" through the API, delivering `events`
+    /// to `url` signed with `secret`; returns its id.
+    pub async fn create_webhook_to(
+        &self,
+        token: &str,
+        url: &str,
+        events: Value,
+        secret: &str,
+    ) -> i64 {
+        let created = self
+            .create_webhook(token, webhook_body(url, events, secret))
+            .await;
+        created["id"].as_i64().expect("a numeric id")
+    }
+
+    /// Waits (at most `within`) until the webhook's only delivery has left
+    /// `pending`, and returns its status.
+    pub async fn wait_for_settled(&self, webhook: i64, within: Duration) -> String {
+        eventually(within, "the delivery to settle", || async {
+            let status: Option<String> =
+                sqlx::query_scalar("SELECT status FROM deliveries WHERE webhook_id = $1")
+                    .bind(webhook)
+                    .fetch_optional(&self.db.pool)
+                    .await
+                    .unwrap();
+            status.filter(|s| s != "pending")
+        })
+        .await
     }
 
     /// Publishes raw bytes straight to the exchange, as a careless third-party
@@ -190,21 +257,5 @@ impl TestApp {
         self.publisher.close().await;
         delete_topology(&self.topology).await;
         self.db.drop_database().await;
-    }
-}
-
-/// Polls `check` until it returns `Some`, at most `within`.
-pub async fn eventually<T, F, Fut>(within: Duration, what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + within;
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }

@@ -76,6 +76,14 @@ impl TestDb {
     }
 }
 
+/// The number a `SELECT count(*) ...` statement answers.
+pub async fn count(pool: &PgPool, sql: &str) -> i64 {
+    sqlx::query_scalar(sql)
+        .fetch_one(pool)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
 /// A connection to the server's maintenance database `postgres`.
 async fn connect_admin(server_url: &str) -> PgConnection {
     PgConnectOptions::from_str(server_url)

@@ -5,8 +5,10 @@
 pub mod api;
 pub mod app;
 pub mod db;
+pub mod poll;
 pub mod process;
 pub mod receiver;
 
-pub use app::{eventually, TestApp};
+pub use app::{Subscribed, TestApp};
+pub use poll::eventually;
 pub use receiver::{Received, Receiver};

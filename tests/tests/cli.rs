@@ -18,8 +18,9 @@ use sqlx::{ConnectOptions, Connection, PgConnection};
 use uuid::Uuid;
 use webhookd_e2e::app::AMQP_URL;
 use webhookd_e2e::db::{DEFAULT_SERVER_URL, NAME_PREFIX};
+use webhookd_e2e::eventually;
 use webhookd_e2e::process::{
-    delete_topology, pairs, poll, sample, webhookd_command, Daemon, DAEMON_LIMIT,
+    delete_topology, pairs, sample, webhookd_command, Daemon, DAEMON_LIMIT,
 };
 use webhookd_producer::{Event, Publisher, Topology};
 
@@ -507,7 +508,7 @@ async fn run_exits_zero_on_sigterm_and_readyz_reports_ready_before() {
     publisher.close().await;
     let consumed = r#"webhookd_events_consumed_total{event="task.created"}"#;
     let running = &daemon;
-    poll(DAEMON_LIMIT, "the event to be consumed", || async move {
+    eventually(DAEMON_LIMIT, "the event to be consumed", || async move {
         (sample(&running.metrics().await, consumed) == Some(1.0)).then_some(())
     })
     .await;

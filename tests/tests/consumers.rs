@@ -49,11 +49,8 @@ async fn delivers_every_event_once(consumers: &str, connected: u64) {
 
     let (_, token) = app.create_user("Alice", None, false).await;
     let receiver = Receiver::start(SECRET).await;
-    app.create_webhook(
-        &token,
-        json!({"name": "hook", "url": receiver.url(), "events": ["task.created"], "secret": SECRET}),
-    )
-    .await;
+    app.create_webhook_to(&token, &receiver.url(), json!(["task.created"]), SECRET)
+        .await;
     let mut sent = HashSet::new();
     for n in 0..60 {
         let event = EventMessage::new("task.created", json!({"n": n}), 1_708_435_200).unwrap();

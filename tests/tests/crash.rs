@@ -15,7 +15,8 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::routing::post;
 use axum::Router;
-use webhookd_e2e::process::{poll, sample, Deployment};
+use webhookd_e2e::eventually;
+use webhookd_e2e::process::{sample, Deployment};
 use webhookd_e2e::{Received, Receiver};
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -85,7 +86,7 @@ impl Tally {
 
 /// Waits until every receiver has every one of `events` distinct events.
 async fn wait_for_all(receivers: &[&Receiver], events: usize) {
-    poll(DRAIN_LIMIT, "every event at every receiver", || async {
+    eventually(DRAIN_LIMIT, "every event at every receiver", || async {
         receivers
             .iter()
             .all(|r| Tally::of(&r.received()).distinct() >= events)
@@ -142,7 +143,7 @@ async fn a_worker_killed_mid_backlog_loses_nothing_and_duplicates_stay_within_th
 
     let worker = deployment.worker(&borrowed(&settings)).await;
     let quarter = EVENTS * receivers.len() / 4;
-    let at_kill = poll(DRAIN_LIMIT, "a quarter of the deliveries", || async {
+    let at_kill = eventually(DRAIN_LIMIT, "a quarter of the deliveries", || async {
         let got = first.count() + second.count();
         (got >= quarter).then_some(got)
     })
@@ -160,7 +161,7 @@ async fn a_worker_killed_mid_backlog_loses_nothing_and_duplicates_stay_within_th
         duplicates <= PREFETCH + MAX_IN_FLIGHT,
         "{duplicates} duplicates, more than the in-flight window ({PREFETCH} + {MAX_IN_FLIGHT})"
     );
-    poll(
+    eventually(
         DRAIN_LIMIT,
         "every delivery recorded as succeeded",
         || async {
@@ -189,7 +190,7 @@ async fn with_three_workers_one_killed_the_others_keep_delivering_every_event() 
     }
     let victim = workers.remove(1);
     let consumed = r#"webhookd_events_consumed_total{event="task.created"}"#;
-    poll(DRAIN_LIMIT, "the victim to take part", || async {
+    eventually(DRAIN_LIMIT, "the victim to take part", || async {
         let mine = sample(&victim.metrics().await, consumed).unwrap_or(0.0);
         (mine > 0.0 && receiver.count() >= EVENTS / 4).then_some(())
     })
@@ -328,7 +329,7 @@ async fn sigterm_lets_requests_in_flight_finish_records_them_exits_zero_and_leav
         ("WEBHOOKD__SHUTDOWN__GRACE_PERIOD_MS", grace_ms.as_str()),
     ];
     let mut worker = deployment.worker(&settings).await;
-    poll(
+    eventually(
         DRAIN_LIMIT,
         "answered requests and more in flight",
         || async {
@@ -375,7 +376,7 @@ async fn sigterm_lets_requests_in_flight_finish_records_them_exits_zero_and_leav
 
     receiver.set_delay(Duration::ZERO);
     let next = deployment.worker(&settings).await;
-    poll(
+    eventually(
         DRAIN_LIMIT,
         "every event delivered by the next worker",
         || async { (receiver.answered_events().len() == EVENTS).then_some(()) },
@@ -403,7 +404,7 @@ async fn sigterm_with_a_grace_period_shorter_than_the_receiver_exits_in_time_and
         ("WEBHOOKD__SHUTDOWN__GRACE_PERIOD_MS", grace_ms.as_str()),
     ];
     let mut worker = deployment.worker(&settings).await;
-    poll(DRAIN_LIMIT, "every event's request in flight", || async {
+    eventually(DRAIN_LIMIT, "every event's request in flight", || async {
         (receiver.started().len() == EVENTS).then_some(())
     })
     .await;
@@ -441,7 +442,7 @@ async fn sigterm_with_a_grace_period_shorter_than_the_receiver_exits_in_time_and
 
     receiver.set_delay(Duration::ZERO);
     let next = deployment.worker(&settings).await;
-    poll(
+    eventually(
         Duration::from_secs(20),
         "the handed-back deliveries, well before their leases would end",
         || async { (receiver.answered_events().len() == EVENTS).then_some(()) },

@@ -10,9 +10,9 @@ use std::time::Duration;
 use serde_json::json;
 use sqlx::PgPool;
 use uuid::Uuid;
-use webhookd_e2e::db::TestDb;
-use webhookd_e2e::process::{poll, queue_counts, sample, task_created, Deployment};
-use webhookd_e2e::{eventually, Receiver, TestApp};
+use webhookd_e2e::db::{count, TestDb};
+use webhookd_e2e::process::{queue_counts, sample, task_created, Deployment};
+use webhookd_e2e::{eventually, Receiver, Subscribed, TestApp};
 use webhookd_events::delivery::{AttemptRecord, Lease, NextStep};
 use webhookd_events::NewEvent;
 use webhookd_producer::EventMessage;
@@ -77,27 +77,18 @@ async fn written(app: &TestApp, first_attempt: &str) -> f64 {
     .await
 }
 
-async fn app_with_receiver(overrides: &[(&str, &str)]) -> (TestApp, Receiver, i64) {
-    let app = TestApp::spawn_with(overrides).await;
-    let (_, token) = app.create_user("Alice", None, false).await;
-    let receiver = Receiver::start(SECRET).await;
-    let webhook = app
-        .create_webhook(
-            &token,
-            json!({"name": "hook", "url": receiver.url(), "events": ["task.created"], "secret": SECRET}),
-        )
-        .await;
-    let id = webhook["id"].as_i64().expect("an id");
-    (app, receiver, id)
-}
-
 fn event(title: &str) -> EventMessage {
     EventMessage::new("task.created", json!({"title": title}), 1_708_435_200).unwrap()
 }
 
 #[tokio::test]
 async fn an_attempt_ending_in_the_window_is_written_once_with_its_outcome() {
-    let (app, receiver, webhook) = app_with_receiver(&[]).await;
+    let Subscribed {
+        app,
+        receiver,
+        webhook,
+        ..
+    } = TestApp::spawn_with_webhook(&[], json!(["task.created"]), SECRET).await;
     let sent = event("fast");
     app.publisher.publish(&sent).await.unwrap();
     let got = receiver.wait_for(1, WAIT).await;
@@ -129,7 +120,8 @@ async fn an_attempt_ending_in_the_window_is_written_once_with_its_outcome() {
 
 #[tokio::test]
 async fn an_attempt_outlasting_the_window_is_written_pending_acked_then_updated() {
-    let (app, receiver, _) = app_with_receiver(&[]).await;
+    let Subscribed { app, receiver, .. } =
+        TestApp::spawn_with_webhook(&[], json!(["task.created"]), SECRET).await;
     receiver.hold();
     let sent = event("slow");
     app.publisher.publish(&sent).await.unwrap();
@@ -159,8 +151,12 @@ async fn an_attempt_outlasting_the_window_is_written_pending_acked_then_updated(
 
 #[tokio::test]
 async fn without_a_window_every_delivery_is_written_before_its_attempt() {
-    let (app, receiver, _) =
-        app_with_receiver(&[("WEBHOOKD__DELIVERY__FIRST_ATTEMPT_WINDOW_MS", "0")]).await;
+    let Subscribed { app, receiver, .. } = TestApp::spawn_with_webhook(
+        &[("WEBHOOKD__DELIVERY__FIRST_ATTEMPT_WINDOW_MS", "0")],
+        json!(["task.created"]),
+        SECRET,
+    )
+    .await;
     receiver.hold();
     let sent = event("written first");
     app.publisher.publish(&sent).await.unwrap();
@@ -183,7 +179,8 @@ async fn without_a_window_every_delivery_is_written_before_its_attempt() {
 
 #[tokio::test]
 async fn a_first_attempt_that_fails_is_written_with_its_retry_and_retried() {
-    let (app, receiver, _) = app_with_receiver(&[]).await;
+    let Subscribed { app, receiver, .. } =
+        TestApp::spawn_with_webhook(&[], json!(["task.created"]), SECRET).await;
     receiver.fail_next(1, 500);
     let sent = event("fails once");
     app.publisher.publish(&sent).await.unwrap();
@@ -245,13 +242,6 @@ async fn db_with_webhooks(webhooks: &[(i64, &[&str])]) -> TestDb {
         .unwrap();
     }
     db
-}
-
-async fn count(pool: &PgPool, sql: &str) -> i64 {
-    sqlx::query_scalar(sql)
-        .fetch_one(pool)
-        .await
-        .expect("count")
 }
 
 #[tokio::test]
@@ -437,7 +427,7 @@ async fn a_batch_given_up_at_shutdown_keeps_it_and_every_later_batch_unacked() {
     let worker = deployment.worker(&[]).await;
     deployment.publisher.publish(&first).await.unwrap();
     receiver.wait_for(1, WAIT).await;
-    poll(WAIT, "the first batch's write to fail", || async {
+    eventually(WAIT, "the first batch's write to fail", || async {
         let metrics = worker.metrics().await;
         sample(
             &metrics,
@@ -463,11 +453,11 @@ async fn a_batch_given_up_at_shutdown_keeps_it_and_every_later_batch_unacked() {
         .await
         .unwrap();
     let worker = deployment.worker(&[]).await;
-    poll(WAIT, "both events delivered and written", || async {
+    eventually(WAIT, "both events delivered and written", || async {
         (deployment.succeeded().await == 2).then_some(())
     })
     .await;
-    poll(WAIT, "both messages acked", || async {
+    eventually(WAIT, "both messages acked", || async {
         (queue_counts(&deployment.topology.queue) == (0, 0)).then_some(())
     })
     .await;

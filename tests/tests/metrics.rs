@@ -61,11 +61,8 @@ async fn the_counters_of_a_scrape_equal_the_deliveries_actually_made() {
     // The flaky receiver's first answer is a 500: one attempt is retried.
     flaky.fail_next(1, 500);
     for receiver in [&steady, &flaky] {
-        app.create_webhook(
-            &token,
-            json!({"name": "hook", "url": receiver.url(), "events": ["task.created"], "secret": SECRET}),
-        )
-        .await;
+        app.create_webhook_to(&token, &receiver.url(), json!(["task.created"]), SECRET)
+            .await;
     }
 
     const EVENTS: usize = 5;
@@ -192,11 +189,8 @@ async fn the_sampled_gauges_show_the_pool_the_queue_and_a_delivery_held_open() {
     let (_user, token) = app.create_user("Alice", Some(7), false).await;
     let slow = Receiver::start(SECRET).await;
     slow.hold();
-    app.create_webhook(
-        &token,
-        json!({"name": "hook", "url": slow.url(), "events": ["task.created"], "secret": SECRET}),
-    )
-    .await;
+    app.create_webhook_to(&token, &slow.url(), json!(["task.created"]), SECRET)
+        .await;
     app.publisher.publish(&task_created(1)).await.unwrap();
     eventually(WAIT, "the request held open", || async {
         (slow.held() == 1).then_some(())

@@ -24,7 +24,8 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use webhookd_e2e::app::AMQP_URL;
 use webhookd_e2e::db::DEFAULT_SERVER_URL;
-use webhookd_e2e::process::{poll, queue_counts, task_created, Daemon, Deployment};
+use webhookd_e2e::eventually;
+use webhookd_e2e::process::{queue_counts, task_created, Daemon, Deployment};
 use webhookd_e2e::Receiver;
 use webhookd_producer::{Publisher, PublisherOptions};
 
@@ -129,7 +130,7 @@ impl DatabaseOutage {
     async fn end(mut self) {
         self.ended = true;
         pg_ctlcluster("start");
-        poll(SERVICE_LIMIT, "Postgres to accept connections", || async {
+        eventually(SERVICE_LIMIT, "Postgres to accept connections", || async {
             database_answers().await.then_some(())
         })
         .await;
@@ -237,7 +238,7 @@ impl Flow {
     /// Waits until `more` further events are confirmed.
     async fn wait_for_more(&self, more: usize, what: &str) {
         let target = self.confirmed() + more;
-        poll(SERVICE_LIMIT, what, || async {
+        eventually(SERVICE_LIMIT, what, || async {
             (self.confirmed() >= target).then_some(())
         })
         .await;
@@ -275,7 +276,7 @@ fn received_ids(receiver: &Receiver) -> HashSet<String> {
 /// Waits until `/readyz` answers `status` with `field` = `value`.
 async fn wait_for_readyz(worker: &Daemon, status: StatusCode, field: &str, value: &str) -> Value {
     let what = format!("/readyz {status} with {field} {value}");
-    poll(SERVICE_LIMIT, &what, || async {
+    eventually(SERVICE_LIMIT, &what, || async {
         let (got, body) = worker.readyz().await?;
         (got == status && body[field] == value).then_some(body)
     })
@@ -309,7 +310,7 @@ async fn rabbitmq_stopped_and_started_while_events_flow_loses_nothing_and_readyz
         .await;
     let (confirmed, reconnects) = flow.finish().await;
     assert!(reconnects >= 1, "the producer reconnected");
-    poll(SERVICE_LIMIT, "every confirmed event delivered", || async {
+    eventually(SERVICE_LIMIT, "every confirmed event delivered", || async {
         confirmed.is_subset(&received_ids(&receiver)).then_some(())
     })
     .await;
@@ -365,11 +366,11 @@ async fn postgres_stopped_and_started_while_events_flow_holds_messages_unacked_a
     flow.wait_for_more(50, "events flowing after the outage")
         .await;
     let (confirmed, _) = flow.finish().await;
-    poll(SERVICE_LIMIT, "every confirmed event delivered", || async {
+    eventually(SERVICE_LIMIT, "every confirmed event delivered", || async {
         confirmed.is_subset(&received_ids(&receiver)).then_some(())
     })
     .await;
-    poll(SERVICE_LIMIT, "every delivery recorded", || async {
+    eventually(SERVICE_LIMIT, "every delivery recorded", || async {
         (deployment.succeeded().await >= confirmed.len() as i64).then_some(())
     })
     .await;

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use sqlx::Row;
-use webhookd_e2e::{eventually, Receiver, TestApp};
+use webhookd_e2e::{eventually, Receiver, Subscribed, TestApp};
 use webhookd_producer::event::{Event, TaskCreated};
 use webhookd_producer::EventMessage;
 
@@ -20,16 +20,6 @@ fn task_created(title: &str) -> EventMessage {
         1708435200,
     )
     .unwrap()
-}
-
-async fn webhook_for(app: &TestApp, token: &str, events: Value, receiver: &Receiver) -> i64 {
-    let hook = app
-        .create_webhook(
-            token,
-            json!({"name": "hook", "url": receiver.url(), "events": events, "secret": SECRET}),
-        )
-        .await;
-    hook["id"].as_i64().unwrap()
 }
 
 #[tokio::test]
@@ -46,19 +36,26 @@ async fn an_event_reaches_exactly_the_matching_webhooks_signed_both_ways() {
     let other_user = Receiver::start(SECRET).await;
     let admin = Receiver::start(SECRET).await;
     let inactive = Receiver::start(SECRET).await;
-    webhook_for(&app, &alice, json!(["task.created"]), &exact).await;
-    webhook_for(&app, &alice, json!(["task.*"]), &entity).await;
-    webhook_for(&app, &alice, json!(["*"]), &star).await;
-    webhook_for(
-        &app,
+    app.create_webhook_to(&alice, &exact.url(), json!(["task.created"]), SECRET)
+        .await;
+    app.create_webhook_to(&alice, &entity.url(), json!(["task.*"]), SECRET)
+        .await;
+    app.create_webhook_to(&alice, &star.url(), json!(["*"]), SECRET)
+        .await;
+    app.create_webhook_to(
         &alice,
+        &other_entity.url(),
         json!(["deal.*", "task.updated"]),
-        &other_entity,
+        SECRET,
     )
     .await;
-    webhook_for(&app, &bob, json!(["task.created"]), &other_user).await;
-    webhook_for(&app, &root, json!(["task.created"]), &admin).await;
-    let off = webhook_for(&app, &alice, json!(["*"]), &inactive).await;
+    app.create_webhook_to(&bob, &other_user.url(), json!(["task.created"]), SECRET)
+        .await;
+    app.create_webhook_to(&root, &admin.url(), json!(["task.created"]), SECRET)
+        .await;
+    let off = app
+        .create_webhook_to(&alice, &inactive.url(), json!(["*"]), SECRET)
+        .await;
     let toggled = app
         .http
         .post(app.url(&format!("/api/v1/webhooks/{off}/toggle")))
@@ -164,16 +161,18 @@ async fn an_event_reaches_exactly_the_matching_webhooks_signed_both_ways() {
 
 #[tokio::test]
 async fn a_receiver_failing_twice_gets_the_same_delivery_three_times_with_growing_gaps() {
-    let app = TestApp::spawn_with(&[
+    let overrides = [
         ("WEBHOOKD__DELIVERY__INITIAL_BACKOFF_MS", "300"),
         ("WEBHOOKD__DELIVERY__JITTER", "none"),
         ("WEBHOOKD__DELIVERY__MAX_ATTEMPTS", "5"),
-    ])
-    .await;
-    let (_, token) = app.create_user("Alice", None, false).await;
-    let receiver = Receiver::start(SECRET).await;
+    ];
+    let Subscribed {
+        app,
+        receiver,
+        webhook: hook,
+        ..
+    } = TestApp::spawn_with_webhook(&overrides, json!(["task.*"]), SECRET).await;
     receiver.fail_next(2, 500);
-    let hook = webhook_for(&app, &token, json!(["task.*"]), &receiver).await;
 
     app.publisher
         .publish(&Event::task_created(TaskCreated {
@@ -256,29 +255,22 @@ async fn a_receiver_failing_twice_gets_the_same_delivery_three_times_with_growin
 
 #[tokio::test]
 async fn an_exhausted_delivery_ends_failed_with_every_attempt_logged() {
-    let app = TestApp::spawn_with(&[
+    let overrides = [
         ("WEBHOOKD__DELIVERY__MAX_ATTEMPTS", "3"),
         ("WEBHOOKD__DELIVERY__INITIAL_BACKOFF_MS", "50"),
-    ])
-    .await;
-    let (_, token) = app.create_user("Alice", None, false).await;
-    let receiver = Receiver::start(SECRET).await;
+    ];
+    let Subscribed {
+        app,
+        receiver,
+        webhook: hook,
+        ..
+    } = TestApp::spawn_with_webhook(&overrides, json!(["deal.won"]), SECRET).await;
     receiver.always(503);
-    let hook = webhook_for(&app, &token, json!(["deal.won"]), &receiver).await;
     let event =
         EventMessage::new("deal.won", json!({"deal_id": 456, "amount": 100000}), 1).unwrap();
     app.publisher.publish(&event).await.unwrap();
 
-    let status = eventually(WAIT, "the delivery to fail", || async {
-        let status: Option<String> =
-            sqlx::query_scalar("SELECT status FROM deliveries WHERE webhook_id = $1")
-                .bind(hook)
-                .fetch_optional(&app.db.pool)
-                .await
-                .unwrap();
-        status.filter(|s| s != "pending")
-    })
-    .await;
+    let status = app.wait_for_settled(hook, WAIT).await;
     assert_eq!(status, "failed");
     assert_eq!(receiver.count(), 3, "max_attempts requests, no more");
     let logged: Vec<(i32, bool)> = sqlx::query_as(
@@ -305,10 +297,9 @@ async fn an_exhausted_delivery_ends_failed_with_every_attempt_logged() {
 
 #[tokio::test]
 async fn every_malformed_message_is_rejected_counted_and_the_next_good_one_delivered() {
-    let app = TestApp::spawn_with(&[("WEBHOOKD__BROKER__MAX_MESSAGE_BYTES", "65536")]).await;
-    let (_, token) = app.create_user("Alice", None, false).await;
-    let receiver = Receiver::start(SECRET).await;
-    webhook_for(&app, &token, json!(["*"]), &receiver).await;
+    let overrides = [("WEBHOOKD__BROKER__MAX_MESSAGE_BYTES", "65536")];
+    let Subscribed { app, receiver, .. } =
+        TestApp::spawn_with_webhook(&overrides, json!(["*"]), SECRET).await;
 
     let huge = format!(
         r#"{{"event":"task.created","data":{{"x":"{}"}}}}"#,
@@ -397,16 +388,8 @@ async fn every_malformed_message_is_rejected_counted_and_the_next_good_one_deliv
 
 #[tokio::test]
 async fn a_redelivered_event_is_delivered_once_per_webhook() {
-    let app = TestApp::spawn().await;
-    let (_, token) = app.create_user("Alice", None, false).await;
-    let receiver = Receiver::start(SECRET).await;
-    webhook_for(
-        &app,
-        &token,
-        json!(["task.created", "comment.added"]),
-        &receiver,
-    )
-    .await;
+    let Subscribed { app, receiver, .. } =
+        TestApp::spawn_with_webhook(&[], json!(["task.created", "comment.added"]), SECRET).await;
     let event = task_created("once");
     app.publisher.publish(&event).await.unwrap();
     app.publisher.publish(&event).await.unwrap();
@@ -461,10 +444,12 @@ async fn a_template_webhook_receives_its_rendered_body() {
 
 #[tokio::test]
 async fn during_a_secret_rotation_requests_are_signed_with_both_secrets() {
-    let app = TestApp::spawn().await;
-    let (_, token) = app.create_user("Alice", None, false).await;
-    let receiver = Receiver::start(SECRET).await;
-    let hook = webhook_for(&app, &token, json!(["task.created"]), &receiver).await;
+    let Subscribed {
+        app,
+        token,
+        receiver,
+        webhook: hook,
+    } = TestApp::spawn_with_webhook(&[], json!(["task.created"]), SECRET).await;
     // A delivery before the rotation: the daemon has built (and cached) the
     // webhook's target with the old secret.
     app.publisher

@@ -9,9 +9,10 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 use sqlx::Row;
+use webhookd_e2e::app::webhook_body;
 use webhookd_e2e::db::TestDb;
 use webhookd_e2e::receiver::{closed_port_url, ResetServer};
-use webhookd_e2e::{eventually, Receiver, TestApp};
+use webhookd_e2e::{eventually, Receiver, Subscribed, TestApp};
 use webhookd_events::delivery::{AttemptRecord, NextStep};
 use webhookd_producer::EventMessage;
 use webhookd_store::deliveries::record_attempts;
@@ -31,8 +32,7 @@ fn task_created(n: i64) -> EventMessage {
 /// Creates a webhook on `url` for `task.created`; `extra` fields (e.g.
 /// `timeout_ms`) are merged into the request.
 async fn webhook(app: &TestApp, token: &str, url: &str, extra: Value) -> i64 {
-    let mut body =
-        json!({"name": "hook", "url": url, "events": ["task.created"], "secret": SECRET});
+    let mut body = webhook_body(url, json!(["task.created"]), SECRET);
     if let (Some(body), Value::Object(extra)) = (body.as_object_mut(), extra) {
         body.extend(extra);
     }
@@ -74,20 +74,6 @@ async fn logs(app: &TestApp, hook: i64) -> Vec<Logged> {
     .collect()
 }
 
-/// Waits until the webhook's only delivery has left `pending`, and returns its status.
-async fn settled(app: &TestApp, hook: i64) -> String {
-    eventually(WAIT, "the delivery to settle", || async {
-        let status: Option<String> =
-            sqlx::query_scalar("SELECT status FROM deliveries WHERE webhook_id = $1")
-                .bind(hook)
-                .fetch_optional(&app.db.pool)
-                .await
-                .unwrap();
-        status.filter(|s| s != "pending")
-    })
-    .await
-}
-
 async fn get_webhook(app: &TestApp, token: &str, hook: i64) -> Value {
     app.http
         .get(app.url(&format!("/api/v1/webhooks/{hook}")))
@@ -111,19 +97,21 @@ async fn disabled(app: &TestApp, token: &str, hook: i64) -> Value {
 
 #[tokio::test]
 async fn a_receiver_answering_500_is_retried_on_the_backoff_schedule_until_the_delivery_fails() {
-    let app = TestApp::spawn_with(&[
+    let overrides = [
         ("WEBHOOKD__DELIVERY__MAX_ATTEMPTS", "3"),
         ("WEBHOOKD__DELIVERY__INITIAL_BACKOFF_MS", "200"),
         ("WEBHOOKD__DELIVERY__JITTER", "none"),
-    ])
-    .await;
-    let (_, token) = app.create_user("Alice", None, false).await;
-    let receiver = Receiver::start(SECRET).await;
+    ];
+    let Subscribed {
+        app,
+        receiver,
+        webhook: hook,
+        ..
+    } = TestApp::spawn_with_webhook(&overrides, json!(["task.created"]), SECRET).await;
     receiver.always(500);
-    let hook = webhook(&app, &token, &receiver.url(), json!({})).await;
     app.publisher.publish(&task_created(1)).await.unwrap();
 
-    assert_eq!(settled(&app, hook).await, "failed");
+    assert_eq!(app.wait_for_settled(hook, WAIT).await, "failed");
     let got = receiver.received();
     assert_eq!(got.len(), 3);
     assert!(got[1].at - got[0].at >= Duration::from_millis(200));
@@ -143,23 +131,25 @@ async fn a_receiver_answering_500_is_retried_on_the_backoff_schedule_until_the_d
 #[tokio::test]
 async fn a_429_with_retry_after_in_seconds_is_not_retried_sooner() {
     // The normal backoff would retry within 50 ms.
-    let app = TestApp::spawn_with(&[
+    let overrides = [
         ("WEBHOOKD__DELIVERY__INITIAL_BACKOFF_MS", "50"),
         ("WEBHOOKD__DELIVERY__MAX_BACKOFF_MS", "10000"),
-    ])
-    .await;
-    let (_, token) = app.create_user("Alice", None, false).await;
-    let receiver = Receiver::start(SECRET).await;
+    ];
+    let Subscribed {
+        app,
+        receiver,
+        webhook: hook,
+        ..
+    } = TestApp::spawn_with_webhook(&overrides, json!(["task.created"]), SECRET).await;
     receiver.fail_next(1, 429);
     receiver.retry_after(Some("2"));
-    let hook = webhook(&app, &token, &receiver.url(), json!({})).await;
     app.publisher.publish(&task_created(1)).await.unwrap();
 
     let got = receiver.wait_for(2, WAIT).await;
     let gap = got[1].at - got[0].at;
     assert!(gap >= Duration::from_secs(2), "retried after {gap:?}");
     assert_eq!(got[0].header("x-webhook-id"), got[1].header("x-webhook-id"));
-    assert_eq!(settled(&app, hook).await, "succeeded");
+    assert_eq!(app.wait_for_settled(hook, WAIT).await, "succeeded");
     let logged = logs(&app, hook).await;
     assert_eq!(logged[0].status_code, Some(429));
     assert_eq!(logged[0].error, "HTTP 429");
@@ -169,20 +159,22 @@ async fn a_429_with_retry_after_in_seconds_is_not_retried_sooner() {
 
 #[tokio::test]
 async fn a_503_with_an_http_date_retry_after_is_not_retried_before_that_date() {
-    let app = TestApp::spawn_with(&[
+    let overrides = [
         ("WEBHOOKD__DELIVERY__INITIAL_BACKOFF_MS", "50"),
         ("WEBHOOKD__DELIVERY__MAX_BACKOFF_MS", "10000"),
-    ])
-    .await;
-    let (_, token) = app.create_user("Alice", None, false).await;
-    let receiver = Receiver::start(SECRET).await;
+    ];
+    let Subscribed {
+        app,
+        receiver,
+        webhook: hook,
+        ..
+    } = TestApp::spawn_with_webhook(&overrides, json!(["task.created"]), SECRET).await;
     // HTTP dates have whole seconds: this one is 2 to 3 s away.
     let not_before = chrono::Utc::now() + chrono::Duration::seconds(3);
     let http_date = not_before.format("%a, %d %b %Y %H:%M:%S GMT").to_string();
     let not_before = chrono::DateTime::parse_from_rfc2822(&http_date).unwrap();
     receiver.fail_next(1, 503);
     receiver.retry_after(Some(&http_date));
-    let hook = webhook(&app, &token, &receiver.url(), json!({})).await;
     app.publisher.publish(&task_created(1)).await.unwrap();
 
     let got = receiver.wait_for(2, WAIT).await;
@@ -191,7 +183,7 @@ async fn a_503_with_an_http_date_retry_after_is_not_retried_before_that_date() {
         "retried at {} before Retry-After {http_date}",
         got[1].received_at
     );
-    assert_eq!(settled(&app, hook).await, "succeeded");
+    assert_eq!(app.wait_for_settled(hook, WAIT).await, "succeeded");
     let logged = logs(&app, hook).await;
     assert_eq!(logged[0].status_code, Some(503));
     assert_eq!(logged[0].error, "HTTP 503");
@@ -206,7 +198,7 @@ async fn a_refused_connection_is_logged_and_retried() {
     let hook = webhook(&app, &token, &closed_port_url().await, json!({})).await;
     app.publisher.publish(&task_created(1)).await.unwrap();
 
-    assert_eq!(settled(&app, hook).await, "failed");
+    assert_eq!(app.wait_for_settled(hook, WAIT).await, "failed");
     let logged = logs(&app, hook).await;
     assert_eq!(logged.len(), 2, "{logged:?}");
     for row in &logged {
@@ -230,7 +222,7 @@ async fn a_connection_reset_mid_response_is_logged_and_retried() {
     let hook = webhook(&app, &token, &server.url(), json!({})).await;
     app.publisher.publish(&task_created(1)).await.unwrap();
 
-    assert_eq!(settled(&app, hook).await, "failed");
+    assert_eq!(app.wait_for_settled(hook, WAIT).await, "failed");
     assert_eq!(server.requests(), 2, "each attempt reached the server");
     let logged = logs(&app, hook).await;
     assert_eq!(logged.len(), 2, "{logged:?}");
@@ -254,7 +246,7 @@ async fn a_response_that_never_comes_times_out_at_the_webhooks_timeout() {
     let hook = webhook(&app, &token, &receiver.url(), json!({"timeout_ms": 300})).await;
     app.publisher.publish(&task_created(1)).await.unwrap();
 
-    assert_eq!(settled(&app, hook).await, "failed");
+    assert_eq!(app.wait_for_settled(hook, WAIT).await, "failed");
     assert_eq!(receiver.answered(), 0, "both attempts were abandoned");
     let logged = logs(&app, hook).await;
     assert_eq!(logged.len(), 2, "{logged:?}");
@@ -269,15 +261,18 @@ async fn a_response_that_never_comes_times_out_at_the_webhooks_timeout() {
 
 #[tokio::test]
 async fn a_huge_response_body_is_stored_capped_and_the_attempt_counts_by_its_status() {
-    let app = TestApp::spawn_with(&[("WEBHOOKD__DELIVERY__MAX_RESPONSE_BYTES", "4096")]).await;
-    let (_, token) = app.create_user("Alice", None, false).await;
-    let receiver = Receiver::start(SECRET).await;
+    let overrides = [("WEBHOOKD__DELIVERY__MAX_RESPONSE_BYTES", "4096")];
+    let Subscribed {
+        app,
+        receiver,
+        webhook: hook,
+        ..
+    } = TestApp::spawn_with_webhook(&overrides, json!(["task.created"]), SECRET).await;
     receiver.huge_body(10 << 20);
     receiver.fail_next(1, 500);
-    let hook = webhook(&app, &token, &receiver.url(), json!({})).await;
     app.publisher.publish(&task_created(1)).await.unwrap();
 
-    assert_eq!(settled(&app, hook).await, "succeeded");
+    assert_eq!(app.wait_for_settled(hook, WAIT).await, "succeeded");
     let logged = logs(&app, hook).await;
     let summary: Vec<(Option<i32>, bool, &str)> = logged
         .iter()
@@ -310,7 +305,7 @@ async fn a_redirect_is_not_followed_and_fails_with_its_status_logged() {
     app.publisher.publish(&task_created(1)).await.unwrap();
 
     for (status, hook, redirecting) in &hooks {
-        assert_eq!(settled(&app, *hook).await, "failed");
+        assert_eq!(app.wait_for_settled(*hook, WAIT).await, "failed");
         assert_eq!(redirecting.count(), 2, "retried once");
         let logged = logs(&app, *hook).await;
         assert_eq!(logged.len(), 2, "{logged:?}");
@@ -414,7 +409,7 @@ async fn a_webhook_failing_every_delivery_for_the_configured_period_is_disabled(
     assert!(logs(&app, hook).await.iter().all(|r| !r.is_success));
 
     // Its pending retry ends without another request.
-    assert_eq!(settled(&app, hook).await, "failed");
+    assert_eq!(app.wait_for_settled(hook, WAIT).await, "failed");
     let requests = failing.count();
     app.publisher.publish(&task_created(2)).await.unwrap();
     healthy.wait_for(2, WAIT).await;

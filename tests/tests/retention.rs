@@ -8,8 +8,8 @@ use std::time::Duration;
 use serde_json::json;
 use sqlx::{Connection, PgPool};
 use uuid::Uuid;
-use webhookd_e2e::db::TestDb;
-use webhookd_e2e::{eventually, Receiver, TestApp};
+use webhookd_e2e::db::{count, TestDb};
+use webhookd_e2e::{eventually, Subscribed, TestApp};
 use webhookd_worker::retention::RetentionSettings;
 use webhookd_worker::retention::{purge_once, Purged, LOCK_KEY};
 
@@ -91,10 +91,6 @@ async fn insert_sessions(pool: &PgPool, count: i64, expired: bool) {
     .execute(pool)
     .await
     .unwrap();
-}
-
-async fn count(pool: &PgPool, sql: &str) -> i64 {
-    sqlx::query_scalar(sql).fetch_one(pool).await.unwrap()
 }
 
 #[tokio::test]
@@ -203,16 +199,14 @@ async fn two_concurrent_passes_delete_exactly_the_old_rows_once_and_keep_the_rec
 
 #[tokio::test]
 async fn the_daemon_counts_the_rows_its_retention_job_deletes() {
-    let app = TestApp::spawn_with(&[("WEBHOOKD__RETENTION__INTERVAL_SECS", "1")]).await;
-    let (_user, token) = app.create_user("Alice", Some(7), false).await;
-    let receiver = Receiver::start(SECRET).await;
-    let hook = app
-        .create_webhook(
-            &token,
-            json!({"name": "hook", "url": receiver.url(), "events": ["task.created"], "secret": SECRET}),
-        )
-        .await;
-    let hook = hook["id"].as_i64().unwrap();
+    let Subscribed {
+        app, webhook: hook, ..
+    } = TestApp::spawn_with_webhook(
+        &[("WEBHOOKD__RETENTION__INTERVAL_SECS", "1")],
+        json!(["task.created"]),
+        SECRET,
+    )
+    .await;
     insert_logs(&app.db.pool, hook, 42, 40).await;
     insert_logs(&app.db.pool, hook, 3, 0).await;
 

@@ -11,7 +11,8 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::routing::post;
 use axum::Router;
-use webhookd_e2e::process::{poll, sample, Deployment};
+use webhookd_e2e::eventually;
+use webhookd_e2e::process::{sample, Deployment};
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const DRAIN_LIMIT: Duration = Duration::from_secs(90);
@@ -59,12 +60,12 @@ async fn three_workers_on_one_queue_deliver_every_event_and_each_does_part_of_th
     let events = deployment.publish(EVENTS).await;
 
     let expected: HashSet<String> = events.iter().map(|e| e.id.to_string()).collect();
-    poll(DRAIN_LIMIT, "every event delivered", || async {
+    eventually(DRAIN_LIMIT, "every event delivered", || async {
         let got: HashSet<String> = seen.lock().unwrap().iter().cloned().collect();
         (got == expected).then_some(())
     })
     .await;
-    poll(DRAIN_LIMIT, "every delivery recorded", || async {
+    eventually(DRAIN_LIMIT, "every delivery recorded", || async {
         (deployment.succeeded().await == EVENTS as i64).then_some(())
     })
     .await;

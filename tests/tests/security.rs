@@ -26,7 +26,7 @@ use webhookd::{App, Role, Settings};
 use webhookd_e2e::app::AMQP_URL;
 use webhookd_e2e::db::TestDb;
 use webhookd_e2e::process::Deployment;
-use webhookd_e2e::{eventually, Receiver, TestApp};
+use webhookd_e2e::{eventually, Receiver, Subscribed, TestApp};
 use webhookd_producer::{EventMessage, REJECT_REASON_HEADER};
 use webhookd_store::users;
 
@@ -181,13 +181,9 @@ async fn a_host_name_resolving_to_loopback_is_refused_at_delivery_and_never_cont
     // A name is accepted at creation: what it resolves to can change, so it
     // is checked on the address actually connected to.
     let url = format!("http://localhost:{}/hook", receiver.addr.port());
-    let created = app
-        .create_webhook(
-            &token,
-            json!({"name": "local", "url": url, "events": ["comment.added"], "secret": SECRET}),
-        )
+    let hook = app
+        .create_webhook_to(&token, &url, json!(["comment.added"]), SECRET)
         .await;
-    let hook = created["id"].as_i64().unwrap();
 
     let event = EventMessage::new("comment.added", json!({"text": "hi"}), 1).unwrap();
     app.publisher.publish(&event).await.unwrap();
@@ -373,14 +369,8 @@ async fn ready_messages(channel: &lapin::Channel, queue: &str) -> u32 {
 #[tokio::test]
 async fn a_10_mb_message_is_dead_lettered_once_as_too_large_and_never_requeued() {
     // The default limit, 1 MiB.
-    let app = TestApp::spawn().await;
-    let (_, token) = app.create_user("Alice", None, false).await;
-    let receiver = Receiver::start(SECRET).await;
-    app.create_webhook(
-        &token,
-        json!({"name": "h", "url": receiver.url(), "events": ["*"], "secret": SECRET}),
-    )
-    .await;
+    let Subscribed { app, receiver, .. } =
+        TestApp::spawn_with_webhook(&[], json!(["*"]), SECRET).await;
 
     // Well-formed in every way but its size.
     let huge = format!(
@@ -462,17 +452,12 @@ async fn a_10_mb_message_is_dead_lettered_once_as_too_large_and_never_requeued()
 
 #[tokio::test]
 async fn an_event_with_nul_characters_and_unusual_unicode_is_delivered_and_logged_byte_for_byte() {
-    let app = TestApp::spawn().await;
-    let (_, token) = app.create_user("Alice", None, false).await;
-    let receiver = Receiver::start(SECRET).await;
-    let hook = app
-        .create_webhook(
-            &token,
-            json!({"name": "h", "url": receiver.url(), "events": ["comment.added"], "secret": SECRET}),
-        )
-        .await["id"]
-        .as_i64()
-        .unwrap();
+    let Subscribed {
+        app,
+        receiver,
+        webhook: hook,
+        ..
+    } = TestApp::spawn_with_webhook(&[], json!(["comment.added"]), SECRET).await;
 
     // `\u0000` (which Postgres jsonb refuses), escaped and literal astral
     // characters, ZWJ sequences, bidi overrides, combining marks, line and

@@ -5,17 +5,10 @@
 use std::time::Duration;
 
 use sqlx::{Connection, PgConnection, PgPool};
-use webhookd_e2e::db::TestDb;
+use webhookd_e2e::db::{count, TestDb};
 
 async fn exec(pool: &PgPool, sql: &str) {
     sqlx::raw_sql(sql).execute(pool).await.expect("statement");
-}
-
-async fn count(pool: &PgPool, sql: &str) -> i64 {
-    sqlx::query_scalar(sql)
-        .fetch_one(pool)
-        .await
-        .expect("count")
 }
 
 /// Two webhooks with one delivery and one log row each.

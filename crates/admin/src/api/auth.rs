@@ -6,7 +6,7 @@ use axum::http::header;
 use axum::http::request::Parts;
 
 use super::error::ApiError;
-use super::ApiState;
+use super::state::ApiState;
 use webhookd_store::users::{self, User};
 use webhookd_store::webhooks::Scope;
 

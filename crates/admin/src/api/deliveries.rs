@@ -12,8 +12,8 @@ use super::auth::CurrentUser;
 use super::error::{ApiError, ErrorBody};
 use super::json::ApiJson;
 use super::query::{encode_cursor, QueryParams};
+use super::state::ApiState;
 use super::webhooks::WebhookId;
-use super::ApiState;
 use webhookd_store::delivery_admin::{
     self as store, DeliveryFilter, DeliveryRow, DeliveryStatus, RetryOutcome,
 };

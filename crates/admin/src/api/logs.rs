@@ -12,8 +12,8 @@ use uuid::Uuid;
 use super::auth::CurrentUser;
 use super::error::{ApiError, ErrorBody};
 use super::query::{encode_cursor, QueryParams};
+use super::state::ApiState;
 use super::webhooks::WebhookId;
-use super::ApiState;
 use webhookd_store::logs::{self as store, LogEntry, LogFilter};
 use webhookd_store::webhooks::find_webhook;
 

@@ -1,14 +1,13 @@
 //! The OpenAPI document, generated from the handlers' `#[utoipa::path]`
-//! annotations and the routes list in [`super::routes`], served unauthenticated
+//! annotations and the API's route table, served unauthenticated
 //! at `GET /api/v1/openapi.json`.
 
-use std::sync::LazyLock;
-
-use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::openapi::OpenApi as Document;
 use utoipa::{Modify, OpenApi};
 use utoipa_axum::router::OpenApiRouter;
+
+use super::state::ApiState;
 
 /// Where the API is served.
 pub const PREFIX: &str = "/api/v1";
@@ -61,9 +60,10 @@ impl Modify for BearerAuth {
 
 /// Builds the document: the API's routes, nested under [`PREFIX`] exactly as
 /// [`super::router`] serves them.
-pub fn document() -> Document {
+/// The document of `routes` (the API's route table).
+pub fn document(routes: OpenApiRouter<ApiState>) -> Document {
     let mut doc = OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .nest(PREFIX, super::routes())
+        .nest(PREFIX, routes)
         .into_openapi();
     // `security(())` in an annotation means "optional"; this document needs
     // no token at all, which OpenAPI spells as an empty list.
@@ -78,27 +78,13 @@ pub fn document() -> Document {
     doc
 }
 
-static DOCUMENT: LazyLock<Document> = LazyLock::new(document);
-
-/// The OpenAPI document of this API.
-#[utoipa::path(
-    get,
-    path = "/openapi.json",
-    tag = "meta",
-    security(()),
-    responses((status = 200, description = "The OpenAPI 3.1 document", body = Object))
-)]
-pub async fn show_openapi() -> Json<&'static Document> {
-    Json(&DOCUMENT)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn every_operation_but_the_document_itself_needs_the_bearer_token() {
-        let doc = document();
+        let doc = document(crate::api::routes());
         assert!(doc
             .components
             .as_ref()

@@ -12,9 +12,9 @@ use utoipa::ToSchema;
 use super::auth::CurrentUser;
 use super::error::{ApiError, ErrorBody};
 use super::json::OptionalJson;
+use super::state::ApiState;
 use super::validate;
 use super::webhooks::{WebhookId, WebhookWithSecret};
-use super::ApiState;
 use webhookd_store::webhooks as store;
 
 pub const DEFAULT_GRACE_SECS: i64 = 24 * 60 * 60;

@@ -10,7 +10,7 @@ use utoipa::ToSchema;
 use super::auth::CurrentUser;
 use super::error::{ApiError, ErrorBody};
 use super::query::QueryParams;
-use super::ApiState;
+use super::state::ApiState;
 use webhookd_store::stats::{load_stats, Stats, Summary};
 use webhookd_store::webhooks::Scope;
 

@@ -14,8 +14,8 @@ use webhookd_events::TEST_EVENT;
 
 use super::auth::CurrentUser;
 use super::error::{ApiError, ErrorBody};
+use super::state::ApiState;
 use super::webhooks::WebhookId;
-use super::ApiState;
 use webhookd_events::delivery::Verdict;
 use webhookd_store::test_deliveries::{
     find_delivery_target, record_test_delivery, DeliveryTarget, TestDeliveryRecord,

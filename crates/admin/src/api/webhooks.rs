@@ -18,8 +18,8 @@ use super::auth::CurrentUser;
 use super::error::{ApiError, ErrorBody};
 use super::json::{ApiJson, Nullable};
 use super::query::QueryParams;
+use super::state::ApiState;
 use super::validate;
-use super::ApiState;
 use webhookd_store::webhooks::{self as store, NewWebhook, Scope, Webhook, WebhookChanges};
 
 /// A webhook as the API shows it; the secret is only ever shown on creation

@@ -16,7 +16,7 @@ use super::layout::{body_block, outcome_badge, page, Notice};
 use super::list::LIST_PATH;
 use super::logs::logs_path;
 use super::session::Session;
-use super::{UiState, WebhookPath};
+use super::state::{UiState, WebhookPath};
 use crate::api::auth::CurrentUser;
 use crate::api::secrets::{DEFAULT_GRACE_SECS, MAX_GRACE_SECS};
 use crate::api::test_delivery::{self, TestResult};

@@ -10,7 +10,7 @@ use super::form::csrf_input;
 use super::layout::{active_badge, delivery_badge, page, time_el, Notice};
 use super::logs::logs_path;
 use super::session::Session;
-use super::{UiState, WebhookPath};
+use super::state::{UiState, WebhookPath};
 use crate::api::secrets::DEFAULT_GRACE_SECS;
 use webhookd_store::delivery_admin::{list_deliveries, DeliveryFilter};
 use webhookd_store::webhooks::{find_webhook, Webhook};

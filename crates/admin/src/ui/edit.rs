@@ -20,8 +20,8 @@ use super::fields::{check_input, render_preview, CheckedWebhook, FieldErrors, We
 use super::form::CsrfForm;
 use super::layout::Notice;
 use super::session::Session;
+use super::state::{UiState, WebhookPath};
 use super::webhook_form::form_page;
-use super::{UiState, WebhookPath};
 use webhookd_store::webhooks::{self as store, NewWebhook, WebhookChanges};
 
 /// Which form: a new webhook, or an existing one.

@@ -11,7 +11,7 @@ use maud::{html, Markup};
 
 use super::error::UiError;
 use super::session::Session;
-use super::UiState;
+use super::state::UiState;
 
 /// Webhook forms are small; the template is the biggest field (64 KiB max).
 const MAX_FORM_BYTES: usize = 256 * 1024;

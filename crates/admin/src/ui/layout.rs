@@ -4,9 +4,9 @@
 use chrono::{DateTime, Utc};
 use maud::{html, Markup, DOCTYPE};
 
+use super::assets::{SCRIPT_PATH, STYLESHEET_PATH};
 use super::form::csrf_input;
 use super::session::Session;
-use super::{SCRIPT_PATH, STYLESHEET_PATH};
 
 /// A whole page. `session` is `None` on the sign-in and error pages.
 pub fn page(title: &str, session: Option<&Session>, content: Markup) -> Markup {

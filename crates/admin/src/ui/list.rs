@@ -9,7 +9,7 @@ use super::details::details_path;
 use super::error::UiError;
 use super::layout::{active_badge, delivery_badge, page, percent, time_el, Notice};
 use super::session::Session;
-use super::UiState;
+use super::state::UiState;
 use webhookd_store::users::{list_users, UserSummary};
 use webhookd_store::webhook_overview::{list_webhook_overviews, SUCCESS_RATE_DAYS};
 use webhookd_store::webhooks::{list_webhooks, Scope};

@@ -21,7 +21,7 @@ use super::session::{
     cookie, hash_cookie, optional_session, random_token, request_is_https, set_cookie,
     tokens_match, Session, SESSION_COOKIE, SESSION_LIFETIME,
 };
-use super::UiState;
+use super::state::UiState;
 use webhookd_store::ui_sessions;
 
 const LOGIN_COOKIE: &str = "webhookd_login";

@@ -15,7 +15,7 @@ use super::error::UiError;
 use super::form::csrf_input;
 use super::layout::{body_block, outcome_badge, page, time_el};
 use super::session::Session;
-use super::{UiState, WebhookPath};
+use super::state::{UiState, WebhookPath};
 use crate::api::query::{encode_cursor, QueryParams};
 use webhookd_store::logs::{find_log, list_logs, LogEntry, LogFilter};
 use webhookd_store::webhooks::find_webhook;

@@ -19,7 +19,7 @@ use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
 use super::error::UiError;
-use super::UiState;
+use super::state::UiState;
 use webhookd_store::ui_sessions::{self, UiSession};
 use webhookd_store::users::User;
 use webhookd_store::webhooks::Scope;

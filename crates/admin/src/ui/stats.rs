@@ -12,7 +12,7 @@ use super::error::UiError;
 use super::layout::{millis, page, percent};
 use super::list::{chosen_scope, user_filter};
 use super::session::Session;
-use super::UiState;
+use super::state::UiState;
 use webhookd_store::stats::{load_stats, Summary};
 use webhookd_store::users::list_users;
 

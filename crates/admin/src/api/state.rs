@@ -1,0 +1,30 @@
+//! What every API handler (and web UI page) is given.
+
+use std::time::Duration;
+
+use sqlx::PgPool;
+use webhookd_worker::deliver::Deliverer;
+
+#[derive(Clone)]
+pub struct ApiState {
+    pub pool: PgPool,
+    pub config: ApiConfig,
+    /// Sends test deliveries, through the same code as real ones.
+    pub deliverer: Deliverer,
+}
+
+/// The delivery settings the API applies to what it validates and tests.
+#[derive(Debug, Clone, Copy)]
+pub struct ApiConfig {
+    /// Whether webhooks may target private addresses (local development).
+    pub allow_private_targets: bool,
+    /// A test delivery's timeout when its webhook sets none.
+    pub default_timeout: Duration,
+}
+
+impl ApiState {
+    /// Whether webhooks may target private addresses (local development).
+    pub fn allow_private_targets(&self) -> bool {
+        self.config.allow_private_targets
+    }
+}

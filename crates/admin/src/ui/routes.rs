@@ -1,0 +1,65 @@
+//! The web UI's route table.
+
+use axum::middleware;
+use axum::response::Redirect;
+use axum::routing::{get, post};
+use axum::Router;
+
+use super::assets::{
+    serve_script, serve_stylesheet, set_security_headers, SCRIPT_PATH, STYLESHEET_PATH,
+};
+use super::state::{UiState, WebhookPath};
+use super::{actions, details, edit, list, login, logs, stats};
+
+/// The web UI's routes, to be merged next to `api::router`.
+pub fn router(state: UiState) -> Router {
+    Router::new()
+        .route("/", get(|| async { Redirect::to(list::LIST_PATH) }))
+        .route("/login", get(login::show_login).post(login::sign_in))
+        .route("/logout", get(login::show_logout).post(login::sign_out))
+        .route("/webhook", get(|| async { Redirect::to(list::LIST_PATH) }))
+        .route("/webhook/", get(list::show_list))
+        .route("/webhook/new", get(edit::show_new).post(edit::submit_new))
+        .route("/webhook/preview", post(edit::preview_template))
+        .route("/webhook/stats", get(stats::show_stats))
+        .route(
+            "/webhook/{id}",
+            get(details::show_details).post(actions::delete_at_once),
+        )
+        .route(
+            "/webhook/{id}/edit",
+            get(edit::show_edit).post(edit::submit_edit),
+        )
+        .route(
+            "/webhook/{id}/delete",
+            get(actions::confirm_delete).post(actions::delete_webhook),
+        )
+        .route(
+            "/webhook/{id}/toggle",
+            get(back_to_details).post(actions::toggle_webhook),
+        )
+        .route(
+            "/webhook/{id}/test",
+            get(back_to_details).post(actions::test_webhook),
+        )
+        .route(
+            "/webhook/{id}/rotate-secret",
+            get(back_to_details).post(actions::rotate_secret),
+        )
+        .route(
+            "/webhook/{id}/retry",
+            get(back_to_details).post(actions::retry_deliveries),
+        )
+        .route("/webhook/{id}/logs", get(logs::show_logs))
+        .route("/webhook/{id}/logs/{log_id}", get(logs::show_attempt))
+        .route(STYLESHEET_PATH, get(serve_stylesheet))
+        .route(SCRIPT_PATH, get(serve_script))
+        .layer(middleware::from_fn(set_security_headers))
+        .with_state(state)
+}
+
+/// The action routes answer POST only; a GET (a bookmarked or reloaded
+/// result page) goes back to the webhook instead of a bare 405.
+async fn back_to_details(WebhookPath(id): WebhookPath) -> Redirect {
+    Redirect::to(&details::details_path(id))
+}
