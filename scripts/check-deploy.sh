@@ -3,7 +3,7 @@
 # tests), Kubernetes manifests and the compose file (YAML parse + structure;
 # kubeconform when installed or installable from Debian), and the Grafana
 # dashboard (JSON parse + structure). Also checks that alerts and dashboard use
-# only metrics that exist (crates/webhookd/src/metrics.rs, RabbitMQ's
+# only metrics that exist (crates/worker/src/metrics.rs, RabbitMQ's
 # rabbitmq_prometheus plugin, `up`). Installs promtool (Debian `prometheus`)
 # and PyYAML (Debian `python3-yaml`) with apt-get when missing.
 # Exits non-zero on any problem.
@@ -209,7 +209,7 @@ def load_all(path):
         return []
 
 # --- metrics that exist ---------------------------------------------------
-src = open("crates/webhookd/src/metrics.rs").read()
+src = open("crates/worker/src/metrics.rs").read()
 known = set(re.findall(r'"(webhookd_[a-z0-9_]+)"', src))
 hist = {m for m in known if m.endswith("_duration_seconds")}
 allowed = set(known)

@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 scripts/ensure-services.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# No module of a crate imports one that imports it back (docs/ARCHITECTURE.md,
+# "Module dependencies").
+cargo run --quiet --locked -p modcheck
 # Alert rules (promtool), dashboard and manifests; every metric they use must exist.
 scripts/check-deploy.sh
 scripts/ensure-browser.sh
