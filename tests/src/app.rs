@@ -14,12 +14,11 @@ use webhookd::app::AppError;
 use webhookd::{App, Role, Settings};
 use webhookd_producer::{Publisher, Topology};
 
+use crate::broker::AMQP_URL;
 use crate::db::TestDb;
 use crate::poll::eventually;
 use crate::process::{delete_topology, sample};
 use crate::receiver::Receiver;
-
-pub const AMQP_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 
 pub struct TestApp {
     pub db: TestDb,

@@ -4,6 +4,7 @@
 
 pub mod api;
 pub mod app;
+pub mod broker;
 pub mod db;
 pub mod poll;
 pub mod process;

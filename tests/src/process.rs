@@ -21,7 +21,7 @@ use uuid::Uuid;
 use webhookd_producer::{EventMessage, Publisher, Topology};
 use webhookd_store::webhooks::{create_webhook, NewWebhook};
 
-use crate::app::AMQP_URL;
+use crate::broker::AMQP_URL;
 use crate::db::TestDb;
 
 /// Upper bound for `webhookd run` to become ready, or to exit after SIGTERM

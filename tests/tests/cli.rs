@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Connection, PgConnection};
 use uuid::Uuid;
-use webhookd_e2e::app::AMQP_URL;
+use webhookd_e2e::broker::AMQP_URL;
 use webhookd_e2e::db::{DEFAULT_SERVER_URL, NAME_PREFIX};
 use webhookd_e2e::eventually;
 use webhookd_e2e::process::{

@@ -22,7 +22,7 @@ use sqlx::{ConnectOptions, Connection};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
-use webhookd_e2e::app::AMQP_URL;
+use webhookd_e2e::broker::AMQP_URL;
 use webhookd_e2e::db::DEFAULT_SERVER_URL;
 use webhookd_e2e::eventually;
 use webhookd_e2e::process::{queue_counts, task_created, Daemon, Deployment};

@@ -334,7 +334,7 @@ async fn every_malformed_message_is_rejected_counted_and_the_next_good_one_deliv
     }
 
     // Every rejected message waits in the dead-letter queue with its reason.
-    let conn = lapin::Connection::connect(webhookd_e2e::app::AMQP_URL, Default::default())
+    let conn = lapin::Connection::connect(webhookd_e2e::broker::AMQP_URL, Default::default())
         .await
         .unwrap();
     let channel = conn.create_channel().await.unwrap();

@@ -23,7 +23,7 @@ use tokio_util::sync::CancellationToken;
 use tracing_subscriber::filter::LevelFilter;
 use uuid::Uuid;
 use webhookd::{App, Role, Settings};
-use webhookd_e2e::app::AMQP_URL;
+use webhookd_e2e::broker::AMQP_URL;
 use webhookd_e2e::db::TestDb;
 use webhookd_e2e::process::Deployment;
 use webhookd_e2e::{eventually, Receiver, Subscribed, TestApp};

@@ -9,12 +9,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::{html, Markup};
 use uuid::Uuid;
 
-use super::details::{details_path, secret_page};
+use super::details::secret_page;
 use super::error::UiError;
 use super::form::{csrf_input, CsrfForm};
 use super::layout::{body_block, outcome_badge, page, Notice};
-use super::list::LIST_PATH;
-use super::logs::logs_path;
+use super::paths::{details_path, logs_path, LIST_PATH};
 use super::session::Session;
 use super::state::{UiState, WebhookPath};
 use crate::api::auth::CurrentUser;

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use super::error::UiError;
 use super::form::csrf_input;
 use super::layout::{active_badge, delivery_badge, page, time_el, Notice};
-use super::logs::logs_path;
+use super::paths::{details_path, logs_path};
 use super::session::Session;
 use super::state::{UiState, WebhookPath};
 use crate::api::secrets::DEFAULT_GRACE_SECS;
@@ -17,10 +17,6 @@ use webhookd_store::webhooks::{find_webhook, Webhook};
 
 /// How many deliveries the details page lists (the logs page has them all).
 const RECENT_DELIVERIES: usize = 10;
-
-pub fn details_path(id: i64) -> String {
-    format!("/webhook/{id}")
-}
 
 #[derive(Debug, Default, Deserialize)]
 pub struct DetailsQuery {

@@ -14,31 +14,15 @@ use maud::{html, Markup};
 use serde::Deserialize;
 use webhookd_events::find_preset;
 
-use super::details::details_path;
 use super::error::UiError;
 use super::fields::{check_input, render_preview, CheckedWebhook, FieldErrors, WebhookInput};
 use super::form::CsrfForm;
 use super::layout::Notice;
+use super::paths::details_path;
 use super::session::Session;
 use super::state::{UiState, WebhookPath};
-use super::webhook_form::form_page;
+use super::webhook_form::{form_page, Mode};
 use webhookd_store::webhooks::{self as store, NewWebhook, WebhookChanges};
-
-/// Which form: a new webhook, or an existing one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
-    Create,
-    Edit(i64),
-}
-
-impl Mode {
-    pub fn action(self) -> String {
-        match self {
-            Mode::Create => "/webhook/new".to_owned(),
-            Mode::Edit(id) => format!("/webhook/{id}/edit"),
-        }
-    }
-}
 
 #[derive(Debug, Default, Deserialize)]
 pub struct NewQuery {

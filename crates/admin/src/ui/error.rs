@@ -1,12 +1,13 @@
 //! The UI's one error type: every failure is an HTML page with the right
 //! status (or, for a missing session, a redirect to the sign-in page).
 //! Internals never reach the page; they go to the log.
+//!
+//! The page itself is rendered in `error_page.rs`: the extractors below the
+//! page shell (state, session, form) reject with this type, so it must not
+//! import the shell itself.
 
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
-use maud::html;
 
-use super::layout::page;
 use crate::api::error::ApiError;
 use webhookd_store::StorageError;
 
@@ -64,68 +65,5 @@ impl UiError {
             UiError::Conflict(_) => StatusCode::CONFLICT,
             UiError::Storage(_) | UiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
-    }
-
-    fn title(&self) -> &'static str {
-        match self {
-            UiError::SignInRequired { .. } => "Sign in",
-            UiError::NotFound(_) => "Not found",
-            UiError::Forbidden(_) => "Refused",
-            UiError::BadRequest(_) => "Bad request",
-            UiError::Conflict(_) => "Not possible right now",
-            UiError::Storage(_) | UiError::Internal(_) => "Something went wrong",
-        }
-    }
-
-    fn explanation(&self) -> String {
-        match self {
-            UiError::NotFound("webhook") => {
-                "There is no such webhook, or it is not yours.".to_owned()
-            }
-            UiError::Forbidden(_) => {
-                format!("{self}. Reload the page you came from and submit the form again.")
-            }
-            UiError::Storage(_) | UiError::Internal(_) => {
-                "The request failed on our side; it has been logged. Try again in a moment."
-                    .to_owned()
-            }
-            other => {
-                let text = other.to_string();
-                let mut chars = text.chars();
-                chars
-                    .next()
-                    .map(|first| first.to_uppercase().chain(chars).collect())
-                    .unwrap_or(text)
-            }
-        }
-    }
-}
-
-impl IntoResponse for UiError {
-    fn into_response(self) -> Response {
-        match &self {
-            UiError::SignInRequired { next } => {
-                let target = match next {
-                    Some(next) => super::login::login_path(next),
-                    None => "/login".to_owned(),
-                };
-                return Redirect::to(&target).into_response();
-            }
-            UiError::Storage(e) => {
-                tracing::error!(error = %e, "web UI request failed on storage");
-            }
-            UiError::Internal(e) => tracing::error!(error = %e, "web UI request failed"),
-            _ => {}
-        }
-        let body = page(
-            self.title(),
-            None,
-            html! {
-                h1 { (self.title()) }
-                p { (self.explanation()) }
-                p { a href="/webhook/" { "Back to your webhooks" } }
-            },
-        );
-        (self.status(), body).into_response()
     }
 }

@@ -5,16 +5,14 @@ use axum::extract::{Query, State};
 use maud::{html, Markup};
 use serde::Deserialize;
 
-use super::details::details_path;
 use super::error::UiError;
 use super::layout::{active_badge, delivery_badge, page, percent, time_el, Notice};
+use super::paths::{details_path, LIST_PATH};
 use super::session::Session;
 use super::state::UiState;
 use webhookd_store::users::{list_users, UserSummary};
 use webhookd_store::webhook_overview::{list_webhook_overviews, SUCCESS_RATE_DAYS};
 use webhookd_store::webhooks::{list_webhooks, Scope};
-
-pub const LIST_PATH: &str = "/webhook/";
 
 #[derive(Debug, Default, Deserialize)]
 pub struct ListQuery {

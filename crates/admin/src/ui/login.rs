@@ -16,7 +16,7 @@ use serde::Deserialize;
 use super::error::UiError;
 use super::form::{csrf_input, CsrfForm, FormFields, CSRF_FIELD};
 use super::layout::page;
-use super::list::LIST_PATH;
+use super::paths::LIST_PATH;
 use super::session::{
     cookie, hash_cookie, optional_session, random_token, request_is_https, set_cookie,
     tokens_match, Session, SESSION_COOKIE, SESSION_LIFETIME,
@@ -30,14 +30,6 @@ const LOGIN_COOKIE_LIFETIME: std::time::Duration = std::time::Duration::from_sec
 const MAX_LOGIN_BYTES: usize = 8 * 1024;
 /// Expired sessions deleted per sign-in (see `delete_expired_sessions`).
 const EXPIRED_SESSIONS_PER_SIGN_IN: i64 = 100;
-
-/// The sign-in page's URL, coming back to `next` afterwards.
-pub fn login_path(next: &str) -> String {
-    let query = url::form_urlencoded::Serializer::new(String::new())
-        .append_pair("next", next)
-        .finish();
-    format!("/login?{query}")
-}
 
 /// Where to go after signing in: only a path on this site (never `//host`,
 /// which browsers read as another host), else the webhook list.
@@ -257,13 +249,5 @@ mod tests {
         ] {
             assert_eq!(safe_next(bad), LIST_PATH, "{bad:?}");
         }
-    }
-
-    #[test]
-    fn the_sign_in_path_encodes_where_to_come_back_to() {
-        assert_eq!(
-            login_path("/webhook/5/logs?success=false&x=1"),
-            "/login?next=%2Fwebhook%2F5%2Flogs%3Fsuccess%3Dfalse%26x%3D1"
-        );
     }
 }

@@ -10,19 +10,15 @@ use maud::{html, Markup};
 use uuid::Uuid;
 use webhookd_events::CATALOGUE;
 
-use super::details::details_path;
 use super::error::UiError;
 use super::form::csrf_input;
 use super::layout::{body_block, outcome_badge, page, time_el};
+use super::paths::{details_path, logs_path};
 use super::session::Session;
 use super::state::{UiState, WebhookPath};
 use crate::api::query::{encode_cursor, QueryParams};
 use webhookd_store::logs::{find_log, list_logs, LogEntry, LogFilter};
 use webhookd_store::webhooks::find_webhook;
-
-pub fn logs_path(id: i64) -> String {
-    format!("/webhook/{id}/logs")
-}
 
 /// The query string, read with the API's parser (repeated parameters
 /// refused, the API's cursor format), its errors shown as a page.

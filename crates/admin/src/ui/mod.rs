@@ -12,7 +12,14 @@
 //! [`edit`] + [`fields`] + [`webhook_form`] (create and edit forms, template
 //! preview), [`details`] (one webhook and its buttons), [`actions`] (toggle,
 //! test, rotate, retry, delete), [`logs`] (attempts), [`stats`] + [`charts`]
-//! (dashboard), [`layout`] (page shell), [`error`] (error pages).
+//! (dashboard), [`layout`] (page shell), [`error`] (the error type),
+//! `error_page` (how an error is shown), `paths` (page URLs).
+//!
+//! Layers, each importing only from those before it (`modcheck` checks):
+//! leaves `paths`, `assets`, `error`, `charts`; request plumbing `state`,
+//! `session`, `form`, `fields`; the shell `layout`, then `error_page`; the
+//! pages (`list`, `details`, `logs`, `login`, `webhook_form` then `edit`,
+//! `actions`, `stats`); `routes` on top.
 
 pub mod actions;
 mod assets;
@@ -20,12 +27,14 @@ pub mod charts;
 pub mod details;
 pub mod edit;
 pub mod error;
+mod error_page;
 pub mod fields;
 pub mod form;
 pub mod layout;
 pub mod list;
 pub mod login;
 pub mod logs;
+mod paths;
 mod routes;
 pub mod session;
 pub mod state;

@@ -9,15 +9,15 @@ use super::assets::{
     serve_script, serve_stylesheet, set_security_headers, SCRIPT_PATH, STYLESHEET_PATH,
 };
 use super::state::{UiState, WebhookPath};
-use super::{actions, details, edit, list, login, logs, stats};
+use super::{actions, details, edit, list, login, logs, paths, stats};
 
 /// The web UI's routes, to be merged next to `api::router`.
 pub fn router(state: UiState) -> Router {
     Router::new()
-        .route("/", get(|| async { Redirect::to(list::LIST_PATH) }))
+        .route("/", get(|| async { Redirect::to(paths::LIST_PATH) }))
         .route("/login", get(login::show_login).post(login::sign_in))
         .route("/logout", get(login::show_logout).post(login::sign_out))
-        .route("/webhook", get(|| async { Redirect::to(list::LIST_PATH) }))
+        .route("/webhook", get(|| async { Redirect::to(paths::LIST_PATH) }))
         .route("/webhook/", get(list::show_list))
         .route("/webhook/new", get(edit::show_new).post(edit::submit_new))
         .route("/webhook/preview", post(edit::preview_template))
@@ -61,5 +61,5 @@ pub fn router(state: UiState) -> Router {
 /// The action routes answer POST only; a GET (a bookmarked or reloaded
 /// result page) goes back to the webhook instead of a bare 405.
 async fn back_to_details(WebhookPath(id): WebhookPath) -> Redirect {
-    Redirect::to(&details::details_path(id))
+    Redirect::to(&paths::details_path(id))
 }

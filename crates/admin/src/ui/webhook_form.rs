@@ -5,12 +5,28 @@
 use maud::{html, Markup};
 use webhookd_events::{CATALOGUE, PRESETS};
 
-use super::details::details_path;
-use super::edit::Mode;
 use super::fields::{event_groups, render_preview, FieldErrors, WebhookInput};
 use super::form::csrf_input;
 use super::layout::page;
+use super::paths::details_path;
 use super::session::Session;
+
+/// Which form: a new webhook, or an existing one. Defined with the markup
+/// that switches on it; `edit` (the handlers) picks one and imports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Create,
+    Edit(i64),
+}
+
+impl Mode {
+    pub fn action(self) -> String {
+        match self {
+            Mode::Create => "/webhook/new".to_owned(),
+            Mode::Edit(id) => format!("/webhook/{id}/edit"),
+        }
+    }
+}
 
 pub fn form_page(
     session: &Session,

@@ -1,0 +1,34 @@
+//! The URLs of the UI's pages, for links and redirects. A leaf: it imports
+//! nothing from the UI, so any page can link to any other (list to details,
+//! details to logs and back) without the pages importing each other.
+
+pub(crate) const LIST_PATH: &str = "/webhook/";
+
+pub(crate) fn details_path(id: i64) -> String {
+    format!("/webhook/{id}")
+}
+
+pub(crate) fn logs_path(id: i64) -> String {
+    format!("/webhook/{id}/logs")
+}
+
+/// The sign-in page's URL, coming back to `next` afterwards.
+pub(crate) fn login_path(next: &str) -> String {
+    let query = url::form_urlencoded::Serializer::new(String::new())
+        .append_pair("next", next)
+        .finish();
+    format!("/login?{query}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_sign_in_path_encodes_where_to_come_back_to() {
+        assert_eq!(
+            login_path("/webhook/5/logs?success=false&x=1"),
+            "/login?next=%2Fwebhook%2F5%2Flogs%3Fsuccess%3Dfalse%26x%3D1"
+        );
+    }
+}
