@@ -12,7 +12,6 @@ use crate::StorageError;
 /// What a delivery to one webhook needs, secrets included.
 #[derive(Debug, Clone, sqlx::FromRow)]
 pub struct DeliveryTarget {
-    pub webhook_id: i64,
     pub user_id: i64,
     pub url: String,
     pub secret: String,
@@ -30,7 +29,7 @@ pub async fn find_delivery_target(
     webhook_id: i64,
 ) -> Result<Option<DeliveryTarget>, StorageError> {
     let row = sqlx::query_as::<_, DeliveryTarget>(
-        "SELECT id AS webhook_id, user_id, url, secret,
+        "SELECT user_id, url, secret,
                 CASE WHEN previous_secret_expires_at > now() THEN previous_secret END
                     AS previous_secret,
                 headers, template, timeout_ms

@@ -21,7 +21,7 @@ pub struct UiSession {
     pub user: User,
     /// Compared with the `_csrf` field of every form the session posts.
     pub csrf_token: String,
-    pub expires_at: DateTime<Utc>,
+    pub(crate) expires_at: DateTime<Utc>,
 }
 
 #[derive(sqlx::FromRow)]

@@ -23,7 +23,7 @@ pub enum Scope {
 
 impl Scope {
     /// The `user_id` to filter on, NULL meaning everyone.
-    pub fn owner(self) -> Option<i64> {
+    pub(crate) fn owner(self) -> Option<i64> {
         match self {
             Scope::User(id) => Some(id),
             Scope::All => None,

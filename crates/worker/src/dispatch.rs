@@ -391,7 +391,6 @@ impl Inner {
 
     fn target(&self, c: &ClaimedDelivery) -> Result<Arc<Target>, String> {
         let row = TargetRow {
-            webhook_id: c.webhook_id,
             url: &c.url,
             secret: c.secret.expose_secret(),
             previous_secret: c.previous_secret.as_ref().map(ExposeSecret::expose_secret),

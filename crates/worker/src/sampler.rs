@@ -18,7 +18,7 @@ use crate::metrics::Metrics;
 
 /// Often enough for alerts and autoscaling, rare enough that the queries and
 /// the passive declare cost nothing noticeable.
-pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
+pub(crate) const SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
 
 pub struct Sampler {
     pub pool: PgPool,

@@ -13,7 +13,7 @@ use crate::deliver::{Target, TargetRow};
 
 /// A built target and the row fields it was built from. No `Debug`: it holds
 /// secrets.
-pub struct CachedTarget {
+pub(crate) struct CachedTarget {
     url: String,
     secret: String,
     previous_secret: Option<String>,
@@ -25,7 +25,7 @@ pub struct CachedTarget {
 
 impl CachedTarget {
     /// Builds the target of `row`; fails as [`Target::from_row`] does.
-    pub fn build(row: TargetRow<'_>, default_timeout: Duration) -> Result<Self, String> {
+    pub(crate) fn build(row: TargetRow<'_>, default_timeout: Duration) -> Result<Self, String> {
         let target = Arc::new(Target::from_row(row, default_timeout)?);
         Ok(CachedTarget {
             url: row.url.to_owned(),
@@ -39,7 +39,7 @@ impl CachedTarget {
     }
 
     /// Whether `row` holds exactly the settings this target was built from.
-    pub fn built_from(&self, row: &TargetRow<'_>) -> bool {
+    pub(crate) fn built_from(&self, row: &TargetRow<'_>) -> bool {
         self.url == row.url
             && self.secret == row.secret
             && self.previous_secret.as_deref() == row.previous_secret
@@ -48,7 +48,7 @@ impl CachedTarget {
             && &self.headers == row.headers
     }
 
-    pub fn target(&self) -> &Arc<Target> {
+    pub(crate) fn target(&self) -> &Arc<Target> {
         &self.target
     }
 }
@@ -62,7 +62,6 @@ mod tests {
 
     fn row<'a>(secret: &'a str, headers: &'a serde_json::Value) -> TargetRow<'a> {
         TargetRow {
-            webhook_id: 1,
             url: "http://127.0.0.1:9/hook",
             secret,
             previous_secret: None,

@@ -17,13 +17,13 @@ use super::validate;
 use super::webhooks::{WebhookId, WebhookWithSecret};
 use webhookd_store::webhooks as store;
 
-pub const DEFAULT_GRACE_SECS: i64 = 24 * 60 * 60;
-pub const MAX_GRACE_SECS: i64 = 7 * 24 * 60 * 60;
+pub(crate) const DEFAULT_GRACE_SECS: i64 = 24 * 60 * 60;
+pub(crate) const MAX_GRACE_SECS: i64 = 7 * 24 * 60 * 60;
 
 /// Both fields are optional; an empty body is fine.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RotateSecret {
+pub(crate) struct RotateSecret {
     /// The new secret (16 to 256 printable ASCII characters); generated
     /// (`whsec_` + base64 of 32 random bytes) when absent.
     secret: Option<String>,
@@ -49,7 +49,7 @@ pub struct RotateSecret {
         (status = 422, description = "An invalid field, named in `field`", body = ErrorBody),
     )
 )]
-pub async fn rotate_secret(
+pub(crate) async fn rotate_secret(
     State(state): State<ApiState>,
     user: CurrentUser,
     WebhookId(id): WebhookId,

@@ -25,29 +25,29 @@ use webhookd_store::webhooks::{self as store, NewWebhook, Scope, Webhook, Webhoo
 /// A webhook as the API shows it; the secret is only ever shown on creation
 /// and rotation.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct WebhookView {
-    pub id: i64,
+pub(crate) struct WebhookView {
+    pub(crate) id: i64,
     /// The owner.
-    pub user_id: i64,
-    pub name: String,
-    pub url: String,
+    pub(crate) user_id: i64,
+    pub(crate) name: String,
+    pub(crate) url: String,
     /// Event names or wildcards (`task.*`, `*`).
     #[schema(example = json!(["task.created", "deal.*"]))]
-    pub events: Vec<String>,
-    pub is_active: bool,
+    pub(crate) events: Vec<String>,
+    pub(crate) is_active: bool,
     /// Per-webhook timeout; null for the daemon's default.
-    pub timeout_ms: Option<i32>,
+    pub(crate) timeout_ms: Option<i32>,
     /// Custom headers sent with every delivery.
-    pub headers: BTreeMap<String, String>,
+    pub(crate) headers: BTreeMap<String, String>,
     /// The body template's JSON text; null to send the envelope.
-    pub template: Option<String>,
+    pub(crate) template: Option<String>,
     /// Why the daemon switched the webhook off (410 Gone, failing too long).
-    pub disabled_reason: Option<String>,
+    pub(crate) disabled_reason: Option<String>,
     /// Until when the secret replaced by the last rotation is still accepted
     /// (deliveries are signed with both); null outside a grace period.
-    pub previous_secret_expires_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+    pub(crate) previous_secret_expires_at: Option<DateTime<Utc>>,
+    pub(crate) created_at: DateTime<Utc>,
+    pub(crate) updated_at: DateTime<Utc>,
 }
 
 impl From<Webhook> for WebhookView {
@@ -73,18 +73,18 @@ impl From<Webhook> for WebhookView {
 /// A webhook with its secret: the answer to creation and rotation, the only
 /// times the secret is shown.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct WebhookWithSecret {
+pub(crate) struct WebhookWithSecret {
     #[serde(flatten)]
-    pub webhook: WebhookView,
+    pub(crate) webhook: WebhookView,
     /// Receivers verify signatures with it; store it now.
-    pub secret: String,
+    pub(crate) secret: String,
 }
 
 /// `POST /webhooks`. Every field is optional here so that a missing one is
 /// reported by validation, naming it.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CreateWebhook {
+pub(crate) struct CreateWebhook {
     /// Required: 1 to 200 characters.
     name: Option<String>,
     /// Required: an absolute http(s) URL.
@@ -109,7 +109,7 @@ pub struct CreateWebhook {
 /// `timeout_ms` and `template` (other fields cannot be null).
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
-pub struct UpdateWebhook {
+pub(crate) struct UpdateWebhook {
     #[schema(value_type = Option<String>)]
     name: Nullable<String>,
     #[schema(value_type = Option<String>)]
@@ -215,7 +215,7 @@ impl UpdateWebhook {
 
 /// The `{id}` of a webhook route. An id that is not a number cannot name a
 /// webhook, so it answers 404 like any other unknown id.
-pub struct WebhookId(pub i64);
+pub(crate) struct WebhookId(pub i64);
 
 impl<S: Send + Sync> FromRequestParts<S> for WebhookId {
     type Rejection = ApiError;
@@ -231,7 +231,7 @@ impl<S: Send + Sync> FromRequestParts<S> for WebhookId {
 }
 
 /// `GET /webhooks` query: `user_id` filters (within what the caller may see).
-pub struct ListFilter {
+pub(crate) struct ListFilter {
     user_id: Option<i64>,
 }
 
@@ -259,7 +259,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ListFilter {
         (status = 422, description = "A bad query parameter", body = ErrorBody),
     )
 )]
-pub async fn list_webhooks(
+pub(crate) async fn list_webhooks(
     State(state): State<ApiState>,
     user: CurrentUser,
     filter: ListFilter,
@@ -286,7 +286,7 @@ pub async fn list_webhooks(
         (status = 422, description = "An invalid field, named in `field`", body = ErrorBody),
     )
 )]
-pub async fn create_webhook(
+pub(crate) async fn create_webhook(
     State(state): State<ApiState>,
     user: CurrentUser,
     ApiJson(body): ApiJson<CreateWebhook>,
@@ -324,7 +324,7 @@ pub async fn create_webhook(
         (status = 404, description = "No such webhook, or another user's", body = ErrorBody),
     )
 )]
-pub async fn show_webhook(
+pub(crate) async fn show_webhook(
     State(state): State<ApiState>,
     user: CurrentUser,
     WebhookId(id): WebhookId,
@@ -350,7 +350,7 @@ pub async fn show_webhook(
         (status = 422, description = "An invalid field, named in `field`", body = ErrorBody),
     )
 )]
-pub async fn update_webhook(
+pub(crate) async fn update_webhook(
     State(state): State<ApiState>,
     user: CurrentUser,
     WebhookId(id): WebhookId,
@@ -380,7 +380,7 @@ pub async fn update_webhook(
         (status = 404, body = ErrorBody),
     )
 )]
-pub async fn delete_webhook(
+pub(crate) async fn delete_webhook(
     State(state): State<ApiState>,
     user: CurrentUser,
     WebhookId(id): WebhookId,
@@ -404,7 +404,7 @@ pub async fn delete_webhook(
         (status = 404, body = ErrorBody),
     )
 )]
-pub async fn toggle_webhook(
+pub(crate) async fn toggle_webhook(
     State(state): State<ApiState>,
     user: CurrentUser,
     WebhookId(id): WebhookId,
