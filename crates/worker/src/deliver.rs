@@ -3,6 +3,7 @@
 //! `Err`: failures are normal and are classified here, in one place.
 
 use std::error::Error as _;
+use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -35,8 +36,9 @@ pub struct Target {
     pub(crate) timeout: Duration,
 }
 
-/// A webhook's stored delivery settings, as its row holds them.
-#[derive(Debug, Clone, Copy)]
+/// A webhook's stored delivery settings, as its row holds them. Its `Debug`
+/// hides the secrets.
+#[derive(Clone, Copy)]
 pub struct TargetRow<'a> {
     pub url: &'a str,
     pub secret: &'a str,
@@ -44,6 +46,22 @@ pub struct TargetRow<'a> {
     pub headers: &'a serde_json::Value,
     pub template: Option<&'a str>,
     pub timeout_ms: Option<i32>,
+}
+
+impl fmt::Debug for TargetRow<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TargetRow")
+            .field("url", &self.url)
+            .field("secret", &format_args!("[redacted]"))
+            .field(
+                "previous_secret",
+                &self.previous_secret.map(|_| format_args!("[redacted]")),
+            )
+            .field("headers", &self.headers)
+            .field("template", &self.template)
+            .field("timeout_ms", &self.timeout_ms)
+            .finish()
+    }
 }
 
 impl Target {
@@ -414,6 +432,23 @@ mod tests {
             timeout_ms: None,
         };
         Target::from_row(row, Duration::from_secs(10)).unwrap()
+    }
+
+    #[test]
+    fn debug_output_never_shows_a_secret() {
+        let row = TargetRow {
+            url: "https://example.com/hook",
+            secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            previous_secret: Some("whsec_previous_secret_value"),
+            headers: &serde_json::Value::Null,
+            template: None,
+            timeout_ms: None,
+        };
+        let target = Target::from_row(row, Duration::from_secs(10)).unwrap();
+        for shown in [format!("{row:?}"), format!("{target:?}")] {
+            assert!(!shown.contains("whsec_"), "{shown}");
+            assert!(shown.contains("example.com"), "{shown}");
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! 404 exactly like a missing one, so ids reveal nothing.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
@@ -71,8 +72,8 @@ impl From<Webhook> for WebhookView {
 }
 
 /// A webhook with its secret: the answer to creation and rotation, the only
-/// times the secret is shown.
-#[derive(Debug, Serialize, ToSchema)]
+/// times the secret is shown (never by `Debug`).
+#[derive(Serialize, ToSchema)]
 pub(crate) struct WebhookWithSecret {
     #[serde(flatten)]
     pub(crate) webhook: WebhookView,
@@ -81,8 +82,8 @@ pub(crate) struct WebhookWithSecret {
 }
 
 /// `POST /webhooks`. Every field is optional here so that a missing one is
-/// reported by validation, naming it.
-#[derive(Debug, Deserialize, ToSchema)]
+/// reported by validation, naming it. `Debug` hides the secret.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateWebhook {
     /// Required: 1 to 200 characters.
@@ -106,8 +107,9 @@ pub(crate) struct CreateWebhook {
 }
 
 /// `PATCH /webhooks/{id}`: absent fields stay as they are; `null` clears
-/// `timeout_ms` and `template` (other fields cannot be null).
-#[derive(Debug, Default, Deserialize, ToSchema)]
+/// `timeout_ms` and `template` (other fields cannot be null). `Debug` hides
+/// the secret.
+#[derive(Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct UpdateWebhook {
     #[schema(value_type = Option<String>)]
@@ -128,6 +130,60 @@ pub(crate) struct UpdateWebhook {
     headers: Nullable<BTreeMap<String, String>>,
     #[schema(value_type = Option<String>)]
     template: Nullable<String>,
+}
+
+/// What `Debug` shows of a secret: whether there is one, never its text.
+pub(crate) struct Redacted;
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl fmt::Debug for WebhookWithSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookWithSecret")
+            .field("webhook", &self.webhook)
+            .field("secret", &Redacted)
+            .finish()
+    }
+}
+
+impl fmt::Debug for CreateWebhook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CreateWebhook")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("events", &self.events)
+            .field("secret", &self.secret.as_ref().map(|_| Redacted))
+            .field("is_active", &self.is_active)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("headers", &self.headers)
+            .field("template", &self.template)
+            .field("user_id", &self.user_id)
+            .finish()
+    }
+}
+
+impl fmt::Debug for UpdateWebhook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secret = match &self.secret {
+            Nullable::Absent => Nullable::Absent,
+            Nullable::Null => Nullable::Null,
+            Nullable::Value(_) => Nullable::Value(Redacted),
+        };
+        f.debug_struct("UpdateWebhook")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("events", &self.events)
+            .field("secret", &secret)
+            .field("is_active", &self.is_active)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("headers", &self.headers)
+            .field("template", &self.template)
+            .finish()
+    }
 }
 
 fn required<T>(value: Option<T>, field: &str) -> Result<T, ApiError> {
@@ -418,4 +474,57 @@ pub(crate) async fn toggle_webhook(
         "webhook toggled"
     );
     Ok(Json(webhook.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+    #[test]
+    fn debug_output_never_shows_a_secret() {
+        let create: CreateWebhook = serde_json::from_value(serde_json::json!({
+            "name": "crm",
+            "url": "https://example.com/hook",
+            "events": ["task.created"],
+            "secret": SECRET,
+        }))
+        .unwrap();
+        let update: UpdateWebhook =
+            serde_json::from_value(serde_json::json!({ "secret": SECRET })).unwrap();
+        let rotate: super::super::secrets::RotateSecret =
+            serde_json::from_value(serde_json::json!({ "secret": SECRET })).unwrap();
+        let now = Utc::now();
+        let shown_once = WebhookWithSecret {
+            webhook: WebhookView {
+                id: 1,
+                user_id: 1,
+                name: "crm".to_owned(),
+                url: "https://example.com/hook".to_owned(),
+                events: vec!["task.created".to_owned()],
+                is_active: true,
+                timeout_ms: None,
+                headers: BTreeMap::new(),
+                template: None,
+                disabled_reason: None,
+                previous_secret_expires_at: None,
+                created_at: now,
+                updated_at: now,
+            },
+            secret: SECRET.to_owned(),
+        };
+        for shown in [
+            format!("{create:?}"),
+            format!("{update:?}"),
+            format!("{rotate:?}"),
+            format!("{shown_once:?}"),
+        ] {
+            assert!(!shown.contains(SECRET), "{shown}");
+            assert!(shown.contains("[redacted]"), "{shown}");
+        }
+        // The secret is still what creation answers with.
+        let body = serde_json::to_value(&shown_once).unwrap();
+        assert_eq!(body["secret"], SECRET);
+    }
 }
