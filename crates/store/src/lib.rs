@@ -2,6 +2,7 @@
 //! module per table family. It knows nothing of the pipeline or the HTTP
 //! side above it.
 
+pub mod backlog;
 pub mod dedicated;
 pub mod deliveries;
 pub mod delivery_admin;
@@ -10,6 +11,7 @@ pub mod handback;
 pub mod logs;
 pub mod notify;
 pub mod page;
+pub mod retention;
 pub mod stats;
 pub mod test_deliveries;
 pub mod ui_sessions;

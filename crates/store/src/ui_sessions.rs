@@ -120,7 +120,7 @@ pub async fn delete_session(pool: &PgPool, session_hash: &[u8]) -> Result<bool, 
 
 /// Deletes up to `batch` expired sessions; returns how many. Called at each
 /// sign-in, so a busy UI's table stays small between retention passes (which
-/// delete the rest with [`delete_expired`]); a small batch keeps the sign-in
+/// delete the rest with `delete_expired`); a small batch keeps the sign-in
 /// fast whatever has piled up.
 pub async fn delete_expired_sessions(pool: &PgPool, batch: i64) -> Result<u64, StorageError> {
     let done = delete_expired(batch).execute(pool).await?;
@@ -128,7 +128,7 @@ pub async fn delete_expired_sessions(pool: &PgPool, batch: i64) -> Result<u64, S
 }
 
 /// The statement deleting up to `batch` expired sessions.
-pub fn delete_expired(batch: i64) -> Query<'static, Postgres, PgArguments> {
+pub(crate) fn delete_expired(batch: i64) -> Query<'static, Postgres, PgArguments> {
     sqlx::query(
         "DELETE FROM ui_sessions WHERE id IN (
              SELECT id FROM ui_sessions WHERE expires_at <= now() LIMIT $1

@@ -11,6 +11,7 @@ use secrecy::SecretString;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
+use webhookd_store::backlog;
 
 use crate::broker::connect;
 use crate::metrics::events::{BacklogSampled, PoolSampled, QueueSampled};
@@ -71,14 +72,7 @@ impl Sampler {
     }
 
     async fn sample_backlog(&self) -> Result<(), sqlx::Error> {
-        // Cheap while the backlog is: only pending rows are read, through the
-        // partial index `deliveries_due` (WHERE status = 'pending').
-        let (pending, oldest): (i64, Option<f64>) = sqlx::query_as(
-            "SELECT count(*), EXTRACT(EPOCH FROM now() - min(created_at))::float8
-             FROM deliveries WHERE status = 'pending'",
-        )
-        .fetch_one(&self.pool)
-        .await?;
+        let (pending, oldest) = backlog::sample_backlog(&self.pool).await?;
         BacklogSampled {
             pending,
             oldest_secs: oldest,
