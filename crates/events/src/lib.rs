@@ -6,13 +6,13 @@
 //! Pure code: no I/O, so every rule here is unit-tested exhaustively and shared
 //! by the producer, the daemon and the admin API.
 
-pub mod catalogue;
+pub(crate) mod catalogue;
 pub mod delivery;
-pub mod message;
-pub mod pattern;
-pub mod presets;
-pub mod retry;
-pub mod template;
+pub(crate) mod message;
+pub(crate) mod pattern;
+pub(crate) mod presets;
+pub(crate) mod retry;
+pub(crate) mod template;
 
 pub use catalogue::{find_event, EventSpec, CATALOGUE, TEST_EVENT};
 pub use delivery::NewEvent;

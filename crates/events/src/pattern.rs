@@ -42,7 +42,8 @@ impl EventPattern {
     }
 
     /// Whether an event with this name is delivered to a subscription on this pattern.
-    pub fn matches(&self, event: &str) -> bool {
+    #[cfg(test)]
+    fn matches(&self, event: &str) -> bool {
         match self.0.strip_suffix(".*") {
             _ if self.0 == "*" => true,
             Some(entity) => entity_of(event) == entity,

@@ -174,7 +174,7 @@ const SAMPLE_DATA: &[(&str, &str)] = &[
 
 /// Sample `data` for a catalogue event, for previews; `None` for an event
 /// without one (a test makes sure every catalogue event has one).
-pub fn sample_data(event: &str) -> Option<Value> {
+pub(crate) fn sample_data(event: &str) -> Option<Value> {
     let (_, text) = SAMPLE_DATA.iter().find(|(name, _)| *name == event)?;
     serde_json::from_str(text).ok()
 }

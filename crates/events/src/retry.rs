@@ -37,7 +37,7 @@ pub enum RetryDecision {
 impl RetryPolicy {
     /// The exponential cap for the delay after attempt number `attempt` (1-based):
     /// `initial * 2^(attempt-1)`, at most `max_backoff`.
-    pub fn cap(&self, attempt: u32) -> Duration {
+    pub(crate) fn cap(&self, attempt: u32) -> Duration {
         let doublings = attempt.saturating_sub(1).min(63);
         let factor = 1u64 << doublings;
         let initial_ms = u64::try_from(self.initial_backoff.as_millis()).unwrap_or(u64::MAX);
@@ -50,7 +50,7 @@ impl RetryPolicy {
     /// `sample` is a uniform random number in `[0, 1)`. `retry_after` is the
     /// receiver's `Retry-After` (429/503): honoured, but clamped to
     /// `max_backoff` so a receiver cannot park a delivery for days.
-    pub fn after_failure(
+    pub(crate) fn after_failure(
         &self,
         attempt: u32,
         sample: f64,

@@ -9,7 +9,7 @@ use lapin::uri::AMQPUri;
 /// lapin keeps 32 frames of buffer each way per connection, zero-filled, so
 /// RabbitMQ's default of 128 KiB costs 8 MiB of memory per connection; 16 KiB
 /// costs 1 MiB. Events are a few KiB; a larger message just takes more frames.
-pub const DEFAULT_FRAME_MAX: u32 = 16 * 1024;
+pub(crate) const DEFAULT_FRAME_MAX: u32 = 16 * 1024;
 
 /// What replaces the password wherever a URL is shown.
 const MASK: &str = "***";
@@ -70,7 +70,7 @@ impl fmt::Debug for BrokerUrl {
 
 /// Masks the password of `scheme://user:password@host/...`, keeping the rest
 /// as written. Works on text that does not parse, for error messages.
-pub fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };

@@ -32,46 +32,46 @@ pub struct TaskCreated {
 /// A task was changed; `changed_fields` names what changed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TaskUpdated {
-    pub task_id: i64,
-    pub title: String,
-    pub status: String,
-    pub priority: String,
+    pub(crate) task_id: i64,
+    pub(crate) title: String,
+    pub(crate) status: String,
+    pub(crate) priority: String,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub changed_fields: Vec<String>,
+    pub(crate) changed_fields: Vec<String>,
     #[serde(serialize_with = "rfc3339")]
-    pub updated_at: DateTime<Utc>,
+    pub(crate) updated_at: DateTime<Utc>,
 }
 
 /// A task was completed.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TaskCompleted {
-    pub task_id: i64,
-    pub title: String,
+    pub(crate) task_id: i64,
+    pub(crate) title: String,
     #[serde(serialize_with = "rfc3339")]
-    pub completed_at: DateTime<Utc>,
+    pub(crate) completed_at: DateTime<Utc>,
 }
 
 /// A task was deleted.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TaskDeleted {
-    pub task_id: i64,
-    pub title: String,
+    pub(crate) task_id: i64,
+    pub(crate) title: String,
     #[serde(serialize_with = "rfc3339")]
-    pub deleted_at: DateTime<Utc>,
+    pub(crate) deleted_at: DateTime<Utc>,
 }
 
 /// A deal was created.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DealCreated {
-    pub deal_id: i64,
-    pub name: String,
+    pub(crate) deal_id: i64,
+    pub(crate) name: String,
     #[serde(serialize_with = "amount")]
-    pub amount: f64,
-    pub client: String,
+    pub(crate) amount: f64,
+    pub(crate) client: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub stage: Option<String>,
+    pub(crate) stage: Option<String>,
     #[serde(serialize_with = "rfc3339")]
-    pub created_at: DateTime<Utc>,
+    pub(crate) created_at: DateTime<Utc>,
 }
 
 /// A deal was won.
@@ -89,51 +89,51 @@ pub struct DealWon {
 /// A deal was lost, with the reason when the CRM recorded one.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DealLost {
-    pub deal_id: i64,
-    pub name: String,
+    pub(crate) deal_id: i64,
+    pub(crate) name: String,
     #[serde(serialize_with = "amount")]
-    pub amount: f64,
-    pub client: String,
+    pub(crate) amount: f64,
+    pub(crate) client: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub reason: Option<String>,
+    pub(crate) reason: Option<String>,
     #[serde(serialize_with = "rfc3339")]
-    pub lost_at: DateTime<Utc>,
+    pub(crate) lost_at: DateTime<Utc>,
 }
 
 /// A client was created.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ClientCreated {
-    pub client_id: i64,
-    pub name: String,
+    pub(crate) client_id: i64,
+    pub(crate) name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub email: Option<String>,
+    pub(crate) email: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub phone: Option<String>,
+    pub(crate) phone: Option<String>,
     #[serde(serialize_with = "rfc3339")]
-    pub created_at: DateTime<Utc>,
+    pub(crate) created_at: DateTime<Utc>,
 }
 
 /// A comment was added to a task, a deal or a client (whichever id is set).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CommentAdded {
-    pub comment_id: i64,
-    pub text: String,
+    pub(crate) comment_id: i64,
+    pub(crate) text: String,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub author: Option<String>,
+    pub(crate) author: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub task_id: Option<i64>,
+    pub(crate) task_id: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub deal_id: Option<i64>,
+    pub(crate) deal_id: Option<i64>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub client_id: Option<i64>,
+    pub(crate) client_id: Option<i64>,
     #[serde(serialize_with = "rfc3339")]
-    pub created_at: DateTime<Utc>,
+    pub(crate) created_at: DateTime<Utc>,
 }
 
 /// A test delivery (normally sent by the daemon itself).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct WebhookTest {
-    pub message: String,
+    pub(crate) message: String,
 }
 
 /// Event data that knows its catalogue name. Sealed: implemented only for the
@@ -186,7 +186,7 @@ event_data! {
 
 impl Event {
     /// A message for any typed event, stamped now, with a new id.
-    pub fn from_data<D: EventData>(data: D) -> EventMessage {
+    pub(crate) fn from_data<D: EventData>(data: D) -> EventMessage {
         // Infallible for the sealed set: plain structs with string keys; the
         // tests below serialise every one of them.
         let data = serde_json::to_value(&data).expect("event data serialises to a JSON object");

@@ -53,14 +53,14 @@
 //! imports through [`Publisher::publish_many`], which keeps up to
 //! [`PublisherOptions::max_in_flight`] messages awaiting their confirm.
 
-pub mod broker_url;
+pub(crate) mod broker_url;
 mod error;
 pub mod event;
 mod link;
 pub mod ndjson;
 mod options;
 mod pipeline;
-pub mod publisher;
+pub(crate) mod publisher;
 pub mod topology;
 
 pub use broker_url::{BrokerUrl, InvalidBrokerUrl};

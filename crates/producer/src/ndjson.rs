@@ -11,8 +11,8 @@ use webhookd_events::{EventMessage, MessageError, ParsedMessage};
 /// A line that is not a valid event. Lines count from 1.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LineError {
-    pub line: usize,
-    pub error: MessageError,
+    pub(crate) line: usize,
+    pub(crate) error: MessageError,
 }
 
 impl fmt::Display for LineError {
@@ -35,7 +35,8 @@ impl std::error::Error for LineError {}
 /// Parses every line; blank lines are skipped. Either all events, or every
 /// invalid line, so a file is published entirely or not at all. Messages
 /// without `id` get a new one, without `timestamp` get `now`.
-pub fn parse_ndjson(text: &str, now: i64) -> Result<Vec<EventMessage>, Vec<LineError>> {
+#[cfg(test)]
+fn parse_ndjson(text: &str, now: i64) -> Result<Vec<EventMessage>, Vec<LineError>> {
     let mut messages = Vec::new();
     let mut errors = Vec::new();
     for parsed in ndjson_events(text, now) {
@@ -51,7 +52,7 @@ pub fn parse_ndjson(text: &str, now: i64) -> Result<Vec<EventMessage>, Vec<LineE
     }
 }
 
-/// Like [`parse_ndjson`] without keeping the events: their number, or every
+/// Like `parse_ndjson` (tests only) without keeping the events: their number, or every
 /// invalid line. A large file is checked whole, then published in chunks
 /// parsed again from [`ndjson_events`], so memory does not grow with it.
 ///

@@ -71,10 +71,6 @@ impl Publisher {
         })
     }
 
-    pub fn topology(&self) -> &Topology {
-        self.link.topology()
-    }
-
     /// How many times the connection was re-established since `connect`.
     pub fn reconnect_count(&self) -> u64 {
         self.link.reconnect_count()

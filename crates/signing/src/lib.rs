@@ -97,7 +97,7 @@ pub const STANDARD_SIGNATURE_HEADER: &str = "webhook-signature";
 pub const DEFAULT_TOLERANCE_SECS: i64 = 5 * 60;
 
 /// Prefix of generated secrets and of secrets whose Standard Webhooks key is base64-encoded.
-pub const SECRET_PREFIX: &str = "whsec_";
+pub(crate) const SECRET_PREFIX: &str = "whsec_";
 
 const SEED_PREFIX: &str = "sha256=";
 const STANDARD_VERSION: &str = "v1";

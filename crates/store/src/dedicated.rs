@@ -27,7 +27,7 @@ const FIRST_PAUSE: Duration = Duration::from_millis(100);
 const MAX_PAUSE: Duration = Duration::from_secs(5);
 
 /// See [`DedicatedConnection::until_done`].
-pub type Outlives<'c, 'a> = PhantomData<&'c &'a ()>;
+pub(crate) type Outlives<'c, 'a> = PhantomData<&'c &'a ()>;
 
 pub struct DedicatedConnection {
     pool: PgPool,

@@ -22,13 +22,13 @@ pub enum DeliveryStatus {
 }
 
 impl DeliveryStatus {
-    pub const ALL: [DeliveryStatus; 3] = [
+    pub(crate) const ALL: [DeliveryStatus; 3] = [
         DeliveryStatus::Pending,
         DeliveryStatus::Succeeded,
         DeliveryStatus::Failed,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             DeliveryStatus::Pending => "pending",
             DeliveryStatus::Succeeded => "succeeded",

@@ -2,6 +2,7 @@
 //! module per table family. It knows nothing of the pipeline or the HTTP
 //! side above it.
 
+pub mod backlog;
 pub mod dedicated;
 pub mod deliveries;
 pub mod delivery_admin;
@@ -10,6 +11,7 @@ pub mod handback;
 pub mod logs;
 pub mod notify;
 pub mod page;
+pub mod retention;
 pub mod stats;
 pub mod test_deliveries;
 pub mod ui_sessions;
@@ -23,7 +25,7 @@ use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{ConnectOptions, Connection, PgPool};
 
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
+pub(crate) static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../../migrations");
 
 // The wrapped errors are shown in the message and deliberately not exposed as
 // `source()`: error reporters print the chain, and the cause would appear twice.

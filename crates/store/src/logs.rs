@@ -27,7 +27,7 @@ pub struct LogFilter {
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct LogEntry {
     pub id: i64,
-    pub webhook_id: i64,
+    pub(crate) webhook_id: i64,
     pub delivery_id: Uuid,
     pub event: String,
     pub attempt: i32,

@@ -25,7 +25,7 @@ pub struct Page<T, K> {
 impl<T, K> Page<T, K> {
     /// Builds a page from up to `limit + 1` rows fetched in order: the extra
     /// row only tells that there is a next page.
-    pub fn from_rows(mut rows: Vec<T>, limit: usize, key: impl Fn(&T) -> After<K>) -> Self {
+    pub(crate) fn from_rows(mut rows: Vec<T>, limit: usize, key: impl Fn(&T) -> After<K>) -> Self {
         let more = rows.len() > limit;
         rows.truncate(limit);
         let next = if more { rows.last().map(key) } else { None };

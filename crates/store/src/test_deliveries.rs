@@ -2,6 +2,8 @@
 //! webhook's delivery settings, and the record of the one attempt, written
 //! like a real delivery's so it shows in the logs and the statistics.
 
+use std::fmt;
+
 use sqlx::types::Json;
 use sqlx::PgPool;
 use uuid::Uuid;
@@ -9,10 +11,10 @@ use uuid::Uuid;
 use crate::webhooks::Scope;
 use crate::StorageError;
 
-/// What a delivery to one webhook needs, secrets included.
-#[derive(Debug, Clone, sqlx::FromRow)]
+/// What a delivery to one webhook needs, secrets included (its `Debug`
+/// hides them).
+#[derive(Clone, sqlx::FromRow)]
 pub struct DeliveryTarget {
-    pub webhook_id: i64,
     pub user_id: i64,
     pub url: String,
     pub secret: String,
@@ -23,6 +25,26 @@ pub struct DeliveryTarget {
     pub timeout_ms: Option<i32>,
 }
 
+impl fmt::Debug for DeliveryTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DeliveryTarget")
+            .field("user_id", &self.user_id)
+            .field("url", &self.url)
+            .field("secret", &format_args!("[redacted]"))
+            .field(
+                "previous_secret",
+                &self
+                    .previous_secret
+                    .as_ref()
+                    .map(|_| format_args!("[redacted]")),
+            )
+            .field("headers", &self.headers)
+            .field("template", &self.template)
+            .field("timeout_ms", &self.timeout_ms)
+            .finish()
+    }
+}
+
 /// The delivery settings of a webhook in scope.
 pub async fn find_delivery_target(
     pool: &PgPool,
@@ -30,7 +52,7 @@ pub async fn find_delivery_target(
     webhook_id: i64,
 ) -> Result<Option<DeliveryTarget>, StorageError> {
     let row = sqlx::query_as::<_, DeliveryTarget>(
-        "SELECT id AS webhook_id, user_id, url, secret,
+        "SELECT user_id, url, secret,
                 CASE WHEN previous_secret_expires_at > now() THEN previous_secret END
                     AS previous_secret,
                 headers, template, timeout_ms
@@ -132,4 +154,25 @@ pub async fn record_test_delivery(
     .await?;
     tx.commit().await?;
     Ok(log_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_a_secret() {
+        let target = DeliveryTarget {
+            user_id: 1,
+            url: "https://example.com/hook".to_owned(),
+            secret: "whsec_current_MfKQ9r8GKYqrTwjUPD8".to_owned(),
+            previous_secret: Some("whsec_previous_ILPZIo2LaLaSw".to_owned()),
+            headers: Json(serde_json::json!({})),
+            template: None,
+            timeout_ms: None,
+        };
+        let shown = format!("{target:?}");
+        assert!(!shown.contains("whsec_"), "{shown}");
+        assert!(shown.contains("https://example.com/hook"), "{shown}");
+    }
 }

@@ -5,6 +5,7 @@
 //! token. A session is valid until `expires_at` and while its API token is not
 //! revoked, so `webhookd users revoke|rotate` signs browsers out as well.
 
+use std::fmt;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -15,13 +16,23 @@ use sqlx::{PgPool, Postgres};
 use crate::users::{hash_token, User};
 use crate::StorageError;
 
-/// A live session and its user.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A live session and its user. Its `Debug` hides the CSRF token.
+#[derive(Clone, PartialEq, Eq)]
 pub struct UiSession {
     pub user: User,
     /// Compared with the `_csrf` field of every form the session posts.
     pub csrf_token: String,
-    pub expires_at: DateTime<Utc>,
+    pub(crate) expires_at: DateTime<Utc>,
+}
+
+impl fmt::Debug for UiSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UiSession")
+            .field("user", &self.user)
+            .field("csrf_token", &format_args!("[redacted]"))
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
 }
 
 #[derive(sqlx::FromRow)]
@@ -109,7 +120,7 @@ pub async fn delete_session(pool: &PgPool, session_hash: &[u8]) -> Result<bool, 
 
 /// Deletes up to `batch` expired sessions; returns how many. Called at each
 /// sign-in, so a busy UI's table stays small between retention passes (which
-/// delete the rest with [`delete_expired`]); a small batch keeps the sign-in
+/// delete the rest with `delete_expired`); a small batch keeps the sign-in
 /// fast whatever has piled up.
 pub async fn delete_expired_sessions(pool: &PgPool, batch: i64) -> Result<u64, StorageError> {
     let done = delete_expired(batch).execute(pool).await?;
@@ -117,11 +128,33 @@ pub async fn delete_expired_sessions(pool: &PgPool, batch: i64) -> Result<u64, S
 }
 
 /// The statement deleting up to `batch` expired sessions.
-pub fn delete_expired(batch: i64) -> Query<'static, Postgres, PgArguments> {
+pub(crate) fn delete_expired(batch: i64) -> Query<'static, Postgres, PgArguments> {
     sqlx::query(
         "DELETE FROM ui_sessions WHERE id IN (
              SELECT id FROM ui_sessions WHERE expires_at <= now() LIMIT $1
          )",
     )
     .bind(batch)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_never_shows_the_csrf_token() {
+        let session = UiSession {
+            user: User {
+                id: 1,
+                name: "ada".to_owned(),
+                is_admin: false,
+                created_at: Utc::now(),
+            },
+            csrf_token: "csrf-Zx8wQ2pLk7".to_owned(),
+            expires_at: Utc::now(),
+        };
+        let shown = format!("{session:?}");
+        assert!(!shown.contains("csrf-Zx8wQ2pLk7"), "{shown}");
+        assert!(shown.contains("ada"), "{shown}");
+    }
 }

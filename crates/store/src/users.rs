@@ -15,7 +15,7 @@ use crate::StorageError;
 
 /// Every API token starts with this, so a leaked one is recognisable by
 /// secret scanners and in support tickets.
-pub const TOKEN_PREFIX: &str = "whk_";
+pub(crate) const TOKEN_PREFIX: &str = "whk_";
 
 const TOKEN_BYTES: usize = 32;
 /// The length of `TOKEN_PREFIX` plus 32 bytes in unpadded base64 (43 chars).
@@ -27,7 +27,7 @@ pub struct User {
     pub id: i64,
     pub name: String,
     pub is_admin: bool,
-    pub created_at: DateTime<Utc>,
+    pub(crate) created_at: DateTime<Utc>,
 }
 
 /// A row of `webhookd users list`.

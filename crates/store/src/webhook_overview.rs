@@ -16,13 +16,13 @@ pub const SUCCESS_RATE_DAYS: i32 = 7;
 /// [`SUCCESS_RATE_DAYS`] days.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct WebhookOverview {
-    pub webhook_id: i64,
+    pub(crate) webhook_id: i64,
     /// `pending`, `succeeded` or `failed`; `None` before the first delivery.
     pub last_status: Option<String>,
     pub last_status_code: Option<i32>,
     pub last_delivery_at: Option<DateTime<Utc>>,
     pub attempts: i64,
-    pub successes: i64,
+    pub(crate) successes: i64,
 }
 
 impl WebhookOverview {

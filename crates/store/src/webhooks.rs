@@ -5,6 +5,7 @@
 //! The secret is never read back here; only the delivery path loads it.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
@@ -23,7 +24,7 @@ pub enum Scope {
 
 impl Scope {
     /// The `user_id` to filter on, NULL meaning everyone.
-    pub fn owner(self) -> Option<i64> {
+    pub(crate) fn owner(self) -> Option<i64> {
         match self {
             Scope::User(id) => Some(id),
             Scope::All => None,
@@ -53,8 +54,8 @@ pub struct Webhook {
     pub updated_at: DateTime<Utc>,
 }
 
-/// A validated webhook to insert.
-#[derive(Debug, Clone)]
+/// A validated webhook to insert. Its `Debug` hides the secret.
+#[derive(Clone)]
 pub struct NewWebhook {
     pub user_id: i64,
     pub name: String,
@@ -68,8 +69,8 @@ pub struct NewWebhook {
 }
 
 /// A validated partial update: `None` leaves a column as it is; for nullable
-/// columns `Some(None)` clears it.
-#[derive(Debug, Clone, Default)]
+/// columns `Some(None)` clears it. Its `Debug` hides the secret.
+#[derive(Clone, Default)]
 pub struct WebhookChanges {
     pub name: Option<String>,
     pub url: Option<String>,
@@ -79,6 +80,40 @@ pub struct WebhookChanges {
     pub timeout_ms: Option<Option<i32>>,
     pub headers: Option<BTreeMap<String, String>>,
     pub template: Option<Option<String>>,
+}
+
+impl fmt::Debug for NewWebhook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewWebhook")
+            .field("user_id", &self.user_id)
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("events", &self.events)
+            .field("secret", &format_args!("[redacted]"))
+            .field("is_active", &self.is_active)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("headers", &self.headers)
+            .field("template", &self.template)
+            .finish()
+    }
+}
+
+impl fmt::Debug for WebhookChanges {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookChanges")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("events", &self.events)
+            .field(
+                "secret",
+                &self.secret.as_ref().map(|_| format_args!("[redacted]")),
+            )
+            .field("is_active", &self.is_active)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("headers", &self.headers)
+            .field("template", &self.template)
+            .finish()
+    }
 }
 
 impl WebhookChanges {
@@ -279,4 +314,35 @@ pub async fn delete_webhook(pool: &PgPool, scope: Scope, id: i64) -> Result<bool
             .execute(pool)
             .await?;
     Ok(done.rows_affected() > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+    #[test]
+    fn debug_output_never_shows_a_secret() {
+        let new = NewWebhook {
+            user_id: 1,
+            name: "crm".to_owned(),
+            url: "https://example.com/hook".to_owned(),
+            events: vec!["task.created".to_owned()],
+            secret: SECRET.to_owned(),
+            is_active: true,
+            timeout_ms: None,
+            headers: BTreeMap::new(),
+            template: None,
+        };
+        let changes = WebhookChanges {
+            secret: Some(SECRET.to_owned()),
+            ..WebhookChanges::default()
+        };
+        for shown in [format!("{new:?}"), format!("{changes:?}")] {
+            assert!(!shown.contains(SECRET), "{shown}");
+            assert!(shown.contains("[redacted]"), "{shown}");
+        }
+        assert!(format!("{new:?}").contains("https://example.com/hook"));
+    }
 }

@@ -112,10 +112,6 @@ impl App {
         self.listener.local_addr().ok()
     }
 
-    pub fn metrics(&self) -> &Metrics {
-        &self.metrics
-    }
-
     pub async fn run_until_stopped(self, cancel: CancellationToken) -> Result<(), AppError> {
         let s = self.settings.clone();
         let broker = BrokerHealth::default();

@@ -14,7 +14,7 @@ use webhookd_events::{Jitter, RetryPolicy};
 pub use webhookd_worker::retention::RetentionSettings;
 
 /// The defaults, compiled in so the binary runs from any directory.
-pub const DEFAULTS: &str = include_str!("../../../config/default.toml");
+pub(crate) const DEFAULTS: &str = include_str!("../../../config/default.toml");
 
 /// Each consumer holds a broker connection, two database connections and a
 /// thread.
@@ -33,11 +33,11 @@ pub enum SettingsError {
 pub struct Settings {
     pub database: DatabaseSettings,
     pub broker: BrokerSettings,
-    pub http: HttpSettings,
+    pub(crate) http: HttpSettings,
     pub delivery: DeliverySettings,
-    pub scheduler: SchedulerSettings,
-    pub retention: RetentionSettings,
-    pub shutdown: ShutdownSettings,
+    pub(crate) scheduler: SchedulerSettings,
+    pub(crate) retention: RetentionSettings,
+    pub(crate) shutdown: ShutdownSettings,
     pub log: LogSettings,
 }
 
@@ -45,7 +45,7 @@ pub struct Settings {
 pub struct DatabaseSettings {
     /// May hold a password: a secret, never printed.
     pub url: SecretString,
-    pub max_connections: u32,
+    pub(crate) max_connections: u32,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -53,78 +53,78 @@ pub struct BrokerSettings {
     pub url: SecretString,
     pub exchange: String,
     pub queue: String,
-    pub prefetch: u16,
+    pub(crate) prefetch: u16,
     /// Consumers per worker process, each on its own thread (`shards.rs`);
     /// 0 means one consumer on the main runtime.
-    pub consumers: usize,
-    pub max_message_bytes: usize,
+    pub(crate) consumers: usize,
+    pub(crate) max_message_bytes: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct HttpSettings {
-    pub listen: SocketAddr,
+pub(crate) struct HttpSettings {
+    pub(crate) listen: SocketAddr,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct DeliverySettings {
-    pub timeout_ms: u64,
-    pub max_attempts: u32,
-    pub initial_backoff_ms: u64,
-    pub max_backoff_ms: u64,
-    pub jitter: Jitter,
+    pub(crate) timeout_ms: u64,
+    pub(crate) max_attempts: u32,
+    pub(crate) initial_backoff_ms: u64,
+    pub(crate) max_backoff_ms: u64,
+    pub(crate) jitter: Jitter,
     pub allow_private_targets: bool,
-    pub concurrency: usize,
-    pub per_endpoint_concurrency: usize,
-    pub max_in_flight: usize,
+    pub(crate) concurrency: usize,
+    pub(crate) per_endpoint_concurrency: usize,
+    pub(crate) max_in_flight: usize,
     /// Deliveries of one webhook waiting in memory for a request slot; more
     /// are handed back to Postgres. 0: never wait.
-    pub per_endpoint_queue: usize,
+    pub(crate) per_endpoint_queue: usize,
     pub max_response_bytes: usize,
     /// Switch off a webhook whose every attempt has failed for this long; 0: never.
-    pub disable_after_failing_secs: u64,
+    pub(crate) disable_after_failing_secs: u64,
     /// How long a new event's first attempts may run before its deliveries
     /// are written (`fanout.rs`); 0: written before any attempt.
-    pub first_attempt_window_ms: u64,
+    pub(crate) first_attempt_window_ms: u64,
 }
 
 impl DeliverySettings {
     /// `delivery.disable_after_failing_secs` as a period; `None` means never.
-    pub fn disable_after_failing(&self) -> Option<Duration> {
+    pub(crate) fn disable_after_failing(&self) -> Option<Duration> {
         (self.disable_after_failing_secs > 0)
             .then(|| Duration::from_secs(self.disable_after_failing_secs))
     }
 
     /// `delivery.first_attempt_window_ms` as a period; `None` means none
     /// (every delivery is written before it is attempted).
-    pub fn first_attempt_window(&self) -> Option<Duration> {
+    pub(crate) fn first_attempt_window(&self) -> Option<Duration> {
         (self.first_attempt_window_ms > 0)
             .then(|| Duration::from_millis(self.first_attempt_window_ms))
     }
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct SchedulerSettings {
-    pub poll_interval_ms: u64,
-    pub batch_size: i64,
-    pub lease_margin_ms: u64,
+pub(crate) struct SchedulerSettings {
+    pub(crate) poll_interval_ms: u64,
+    pub(crate) batch_size: i64,
+    pub(crate) lease_margin_ms: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct ShutdownSettings {
-    pub grace_period_ms: u64,
+pub(crate) struct ShutdownSettings {
+    pub(crate) grace_period_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum LogFormat {
+pub(crate) enum LogFormat {
     Text,
     Json,
 }
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct LogSettings {
-    pub format: LogFormat,
-    pub level: String,
+    pub(crate) format: LogFormat,
+    pub(crate) level: String,
 }
 
 impl From<config::ConfigError> for SettingsError {
@@ -301,7 +301,7 @@ impl Settings {
         }
     }
 
-    pub fn retry_policy(&self) -> RetryPolicy {
+    pub(crate) fn retry_policy(&self) -> RetryPolicy {
         RetryPolicy {
             max_attempts: self.delivery.max_attempts,
             initial_backoff: Duration::from_millis(self.delivery.initial_backoff_ms),

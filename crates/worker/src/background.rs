@@ -18,8 +18,8 @@ use tokio::task::{Id, JoinError, JoinSet};
 #[derive(Debug, thiserror::Error)]
 #[error("{task} stopped on its own ({how})")]
 pub struct TaskEnded {
-    pub task: &'static str,
-    pub how: String,
+    pub(crate) task: &'static str,
+    pub(crate) how: String,
 }
 
 #[derive(Default)]

@@ -20,7 +20,7 @@ pub struct BrokerHealth {
 impl BrokerHealth {
     /// A view for one more session, which counts as down until it watches a
     /// connection.
-    pub fn session(&self) -> BrokerHealth {
+    pub(crate) fn session(&self) -> BrokerHealth {
         let mut sessions = self.lock();
         sessions.push(None);
         BrokerHealth {

@@ -45,38 +45,38 @@ pub(crate) enum Batch {
 
 /// Broker messages of one batch: acking the last (`multiple`) acks them all.
 pub(crate) struct Messages {
-    pub last: Option<Delivery>,
+    pub(crate) last: Option<Delivery>,
     /// Broker messages in the batch, rejected ones included.
-    pub count: usize,
+    pub(crate) count: usize,
 }
 
 /// A batch whose first attempts run: its messages are unacked and nothing of
 /// it is written yet.
 pub(crate) struct OpenBatch {
-    pub messages: Messages,
-    pub events: Vec<NewEvent>,
-    pub deliveries: Vec<Planned>,
-    pub outcomes: mpsc::Receiver<Record>,
-    pub deadline: Instant,
+    pub(crate) messages: Messages,
+    pub(crate) events: Vec<NewEvent>,
+    pub(crate) deliveries: Vec<Planned>,
+    pub(crate) outcomes: mpsc::Receiver<Record>,
+    pub(crate) deadline: Instant,
 }
 
 /// A batch the fan-out wrote before attempting it.
 pub(crate) struct WrittenBatch {
-    pub messages: Messages,
-    pub events: Vec<NewEvent>,
+    pub(crate) messages: Messages,
+    pub(crate) events: Vec<NewEvent>,
     /// Deliveries it wrote (all due for their first attempt).
-    pub deliveries: usize,
+    pub(crate) deliveries: usize,
 }
 
 /// A delivery of an open batch.
 pub(crate) struct Planned {
-    pub delivery_id: Uuid,
-    pub event_id: Uuid,
-    pub webhook_id: i64,
-    pub webhook_failing: bool,
+    pub(crate) delivery_id: Uuid,
+    pub(crate) event_id: Uuid,
+    pub(crate) webhook_id: i64,
+    pub(crate) webhook_failing: bool,
     /// When it is due if written before its attempt ended: its lease, or
     /// now for one not dispatched.
-    pub unfinished_due_in: Duration,
+    pub(crate) unfinished_due_in: Duration,
 }
 
 /// Events taken by a worker's consumers and not committed yet, shared by
@@ -84,7 +84,7 @@ pub(crate) struct Planned {
 /// with its batch, not attempted again, even when another consumer took the
 /// first copy.
 #[derive(Clone, Default)]
-pub struct Uncommitted(Arc<Mutex<HashSet<Uuid>>>);
+pub(crate) struct Uncommitted(Arc<Mutex<HashSet<Uuid>>>);
 
 impl Uncommitted {
     fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<Uuid>> {
@@ -111,13 +111,13 @@ impl Uncommitted {
 
 /// Commits one broker session's batches in order.
 pub(crate) struct BatchWriter {
-    pub recorder: Recorder,
-    pub window: Window,
-    pub acks: Acks,
-    pub uncommitted: Uncommitted,
-    pub metrics: Metrics,
+    pub(crate) recorder: Recorder,
+    pub(crate) window: Window,
+    pub(crate) acks: Acks,
+    pub(crate) uncommitted: Uncommitted,
+    pub(crate) metrics: Metrics,
     /// A batch could not be written: later ones are left unacked too.
-    pub gave_up: bool,
+    pub(crate) gave_up: bool,
 }
 
 impl BatchWriter {

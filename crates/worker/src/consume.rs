@@ -39,7 +39,7 @@ use crate::metrics::Metrics;
 const MAX_RECONNECT_PAUSE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
-pub enum ConsumeError {
+pub(crate) enum ConsumeError {
     #[error("broker: {0}")]
     Broker(#[from] lapin::Error),
     #[error("broker topology: {0}")]
@@ -105,11 +105,6 @@ impl EventConsumer {
             metrics: self.metrics.clone(),
             health: self.health.clone(),
         }
-    }
-
-    /// The broker's prefetch of this consumer.
-    pub fn prefetch(&self) -> u16 {
-        self.settings.prefetch
     }
 
     /// Consumes until `cancel`, reconnecting with backoff whenever the broker

@@ -3,6 +3,7 @@
 //! `Err`: failures are normal and are classified here, in one place.
 
 use std::error::Error as _;
+use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,36 +17,51 @@ use webhookd_signing::Signer;
 
 use crate::target_policy::{check_literal_host, GuardedResolver};
 
-pub const USER_AGENT_VALUE: &str = concat!("webhookd/", env!("CARGO_PKG_VERSION"));
+pub(crate) const USER_AGENT_VALUE: &str = concat!("webhookd/", env!("CARGO_PKG_VERSION"));
 
 /// Where and how one webhook is delivered.
 #[derive(Debug, Clone)]
 pub struct Target {
-    pub webhook_id: i64,
     /// Parsed once per target; an unparsable URL (only a row edited by hand
     /// holds one) fails the attempt with this message.
-    pub url: Result<reqwest::Url, String>,
+    pub(crate) url: Result<reqwest::Url, String>,
     /// The URL's host, lower-cased: the per-host metrics' label.
-    pub host: String,
-    pub signer: Signer,
+    pub(crate) host: String,
+    pub(crate) signer: Signer,
     /// The secret a rotation replaced, while its grace period runs: requests
     /// carry its signatures too, so receivers can switch keys at their pace.
-    pub previous_signer: Option<Signer>,
-    pub headers: Vec<(String, String)>,
-    pub template: Option<Template>,
-    pub timeout: Duration,
+    pub(crate) previous_signer: Option<Signer>,
+    pub(crate) headers: Vec<(String, String)>,
+    pub(crate) template: Option<Template>,
+    pub(crate) timeout: Duration,
 }
 
-/// A webhook's stored delivery settings, as its row holds them.
-#[derive(Debug, Clone, Copy)]
+/// A webhook's stored delivery settings, as its row holds them. Its `Debug`
+/// hides the secrets.
+#[derive(Clone, Copy)]
 pub struct TargetRow<'a> {
-    pub webhook_id: i64,
     pub url: &'a str,
     pub secret: &'a str,
     pub previous_secret: Option<&'a str>,
     pub headers: &'a serde_json::Value,
     pub template: Option<&'a str>,
     pub timeout_ms: Option<i32>,
+}
+
+impl fmt::Debug for TargetRow<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TargetRow")
+            .field("url", &self.url)
+            .field("secret", &format_args!("[redacted]"))
+            .field(
+                "previous_secret",
+                &self.previous_secret.map(|_| format_args!("[redacted]")),
+            )
+            .field("headers", &self.headers)
+            .field("template", &self.template)
+            .field("timeout_ms", &self.timeout_ms)
+            .finish()
+    }
 }
 
 impl Target {
@@ -74,7 +90,6 @@ impl Target {
             .and_then(|u| u.host_str())
             .map_or_else(|| "invalid".to_owned(), str::to_ascii_lowercase);
         Ok(Target {
-            webhook_id: row.webhook_id,
             url,
             host,
             signer: Signer::new(row.secret),
@@ -138,7 +153,7 @@ impl Deliverer {
     /// pool) of its own: a consumer shard's (`shards.rs`), so the tasks of
     /// the connections its attempts open run on the shard's thread, and an
     /// attempt made there never waits for another thread to be woken.
-    pub fn with_own_client(&self) -> Result<Self, reqwest::Error> {
+    pub(crate) fn with_own_client(&self) -> Result<Self, reqwest::Error> {
         Ok(Deliverer {
             client: build_client(self.allow_private)?,
             ..self.clone()
@@ -338,7 +353,7 @@ async fn read_capped(
 }
 
 /// `Retry-After` as delta-seconds or an HTTP date.
-pub fn parse_retry_after(value: Option<&HeaderValue>) -> Option<Duration> {
+pub(crate) fn parse_retry_after(value: Option<&HeaderValue>) -> Option<Duration> {
     let text = value?.to_str().ok()?.trim();
     if let Ok(secs) = text.parse::<u64>() {
         return Some(Duration::from_secs(secs));
@@ -409,7 +424,6 @@ mod tests {
 
     fn target_for(url: &str) -> Target {
         let row = TargetRow {
-            webhook_id: 1,
             url,
             secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
             previous_secret: None,
@@ -418,6 +432,23 @@ mod tests {
             timeout_ms: None,
         };
         Target::from_row(row, Duration::from_secs(10)).unwrap()
+    }
+
+    #[test]
+    fn debug_output_never_shows_a_secret() {
+        let row = TargetRow {
+            url: "https://example.com/hook",
+            secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            previous_secret: Some("whsec_previous_secret_value"),
+            headers: &serde_json::Value::Null,
+            template: None,
+            timeout_ms: None,
+        };
+        let target = Target::from_row(row, Duration::from_secs(10)).unwrap();
+        for shown in [format!("{row:?}"), format!("{target:?}")] {
+            assert!(!shown.contains("whsec_"), "{shown}");
+            assert!(shown.contains("example.com"), "{shown}");
+        }
     }
 
     #[test]

@@ -1,7 +1,9 @@
-//! Runs delivery attempts concurrently within limits: a cap on deliveries held
-//! in memory (backpressure to the consumer and the scheduler), a cap on
-//! requests in flight, and a cap per webhook so one slow endpoint cannot take
-//! every connection.
+//! Runs delivery attempts concurrently: admits each delivery per webhook (a
+//! cap on requests in flight to one webhook, so one slow endpoint cannot take
+//! every connection) and caps the HTTP requests in flight overall. How many
+//! deliveries this process holds is not capped here: that is the in-flight
+//! window's cap (`window.rs`, `delivery.max_in_flight`), which gives the
+//! consumer and the scheduler their backpressure.
 //!
 //! No head-of-line blocking: a delivery whose webhook has every request slot
 //! busy may wait in memory only while that webhook has fewer than
@@ -391,7 +393,6 @@ impl Inner {
 
     fn target(&self, c: &ClaimedDelivery) -> Result<Arc<Target>, String> {
         let row = TargetRow {
-            webhook_id: c.webhook_id,
             url: &c.url,
             secret: c.secret.expose_secret(),
             previous_secret: c.previous_secret.as_ref().map(ExposeSecret::expose_secret),

@@ -30,6 +30,6 @@ pub mod retention;
 pub mod sampler;
 pub mod schedule;
 pub mod shards;
-pub mod target_cache;
+pub(crate) mod target_cache;
 pub mod target_policy;
 pub mod window;

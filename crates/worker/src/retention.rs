@@ -1,20 +1,20 @@
 //! Deletes attempt logs older than `retention.logs_days`, events whose
 //! deliveries are all finished, and expired web UI sessions, in small
 //! batches so the tables stay online. One replica at a time, under a
-//! Postgres advisory lock.
+//! Postgres advisory lock. The statements are the store's
+//! (`webhookd_store::retention`); this module runs them every
+//! `retention.interval_secs` and counts what they deleted.
 
 use std::time::Duration;
 
 use serde::Deserialize;
-use sqlx::postgres::PgArguments;
-use sqlx::query::Query;
-use sqlx::{PgPool, Postgres};
+use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::warn;
 
 use crate::metrics::events;
 use crate::metrics::Metrics;
-use webhookd_store::ui_sessions;
+use webhookd_store::retention;
 
 /// The `[retention]` settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -72,68 +72,14 @@ pub async fn purge_once(
     pool: &PgPool,
     settings: &RetentionSettings,
 ) -> Result<Purged, sqlx::Error> {
-    let mut conn = pool.acquire().await?;
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
-        .bind(LOCK_KEY)
-        .fetch_one(&mut *conn)
-        .await?;
-    if !locked {
-        return Ok(Purged::default());
-    }
-    let days = i32::try_from(settings.logs_days).unwrap_or(i32::MAX);
-    let batch = settings.batch_size;
-    let result = async {
-        let logs = delete_in_batches(&mut conn, batch, |limit| {
-            sqlx::query(
-                "DELETE FROM webhook_logs WHERE id IN (
-                     SELECT id FROM webhook_logs
-                     WHERE created_at < now() - make_interval(days => $1) LIMIT $2)",
-            )
-            .bind(days)
-            .bind(limit)
-        })
-        .await?;
-        let events = delete_in_batches(&mut conn, batch, |limit| {
-            sqlx::query(
-                "DELETE FROM events WHERE id IN (
-                     SELECT e.id FROM events e
-                     WHERE e.created_at < now() - make_interval(days => $1)
-                       AND NOT EXISTS (SELECT 1 FROM deliveries d
-                                       WHERE d.event_id = e.id AND d.status = 'pending')
-                     LIMIT $2)",
-            )
-            .bind(days)
-            .bind(limit)
-        })
-        .await?;
-        let sessions = delete_in_batches(&mut conn, batch, ui_sessions::delete_expired).await?;
-        Ok::<_, sqlx::Error>(Purged {
-            logs,
-            events,
-            sessions,
-        })
-    }
-    .await;
-    let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
-        .bind(LOCK_KEY)
-        .execute(&mut *conn)
-        .await;
-    result
-}
-
-/// Runs `delete(batch)` until it deletes fewer than `batch` rows; returns
-/// the total.
-async fn delete_in_batches<'q>(
-    conn: &mut sqlx::PgConnection,
-    batch: i64,
-    delete: impl Fn(i64) -> Query<'q, Postgres, PgArguments>,
-) -> Result<u64, sqlx::Error> {
-    let mut total = 0;
-    loop {
-        let deleted = delete(batch).execute(&mut *conn).await?.rows_affected();
-        total += deleted;
-        if deleted < u64::try_from(batch).unwrap_or(u64::MAX) {
-            return Ok(total);
-        }
-    }
+    let retention::Deleted {
+        logs,
+        events,
+        sessions,
+    } = retention::purge(pool, LOCK_KEY, settings.logs_days, settings.batch_size).await?;
+    Ok(Purged {
+        logs,
+        events,
+        sessions,
+    })
 }

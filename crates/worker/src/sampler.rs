@@ -11,6 +11,7 @@ use secrecy::SecretString;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
+use webhookd_store::backlog;
 
 use crate::broker::connect;
 use crate::metrics::events::{BacklogSampled, PoolSampled, QueueSampled};
@@ -18,7 +19,7 @@ use crate::metrics::Metrics;
 
 /// Often enough for alerts and autoscaling, rare enough that the queries and
 /// the passive declare cost nothing noticeable.
-pub const SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
+pub(crate) const SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
 
 pub struct Sampler {
     pub pool: PgPool,
@@ -71,14 +72,7 @@ impl Sampler {
     }
 
     async fn sample_backlog(&self) -> Result<(), sqlx::Error> {
-        // Cheap while the backlog is: only pending rows are read, through the
-        // partial index `deliveries_due` (WHERE status = 'pending').
-        let (pending, oldest): (i64, Option<f64>) = sqlx::query_as(
-            "SELECT count(*), EXTRACT(EPOCH FROM now() - min(created_at))::float8
-             FROM deliveries WHERE status = 'pending'",
-        )
-        .fetch_one(&self.pool)
-        .await?;
+        let (pending, oldest) = backlog::sample_backlog(&self.pool).await?;
         BacklogSampled {
             pending,
             oldest_secs: oldest,

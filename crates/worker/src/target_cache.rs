@@ -9,14 +9,16 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use secrecy::{ExposeSecret, SecretString};
+
 use crate::deliver::{Target, TargetRow};
 
 /// A built target and the row fields it was built from. No `Debug`: it holds
 /// secrets.
-pub struct CachedTarget {
+pub(crate) struct CachedTarget {
     url: String,
-    secret: String,
-    previous_secret: Option<String>,
+    secret: SecretString,
+    previous_secret: Option<SecretString>,
     headers: serde_json::Value,
     template: Option<String>,
     timeout_ms: Option<i32>,
@@ -25,12 +27,12 @@ pub struct CachedTarget {
 
 impl CachedTarget {
     /// Builds the target of `row`; fails as [`Target::from_row`] does.
-    pub fn build(row: TargetRow<'_>, default_timeout: Duration) -> Result<Self, String> {
+    pub(crate) fn build(row: TargetRow<'_>, default_timeout: Duration) -> Result<Self, String> {
         let target = Arc::new(Target::from_row(row, default_timeout)?);
         Ok(CachedTarget {
             url: row.url.to_owned(),
-            secret: row.secret.to_owned(),
-            previous_secret: row.previous_secret.map(str::to_owned),
+            secret: SecretString::from(row.secret),
+            previous_secret: row.previous_secret.map(SecretString::from),
             headers: row.headers.clone(),
             template: row.template.map(str::to_owned),
             timeout_ms: row.timeout_ms,
@@ -39,16 +41,20 @@ impl CachedTarget {
     }
 
     /// Whether `row` holds exactly the settings this target was built from.
-    pub fn built_from(&self, row: &TargetRow<'_>) -> bool {
+    pub(crate) fn built_from(&self, row: &TargetRow<'_>) -> bool {
         self.url == row.url
-            && self.secret == row.secret
-            && self.previous_secret.as_deref() == row.previous_secret
+            && self.secret.expose_secret() == row.secret
+            && self
+                .previous_secret
+                .as_ref()
+                .map(ExposeSecret::expose_secret)
+                == row.previous_secret
             && self.template.as_deref() == row.template
             && self.timeout_ms == row.timeout_ms
             && &self.headers == row.headers
     }
 
-    pub fn target(&self) -> &Arc<Target> {
+    pub(crate) fn target(&self) -> &Arc<Target> {
         &self.target
     }
 }
@@ -62,7 +68,6 @@ mod tests {
 
     fn row<'a>(secret: &'a str, headers: &'a serde_json::Value) -> TargetRow<'a> {
         TargetRow {
-            webhook_id: 1,
             url: "http://127.0.0.1:9/hook",
             secret,
             previous_secret: None,

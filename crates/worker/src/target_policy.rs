@@ -9,7 +9,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 
 /// Why an address may not be a webhook target, or `None` when it may.
-pub fn forbidden_reason(ip: IpAddr) -> Option<&'static str> {
+pub(crate) fn forbidden_reason(ip: IpAddr) -> Option<&'static str> {
     match ip {
         IpAddr::V4(v4) => v4_reason(v4),
         IpAddr::V6(v6) => v6_reason(v6),
@@ -78,9 +78,9 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("refused target {host}: address {ip} is {reason}; set delivery.allow_private_targets to allow it")]
 pub struct TargetRefused {
-    pub host: String,
-    pub ip: IpAddr,
-    pub reason: &'static str,
+    pub(crate) host: String,
+    pub(crate) ip: IpAddr,
+    pub(crate) reason: &'static str,
 }
 
 /// Checks a URL whose host is an IP literal (the resolver never sees those).
@@ -105,7 +105,7 @@ pub fn check_literal_host(url: &reqwest::Url, allow_private: bool) -> Result<(),
 }
 
 /// Keeps only the addresses a webhook may reach; an error when none is left.
-pub fn filter_addresses(
+pub(crate) fn filter_addresses(
     host: &str,
     addrs: impl IntoIterator<Item = SocketAddr>,
 ) -> Result<Vec<SocketAddr>, TargetRefused> {
@@ -131,7 +131,7 @@ pub fn filter_addresses(
 
 /// The HTTP client's resolver: system DNS, then [`filter_addresses`].
 #[derive(Debug, Clone)]
-pub struct GuardedResolver;
+pub(crate) struct GuardedResolver;
 
 impl Resolve for GuardedResolver {
     fn resolve(&self, name: Name) -> Resolving {

@@ -104,7 +104,7 @@ impl Held {
     }
 
     /// The deliveries held right now, with their attempts when claimed.
-    pub fn leases(&self) -> Vec<(Uuid, i32)> {
+    pub(crate) fn leases(&self) -> Vec<(Uuid, i32)> {
         self.lock()
             .iter()
             .map(|(id, holding)| (*id, holding.attempts))
@@ -147,7 +147,7 @@ impl Window {
     }
 
     /// How many more deliveries are taken without waiting.
-    pub fn capacity(&self) -> usize {
+    pub(crate) fn capacity(&self) -> usize {
         self.held.window.available_permits()
     }
 
@@ -162,7 +162,7 @@ impl Window {
     /// old slot is freed.
     ///
     /// Records go to `report` when given, else to the writer.
-    pub async fn dispatch(
+    pub(crate) async fn dispatch(
         &self,
         deliveries: Vec<(ClaimedDelivery, Arc<str>)>,
         cancel: &CancellationToken,

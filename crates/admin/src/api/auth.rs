@@ -12,11 +12,11 @@ use webhookd_store::webhooks::Scope;
 
 /// The user whose valid token came with the request.
 #[derive(Debug, Clone)]
-pub struct CurrentUser(pub User);
+pub(crate) struct CurrentUser(pub User);
 
 impl CurrentUser {
     /// The webhooks this user may see and change.
-    pub fn scope(&self) -> Scope {
+    pub(crate) fn scope(&self) -> Scope {
         if self.0.is_admin {
             Scope::All
         } else {

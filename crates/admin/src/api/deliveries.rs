@@ -21,24 +21,24 @@ use webhookd_store::webhooks::find_webhook;
 
 /// One delivery: an event for this webhook, and where it stands.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct DeliveryView {
+pub(crate) struct DeliveryView {
     /// Sent as `X-Webhook-Id` / `webhook-id` on every attempt.
-    pub id: Uuid,
-    pub event_id: Uuid,
+    pub(crate) id: Uuid,
+    pub(crate) event_id: Uuid,
     #[schema(example = "deal.won")]
-    pub event: String,
+    pub(crate) event: String,
     /// `pending`, `succeeded` or `failed`.
     #[schema(example = "failed")]
-    pub status: String,
+    pub(crate) status: String,
     /// Attempts made so far.
-    pub attempts: i32,
+    pub(crate) attempts: i32,
     /// When a pending delivery is attempted next (for one in flight: when
     /// its lease ends); null once it has succeeded or failed.
-    pub next_attempt_at: Option<DateTime<Utc>>,
-    pub last_status_code: Option<i32>,
-    pub last_error: Option<String>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+    pub(crate) next_attempt_at: Option<DateTime<Utc>>,
+    pub(crate) last_status_code: Option<i32>,
+    pub(crate) last_error: Option<String>,
+    pub(crate) created_at: DateTime<Utc>,
+    pub(crate) updated_at: DateTime<Utc>,
 }
 
 impl From<DeliveryRow> for DeliveryView {
@@ -60,10 +60,10 @@ impl From<DeliveryRow> for DeliveryView {
 
 /// A page of deliveries, newest first.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct DeliveryPage {
-    pub items: Vec<DeliveryView>,
+pub(crate) struct DeliveryPage {
+    pub(crate) items: Vec<DeliveryView>,
     /// Pass as `cursor` for the next page; null on the last page.
-    pub next_cursor: Option<String>,
+    pub(crate) next_cursor: Option<String>,
 }
 
 /// A webhook's deliveries, newest first.
@@ -86,7 +86,7 @@ pub struct DeliveryPage {
         (status = 422, description = "A bad query parameter, named in `field`", body = ErrorBody),
     )
 )]
-pub async fn list_deliveries(
+pub(crate) async fn list_deliveries(
     State(state): State<ApiState>,
     user: CurrentUser,
     WebhookId(id): WebhookId,
@@ -120,7 +120,7 @@ pub async fn list_deliveries(
 /// Either `delivery_id` or `all_failed: true`.
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RetryRequest {
+pub(crate) struct RetryRequest {
     /// Retry this delivery (any state but pending).
     delivery_id: Option<String>,
     /// Retry every failed delivery of the webhook.
@@ -128,9 +128,9 @@ pub struct RetryRequest {
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct RetryResult {
+pub(crate) struct RetryResult {
     /// How many deliveries are pending again.
-    pub retried: u64,
+    pub(crate) retried: u64,
 }
 
 /// What to retry, checked.
@@ -183,7 +183,7 @@ impl RetryRequest {
         (status = 422, description = "An invalid field, named in `field`", body = ErrorBody),
     )
 )]
-pub async fn retry_deliveries(
+pub(crate) async fn retry_deliveries(
     State(state): State<ApiState>,
     user: CurrentUser,
     WebhookId(id): WebhookId,

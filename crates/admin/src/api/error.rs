@@ -9,7 +9,7 @@ use serde::Serialize;
 use webhookd_store::StorageError;
 
 #[derive(Debug, thiserror::Error)]
-pub enum ApiError {
+pub(crate) enum ApiError {
     #[error("missing bearer token: send `Authorization: Bearer <token>`")]
     MissingToken,
     #[error("invalid or revoked token")]
@@ -43,14 +43,14 @@ impl From<StorageError> for ApiError {
 }
 
 impl ApiError {
-    pub fn invalid(field: &str, message: impl Into<String>) -> Self {
+    pub(crate) fn invalid(field: &str, message: impl Into<String>) -> Self {
         ApiError::Invalid {
             field: Some(field.to_owned()),
             message: message.into(),
         }
     }
 
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             ApiError::MissingToken | ApiError::InvalidToken => StatusCode::UNAUTHORIZED,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
@@ -65,12 +65,12 @@ impl ApiError {
 
 /// Every error's JSON.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
-pub struct ErrorBody {
+pub(crate) struct ErrorBody {
     /// What went wrong, for people.
-    pub error: String,
+    pub(crate) error: String,
     /// The request field or query parameter at fault (422 only).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub field: Option<String>,
+    pub(crate) field: Option<String>,
 }
 
 impl IntoResponse for ApiError {

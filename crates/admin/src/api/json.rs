@@ -17,7 +17,7 @@ use super::error::ApiError;
 /// be pinned on one field, and required fields are checked by validation,
 /// which names them too.
 #[derive(Debug)]
-pub struct ApiJson<T>(pub T);
+pub(crate) struct ApiJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for ApiJson<T>
 where
@@ -41,7 +41,7 @@ where
 /// Like [`ApiJson`], for routes whose every field has a default: an empty
 /// body (`curl -X POST` with no `-d`) means `T::default()`.
 #[derive(Debug)]
-pub struct OptionalJson<T>(pub T);
+pub(crate) struct OptionalJson<T>(pub T);
 
 impl<S, T> FromRequest<S> for OptionalJson<T>
 where
@@ -93,7 +93,7 @@ fn check_content_type(headers: &HeaderMap) -> Result<(), ApiError> {
 
 /// Parses a body: 400 when it is not JSON, 422 naming the field when it is
 /// JSON of the wrong shape.
-pub fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     let value: Value = serde_json::from_slice(bytes).map_err(|e| ApiError::BadBody {
         status: StatusCode::BAD_REQUEST,
         message: if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -146,7 +146,7 @@ fn blame_field<T: DeserializeOwned>(
 
 /// A PATCH field: absent (leave as is), `null`, or a value.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub enum Nullable<T> {
+pub(crate) enum Nullable<T> {
     #[default]
     Absent,
     Null,
@@ -175,7 +175,7 @@ impl<T: Serialize> Serialize for Nullable<T> {
 
 impl<T> Nullable<T> {
     /// For fields that may be cleared: `None` = untouched, `Some(None)` = clear.
-    pub fn into_change(self) -> Option<Option<T>> {
+    pub(crate) fn into_change(self) -> Option<Option<T>> {
         match self {
             Nullable::Absent => None,
             Nullable::Null => Some(None),
@@ -184,7 +184,7 @@ impl<T> Nullable<T> {
     }
 
     /// For fields that may not be null: `Err` names the field.
-    pub fn into_required_change(self, field: &str) -> Result<Option<T>, ApiError> {
+    pub(crate) fn into_required_change(self, field: &str) -> Result<Option<T>, ApiError> {
         match self {
             Nullable::Absent => Ok(None),
             Nullable::Null => Err(ApiError::invalid(

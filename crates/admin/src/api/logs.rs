@@ -19,28 +19,28 @@ use webhookd_store::webhooks::find_webhook;
 
 /// One delivery attempt.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct LogView {
-    pub id: i64,
+pub(crate) struct LogView {
+    pub(crate) id: i64,
     /// The delivery this attempt belongs to: the `X-Webhook-Id` it was sent with.
-    pub delivery_id: Uuid,
+    pub(crate) delivery_id: Uuid,
     #[schema(example = "task.created")]
-    pub event: String,
+    pub(crate) event: String,
     /// 1 for the first attempt of a delivery.
-    pub attempt: i32,
+    pub(crate) attempt: i32,
     /// Null when no response came (connection error, timeout).
-    pub status_code: Option<i32>,
-    pub response_time_ms: i32,
-    pub is_success: bool,
-    pub error_message: Option<String>,
-    pub created_at: DateTime<Utc>,
+    pub(crate) status_code: Option<i32>,
+    pub(crate) response_time_ms: i32,
+    pub(crate) is_success: bool,
+    pub(crate) error_message: Option<String>,
+    pub(crate) created_at: DateTime<Utc>,
     /// The body sent. Only with `include=bodies`, and on a single attempt.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub payload: Option<String>,
+    pub(crate) payload: Option<String>,
     /// The response body, cut at `delivery.max_response_bytes` (null when
     /// no response came). Only with `include=bodies`, and on a single attempt.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
-    pub response: Option<Option<String>>,
+    pub(crate) response: Option<Option<String>>,
 }
 
 impl From<LogEntry> for LogView {
@@ -66,10 +66,10 @@ impl From<LogEntry> for LogView {
 
 /// A page of attempts, newest first.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct LogPage {
-    pub items: Vec<LogView>,
+pub(crate) struct LogPage {
+    pub(crate) items: Vec<LogView>,
     /// Pass as `cursor` for the next page; null on the last page.
-    pub next_cursor: Option<String>,
+    pub(crate) next_cursor: Option<String>,
 }
 
 const LOG_PARAMS: &[&str] = &[
@@ -107,7 +107,7 @@ const LOG_PARAMS: &[&str] = &[
         (status = 422, description = "A bad query parameter, named in `field`", body = ErrorBody),
     )
 )]
-pub async fn list_logs(
+pub(crate) async fn list_logs(
     State(state): State<ApiState>,
     user: CurrentUser,
     WebhookId(id): WebhookId,
@@ -146,9 +146,9 @@ pub async fn list_logs(
 
 /// The `{id}` and `{log_id}` of a single attempt's route; either one that is
 /// not a number names nothing, so answers 404.
-pub struct LogPath {
-    pub webhook_id: i64,
-    pub log_id: i64,
+pub(crate) struct LogPath {
+    pub(crate) webhook_id: i64,
+    pub(crate) log_id: i64,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for LogPath {
@@ -179,7 +179,7 @@ impl<S: Send + Sync> FromRequestParts<S> for LogPath {
         (status = 404, description = "No such webhook (or another user's), or no such attempt of it", body = ErrorBody),
     )
 )]
-pub async fn show_log(
+pub(crate) async fn show_log(
     State(state): State<ApiState>,
     user: CurrentUser,
     path: LogPath,

@@ -9,20 +9,20 @@ use super::auth::CurrentUser;
 use super::error::ErrorBody;
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct MeView {
+pub(crate) struct MeView {
     /// The `user_id` that events carry.
-    pub id: i64,
-    pub name: String,
-    pub is_admin: bool,
+    pub(crate) id: i64,
+    pub(crate) name: String,
+    pub(crate) is_admin: bool,
 }
 
 /// One event of the catalogue.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct EventView {
+pub(crate) struct EventView {
     /// `entity.action`, also the broker routing key.
     #[schema(example = "task.created")]
-    pub name: &'static str,
-    pub description: &'static str,
+    pub(crate) name: &'static str,
+    pub(crate) description: &'static str,
 }
 
 /// The token's user.
@@ -35,7 +35,7 @@ pub struct EventView {
         (status = 401, description = "No token, or an invalid or revoked one", body = ErrorBody),
     )
 )]
-pub async fn show_me(CurrentUser(user): CurrentUser) -> Json<MeView> {
+pub(crate) async fn show_me(CurrentUser(user): CurrentUser) -> Json<MeView> {
     Json(MeView {
         id: user.id,
         name: user.name,
@@ -54,7 +54,7 @@ pub async fn show_me(CurrentUser(user): CurrentUser) -> Json<MeView> {
         (status = 401, body = ErrorBody),
     )
 )]
-pub async fn list_events(_user: CurrentUser) -> Json<Vec<EventView>> {
+pub(crate) async fn list_events(_user: CurrentUser) -> Json<Vec<EventView>> {
     Json(
         CATALOGUE
             .iter()

@@ -9,22 +9,22 @@
 //! functions (`webhookd_store`), and shape the answer, so the web UI can call
 //! the same storage functions.
 
-pub mod auth;
-pub mod deliveries;
-pub mod error;
-pub mod json;
-pub mod logs;
-pub mod me;
-pub mod openapi;
-pub mod query;
+pub(crate) mod auth;
+pub(crate) mod deliveries;
+pub(crate) mod error;
+pub(crate) mod json;
+pub(crate) mod logs;
+pub(crate) mod me;
+pub(crate) mod openapi;
+pub(crate) mod query;
 mod routes;
-pub mod secrets;
-pub mod state;
-pub mod stats;
-pub mod templates;
-pub mod test_delivery;
-pub mod validate;
-pub mod webhooks;
+pub(crate) mod secrets;
+pub(crate) mod state;
+pub(crate) mod stats;
+pub(crate) mod templates;
+pub(crate) mod test_delivery;
+pub(crate) mod validate;
+pub(crate) mod webhooks;
 
 pub use routes::{router, routes};
 pub use state::{ApiConfig, ApiState};

@@ -10,10 +10,10 @@ use utoipa_axum::router::OpenApiRouter;
 use super::state::ApiState;
 
 /// Where the API is served.
-pub const PREFIX: &str = "/api/v1";
+pub(crate) const PREFIX: &str = "/api/v1";
 /// The name of the bearer-token security scheme in the document (spelled
 /// out again in `security(...)` below, which takes only a literal).
-pub const BEARER: &str = "bearer";
+pub(crate) const BEARER: &str = "bearer";
 const SELF_PATH: &str = "/api/v1/openapi.json";
 
 #[derive(OpenApi)]
@@ -61,7 +61,7 @@ impl Modify for BearerAuth {
 /// Builds the document: the API's routes, nested under [`PREFIX`] exactly as
 /// [`super::router`] serves them.
 /// The document of `routes` (the API's route table).
-pub fn document(routes: OpenApiRouter<ApiState>) -> Document {
+pub(crate) fn document(routes: OpenApiRouter<ApiState>) -> Document {
     let mut doc = OpenApiRouter::with_openapi(ApiDoc::openapi())
         .nest(PREFIX, routes)
         .into_openapi();

@@ -17,12 +17,12 @@ use webhookd_events::find_event;
 use super::error::ApiError;
 use webhookd_store::page::After;
 
-pub const DEFAULT_LIMIT: usize = 50;
-pub const MAX_LIMIT: usize = 200;
+pub(crate) const DEFAULT_LIMIT: usize = 50;
+pub(crate) const MAX_LIMIT: usize = 200;
 
 /// The query string's parameters, each given at most once.
 #[derive(Debug, Default)]
-pub struct QueryParams(BTreeMap<String, String>);
+pub(crate) struct QueryParams(BTreeMap<String, String>);
 
 impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
     type Rejection = ApiError;
@@ -48,7 +48,7 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryParams {
 
 impl QueryParams {
     /// Refuses any parameter not in `known`, naming it.
-    pub fn allow_only(&self, known: &[&str]) -> Result<(), ApiError> {
+    pub(crate) fn allow_only(&self, known: &[&str]) -> Result<(), ApiError> {
         match self.0.keys().find(|k| !known.contains(&k.as_str())) {
             None => Ok(()),
             Some(key) => Err(ApiError::invalid(
@@ -62,12 +62,12 @@ impl QueryParams {
     }
 
     /// The trimmed value of `name`; `None` when absent or empty.
-    pub fn text(&self, name: &str) -> Option<&str> {
+    pub(crate) fn text(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(|v| v.trim()).filter(|v| !v.is_empty())
     }
 
     /// A value parsed with `FromStr`; `what` says what was expected.
-    pub fn parsed<T: FromStr>(&self, name: &str, what: &str) -> Result<Option<T>, ApiError> {
+    pub(crate) fn parsed<T: FromStr>(&self, name: &str, what: &str) -> Result<Option<T>, ApiError> {
         self.text(name)
             .map(|v| {
                 v.parse()
@@ -76,13 +76,13 @@ impl QueryParams {
             .transpose()
     }
 
-    pub fn boolean(&self, name: &str) -> Result<Option<bool>, ApiError> {
+    pub(crate) fn boolean(&self, name: &str) -> Result<Option<bool>, ApiError> {
         self.parsed(name, "`true` or `false`")
     }
 
     /// An RFC 3339 instant (`2026-02-20T12:00:00Z`). Note that `+` must be
     /// sent as `%2B` in a query string.
-    pub fn instant(&self, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
+    pub(crate) fn instant(&self, name: &str) -> Result<Option<DateTime<Utc>>, ApiError> {
         self.text(name)
             .map(|v| {
                 DateTime::parse_from_rfc3339(v)
@@ -101,7 +101,7 @@ impl QueryParams {
     }
 
     /// An event name from the catalogue.
-    pub fn event(&self, name: &str) -> Result<Option<String>, ApiError> {
+    pub(crate) fn event(&self, name: &str) -> Result<Option<String>, ApiError> {
         self.text(name)
             .map(|v| {
                 find_event(v)
@@ -112,7 +112,7 @@ impl QueryParams {
     }
 
     /// `limit`: 1 to [`MAX_LIMIT`], [`DEFAULT_LIMIT`] when absent.
-    pub fn limit(&self) -> Result<usize, ApiError> {
+    pub(crate) fn limit(&self) -> Result<usize, ApiError> {
         let invalid = || {
             ApiError::invalid(
                 "limit",
@@ -129,7 +129,7 @@ impl QueryParams {
     }
 
     /// `cursor`: a value of `next_cursor` from an earlier page.
-    pub fn cursor<K: FromStr>(&self) -> Result<Option<After<K>>, ApiError> {
+    pub(crate) fn cursor<K: FromStr>(&self) -> Result<Option<After<K>>, ApiError> {
         self.text("cursor")
             .map(|v| {
                 decode_cursor(v).ok_or_else(|| {
@@ -145,7 +145,7 @@ impl QueryParams {
 
 /// `next_cursor`: the last row's sort key, opaque to clients (its form may
 /// change; clients only pass it back).
-pub fn encode_cursor<K: ToString>(after: &After<K>) -> String {
+pub(crate) fn encode_cursor<K: ToString>(after: &After<K>) -> String {
     let text = format!(
         "{}:{}",
         after.created_at.timestamp_micros(),

@@ -1,6 +1,7 @@
 //! `POST /webhooks/{id}/rotate-secret`: a new secret, with the old one still
 //! accepted for a grace period so receivers can switch without failures.
 
+use std::fmt;
 use std::time::Duration;
 
 use axum::extract::State;
@@ -14,16 +15,16 @@ use super::error::{ApiError, ErrorBody};
 use super::json::OptionalJson;
 use super::state::ApiState;
 use super::validate;
-use super::webhooks::{WebhookId, WebhookWithSecret};
+use super::webhooks::{Redacted, WebhookId, WebhookWithSecret};
 use webhookd_store::webhooks as store;
 
-pub const DEFAULT_GRACE_SECS: i64 = 24 * 60 * 60;
-pub const MAX_GRACE_SECS: i64 = 7 * 24 * 60 * 60;
+pub(crate) const DEFAULT_GRACE_SECS: i64 = 24 * 60 * 60;
+pub(crate) const MAX_GRACE_SECS: i64 = 7 * 24 * 60 * 60;
 
-/// Both fields are optional; an empty body is fine.
-#[derive(Debug, Default, Deserialize, ToSchema)]
+/// Both fields are optional; an empty body is fine. `Debug` hides the secret.
+#[derive(Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct RotateSecret {
+pub(crate) struct RotateSecret {
     /// The new secret (16 to 256 printable ASCII characters); generated
     /// (`whsec_` + base64 of 32 random bytes) when absent.
     secret: Option<String>,
@@ -31,6 +32,15 @@ pub struct RotateSecret {
     /// 86400. 0 revokes it at once (a leaked secret).
     #[schema(minimum = 0, maximum = 604800, default = 86400)]
     grace_period_secs: Option<i64>,
+}
+
+impl fmt::Debug for RotateSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RotateSecret")
+            .field("secret", &self.secret.as_ref().map(|_| Redacted))
+            .field("grace_period_secs", &self.grace_period_secs)
+            .finish()
+    }
 }
 
 /// Rotates the secret. During the grace period deliveries carry signatures
@@ -49,7 +59,7 @@ pub struct RotateSecret {
         (status = 422, description = "An invalid field, named in `field`", body = ErrorBody),
     )
 )]
-pub async fn rotate_secret(
+pub(crate) async fn rotate_secret(
     State(state): State<ApiState>,
     user: CurrentUser,
     WebhookId(id): WebhookId,

@@ -24,7 +24,7 @@ pub struct ApiConfig {
 
 impl ApiState {
     /// Whether webhooks may target private addresses (local development).
-    pub fn allow_private_targets(&self) -> bool {
+    pub(crate) fn allow_private_targets(&self) -> bool {
         self.config.allow_private_targets
     }
 }

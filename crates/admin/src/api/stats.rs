@@ -15,59 +15,59 @@ use webhookd_store::stats::{load_stats, Stats, Summary};
 use webhookd_store::webhooks::Scope;
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct StatsView {
+pub(crate) struct StatsView {
     /// `24h` or `7d`.
     #[schema(example = "24h")]
-    pub period: &'static str,
+    pub(crate) period: &'static str,
     /// The start of the first hourly bucket.
-    pub from: DateTime<Utc>,
-    pub to: DateTime<Utc>,
+    pub(crate) from: DateTime<Utc>,
+    pub(crate) to: DateTime<Utc>,
     /// Every hour of the period, oldest first (the last one is the current,
     /// partial hour), zeros included.
-    pub hourly: Vec<HourView>,
+    pub(crate) hourly: Vec<HourView>,
     /// All attempts of the period.
-    pub total: SummaryView,
+    pub(crate) total: SummaryView,
     /// Per webhook with attempts in the period, by id.
-    pub webhooks: Vec<WebhookStatsView>,
+    pub(crate) webhooks: Vec<WebhookStatsView>,
     /// Per event with attempts in the period, by name.
-    pub events: Vec<EventStatsView>,
+    pub(crate) events: Vec<EventStatsView>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct HourView {
-    pub hour: DateTime<Utc>,
+pub(crate) struct HourView {
+    pub(crate) hour: DateTime<Utc>,
     /// Successful attempts.
-    pub success: i64,
+    pub(crate) success: i64,
     /// Failed attempts.
-    pub failure: i64,
+    pub(crate) failure: i64,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct SummaryView {
-    pub attempts: i64,
-    pub successes: i64,
-    pub failures: i64,
+pub(crate) struct SummaryView {
+    pub(crate) attempts: i64,
+    pub(crate) successes: i64,
+    pub(crate) failures: i64,
     /// Successes over attempts, 0 to 1; null without attempts.
-    pub success_rate: Option<f64>,
+    pub(crate) success_rate: Option<f64>,
     /// Median response time of the attempts that got a response (ms).
-    pub p50_ms: Option<f64>,
+    pub(crate) p50_ms: Option<f64>,
     /// 95th percentile response time of the attempts that got a response (ms).
-    pub p95_ms: Option<f64>,
+    pub(crate) p95_ms: Option<f64>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct WebhookStatsView {
-    pub webhook_id: i64,
-    pub name: String,
+pub(crate) struct WebhookStatsView {
+    pub(crate) webhook_id: i64,
+    pub(crate) name: String,
     #[serde(flatten)]
-    pub stats: SummaryView,
+    pub(crate) stats: SummaryView,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct EventStatsView {
-    pub event: String,
+pub(crate) struct EventStatsView {
+    pub(crate) event: String,
     #[serde(flatten)]
-    pub stats: SummaryView,
+    pub(crate) stats: SummaryView,
 }
 
 impl From<Summary> for SummaryView {
@@ -103,7 +103,7 @@ const PERIODS: &[(&str, u32)] = &[("24h", 24), ("7d", 7 * 24)];
         (status = 422, description = "A bad query parameter, named in `field`", body = ErrorBody),
     )
 )]
-pub async fn show_stats(
+pub(crate) async fn show_stats(
     State(state): State<ApiState>,
     user: CurrentUser,
     params: QueryParams,

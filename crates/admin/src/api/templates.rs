@@ -10,14 +10,14 @@ use super::auth::CurrentUser;
 use super::error::ErrorBody;
 
 #[derive(Debug, Serialize, ToSchema)]
-pub struct TemplateView {
+pub(crate) struct TemplateView {
     #[schema(example = "telegram")]
-    pub id: &'static str,
-    pub name: &'static str,
-    pub description: &'static str,
+    pub(crate) id: &'static str,
+    pub(crate) name: &'static str,
+    pub(crate) description: &'static str,
     /// The template's JSON text, to put in a webhook's `template`; null for
     /// the raw envelope (no template).
-    pub template: Option<&'static str>,
+    pub(crate) template: Option<&'static str>,
 }
 
 /// The presets, each one a template that passes validation as it is
@@ -31,7 +31,7 @@ pub struct TemplateView {
         (status = 401, body = ErrorBody),
     )
 )]
-pub async fn list_templates(_user: CurrentUser) -> Json<Vec<TemplateView>> {
+pub(crate) async fn list_templates(_user: CurrentUser) -> Json<Vec<TemplateView>> {
     Json(
         PRESETS
             .iter()

@@ -24,17 +24,17 @@ use webhookd_worker::deliver::{AttemptOutcome, Deliverer, Target, TargetRow};
 
 /// What the test delivery's receiver did.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct TestResult {
+pub(crate) struct TestResult {
     /// Null when no response came (connection refused, timeout, refused target).
-    pub status_code: Option<u16>,
-    pub response_time_ms: u64,
+    pub(crate) status_code: Option<u16>,
+    pub(crate) response_time_ms: u64,
     /// A 2xx answer.
-    pub is_success: bool,
+    pub(crate) is_success: bool,
     /// The response body, cut at `delivery.max_response_bytes`.
-    pub response: Option<String>,
-    pub error_message: Option<String>,
+    pub(crate) response: Option<String>,
+    pub(crate) error_message: Option<String>,
     /// The delivery recorded for this test (its attempt is in the logs).
-    pub delivery_id: Uuid,
+    pub(crate) delivery_id: Uuid,
 }
 
 /// Sends a `webhook.test` event to the webhook now, through the same code as
@@ -53,7 +53,7 @@ pub struct TestResult {
         (status = 404, body = ErrorBody),
     )
 )]
-pub async fn test_webhook(
+pub(crate) async fn test_webhook(
     State(state): State<ApiState>,
     user: CurrentUser,
     WebhookId(id): WebhookId,
@@ -125,7 +125,6 @@ pub async fn test_webhook(
 /// real deliveries.
 fn build_target(w: &DeliveryTarget, default_timeout: Duration) -> Result<Target, String> {
     let row = TargetRow {
-        webhook_id: w.webhook_id,
         url: &w.url,
         secret: &w.secret,
         previous_secret: w.previous_secret.as_deref(),

@@ -10,14 +10,14 @@ use webhookd_events::{EventPattern, Template};
 use super::error::ApiError;
 use webhookd_worker::target_policy;
 
-pub const MAX_NAME_CHARS: usize = 200;
-pub const MAX_URL_LEN: usize = 2048;
-pub const MAX_EVENTS: usize = 50;
-pub const TIMEOUT_MS_RANGE: std::ops::RangeInclusive<i64> = 100..=60_000;
-pub const MAX_HEADERS: usize = 20;
-pub const MAX_HEADER_VALUE_LEN: usize = 4096;
-pub const MAX_TEMPLATE_LEN: usize = 64 * 1024;
-pub const SECRET_LEN_RANGE: std::ops::RangeInclusive<usize> = 16..=256;
+pub(crate) const MAX_NAME_CHARS: usize = 200;
+pub(crate) const MAX_URL_LEN: usize = 2048;
+pub(crate) const MAX_EVENTS: usize = 50;
+pub(crate) const TIMEOUT_MS_RANGE: std::ops::RangeInclusive<i64> = 100..=60_000;
+pub(crate) const MAX_HEADERS: usize = 20;
+pub(crate) const MAX_HEADER_VALUE_LEN: usize = 4096;
+pub(crate) const MAX_TEMPLATE_LEN: usize = 64 * 1024;
+pub(crate) const SECRET_LEN_RANGE: std::ops::RangeInclusive<usize> = 16..=256;
 
 /// Headers the daemon sets on every delivery, or that control the HTTP
 /// exchange itself: a custom value would break signing or framing.
@@ -37,7 +37,7 @@ const RESERVED_HEADERS: &[&str] = &[
 const RESERVED_HEADER_PREFIXES: &[&str] = &["x-webhook-", "webhook-"];
 
 /// 1 to 200 characters after trimming, no control characters.
-pub fn check_name(raw: &str) -> Result<String, ApiError> {
+pub(crate) fn check_name(raw: &str) -> Result<String, ApiError> {
     let name = raw.trim();
     let chars = name.chars().count();
     if chars == 0 {
@@ -62,7 +62,7 @@ pub fn check_name(raw: &str) -> Result<String, ApiError> {
 /// `allow_private` not a private IP literal (host names are checked when
 /// delivering, on the address connected to). Stored as given (trimmed): what
 /// the user typed is what they see again.
-pub fn check_url(raw: &str, allow_private: bool) -> Result<String, ApiError> {
+pub(crate) fn check_url(raw: &str, allow_private: bool) -> Result<String, ApiError> {
     let text = raw.trim();
     let invalid = |message: &str| ApiError::invalid("url", message);
     if text.is_empty() {
@@ -100,7 +100,7 @@ pub fn check_url(raw: &str, allow_private: bool) -> Result<String, ApiError> {
 
 /// A non-empty list of at most 50 known event names or wildcards, with
 /// duplicates dropped (first occurrence kept).
-pub fn check_events(raw: &[String]) -> Result<Vec<String>, ApiError> {
+pub(crate) fn check_events(raw: &[String]) -> Result<Vec<String>, ApiError> {
     if raw.is_empty() {
         return Err(ApiError::invalid(
             "events",
@@ -125,7 +125,7 @@ pub fn check_events(raw: &[String]) -> Result<Vec<String>, ApiError> {
     Ok(events)
 }
 
-pub fn check_timeout_ms(raw: i64) -> Result<i32, ApiError> {
+pub(crate) fn check_timeout_ms(raw: i64) -> Result<i32, ApiError> {
     let out_of_range = || {
         ApiError::invalid(
             "timeout_ms",
@@ -144,7 +144,9 @@ pub fn check_timeout_ms(raw: i64) -> Result<i32, ApiError> {
 
 /// At most 20 valid, distinct (case-insensitively) headers, none of them one
 /// the daemon sets itself.
-pub fn check_headers(raw: BTreeMap<String, String>) -> Result<BTreeMap<String, String>, ApiError> {
+pub(crate) fn check_headers(
+    raw: BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, ApiError> {
     let invalid = |message: String| ApiError::invalid("headers", message);
     if raw.len() > MAX_HEADERS {
         return Err(invalid(format!(
@@ -187,7 +189,7 @@ pub fn check_headers(raw: BTreeMap<String, String>) -> Result<BTreeMap<String, S
 }
 
 /// A template the renderer accepts; the parser's message says what is wrong.
-pub fn check_template(raw: String) -> Result<String, ApiError> {
+pub(crate) fn check_template(raw: String) -> Result<String, ApiError> {
     if raw.len() > MAX_TEMPLATE_LEN {
         return Err(ApiError::invalid(
             "template",
@@ -200,7 +202,7 @@ pub fn check_template(raw: String) -> Result<String, ApiError> {
 
 /// 16 to 256 printable ASCII characters, no spaces: it is typed into
 /// receivers' configuration and must survive copy and paste.
-pub fn check_secret(raw: String) -> Result<String, ApiError> {
+pub(crate) fn check_secret(raw: String) -> Result<String, ApiError> {
     let ok = SECRET_LEN_RANGE.contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_graphic());
     if ok {
         Ok(raw)

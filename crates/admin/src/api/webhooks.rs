@@ -4,6 +4,7 @@
 //! 404 exactly like a missing one, so ids reveal nothing.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
@@ -25,29 +26,29 @@ use webhookd_store::webhooks::{self as store, NewWebhook, Scope, Webhook, Webhoo
 /// A webhook as the API shows it; the secret is only ever shown on creation
 /// and rotation.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct WebhookView {
-    pub id: i64,
+pub(crate) struct WebhookView {
+    pub(crate) id: i64,
     /// The owner.
-    pub user_id: i64,
-    pub name: String,
-    pub url: String,
+    pub(crate) user_id: i64,
+    pub(crate) name: String,
+    pub(crate) url: String,
     /// Event names or wildcards (`task.*`, `*`).
     #[schema(example = json!(["task.created", "deal.*"]))]
-    pub events: Vec<String>,
-    pub is_active: bool,
+    pub(crate) events: Vec<String>,
+    pub(crate) is_active: bool,
     /// Per-webhook timeout; null for the daemon's default.
-    pub timeout_ms: Option<i32>,
+    pub(crate) timeout_ms: Option<i32>,
     /// Custom headers sent with every delivery.
-    pub headers: BTreeMap<String, String>,
+    pub(crate) headers: BTreeMap<String, String>,
     /// The body template's JSON text; null to send the envelope.
-    pub template: Option<String>,
+    pub(crate) template: Option<String>,
     /// Why the daemon switched the webhook off (410 Gone, failing too long).
-    pub disabled_reason: Option<String>,
+    pub(crate) disabled_reason: Option<String>,
     /// Until when the secret replaced by the last rotation is still accepted
     /// (deliveries are signed with both); null outside a grace period.
-    pub previous_secret_expires_at: Option<DateTime<Utc>>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
+    pub(crate) previous_secret_expires_at: Option<DateTime<Utc>>,
+    pub(crate) created_at: DateTime<Utc>,
+    pub(crate) updated_at: DateTime<Utc>,
 }
 
 impl From<Webhook> for WebhookView {
@@ -71,20 +72,20 @@ impl From<Webhook> for WebhookView {
 }
 
 /// A webhook with its secret: the answer to creation and rotation, the only
-/// times the secret is shown.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct WebhookWithSecret {
+/// times the secret is shown (never by `Debug`).
+#[derive(Serialize, ToSchema)]
+pub(crate) struct WebhookWithSecret {
     #[serde(flatten)]
-    pub webhook: WebhookView,
+    pub(crate) webhook: WebhookView,
     /// Receivers verify signatures with it; store it now.
-    pub secret: String,
+    pub(crate) secret: String,
 }
 
 /// `POST /webhooks`. Every field is optional here so that a missing one is
-/// reported by validation, naming it.
-#[derive(Debug, Deserialize, ToSchema)]
+/// reported by validation, naming it. `Debug` hides the secret.
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct CreateWebhook {
+pub(crate) struct CreateWebhook {
     /// Required: 1 to 200 characters.
     name: Option<String>,
     /// Required: an absolute http(s) URL.
@@ -106,10 +107,11 @@ pub struct CreateWebhook {
 }
 
 /// `PATCH /webhooks/{id}`: absent fields stay as they are; `null` clears
-/// `timeout_ms` and `template` (other fields cannot be null).
-#[derive(Debug, Default, Deserialize, ToSchema)]
+/// `timeout_ms` and `template` (other fields cannot be null). `Debug` hides
+/// the secret.
+#[derive(Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, default)]
-pub struct UpdateWebhook {
+pub(crate) struct UpdateWebhook {
     #[schema(value_type = Option<String>)]
     name: Nullable<String>,
     #[schema(value_type = Option<String>)]
@@ -128,6 +130,60 @@ pub struct UpdateWebhook {
     headers: Nullable<BTreeMap<String, String>>,
     #[schema(value_type = Option<String>)]
     template: Nullable<String>,
+}
+
+/// What `Debug` shows of a secret: whether there is one, never its text.
+pub(crate) struct Redacted;
+
+impl fmt::Debug for Redacted {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl fmt::Debug for WebhookWithSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookWithSecret")
+            .field("webhook", &self.webhook)
+            .field("secret", &Redacted)
+            .finish()
+    }
+}
+
+impl fmt::Debug for CreateWebhook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CreateWebhook")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("events", &self.events)
+            .field("secret", &self.secret.as_ref().map(|_| Redacted))
+            .field("is_active", &self.is_active)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("headers", &self.headers)
+            .field("template", &self.template)
+            .field("user_id", &self.user_id)
+            .finish()
+    }
+}
+
+impl fmt::Debug for UpdateWebhook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secret = match &self.secret {
+            Nullable::Absent => Nullable::Absent,
+            Nullable::Null => Nullable::Null,
+            Nullable::Value(_) => Nullable::Value(Redacted),
+        };
+        f.debug_struct("UpdateWebhook")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("events", &self.events)
+            .field("secret", &secret)
+            .field("is_active", &self.is_active)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("headers", &self.headers)
+            .field("template", &self.template)
+            .finish()
+    }
 }
 
 fn required<T>(value: Option<T>, field: &str) -> Result<T, ApiError> {
@@ -215,7 +271,7 @@ impl UpdateWebhook {
 
 /// The `{id}` of a webhook route. An id that is not a number cannot name a
 /// webhook, so it answers 404 like any other unknown id.
-pub struct WebhookId(pub i64);
+pub(crate) struct WebhookId(pub i64);
 
 impl<S: Send + Sync> FromRequestParts<S> for WebhookId {
     type Rejection = ApiError;
@@ -231,7 +287,7 @@ impl<S: Send + Sync> FromRequestParts<S> for WebhookId {
 }
 
 /// `GET /webhooks` query: `user_id` filters (within what the caller may see).
-pub struct ListFilter {
+pub(crate) struct ListFilter {
     user_id: Option<i64>,
 }
 
@@ -259,7 +315,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ListFilter {
         (status = 422, description = "A bad query parameter", body = ErrorBody),
     )
 )]
-pub async fn list_webhooks(
+pub(crate) async fn list_webhooks(
     State(state): State<ApiState>,
     user: CurrentUser,
     filter: ListFilter,
@@ -286,7 +342,7 @@ pub async fn list_webhooks(
         (status = 422, description = "An invalid field, named in `field`", body = ErrorBody),
     )
 )]
-pub async fn create_webhook(
+pub(crate) async fn create_webhook(
     State(state): State<ApiState>,
     user: CurrentUser,
     ApiJson(body): ApiJson<CreateWebhook>,
@@ -324,7 +380,7 @@ pub async fn create_webhook(
         (status = 404, description = "No such webhook, or another user's", body = ErrorBody),
     )
 )]
-pub async fn show_webhook(
+pub(crate) async fn show_webhook(
     State(state): State<ApiState>,
     user: CurrentUser,
     WebhookId(id): WebhookId,
@@ -350,7 +406,7 @@ pub async fn show_webhook(
         (status = 422, description = "An invalid field, named in `field`", body = ErrorBody),
     )
 )]
-pub async fn update_webhook(
+pub(crate) async fn update_webhook(
     State(state): State<ApiState>,
     user: CurrentUser,
     WebhookId(id): WebhookId,
@@ -380,7 +436,7 @@ pub async fn update_webhook(
         (status = 404, body = ErrorBody),
     )
 )]
-pub async fn delete_webhook(
+pub(crate) async fn delete_webhook(
     State(state): State<ApiState>,
     user: CurrentUser,
     WebhookId(id): WebhookId,
@@ -404,7 +460,7 @@ pub async fn delete_webhook(
         (status = 404, body = ErrorBody),
     )
 )]
-pub async fn toggle_webhook(
+pub(crate) async fn toggle_webhook(
     State(state): State<ApiState>,
     user: CurrentUser,
     WebhookId(id): WebhookId,
@@ -418,4 +474,57 @@ pub async fn toggle_webhook(
         "webhook toggled"
     );
     Ok(Json(webhook.into()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+    #[test]
+    fn debug_output_never_shows_a_secret() {
+        let create: CreateWebhook = serde_json::from_value(serde_json::json!({
+            "name": "crm",
+            "url": "https://example.com/hook",
+            "events": ["task.created"],
+            "secret": SECRET,
+        }))
+        .unwrap();
+        let update: UpdateWebhook =
+            serde_json::from_value(serde_json::json!({ "secret": SECRET })).unwrap();
+        let rotate: super::super::secrets::RotateSecret =
+            serde_json::from_value(serde_json::json!({ "secret": SECRET })).unwrap();
+        let now = Utc::now();
+        let shown_once = WebhookWithSecret {
+            webhook: WebhookView {
+                id: 1,
+                user_id: 1,
+                name: "crm".to_owned(),
+                url: "https://example.com/hook".to_owned(),
+                events: vec!["task.created".to_owned()],
+                is_active: true,
+                timeout_ms: None,
+                headers: BTreeMap::new(),
+                template: None,
+                disabled_reason: None,
+                previous_secret_expires_at: None,
+                created_at: now,
+                updated_at: now,
+            },
+            secret: SECRET.to_owned(),
+        };
+        for shown in [
+            format!("{create:?}"),
+            format!("{update:?}"),
+            format!("{rotate:?}"),
+            format!("{shown_once:?}"),
+        ] {
+            assert!(!shown.contains(SECRET), "{shown}");
+            assert!(shown.contains("[redacted]"), "{shown}");
+        }
+        // The secret is still what creation answers with.
+        let body = serde_json::to_value(&shown_once).unwrap();
+        assert_eq!(body["secret"], SECRET);
+    }
 }

@@ -1,1 +1,1 @@
-pub mod users;
+pub(crate) mod users;

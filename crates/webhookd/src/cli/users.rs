@@ -10,7 +10,7 @@ use webhookd_store::users::{self, User, UserSummary};
 const MAX_NAME_CHARS: usize = 200;
 
 #[derive(Debug, Subcommand)]
-pub enum UsersCommand {
+pub(crate) enum UsersCommand {
     /// Create a user and print its API token (shown once).
     Create {
         /// Display name.
@@ -40,7 +40,7 @@ pub enum UsersCommand {
     },
 }
 
-pub async fn run(cmd: UsersCommand, pool: &PgPool) -> anyhow::Result<()> {
+pub(crate) async fn run(cmd: UsersCommand, pool: &PgPool) -> anyhow::Result<()> {
     match cmd {
         UsersCommand::Create { name, id, admin } => create_user(pool, &name, id, admin).await,
         UsersCommand::List => list_users(pool).await,

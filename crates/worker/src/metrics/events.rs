@@ -20,9 +20,9 @@ use super::Metrics;
 /// A broker message refused as malformed; it was dead-lettered with its
 /// reason.
 pub(crate) struct MessageRejected<'a> {
-    pub reason: &'static str,
-    pub error: &'a dyn Display,
-    pub bytes: usize,
+    pub(crate) reason: &'static str,
+    pub(crate) error: &'a dyn Display,
+    pub(crate) bytes: usize,
 }
 
 impl MessageRejected<'_> {
@@ -37,7 +37,7 @@ impl MessageRejected<'_> {
 
 /// Events whose fan-out is committed (and whose messages are acked next).
 pub(crate) struct EventsConsumed<'a> {
-    pub events: &'a [NewEvent],
+    pub(crate) events: &'a [NewEvent],
 }
 
 impl EventsConsumed<'_> {
@@ -55,12 +55,12 @@ impl EventsConsumed<'_> {
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct FanoutWritten {
     /// Written with the first attempt's outcome.
-    pub ended: u64,
+    pub(crate) ended: u64,
     /// The first attempt outlasted the window; its outcome is written later.
-    pub running: u64,
+    pub(crate) running: u64,
     /// Written due for the scheduler: no room, a full webhook queue, a
     /// redelivered message, or no first-attempt window.
-    pub not_started: u64,
+    pub(crate) not_started: u64,
 }
 
 impl FanoutWritten {
@@ -108,11 +108,11 @@ impl Drop for InFlight<'_> {
 
 /// An attempt judged: delivered, to be retried, or failed for good.
 pub(crate) struct AttemptJudged<'a> {
-    pub event: &'a str,
-    pub next: NextStep,
-    pub status: Option<u16>,
-    pub elapsed: Duration,
-    pub error: Option<&'a str>,
+    pub(crate) event: &'a str,
+    pub(crate) next: NextStep,
+    pub(crate) status: Option<u16>,
+    pub(crate) elapsed: Duration,
+    pub(crate) error: Option<&'a str>,
 }
 
 impl AttemptJudged<'_> {
@@ -164,9 +164,9 @@ impl Drop for Waiting {
 /// A delivery given back to the schedule unattempted: its webhook's queue in
 /// this process was full.
 pub(crate) struct HandedBack {
-    pub delivery_id: Uuid,
-    pub webhook_id: i64,
-    pub delay: Duration,
+    pub(crate) delivery_id: Uuid,
+    pub(crate) webhook_id: i64,
+    pub(crate) delay: Duration,
 }
 
 impl HandedBack {
@@ -184,8 +184,8 @@ impl HandedBack {
 /// The database switched a webhook off (410 Gone, or failing for too long).
 /// It reports each switch-off once, however many attempts failed at once.
 pub(crate) struct WebhookDisabled<'a> {
-    pub webhook_id: i64,
-    pub reason: &'a str,
+    pub(crate) webhook_id: i64,
+    pub(crate) reason: &'a str,
 }
 
 impl WebhookDisabled<'_> {
@@ -216,9 +216,9 @@ pub(crate) enum Then {
 
 /// A database statement failed.
 pub(crate) struct StorageFailed<'a> {
-    pub operation: &'static str,
-    pub error: &'a dyn Display,
-    pub then: Then,
+    pub(crate) operation: &'static str,
+    pub(crate) error: &'a dyn Display,
+    pub(crate) then: Then,
 }
 
 impl StorageFailed<'_> {
@@ -279,8 +279,8 @@ impl Purged {
 
 /// The database pool's connections, sampled.
 pub(crate) struct PoolSampled {
-    pub size: u32,
-    pub idle: usize,
+    pub(crate) size: u32,
+    pub(crate) idle: usize,
 }
 
 impl PoolSampled {
@@ -296,9 +296,9 @@ impl PoolSampled {
 
 /// The unfinished deliveries, sampled.
 pub(crate) struct BacklogSampled {
-    pub pending: i64,
+    pub(crate) pending: i64,
     /// Age of the oldest, in seconds; `None` when nothing is pending.
-    pub oldest_secs: Option<f64>,
+    pub(crate) oldest_secs: Option<f64>,
 }
 
 impl BacklogSampled {
@@ -312,7 +312,7 @@ impl BacklogSampled {
 
 /// The broker's event queue, sampled.
 pub(crate) struct QueueSampled {
-    pub ready: u32,
+    pub(crate) ready: u32,
 }
 
 impl QueueSampled {
@@ -327,8 +327,8 @@ impl QueueSampled {
 /// Acking written messages failed (the broker went away). Nothing is lost:
 /// they are redelivered and find their rows.
 pub(crate) struct AckFailed<'a> {
-    pub error: &'a dyn Display,
-    pub messages: usize,
+    pub(crate) error: &'a dyn Display,
+    pub(crate) messages: usize,
 }
 
 impl AckFailed<'_> {
