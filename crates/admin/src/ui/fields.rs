@@ -3,19 +3,22 @@
 //! the API accept exactly the same webhooks, and the template preview.
 
 use std::collections::BTreeMap;
+use std::fmt;
 
 use webhookd_events::{sample_envelope, Template, CATALOGUE, TEST_EVENT};
 
 use super::form::FormFields;
 use crate::api::error::ApiError;
 use crate::api::validate;
+use crate::api::webhooks::Redacted;
 use webhookd_store::webhooks::Webhook;
 
 /// The event a preview renders when none is picked.
 pub const DEFAULT_PREVIEW_EVENT: &str = "task.created";
 
 /// What the user typed, kept as text so a form with errors shows it again.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Its `Debug` hides the secret.
+#[derive(Clone, PartialEq, Eq)]
 pub struct WebhookInput {
     pub name: String,
     pub url: String,
@@ -31,6 +34,23 @@ pub struct WebhookInput {
     pub preview_event: String,
     /// Admins creating a webhook for another user; empty means themselves.
     pub owner: String,
+}
+
+impl fmt::Debug for WebhookInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookInput")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("events", &self.events)
+            .field("secret", &Redacted)
+            .field("is_active", &self.is_active)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("headers", &self.headers)
+            .field("template", &self.template)
+            .field("preview_event", &self.preview_event)
+            .field("owner", &self.owner)
+            .finish()
+    }
 }
 
 impl Default for WebhookInput {
@@ -144,8 +164,8 @@ impl FieldErrors {
     }
 }
 
-/// A form that passed every rule.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A form that passed every rule. Its `Debug` hides the secret.
+#[derive(Clone, PartialEq, Eq)]
 pub struct CheckedWebhook {
     pub name: String,
     pub url: String,
@@ -158,6 +178,22 @@ pub struct CheckedWebhook {
     pub secret: Option<String>,
     /// `None`: the signed-in user.
     pub owner: Option<i64>,
+}
+
+impl fmt::Debug for CheckedWebhook {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CheckedWebhook")
+            .field("name", &self.name)
+            .field("url", &self.url)
+            .field("events", &self.events)
+            .field("is_active", &self.is_active)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("headers", &self.headers)
+            .field("template", &self.template)
+            .field("secret", &self.secret.as_ref().map(|_| Redacted))
+            .field("owner", &self.owner)
+            .finish()
+    }
 }
 
 /// Checks every field, reporting all problems at once (a form is fixed in
@@ -303,6 +339,30 @@ pub fn event_groups() -> Vec<(&'static str, Vec<&'static str>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_output_never_shows_a_typed_or_checked_secret() {
+        let typed = WebhookInput {
+            secret: "whsec_typed-in-the-form".into(),
+            ..WebhookInput::default()
+        };
+        let shown = format!("{typed:?}");
+        assert!(!shown.contains("typed-in-the-form"), "{shown}");
+        assert!(shown.contains("[redacted]"), "{shown}");
+        let checked = CheckedWebhook {
+            name: "n".into(),
+            url: "http://127.0.0.1:9/".into(),
+            events: vec!["*".into()],
+            is_active: true,
+            timeout_ms: None,
+            headers: BTreeMap::new(),
+            template: None,
+            secret: Some("whsec_checked-secret".into()),
+            owner: None,
+        };
+        let shown = format!("{checked:?}");
+        assert!(!shown.contains("checked-secret"), "{shown}");
+    }
 
     fn valid() -> WebhookInput {
         WebhookInput {

@@ -7,6 +7,7 @@
 //! behind a proxy is what `X-Forwarded-Proto`/`Forwarded` say. No setting:
 //! a cookie set over plain HTTP must not be `Secure` or the browser drops it.
 
+use std::fmt;
 use std::time::Duration;
 
 use axum::extract::FromRequestParts;
@@ -20,6 +21,7 @@ use subtle::ConstantTimeEq as _;
 
 use super::error::UiError;
 use super::state::UiState;
+use crate::api::webhooks::Redacted;
 use webhookd_store::ui_sessions::{self, UiSession};
 use webhookd_store::users::User;
 use webhookd_store::webhooks::Scope;
@@ -28,13 +30,23 @@ pub const SESSION_COOKIE: &str = "webhookd_session";
 /// How long a sign-in lasts; the user signs in again afterwards.
 pub const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 60 * 60);
 
-/// The signed-in user of a request, with the session's CSRF token.
-#[derive(Debug, Clone)]
+/// The signed-in user of a request, with the session's CSRF token. Its
+/// `Debug` hides the token.
+#[derive(Clone)]
 pub struct Session {
     pub user: User,
     pub csrf_token: String,
     /// SHA-256 of the cookie value: the row's key, for sign-out.
     pub id_hash: Vec<u8>,
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("user", &self.user)
+            .field("csrf_token", &Redacted)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Session {
