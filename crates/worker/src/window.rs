@@ -324,21 +324,21 @@ mod tests {
     async fn a_batch_reserves_what_is_free_now_or_waits_for_one_slot() {
         let (recorder, _records) = mpsc::channel(1);
         let held = Arc::new(Held::new(4));
-        let handoff = Window::new(
+        let window = Window::new(
             Dispatcher::for_tests(recorder),
             held,
             Deliverer::new(true, 1024).unwrap(),
         );
         let cancel = CancellationToken::new();
-        let nothing = handoff.reserve(0, &cancel).await.expect("not cancelled");
+        let nothing = window.reserve(0, &cancel).await.expect("not cancelled");
         assert_eq!(nothing.room(), 0);
-        let one = handoff.reserve(1, &cancel).await.expect("not cancelled");
+        let one = window.reserve(1, &cancel).await.expect("not cancelled");
         assert_eq!(one.room(), 1);
-        let rest = handoff.reserve(10, &cancel).await.expect("not cancelled");
+        let rest = window.reserve(10, &cancel).await.expect("not cancelled");
         assert_eq!(rest.room(), 3, "what is free, not more than the window");
 
         // Nothing free: waits, then takes one slot (not all it wanted).
-        let waiting = handoff.reserve(5, &cancel);
+        let waiting = window.reserve(5, &cancel);
         tokio::pin!(waiting);
         assert!(futures_util::poll!(waiting.as_mut()).is_pending());
         drop(rest);
@@ -348,9 +348,9 @@ mod tests {
         let cancelled = CancellationToken::new();
         cancelled.cancel();
         drop(later);
-        let taken = handoff.reserve(4, &cancel).await.expect("not cancelled");
+        let taken = window.reserve(4, &cancel).await.expect("not cancelled");
         assert_eq!(taken.room(), 3);
-        assert!(handoff.reserve(1, &cancelled).await.is_none());
+        assert!(window.reserve(1, &cancelled).await.is_none());
         drop((one, taken));
     }
 
