@@ -17,7 +17,7 @@ pub(crate) mod logs;
 pub(crate) mod me;
 pub(crate) mod openapi;
 pub(crate) mod query;
-mod routes;
+pub(crate) mod routes;
 pub(crate) mod secrets;
 pub(crate) mod state;
 pub(crate) mod stats;
@@ -26,5 +26,5 @@ pub(crate) mod test_delivery;
 pub(crate) mod validate;
 pub(crate) mod webhooks;
 
-pub use routes::{router, routes};
+pub use routes::router;
 pub use state::{ApiConfig, ApiState};

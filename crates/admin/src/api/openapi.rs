@@ -84,7 +84,7 @@ mod tests {
 
     #[test]
     fn every_operation_but_the_document_itself_needs_the_bearer_token() {
-        let doc = document(crate::api::routes());
+        let doc = document(crate::api::routes::routes());
         assert!(doc
             .components
             .as_ref()

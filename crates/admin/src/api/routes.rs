@@ -21,7 +21,7 @@ const MAX_BODY_BYTES: usize = 256 * 1024;
 /// from: `routes!` takes each handler's method and path from its
 /// `#[utoipa::path]`, so a route cannot be served without being documented.
 /// Add routes only through `.routes(routes!(...))`, one path per call.
-pub fn routes() -> OpenApiRouter<ApiState> {
+pub(crate) fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
         .routes(routes!(me::show_me))
         .routes(routes!(me::list_events))

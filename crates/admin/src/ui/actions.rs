@@ -28,7 +28,7 @@ fn redirect_with(id: i64, notice: Notice) -> Response {
     Redirect::to(&format!("{}?{}", details_path(id), notice.query())).into_response()
 }
 
-pub async fn toggle_webhook(
+pub(crate) async fn toggle_webhook(
     State(state): State<UiState>,
     WebhookPath(id): WebhookPath,
     form: CsrfForm,
@@ -51,7 +51,7 @@ pub async fn toggle_webhook(
 
 /// Sends `webhook.test` now through the API's own test function (same
 /// rendering, signing, policy and recording) and shows what came back.
-pub async fn test_webhook(
+pub(crate) async fn test_webhook(
     State(state): State<UiState>,
     WebhookPath(id): WebhookPath,
     form: CsrfForm,
@@ -97,7 +97,7 @@ fn test_result_page(session: &Session, id: i64, name: &str, result: &TestResult)
     page("Test delivery", Some(session), content)
 }
 
-pub async fn rotate_secret(
+pub(crate) async fn rotate_secret(
     State(state): State<UiState>,
     WebhookPath(id): WebhookPath,
     form: CsrfForm,
@@ -138,7 +138,7 @@ pub async fn rotate_secret(
 
 /// `POST /webhook/{id}/retry`: `delivery_id` for one delivery, or
 /// `all_failed` for every failed one.
-pub async fn retry_deliveries(
+pub(crate) async fn retry_deliveries(
     State(state): State<UiState>,
     WebhookPath(id): WebhookPath,
     form: CsrfForm,
@@ -180,7 +180,7 @@ pub async fn retry_deliveries(
 
 /// `GET /webhook/{id}/delete`: the confirmation step, for browsers without
 /// JavaScript (with it, the details page asks with `confirm()`).
-pub async fn confirm_delete(
+pub(crate) async fn confirm_delete(
     State(state): State<UiState>,
     session: Session,
     WebhookPath(id): WebhookPath,
@@ -209,7 +209,7 @@ fn confirm_page(session: &Session, id: i64, name: &str) -> Markup {
 
 /// `POST /webhook/{id}/delete`: deletes once confirmed (`confirmed=yes`, set
 /// by the confirmation page or the script's `confirm()`), else asks first.
-pub async fn delete_webhook(
+pub(crate) async fn delete_webhook(
     State(state): State<UiState>,
     WebhookPath(id): WebhookPath,
     form: CsrfForm,
@@ -225,7 +225,7 @@ pub async fn delete_webhook(
 
 /// `POST /webhook/{id}`: the seed's delete route, kept working as it was
 /// (its pages asked for confirmation before posting).
-pub async fn delete_at_once(
+pub(crate) async fn delete_at_once(
     State(state): State<UiState>,
     WebhookPath(id): WebhookPath,
     form: CsrfForm,

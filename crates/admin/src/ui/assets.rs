@@ -8,8 +8,8 @@ use axum::response::{IntoResponse, Response};
 
 const STYLESHEET: &str = include_str!("assets/webhookd.css");
 const SCRIPT: &str = include_str!("assets/webhookd.js");
-pub const STYLESHEET_PATH: &str = "/static/webhookd.css";
-pub const SCRIPT_PATH: &str = "/static/webhookd.js";
+pub(crate) const STYLESHEET_PATH: &str = "/static/webhookd.css";
+pub(crate) const SCRIPT_PATH: &str = "/static/webhookd.js";
 
 pub(crate) async fn serve_stylesheet() -> impl IntoResponse {
     (

@@ -10,7 +10,7 @@ use maud::{html, Markup};
 use webhookd_store::stats::HourCount;
 
 /// Attempts per hour, stacked by outcome (successes below, failures above).
-pub fn hourly_chart(id: &str, hours: &[HourCount]) -> Markup {
+pub(crate) fn hourly_chart(id: &str, hours: &[HourCount]) -> Markup {
     let slots = hours.len().max(1);
     let peak = hours
         .iter()
@@ -67,7 +67,7 @@ pub fn hourly_chart(id: &str, hours: &[HourCount]) -> Markup {
     }
 }
 
-pub fn legend() -> Markup {
+pub(crate) fn legend() -> Markup {
     html! {
         p class="legend" {
             span class="swatch ok" aria-hidden="true" {} "successful"
@@ -77,16 +77,16 @@ pub fn legend() -> Markup {
 }
 
 /// One row of a horizontal bar list.
-pub struct BarRow {
-    pub label: String,
+pub(crate) struct BarRow {
+    pub(crate) label: String,
     /// Bars of the row: the length as a fraction of the longest possible
     /// (0 to 1), a CSS class, and the value in words.
-    pub bars: Vec<(f64, &'static str, String)>,
+    pub(crate) bars: Vec<(f64, &'static str, String)>,
 }
 
 /// Labelled horizontal bars, in HTML with a stretched SVG per bar: readable
 /// at any width.
-pub fn bar_list(label: &str, rows: &[BarRow]) -> Markup {
+pub(crate) fn bar_list(label: &str, rows: &[BarRow]) -> Markup {
     html! {
         ul class="bar-list" aria-label=(label) {
             @for row in rows {
@@ -120,7 +120,7 @@ fn fmt(value: f64) -> String {
 
 /// The smallest of 1, 2 or 5 times a power of ten that is at least `peak`,
 /// so the scale reads as a round number.
-pub fn nice_ceiling(peak: i64) -> i64 {
+pub(crate) fn nice_ceiling(peak: i64) -> i64 {
     let mut magnitude = 1_i64;
     loop {
         for step in [1, 2, 5] {

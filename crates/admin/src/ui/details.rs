@@ -19,12 +19,12 @@ use webhookd_store::webhooks::{find_webhook, Webhook};
 const RECENT_DELIVERIES: usize = 10;
 
 #[derive(Debug, Default, Deserialize)]
-pub struct DetailsQuery {
+pub(crate) struct DetailsQuery {
     notice: Option<String>,
     count: Option<String>,
 }
 
-pub async fn show_details(
+pub(crate) async fn show_details(
     State(state): State<UiState>,
     session: Session,
     WebhookPath(id): WebhookPath,
@@ -182,7 +182,7 @@ fn buttons(session: &Session, webhook: &Webhook) -> Markup {
 }
 
 /// The grace periods offered (the API accepts any 0 to 7 days).
-pub const GRACE_CHOICES: &[(i64, &str)] = &[
+pub(crate) const GRACE_CHOICES: &[(i64, &str)] = &[
     (0, "no time: revoke it now (leaked)"),
     (60 * 60, "1 hour"),
     (DEFAULT_GRACE_SECS, "24 hours"),
@@ -190,7 +190,7 @@ pub const GRACE_CHOICES: &[(i64, &str)] = &[
 ];
 
 /// The one page that shows a secret: after creation or rotation.
-pub fn secret_page(
+pub(crate) fn secret_page(
     session: &Session,
     webhook: &Webhook,
     secret: &str,

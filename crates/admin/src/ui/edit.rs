@@ -25,12 +25,12 @@ use super::webhook_form::{form_page, Mode};
 use webhookd_store::webhooks::{self as store, NewWebhook, WebhookChanges};
 
 #[derive(Debug, Default, Deserialize)]
-pub struct NewQuery {
+pub(crate) struct NewQuery {
     /// Start from this preset (`telegram`, ...): links from the docs.
     preset: Option<String>,
 }
 
-pub async fn show_new(session: Session, Query(query): Query<NewQuery>) -> Markup {
+pub(crate) async fn show_new(session: Session, Query(query): Query<NewQuery>) -> Markup {
     let mut input = WebhookInput::default();
     if let Some(template) = query
         .preset
@@ -43,7 +43,10 @@ pub async fn show_new(session: Session, Query(query): Query<NewQuery>) -> Markup
     form_page(&session, Mode::Create, &input, &FieldErrors::default())
 }
 
-pub async fn submit_new(State(state): State<UiState>, form: CsrfForm) -> Result<Response, UiError> {
+pub(crate) async fn submit_new(
+    State(state): State<UiState>,
+    form: CsrfForm,
+) -> Result<Response, UiError> {
     let session = &form.session;
     let mut input = WebhookInput::from_form(&form.fields);
     if redisplay(
@@ -108,7 +111,7 @@ fn new_webhook(checked: CheckedWebhook, owner: i64, secret: String) -> NewWebhoo
     }
 }
 
-pub async fn show_edit(
+pub(crate) async fn show_edit(
     State(state): State<UiState>,
     session: Session,
     WebhookPath(id): WebhookPath,
@@ -125,7 +128,7 @@ pub async fn show_edit(
     ))
 }
 
-pub async fn submit_edit(
+pub(crate) async fn submit_edit(
     State(state): State<UiState>,
     WebhookPath(id): WebhookPath,
     form: CsrfForm,
@@ -195,7 +198,7 @@ fn invalid(session: &Session, mode: Mode, input: &WebhookInput, errors: &FieldEr
 
 /// `POST /webhook/preview` (the script's live preview): `{ok, body}` or
 /// `{ok: false, error}` for the form's `template` and `preview_event`.
-pub async fn preview_template(form: CsrfForm) -> Json<serde_json::Value> {
+pub(crate) async fn preview_template(form: CsrfForm) -> Json<serde_json::Value> {
     let rendered = render_preview(
         form.fields.get("template"),
         form.fields.get("preview_event"),

@@ -12,7 +12,7 @@ use crate::api::error::ApiError;
 use webhookd_store::StorageError;
 
 #[derive(Debug, thiserror::Error)]
-pub enum UiError {
+pub(crate) enum UiError {
     /// No valid session: go and sign in, then come back to `next`.
     #[error("sign in first")]
     SignInRequired { next: Option<String> },
@@ -56,7 +56,7 @@ impl From<ApiError> for UiError {
 }
 
 impl UiError {
-    pub fn status(&self) -> StatusCode {
+    pub(crate) fn status(&self) -> StatusCode {
         match self {
             UiError::SignInRequired { .. } => StatusCode::SEE_OTHER,
             UiError::NotFound(_) => StatusCode::NOT_FOUND,

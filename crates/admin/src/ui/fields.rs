@@ -14,26 +14,26 @@ use crate::api::webhooks::Redacted;
 use webhookd_store::webhooks::Webhook;
 
 /// The event a preview renders when none is picked.
-pub const DEFAULT_PREVIEW_EVENT: &str = "task.created";
+pub(crate) const DEFAULT_PREVIEW_EVENT: &str = "task.created";
 
 /// What the user typed, kept as text so a form with errors shows it again.
 /// Its `Debug` hides the secret.
 #[derive(Clone, PartialEq, Eq)]
-pub struct WebhookInput {
-    pub name: String,
-    pub url: String,
-    pub events: Vec<String>,
+pub(crate) struct WebhookInput {
+    pub(crate) name: String,
+    pub(crate) url: String,
+    pub(crate) events: Vec<String>,
     /// Creation only; empty means "generate one".
-    pub secret: String,
-    pub is_active: bool,
-    pub timeout_ms: String,
+    pub(crate) secret: String,
+    pub(crate) is_active: bool,
+    pub(crate) timeout_ms: String,
     /// One `Name: value` per line.
-    pub headers: String,
+    pub(crate) headers: String,
     /// JSON text; empty means "send the envelope" (no template).
-    pub template: String,
-    pub preview_event: String,
+    pub(crate) template: String,
+    pub(crate) preview_event: String,
     /// Admins creating a webhook for another user; empty means themselves.
-    pub owner: String,
+    pub(crate) owner: String,
 }
 
 impl fmt::Debug for WebhookInput {
@@ -71,7 +71,7 @@ impl Default for WebhookInput {
 }
 
 impl WebhookInput {
-    pub fn from_form(form: &FormFields) -> Self {
+    pub(crate) fn from_form(form: &FormFields) -> Self {
         WebhookInput {
             name: form.get("name").to_owned(),
             url: form.get("url").to_owned(),
@@ -86,7 +86,7 @@ impl WebhookInput {
         }
     }
 
-    pub fn from_webhook(webhook: &Webhook) -> Self {
+    pub(crate) fn from_webhook(webhook: &Webhook) -> Self {
         WebhookInput {
             name: webhook.name.clone(),
             url: webhook.url.clone(),
@@ -109,7 +109,7 @@ impl WebhookInput {
 }
 
 /// An event of the catalogue to preview with; the default otherwise.
-pub fn preview_event(raw: &str) -> &str {
+pub(crate) fn preview_event(raw: &str) -> &str {
     CATALOGUE
         .iter()
         .find(|e| e.name == raw)
@@ -118,27 +118,27 @@ pub fn preview_event(raw: &str) -> &str {
 
 /// The problems of a submitted form, by field name (the API's field names).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FieldErrors(Vec<(String, String)>);
+pub(crate) struct FieldErrors(Vec<(String, String)>);
 
 impl FieldErrors {
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
 
-    pub fn get(&self, field: &str) -> Option<&str> {
+    pub(crate) fn get(&self, field: &str) -> Option<&str> {
         self.0
             .iter()
             .find(|(f, _)| f == field)
             .map(|(_, m)| m.as_str())
     }
 
-    pub fn all(&self) -> &[(String, String)] {
+    pub(crate) fn all(&self) -> &[(String, String)] {
         &self.0
     }
 
     /// Records the first problem of a field. The API quotes names in
     /// backticks (Markdown for JSON clients); a page shows them plain.
-    pub fn add(&mut self, field: &str, message: impl Into<String>) {
+    pub(crate) fn add(&mut self, field: &str, message: impl Into<String>) {
         if self.get(field).is_none() {
             let message: String = message.into();
             self.0.push((field.to_owned(), message.replace('`', "")));
@@ -166,18 +166,18 @@ impl FieldErrors {
 
 /// A form that passed every rule. Its `Debug` hides the secret.
 #[derive(Clone, PartialEq, Eq)]
-pub struct CheckedWebhook {
-    pub name: String,
-    pub url: String,
-    pub events: Vec<String>,
-    pub is_active: bool,
-    pub timeout_ms: Option<i32>,
-    pub headers: BTreeMap<String, String>,
-    pub template: Option<String>,
+pub(crate) struct CheckedWebhook {
+    pub(crate) name: String,
+    pub(crate) url: String,
+    pub(crate) events: Vec<String>,
+    pub(crate) is_active: bool,
+    pub(crate) timeout_ms: Option<i32>,
+    pub(crate) headers: BTreeMap<String, String>,
+    pub(crate) template: Option<String>,
     /// `None`: generate one (creation) or keep it (edit).
-    pub secret: Option<String>,
+    pub(crate) secret: Option<String>,
     /// `None`: the signed-in user.
-    pub owner: Option<i64>,
+    pub(crate) owner: Option<i64>,
 }
 
 impl fmt::Debug for CheckedWebhook {
@@ -198,7 +198,7 @@ impl fmt::Debug for CheckedWebhook {
 
 /// Checks every field, reporting all problems at once (a form is fixed in
 /// one go, unlike an API call).
-pub fn check_input(
+pub(crate) fn check_input(
     input: &WebhookInput,
     allow_private: bool,
 ) -> Result<CheckedWebhook, FieldErrors> {
@@ -282,7 +282,7 @@ pub fn check_input(
 
 /// `Name: value` lines (blank lines ignored) into a header map; the API's
 /// rules then apply to the map.
-pub fn parse_headers(text: &str) -> Result<BTreeMap<String, String>, String> {
+pub(crate) fn parse_headers(text: &str) -> Result<BTreeMap<String, String>, String> {
     let mut headers = BTreeMap::new();
     for (number, line) in text.lines().enumerate() {
         let line = line.trim();
@@ -309,7 +309,7 @@ pub fn parse_headers(text: &str) -> Result<BTreeMap<String, String>, String> {
 /// The body a webhook with this template would send for a sample `event`,
 /// pretty-printed; the template's error otherwise. An empty template sends
 /// the envelope itself.
-pub fn render_preview(template: &str, event: &str) -> Result<String, String> {
+pub(crate) fn render_preview(template: &str, event: &str) -> Result<String, String> {
     let envelope = sample_envelope(preview_event(event))
         .ok_or_else(|| "no sample data for this event".to_owned())?;
     let body = match template.trim() {
@@ -324,7 +324,7 @@ pub fn render_preview(template: &str, event: &str) -> Result<String, String> {
 
 /// The catalogue's events grouped by entity (`task`, `deal`, ...), in
 /// catalogue order; the test event is left out (tests reach every webhook).
-pub fn event_groups() -> Vec<(&'static str, Vec<&'static str>)> {
+pub(crate) fn event_groups() -> Vec<(&'static str, Vec<&'static str>)> {
     let mut groups: Vec<(&'static str, Vec<&'static str>)> = Vec::new();
     for spec in CATALOGUE.iter().filter(|e| e.name != TEST_EVENT) {
         let entity = spec.name.split('.').next().unwrap_or(spec.name);

@@ -15,14 +15,14 @@ use super::state::UiState;
 
 /// Webhook forms are small; the template is the biggest field (64 KiB max).
 const MAX_FORM_BYTES: usize = 256 * 1024;
-pub const CSRF_FIELD: &str = "_csrf";
+pub(crate) const CSRF_FIELD: &str = "_csrf";
 
 /// The name/value pairs of a submitted form, in order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FormFields(Vec<(String, String)>);
+pub(crate) struct FormFields(Vec<(String, String)>);
 
 impl FormFields {
-    pub fn parse(body: &[u8]) -> Self {
+    pub(crate) fn parse(body: &[u8]) -> Self {
         FormFields(
             url::form_urlencoded::parse(body)
                 .map(|(k, v)| (k.into_owned(), v.into_owned()))
@@ -31,7 +31,7 @@ impl FormFields {
     }
 
     /// The first value of `name`; empty text when absent.
-    pub fn get(&self, name: &str) -> &str {
+    pub(crate) fn get(&self, name: &str) -> &str {
         self.0
             .iter()
             .find(|(k, _)| k == name)
@@ -39,7 +39,7 @@ impl FormFields {
     }
 
     /// Every value of `name` (checkboxes).
-    pub fn all(&self, name: &str) -> Vec<&str> {
+    pub(crate) fn all(&self, name: &str) -> Vec<&str> {
         self.0
             .iter()
             .filter(|(k, _)| k == name)
@@ -47,15 +47,15 @@ impl FormFields {
             .collect()
     }
 
-    pub fn has(&self, name: &str) -> bool {
+    pub(crate) fn has(&self, name: &str) -> bool {
         self.0.iter().any(|(k, _)| k == name)
     }
 }
 
 /// A POSTed form from a signed-in user whose CSRF token checked out.
-pub struct CsrfForm {
-    pub session: Session,
-    pub fields: FormFields,
+pub(crate) struct CsrfForm {
+    pub(crate) session: Session,
+    pub(crate) fields: FormFields,
 }
 
 impl FromRequest<UiState> for CsrfForm {
@@ -83,7 +83,7 @@ impl FromRequest<UiState> for CsrfForm {
 }
 
 /// The hidden field every form carries.
-pub fn csrf_input(session: &Session) -> Markup {
+pub(crate) fn csrf_input(session: &Session) -> Markup {
     html! { input type="hidden" name=(CSRF_FIELD) value=(session.csrf_token); }
 }
 

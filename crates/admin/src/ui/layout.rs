@@ -9,7 +9,7 @@ use super::form::csrf_input;
 use super::session::Session;
 
 /// A whole page. `session` is `None` on the sign-in and error pages.
-pub fn page(title: &str, session: Option<&Session>, content: Markup) -> Markup {
+pub(crate) fn page(title: &str, session: Option<&Session>, content: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -54,14 +54,14 @@ pub fn page(title: &str, session: Option<&Session>, content: Markup) -> Markup {
 }
 
 /// An instant, readable and machine-readable; always UTC, said so.
-pub fn time_el(at: DateTime<Utc>) -> Markup {
+pub(crate) fn time_el(at: DateTime<Utc>) -> Markup {
     html! {
         time datetime=(at.to_rfc3339()) { (at.format("%Y-%m-%d %H:%M:%S UTC")) }
     }
 }
 
 /// A delivery's or attempt's outcome, in words as well as colour.
-pub fn outcome_badge(success: Option<bool>, text: &str) -> Markup {
+pub(crate) fn outcome_badge(success: Option<bool>, text: &str) -> Markup {
     let class = match success {
         Some(true) => "badge ok",
         Some(false) => "badge fail",
@@ -71,7 +71,7 @@ pub fn outcome_badge(success: Option<bool>, text: &str) -> Markup {
 }
 
 /// A delivery status (`pending`, `succeeded`, `failed`) as a badge.
-pub fn delivery_badge(status: &str) -> Markup {
+pub(crate) fn delivery_badge(status: &str) -> Markup {
     let success = match status {
         "succeeded" => Some(true),
         "failed" => Some(false),
@@ -80,7 +80,7 @@ pub fn delivery_badge(status: &str) -> Markup {
     outcome_badge(success, status)
 }
 
-pub fn active_badge(is_active: bool) -> Markup {
+pub(crate) fn active_badge(is_active: bool) -> Markup {
     if is_active {
         outcome_badge(Some(true), "active")
     } else {
@@ -89,19 +89,19 @@ pub fn active_badge(is_active: bool) -> Markup {
 }
 
 /// `12.5 %`, or an em dash without data.
-pub fn percent(rate: Option<f64>) -> String {
+pub(crate) fn percent(rate: Option<f64>) -> String {
     rate.map_or_else(|| "—".to_owned(), |r| format!("{:.1} %", r * 100.0))
 }
 
 /// `84 ms`, or an em dash without data.
-pub fn millis(ms: Option<f64>) -> String {
+pub(crate) fn millis(ms: Option<f64>) -> String {
     ms.map_or_else(|| "—".to_owned(), |ms| format!("{ms:.0} ms"))
 }
 
 /// What an action did, shown on the page it redirects to. Only these fixed
 /// messages can be shown: the query string picks one, it never carries text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Notice {
+pub(crate) enum Notice {
     Created,
     Updated,
     Deleted,
@@ -111,7 +111,7 @@ pub enum Notice {
 }
 
 impl Notice {
-    pub fn query(self) -> String {
+    pub(crate) fn query(self) -> String {
         match self {
             Notice::Created => "notice=created".to_owned(),
             Notice::Updated => "notice=updated".to_owned(),
@@ -122,7 +122,7 @@ impl Notice {
         }
     }
 
-    pub fn from_query(notice: Option<&str>, count: Option<&str>) -> Option<Notice> {
+    pub(crate) fn from_query(notice: Option<&str>, count: Option<&str>) -> Option<Notice> {
         Some(match notice? {
             "created" => Notice::Created,
             "updated" => Notice::Updated,
@@ -147,7 +147,7 @@ impl Notice {
         }
     }
 
-    pub fn render(notice: Option<Notice>) -> Markup {
+    pub(crate) fn render(notice: Option<Notice>) -> Markup {
         html! {
             @if let Some(notice) = notice {
                 div class="notice" role="status" { (notice.text()) }
@@ -157,7 +157,7 @@ impl Notice {
 }
 
 /// A `<pre>` of a body: pretty-printed when it is JSON, as is otherwise.
-pub fn body_block(label: &str, body: Option<&str>) -> Markup {
+pub(crate) fn body_block(label: &str, body: Option<&str>) -> Markup {
     let pretty = body.map(|text| {
         serde_json::from_str::<serde_json::Value>(text)
             .ok()

@@ -15,7 +15,7 @@ use webhookd_store::webhook_overview::{list_webhook_overviews, SUCCESS_RATE_DAYS
 use webhookd_store::webhooks::{list_webhooks, Scope};
 
 #[derive(Debug, Default, Deserialize)]
-pub struct ListQuery {
+pub(crate) struct ListQuery {
     user_id: Option<String>,
     notice: Option<String>,
     count: Option<String>,
@@ -23,7 +23,7 @@ pub struct ListQuery {
 
 /// The scope a page shows: an admin may narrow it to one user with
 /// `?user_id=`; anyone else always sees their own (the parameter is ignored).
-pub fn chosen_scope(session: &Session, user_id: Option<&str>) -> (Scope, Option<i64>) {
+pub(crate) fn chosen_scope(session: &Session, user_id: Option<&str>) -> (Scope, Option<i64>) {
     let chosen = user_id.and_then(|id| id.trim().parse::<i64>().ok());
     match (session.scope(), chosen) {
         (Scope::All, Some(owner)) => (Scope::User(owner), Some(owner)),
@@ -31,7 +31,7 @@ pub fn chosen_scope(session: &Session, user_id: Option<&str>) -> (Scope, Option<
     }
 }
 
-pub async fn show_list(
+pub(crate) async fn show_list(
     State(state): State<UiState>,
     session: Session,
     Query(query): Query<ListQuery>,
@@ -113,7 +113,7 @@ pub async fn show_list(
 }
 
 /// The admins' "whose webhooks" picker, a GET form keeping `keep` pairs.
-pub fn user_filter(
+pub(crate) fn user_filter(
     action: &str,
     users: &[UserSummary],
     chosen: Option<i64>,

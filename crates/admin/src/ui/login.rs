@@ -33,7 +33,7 @@ const EXPIRED_SESSIONS_PER_SIGN_IN: i64 = 100;
 
 /// Where to go after signing in: only a path on this site (never `//host`,
 /// which browsers read as another host), else the webhook list.
-pub fn safe_next(next: &str) -> &str {
+pub(crate) fn safe_next(next: &str) -> &str {
     let local = next.starts_with('/')
         && !next.starts_with("//")
         && !next.starts_with("/\\")
@@ -51,12 +51,12 @@ pub fn safe_next(next: &str) -> &str {
 }
 
 #[derive(Debug, Deserialize)]
-pub struct LoginQuery {
+pub(crate) struct LoginQuery {
     next: Option<String>,
 }
 
 /// The signed-in user, if any: lets the sign-in page skip itself.
-pub struct MaybeSession(pub Option<Session>);
+pub(crate) struct MaybeSession(pub Option<Session>);
 
 impl FromRequestParts<UiState> for MaybeSession {
     type Rejection = UiError;
@@ -66,7 +66,7 @@ impl FromRequestParts<UiState> for MaybeSession {
     }
 }
 
-pub async fn show_login(
+pub(crate) async fn show_login(
     MaybeSession(session): MaybeSession,
     headers: HeaderMap,
     Query(query): Query<LoginQuery>,
@@ -122,7 +122,10 @@ fn login_form(nonce: &str, next: &str, error: Option<&str>) -> Markup {
     }
 }
 
-pub async fn sign_in(State(state): State<UiState>, request: Request) -> Result<Response, UiError> {
+pub(crate) async fn sign_in(
+    State(state): State<UiState>,
+    request: Request,
+) -> Result<Response, UiError> {
     let (parts, body) = request.into_parts();
     let bytes = axum::body::to_bytes(body, MAX_LOGIN_BYTES)
         .await
@@ -181,7 +184,7 @@ pub async fn sign_in(State(state): State<UiState>, request: Request) -> Result<R
 }
 
 /// `GET /logout`: a button, since signing out changes state and so is a POST.
-pub async fn show_logout(MaybeSession(session): MaybeSession) -> Response {
+pub(crate) async fn show_logout(MaybeSession(session): MaybeSession) -> Response {
     let Some(session) = session else {
         return Redirect::to("/login").into_response();
     };
@@ -201,7 +204,7 @@ pub async fn show_logout(MaybeSession(session): MaybeSession) -> Response {
     .into_response()
 }
 
-pub async fn sign_out(
+pub(crate) async fn sign_out(
     State(state): State<UiState>,
     headers: HeaderMap,
     form: CsrfForm,

@@ -22,7 +22,7 @@ use webhookd_store::webhooks::find_webhook;
 
 /// The query string, read with the API's parser (repeated parameters
 /// refused, the API's cursor format), its errors shown as a page.
-pub struct LogsQuery(QueryParams);
+pub(crate) struct LogsQuery(QueryParams);
 
 impl<S: Send + Sync> FromRequestParts<S> for LogsQuery {
     type Rejection = UiError;
@@ -116,7 +116,7 @@ impl FilterInput {
 }
 
 /// A `datetime-local` value (`2026-02-20T12:00`, taken as UTC) or RFC 3339.
-pub fn parse_time(text: &str) -> Option<DateTime<Utc>> {
+pub(crate) fn parse_time(text: &str) -> Option<DateTime<Utc>> {
     if let Ok(at) = DateTime::parse_from_rfc3339(text) {
         return Some(at.with_timezone(&Utc));
     }
@@ -126,7 +126,7 @@ pub fn parse_time(text: &str) -> Option<DateTime<Utc>> {
         .map(|naive| naive.and_utc())
 }
 
-pub async fn show_logs(
+pub(crate) async fn show_logs(
     State(state): State<UiState>,
     session: Session,
     WebhookPath(id): WebhookPath,
@@ -256,7 +256,7 @@ fn attempt_outcome(entry: &LogEntry) -> Markup {
     outcome_badge(Some(entry.is_success), &text)
 }
 
-pub async fn show_attempt(
+pub(crate) async fn show_attempt(
     State(state): State<UiState>,
     session: Session,
     Path((raw_id, raw_log)): Path<(String, String)>,

@@ -21,26 +21,24 @@
 //! pages (`list`, `details`, `logs`, `login`, `webhook_form` then `edit`,
 //! `actions`, `stats`); `routes` on top.
 
-pub mod actions;
+pub(crate) mod actions;
 mod assets;
-pub mod charts;
-pub mod details;
-pub mod edit;
-pub mod error;
+pub(crate) mod charts;
+pub(crate) mod details;
+pub(crate) mod edit;
+pub(crate) mod error;
 mod error_page;
-pub mod fields;
-pub mod form;
-pub mod layout;
-pub mod list;
-pub mod login;
-pub mod logs;
+pub(crate) mod fields;
+pub(crate) mod form;
+pub(crate) mod layout;
+pub(crate) mod list;
+pub(crate) mod login;
+pub(crate) mod logs;
 mod paths;
 mod routes;
-pub mod session;
-pub mod state;
-pub mod stats;
-pub mod webhook_form;
+pub(crate) mod session;
+pub(crate) mod state;
+pub(crate) mod stats;
+pub(crate) mod webhook_form;
 
-pub use assets::{SCRIPT_PATH, STYLESHEET_PATH};
 pub use routes::router;
-pub use state::{UiState, WebhookPath};

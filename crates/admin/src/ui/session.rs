@@ -26,18 +26,18 @@ use webhookd_store::ui_sessions::{self, UiSession};
 use webhookd_store::users::User;
 use webhookd_store::webhooks::Scope;
 
-pub const SESSION_COOKIE: &str = "webhookd_session";
+pub(crate) const SESSION_COOKIE: &str = "webhookd_session";
 /// How long a sign-in lasts; the user signs in again afterwards.
-pub const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 60 * 60);
+pub(crate) const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 60 * 60);
 
 /// The signed-in user of a request, with the session's CSRF token. Its
 /// `Debug` hides the token.
 #[derive(Clone)]
-pub struct Session {
-    pub user: User,
-    pub csrf_token: String,
+pub(crate) struct Session {
+    pub(crate) user: User,
+    pub(crate) csrf_token: String,
     /// SHA-256 of the cookie value: the row's key, for sign-out.
-    pub id_hash: Vec<u8>,
+    pub(crate) id_hash: Vec<u8>,
 }
 
 impl fmt::Debug for Session {
@@ -51,7 +51,7 @@ impl fmt::Debug for Session {
 
 impl Session {
     /// The webhooks this user may see and change.
-    pub fn scope(&self) -> Scope {
+    pub(crate) fn scope(&self) -> Scope {
         if self.user.is_admin {
             Scope::All
         } else {
@@ -61,7 +61,7 @@ impl Session {
 
     /// Whether a submitted form's token is this session's, compared in
     /// constant time so the comparison leaks nothing about the token.
-    pub fn csrf_matches(&self, submitted: &str) -> bool {
+    pub(crate) fn csrf_matches(&self, submitted: &str) -> bool {
         tokens_match(&self.csrf_token, submitted)
     }
 }
@@ -93,31 +93,31 @@ impl FromRequestParts<UiState> for Session {
 
 /// The session, when there is one: for pages that also serve signed-out
 /// visitors (the sign-in page).
-pub async fn optional_session(parts: &mut Parts, state: &UiState) -> Option<Session> {
+pub(crate) async fn optional_session(parts: &mut Parts, state: &UiState) -> Option<Session> {
     Session::from_request_parts(parts, state).await.ok()
 }
 
 /// 32 random bytes as unpadded base64url: session cookie values and CSRF
 /// tokens.
-pub fn random_token() -> String {
+pub(crate) fn random_token() -> String {
     let mut bytes = [0u8; 32];
     // ThreadRng is a CSPRNG seeded from the OS.
     rand::rng().fill_bytes(&mut bytes);
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
-pub fn hash_cookie(value: &str) -> Vec<u8> {
+pub(crate) fn hash_cookie(value: &str) -> Vec<u8> {
     Sha256::digest(value.as_bytes()).to_vec()
 }
 
-pub fn tokens_match(expected: &str, submitted: &str) -> bool {
+pub(crate) fn tokens_match(expected: &str, submitted: &str) -> bool {
     // `ct_eq` on slices of different lengths is false without comparing;
     // the length of a random token is no secret.
     !expected.is_empty() && bool::from(expected.as_bytes().ct_eq(submitted.as_bytes()))
 }
 
 /// The value of cookie `name` among the request's `Cookie` headers.
-pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
@@ -131,7 +131,7 @@ pub fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 
 /// Whether the browser's request reached us over HTTPS: directly (never, we
 /// serve plain HTTP) or through a proxy that says so.
-pub fn request_is_https(headers: &HeaderMap) -> bool {
+pub(crate) fn request_is_https(headers: &HeaderMap) -> bool {
     let forwarded_proto = headers
         .get("x-forwarded-proto")
         .and_then(|v| v.to_str().ok())
@@ -155,7 +155,7 @@ pub fn request_is_https(headers: &HeaderMap) -> bool {
 }
 
 /// A `Set-Cookie` value; `max_age` 0 deletes the cookie.
-pub fn set_cookie(
+pub(crate) fn set_cookie(
     name: &str,
     value: &str,
     path: &str,

@@ -8,10 +8,10 @@ use crate::api::ApiState;
 
 /// Every page is built from this state: the same one the JSON API uses, so
 /// both share the pool, the settings and the test-delivery client.
-pub type UiState = ApiState;
+pub(crate) type UiState = ApiState;
 
 /// The `{id}` of a webhook page. A non-numeric id names nothing: 404.
-pub struct WebhookPath(pub i64);
+pub(crate) struct WebhookPath(pub i64);
 
 impl<S: Send + Sync> FromRequestParts<S> for WebhookPath {
     type Rejection = UiError;

@@ -16,19 +16,19 @@ use super::state::UiState;
 use webhookd_store::stats::{load_stats, Summary};
 use webhookd_store::users::list_users;
 
-pub const STATS_PATH: &str = "/webhook/stats";
+pub(crate) const STATS_PATH: &str = "/webhook/stats";
 
 /// The periods offered: query value, length in hours, words.
 const PERIODS: &[(&str, u32, &str)] =
     &[("24h", 24, "Last 24 hours"), ("7d", 7 * 24, "Last 7 days")];
 
 #[derive(Debug, Default, Deserialize)]
-pub struct StatsQuery {
+pub(crate) struct StatsQuery {
     period: Option<String>,
     user_id: Option<String>,
 }
 
-pub async fn show_stats(
+pub(crate) async fn show_stats(
     State(state): State<UiState>,
     session: Session,
     Query(query): Query<StatsQuery>,

@@ -14,13 +14,13 @@ use super::session::Session;
 /// Which form: a new webhook, or an existing one. Defined with the markup
 /// that switches on it; `edit` (the handlers) picks one and imports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     Create,
     Edit(i64),
 }
 
 impl Mode {
-    pub fn action(self) -> String {
+    pub(crate) fn action(self) -> String {
         match self {
             Mode::Create => "/webhook/new".to_owned(),
             Mode::Edit(id) => format!("/webhook/{id}/edit"),
@@ -28,7 +28,7 @@ impl Mode {
     }
 }
 
-pub fn form_page(
+pub(crate) fn form_page(
     session: &Session,
     mode: Mode,
     input: &WebhookInput,
