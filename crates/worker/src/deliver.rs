@@ -114,6 +114,21 @@ pub struct AttemptOutcome {
     pub retry_after: Option<Duration>,
 }
 
+impl AttemptOutcome {
+    /// A failure with no response at all (refused before sending, or the
+    /// request never got an answer), `elapsed` after the start.
+    pub fn without_response(error: String, elapsed: Duration) -> Self {
+        AttemptOutcome {
+            verdict: Verdict::Failure,
+            status_code: None,
+            elapsed,
+            response: None,
+            error: Some(error),
+            retry_after: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct Deliverer {
     client: Client,
@@ -185,14 +200,7 @@ impl Deliverer {
         body: &Arc<str>,
     ) -> AttemptOutcome {
         let started = Instant::now();
-        let failure = |error: String| AttemptOutcome {
-            verdict: Verdict::Failure,
-            status_code: None,
-            elapsed: started.elapsed(),
-            response: None,
-            error: Some(error),
-            retry_after: None,
-        };
+        let failure = |error: String| AttemptOutcome::without_response(error, started.elapsed());
         let url = match &target.url {
             Ok(url) => url.clone(),
             Err(e) => return failure(e.clone()),

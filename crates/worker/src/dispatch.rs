@@ -378,14 +378,7 @@ impl Inner {
             }
             // Validated when saved, so only a row edited by hand lands here.
             Err(problem) => {
-                let outcome = AttemptOutcome {
-                    verdict: Verdict::Failure,
-                    status_code: None,
-                    elapsed: Duration::ZERO,
-                    response: None,
-                    error: Some(problem),
-                    retry_after: None,
-                };
+                let outcome = AttemptOutcome::without_response(problem, Duration::ZERO);
                 self.judge(claimed, attempt, envelope.clone(), outcome)
             }
         }

@@ -136,12 +136,5 @@ fn build_target(w: &DeliveryTarget, default_timeout: Duration) -> Result<Target,
 }
 
 fn not_sent(problem: String) -> AttemptOutcome {
-    AttemptOutcome {
-        verdict: Verdict::Failure,
-        status_code: None,
-        elapsed: Duration::ZERO,
-        response: None,
-        error: Some(problem),
-        retry_after: None,
-    }
+    AttemptOutcome::without_response(problem, Duration::ZERO)
 }
