@@ -168,6 +168,10 @@ async fn without_a_window_every_delivery_is_written_before_its_attempt() {
         .await
         .expect("written before the attempt began");
     assert_eq!((row.status.as_str(), row.attempts), ("pending", 0));
+    // Written, so acked (by the commit, like every batch) while its attempt
+    // is still held by the receiver.
+    eventually(WAIT, "the written message to be acked", || acked(&app)).await;
+    assert_eq!(receiver.held(), 1, "the attempt is still running");
     receiver.release();
     let done = succeeded(&app, sent.id, "the outcome to be recorded").await;
     assert!(done.updated);
