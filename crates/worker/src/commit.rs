@@ -150,15 +150,24 @@ impl BatchWriter {
                         ..FanoutWritten::default()
                     };
                     written.emit(&self.metrics);
-                    self.committed(batch.messages, &batch.events).await;
+                    // Its events were never taken (written first, they need
+                    // no guard), so none is let go: a copy another consumer
+                    // holds stays guarded.
+                    EventsConsumed {
+                        events: &batch.events,
+                    }
+                    .emit(&self.metrics);
+                    self.acks
+                        .written(batch.messages.last, batch.messages.count)
+                        .await;
                 }
             }
         }
         self.acks.flush().await;
     }
 
-    /// Counts the batch's events, notes its messages for the next ack and
-    /// lets go of its events.
+    /// Counts an open batch's events, notes its messages for the next ack
+    /// and lets go of its events.
     async fn committed(&mut self, messages: Messages, events: &[NewEvent]) {
         EventsConsumed { events }.emit(&self.metrics);
         self.acks.written(messages.last, messages.count).await;
