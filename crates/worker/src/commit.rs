@@ -150,28 +150,24 @@ impl BatchWriter {
                         ..FanoutWritten::default()
                     };
                     written.emit(&self.metrics);
-                    // Its events were never taken (written first, they need
-                    // no guard), so none is let go: a copy another consumer
-                    // holds stays guarded.
-                    EventsConsumed {
-                        events: &batch.events,
-                    }
-                    .emit(&self.metrics);
-                    self.acks
-                        .written(batch.messages.last, batch.messages.count)
-                        .await;
+                    // Written first, its events were never taken: a copy
+                    // another consumer holds stays guarded.
+                    self.committed(batch.messages, &batch.events, false).await;
                 }
             }
         }
         self.acks.flush().await;
     }
 
-    /// Counts an open batch's events, notes its messages for the next ack
-    /// and lets go of its events.
-    async fn committed(&mut self, messages: Messages, events: &[NewEvent]) {
+    /// Counts the batch's events and notes its messages for the next ack;
+    /// `taken`: its events were taken from the uncommitted set, and are let
+    /// go now.
+    async fn committed(&mut self, messages: Messages, events: &[NewEvent], taken: bool) {
         EventsConsumed { events }.emit(&self.metrics);
         self.acks.written(messages.last, messages.count).await;
-        self.uncommitted.release(events);
+        if taken {
+            self.uncommitted.release(events);
+        }
     }
 
     async fn commit_open(&mut self, mut batch: OpenBatch, cancel: &CancellationToken) {
@@ -246,7 +242,7 @@ impl BatchWriter {
         }
         let settled: Vec<Uuid> = records.keys().copied().collect();
         self.window.settle(&settled);
-        self.committed(batch.messages, &batch.events).await;
+        self.committed(batch.messages, &batch.events, true).await;
         if records.len() < expected {
             self.window.forward_to_recorder(batch.outcomes);
         }

@@ -62,8 +62,9 @@ pub struct Fanout {
     /// How long a batch's first attempts may run before it is written;
     /// `None`: every delivery is written before it is attempted.
     first_attempt_window: Option<Duration>,
-    /// Writes the batches (a copy on each session's own connection).
-    recorder: Arc<Recorder>,
+    disable_after: Option<Duration>,
+    /// Wakes this worker's scheduler when a batch leaves something due.
+    retry_wake: Arc<Notify>,
     /// Written messages acked at once, at least.
     ack_every: usize,
     uncommitted: Uncommitted,
@@ -83,19 +84,14 @@ pub struct FanoutSettings {
 
 impl Fanout {
     pub fn new(window: Window, pool: PgPool, metrics: Metrics, settings: FanoutSettings) -> Self {
-        let recorder = Recorder::new(
-            pool.clone(),
-            metrics.clone(),
-            settings.retry_wake,
-            settings.disable_after,
-        );
         Fanout {
             window,
             pool,
             metrics,
             lease: settings.lease,
             first_attempt_window: settings.first_attempt_window,
-            recorder: Arc::new(recorder),
+            disable_after: settings.disable_after,
+            retry_wake: settings.retry_wake,
             ack_every: ack_every(settings.prefetch),
             uncommitted: Uncommitted::default(),
         }
@@ -107,7 +103,6 @@ impl Fanout {
     pub(crate) fn for_shard(&self, pool: PgPool, deliverer: Deliverer, prefetch: u16) -> Self {
         Fanout {
             window: self.window.with_deliverer(deliverer),
-            recorder: Arc::new(self.recorder.on(pool.clone())),
             pool,
             ack_every: ack_every(prefetch),
             ..self.clone()
@@ -118,7 +113,13 @@ impl Fanout {
     pub(crate) fn start(&self, cancel: &CancellationToken) -> Pipeline {
         let (open, batches) = mpsc::channel(OPEN_BATCHES);
         let writer = BatchWriter {
-            recorder: self.recorder.on(self.pool.clone()),
+            // The session's writer, on a connection of its own.
+            recorder: Recorder::new(
+                self.pool.clone(),
+                self.metrics.clone(),
+                self.retry_wake.clone(),
+                self.disable_after,
+            ),
             window: self.window.clone(),
             acks: Acks::new(self.ack_every),
             uncommitted: self.uncommitted.clone(),

@@ -87,16 +87,6 @@ impl Recorder {
         }
     }
 
-    /// The same writer on a connection of `pool`'s.
-    pub(crate) fn on(&self, pool: PgPool) -> Self {
-        Self::new(
-            pool,
-            self.metrics.clone(),
-            self.retry_wake.clone(),
-            self.disable_after,
-        )
-    }
-
     /// Writes `batch` (emptying it), retrying while the database is away.
     /// False when `stop` fired before everything was written.
     pub(crate) async fn write_records(

@@ -10,6 +10,7 @@
 use std::fmt::Display;
 use std::time::Duration;
 
+use prometheus::IntGauge;
 use tracing::{debug, error, info, warn};
 use uuid::Uuid;
 use webhookd_events::delivery::NextStep;
@@ -143,21 +144,23 @@ impl AttemptJudged<'_> {
 /// A delivery waits in memory for one of its webhook's request slots; it
 /// stops being counted when this is dropped.
 pub(crate) struct Waiting {
-    metrics: Metrics,
+    // The one gauge, not the whole registry: a clone of `Metrics` is two
+    // dozen reference counts, per queued delivery.
+    gauge: IntGauge,
 }
 
 impl Waiting {
     pub(crate) fn start(metrics: &Metrics) -> Self {
         metrics.deliveries_waiting.inc();
         Waiting {
-            metrics: metrics.clone(),
+            gauge: metrics.deliveries_waiting.clone(),
         }
     }
 }
 
 impl Drop for Waiting {
     fn drop(&mut self) {
-        self.metrics.deliveries_waiting.dec();
+        self.gauge.dec();
     }
 }
 
