@@ -3,6 +3,7 @@
 //! side above it.
 
 pub mod backlog;
+pub mod batches;
 pub mod dedicated;
 pub mod deliveries;
 pub mod delivery_admin;
