@@ -211,7 +211,7 @@ def load_all(path):
 # --- metrics that exist ---------------------------------------------------
 src = open("crates/worker/src/metrics.rs").read()
 known = set(re.findall(r'"(webhookd_[a-z0-9_]+)"', src))
-hist = {m for m in known if m.endswith("_duration_seconds")}
+hist = set(re.findall(r'HistogramOpts::new\(\s*"(webhookd_[a-z0-9_]+)"', src))
 allowed = set(known)
 for m in hist:
     allowed |= {m + "_bucket", m + "_sum", m + "_count"}

@@ -538,10 +538,15 @@ async fn a_batching_webhook_is_set_up_in_the_form_and_its_batch_attempt_opens_it
     // With a template: refused next to the batch field, nothing saved.
     browser.fill("#batch_max_events", "3").await;
     browser.fill("#batch_max_wait_ms", "60000").await;
-    browser.fill("#template", r#"{"text": "{{data.title}}"}"#).await;
+    browser
+        .fill("#template", r#"{"text": "{{data.title}}"}"#)
+        .await;
     browser.click("button.primary[value=save]").await;
     let error = browser.text("#batch_max_events-error").await;
-    assert!(error.contains("cannot have both a template and batching"), "{error}");
+    assert!(
+        error.contains("cannot have both a template and batching"),
+        "{error}"
+    );
     browser.find("#template").await.clear().await.unwrap();
     browser.click("button.primary[value=save]").await;
     browser.expect_heading("Webhook created").await;

@@ -31,6 +31,9 @@ enum Scenario {
     Steady1,
     /// --rate events/s for --steady-secs → 10 webhooks.
     Steady10,
+    /// Like drain10, each webhook batching up to --batch-events events
+    /// per request (SPEC §11).
+    Drain10Batch,
     /// Like drain10, with one receiver answering after --slow-ms.
     Fairness,
     /// --backlogs events each → 1 webhook: per-delivery cost by backlog size.
@@ -55,6 +58,9 @@ struct Args {
     steady_secs: u32,
     #[arg(long, default_value_t = 1_000)]
     slow_ms: u64,
+    /// batch_max_events of the drain10-batch webhooks
+    #[arg(long, default_value_t = 100)]
+    batch_events: i32,
     #[arg(long, value_delimiter = ',', default_value = "1000,100000,1000000")]
     backlogs: Vec<usize>,
     #[arg(long, default_value_t = 50_000)]
@@ -144,6 +150,7 @@ async fn run(bench: &Bench, args: &Args, scenario: Scenario) -> anyhow::Result<V
                 args.drain_events,
                 1,
                 None,
+                None,
             )
             .await?,
         ],
@@ -154,6 +161,21 @@ async fn run(bench: &Bench, args: &Args, scenario: Scenario) -> anyhow::Result<V
                 args.fanout_events,
                 10,
                 None,
+                None,
+            )
+            .await?,
+        ],
+        Scenario::Drain10Batch => vec![
+            scenarios::drain(
+                bench,
+                format!(
+                    "drain {} events → 10 webhooks, batches of {} (events counted)",
+                    args.fanout_events, args.batch_events
+                ),
+                args.fanout_events,
+                10,
+                None,
+                Some(args.batch_events),
             )
             .await?,
         ],
@@ -187,6 +209,7 @@ async fn run(bench: &Bench, args: &Args, scenario: Scenario) -> anyhow::Result<V
                 args.fanout_events,
                 10,
                 Some(Duration::from_millis(args.slow_ms)),
+                None,
             )
             .await?,
         ],
@@ -199,6 +222,7 @@ async fn run(bench: &Bench, args: &Args, scenario: Scenario) -> anyhow::Result<V
                         format!("backlog {events} → 1 webhook"),
                         events,
                         1,
+                        None,
                         None,
                     )
                     .await?,

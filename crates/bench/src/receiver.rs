@@ -1,6 +1,7 @@
-//! Local keep-alive receivers on 127.0.0.1: they count requests per webhook
-//! and, for events that carry the time they were published (`sent_ns` in
-//! their data), record the publish→receipt latency.
+//! Local keep-alive receivers on 127.0.0.1: they count events per webhook
+//! (a batch request counts its events) and, for events that carry the time
+//! they were published (`sent_ns` in their data), record the
+//! publish→receipt latency (a batch's first event's).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -85,9 +86,22 @@ async fn receive(State(endpoint): State<Endpoint>, body: Bytes) -> &'static str 
         }
     }
     if let Some(count) = endpoint.receipts.counts.get(endpoint.index) {
-        count.fetch_add(1, Ordering::Relaxed);
+        count.fetch_add(events_in(&body), Ordering::Relaxed);
     }
     "ok"
+}
+
+/// How many events a request carried: a batch body's (SPEC §11), else one.
+fn events_in(body: &[u8]) -> u64 {
+    #[derive(serde::Deserialize)]
+    struct Batch {
+        events: Vec<serde::de::IgnoredAny>,
+    }
+    const BATCH: &[u8] = br#""event":"batch""#;
+    if !body.windows(BATCH.len()).any(|w| w == BATCH) {
+        return 1;
+    }
+    serde_json::from_slice::<Batch>(body).map_or(1, |batch| batch.events.len() as u64)
 }
 
 pub fn unix_nanos() -> u64 {
@@ -123,5 +137,13 @@ mod tests {
         assert_eq!(sent_ns(body), Some(1_234_567));
         assert_eq!(sent_ns(br#"{"data":{"task_id":1}}"#), None);
         assert_eq!(sent_ns(br#"{"sent_ns":"#), None);
+    }
+
+    #[test]
+    fn a_batch_counts_its_events() {
+        let one = br#"{"id":"x","event":"task.created","timestamp":1,"data":{}}"#;
+        assert_eq!(events_in(one), 1);
+        let batch = br#"{"id":"b","event":"batch","timestamp":1,"events":[{"id":"1"},{"id":"2"}]}"#;
+        assert_eq!(events_in(batch), 2);
     }
 }

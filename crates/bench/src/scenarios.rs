@@ -31,16 +31,19 @@ pub struct Bench {
 /// A backlog queued before webhookd starts, drained into `webhooks` local
 /// receivers. With `slow`, receiver 0 answers after that delay and the
 /// figures are about the other receivers: how fast they are served while
-/// one endpoint holds its share of the request slots.
+/// one endpoint holds its share of the request slots. With `batch`, the
+/// webhooks get their events in batches of up to that many (SPEC §11), and
+/// the figures count events, not requests.
 pub async fn drain(
     bench: &Bench,
     scenario: String,
     events: usize,
     webhooks: usize,
     slow: Option<Duration>,
+    batch: Option<i32>,
 ) -> anyhow::Result<Row> {
     on_stage(bench, async |stage| {
-        drain_on(bench, stage, scenario, events, webhooks, slow).await
+        drain_on(bench, stage, scenario, events, webhooks, slow, batch).await
     })
     .await
 }
@@ -52,9 +55,10 @@ async fn drain_on(
     events: usize,
     webhooks: usize,
     slow: Option<Duration>,
+    batch: Option<i32>,
 ) -> anyhow::Result<Row> {
     let (receipts, urls) = receiver::start(webhooks, slow.map(|delay| (0, delay))).await?;
-    let ids = stage.add_webhooks(&urls).await?;
+    let ids = stage.add_webhooks(&urls, batch).await?;
     let publisher = stage.publisher().await?;
     publish_backlog(&publisher, events).await?;
     publisher.close().await;
@@ -114,7 +118,7 @@ async fn steady_on(
     webhooks: usize,
 ) -> anyhow::Result<Row> {
     let (receipts, urls) = receiver::start(webhooks, None).await?;
-    let ids = stage.add_webhooks(&urls).await?;
+    let ids = stage.add_webhooks(&urls, None).await?;
     let publisher = stage.publisher().await?;
     let mut daemon = Daemon::start(&bench.webhookd, &stage.daemon_env(&bench.settings))?;
     daemon.ready().await?;
@@ -290,8 +294,11 @@ async fn wait_recorded(
     expected: u64,
 ) -> anyhow::Result<()> {
     loop {
+        // An event sent in a batch stands where its batch does.
         let recorded: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM deliveries WHERE status = 'succeeded' AND webhook_id = ANY($1)",
+            "SELECT count(*) FROM deliveries d LEFT JOIN deliveries b ON b.id = d.batch_id
+             WHERE d.webhook_id = ANY($1) AND d.batch_size IS NULL
+               AND COALESCE(b.status, d.status) = 'succeeded'",
         )
         .bind(webhooks)
         .fetch_one(&stage.pool)
@@ -351,14 +358,17 @@ impl Window {
         let system = SystemCpu::now().since(self.system);
         daemon.stop().await?;
         let writes = stage.writes().await?;
-        let logs: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM webhook_logs WHERE webhook_id = ANY($1) AND is_success",
+        // Rows, and the events they cover (a batch's row covers its events).
+        let (logs, logged): (i64, i64) = sqlx::query_as(
+            "SELECT count(*), COALESCE(sum(COALESCE(d.batch_size, 1)), 0)::int8
+             FROM webhook_logs l LEFT JOIN deliveries d ON d.id = l.delivery_id AND l.event = 'batch'
+             WHERE l.webhook_id = ANY($1) AND l.is_success",
         )
         .bind(webhooks)
         .fetch_one(&stage.pool)
         .await?;
-        if (logs as u64) < expected {
-            bail!("{scenario}: only {logs} of {expected} deliveries are in webhook_logs");
+        if (logged as u64) < expected {
+            bail!("{scenario}: only {logged} of {expected} deliveries are in webhook_logs");
         }
         Ok(Row {
             scenario,

@@ -85,20 +85,26 @@ impl Stage {
         })
     }
 
-    /// One webhook per URL, subscribed to every event. Returns their ids.
-    pub async fn add_webhooks(&self, urls: &[String]) -> anyhow::Result<Vec<i64>> {
+    /// One webhook per URL, subscribed to every event, batching its events
+    /// when `batch_max_events` is given. Returns their ids.
+    pub async fn add_webhooks(
+        &self,
+        urls: &[String],
+        batch_max_events: Option<i32>,
+    ) -> anyhow::Result<Vec<i64>> {
         let (user, _token) =
             webhookd_store::users::create_user(&self.pool, "bench", None, false).await?;
         let mut ids = Vec::with_capacity(urls.len());
         for (i, url) in urls.iter().enumerate() {
             let id: i64 = sqlx::query_scalar(
-                "INSERT INTO webhooks (user_id, name, url, events, secret) \
-                 VALUES ($1, $2, $3, ARRAY['*'], $4) RETURNING id",
+                "INSERT INTO webhooks (user_id, name, url, events, secret, batch_max_events) \
+                 VALUES ($1, $2, $3, ARRAY['*'], $4, $5) RETURNING id",
             )
             .bind(user.id)
             .bind(format!("bench-{i}"))
             .bind(url)
             .bind(webhookd_signing::generate_secret())
+            .bind(batch_max_events)
             .fetch_one(&self.pool)
             .await?;
             ids.push(id);
