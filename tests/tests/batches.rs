@@ -481,3 +481,40 @@ async fn collected_and_in_flight_batches_survive_kill_9_and_sigterm_hands_one_ba
     assert!(last.terminate().await.success());
     deployment.cleanup().await;
 }
+
+#[tokio::test]
+async fn batches_keep_to_the_webhooks_request_cap() {
+    let app = TestApp::spawn_with(&[("WEBHOOKD__DELIVERY__PER_ENDPOINT_CONCURRENCY", "1")]).await;
+    let (_, token) = app.create_user("Alice", None, false).await;
+    let receiver = Receiver::start(SECRET).await;
+    receiver.hold();
+    let (status, created) = create(
+        &app,
+        &token,
+        json!({"name": "batched", "url": receiver.url(), "events": ["*"], "secret": SECRET,
+               "batch_max_events": 2, "batch_max_wait_ms": NEVER}),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    for n in 0..6 {
+        app.publisher.publish(&task(n)).await.unwrap();
+    }
+    eventually(WAIT, "three batches formed, one in flight", || async {
+        let formed: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE batch_size IS NOT NULL")
+                .fetch_one(&app.db.pool)
+                .await
+                .unwrap();
+        (formed == 3 && receiver.held() == 1).then_some(())
+    })
+    .await;
+    // The other two wait for the webhook's one request slot.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(receiver.count(), 1, "one request at a time to this webhook");
+    receiver.release();
+    let got = receiver.wait_for(3, WAIT).await;
+    let mut ids: Vec<u64> = got.iter().flat_map(task_ids).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, [0, 1, 2, 3, 4, 5]);
+    app.stop().await;
+}
