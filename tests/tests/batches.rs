@@ -466,12 +466,16 @@ async fn collected_and_in_flight_batches_survive_kill_9_and_sigterm_hands_one_ba
     let got = batches(&receiver.received());
     assert_eq!(got.len(), 2, "two batches, each sent under one id: {got:?}");
     assert!(got.iter().all(|(_, ids)| ids.len() == 10));
-    let succeeded: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE status = 'succeeded'")
-            .fetch_one(&deployment.db.pool)
-            .await
-            .unwrap();
-    assert_eq!(succeeded, 2, "the two batch rows");
+    // Received before recorded: the batch rows' outcomes follow.
+    eventually(WAIT, "both batch rows succeeded", || async {
+        let succeeded: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE status = 'succeeded'")
+                .fetch_one(&deployment.db.pool)
+                .await
+                .unwrap();
+        (succeeded == 2).then_some(())
+    })
+    .await;
     let batched: i64 =
         sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE status = 'batched'")
             .fetch_one(&deployment.db.pool)
