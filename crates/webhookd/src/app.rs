@@ -152,11 +152,12 @@ impl App {
                 admin_metrics,
                 cancel.clone(),
             );
+            let live_attempts = graphql_state.attempts();
             // The web UI shares the API's state: same pool, settings, test client.
             router = router
                 .merge(api::router(api_state.clone()))
                 .merge(graphql::router(graphql_state))
-                .merge(webhookd_admin::ui::router(api_state));
+                .merge(webhookd_admin::ui::router(api_state, live_attempts));
         }
         let router = router.layer(axum::middleware::from_fn(catch_panics));
         let addr = self.local_addr();

@@ -86,6 +86,11 @@ impl LiveAttempts {
         }
     }
 
+    /// Cancelled when the process shuts down.
+    pub(crate) fn stopping(&self) -> CancellationToken {
+        self.inner.shutdown.clone()
+    }
+
     /// Watches webhook `webhook_id` (the caller has checked that `user_id`
     /// may): every attempt recorded from now on. Cancels `cut_off` if the
     /// watcher falls a whole buffer behind.
