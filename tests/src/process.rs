@@ -385,6 +385,30 @@ impl Deployment {
 
     /// A webhook subscribed to every event, delivering to `url`.
     pub async fn subscribe(&self, url: &str, secret: &str) -> i64 {
+        self.subscribe_with(url, secret, None, 1000).await
+    }
+
+    /// A webhook subscribed to every event that gets them in batches of up
+    /// to `max_events`, each sent once full or `max_wait_ms` after its
+    /// oldest event.
+    pub async fn subscribe_batched(
+        &self,
+        url: &str,
+        secret: &str,
+        max_events: i32,
+        max_wait_ms: i32,
+    ) -> i64 {
+        self.subscribe_with(url, secret, Some(max_events), max_wait_ms)
+            .await
+    }
+
+    async fn subscribe_with(
+        &self,
+        url: &str,
+        secret: &str,
+        batch_max_events: Option<i32>,
+        batch_max_wait_ms: i32,
+    ) -> i64 {
         let webhook = create_webhook(
             &self.db.pool,
             &NewWebhook {
@@ -397,6 +421,8 @@ impl Deployment {
                 timeout_ms: None,
                 headers: Default::default(),
                 template: None,
+                batch_max_events,
+                batch_max_wait_ms,
             },
         )
         .await

@@ -226,6 +226,8 @@ async fn every_api_replica_streams_every_event_whichever_worker_consumed_it() {
             timeout_ms: None,
             headers: Default::default(),
             template: None,
+            batch_max_events: None,
+            batch_max_wait_ms: 1000,
         },
     )
     .await

@@ -515,6 +515,85 @@ async fn a_user_signs_in_creates_a_telegram_webhook_tests_it_watches_deliveries_
 }
 
 /// The `value` of the first `_csrf` field of a page.
+#[tokio::test]
+async fn a_batching_webhook_is_set_up_in_the_form_and_its_batch_attempt_opens_its_events() {
+    let app = TestApp::spawn().await;
+    let (_alice, token) = app.create_user("Alice", Some(7), false).await;
+    let receiver = Receiver::start(SECRET).await;
+    let browser = Browser::start().await;
+    browser.sign_in(&app, &token).await;
+
+    browser.goto(&app.url("/webhook/new")).await;
+    browser.expect_heading("New webhook").await;
+    let hint = browser.text("#batch-events-hint").await;
+    assert!(hint.contains("Empty sends one request per event"), "{hint}");
+    assert!(browser
+        .text("#batch-wait-hint")
+        .await
+        .contains("oldest event"));
+    browser.fill("#name", "Batched tasks").await;
+    browser.fill("#url", &receiver.url()).await;
+    browser.fill("#secret", SECRET).await;
+    browser.click("#events-task-all").await;
+    // With a template: refused next to the batch field, nothing saved.
+    browser.fill("#batch_max_events", "3").await;
+    browser.fill("#batch_max_wait_ms", "60000").await;
+    browser
+        .fill("#template", r#"{"text": "{{data.title}}"}"#)
+        .await;
+    browser.click("button.primary[value=save]").await;
+    let error = browser.text("#batch_max_events-error").await;
+    assert!(
+        error.contains("cannot have both a template and batching"),
+        "{error}"
+    );
+    browser.find("#template").await.clear().await.unwrap();
+    browser.click("button.primary[value=save]").await;
+    browser.expect_heading("Webhook created").await;
+    let webhook: (i64, Option<i32>, i32) = sqlx::query_as(
+        "SELECT id, batch_max_events, batch_max_wait_ms FROM webhooks WHERE name = 'Batched tasks'",
+    )
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!((webhook.1, webhook.2), (Some(3), 60_000));
+    let id = webhook.0;
+
+    let events: Vec<EventMessage> = (0..3)
+        .map(|n| task("task.created", &format!("batched {n}")))
+        .collect();
+    for event in &events {
+        app.publisher.publish(event).await.unwrap();
+    }
+    let got = receiver.wait_for(1, WAIT).await;
+    assert_eq!(got[0].header("x-webhook-batch-size"), "3");
+    eventually(WAIT, "the batch's attempt logged", || async {
+        let logged: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM webhook_logs WHERE event = 'batch'")
+                .fetch_one(&app.db.pool)
+                .await
+                .unwrap();
+        (logged == 1).then_some(())
+    })
+    .await;
+
+    browser.goto(&app.url(&format!("/webhook/{id}/logs"))).await;
+    browser.expect_heading("Logs").await;
+    assert_eq!(browser.text("a.batch-size").await, "3 events");
+    browser.screenshot("logs-batch").await;
+    browser.click("a.batch-size").await;
+    browser.expect_heading("Attempt 1 of batch").await;
+    assert_eq!(
+        browser.text("#batch-events").await,
+        "Events in this batch (3)"
+    );
+    let shown = browser.texts("td[data-label='Event id'] code").await;
+    let sent: Vec<String> = events.iter().map(|e| e.id.to_string()).collect();
+    assert_eq!(shown, sent, "its events, in the order sent");
+    browser.close().await;
+    app.stop().await;
+}
+
 fn csrf_of(page: &str) -> String {
     let start = page.find(r#"name="_csrf" value=""#).expect("a CSRF field") + 20;
     let end = start + page[start..].find('"').unwrap();

@@ -44,6 +44,12 @@ pub struct ClaimedDelivery {
     pub is_active: bool,
     /// The webhook has failed every attempt since some time.
     pub failing: bool,
+    /// The webhook gets its events in batches: a fresh fan-out row of it
+    /// waits to be collected into one, it is never attempted on its own.
+    pub batching: bool,
+    /// This delivery is a batch of that many events (its body is the batch
+    /// body, SPEC §11).
+    pub batch_size: Option<i32>,
 }
 
 /// How one attempt ended, as far as the retry rules care.
@@ -275,6 +281,8 @@ mod tests {
             timeout_ms: None,
             is_active: true,
             failing: false,
+            batching: false,
+            batch_size: None,
         };
         let shown = format!("{claimed:?}");
         assert!(!shown.contains("current-secret"), "{shown}");

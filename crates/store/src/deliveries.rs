@@ -33,6 +33,8 @@ pub(crate) struct ClaimedRow {
     timeout_ms: Option<i32>,
     is_active: bool,
     failing: bool,
+    batching: bool,
+    batch_size: Option<i32>,
 }
 
 impl From<ClaimedRow> for ClaimedDelivery {
@@ -52,13 +54,16 @@ impl From<ClaimedRow> for ClaimedDelivery {
             timeout_ms: row.timeout_ms,
             is_active: row.is_active,
             failing: row.failing,
+            batching: row.batching,
+            batch_size: row.batch_size,
         }
     }
 }
 
 pub(super) const TARGET_COLUMNS: &str = "w.id AS webhook_id, w.url, w.secret,
     CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret END AS previous_secret,
-    w.headers, w.template, w.timeout_ms, w.is_active, w.failing_since IS NOT NULL AS failing";
+    w.headers, w.template, w.timeout_ms, w.is_active, w.failing_since IS NOT NULL AS failing,
+    w.batch_max_events IS NOT NULL AS batching";
 
 // The hot statements are assembled once: formatting them per batch was about
 // 10,000 instructions per event at a steady low rate (docs/PERFORMANCE.md).
@@ -76,9 +81,10 @@ static CLAIM_DUE_SQL: LazyLock<String> = LazyLock::new(|| {
                  updated_at = now()
              FROM due, webhooks w
              WHERE d.id = due.id AND w.id = d.webhook_id
-             RETURNING d.id, d.event_id, d.webhook_id, d.attempts
+             RETURNING d.id, d.event_id, d.webhook_id, d.attempts, d.batch_size
          )
-         SELECT c.id AS delivery_id, c.event_id, e.event, c.attempts, e.body, {TARGET_COLUMNS}
+         SELECT c.id AS delivery_id, c.event_id, e.event, c.attempts, e.body, c.batch_size,
+                {TARGET_COLUMNS}
          FROM claimed c
          JOIN events e ON e.id = c.event_id
          JOIN webhooks w ON w.id = c.webhook_id"

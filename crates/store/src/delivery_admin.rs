@@ -46,15 +46,22 @@ impl DeliveryStatus {
 pub struct DeliveryFilter {
     pub status: Option<DeliveryStatus>,
     pub event: Option<String>,
+    /// Only the events of this batch.
+    pub batch_id: Option<Uuid>,
 }
 
-/// One delivery (an event for a webhook) and where it stands.
+/// One delivery (an event for a webhook) and where it stands. An event sent
+/// in a batch stands where its batch does: status, attempts and the last
+/// outcome are the batch's.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct DeliveryRow {
     pub id: Uuid,
     pub event_id: Uuid,
     pub event: String,
     pub status: String,
+    /// The batch it was sent in (`None` while it waits to be collected into
+    /// one, and for a webhook that does not batch).
+    pub batch_id: Option<Uuid>,
     /// Attempts made so far.
     pub attempts: i32,
     /// When a pending delivery is attempted next (or its current attempt's
@@ -84,16 +91,31 @@ pub async fn list_deliveries(
     after: Option<&After<Uuid>>,
     limit: usize,
 ) -> Result<Page<DeliveryRow, Uuid>, StorageError> {
+    // A batch's own row is not listed: its events are, in its state.
     let mut query = QueryBuilder::<Postgres>::new(
-        "SELECT d.id, d.event_id, e.event, d.status, d.attempts,
-                CASE WHEN d.status = 'pending' THEN d.next_attempt_at END AS next_attempt_at,
-                d.last_status_code, d.last_error, d.created_at, d.updated_at
-         FROM deliveries d JOIN events e ON e.id = d.event_id
-         WHERE d.webhook_id = ",
+        "SELECT d.id, d.event_id, e.event, s.status, d.batch_id, s.attempts,
+                CASE WHEN s.status = 'pending' THEN s.next_attempt_at END AS next_attempt_at,
+                s.last_status_code, s.last_error, d.created_at, s.updated_at
+         FROM deliveries d
+         JOIN events e ON e.id = d.event_id
+         LEFT JOIN deliveries b ON b.id = d.batch_id
+         CROSS JOIN LATERAL (SELECT
+             CASE d.status WHEN 'batched' THEN COALESCE(b.status, 'failed')
+                           WHEN 'collecting' THEN 'pending' ELSE d.status END AS status,
+             COALESCE(b.attempts, d.attempts) AS attempts,
+             COALESCE(b.next_attempt_at, d.next_attempt_at) AS next_attempt_at,
+             CASE WHEN b.id IS NULL THEN d.last_status_code ELSE b.last_status_code END
+                 AS last_status_code,
+             CASE WHEN b.id IS NULL THEN d.last_error ELSE b.last_error END AS last_error,
+             GREATEST(d.updated_at, b.updated_at) AS updated_at) s
+         WHERE d.batch_size IS NULL AND d.webhook_id = ",
     );
     query.push_bind(webhook_id);
     if let Some(status) = filter.status {
-        query.push(" AND d.status = ").push_bind(status.as_str());
+        query.push(" AND s.status = ").push_bind(status.as_str());
+    }
+    if let Some(batch_id) = filter.batch_id {
+        query.push(" AND d.batch_id = ").push_bind(batch_id);
     }
     if let Some(event) = &filter.event {
         query.push(" AND e.event = ").push_bind(event.clone());
@@ -139,6 +161,16 @@ pub async fn retry_delivery(
     delivery_id: Uuid,
 ) -> Result<RetryOutcome, StorageError> {
     let mut tx = pool.begin().await?;
+    // An event sent in a batch is retried as its batch, whole and with the
+    // batch's id, as an automatic retry would.
+    let target: Option<Uuid> = sqlx::query_scalar(
+        "SELECT COALESCE(batch_id, id) FROM deliveries WHERE id = $1 AND webhook_id = $2",
+    )
+    .bind(delivery_id)
+    .bind(webhook_id)
+    .fetch_optional(&mut *tx)
+    .await?;
+    let delivery_id = target.unwrap_or(delivery_id);
     // Locks the row, so a recorder writing an outcome meanwhile waits for us
     // and then finds it pending (its update is guarded on that).
     let status: Option<String> = sqlx::query_scalar(
@@ -150,7 +182,7 @@ pub async fn retry_delivery(
     .await?;
     let outcome = match status.as_deref() {
         None => RetryOutcome::NotFound,
-        Some("pending") => RetryOutcome::AlreadyPending,
+        Some("pending" | "collecting") => RetryOutcome::AlreadyPending,
         Some(_) => {
             sqlx::query(
                 "UPDATE deliveries SET status = 'pending', next_attempt_at = now(),

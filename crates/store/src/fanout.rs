@@ -9,6 +9,7 @@
 //! the webhook (`webhookd_delivery_id`, migration 0007), so both ways and any
 //! repeat of a message give a delivery the same id.
 
+use std::collections::HashMap;
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -36,9 +37,9 @@ static RECORD_FANOUT_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH ev AS (
              SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::int8[], $4::text[], $5::text[])
-                 AS ev(id, event, user_id, body, patterns)
+                 WITH ORDINALITY AS ev(id, event, user_id, body, patterns, ord)
          ), subscribed AS (
-             SELECT w.id, w.events, w.user_id, w.timeout_ms FROM webhooks w
+             SELECT w.id, w.events, w.user_id, w.timeout_ms, w.batch_max_events FROM webhooks w
              WHERE w.is_active
                AND w.events && (SELECT array_agg(DISTINCT p)
                                 FROM ev, unnest(string_to_array(ev.patterns, ' ')) AS p)
@@ -48,8 +49,11 @@ static RECORD_FANOUT_SQL: LazyLock<String> = LazyLock::new(|| {
              SELECT id, event, user_id, body FROM ev
              ON CONFLICT (id) DO NOTHING
          ), inserted AS (
-             INSERT INTO deliveries (id, event_id, webhook_id, next_attempt_at)
+             INSERT INTO deliveries (id, event_id, webhook_id, status, collect_order,
+                 next_attempt_at)
              SELECT webhookd_delivery_id(ev.id, w.id), ev.id, w.id,
+                    CASE WHEN w.batch_max_events IS NULL THEN 'pending' ELSE 'collecting' END,
+                    CASE WHEN w.batch_max_events IS NOT NULL THEN ev.ord END,
                     now() + make_interval(secs => (COALESCE(w.timeout_ms, $6::int8) + $7::int8) / 1000.0)
              FROM ev
              JOIN subscribed w ON w.events && string_to_array(ev.patterns, ' ')
@@ -59,7 +63,7 @@ static RECORD_FANOUT_SQL: LazyLock<String> = LazyLock::new(|| {
              RETURNING id, event_id, webhook_id
          )
          SELECT i.id AS delivery_id, i.event_id, ev.event, 0 AS attempts, NULL::text AS body,
-                {TARGET_COLUMNS}
+                NULL::int4 AS batch_size, {TARGET_COLUMNS}
          FROM inserted i
          JOIN ev ON ev.id = i.event_id
          JOIN webhooks w ON w.id = i.webhook_id"
@@ -69,7 +73,9 @@ static RECORD_FANOUT_SQL: LazyLock<String> = LazyLock::new(|| {
 /// Records events and one delivery row per matching active webhook in one
 /// transaction, and returns the new deliveries, already leased to the caller.
 /// Rows that already existed (a redelivered message) are not returned: their
-/// first owner's lease, or the scheduler, covers them.
+/// first owner's lease, or the scheduler, covers them. A batching webhook's
+/// rows are written collecting, not leased: they are returned marked
+/// `batching`, for the caller to leave to the batcher.
 pub async fn record_fanout(
     conn: &mut PgConnection,
     events: &[NewEvent],
@@ -104,7 +110,7 @@ static SUBSCRIBERS_SQL: LazyLock<String> = LazyLock::new(|| {
                                 FROM ev, unnest(string_to_array(ev.patterns, ' ')) AS p)
          )
          SELECT webhookd_delivery_id(ev.id, w.id) AS delivery_id, ev.id AS event_id, ev.event,
-                0 AS attempts, NULL::text AS body, {TARGET_COLUMNS}
+                0 AS attempts, NULL::text AS body, NULL::int4 AS batch_size, {TARGET_COLUMNS}
          FROM ev
          JOIN subscribed w ON w.events && string_to_array(ev.patterns, ' ')
          JOIN users u ON u.id = w.user_id
@@ -174,6 +180,9 @@ pub enum FirstAttempt<'a> {
     /// Not made, or not finished: pending, due after this long (a lease
     /// for one still running, a wait for one handed back).
     NotYet { due_in: Duration },
+    /// Never made on its own: its webhook batches, so the row waits to be
+    /// collected into a batch.
+    Collect,
 }
 
 static WRITE_FANOUT_SQL: LazyLock<String> = LazyLock::new(|| {
@@ -184,20 +193,22 @@ static WRITE_FANOUT_SQL: LazyLock<String> = LazyLock::new(|| {
              ON CONFLICT (id) DO NOTHING
          ), d AS (
              SELECT * FROM UNNEST($5::uuid[], $6::uuid[], $7::int8[], $8::text[], $9::int4[],
-                 $10::int8[], $11::int4[], $12::text[])
-                 AS d(id, event_id, webhook_id, status, attempts, delay_ms, code, error)
+                 $10::int8[], $11::int4[], $12::text[], $13::int4[])
+                 AS d(id, event_id, webhook_id, status, attempts, delay_ms, code, error,
+                      collect_order)
          ), live AS (
              SELECT id FROM webhooks WHERE id IN (SELECT webhook_id FROM d) FOR KEY SHARE
          ), new_deliveries AS (
              INSERT INTO deliveries (id, event_id, webhook_id, status, attempts, next_attempt_at,
-                 last_status_code, last_error)
+                 last_status_code, last_error, collect_order)
              SELECT d.id, d.event_id, d.webhook_id, d.status, d.attempts,
-                    now() + make_interval(secs => d.delay_ms / 1000.0), d.code, d.error
+                    now() + make_interval(secs => d.delay_ms / 1000.0), d.code, d.error,
+                    d.collect_order
              FROM d WHERE d.webhook_id IN (SELECT id FROM live)
              ON CONFLICT (event_id, webhook_id) DO NOTHING
          ), {attempts_cte}, {logs}
          SELECT 1",
-        attempts_cte = attempts_cte(13),
+        attempts_cte = attempts_cte(14),
         logs = insert_logs("WHERE o.webhook_id IN (SELECT id FROM live)"),
     )
 });
@@ -225,11 +236,11 @@ pub async fn write_fanout(
         return Ok(Vec::new());
     }
     let ev = EventColumns::of(events);
-    let deliveries = DeliveryColumns::of(rows);
+    let deliveries = DeliveryColumns::of(rows, events);
     let attempted = || {
         rows.iter().filter_map(|row| match row.first {
             FirstAttempt::Made(record) => Some(record),
-            FirstAttempt::NotYet { .. } => None,
+            FirstAttempt::NotYet { .. } | FirstAttempt::Collect => None,
         })
     };
     let attempts = AttemptColumns::of(attempted());
@@ -240,7 +251,7 @@ pub async fn write_fanout(
     // skipped by the lock.)
     let streaks_change = rows.iter().any(|row| match row.first {
         FirstAttempt::Made(record) => !record.is_success || row.webhook_failing,
-        FirstAttempt::NotYet { .. } => false,
+        FirstAttempt::NotYet { .. } | FirstAttempt::Collect => false,
     });
     let query = sqlx::query(&WRITE_FANOUT_SQL)
         .bind(&ev.ids)
@@ -294,11 +305,18 @@ struct DeliveryColumns<'a> {
     delays_ms: Vec<i64>,
     codes: Vec<Option<i32>>,
     errors: Vec<Option<&'a str>>,
+    collect_orders: Vec<Option<i32>>,
 }
 
 impl<'a> DeliveryColumns<'a> {
-    fn of(rows: &[FanoutRow<'a>]) -> Self {
+    fn of(rows: &[FanoutRow<'a>], events: &[NewEvent]) -> Self {
         let n = rows.len();
+        // 1-based, as `WITH ORDINALITY` numbers them in `record_fanout`.
+        let order: HashMap<Uuid, i32> = events
+            .iter()
+            .zip(1..)
+            .map(|(event, order)| (event.id, order))
+            .collect();
         let mut c = DeliveryColumns {
             ids: Vec::with_capacity(n),
             event_ids: Vec::with_capacity(n),
@@ -308,8 +326,13 @@ impl<'a> DeliveryColumns<'a> {
             delays_ms: Vec::with_capacity(n),
             codes: Vec::with_capacity(n),
             errors: Vec::with_capacity(n),
+            collect_orders: Vec::with_capacity(n),
         };
         for row in rows {
+            c.collect_orders.push(match row.first {
+                FirstAttempt::Collect => order.get(&row.event_id).copied(),
+                FirstAttempt::Made(_) | FirstAttempt::NotYet { .. } => None,
+            });
             c.ids.push(row.delivery_id);
             c.event_ids.push(row.event_id);
             c.webhook_ids.push(row.webhook_id);
@@ -320,6 +343,13 @@ impl<'a> DeliveryColumns<'a> {
                     c.delays_ms.push(r.next.delay_ms());
                     c.codes.push(r.status_code);
                     c.errors.push(r.error_message.as_deref());
+                }
+                FirstAttempt::Collect => {
+                    c.statuses.push("collecting");
+                    c.attempts.push(0);
+                    c.delays_ms.push(0);
+                    c.codes.push(None);
+                    c.errors.push(None);
                 }
                 FirstAttempt::NotYet { due_in } => {
                     c.statuses.push("pending");
@@ -344,5 +374,6 @@ impl<'a> DeliveryColumns<'a> {
             .bind(&self.delays_ms)
             .bind(&self.codes)
             .bind(&self.errors)
+            .bind(&self.collect_orders)
     }
 }

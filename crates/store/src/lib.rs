@@ -4,6 +4,7 @@
 
 pub mod attempt_feed;
 pub mod backlog;
+pub mod batches;
 pub mod dedicated;
 pub mod deliveries;
 pub mod delivery_admin;

@@ -38,6 +38,8 @@ pub struct LogEntry {
     pub created_at: DateTime<Utc>,
     pub payload: Option<String>,
     pub response: Option<String>,
+    /// For a batch's attempt (`event = 'batch'`): how many events it sent.
+    pub batch_size: Option<i32>,
 }
 
 impl LogEntry {
@@ -61,7 +63,12 @@ fn columns(query: &mut QueryBuilder<'_, Postgres>, with_bodies: bool) {
     } else {
         query.push("NULL::text AS payload, NULL::text AS response");
     }
-    query.push(" FROM webhook_logs ");
+    // Looked up for batch attempts only, by the batch's primary key.
+    query.push(
+        ", CASE WHEN event = 'batch' THEN (SELECT d.batch_size FROM deliveries d
+                                          WHERE d.id = webhook_logs.delivery_id) END AS batch_size
+         FROM webhook_logs ",
+    );
 }
 
 /// A page of a webhook's attempts, newest first.

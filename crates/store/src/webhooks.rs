@@ -45,6 +45,10 @@ pub struct Webhook {
     pub headers: Json<BTreeMap<String, String>>,
     /// The template's JSON text, as given.
     pub template: Option<String>,
+    /// Events per batch; `None`: one request per event.
+    pub batch_max_events: Option<i32>,
+    /// How long the oldest event of a batch may wait for more.
+    pub batch_max_wait_ms: i32,
     /// Why the daemon switched the webhook off (410 Gone, failing too long).
     pub disabled_reason: Option<String>,
     /// Until when the secret replaced by the last rotation is still accepted;
@@ -66,6 +70,8 @@ pub struct NewWebhook {
     pub timeout_ms: Option<i32>,
     pub headers: BTreeMap<String, String>,
     pub template: Option<String>,
+    pub batch_max_events: Option<i32>,
+    pub batch_max_wait_ms: i32,
 }
 
 /// A validated partial update: `None` leaves a column as it is; for nullable
@@ -80,6 +86,8 @@ pub struct WebhookChanges {
     pub timeout_ms: Option<Option<i32>>,
     pub headers: Option<BTreeMap<String, String>>,
     pub template: Option<Option<String>>,
+    pub batch_max_events: Option<Option<i32>>,
+    pub batch_max_wait_ms: Option<i32>,
 }
 
 impl fmt::Debug for NewWebhook {
@@ -94,6 +102,8 @@ impl fmt::Debug for NewWebhook {
             .field("timeout_ms", &self.timeout_ms)
             .field("headers", &self.headers)
             .field("template", &self.template)
+            .field("batch_max_events", &self.batch_max_events)
+            .field("batch_max_wait_ms", &self.batch_max_wait_ms)
             .finish()
     }
 }
@@ -112,6 +122,8 @@ impl fmt::Debug for WebhookChanges {
             .field("timeout_ms", &self.timeout_ms)
             .field("headers", &self.headers)
             .field("template", &self.template)
+            .field("batch_max_events", &self.batch_max_events)
+            .field("batch_max_wait_ms", &self.batch_max_wait_ms)
             .finish()
     }
 }
@@ -128,6 +140,8 @@ impl WebhookChanges {
             timeout_ms,
             headers,
             template,
+            batch_max_events,
+            batch_max_wait_ms,
         } = self;
         name.is_none()
             && url.is_none()
@@ -137,13 +151,15 @@ impl WebhookChanges {
             && timeout_ms.is_none()
             && headers.is_none()
             && template.is_none()
+            && batch_max_events.is_none()
+            && batch_max_wait_ms.is_none()
     }
 }
 
 // An expired previous secret reads as none: nothing sweeps it away, and
 // every reader applies the same rule.
 const COLUMNS: &str = "id, user_id, name, url, events, is_active, timeout_ms, headers, template,
-                       disabled_reason,
+                       batch_max_events, batch_max_wait_ms, disabled_reason,
                        CASE WHEN previous_secret_expires_at > now()
                             THEN previous_secret_expires_at END AS previous_secret_expires_at,
                        created_at, updated_at";
@@ -187,8 +203,8 @@ pub async fn create_webhook(
 ) -> Result<Option<Webhook>, StorageError> {
     let sql = format!(
         "INSERT INTO webhooks (user_id, name, url, events, secret, is_active, timeout_ms,
-                               headers, template)
-         SELECT u.id, $2, $3, $4, $5, $6, $7, $8, $9 FROM users u WHERE u.id = $1
+                               headers, template, batch_max_events, batch_max_wait_ms)
+         SELECT u.id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM users u WHERE u.id = $1
          RETURNING {COLUMNS}"
     );
     let row = sqlx::query_as::<_, Webhook>(&sql)
@@ -201,6 +217,8 @@ pub async fn create_webhook(
         .bind(new.timeout_ms)
         .bind(Json(&new.headers))
         .bind(new.template.as_deref())
+        .bind(new.batch_max_events)
+        .bind(new.batch_max_wait_ms)
         .fetch_optional(pool)
         .await?;
     Ok(row)
@@ -230,6 +248,8 @@ pub async fn update_webhook(
              timeout_ms = CASE WHEN $8 THEN $9 ELSE timeout_ms END,
              headers = COALESCE($10, headers),
              template = CASE WHEN $11 THEN $12 ELSE template END,
+             batch_max_events = CASE WHEN $13 THEN $14 ELSE batch_max_events END,
+             batch_max_wait_ms = COALESCE($15, batch_max_wait_ms),
              updated_at = now()
          WHERE id = $1 AND ($2::int8 IS NULL OR user_id = $2)
          RETURNING {COLUMNS}"
@@ -247,6 +267,9 @@ pub async fn update_webhook(
         .bind(changes.headers.as_ref().map(Json))
         .bind(changes.template.is_some())
         .bind(changes.template.clone().flatten())
+        .bind(changes.batch_max_events.is_some())
+        .bind(changes.batch_max_events.flatten())
+        .bind(changes.batch_max_wait_ms)
         .fetch_optional(pool)
         .await?;
     Ok(row)
@@ -334,6 +357,8 @@ mod tests {
             timeout_ms: None,
             headers: BTreeMap::new(),
             template: None,
+            batch_max_events: None,
+            batch_max_wait_ms: 1000,
         };
         let changes = WebhookChanges {
             secret: Some(SECRET.to_owned()),

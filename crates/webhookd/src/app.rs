@@ -24,6 +24,7 @@ use webhookd_events::delivery::Lease;
 use webhookd_store::handback::release_deliveries;
 use webhookd_store::{self as storage};
 use webhookd_worker::background::{Background, TaskEnded};
+use webhookd_worker::batch::Batcher;
 use webhookd_worker::broker::{connect, BrokerHealth};
 use webhookd_worker::consume::{ConsumerSettings, EventConsumer};
 use webhookd_worker::deliver::Deliverer;
@@ -230,6 +231,7 @@ impl App {
     ) -> Result<Worker, AppError> {
         let s = &self.settings;
         let wake = Arc::new(Notify::new());
+        let collect_wake = Arc::new(Notify::new());
         let abandon = CancellationToken::new();
         let recorder = Recorder::new(
             self.pool.clone(),
@@ -272,6 +274,7 @@ impl App {
                 disable_after: s.delivery.disable_after_failing(),
                 retry_wake: wake.clone(),
                 prefetch: s.broker.prefetch,
+                collect_wake: collect_wake.clone(),
             },
         );
         let consumer = EventConsumer::new(
@@ -285,6 +288,12 @@ impl App {
             self.metrics.clone(),
             broker.clone(),
         );
+        let batcher = Batcher {
+            pool: self.pool.clone(),
+            metrics: self.metrics.clone(),
+            wake: collect_wake,
+            due_wake: wake.clone(),
+        };
         let scheduler = Scheduler {
             pool: self.pool.clone(),
             window,
@@ -326,6 +335,7 @@ impl App {
             }
         };
         background.spawn("scheduler", scheduler.run(cancel.clone()));
+        background.spawn("batcher", batcher.run(cancel.clone()));
         background.spawn(
             "retention",
             run_retention(

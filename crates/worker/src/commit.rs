@@ -23,7 +23,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use lapin::message::Delivery;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -77,6 +77,8 @@ pub(crate) struct Planned {
     /// When it is due if written before its attempt ended: its lease, or
     /// now for one not dispatched.
     pub(crate) unfinished_due_in: Duration,
+    /// Not attempted on its own: written collecting, for the batcher.
+    pub(crate) collect: bool,
 }
 
 /// Events taken by a worker's consumers and not committed yet, shared by
@@ -118,6 +120,8 @@ pub(crate) struct BatchWriter {
     pub(crate) metrics: Metrics,
     /// A batch could not be written: later ones are left unacked too.
     pub(crate) gave_up: bool,
+    /// Wakes the batcher when a batch wrote rows for it to collect.
+    pub(crate) collect_wake: Arc<Notify>,
 }
 
 impl BatchWriter {
@@ -171,7 +175,7 @@ impl BatchWriter {
     }
 
     async fn commit_open(&mut self, mut batch: OpenBatch, cancel: &CancellationToken) {
-        let expected = batch.deliveries.len();
+        let expected = batch.deliveries.iter().filter(|p| !p.collect).count();
         let mut records: HashMap<Uuid, Record> = HashMap::with_capacity(expected);
         // Once cancelled, no waiting: what has ended is written now.
         while records.len() < expected && !cancel.is_cancelled() {
@@ -194,6 +198,7 @@ impl BatchWriter {
             .iter()
             .map(|planned| {
                 let first = match records.get(&planned.delivery_id) {
+                    None if planned.collect => FirstAttempt::Collect,
                     Some(Record::Attempt(attempt)) => {
                         written.ended += 1;
                         FirstAttempt::Made(attempt)
@@ -242,6 +247,9 @@ impl BatchWriter {
         }
         let settled: Vec<Uuid> = records.keys().copied().collect();
         self.window.settle(&settled);
+        if batch.deliveries.iter().any(|p| p.collect) {
+            self.collect_wake.notify_one();
+        }
         self.committed(batch.messages, &batch.events, true).await;
         if records.len() < expected {
             self.window.forward_to_recorder(batch.outcomes);

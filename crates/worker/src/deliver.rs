@@ -190,13 +190,15 @@ impl Deliverer {
         }
     }
 
-    /// Sends `body` once, signed for this attempt.
+    /// Sends `body` once, signed for this attempt. `batch_size`: the body is
+    /// a batch of that many events (SPEC §11).
     pub async fn attempt(
         &self,
         target: &Target,
         delivery_id: Uuid,
         event: &str,
         attempt: i32,
+        batch_size: Option<i32>,
         body: &Arc<str>,
     ) -> AttemptOutcome {
         let started = Instant::now();
@@ -208,7 +210,7 @@ impl Deliverer {
         if let Err(refused) = check_literal_host(&url, self.allow_private) {
             return failure(refused.to_string());
         }
-        let headers = match signed_headers(target, delivery_id, event, attempt, body) {
+        let headers = match signed_headers(target, delivery_id, event, attempt, batch_size, body) {
             Ok(h) => h,
             Err(e) => return failure(e),
         };
@@ -283,6 +285,7 @@ fn signed_headers(
     delivery_id: Uuid,
     event: &str,
     attempt: i32,
+    batch_size: Option<i32>,
     body: &str,
 ) -> Result<HeaderMap, String> {
     let timestamp = chrono::Utc::now().timestamp();
@@ -320,6 +323,12 @@ fn signed_headers(
     for (name, value) in fixed {
         let value = HeaderValue::try_from(value).map_err(|_| format!("invalid {name} value"))?;
         headers.insert(HeaderName::from_static(name), value);
+    }
+    if let Some(size) = batch_size {
+        headers.insert(
+            HeaderName::from_static("x-webhook-batch-size"),
+            HeaderValue::from(size),
+        );
     }
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert(USER_AGENT, HeaderValue::from_static(USER_AGENT_VALUE));

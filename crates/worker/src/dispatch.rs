@@ -370,7 +370,11 @@ impl Inner {
         let attempt = claimed.attempts + 1;
         match self.target(claimed) {
             Ok(target) => {
-                let body = Deliverer::render_body(&target, envelope);
+                // A batch body is fixed (SPEC §11): no template shapes it.
+                let body = match claimed.batch_size {
+                    Some(_) => envelope.clone(),
+                    None => Deliverer::render_body(&target, envelope),
+                };
                 let outcome = self
                     .attempt(deliverer, &target, claimed, attempt, &body)
                     .await;
@@ -422,7 +426,7 @@ impl Inner {
     ) -> AttemptOutcome {
         let in_flight = InFlight::start(&self.metrics);
         let outcome = deliverer
-            .attempt(target, c.delivery_id, &c.event, attempt, body)
+            .attempt(target, c.delivery_id, &c.event, attempt, c.batch_size, body)
             .await;
         in_flight.finished(&target.host, outcome.status_code, outcome.elapsed);
         self.observe_latency(c.webhook_id, outcome.elapsed);
@@ -521,6 +525,8 @@ mod tests {
             timeout_ms: None,
             is_active: true,
             failing: false,
+            batching: false,
+            batch_size: None,
         }
     }
 

@@ -68,6 +68,8 @@ pub struct Fanout {
     /// Written messages acked at once, at least.
     ack_every: usize,
     uncommitted: Uncommitted,
+    /// Wakes the batcher when rows were written for it to collect.
+    collect_wake: Arc<Notify>,
 }
 
 /// How a worker's fan-out is set up.
@@ -80,6 +82,8 @@ pub struct FanoutSettings {
     /// The broker's prefetch: half of it is acked at once, so the broker
     /// never waits for an ack to send more.
     pub prefetch: u16,
+    /// Wakes this worker's batcher when batching webhooks got events.
+    pub collect_wake: Arc<Notify>,
 }
 
 impl Fanout {
@@ -94,6 +98,7 @@ impl Fanout {
             retry_wake: settings.retry_wake,
             ack_every: ack_every(settings.prefetch),
             uncommitted: Uncommitted::default(),
+            collect_wake: settings.collect_wake,
         }
     }
 
@@ -125,6 +130,7 @@ impl Fanout {
             uncommitted: self.uncommitted.clone(),
             metrics: self.metrics.clone(),
             gave_up: false,
+            collect_wake: self.collect_wake.clone(),
         };
         Pipeline {
             fanout: self.clone(),
@@ -180,10 +186,14 @@ impl Pipeline {
         let uncommitted = &self.fanout.uncommitted;
         // Taken at once, so two consumers cannot both take one event.
         events.retain(|e| uncommitted.take(e.id));
-        let Some(mut claims) = self.read_subscribers(&events, cancel).await else {
+        let Some(claims) = self.read_subscribers(&events, cancel).await else {
             self.fanout.uncommitted.release(&events);
             return;
         };
+        // A batching webhook's deliveries are written for the batcher, not
+        // attempted.
+        let (collected, mut claims): (Vec<_>, Vec<_>) =
+            claims.into_iter().partition(|c| c.batching);
         let Some(reserved) = self.fanout.window.reserve(claims.len(), cancel).await else {
             self.fanout.uncommitted.release(&events);
             return;
@@ -205,7 +215,16 @@ impl Pipeline {
                 } else {
                     Duration::ZERO
                 },
+                collect: false,
             })
+            .chain(collected.iter().map(|c| Planned {
+                delivery_id: c.delivery_id,
+                event_id: c.event_id,
+                webhook_id: c.webhook_id,
+                webhook_failing: c.failing,
+                unfinished_due_in: Duration::ZERO,
+                collect: true,
+            }))
             .collect();
         claims.truncate(room);
         let claims = with_envelopes(claims, &events);
@@ -241,6 +260,10 @@ impl Pipeline {
         let Some(claimed) = self.record(&events, cancel).await else {
             return; // shutting down: the unacked batch is redelivered
         };
+        let (collected, claimed): (Vec<_>, Vec<_>) = claimed.into_iter().partition(|c| c.batching);
+        if !collected.is_empty() {
+            self.fanout.collect_wake.notify_one();
+        }
         let deliveries = with_envelopes(claimed, &events);
         let written = WrittenBatch {
             messages,

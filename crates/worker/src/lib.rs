@@ -12,12 +12,17 @@
 //!    `ack`, the one place that acks.
 //! 7. `schedule`: claims due retries and hands them to the window again.
 //!
+//! A batching webhook's deliveries leave at step 2 for `batch`, which
+//! collects them into batches: each batch is one delivery, claimed at
+//! step 7 and attempted like any other.
+//!
 //! Beside them: `broker` (connection and health), `shards` (consumers on
 //! threads of their own), `target_policy` (SSRF guard), `retention`,
 //! `sampler`, `metrics` and `background` (task supervision).
 
 mod ack;
 pub mod background;
+pub mod batch;
 pub mod broker;
 mod commit;
 pub mod consume;

@@ -33,6 +33,9 @@ const DURATION_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
 ];
 
+/// Batches hold 1 to 1000 events.
+const BATCH_SIZE_BUCKETS: &[f64] = &[1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0];
+
 #[derive(Clone)]
 pub struct Metrics {
     registry: Registry,
@@ -56,6 +59,7 @@ pub struct Metrics {
     broker_queue_messages: IntGaugeVec,
     deliveries_pending: IntGauge,
     oldest_pending_delivery: Gauge,
+    batch_size: Histogram,
 }
 
 impl Metrics {
@@ -170,6 +174,14 @@ impl Metrics {
             "webhookd_oldest_pending_delivery_seconds",
             "Age of the oldest unfinished delivery, 0 when none, sampled",
         )?;
+        let batch_size = Histogram::with_opts(
+            HistogramOpts::new(
+                "webhookd_batch_size",
+                "Events per batch formed for batching webhooks (SPEC §11); its count is the batches formed",
+            )
+            .buckets(BATCH_SIZE_BUCKETS.to_vec()),
+        )?;
+        registry.register(Box::new(batch_size.clone()))?;
         registry.register(Box::new(build_info))?;
         let endpoint_requests = IntCounterVec::new(
             Opts::new(
@@ -236,6 +248,7 @@ impl Metrics {
             broker_queue_messages,
             deliveries_pending,
             oldest_pending_delivery,
+            batch_size,
         })
     }
 

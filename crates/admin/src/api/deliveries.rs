@@ -28,9 +28,15 @@ pub(crate) struct DeliveryView {
     pub(crate) event_id: Uuid,
     #[schema(example = "deal.won")]
     pub(crate) event: String,
-    /// `pending`, `succeeded` or `failed`.
+    /// `pending`, `succeeded` or `failed`; for an event sent in a batch,
+    /// its batch's.
     #[schema(example = "failed")]
     pub(crate) status: String,
+    /// The batch the event was sent in (a batching webhook, SPEC §11):
+    /// its `X-Webhook-Id`. Null while the event waits to be batched, and
+    /// for webhooks that do not batch. Attempts, `last_status_code` and
+    /// `last_error` are then the batch's.
+    pub(crate) batch_id: Option<Uuid>,
     /// Attempts made so far.
     pub(crate) attempts: i32,
     /// When a pending delivery is attempted next (for one in flight: when
@@ -49,6 +55,7 @@ impl From<DeliveryRow> for DeliveryView {
             event_id: d.event_id,
             event: d.event,
             status: d.status,
+            batch_id: d.batch_id,
             attempts: d.attempts,
             next_attempt_at: d.next_attempt_at,
             last_status_code: d.last_status_code,
@@ -76,6 +83,7 @@ pub(crate) struct DeliveryPage {
         ("id" = i64, Path, description = "The webhook's id"),
         ("status" = Option<String>, Query, description = "`pending`, `succeeded` or `failed`"),
         ("event" = Option<String>, Query, description = "Only this event (an exact catalogue name)"),
+        ("batch_id" = Option<Uuid>, Query, description = "Only the events of this batch"),
         ("limit" = Option<usize>, Query, description = "Page size, 1 to 200 (default 50)"),
         ("cursor" = Option<String>, Query, description = "`next_cursor` of the previous page"),
     ),
@@ -93,11 +101,12 @@ pub(crate) async fn list_deliveries(
     WebhookId(id): WebhookId,
     params: QueryParams,
 ) -> Result<Json<DeliveryPage>, ApiError> {
-    params.allow_only(&["status", "event", "limit", "cursor"])?;
+    params.allow_only(&["status", "event", "batch_id", "limit", "cursor"])?;
     let status = params.text("status").map(parse_status).transpose()?;
     let filter = DeliveryFilter {
         status,
         event: params.event("event")?,
+        batch_id: params.parsed("batch_id", "a batch id (a UUID)")?,
     };
     let limit = params.limit()?;
     let after = params.cursor::<Uuid>()?;
@@ -135,7 +144,8 @@ pub(crate) fn parse_status(text: &str) -> Result<DeliveryStatus, ApiError> {
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RetryRequest {
-    /// Retry this delivery (any state but pending).
+    /// Retry this delivery (any state but pending); an event sent in a
+    /// batch retries its whole batch.
     pub(crate) delivery_id: Option<String>,
     /// Retry every failed delivery of the webhook.
     pub(crate) all_failed: Option<bool>,

@@ -24,8 +24,14 @@ pub(crate) struct LogView {
     pub(crate) id: i64,
     /// The delivery this attempt belongs to: the `X-Webhook-Id` it was sent with.
     pub(crate) delivery_id: Uuid,
+    /// The event, or `batch` for a batch's attempt (SPEC §11).
     #[schema(example = "task.created")]
     pub(crate) event: String,
+    /// For a batch's attempt: how many events it carried (list them with
+    /// `GET /webhooks/{id}/deliveries?batch_id=<delivery_id>`); otherwise
+    /// absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) batch_size: Option<i32>,
     /// 1 for the first attempt of a delivery.
     pub(crate) attempt: i32,
     /// Null when no response came (connection error, timeout).
@@ -53,6 +59,7 @@ impl From<LogEntry> for LogView {
             id: e.id,
             delivery_id: e.delivery_id,
             event: e.event,
+            batch_size: e.batch_size,
             attempt: e.attempt,
             status_code: e.status_code,
             response_time_ms: e.response_time_ms,

@@ -86,7 +86,7 @@ pub(crate) async fn send_test(
             let body = Deliverer::render_body(&target, &envelope);
             let outcome = state
                 .deliverer
-                .attempt(&target, delivery_id, TEST_EVENT, 1, &body)
+                .attempt(&target, delivery_id, TEST_EVENT, 1, None, &body)
                 .await;
             (body, outcome)
         }

@@ -14,6 +14,9 @@ pub(crate) const MAX_NAME_CHARS: usize = 200;
 pub(crate) const MAX_URL_LEN: usize = 2048;
 pub(crate) const MAX_EVENTS: usize = 50;
 pub(crate) const TIMEOUT_MS_RANGE: std::ops::RangeInclusive<i64> = 100..=60_000;
+pub(crate) const BATCH_MAX_EVENTS_RANGE: std::ops::RangeInclusive<i64> = 2..=1000;
+pub(crate) const BATCH_MAX_WAIT_MS_RANGE: std::ops::RangeInclusive<i64> = 0..=60_000;
+pub(crate) const DEFAULT_BATCH_MAX_WAIT_MS: i32 = 1000;
 pub(crate) const MAX_HEADERS: usize = 20;
 pub(crate) const MAX_HEADER_VALUE_LEN: usize = 4096;
 pub(crate) const MAX_TEMPLATE_LEN: usize = 64 * 1024;
@@ -123,6 +126,55 @@ pub(crate) fn check_events(raw: &[String]) -> Result<Vec<String>, ApiError> {
         }
     }
     Ok(events)
+}
+
+pub(crate) fn check_batch_max_events(raw: i64) -> Result<i32, ApiError> {
+    in_range(
+        raw,
+        "batch_max_events",
+        &BATCH_MAX_EVENTS_RANGE,
+        " (or null for one request per event)",
+    )
+}
+
+pub(crate) fn check_batch_max_wait_ms(raw: i64) -> Result<i32, ApiError> {
+    in_range(raw, "batch_max_wait_ms", &BATCH_MAX_WAIT_MS_RANGE, "")
+}
+
+/// A batch body is fixed (SPEC §11): a template could not shape it.
+pub(crate) fn check_batch_without_template(
+    batch_max_events: Option<i32>,
+    template: Option<&str>,
+) -> Result<(), ApiError> {
+    match (batch_max_events, template) {
+        (Some(_), Some(_)) => Err(ApiError::invalid(
+            "batch_max_events",
+            "a webhook cannot have both a `template` and batching (`batch_max_events`): batches are sent as the standard batch body",
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn in_range(
+    raw: i64,
+    field: &str,
+    range: &std::ops::RangeInclusive<i64>,
+    or: &str,
+) -> Result<i32, ApiError> {
+    let out_of_range = || {
+        ApiError::invalid(
+            field,
+            format!(
+                "`{field}` must be between {} and {}{or}",
+                range.start(),
+                range.end()
+            ),
+        )
+    };
+    if !range.contains(&raw) {
+        return Err(out_of_range());
+    }
+    i32::try_from(raw).map_err(|_| out_of_range())
 }
 
 pub(crate) fn check_timeout_ms(raw: i64) -> Result<i32, ApiError> {

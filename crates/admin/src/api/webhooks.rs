@@ -42,6 +42,10 @@ pub(crate) struct WebhookView {
     pub(crate) headers: BTreeMap<String, String>,
     /// The body template's JSON text; null to send the envelope.
     pub(crate) template: Option<String>,
+    /// Events per batch (2 to 1000); null for one request per event.
+    pub(crate) batch_max_events: Option<i32>,
+    /// How long a batch's oldest event may wait for more, in ms.
+    pub(crate) batch_max_wait_ms: i32,
     /// Why the daemon switched the webhook off (410 Gone, failing too long).
     pub(crate) disabled_reason: Option<String>,
     /// Until when the secret replaced by the last rotation is still accepted
@@ -63,6 +67,8 @@ impl From<Webhook> for WebhookView {
             timeout_ms: w.timeout_ms,
             headers: w.headers.0,
             template: w.template,
+            batch_max_events: w.batch_max_events,
+            batch_max_wait_ms: w.batch_max_wait_ms,
             disabled_reason: w.disabled_reason,
             previous_secret_expires_at: w.previous_secret_expires_at,
             created_at: w.created_at,
@@ -102,6 +108,12 @@ pub(crate) struct CreateWebhook {
     pub(crate) headers: Option<BTreeMap<String, String>>,
     /// A body template's JSON text (see `GET /templates`).
     pub(crate) template: Option<String>,
+    /// 2 to 1000: send events in batches of up to this many (SPEC §11);
+    /// not with a `template`. Absent or null: one request per event.
+    pub(crate) batch_max_events: Option<i64>,
+    /// 0 to 60000 (default 1000): how long a batch's oldest event may wait
+    /// for more before the batch is sent.
+    pub(crate) batch_max_wait_ms: Option<i64>,
     /// Admins only: create the webhook for another user.
     pub(crate) user_id: Option<i64>,
 }
@@ -130,6 +142,11 @@ pub(crate) struct UpdateWebhook {
     pub(crate) headers: Nullable<BTreeMap<String, String>>,
     #[schema(value_type = Option<String>)]
     pub(crate) template: Nullable<String>,
+    /// null switches batching off.
+    #[schema(value_type = Option<i64>)]
+    pub(crate) batch_max_events: Nullable<i64>,
+    #[schema(value_type = Option<i64>)]
+    pub(crate) batch_max_wait_ms: Nullable<i64>,
 }
 
 /// What `Debug` shows of a secret: whether there is one, never its text.
@@ -161,6 +178,8 @@ impl fmt::Debug for CreateWebhook {
             .field("timeout_ms", &self.timeout_ms)
             .field("headers", &self.headers)
             .field("template", &self.template)
+            .field("batch_max_events", &self.batch_max_events)
+            .field("batch_max_wait_ms", &self.batch_max_wait_ms)
             .field("user_id", &self.user_id)
             .finish()
     }
@@ -182,6 +201,8 @@ impl fmt::Debug for UpdateWebhook {
             .field("timeout_ms", &self.timeout_ms)
             .field("headers", &self.headers)
             .field("template", &self.template)
+            .field("batch_max_events", &self.batch_max_events)
+            .field("batch_max_wait_ms", &self.batch_max_wait_ms)
             .finish()
     }
 }
@@ -202,6 +223,16 @@ impl CreateWebhook {
             .transpose()?;
         let headers = validate::check_headers(self.headers.unwrap_or_default())?;
         let template = self.template.map(validate::check_template).transpose()?;
+        let batch_max_events = self
+            .batch_max_events
+            .map(validate::check_batch_max_events)
+            .transpose()?;
+        validate::check_batch_without_template(batch_max_events, template.as_deref())?;
+        let batch_max_wait_ms = self
+            .batch_max_wait_ms
+            .map(validate::check_batch_max_wait_ms)
+            .transpose()?
+            .unwrap_or(validate::DEFAULT_BATCH_MAX_WAIT_MS);
         let secret = match self.secret {
             Some(secret) => validate::check_secret(secret)?,
             None => webhookd_signing::generate_secret(),
@@ -226,6 +257,8 @@ impl CreateWebhook {
             timeout_ms,
             headers,
             template,
+            batch_max_events,
+            batch_max_wait_ms,
         })
     }
 }
@@ -254,6 +287,17 @@ impl UpdateWebhook {
             .into_change()
             .map(|t| t.map(validate::check_template).transpose())
             .transpose()?;
+        let batch_max_events = self
+            .batch_max_events
+            .into_change()
+            .map(|b| b.map(validate::check_batch_max_events).transpose())
+            .transpose()?;
+        let batch_max_wait_ms = self
+            .batch_max_wait_ms
+            .into_required_change("batch_max_wait_ms")?;
+        let batch_max_wait_ms = batch_max_wait_ms
+            .map(validate::check_batch_max_wait_ms)
+            .transpose()?;
         let secret = self.secret.into_required_change("secret")?;
         let secret = secret.map(validate::check_secret).transpose()?;
         Ok(WebhookChanges {
@@ -265,6 +309,8 @@ impl UpdateWebhook {
             timeout_ms,
             headers,
             template,
+            batch_max_events,
+            batch_max_wait_ms,
         })
     }
 }
@@ -451,6 +497,18 @@ pub(crate) async fn update(
     body: UpdateWebhook,
 ) -> Result<WebhookView, ApiError> {
     let changes = body.into_changes(state.allow_private_targets())?;
+    if changes.batch_max_events.is_some() || changes.template.is_some() {
+        let current = store::find_webhook(&state.pool, user.scope(), id)
+            .await?
+            .ok_or(ApiError::NotFound("webhook"))?;
+        validate::check_batch_without_template(
+            changes.batch_max_events.unwrap_or(current.batch_max_events),
+            match &changes.template {
+                Some(template) => template.as_deref(),
+                None => current.template.as_deref(),
+            },
+        )?;
+    }
     // An empty PATCH changes nothing, not even `updated_at`.
     let webhook = if changes.is_empty() {
         store::find_webhook(&state.pool, user.scope(), id).await?
@@ -560,6 +618,8 @@ mod tests {
                 timeout_ms: None,
                 headers: BTreeMap::new(),
                 template: None,
+                batch_max_events: None,
+                batch_max_wait_ms: 1000,
                 disabled_reason: None,
                 previous_secret_expires_at: None,
                 created_at: now,

@@ -88,6 +88,7 @@ impl Query {
         webhook_id: ID,
         #[graphql(desc = "`pending`, `succeeded` or `failed`")] status: Option<String>,
         #[graphql(desc = "Only this event (an exact catalogue name)")] event: Option<String>,
+        #[graphql(desc = "Only the events sent in this batch")] batch_id: Option<Uuid>,
         limit: Option<i32>,
         #[graphql(desc = "`nextCursor` of the previous page")] cursor: Option<String>,
     ) -> Result<DeliveryConnection> {
@@ -104,6 +105,7 @@ impl Query {
                 .map(|e| check_event("event", e))
                 .transpose()
                 .gql()?,
+            batch_id,
         };
         let limit = check_limit(limit.map_or(DEFAULT_LIMIT as i64, i64::from)).gql()?;
         let after = cursor

@@ -77,6 +77,8 @@ mod tests {
             timeout_ms: None,
             headers: Default::default(),
             template: None,
+            batch_max_events: None,
+            batch_max_wait_ms: 1000,
             disabled_reason: None,
             previous_secret_expires_at: None,
             created_at: now,

@@ -49,6 +49,10 @@ pub(crate) struct Webhook {
     pub(crate) headers: Json<BTreeMap<String, String>>,
     /// The body template's JSON text; null to send the envelope.
     pub(crate) template: Option<String>,
+    /// Events sent per batch at most (2 to 1000); null: one request per event.
+    pub(crate) batch_max_events: Option<i32>,
+    /// How long a batch's oldest event may wait for more (0 to 60000).
+    pub(crate) batch_max_wait_ms: i32,
     /// Why the daemon switched the webhook off (410 Gone, failing too long).
     pub(crate) disabled_reason: Option<String>,
     /// Until when the secret replaced by the last rotation is still accepted.
@@ -69,6 +73,8 @@ impl From<WebhookView> for Webhook {
             timeout_ms: w.timeout_ms,
             headers: Json(w.headers),
             template: w.template,
+            batch_max_events: w.batch_max_events,
+            batch_max_wait_ms: w.batch_max_wait_ms,
             disabled_reason: w.disabled_reason,
             previous_secret_expires_at: w.previous_secret_expires_at,
             created_at: w.created_at,
@@ -116,6 +122,10 @@ pub(crate) struct CreateWebhookInput {
     pub(crate) headers: Option<Json<BTreeMap<String, String>>>,
     /// A body template's JSON text.
     pub(crate) template: Option<String>,
+    /// 2 to 1000: send events in batches of up to this many; not with a template.
+    pub(crate) batch_max_events: Option<i64>,
+    /// 0 to 60000 (default 1000): how long a batch's oldest event may wait.
+    pub(crate) batch_max_wait_ms: Option<i64>,
     /// Admins only: create the webhook for another user.
     pub(crate) user_id: Option<i64>,
 }
@@ -131,6 +141,8 @@ impl From<CreateWebhookInput> for CreateWebhook {
             timeout_ms: i.timeout_ms,
             headers: i.headers.map(|h| h.0),
             template: i.template,
+            batch_max_events: i.batch_max_events,
+            batch_max_wait_ms: i.batch_max_wait_ms,
             user_id: i.user_id,
         }
     }
@@ -149,6 +161,9 @@ pub(crate) struct UpdateWebhookInput {
     pub(crate) timeout_ms: MaybeUndefined<i64>,
     pub(crate) headers: MaybeUndefined<Json<BTreeMap<String, String>>>,
     pub(crate) template: MaybeUndefined<String>,
+    /// null switches batching off.
+    pub(crate) batch_max_events: MaybeUndefined<i64>,
+    pub(crate) batch_max_wait_ms: MaybeUndefined<i64>,
 }
 
 fn nullable<T>(value: MaybeUndefined<T>) -> Nullable<T> {
@@ -170,6 +185,8 @@ impl From<UpdateWebhookInput> for UpdateWebhook {
             timeout_ms: nullable(i.timeout_ms),
             headers: nullable(i.headers.map_value(|h| h.0)),
             template: nullable(i.template),
+            batch_max_events: nullable(i.batch_max_events),
+            batch_max_wait_ms: nullable(i.batch_max_wait_ms),
         }
     }
 }

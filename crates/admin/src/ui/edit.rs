@@ -108,6 +108,8 @@ fn new_webhook(checked: CheckedWebhook, owner: i64, secret: String) -> NewWebhoo
         timeout_ms: checked.timeout_ms,
         headers: checked.headers,
         template: checked.template,
+        batch_max_events: checked.batch_max_events,
+        batch_max_wait_ms: checked.batch_max_wait_ms,
     }
 }
 
@@ -164,6 +166,8 @@ pub(crate) async fn submit_edit(
         timeout_ms: Some(checked.timeout_ms),
         headers: Some(checked.headers),
         template: Some(checked.template),
+        batch_max_events: Some(checked.batch_max_events),
+        batch_max_wait_ms: Some(checked.batch_max_wait_ms),
     };
     store::update_webhook(&state.pool, session.scope(), id, &changes)
         .await?

@@ -27,6 +27,9 @@ pub(crate) struct WebhookInput {
     pub(crate) secret: String,
     pub(crate) is_active: bool,
     pub(crate) timeout_ms: String,
+    /// Empty means "one request per event".
+    pub(crate) batch_max_events: String,
+    pub(crate) batch_max_wait_ms: String,
     /// One `Name: value` per line.
     pub(crate) headers: String,
     /// JSON text; empty means "send the envelope" (no template).
@@ -45,6 +48,8 @@ impl fmt::Debug for WebhookInput {
             .field("secret", &Redacted)
             .field("is_active", &self.is_active)
             .field("timeout_ms", &self.timeout_ms)
+            .field("batch_max_events", &self.batch_max_events)
+            .field("batch_max_wait_ms", &self.batch_max_wait_ms)
             .field("headers", &self.headers)
             .field("template", &self.template)
             .field("preview_event", &self.preview_event)
@@ -62,6 +67,8 @@ impl Default for WebhookInput {
             secret: String::new(),
             is_active: true,
             timeout_ms: String::new(),
+            batch_max_events: String::new(),
+            batch_max_wait_ms: validate::DEFAULT_BATCH_MAX_WAIT_MS.to_string(),
             headers: String::new(),
             template: String::new(),
             preview_event: DEFAULT_PREVIEW_EVENT.to_owned(),
@@ -79,6 +86,8 @@ impl WebhookInput {
             secret: form.get("secret").trim().to_owned(),
             is_active: form.has("is_active"),
             timeout_ms: form.get("timeout_ms").trim().to_owned(),
+            batch_max_events: form.get("batch_max_events").trim().to_owned(),
+            batch_max_wait_ms: form.get("batch_max_wait_ms").trim().to_owned(),
             headers: form.get("headers").to_owned(),
             template: form.get("template").to_owned(),
             preview_event: preview_event(form.get("preview_event")).to_owned(),
@@ -96,6 +105,11 @@ impl WebhookInput {
                 .timeout_ms
                 .map(|t| t.to_string())
                 .unwrap_or_default(),
+            batch_max_events: webhook
+                .batch_max_events
+                .map(|n| n.to_string())
+                .unwrap_or_default(),
+            batch_max_wait_ms: webhook.batch_max_wait_ms.to_string(),
             headers: webhook
                 .headers
                 .0
@@ -174,6 +188,8 @@ pub(crate) struct CheckedWebhook {
     pub(crate) timeout_ms: Option<i32>,
     pub(crate) headers: BTreeMap<String, String>,
     pub(crate) template: Option<String>,
+    pub(crate) batch_max_events: Option<i32>,
+    pub(crate) batch_max_wait_ms: i32,
     /// `None`: generate one (creation) or keep it (edit).
     pub(crate) secret: Option<String>,
     /// `None`: the signed-in user.
@@ -190,6 +206,8 @@ impl fmt::Debug for CheckedWebhook {
             .field("timeout_ms", &self.timeout_ms)
             .field("headers", &self.headers)
             .field("template", &self.template)
+            .field("batch_max_events", &self.batch_max_events)
+            .field("batch_max_wait_ms", &self.batch_max_wait_ms)
             .field("secret", &self.secret.as_ref().map(|_| Redacted))
             .field("owner", &self.owner)
             .finish()
@@ -221,6 +239,31 @@ pub(crate) fn check_input(
             }
         },
     };
+    let batch_max_events = match input.batch_max_events.as_str() {
+        "" => Some(None),
+        text => match text.parse::<i64>() {
+            Ok(n) => errors
+                .take("batch_max_events", validate::check_batch_max_events(n))
+                .map(Some),
+            Err(_) => {
+                errors.add(
+                    "batch_max_events",
+                    "Enter a whole number of events, or leave it empty",
+                );
+                None
+            }
+        },
+    };
+    let batch_max_wait_ms = match input.batch_max_wait_ms.as_str() {
+        "" => Some(validate::DEFAULT_BATCH_MAX_WAIT_MS),
+        text => match text.parse::<i64>() {
+            Ok(ms) => errors.take("batch_max_wait_ms", validate::check_batch_max_wait_ms(ms)),
+            Err(_) => {
+                errors.add("batch_max_wait_ms", "Enter a whole number of milliseconds");
+                None
+            }
+        },
+    };
     let headers = match parse_headers(&input.headers) {
         Ok(headers) => errors.take("headers", validate::check_headers(headers)),
         Err(message) => {
@@ -234,6 +277,11 @@ pub(crate) fn check_input(
             .take("template", validate::check_template(text.to_owned()))
             .map(Some),
     };
+    if let (Some(Some(batch)), Some(template)) = (batch_max_events, &template) {
+        if let Err(e) = validate::check_batch_without_template(Some(batch), template.as_deref()) {
+            errors.take::<()>("batch_max_events", Err(e));
+        }
+    }
     let secret = match input.secret.as_str() {
         "" => Some(None),
         text => errors
@@ -254,13 +302,22 @@ pub(crate) fn check_input(
         },
     };
     match (
-        name, url, events, timeout_ms, headers, template, secret, owner,
+        name,
+        url,
+        events,
+        timeout_ms,
+        (batch_max_events, batch_max_wait_ms),
+        headers,
+        template,
+        secret,
+        owner,
     ) {
         (
             Some(name),
             Some(url),
             Some(events),
             Some(timeout_ms),
+            (Some(batch_max_events), Some(batch_max_wait_ms)),
             Some(headers),
             Some(template),
             Some(secret),
@@ -273,6 +330,8 @@ pub(crate) fn check_input(
             timeout_ms,
             headers,
             template,
+            batch_max_events,
+            batch_max_wait_ms,
             secret,
             owner,
         }),
@@ -357,6 +416,8 @@ mod tests {
             timeout_ms: None,
             headers: BTreeMap::new(),
             template: None,
+            batch_max_events: None,
+            batch_max_wait_ms: 1000,
             secret: Some("whsec_checked-secret".into()),
             owner: None,
         };
@@ -388,6 +449,8 @@ mod tests {
         assert_eq!(checked.secret, None);
         let blank_optional = WebhookInput {
             timeout_ms: String::new(),
+            batch_max_events: String::new(),
+            batch_max_wait_ms: validate::DEFAULT_BATCH_MAX_WAIT_MS.to_string(),
             headers: String::new(),
             template: "  ".into(),
             ..valid()

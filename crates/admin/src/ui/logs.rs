@@ -240,7 +240,7 @@ fn log_table(id: i64, items: &[LogEntry]) -> Markup {
                     @for entry in items {
                         tr {
                             td data-label="Time" { (time_el(entry.created_at)) }
-                            td data-label="Event" { code { (entry.event) } }
+                            td data-label="Event" { (event_cell(id, entry)) }
                             td data-label="Attempt" { (entry.attempt) }
                             td data-label="Outcome" { (attempt_outcome(entry)) }
                             td data-label="Time taken" { (entry.response_time_ms) " ms" }
@@ -253,6 +253,20 @@ fn log_table(id: i64, items: &[LogEntry]) -> Markup {
                         }
                     }
                 }
+            }
+        }
+    }
+}
+
+/// The event's name; a batch's attempt says how many events it sent and
+/// opens them.
+fn event_cell(id: i64, entry: &LogEntry) -> Markup {
+    html! {
+        code { (entry.event) }
+        @if let Some(size) = entry.batch_size {
+            " "
+            a class="batch-size" href={ (logs_path(id)) "/" (entry.id) "#batch-events" } {
+                (size) @if size == 1 { " event" } @else { " events" }
             }
         }
     }
@@ -279,6 +293,9 @@ pub(crate) async fn show_attempt(
     let entry = find_log(&state.pool, id, log_id)
         .await?
         .ok_or(UiError::NotFound("attempt"))?;
+    let batch = entry
+        .batch_size
+        .map(|_| batch_events(entry.payload.as_deref()));
     let content = html! {
         p class="breadcrumb" {
             a href=(details_path(id)) { "← " (webhook.name) } " · " a href=(logs_path(id)) { "Logs" }
@@ -297,12 +314,70 @@ pub(crate) async fn show_attempt(
             }
         }
         (retry_form(&session, id, &entry, webhook.is_active))
+        @if let Some(events) = &batch {
+            (batch_table(events, entry.batch_size.unwrap_or_default()))
+        }
         h2 { "Payload sent" }
         (body_block("Payload sent", entry.payload.as_deref()))
         h2 { "Response received" }
         (body_block("Response received", entry.response.as_deref()))
     };
     Ok(page("Attempt", Some(&session), content))
+}
+
+/// One event of a batch body, as sent.
+#[derive(serde::Deserialize)]
+struct BatchedEvent {
+    id: String,
+    event: String,
+    timestamp: i64,
+}
+
+/// The events a batch attempt sent, in order, read from the body it sent
+/// (the batch's exact bytes): nothing else to look up, and right even once
+/// retention has removed the events.
+fn batch_events(payload: Option<&str>) -> Vec<BatchedEvent> {
+    #[derive(serde::Deserialize)]
+    struct BatchBody {
+        events: Vec<BatchedEvent>,
+    }
+    payload
+        .and_then(|body| serde_json::from_str::<BatchBody>(body).ok())
+        .map(|body| body.events)
+        .unwrap_or_default()
+}
+
+fn batch_table(events: &[BatchedEvent], size: i32) -> Markup {
+    html! {
+        h2 id="batch-events" { "Events in this batch (" (size) ")" }
+        @if events.is_empty() {
+            p { "The body sent is not a batch body (edited by hand?)." }
+        } @else {
+            div class="table-wrap" tabindex="0" role="region" aria-label="Events in this batch" {
+                table class="responsive" {
+                    thead { tr {
+                        th scope="col" { "Event" }
+                        th scope="col" { "Event id" }
+                        th scope="col" { "Timestamp" }
+                    } }
+                    tbody {
+                        @for event in events {
+                            tr {
+                                td data-label="Event" { code { (event.event) } }
+                                td data-label="Event id" { code { (event.id) } }
+                                td data-label="Timestamp" {
+                                    @match DateTime::<Utc>::from_timestamp(event.timestamp, 0) {
+                                        Some(at) => (time_el(at)),
+                                        None => (event.timestamp),
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 fn retry_form(session: &Session, id: i64, entry: &LogEntry, active: bool) -> Markup {

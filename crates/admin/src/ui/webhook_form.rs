@@ -243,6 +243,31 @@ fn delivery_fieldset(input: &WebhookInput, errors: &FieldErrors) -> Markup {
                 (error_text(errors, "timeout_ms"))
             }
             div class="field" {
+                label for="batch_max_events" { "Batch size (optional)" }
+                p class="hint" id="batch-events-hint" {
+                    "2 to 1000: send events together, up to this many per request, as one "
+                    code { "batch" } " body with an " code { "events" } " array. "
+                    "Empty sends one request per event. Not with a body template."
+                }
+                input id="batch_max_events" name="batch_max_events" type="number" min="2" max="1000" step="1"
+                    inputmode="numeric" value=(input.batch_max_events)
+                    aria-invalid=[errors.get("batch_max_events").map(|_| "true")]
+                    aria-describedby=[described_by(errors, "batch_max_events", Some("batch-events-hint"))];
+                (error_text(errors, "batch_max_events"))
+            }
+            div class="field" {
+                label for="batch_max_wait_ms" { "Longest wait for a batch, in milliseconds" }
+                p class="hint" id="batch-wait-hint" {
+                    "0 to 60000 (default 1000): a batch is sent when it is full or when its oldest event has waited this long. "
+                    "Used only with a batch size."
+                }
+                input id="batch_max_wait_ms" name="batch_max_wait_ms" type="number" min="0" max="60000" step="1"
+                    inputmode="numeric" value=(input.batch_max_wait_ms)
+                    aria-invalid=[errors.get("batch_max_wait_ms").map(|_| "true")]
+                    aria-describedby=[described_by(errors, "batch_max_wait_ms", Some("batch-wait-hint"))];
+                (error_text(errors, "batch_max_wait_ms"))
+            }
+            div class="field" {
                 label for="headers" { "Custom headers (optional)" }
                 p class="hint" id="headers-hint" { "One per line, as " code { "Name: value" } ". At most 20." }
                 textarea id="headers" name="headers" rows="3" spellcheck="false"

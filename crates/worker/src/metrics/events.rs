@@ -184,6 +184,42 @@ impl HandedBack {
     }
 }
 
+/// A batching webhook's collected events became one batch, due at once.
+pub(crate) struct BatchFormed {
+    pub(crate) webhook_id: i64,
+    pub(crate) batch_id: Uuid,
+    pub(crate) size: usize,
+}
+
+impl BatchFormed {
+    pub(crate) fn emit(&self, metrics: &Metrics) {
+        metrics.batch_size.observe(self.size as f64);
+        debug!(
+            webhook_id = self.webhook_id,
+            batch_id = %self.batch_id,
+            size = self.size,
+            "batch formed"
+        );
+    }
+}
+
+/// Collected events of a webhook that no longer batches went back to being
+/// delivered one by one.
+pub(crate) struct CollectedReleased {
+    pub(crate) webhook_id: i64,
+    pub(crate) deliveries: u64,
+}
+
+impl CollectedReleased {
+    pub(crate) fn emit(&self) {
+        info!(
+            webhook_id = self.webhook_id,
+            deliveries = self.deliveries,
+            "webhook stopped batching; its collected events are delivered one by one"
+        );
+    }
+}
+
 /// The database switched a webhook off (410 Gone, or failing for too long).
 /// It reports each switch-off once, however many attempts failed at once.
 pub(crate) struct WebhookDisabled<'a> {
@@ -215,6 +251,8 @@ pub(crate) enum Then {
     RenewLater { deliveries: usize },
     /// Claiming due deliveries; tried again at the next poll.
     ClaimLater,
+    /// Collecting a batching webhook's events; tried again shortly.
+    CollectLater,
 }
 
 /// A database statement failed.
@@ -253,6 +291,11 @@ impl StorageFailed<'_> {
                 error = %error,
                 operation,
                 "claiming due deliveries failed"
+            ),
+            Then::CollectLater => error!(
+                error = %error,
+                operation,
+                "collecting events into batches failed; trying again shortly"
             ),
         }
     }
