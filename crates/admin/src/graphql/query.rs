@@ -82,6 +82,8 @@ impl Query {
     /// A webhook's deliveries, newest first, `limit` (1 to 200, default 50)
     /// at a time.
     #[graphql(complexity = "page_complexity(limit, child_complexity)")]
+    // One argument per filter of the JSON API's query string.
+    #[allow(clippy::too_many_arguments)]
     async fn deliveries(
         &self,
         ctx: &Context<'_>,
