@@ -12,6 +12,9 @@ cargo run --quiet --locked -p modcheck
 # Alert rules (promtool), dashboard and manifests; every metric they use must exist.
 scripts/check-deploy.sh
 scripts/ensure-browser.sh
+# The graphql-ws reference client the subscription tests drive, at its
+# locked versions (tests/graphql-ws/package-lock.json).
+(cd tests/graphql-ws && npm ci --no-audit --no-fund --silent)
 cargo test --workspace --locked
 # The outage tests stop the shared Postgres and RabbitMQ, which would break any
 # test running beside them: they run alone, one at a time, after the rest.

@@ -6,6 +6,7 @@ pub mod api;
 pub mod app;
 pub mod broker;
 pub mod db;
+pub mod graphql;
 pub mod poll;
 pub mod process;
 pub mod receiver;

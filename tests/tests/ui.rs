@@ -1000,3 +1000,56 @@ async fn the_webhook_form_starts_from_each_integrations_preset_with_its_preview(
     browser.close().await;
     app.stop().await;
 }
+
+#[tokio::test]
+async fn the_logs_page_shows_new_attempts_as_they_are_recorded() {
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let subscribed = TestApp::spawn_with_webhook(&[], json!(["task.*"]), secret).await;
+    let app = &subscribed.app;
+    let browser = Browser::start().await;
+    browser.sign_in(app, &subscribed.token).await;
+    browser
+        .goto(&app.url(&format!("/webhook/{}/logs", subscribed.webhook)))
+        .await;
+    assert_eq!(browser.text("[data-live-empty]").await, "No attempts yet.");
+    // The stream is open: whatever is recorded from now on is shown.
+    browser.find("[data-live-url][data-live-open]").await;
+
+    let everyones = EventMessage::new(
+        "task.created",
+        json!({"task_id": 2, "title": "Live one"}),
+        chrono::Utc::now().timestamp(),
+    )
+    .unwrap();
+    app.publisher.publish(&everyones).await.unwrap();
+    subscribed.receiver.wait_for(1, WAIT).await;
+    let row = browser.find("tr[data-live-row]").await;
+    let text = row.text().await.unwrap();
+    assert!(text.contains("task.created"), "{text}");
+    assert!(text.contains("HTTP 200"), "{text}");
+    assert!(
+        !browser
+            .find("[data-live-empty]")
+            .await
+            .is_displayed()
+            .await
+            .unwrap(),
+        "the empty notice goes"
+    );
+    // The row links to the attempt, as the server-rendered rows do.
+    let link = row
+        .find(Locator::Css("a"))
+        .await
+        .unwrap()
+        .attr("href")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        link.starts_with(&format!("/webhook/{}/logs/", subscribed.webhook)),
+        "{link}"
+    );
+    browser.screenshot("logs-live").await;
+    browser.close().await;
+    subscribed.app.stop().await;
+}

@@ -16,6 +16,7 @@ use sqlx::PgPool;
 use tracing::error;
 
 use crate::api::error::ErrorBody;
+use crate::graphql::GraphqlMetrics;
 use webhookd_worker::background::panic_message;
 use webhookd_worker::broker::BrokerHealth;
 use webhookd_worker::metrics::Metrics;
@@ -29,6 +30,8 @@ const DATABASE_PROBE_TIMEOUT: Duration = Duration::from_millis(800);
 pub struct OpsState {
     pub pool: PgPool,
     pub metrics: Metrics,
+    /// The admin side's own metrics (GraphQL subscriptions).
+    pub admin_metrics: GraphqlMetrics,
     /// `None` when this role does not use the broker.
     pub broker: Option<BrokerHealth>,
 }
@@ -47,7 +50,7 @@ async fn metrics(State(state): State<OpsState>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(),
+        state.metrics.render() + &state.admin_metrics.render(),
     )
 }
 

@@ -4,5 +4,6 @@
 //! makes test deliveries with the worker's `deliver`.
 
 pub mod api;
+pub mod graphql;
 pub mod http;
 pub mod ui;

@@ -13,6 +13,7 @@ pub(crate) mod pattern;
 pub(crate) mod presets;
 pub(crate) mod retry;
 pub(crate) mod template;
+pub(crate) mod visibility;
 
 pub use catalogue::{find_event, EventSpec, CATALOGUE, TEST_EVENT};
 pub use delivery::NewEvent;
@@ -21,3 +22,4 @@ pub use pattern::{candidate_patterns, EventPattern, PatternError};
 pub use presets::{find_preset, sample_envelope, Preset, PRESETS};
 pub use retry::{Jitter, RetryDecision, RetryPolicy};
 pub use template::{Template, TemplateError};
+pub use visibility::is_visible_to;

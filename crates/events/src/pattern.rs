@@ -42,8 +42,7 @@ impl EventPattern {
     }
 
     /// Whether an event with this name is delivered to a subscription on this pattern.
-    #[cfg(test)]
-    fn matches(&self, event: &str) -> bool {
+    pub fn matches(&self, event: &str) -> bool {
         match self.0.strip_suffix(".*") {
             _ if self.0 == "*" => true,
             Some(entity) => entity_of(event) == entity,

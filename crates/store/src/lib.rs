@@ -2,6 +2,7 @@
 //! module per table family. It knows nothing of the pipeline or the HTTP
 //! side above it.
 
+pub mod attempt_feed;
 pub mod backlog;
 pub mod batches;
 pub mod dedicated;

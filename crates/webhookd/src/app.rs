@@ -18,6 +18,7 @@ use tracing::{error, info, warn};
 use webhookd_producer::topology::Topology;
 
 use webhookd_admin::api::{self, ApiState};
+use webhookd_admin::graphql::{self, GraphqlMetrics, GraphqlState};
 use webhookd_admin::http::{catch_panics, ops_router, OpsState};
 use webhookd_events::delivery::Lease;
 use webhookd_store::handback::release_deliveries;
@@ -127,9 +128,11 @@ impl App {
             None
         };
 
+        let admin_metrics = GraphqlMetrics::new()?;
         let mut router = ops_router(OpsState {
             pool: self.pool.clone(),
             metrics: self.metrics.clone(),
+            admin_metrics: admin_metrics.clone(),
             broker: Some(broker),
         });
         if self.role.serves_api() {
@@ -142,10 +145,20 @@ impl App {
                     s.delivery.max_response_bytes,
                 )?,
             };
+            // Subscriptions end on `cancel`: their sockets get a close frame.
+            let graphql_state = GraphqlState::new(
+                api_state.clone(),
+                s.graphql_config(),
+                s.event_source(),
+                admin_metrics,
+                cancel.clone(),
+            );
+            let live_attempts = graphql_state.attempts();
             // The web UI shares the API's state: same pool, settings, test client.
             router = router
                 .merge(api::router(api_state.clone()))
-                .merge(webhookd_admin::ui::router(api_state));
+                .merge(graphql::router(graphql_state))
+                .merge(webhookd_admin::ui::router(api_state, live_attempts));
         }
         let router = router.layer(axum::middleware::from_fn(catch_panics));
         let addr = self.local_addr();

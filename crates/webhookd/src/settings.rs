@@ -10,7 +10,9 @@ use config::{Config, Environment, File, FileFormat};
 use secrecy::SecretString;
 use serde::Deserialize;
 use webhookd_admin::api::ApiConfig;
+use webhookd_admin::graphql::{EventSource, GraphqlConfig};
 use webhookd_events::{Jitter, RetryPolicy};
+use webhookd_producer::topology::Topology;
 pub use webhookd_worker::retention::RetentionSettings;
 
 /// The defaults, compiled in so the binary runs from any directory.
@@ -38,6 +40,7 @@ pub struct Settings {
     pub(crate) scheduler: SchedulerSettings,
     pub(crate) retention: RetentionSettings,
     pub(crate) shutdown: ShutdownSettings,
+    pub(crate) graphql: GraphqlSettings,
     pub log: LogSettings,
 }
 
@@ -112,6 +115,17 @@ pub(crate) struct SchedulerSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct ShutdownSettings {
     pub(crate) grace_period_ms: u64,
+}
+
+/// The GraphQL API's limits and live feeds (docs/OPERATIONS.md).
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct GraphqlSettings {
+    pub(crate) max_depth: usize,
+    pub(crate) max_complexity: usize,
+    pub(crate) max_subscriptions_per_user: usize,
+    pub(crate) subscriber_buffer: usize,
+    pub(crate) attempts_poll_interval_ms: u64,
+    pub(crate) attempts_overlap_ms: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -285,6 +299,37 @@ impl Settings {
             "retention.interval_secs",
             "must be at least 1",
         )?;
+        let g = &self.graphql;
+        check(
+            (2..=64).contains(&g.max_depth),
+            "graphql.max_depth",
+            "must be between 2 and 64",
+        )?;
+        check(
+            (10..=1_000_000).contains(&g.max_complexity),
+            "graphql.max_complexity",
+            "must be between 10 and 1000000",
+        )?;
+        check(
+            (1..=10_000).contains(&g.max_subscriptions_per_user),
+            "graphql.max_subscriptions_per_user",
+            "must be between 1 and 10000",
+        )?;
+        check(
+            (1..=100_000).contains(&g.subscriber_buffer),
+            "graphql.subscriber_buffer",
+            "must be between 1 and 100000",
+        )?;
+        check(
+            (50..=60_000).contains(&g.attempts_poll_interval_ms),
+            "graphql.attempts_poll_interval_ms",
+            "must be between 50 and 60000",
+        )?;
+        check(
+            g.attempts_overlap_ms <= 600_000,
+            "graphql.attempts_overlap_ms",
+            "must be at most 600000 (10 minutes)",
+        )?;
         check(
             tracing_subscriber::EnvFilter::try_new(&self.log.level).is_ok(),
             "log.level",
@@ -298,6 +343,28 @@ impl Settings {
         ApiConfig {
             allow_private_targets: self.delivery.allow_private_targets,
             default_timeout: Duration::from_millis(self.delivery.timeout_ms),
+        }
+    }
+
+    /// The GraphQL side's settings.
+    pub fn graphql_config(&self) -> GraphqlConfig {
+        let g = &self.graphql;
+        GraphqlConfig {
+            max_depth: g.max_depth,
+            max_complexity: g.max_complexity,
+            max_subscriptions_per_user: g.max_subscriptions_per_user,
+            subscriber_buffer: g.subscriber_buffer,
+            attempts_poll_interval: Duration::from_millis(g.attempts_poll_interval_ms),
+            attempts_overlap: Duration::from_millis(g.attempts_overlap_ms),
+        }
+    }
+
+    /// Where the GraphQL event stream taps the events.
+    pub fn event_source(&self) -> EventSource {
+        EventSource {
+            url: self.broker.url.clone(),
+            topology: Topology::new(self.broker.exchange.clone(), self.broker.queue.clone()),
+            max_message_bytes: self.broker.max_message_bytes,
         }
     }
 
@@ -342,6 +409,9 @@ mod tests {
         assert_eq!(s.retention.logs_days, 30);
         assert_eq!(s.log.format, LogFormat::Text);
         assert_eq!(s.delivery.per_endpoint_queue, 1000);
+        let graphql = s.graphql_config();
+        assert_eq!(graphql.max_subscriptions_per_user, 20);
+        assert_eq!(graphql.subscriber_buffer, 256);
         assert_eq!(s.delivery.disable_after_failing_secs, 432_000);
         assert_eq!(
             s.delivery.disable_after_failing(),
@@ -430,6 +500,27 @@ mod tests {
             ),
             ("WEBHOOKD__BROKER__CONSUMERS", "65", "broker.consumers"),
             ("WEBHOOKD__BROKER__CONSUMERS", "-1", "consumers"),
+            (
+                "WEBHOOKD__GRAPHQL__MAX_SUBSCRIPTIONS_PER_USER",
+                "0",
+                "graphql.max_subscriptions_per_user",
+            ),
+            (
+                "WEBHOOKD__GRAPHQL__MAX_SUBSCRIPTIONS_PER_USER",
+                "lots",
+                "max_subscriptions_per_user",
+            ),
+            (
+                "WEBHOOKD__GRAPHQL__SUBSCRIBER_BUFFER",
+                "0",
+                "graphql.subscriber_buffer",
+            ),
+            ("WEBHOOKD__GRAPHQL__MAX_DEPTH", "1", "graphql.max_depth"),
+            (
+                "WEBHOOKD__GRAPHQL__ATTEMPTS_POLL_INTERVAL_MS",
+                "1",
+                "graphql.attempts_poll_interval_ms",
+            ),
         ];
         for (key, value, named) in cases {
             let err = load(&[(key, value)]).expect_err(key).to_string();

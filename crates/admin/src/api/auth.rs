@@ -2,8 +2,8 @@
 //! [`CurrentUser`] cannot run for an unauthenticated request.
 
 use axum::extract::{FromRef, FromRequestParts};
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{header, HeaderMap};
 
 use super::error::ApiError;
 use super::state::ApiState;
@@ -33,20 +33,23 @@ where
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
-        let token = bearer_token(parts)?;
-        let state = ApiState::from_ref(state);
-        users::authenticate(&state.pool, token)
-            .await?
-            .map(CurrentUser)
-            .ok_or(ApiError::InvalidToken)
+        let token = bearer_token(&parts.headers)?;
+        authenticate(&ApiState::from_ref(state), token).await
     }
+}
+
+/// The user whose valid token `token` is.
+pub(crate) async fn authenticate(state: &ApiState, token: &str) -> Result<CurrentUser, ApiError> {
+    users::authenticate(&state.pool, token)
+        .await?
+        .map(CurrentUser)
+        .ok_or(ApiError::InvalidToken)
 }
 
 /// The token of an `Authorization: Bearer <token>` header (scheme matched
 /// case-insensitively, as RFC 9110 says).
-fn bearer_token(parts: &Parts) -> Result<&str, ApiError> {
-    let value = parts
-        .headers
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<&str, ApiError> {
+    let value = headers
         .get(header::AUTHORIZATION)
         .ok_or(ApiError::MissingToken)?
         .to_str()

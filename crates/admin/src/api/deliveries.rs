@@ -17,6 +17,7 @@ use super::webhooks::WebhookId;
 use webhookd_store::delivery_admin::{
     self as store, DeliveryFilter, DeliveryRow, DeliveryStatus, RetryOutcome,
 };
+use webhookd_store::page::After;
 use webhookd_store::webhooks::find_webhook;
 
 /// One delivery: an event for this webhook, and where it stands.
@@ -101,14 +102,7 @@ pub(crate) async fn list_deliveries(
     params: QueryParams,
 ) -> Result<Json<DeliveryPage>, ApiError> {
     params.allow_only(&["status", "event", "batch_id", "limit", "cursor"])?;
-    let status = params
-        .text("status")
-        .map(|s| {
-            DeliveryStatus::parse(s).ok_or_else(|| {
-                ApiError::invalid("status", "`status` must be pending, succeeded or failed")
-            })
-        })
-        .transpose()?;
+    let status = params.text("status").map(parse_status).transpose()?;
     let filter = DeliveryFilter {
         status,
         event: params.event("event")?,
@@ -116,14 +110,34 @@ pub(crate) async fn list_deliveries(
     };
     let limit = params.limit()?;
     let after = params.cursor::<Uuid>()?;
+    list(&state, &user, id, &filter, after.as_ref(), limit)
+        .await
+        .map(Json)
+}
+
+/// A page of webhook `id`'s deliveries, when `user` may see the webhook.
+pub(crate) async fn list(
+    state: &ApiState,
+    user: &CurrentUser,
+    id: i64,
+    filter: &DeliveryFilter,
+    after: Option<&After<Uuid>>,
+    limit: usize,
+) -> Result<DeliveryPage, ApiError> {
     find_webhook(&state.pool, user.scope(), id)
         .await?
         .ok_or(ApiError::NotFound("webhook"))?;
-    let page = store::list_deliveries(&state.pool, id, &filter, after.as_ref(), limit).await?;
-    Ok(Json(DeliveryPage {
+    let page = store::list_deliveries(&state.pool, id, filter, after, limit).await?;
+    Ok(DeliveryPage {
         items: page.items.into_iter().map(DeliveryView::from).collect(),
         next_cursor: page.next.as_ref().map(encode_cursor),
-    }))
+    })
+}
+
+/// A `status` filter's value, checked.
+pub(crate) fn parse_status(text: &str) -> Result<DeliveryStatus, ApiError> {
+    DeliveryStatus::parse(text)
+        .ok_or_else(|| ApiError::invalid("status", "`status` must be pending, succeeded or failed"))
 }
 
 /// Either `delivery_id` or `all_failed: true`.
@@ -132,9 +146,9 @@ pub(crate) async fn list_deliveries(
 pub(crate) struct RetryRequest {
     /// Retry this delivery (any state but pending); an event sent in a
     /// batch retries its whole batch.
-    delivery_id: Option<String>,
+    pub(crate) delivery_id: Option<String>,
     /// Retry every failed delivery of the webhook.
-    all_failed: Option<bool>,
+    pub(crate) all_failed: Option<bool>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -199,6 +213,16 @@ pub(crate) async fn retry_deliveries(
     WebhookId(id): WebhookId,
     ApiJson(body): ApiJson<RetryRequest>,
 ) -> Result<Json<RetryResult>, ApiError> {
+    retry(&state, &user, id, body).await.map(Json)
+}
+
+/// Checks `body` and retries what it names of webhook `id`'s deliveries.
+pub(crate) async fn retry(
+    state: &ApiState,
+    user: &CurrentUser,
+    id: i64,
+    body: RetryRequest,
+) -> Result<RetryResult, ApiError> {
     let target = body.into_target()?;
     let webhook = find_webhook(&state.pool, user.scope(), id)
         .await?
@@ -226,5 +250,5 @@ pub(crate) async fn retry_deliveries(
         RetryTarget::AllFailed => store::retry_failed_deliveries(&state.pool, id).await?,
     };
     tracing::info!(webhook_id = id, retried, "deliveries retried by hand");
-    Ok(Json(RetryResult { retried }))
+    Ok(RetryResult { retried })
 }

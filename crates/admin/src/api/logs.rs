@@ -15,6 +15,7 @@ use super::query::{encode_cursor, QueryParams};
 use super::state::ApiState;
 use super::webhooks::WebhookId;
 use webhookd_store::logs::{self as store, LogEntry, LogFilter};
+use webhookd_store::page::After;
 use webhookd_store::webhooks::find_webhook;
 
 /// One delivery attempt.
@@ -140,15 +141,46 @@ pub(crate) async fn list_logs(
     };
     let limit = params.limit()?;
     let after = params.cursor::<i64>()?;
+    let page = LogQuery {
+        filter,
+        after,
+        limit,
+        with_bodies,
+    };
+    list(&state, &user, id, &page).await.map(Json)
+}
+
+/// Which attempts of a webhook to list.
+pub(crate) struct LogQuery {
+    pub(crate) filter: LogFilter,
+    pub(crate) after: Option<After<i64>>,
+    pub(crate) limit: usize,
+    pub(crate) with_bodies: bool,
+}
+
+/// A page of webhook `id`'s attempts, when `user` may see the webhook.
+pub(crate) async fn list(
+    state: &ApiState,
+    user: &CurrentUser,
+    id: i64,
+    query: &LogQuery,
+) -> Result<LogPage, ApiError> {
     find_webhook(&state.pool, user.scope(), id)
         .await?
         .ok_or(ApiError::NotFound("webhook"))?;
-    let page =
-        store::list_logs(&state.pool, id, &filter, after.as_ref(), limit, with_bodies).await?;
-    Ok(Json(LogPage {
+    let page = store::list_logs(
+        &state.pool,
+        id,
+        &query.filter,
+        query.after.as_ref(),
+        query.limit,
+        query.with_bodies,
+    )
+    .await?;
+    Ok(LogPage {
         items: page.items.into_iter().map(LogView::from).collect(),
         next_cursor: page.next.as_ref().map(encode_cursor),
-    }))
+    })
 }
 
 /// The `{id}` and `{log_id}` of a single attempt's route; either one that is

@@ -102,45 +102,56 @@ impl QueryParams {
 
     /// An event name from the catalogue.
     pub(crate) fn event(&self, name: &str) -> Result<Option<String>, ApiError> {
-        self.text(name)
-            .map(|v| {
-                find_event(v)
-                    .map(|spec| spec.name.to_owned())
-                    .ok_or_else(|| ApiError::invalid(name, format!("`{name}`: unknown event")))
-            })
-            .transpose()
+        self.text(name).map(|v| check_event(name, v)).transpose()
     }
 
     /// `limit`: 1 to [`MAX_LIMIT`], [`DEFAULT_LIMIT`] when absent.
     pub(crate) fn limit(&self) -> Result<usize, ApiError> {
-        let invalid = || {
-            ApiError::invalid(
-                "limit",
-                format!("`limit` must be between 1 and {MAX_LIMIT}"),
-            )
-        };
         match self.text("limit") {
             None => Ok(DEFAULT_LIMIT),
-            Some(v) => match v.parse::<usize>() {
-                Ok(n) if (1..=MAX_LIMIT).contains(&n) => Ok(n),
-                _ => Err(invalid()),
-            },
+            Some(v) => v
+                .parse::<i64>()
+                .map_err(|_| limit_error())
+                .and_then(check_limit),
         }
     }
 
     /// `cursor`: a value of `next_cursor` from an earlier page.
     pub(crate) fn cursor<K: FromStr>(&self) -> Result<Option<After<K>>, ApiError> {
-        self.text("cursor")
-            .map(|v| {
-                decode_cursor(v).ok_or_else(|| {
-                    ApiError::invalid(
-                        "cursor",
-                        "`cursor` is not one this API issued; pass `next_cursor` unchanged",
-                    )
-                })
-            })
-            .transpose()
+        self.text("cursor").map(parse_cursor).transpose()
     }
+}
+
+/// `value` of parameter `field` as an event name from the catalogue.
+pub(crate) fn check_event(field: &str, value: &str) -> Result<String, ApiError> {
+    find_event(value)
+        .map(|spec| spec.name.to_owned())
+        .ok_or_else(|| ApiError::invalid(field, format!("`{field}`: unknown event")))
+}
+
+/// A page size: 1 to [`MAX_LIMIT`].
+pub(crate) fn check_limit(limit: i64) -> Result<usize, ApiError> {
+    usize::try_from(limit)
+        .ok()
+        .filter(|n| (1..=MAX_LIMIT).contains(n))
+        .ok_or_else(limit_error)
+}
+
+fn limit_error() -> ApiError {
+    ApiError::invalid(
+        "limit",
+        format!("`limit` must be between 1 and {MAX_LIMIT}"),
+    )
+}
+
+/// A `cursor`: a value of `next_cursor` from an earlier page.
+pub(crate) fn parse_cursor<K: FromStr>(text: &str) -> Result<After<K>, ApiError> {
+    decode_cursor(text).ok_or_else(|| {
+        ApiError::invalid(
+            "cursor",
+            "`cursor` is not one this API issued; pass `next_cursor` unchanged",
+        )
+    })
 }
 
 /// `next_cursor`: the last row's sort key, opaque to clients (its form may

@@ -27,11 +27,11 @@ pub(crate) const MAX_GRACE_SECS: i64 = 7 * 24 * 60 * 60;
 pub(crate) struct RotateSecret {
     /// The new secret (16 to 256 printable ASCII characters); generated
     /// (`whsec_` + base64 of 32 random bytes) when absent.
-    secret: Option<String>,
+    pub(crate) secret: Option<String>,
     /// How long the old secret stays valid: 0 to 604800 (7 days), default
     /// 86400. 0 revokes it at once (a leaked secret).
     #[schema(minimum = 0, maximum = 604800, default = 86400)]
-    grace_period_secs: Option<i64>,
+    pub(crate) grace_period_secs: Option<i64>,
 }
 
 impl fmt::Debug for RotateSecret {
@@ -65,6 +65,16 @@ pub(crate) async fn rotate_secret(
     WebhookId(id): WebhookId,
     OptionalJson(body): OptionalJson<RotateSecret>,
 ) -> Result<Json<WebhookWithSecret>, ApiError> {
+    rotate(&state, &user, id, body).await.map(Json)
+}
+
+/// Validates `body` and rotates webhook `id`'s secret.
+pub(crate) async fn rotate(
+    state: &ApiState,
+    user: &CurrentUser,
+    id: i64,
+    body: RotateSecret,
+) -> Result<WebhookWithSecret, ApiError> {
     let secret = match body.secret {
         Some(secret) => validate::check_secret(secret)?,
         None => webhookd_signing::generate_secret(),
@@ -79,10 +89,10 @@ pub(crate) async fn rotate_secret(
         previous_secret_expires_at = ?expires,
         "webhook secret rotated"
     );
-    Ok(Json(WebhookWithSecret {
+    Ok(WebhookWithSecret {
         webhook: webhook.into(),
         secret,
-    }))
+    })
 }
 
 fn check_grace_period(secs: i64) -> Result<Duration, ApiError> {

@@ -109,7 +109,21 @@ pub(crate) async fn show_stats(
     params: QueryParams,
 ) -> Result<Json<StatsView>, ApiError> {
     params.allow_only(&["period", "user_id"])?;
-    let (period, hours) = match params.text("period") {
+    let owner = params.parsed::<i64>("user_id", "an integer")?;
+    load(&state, &user, params.text("period"), owner)
+        .await
+        .map(Json)
+}
+
+/// The statistics `user` may see over `period` (`24h` when absent), only
+/// `owner`'s webhooks when given.
+pub(crate) async fn load(
+    state: &ApiState,
+    user: &CurrentUser,
+    period: Option<&str>,
+    owner: Option<i64>,
+) -> Result<StatsView, ApiError> {
+    let (period, hours) = match period {
         None => PERIODS[0],
         Some(text) => PERIODS
             .iter()
@@ -117,7 +131,7 @@ pub(crate) async fn show_stats(
             .find(|(name, _)| *name == text)
             .ok_or_else(|| ApiError::invalid("period", "`period` must be `24h` or `7d`"))?,
     };
-    let scope = match (user.scope(), params.parsed::<i64>("user_id", "an integer")?) {
+    let scope = match (user.scope(), owner) {
         (scope, None) => scope,
         (Scope::All, Some(owner)) => Scope::User(owner),
         (Scope::User(own), Some(owner)) if owner == own => Scope::User(own),
@@ -129,7 +143,7 @@ pub(crate) async fn show_stats(
         }
     };
     let stats = load_stats(&state.pool, scope, hours, Utc::now()).await?;
-    Ok(Json(view(period, stats)))
+    Ok(view(period, stats))
 }
 
 fn view(period: &'static str, stats: Stats) -> StatsView {

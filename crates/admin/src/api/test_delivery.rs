@@ -58,6 +58,15 @@ pub(crate) async fn test_webhook(
     user: CurrentUser,
     WebhookId(id): WebhookId,
 ) -> Result<Json<TestResult>, ApiError> {
+    send_test(&state, &user, id).await.map(Json)
+}
+
+/// Makes and records a test delivery to webhook `id`.
+pub(crate) async fn send_test(
+    state: &ApiState,
+    user: &CurrentUser,
+    id: i64,
+) -> Result<TestResult, ApiError> {
     let webhook = find_delivery_target(&state.pool, user.scope(), id)
         .await?
         .ok_or(ApiError::NotFound("webhook"))?;
@@ -111,14 +120,14 @@ pub(crate) async fn test_webhook(
         is_success,
         "test delivery sent"
     );
-    Ok(Json(TestResult {
+    Ok(TestResult {
         status_code: outcome.status_code,
         response_time_ms,
         is_success,
         response: outcome.response,
         error_message: outcome.error,
         delivery_id,
-    }))
+    })
 }
 
 /// The delivery target of a webhook row, as the dispatcher builds it for

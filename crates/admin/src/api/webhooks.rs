@@ -93,29 +93,29 @@ pub(crate) struct WebhookWithSecret {
 #[serde(deny_unknown_fields)]
 pub(crate) struct CreateWebhook {
     /// Required: 1 to 200 characters.
-    name: Option<String>,
+    pub(crate) name: Option<String>,
     /// Required: an absolute http(s) URL.
-    url: Option<String>,
+    pub(crate) url: Option<String>,
     /// Required: event names or wildcards, at most 50.
-    events: Option<Vec<String>>,
+    pub(crate) events: Option<Vec<String>>,
     /// 16 to 256 printable ASCII characters; generated (`whsec_...`) when absent.
-    secret: Option<String>,
+    pub(crate) secret: Option<String>,
     /// Default true.
-    is_active: Option<bool>,
+    pub(crate) is_active: Option<bool>,
     /// 100 to 60000; the daemon's default when absent.
-    timeout_ms: Option<i64>,
+    pub(crate) timeout_ms: Option<i64>,
     /// At most 20 headers; not the ones webhookd sets itself.
-    headers: Option<BTreeMap<String, String>>,
+    pub(crate) headers: Option<BTreeMap<String, String>>,
     /// A body template's JSON text (see `GET /templates`).
-    template: Option<String>,
+    pub(crate) template: Option<String>,
     /// 2 to 1000: send events in batches of up to this many (SPEC §11);
     /// not with a `template`. Absent or null: one request per event.
-    batch_max_events: Option<i64>,
+    pub(crate) batch_max_events: Option<i64>,
     /// 0 to 60000 (default 1000): how long a batch's oldest event may wait
     /// for more before the batch is sent.
-    batch_max_wait_ms: Option<i64>,
+    pub(crate) batch_max_wait_ms: Option<i64>,
     /// Admins only: create the webhook for another user.
-    user_id: Option<i64>,
+    pub(crate) user_id: Option<i64>,
 }
 
 /// `PATCH /webhooks/{id}`: absent fields stay as they are; `null` clears
@@ -125,28 +125,28 @@ pub(crate) struct CreateWebhook {
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct UpdateWebhook {
     #[schema(value_type = Option<String>)]
-    name: Nullable<String>,
+    pub(crate) name: Nullable<String>,
     #[schema(value_type = Option<String>)]
-    url: Nullable<String>,
+    pub(crate) url: Nullable<String>,
     #[schema(value_type = Option<Vec<String>>)]
-    events: Nullable<Vec<String>>,
+    pub(crate) events: Nullable<Vec<String>>,
     /// Replaces the secret at once, ending any rotation's grace period
     /// (`POST /webhooks/{id}/rotate-secret` keeps the old one valid a while).
     #[schema(value_type = Option<String>)]
-    secret: Nullable<String>,
+    pub(crate) secret: Nullable<String>,
     #[schema(value_type = Option<bool>)]
-    is_active: Nullable<bool>,
+    pub(crate) is_active: Nullable<bool>,
     #[schema(value_type = Option<i64>)]
-    timeout_ms: Nullable<i64>,
+    pub(crate) timeout_ms: Nullable<i64>,
     #[schema(value_type = Option<BTreeMap<String, String>>)]
-    headers: Nullable<BTreeMap<String, String>>,
+    pub(crate) headers: Nullable<BTreeMap<String, String>>,
     #[schema(value_type = Option<String>)]
-    template: Nullable<String>,
+    pub(crate) template: Nullable<String>,
     /// null switches batching off.
     #[schema(value_type = Option<i64>)]
-    batch_max_events: Nullable<i64>,
+    pub(crate) batch_max_events: Nullable<i64>,
     #[schema(value_type = Option<i64>)]
-    batch_max_wait_ms: Nullable<i64>,
+    pub(crate) batch_max_wait_ms: Nullable<i64>,
 }
 
 /// What `Debug` shows of a secret: whether there is one, never its text.
@@ -366,13 +366,22 @@ pub(crate) async fn list_webhooks(
     user: CurrentUser,
     filter: ListFilter,
 ) -> Result<Json<Vec<WebhookView>>, ApiError> {
-    let scope = match (user.scope(), filter.user_id) {
+    list(&state, &user, filter.user_id).await.map(Json)
+}
+
+/// The webhooks `user` may see, only `owner`'s when given.
+pub(crate) async fn list(
+    state: &ApiState,
+    user: &CurrentUser,
+    owner: Option<i64>,
+) -> Result<Vec<WebhookView>, ApiError> {
+    let scope = match (user.scope(), owner) {
         (Scope::All, Some(owner)) => Scope::User(owner),
-        (Scope::User(own), Some(owner)) if owner != own => return Ok(Json(Vec::new())),
+        (Scope::User(own), Some(owner)) if owner != own => return Ok(Vec::new()),
         (scope, _) => scope,
     };
     let webhooks = store::list_webhooks(&state.pool, scope).await?;
-    Ok(Json(webhooks.into_iter().map(WebhookView::from).collect()))
+    Ok(webhooks.into_iter().map(WebhookView::from).collect())
 }
 
 /// Creates a webhook; the answer is the only time its secret is shown.
@@ -393,7 +402,23 @@ pub(crate) async fn create_webhook(
     user: CurrentUser,
     ApiJson(body): ApiJson<CreateWebhook>,
 ) -> Result<impl IntoResponse, ApiError> {
-    let new = body.into_new(&user, state.allow_private_targets())?;
+    let body = create(&state, &user, body).await?;
+    let location = format!("/api/v1/webhooks/{}", body.webhook.id);
+    Ok((
+        StatusCode::CREATED,
+        [(header::LOCATION, location)],
+        Json(body),
+    ))
+}
+
+/// Validates and creates a webhook for `user` (or, for an admin, the
+/// `user_id` it names).
+pub(crate) async fn create(
+    state: &ApiState,
+    user: &CurrentUser,
+    body: CreateWebhook,
+) -> Result<WebhookWithSecret, ApiError> {
+    let new = body.into_new(user, state.allow_private_targets())?;
     let created = store::create_webhook(&state.pool, &new)
         .await?
         .ok_or_else(|| ApiError::invalid("user_id", format!("no user with id {}", new.user_id)))?;
@@ -402,16 +427,10 @@ pub(crate) async fn create_webhook(
         user_id = created.user_id,
         "webhook created"
     );
-    let location = format!("/api/v1/webhooks/{}", created.id);
-    let body = WebhookWithSecret {
+    Ok(WebhookWithSecret {
         webhook: created.into(),
         secret: new.secret,
-    };
-    Ok((
-        StatusCode::CREATED,
-        [(header::LOCATION, location)],
-        Json(body),
-    ))
+    })
 }
 
 /// One webhook.
@@ -431,10 +450,19 @@ pub(crate) async fn show_webhook(
     user: CurrentUser,
     WebhookId(id): WebhookId,
 ) -> Result<Json<WebhookView>, ApiError> {
+    show(&state, &user, id).await.map(Json)
+}
+
+/// Webhook `id`, when `user` may see it.
+pub(crate) async fn show(
+    state: &ApiState,
+    user: &CurrentUser,
+    id: i64,
+) -> Result<WebhookView, ApiError> {
     let webhook = store::find_webhook(&state.pool, user.scope(), id)
         .await?
         .ok_or(ApiError::NotFound("webhook"))?;
-    Ok(Json(webhook.into()))
+    Ok(webhook.into())
 }
 
 /// Changes the given fields of a webhook.
@@ -458,6 +486,16 @@ pub(crate) async fn update_webhook(
     WebhookId(id): WebhookId,
     ApiJson(body): ApiJson<UpdateWebhook>,
 ) -> Result<Json<WebhookView>, ApiError> {
+    update(&state, &user, id, body).await.map(Json)
+}
+
+/// Validates and applies `body`'s changes to webhook `id`.
+pub(crate) async fn update(
+    state: &ApiState,
+    user: &CurrentUser,
+    id: i64,
+    body: UpdateWebhook,
+) -> Result<WebhookView, ApiError> {
     let changes = body.into_changes(state.allow_private_targets())?;
     if changes.batch_max_events.is_some() || changes.template.is_some() {
         let current = store::find_webhook(&state.pool, user.scope(), id)
@@ -479,7 +517,7 @@ pub(crate) async fn update_webhook(
     };
     let webhook = webhook.ok_or(ApiError::NotFound("webhook"))?;
     tracing::info!(webhook_id = webhook.id, "webhook updated");
-    Ok(Json(webhook.into()))
+    Ok(webhook.into())
 }
 
 /// Deletes a webhook with its deliveries and logs.
@@ -499,11 +537,17 @@ pub(crate) async fn delete_webhook(
     user: CurrentUser,
     WebhookId(id): WebhookId,
 ) -> Result<StatusCode, ApiError> {
+    delete(&state, &user, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deletes webhook `id` with its deliveries and logs.
+pub(crate) async fn delete(state: &ApiState, user: &CurrentUser, id: i64) -> Result<(), ApiError> {
     if !store::delete_webhook(&state.pool, user.scope(), id).await? {
         return Err(ApiError::NotFound("webhook"));
     }
     tracing::info!(webhook_id = id, "webhook deleted");
-    Ok(StatusCode::NO_CONTENT)
+    Ok(())
 }
 
 /// Switches a webhook on or off (and clears `disabled_reason`).
@@ -523,6 +567,15 @@ pub(crate) async fn toggle_webhook(
     user: CurrentUser,
     WebhookId(id): WebhookId,
 ) -> Result<Json<WebhookView>, ApiError> {
+    toggle(&state, &user, id).await.map(Json)
+}
+
+/// Switches webhook `id` on or off.
+pub(crate) async fn toggle(
+    state: &ApiState,
+    user: &CurrentUser,
+    id: i64,
+) -> Result<WebhookView, ApiError> {
     let webhook = store::toggle_webhook(&state.pool, user.scope(), id)
         .await?
         .ok_or(ApiError::NotFound("webhook"))?;
@@ -531,7 +584,7 @@ pub(crate) async fn toggle_webhook(
         is_active = webhook.is_active,
         "webhook toggled"
     );
-    Ok(Json(webhook.into()))
+    Ok(webhook.into())
 }
 
 #[cfg(test)]

@@ -144,12 +144,22 @@ pub(crate) async fn show_logs(
         Err(_) => None,
     };
     let filters = input.query();
+    let live = after.is_none() && filters.is_empty();
     let content = html! {
         p class="breadcrumb" { a href=(details_path(id)) { "← " (webhook.name) } }
         h1 { "Logs of “" (webhook.name) "”" }
         (filter_form(id, &input, checked.as_ref().err()))
         @if let Some(logs) = &page_of_logs {
-            @if logs.items.is_empty() {
+            @if live {
+                // The newest attempts, unfiltered: the script adds new ones
+                // as they are recorded (`live_logs.rs`).
+                div data-live-url={ (logs_path(id)) "/live" } {
+                    @if logs.items.is_empty() {
+                        p class="muted" data-live-empty { "No attempts yet." }
+                    }
+                    (log_table(id, &logs.items))
+                }
+            } @else if logs.items.is_empty() {
                 p class="muted" { "No attempts match." }
             } @else {
                 (log_table(id, &logs.items))

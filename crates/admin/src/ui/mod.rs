@@ -11,7 +11,7 @@
 //! Where things are: [`login`] (sign in/out), [`list`] (`/webhook/`),
 //! [`edit`] + [`fields`] + [`webhook_form`] (create and edit forms, template
 //! preview), [`details`] (one webhook and its buttons), [`actions`] (toggle,
-//! test, rotate, retry, delete), [`logs`] (attempts), [`stats`] + [`charts`]
+//! test, rotate, retry, delete), [`logs`] (attempts), `live_logs` (their live feed), [`stats`] + [`charts`]
 //! (dashboard), [`layout`] (page shell), [`error`] (the error type),
 //! `error_page` (how an error is shown), `paths` (page URLs).
 //!
@@ -32,6 +32,7 @@ pub(crate) mod fields;
 pub(crate) mod form;
 pub(crate) mod layout;
 pub(crate) mod list;
+mod live_logs;
 pub(crate) mod login;
 pub(crate) mod logs;
 mod paths;

@@ -8,11 +8,20 @@ use axum::Router;
 use super::assets::{
     serve_script, serve_stylesheet, set_security_headers, SCRIPT_PATH, STYLESHEET_PATH,
 };
+use super::live_logs::{self, LiveLogs};
 use super::state::{UiState, WebhookPath};
 use super::{actions, details, edit, list, login, logs, paths, stats};
+use crate::graphql::LiveAttempts;
 
-/// The web UI's routes, to be merged next to `api::router`.
-pub fn router(state: UiState) -> Router {
+/// The web UI's routes, to be merged next to `api::router`; the logs page
+/// updates live from `attempts`.
+pub fn router(state: UiState, attempts: LiveAttempts) -> Router {
+    let live = Router::new()
+        .route("/webhook/{id}/logs/live", get(live_logs::stream_logs))
+        .with_state(LiveLogs {
+            ui: state.clone(),
+            attempts,
+        });
     Router::new()
         .route("/", get(|| async { Redirect::to(paths::LIST_PATH) }))
         .route("/login", get(login::show_login).post(login::sign_in))
@@ -54,8 +63,9 @@ pub fn router(state: UiState) -> Router {
         .route("/webhook/{id}/logs/{log_id}", get(logs::show_attempt))
         .route(STYLESHEET_PATH, get(serve_stylesheet))
         .route(SCRIPT_PATH, get(serve_script))
-        .layer(middleware::from_fn(set_security_headers))
         .with_state(state)
+        .merge(live)
+        .layer(middleware::from_fn(set_security_headers))
 }
 
 /// The action routes answer POST only; a GET (a bookmarked or reloaded

@@ -29,6 +29,63 @@
     input.addEventListener("focus", function () { input.select(); });
   });
 
+  // The logs page's newest attempts grow as attempts are recorded, from
+  // the server-sent events of data-live-url.
+  var live = document.querySelector("[data-live-url]");
+  if (live && window.EventSource) {
+    var rows = live.querySelector("tbody");
+    var empty = live.querySelector("[data-live-empty]");
+    var source = new EventSource(live.getAttribute("data-live-url"));
+    source.addEventListener("open", function () {
+      live.setAttribute("data-live-open", "");
+    });
+    source.addEventListener("attempt", function (message) {
+      var attempt = JSON.parse(message.data);
+      var row = document.createElement("tr");
+      row.setAttribute("data-live-row", "");
+      function cell(label, build) {
+        var td = document.createElement("td");
+        td.setAttribute("data-label", label);
+        build(td);
+        row.appendChild(td);
+        return td;
+      }
+      cell("Time", function (td) {
+        var time = document.createElement("time");
+        time.setAttribute("datetime", attempt.created_at);
+        time.textContent = attempt.created_at.replace("T", " ").slice(0, 19) + " UTC";
+        td.appendChild(time);
+      });
+      cell("Event", function (td) {
+        var code = document.createElement("code");
+        code.textContent = attempt.event;
+        td.appendChild(code);
+      });
+      cell("Attempt", function (td) { td.textContent = String(attempt.attempt); });
+      cell("Outcome", function (td) {
+        var badge = document.createElement("span");
+        badge.className = attempt.is_success ? "badge ok" : "badge fail";
+        badge.textContent = attempt.status_code === null ? "no response" : "HTTP " + attempt.status_code;
+        td.appendChild(badge);
+      });
+      cell("Time taken", function (td) { td.textContent = attempt.response_time_ms + " ms"; });
+      cell("Error", function (td) {
+        td.className = "error-cell";
+        td.textContent = attempt.error_message || "";
+      });
+      cell("Details", function (td) {
+        var link = document.createElement("a");
+        link.href = attempt.url;
+        link.textContent = "View";
+        td.appendChild(link);
+      });
+      rows.insertBefore(row, rows.firstChild);
+      if (empty) {
+        empty.hidden = true;
+      }
+    });
+  }
+
   var form = document.querySelector("form[data-preview-url]");
   if (!form) {
     return;
