@@ -1,13 +1,14 @@
 //! The CRM event domain: the catalogue of events, the broker message and the
-//! delivery envelope, subscription patterns with wildcards, body templates,
-//! and a delivery's life (claimed, attempted, judged, recorded) with its
-//! retry rules.
+//! delivery envelope, subscription patterns with wildcards, payload filters,
+//! body templates, and a delivery's life (claimed, attempted, judged,
+//! recorded) with its retry rules.
 //!
 //! Pure code: no I/O, so every rule here is unit-tested exhaustively and shared
 //! by the producer, the daemon and the admin API.
 
 pub(crate) mod catalogue;
 pub mod delivery;
+pub(crate) mod filter;
 pub(crate) mod message;
 pub(crate) mod pattern;
 pub(crate) mod presets;
@@ -17,6 +18,7 @@ pub(crate) mod visibility;
 
 pub use catalogue::{find_event, EventSpec, CATALOGUE, TEST_EVENT};
 pub use delivery::NewEvent;
+pub use filter::{filter_subject, Filter, FilterError};
 pub use message::{derive_event_id, render_envelope, EventMessage, MessageError, ParsedMessage};
 pub use pattern::{candidate_patterns, EventPattern, PatternError};
 pub use presets::{find_preset, sample_envelope, Preset, PRESETS};
