@@ -282,7 +282,8 @@ impl Budget {
         for (key, value) in map {
             self.count_condition().map_err(FilterError::new)?;
             let node = match key.as_str() {
-                "$and" | "$or" => self.parse_list(key_op(key), value, depth)?,
+                "$and" => self.parse_list("$and", value, depth)?,
+                "$or" => self.parse_list("$or", value, depth)?,
                 "$not" => match value {
                     Value::Object(inner) => {
                         Node::Not(Box::new(self.parse_filter(inner, depth + 1)?))
@@ -474,14 +475,6 @@ impl Budget {
                 .try_for_each(|v| self.count_values(at, v, depth + 1)),
             _ => Ok(()),
         }
-    }
-}
-
-fn key_op(key: &str) -> &'static str {
-    if key == "$and" {
-        "$and"
-    } else {
-        "$or"
     }
 }
 
