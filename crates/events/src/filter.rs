@@ -203,7 +203,9 @@ impl Filter {
 
 /// The value filters are evaluated against: the delivery envelope's fields
 /// plus `user_id` (`null` when the event has none, so `{"user_id": null}`
-/// selects events without a user). Build it once per event, at fan-out.
+/// selects events without a user). Build it once per event, at fan-out, with
+/// `data` parsed from the message's raw JSON, and evaluate every subscribed
+/// webhook's filter against it.
 pub fn filter_subject(
     id: &uuid::Uuid,
     event: &str,
@@ -245,7 +247,7 @@ impl At<'_> {
     }
 }
 
-/// Field operators, with the parser of their operand.
+/// Operators that test the value at a path, and those that combine filters.
 const OPERATORS: &[&str] = &[
     "$eq",
     "$ne",
@@ -278,7 +280,9 @@ impl Budget {
         if depth > Filter::MAX_DEPTH {
             return Err(FilterError::new(Problem::TooDeep));
         }
-        let mut nodes = Vec::with_capacity(map.len());
+        // Capacity capped: a hostile object may have far more keys than the
+        // budget lets through.
+        let mut nodes = Vec::with_capacity(map.len().min(Filter::MAX_CONDITIONS));
         for (key, value) in map {
             self.count_condition().map_err(FilterError::new)?;
             let node = match key.as_str() {
@@ -345,7 +349,7 @@ impl Budget {
                         FilterError::new(Problem::Mixed(shorten(plain))).with_path(path_text)
                     );
                 }
-                let mut tests = Vec::with_capacity(map.len());
+                let mut tests = Vec::with_capacity(map.len().min(OPERATORS.len()));
                 for (op, operand) in map {
                     self.count_condition()
                         .map_err(|p| FilterError::new(p).with_path(path_text))?;
