@@ -7,7 +7,7 @@
 //! header; a bad or missing one closes the socket with 4403. The socket is
 //! written only between checks of two switches: shutdown (close 1001) and
 //! the connection's cut-off, pulled when one of its subscribers is too slow
-//! (close 4400, "subscriber too slow"); a client that stops reading cannot
+//! (close 1013, "subscriber too slow"); a client that stops reading cannot
 //! hold a close back, as each send is bounded too.
 
 use std::time::Duration;
@@ -32,7 +32,10 @@ const INIT_TIMEOUT: Duration = Duration::from_secs(10);
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 
 const CLOSE_GOING_AWAY: u16 = 1001;
-const CLOSE_BAD_REQUEST: u16 = 4400;
+/// RFC 6455's "try again later": the protocol reserves 44xx codes for its own
+/// meanings (4400 is a malformed message), and a reader that fell behind did
+/// nothing malformed.
+const CLOSE_TRY_AGAIN_LATER: u16 = 1013;
 const CLOSE_UNAUTHORIZED: u16 = 4401;
 const CLOSE_FORBIDDEN: u16 = 4403;
 const CLOSE_INIT_TIMEOUT: u16 = 4408;
@@ -106,7 +109,7 @@ async fn run(
         let next = tokio::select! {
             biased;
             () = shutdown.cancelled() => break close(&mut sink, CLOSE_GOING_AWAY, "server shutting down").await,
-            () = cut_off.cancelled() => break close(&mut sink, CLOSE_BAD_REQUEST, "subscriber too slow").await,
+            () = cut_off.cancelled() => break close(&mut sink, CLOSE_TRY_AGAIN_LATER, "subscriber too slow").await,
             next = protocol.next() => next,
         };
         let message = match next {
@@ -117,7 +120,7 @@ async fn run(
         let sent = tokio::select! {
             biased;
             () = shutdown.cancelled() => break close(&mut sink, CLOSE_GOING_AWAY, "server shutting down").await,
-            () = cut_off.cancelled() => break close(&mut sink, CLOSE_BAD_REQUEST, "subscriber too slow").await,
+            () = cut_off.cancelled() => break close(&mut sink, CLOSE_TRY_AGAIN_LATER, "subscriber too slow").await,
             sent = sink.send(message) => sent,
         };
         if sent.is_err() {
