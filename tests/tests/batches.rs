@@ -107,6 +107,21 @@ async fn a_full_batch_is_one_signed_request_with_its_events_in_order() {
     assert_eq!(logs.len(), 1, "{logs:?}");
     assert_eq!(logs[0]["event"], "batch");
     assert_eq!(logs[0]["delivery_id"], batch_id.as_str());
+    assert_eq!(logs[0]["batch_size"], 5);
+    let only_batches = get(
+        &app,
+        &token,
+        &format!("/api/v1/webhooks/{webhook}/logs?event=batch"),
+    )
+    .await;
+    assert_eq!(only_batches["items"].as_array().unwrap().len(), 1);
+    let no_tasks = get(
+        &app,
+        &token,
+        &format!("/api/v1/webhooks/{webhook}/logs?event=task.created"),
+    )
+    .await;
+    assert_eq!(no_tasks["items"].as_array().unwrap().len(), 0);
     let deliveries = eventually(WAIT, "the batch's events to read succeeded", || async {
         let page = get(
             &app,

@@ -10,6 +10,10 @@ use uuid::Uuid;
 
 use crate::retry::{RetryDecision, RetryPolicy};
 
+/// The event name of a batch's attempts (`X-Webhook-Event`, `webhook_logs`),
+/// never a catalogue event's (SPEC §11).
+pub const BATCH_EVENT: &str = "batch";
+
 /// An event accepted from the broker, ready for its fan-out.
 #[derive(Debug, Clone)]
 pub struct NewEvent {

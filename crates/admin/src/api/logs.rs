@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
+use webhookd_events::delivery::BATCH_EVENT;
 
 use super::auth::CurrentUser;
 use super::error::{ApiError, ErrorBody};
@@ -123,7 +124,11 @@ pub(crate) async fn list_logs(
 ) -> Result<Json<LogPage>, ApiError> {
     params.allow_only(LOG_PARAMS)?;
     let filter = LogFilter {
-        event: params.event("event")?,
+        // A batch's attempts are logged as `batch`, which no event is.
+        event: match params.text("event") {
+            Some(BATCH_EVENT) => Some(BATCH_EVENT.to_owned()),
+            _ => params.event("event")?,
+        },
         success: params.boolean("success")?,
         from: params.instant("from")?,
         to: params.instant("to")?,

@@ -8,6 +8,7 @@ use axum::http::request::Parts;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use maud::{html, Markup};
 use uuid::Uuid;
+use webhookd_events::delivery::BATCH_EVENT;
 use webhookd_events::CATALOGUE;
 
 use super::error::UiError;
@@ -60,6 +61,7 @@ impl FilterInput {
     fn check(&self) -> Result<LogFilter, String> {
         let event = match self.event.as_str() {
             "" => None,
+            BATCH_EVENT => Some(BATCH_EVENT.to_owned()),
             name => Some(
                 CATALOGUE
                     .iter()
@@ -197,6 +199,7 @@ fn filter_form(id: i64, input: &FilterInput, error: Option<&String>) -> Markup {
                     @for spec in CATALOGUE {
                         option value=(spec.name) selected[spec.name == input.event] { (spec.name) }
                     }
+                    option value=(BATCH_EVENT) selected[input.event == BATCH_EVENT] { "batch (a batch's attempts)" }
                 }
             }
             div class="field" {
