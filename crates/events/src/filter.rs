@@ -47,13 +47,14 @@ use std::collections::HashSet;
 use serde_json::{Map, Number, Value};
 
 mod error;
+mod limits;
 #[cfg(test)]
 mod proptests;
 #[cfg(test)]
 mod tests;
 
 pub use error::FilterError;
-use error::Problem;
+use error::{shorten, Problem};
 
 /// A compiled payload filter. Cheap to evaluate, `Send + Sync`, meant to be
 /// built once per webhook version and shared.
@@ -151,19 +152,19 @@ enum Num {
 
 impl Filter {
     /// The envelope fields a path may start with.
-    pub const ROOTS: &'static [&'static str] = &["id", "event", "timestamp", "user_id", "data"];
+    pub const ROOTS: &'static [&'static str] = limits::ROOTS;
     /// How deep `$and` / `$or` / `$not` may nest (the filter itself is level 1).
-    pub const MAX_DEPTH: usize = 8;
+    pub const MAX_DEPTH: usize = limits::MAX_DEPTH;
     /// Paths, operators and combinators in one filter.
-    pub const MAX_CONDITIONS: usize = 200;
+    pub const MAX_CONDITIONS: usize = limits::MAX_CONDITIONS;
     /// JSON values in all the operands together (each `$in` item counts, and
     /// each value inside an object or array operand).
-    pub const MAX_VALUES: usize = 1000;
+    pub const MAX_VALUES: usize = limits::MAX_VALUES;
     /// Longest path, in bytes, and most segments in one.
-    pub const MAX_PATH_BYTES: usize = 200;
-    pub const MAX_PATH_SEGMENTS: usize = 16;
+    pub const MAX_PATH_BYTES: usize = limits::MAX_PATH_BYTES;
+    pub const MAX_PATH_SEGMENTS: usize = limits::MAX_PATH_SEGMENTS;
     /// Longest string operand, in bytes.
-    pub const MAX_STRING_BYTES: usize = 1024;
+    pub const MAX_STRING_BYTES: usize = limits::MAX_STRING_BYTES;
 
     /// Checks and compiles a filter given as JSON. `null` is not a filter here:
     /// use [`Filter::parse_optional`] for the API field, where it means none.
@@ -516,11 +517,6 @@ fn kind_of(value: &Value) -> &'static str {
         Value::Array(_) => "an array",
         Value::Object(_) => "an object",
     }
-}
-
-/// User text echoed in an error is cut short: it lands in API responses and logs.
-fn shorten(text: &str) -> String {
-    text.chars().take(64).collect()
 }
 
 // ---------------------------------------------------------------------------

@@ -3,7 +3,7 @@
 
 use std::fmt;
 
-use super::Filter;
+use super::limits;
 
 /// A filter that cannot be saved. Its message reads like
 /// "`data.amount`: `$gte` needs a number or a string, not an object".
@@ -24,12 +24,12 @@ impl FilterError {
     }
 
     pub(super) fn with_path(mut self, path: &str) -> Self {
-        self.path = Some(super::shorten(path));
+        self.path = Some(shorten(path));
         self
     }
 
     pub(super) fn with_operator(mut self, operator: &str) -> Self {
-        self.operator = Some(super::shorten(operator));
+        self.operator = Some(shorten(operator));
         self
     }
 
@@ -143,37 +143,42 @@ impl fmt::Display for Problem {
             Problem::UnknownRoot => write!(
                 f,
                 "a path starts with one of {} (e.g. `data.status`)",
-                Filter::ROOTS.join(", ")
+                limits::ROOTS.join(", ")
             ),
             Problem::PathTooLong => write!(
                 f,
                 "a path is at most {} bytes and {} names long",
-                Filter::MAX_PATH_BYTES,
-                Filter::MAX_PATH_SEGMENTS
+                limits::MAX_PATH_BYTES,
+                limits::MAX_PATH_SEGMENTS
             ),
             Problem::StringTooLong => write!(
                 f,
                 "takes strings of at most {} bytes",
-                Filter::MAX_STRING_BYTES
+                limits::MAX_STRING_BYTES
             ),
             Problem::OperandTooDeep => {
-                write!(f, "takes values nested at most {} deep", Filter::MAX_DEPTH)
+                write!(f, "takes values nested at most {} deep", limits::MAX_DEPTH)
             }
             Problem::TooDeep => write!(
                 f,
                 "the filter nests $and/$or/$not more than {} deep",
-                Filter::MAX_DEPTH
+                limits::MAX_DEPTH
             ),
             Problem::TooManyConditions => write!(
                 f,
                 "the filter has more than {} paths, operators and combinators in all",
-                Filter::MAX_CONDITIONS
+                limits::MAX_CONDITIONS
             ),
             Problem::TooManyValues => write!(
                 f,
                 "brings the filter over {} values in its operands in all",
-                Filter::MAX_VALUES
+                limits::MAX_VALUES
             ),
         }
     }
+}
+
+/// User text echoed in an error is cut short: it lands in API responses and logs.
+pub(super) fn shorten(text: &str) -> String {
+    text.chars().take(64).collect()
 }
