@@ -27,7 +27,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
-use webhookd_events::delivery::Record;
+use webhookd_events::delivery::{ClaimedDelivery, Record};
 use webhookd_events::NewEvent;
 use webhookd_store::fanout::{FanoutRow, FirstAttempt};
 
@@ -79,6 +79,20 @@ pub(crate) struct Planned {
     pub(crate) unfinished_due_in: Duration,
     /// Not attempted on its own: written collecting, for the batcher.
     pub(crate) collect: bool,
+}
+
+impl Planned {
+    /// The plan for a claim; a batching webhook's is collected, not attempted.
+    pub(crate) fn of(claim: &ClaimedDelivery, unfinished_due_in: Duration) -> Self {
+        Planned {
+            delivery_id: claim.delivery_id,
+            event_id: claim.event_id,
+            webhook_id: claim.webhook_id,
+            webhook_failing: claim.failing,
+            unfinished_due_in,
+            collect: claim.batching,
+        }
+    }
 }
 
 /// Events taken by a worker's consumers and not committed yet, shared by

@@ -205,26 +205,15 @@ impl Pipeline {
         let deliveries: Vec<Planned> = claims
             .iter()
             .enumerate()
-            .map(|(i, c)| Planned {
-                delivery_id: c.delivery_id,
-                event_id: c.event_id,
-                webhook_id: c.webhook_id,
-                webhook_failing: c.failing,
-                unfinished_due_in: if i < room {
+            .map(|(i, c)| {
+                let due_in = if i < room {
                     lease.of(c.timeout_ms)
                 } else {
                     Duration::ZERO
-                },
-                collect: false,
+                };
+                Planned::of(c, due_in)
             })
-            .chain(collected.iter().map(|c| Planned {
-                delivery_id: c.delivery_id,
-                event_id: c.event_id,
-                webhook_id: c.webhook_id,
-                webhook_failing: c.failing,
-                unfinished_due_in: Duration::ZERO,
-                collect: true,
-            }))
+            .chain(collected.iter().map(|c| Planned::of(c, Duration::ZERO)))
             .collect();
         claims.truncate(room);
         let claims = with_envelopes(claims, &events);

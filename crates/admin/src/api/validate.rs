@@ -178,20 +178,12 @@ fn in_range(
 }
 
 pub(crate) fn check_timeout_ms(raw: i64) -> Result<i32, ApiError> {
-    let out_of_range = || {
-        ApiError::invalid(
-            "timeout_ms",
-            format!(
-                "`timeout_ms` must be between {} and {} (or null for the default)",
-                TIMEOUT_MS_RANGE.start(),
-                TIMEOUT_MS_RANGE.end()
-            ),
-        )
-    };
-    if !TIMEOUT_MS_RANGE.contains(&raw) {
-        return Err(out_of_range());
-    }
-    i32::try_from(raw).map_err(|_| out_of_range())
+    in_range(
+        raw,
+        "timeout_ms",
+        &TIMEOUT_MS_RANGE,
+        " (or null for the default)",
+    )
 }
 
 /// At most 20 valid, distinct (case-insensitively) headers, none of them one

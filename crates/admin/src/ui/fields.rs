@@ -159,6 +159,28 @@ impl FieldErrors {
         }
     }
 
+    /// A whole number typed in `field`: `Some(None)` when left blank, the
+    /// checked value, or `None` with the problem recorded (`not_a_number`
+    /// when it is not one).
+    fn number<T>(
+        &mut self,
+        field: &str,
+        text: &str,
+        not_a_number: &str,
+        check: impl FnOnce(i64) -> Result<T, ApiError>,
+    ) -> Option<Option<T>> {
+        if text.is_empty() {
+            return Some(None);
+        }
+        match text.parse::<i64>() {
+            Ok(n) => self.take(field, check(n)).map(Some),
+            Err(_) => {
+                self.add(field, not_a_number);
+                None
+            }
+        }
+    }
+
     /// Keeps the value of a check, or records its error under its field.
     fn take<T>(&mut self, field: &str, result: Result<T, ApiError>) -> Option<T> {
         match result {
@@ -224,46 +246,26 @@ pub(crate) fn check_input(
     let name = errors.take("name", validate::check_name(&input.name));
     let url = errors.take("url", validate::check_url(&input.url, allow_private));
     let events = errors.take("events", validate::check_events(&input.events));
-    let timeout_ms = match input.timeout_ms.as_str() {
-        "" => Some(None),
-        text => match text.parse::<i64>() {
-            Ok(ms) => errors
-                .take("timeout_ms", validate::check_timeout_ms(ms))
-                .map(Some),
-            Err(_) => {
-                errors.add(
-                    "timeout_ms",
-                    "Enter a whole number of milliseconds, or leave it empty",
-                );
-                None
-            }
-        },
-    };
-    let batch_max_events = match input.batch_max_events.as_str() {
-        "" => Some(None),
-        text => match text.parse::<i64>() {
-            Ok(n) => errors
-                .take("batch_max_events", validate::check_batch_max_events(n))
-                .map(Some),
-            Err(_) => {
-                errors.add(
-                    "batch_max_events",
-                    "Enter a whole number of events, or leave it empty",
-                );
-                None
-            }
-        },
-    };
-    let batch_max_wait_ms = match input.batch_max_wait_ms.as_str() {
-        "" => Some(validate::DEFAULT_BATCH_MAX_WAIT_MS),
-        text => match text.parse::<i64>() {
-            Ok(ms) => errors.take("batch_max_wait_ms", validate::check_batch_max_wait_ms(ms)),
-            Err(_) => {
-                errors.add("batch_max_wait_ms", "Enter a whole number of milliseconds");
-                None
-            }
-        },
-    };
+    let timeout_ms = errors.number(
+        "timeout_ms",
+        &input.timeout_ms,
+        "Enter a whole number of milliseconds, or leave it empty",
+        validate::check_timeout_ms,
+    );
+    let batch_max_events = errors.number(
+        "batch_max_events",
+        &input.batch_max_events,
+        "Enter a whole number of events, or leave it empty",
+        validate::check_batch_max_events,
+    );
+    let batch_max_wait_ms = errors
+        .number(
+            "batch_max_wait_ms",
+            &input.batch_max_wait_ms,
+            "Enter a whole number of milliseconds",
+            validate::check_batch_max_wait_ms,
+        )
+        .map(|ms| ms.unwrap_or(validate::DEFAULT_BATCH_MAX_WAIT_MS));
     let headers = match parse_headers(&input.headers) {
         Ok(headers) => errors.take("headers", validate::check_headers(headers)),
         Err(message) => {
