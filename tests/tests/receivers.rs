@@ -349,9 +349,14 @@ async fn a_410_gone_disables_the_webhook_once_and_it_gets_nothing_more() {
         statuses.iter().all(|s| s != "pending").then_some(statuses)
     })
     .await;
-    assert_eq!(statuses, ["failed", "failed", "failed"]);
+    // Events fanned out after the first 410 disabled the webhook make no
+    // delivery for it, so there are between one and three, all failed.
+    assert!(
+        (1..=3).contains(&statuses.len()) && statuses.iter().all(|s| s == "failed"),
+        "{statuses:?}"
+    );
     let logged = logs(&app, hook).await;
-    assert!(!logged.is_empty());
+    assert_eq!(logged.len(), statuses.len(), "one attempt per delivery");
     for row in &logged {
         assert_eq!(row.status_code, Some(410));
         assert_eq!(row.error, "HTTP 410 Gone: the webhook is disabled");
