@@ -423,6 +423,8 @@ impl Deployment {
                 template: None,
                 batch_max_events,
                 batch_max_wait_ms,
+                filter: None,
+                retry_schedule: None,
             },
         )
         .await

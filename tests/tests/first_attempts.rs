@@ -13,7 +13,7 @@ use uuid::Uuid;
 use webhookd_e2e::db::{count, TestDb};
 use webhookd_e2e::process::{queue_counts, sample, task_created, Deployment};
 use webhookd_e2e::{eventually, Receiver, Subscribed, TestApp};
-use webhookd_events::delivery::{AttemptRecord, Lease, NextStep};
+use webhookd_events::delivery::{AttemptRecord, ClaimedDelivery, Lease, NextStep};
 use webhookd_events::NewEvent;
 use webhookd_producer::EventMessage;
 use webhookd_store::fanout::{
@@ -254,15 +254,11 @@ async fn delivery_ids_come_from_the_event_and_the_webhook_and_a_deleted_webhook_
     let event = new_event(Uuid::now_v7());
     let mut conn = db.pool.acquire().await.unwrap();
 
-    let mut claims = subscribers(&mut conn, std::slice::from_ref(&event))
-        .await
-        .unwrap();
+    let mut claims = subscribed(&mut conn, &event).await;
     claims.sort_by_key(|c| c.webhook_id);
     let webhooks: Vec<i64> = claims.iter().map(|c| c.webhook_id).collect();
     assert_eq!(webhooks, [1, 2], "the two subscribed webhooks");
-    let again = subscribers(&mut conn, std::slice::from_ref(&event))
-        .await
-        .unwrap();
+    let again = subscribed(&mut conn, &event).await;
     for claim in &claims {
         assert_eq!(claim.delivery_id.get_version_num(), 8);
         assert_eq!(claim.delivery_id.as_bytes()[..6], event.id.as_bytes()[..6]);
@@ -333,10 +329,7 @@ async fn delivery_ids_come_from_the_event_and_the_webhook_and_a_deleted_webhook_
 
     // Written now: the event gets no new claims, and writing it again (the
     // same event consumed twice at once) keeps the row and logs the attempt.
-    assert!(subscribers(&mut conn, std::slice::from_ref(&event))
-        .await
-        .unwrap()
-        .is_empty());
+    assert!(subscribed(&mut conn, &event).await.is_empty());
     write_fanout(&mut conn, std::slice::from_ref(&event), &rows[..1], None)
         .await
         .unwrap();
@@ -354,9 +347,7 @@ async fn a_410_on_a_first_attempt_switches_the_webhook_off_in_the_same_write() {
     let db = db_with_webhooks(&[(1, &["task.created"])]).await;
     let event = new_event(Uuid::now_v7());
     let mut conn = db.pool.acquire().await.unwrap();
-    let claims = subscribers(&mut conn, std::slice::from_ref(&event))
-        .await
-        .unwrap();
+    let claims = subscribed(&mut conn, &event).await;
     let mut gone = success(claims[0].delivery_id, 1, &event.body);
     gone.status_code = Some(410);
     gone.is_success = false;
@@ -479,9 +470,7 @@ async fn statements_prepared_ahead_serve_the_fanout_reads_and_writes() {
     prepare_statements(&mut conn).await.unwrap();
 
     let event = new_event(Uuid::now_v7());
-    let claims = subscribers(&mut conn, std::slice::from_ref(&event))
-        .await
-        .unwrap();
+    let claims = subscribed(&mut conn, &event).await;
     assert_eq!(claims.len(), 1);
     let mut failed = success(claims[0].delivery_id, 1, &event.body);
     failed.status_code = Some(500);
@@ -503,7 +492,8 @@ async fn statements_prepared_ahead_serve_the_fanout_reads_and_writes() {
         default_timeout_ms: 10_000,
         margin_ms: 1_000,
     };
-    let recorded = record_fanout(&mut conn, std::slice::from_ref(&other), lease)
+    let routed = subscribed(&mut conn, &other).await;
+    let recorded = record_fanout(&mut conn, std::slice::from_ref(&other), &routed, lease)
         .await
         .unwrap();
     assert_eq!(recorded.len(), 1);
@@ -527,4 +517,14 @@ async fn statements_prepared_ahead_serve_the_fanout_reads_and_writes() {
     assert_eq!(count(&db.pool, "SELECT count(*) FROM deliveries").await, 2);
     drop(conn);
     db.drop_database().await;
+}
+
+/// The first-attempt claims `subscribers` reads for one event.
+async fn subscribed(conn: &mut sqlx::PgConnection, event: &NewEvent) -> Vec<ClaimedDelivery> {
+    subscribers(conn, std::slice::from_ref(event))
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|s| s.claim)
+        .collect()
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use uuid::Uuid;
 
-use crate::retry::{RetryDecision, RetryPolicy};
+use crate::retry::{RetryDecision, RetryPolicy, RetrySchedule};
 
 /// The event name of a batch's attempts (`X-Webhook-Event`, `webhook_logs`),
 /// never a catalogue event's (SPEC §11).
@@ -54,6 +54,8 @@ pub struct ClaimedDelivery {
     /// This delivery is a batch of that many events (its body is the batch
     /// body, SPEC §11).
     pub batch_size: Option<i32>,
+    /// The webhook's own retry delays; `None`: the global policy.
+    pub retry_schedule: Option<RetrySchedule>,
 }
 
 /// How one attempt ended, as far as the retry rules care.
@@ -75,14 +77,16 @@ pub enum NextStep {
 
 impl NextStep {
     /// The retry judgement, in one place: a success ends the delivery, a 410
-    /// ends it for good, any other failure is retried on `policy`'s schedule
-    /// (`Retry-After` honoured within it) until its attempts run out.
+    /// ends it for good, any other failure is retried on the webhook's own
+    /// `schedule` or else `policy`'s (`Retry-After` honoured within it) until
+    /// its attempts run out.
     /// `attempt` is the attempt just made (1-based); `sample` is uniform in
     /// `[0, 1)` and draws the jitter.
     pub fn after(
         verdict: Verdict,
         attempt: i32,
         policy: &RetryPolicy,
+        schedule: Option<&RetrySchedule>,
         sample: f64,
         retry_after: Option<Duration>,
     ) -> NextStep {
@@ -91,7 +95,7 @@ impl NextStep {
             Verdict::Gone => NextStep::Failed,
             Verdict::Failure => {
                 let attempt = u32::try_from(attempt).unwrap_or(0);
-                match policy.after_failure(attempt, sample, retry_after) {
+                match policy.decide(schedule, attempt, sample, retry_after) {
                     RetryDecision::RetryAfter(delay) => NextStep::RetryIn(delay),
                     RetryDecision::GiveUp => NextStep::Failed,
                 }
@@ -209,7 +213,7 @@ mod tests {
     #[test]
     fn a_success_ends_the_delivery_whatever_the_attempt() {
         for attempt in [1, 3, 99] {
-            let next = NextStep::after(Verdict::Success, attempt, &POLICY, 0.5, None);
+            let next = NextStep::after(Verdict::Success, attempt, &POLICY, None, 0.5, None);
             assert_eq!(next, NextStep::Succeeded);
             assert_eq!((next.status(), next.outcome()), ("succeeded", "success"));
         }
@@ -217,20 +221,20 @@ mod tests {
 
     #[test]
     fn gone_fails_for_good_even_with_attempts_left() {
-        let next = NextStep::after(Verdict::Gone, 1, &POLICY, 0.5, None);
+        let next = NextStep::after(Verdict::Gone, 1, &POLICY, None, 0.5, None);
         assert_eq!(next, NextStep::Failed);
         assert_eq!((next.status(), next.delay_ms()), ("failed", 0));
     }
 
     #[test]
     fn a_failure_is_retried_on_the_schedule_until_attempts_run_out() {
-        let first = NextStep::after(Verdict::Failure, 1, &POLICY, 0.5, None);
+        let first = NextStep::after(Verdict::Failure, 1, &POLICY, None, 0.5, None);
         assert_eq!(first, NextStep::RetryIn(Duration::from_secs(1)));
         assert_eq!((first.status(), first.outcome()), ("pending", "retry"));
         assert_eq!(first.delay_ms(), 1000);
-        let second = NextStep::after(Verdict::Failure, 2, &POLICY, 0.5, None);
+        let second = NextStep::after(Verdict::Failure, 2, &POLICY, None, 0.5, None);
         assert_eq!(second, NextStep::RetryIn(Duration::from_secs(2)));
-        let last = NextStep::after(Verdict::Failure, 3, &POLICY, 0.5, None);
+        let last = NextStep::after(Verdict::Failure, 3, &POLICY, None, 0.5, None);
         assert_eq!(last, NextStep::Failed);
         assert_eq!(last.outcome(), "failed");
     }
@@ -238,12 +242,12 @@ mod tests {
     #[test]
     fn retry_after_is_honoured_but_clamped_to_the_longest_backoff() {
         let asked = Some(Duration::from_secs(30));
-        let next = NextStep::after(Verdict::Failure, 1, &POLICY, 0.5, asked);
+        let next = NextStep::after(Verdict::Failure, 1, &POLICY, None, 0.5, asked);
         assert_eq!(next, NextStep::RetryIn(Duration::from_secs(30)));
         let greedy = Some(Duration::from_secs(86_400));
-        let next = NextStep::after(Verdict::Failure, 1, &POLICY, 0.5, greedy);
+        let next = NextStep::after(Verdict::Failure, 1, &POLICY, None, 0.5, greedy);
         assert_eq!(next, NextStep::RetryIn(POLICY.max_backoff));
-        let last = NextStep::after(Verdict::Failure, 3, &POLICY, 0.5, asked);
+        let last = NextStep::after(Verdict::Failure, 3, &POLICY, None, 0.5, asked);
         assert_eq!(
             last,
             NextStep::Failed,
@@ -253,7 +257,7 @@ mod tests {
 
     #[test]
     fn a_nonsensical_attempt_number_is_still_judged() {
-        let next = NextStep::after(Verdict::Failure, -1, &POLICY, 0.5, None);
+        let next = NextStep::after(Verdict::Failure, -1, &POLICY, None, 0.5, None);
         assert!(matches!(next, NextStep::RetryIn(_)), "{next:?}");
     }
 
@@ -287,6 +291,7 @@ mod tests {
             failing: false,
             batching: false,
             batch_size: None,
+            retry_schedule: None,
         };
         let shown = format!("{claimed:?}");
         assert!(!shown.contains("current-secret"), "{shown}");

@@ -13,6 +13,7 @@ pub(crate) mod message;
 pub(crate) mod pattern;
 pub(crate) mod presets;
 pub(crate) mod retry;
+pub mod routing;
 pub(crate) mod template;
 pub(crate) mod visibility;
 
@@ -22,6 +23,6 @@ pub use filter::{filter_subject, Filter, FilterError};
 pub use message::{derive_event_id, render_envelope, EventMessage, MessageError, ParsedMessage};
 pub use pattern::{candidate_patterns, EventPattern, PatternError};
 pub use presets::{find_preset, sample_envelope, Preset, PRESETS};
-pub use retry::{Jitter, RetryDecision, RetryPolicy};
+pub use retry::{Jitter, RetryDecision, RetryPolicy, RetrySchedule, ScheduleError};
 pub use template::{Template, TemplateError};
 pub use visibility::is_visible_to;

@@ -12,6 +12,7 @@ use sqlx::types::Json;
 use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
 use webhookd_events::delivery::{AttemptRecord, ClaimedDelivery, Lease};
+use webhookd_events::RetrySchedule;
 
 use crate::StorageError;
 
@@ -35,6 +36,7 @@ pub(crate) struct ClaimedRow {
     failing: bool,
     batching: bool,
     batch_size: Option<i32>,
+    retry_schedule: Option<Vec<i32>>,
 }
 
 impl From<ClaimedRow> for ClaimedDelivery {
@@ -56,6 +58,12 @@ impl From<ClaimedRow> for ClaimedDelivery {
             failing: row.failing,
             batching: row.batching,
             batch_size: row.batch_size,
+            // The column's CHECK is the schedule's rule; a row that broke it
+            // anyway falls back to the global policy rather than failing.
+            retry_schedule: row.retry_schedule.and_then(|delays| {
+                let delays: Vec<i64> = delays.into_iter().map(i64::from).collect();
+                RetrySchedule::new(&delays).ok()
+            }),
         }
     }
 }
@@ -63,7 +71,7 @@ impl From<ClaimedRow> for ClaimedDelivery {
 pub(super) const TARGET_COLUMNS: &str = "w.id AS webhook_id, w.url, w.secret,
     CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret END AS previous_secret,
     w.headers, w.template, w.timeout_ms, w.is_active, w.failing_since IS NOT NULL AS failing,
-    w.batch_max_events IS NOT NULL AS batching";
+    w.batch_max_events IS NOT NULL AS batching, w.retry_schedule";
 
 // The hot statements are assembled once: formatting them per batch was about
 // 10,000 instructions per event at a steady low rate (docs/PERFORMANCE.md).

@@ -1,11 +1,12 @@
 //! Fan-out: which webhooks get each consumed event, and the statements that
 //! write the events with their deliveries.
 //!
-//! Two ways, both one statement: [`record_fanout`] writes every delivery
-//! before any attempt (then the attempts' outcomes are written as updates);
-//! [`subscribers`] reads them without writing, so the first attempts run
-//! first and [`write_fanout`] writes each delivery once, already in the
-//! state its first attempt left it in. Delivery ids come from the event and
+//! Both ways start from [`subscribers`], which reads who is subscribed
+//! without writing (the worker then drops what filters and the rules of
+//! operational events exclude); then [`record_fanout`] writes every delivery
+//! before any attempt (the attempts' outcomes are written as updates), or
+//! the first attempts run first and [`write_fanout`] writes each delivery
+//! once, already in the state its first attempt left it in. Delivery ids come from the event and
 //! the webhook (`webhookd_delivery_id`, migration 0007), so both ways and any
 //! repeat of a message give a delivery the same id.
 
@@ -17,6 +18,7 @@ use sqlx::{Executor, PgConnection};
 use uuid::Uuid;
 
 use webhookd_events::delivery::{AttemptRecord, ClaimedDelivery, Lease};
+use webhookd_events::routing::{StoredFilter, Subscriber};
 use webhookd_events::NewEvent;
 
 use crate::deliveries::{
@@ -27,22 +29,22 @@ use crate::StorageError;
 
 // One statement, hence one round trip and atomic without BEGIN/COMMIT.
 // The foreign key from deliveries to events is checked at the end of the
-// statement, when the events CTE's rows exist. Each subscribed webhook is
-// locked once (FOR KEY SHARE) in place of a per-row foreign key check: a
-// concurrent delete of the webhook then cannot leave rows behind
-// (migration 0005).
-// Privacy rule: an event with a user_id goes to that user's webhooks and
-// to admins'; one without goes to every subscriber.
+// statement, when the events CTE's rows exist. Each webhook is locked once
+// (FOR KEY SHARE) in place of a per-row foreign key check: a concurrent
+// delete of the webhook then cannot leave rows behind (migration 0005).
+// Which webhooks get which event was decided by the caller from
+// [`subscribers`] (patterns, privacy, filters); a webhook switched off since
+// gets nothing.
 static RECORD_FANOUT_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH ev AS (
-             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::int8[], $4::text[], $5::text[])
-                 WITH ORDINALITY AS ev(id, event, user_id, body, patterns, ord)
-         ), subscribed AS (
-             SELECT w.id, w.events, w.user_id, w.timeout_ms, w.batch_max_events FROM webhooks w
-             WHERE w.is_active
-               AND w.events && (SELECT array_agg(DISTINCT p)
-                                FROM ev, unnest(string_to_array(ev.patterns, ' ')) AS p)
+             SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::int8[], $4::text[])
+                 WITH ORDINALITY AS ev(id, event, user_id, body, ord)
+         ), pairs AS (
+             SELECT * FROM UNNEST($7::uuid[], $8::int8[]) AS p(event_id, webhook_id)
+         ), live AS (
+             SELECT w.id, w.timeout_ms, w.batch_max_events FROM webhooks w
+             WHERE w.is_active AND w.id IN (SELECT webhook_id FROM pairs)
              FOR KEY SHARE
          ), new_events AS (
              INSERT INTO events (id, event, user_id, body)
@@ -54,11 +56,10 @@ static RECORD_FANOUT_SQL: LazyLock<String> = LazyLock::new(|| {
              SELECT webhookd_delivery_id(ev.id, w.id), ev.id, w.id,
                     CASE WHEN w.batch_max_events IS NULL THEN 'pending' ELSE 'collecting' END,
                     CASE WHEN w.batch_max_events IS NOT NULL THEN ev.ord END,
-                    now() + make_interval(secs => (COALESCE(w.timeout_ms, $6::int8) + $7::int8) / 1000.0)
-             FROM ev
-             JOIN subscribed w ON w.events && string_to_array(ev.patterns, ' ')
-             JOIN users u ON u.id = w.user_id
-             WHERE ev.user_id IS NULL OR w.user_id = ev.user_id OR u.is_admin
+                    now() + make_interval(secs => (COALESCE(w.timeout_ms, $5::int8) + $6::int8) / 1000.0)
+             FROM pairs p
+             JOIN ev ON ev.id = p.event_id
+             JOIN live w ON w.id = p.webhook_id
              ON CONFLICT (event_id, webhook_id) DO NOTHING
              RETURNING id, event_id, webhook_id
          )
@@ -70,29 +71,34 @@ static RECORD_FANOUT_SQL: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// Records events and one delivery row per matching active webhook in one
-/// transaction, and returns the new deliveries, already leased to the caller.
-/// Rows that already existed (a redelivered message) are not returned: their
-/// first owner's lease, or the scheduler, covers them. A batching webhook's
-/// rows are written collecting, not leased: they are returned marked
-/// `batching`, for the caller to leave to the batcher.
+/// Records `events` and the deliveries `routed` to them (claims from
+/// [`subscribers`], after routing) in one transaction, and returns the new
+/// deliveries, already leased to the caller. Rows that already existed (a
+/// redelivered message) are not returned: their first owner's lease, or the
+/// scheduler, covers them. A batching webhook's rows are written collecting,
+/// not leased: they are returned marked `batching`, for the caller to leave
+/// to the batcher.
 pub async fn record_fanout(
     conn: &mut PgConnection,
     events: &[NewEvent],
+    routed: &[ClaimedDelivery],
     lease: Lease,
 ) -> Result<Vec<ClaimedDelivery>, StorageError> {
     if events.is_empty() {
         return Ok(Vec::new());
     }
     let ev = EventColumns::of(events);
+    let pair_events: Vec<Uuid> = routed.iter().map(|c| c.event_id).collect();
+    let pair_webhooks: Vec<i64> = routed.iter().map(|c| c.webhook_id).collect();
     let rows = sqlx::query_as::<_, ClaimedRow>(&RECORD_FANOUT_SQL)
         .bind(&ev.ids)
         .bind(&ev.names)
         .bind(&ev.users)
         .bind(ev.bodies())
-        .bind(ev.patterns())
         .bind(lease.default_timeout_ms)
         .bind(lease.margin_ms)
+        .bind(&pair_events)
+        .bind(&pair_webhooks)
         .fetch_all(conn)
         .await?;
     Ok(rows.into_iter().map(ClaimedDelivery::from).collect())
@@ -110,7 +116,9 @@ static SUBSCRIBERS_SQL: LazyLock<String> = LazyLock::new(|| {
                                 FROM ev, unnest(string_to_array(ev.patterns, ' ')) AS p)
          )
          SELECT webhookd_delivery_id(ev.id, w.id) AS delivery_id, ev.id AS event_id, ev.event,
-                0 AS attempts, NULL::text AS body, NULL::int4 AS batch_size, {TARGET_COLUMNS}
+                0 AS attempts, NULL::text AS body, NULL::int4 AS batch_size, {TARGET_COLUMNS},
+                w.user_id AS owner_id, w.filter::text AS filter,
+                (extract(epoch FROM w.updated_at) * 1000000)::int8 AS version
          FROM ev
          JOIN subscribed w ON w.events && string_to_array(ev.patterns, ' ')
          JOIN users u ON u.id = w.user_id
@@ -120,26 +128,47 @@ static SUBSCRIBERS_SQL: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
-/// The deliveries `events` would get, as claims for their first attempt: one
-/// per matching active webhook, under the privacy rule of [`record_fanout`],
-/// with its id. Writes nothing, locks nothing. A delivery already written (an
-/// event published twice) is left out.
+/// A row of [`subscribers`].
+#[derive(sqlx::FromRow)]
+struct SubscriberRow {
+    #[sqlx(flatten)]
+    claim: ClaimedRow,
+    owner_id: i64,
+    filter: Option<String>,
+    version: i64,
+}
+
+/// The webhooks subscribed to `events`, as claims for their first attempt:
+/// one per active webhook whose patterns match, under the privacy rule of
+/// §5, with its delivery id and what routing needs (owner, filter). Writes
+/// nothing, locks nothing. A delivery already written (an event published
+/// twice) is left out.
 pub async fn subscribers(
     conn: &mut PgConnection,
     events: &[NewEvent],
-) -> Result<Vec<ClaimedDelivery>, StorageError> {
+) -> Result<Vec<Subscriber>, StorageError> {
     if events.is_empty() {
         return Ok(Vec::new());
     }
     let ev = EventColumns::of(events);
-    let rows = sqlx::query_as::<_, ClaimedRow>(&SUBSCRIBERS_SQL)
+    let rows = sqlx::query_as::<_, SubscriberRow>(&SUBSCRIBERS_SQL)
         .bind(&ev.ids)
         .bind(&ev.names)
         .bind(&ev.users)
         .bind(ev.patterns())
         .fetch_all(conn)
         .await?;
-    Ok(rows.into_iter().map(ClaimedDelivery::from).collect())
+    Ok(rows
+        .into_iter()
+        .map(|row| Subscriber {
+            claim: ClaimedDelivery::from(row.claim),
+            owner_id: row.owner_id,
+            filter: row.filter.map(|json| StoredFilter {
+                json,
+                version: row.version,
+            }),
+        })
+        .collect())
 }
 
 /// Prepares the fan-out statements on `conn` (sqlx keeps them in the

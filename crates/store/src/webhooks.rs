@@ -56,6 +56,10 @@ pub struct Webhook {
     pub previous_secret_expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// The payload filter as given (SPEC §13); `None`: every event.
+    pub filter: Option<Json<serde_json::Value>>,
+    /// Delays in seconds between attempts; `None`: the global policy.
+    pub retry_schedule: Option<Vec<i32>>,
 }
 
 /// A validated webhook to insert. Its `Debug` hides the secret.
@@ -72,6 +76,8 @@ pub struct NewWebhook {
     pub template: Option<String>,
     pub batch_max_events: Option<i32>,
     pub batch_max_wait_ms: i32,
+    pub filter: Option<serde_json::Value>,
+    pub retry_schedule: Option<Vec<i32>>,
 }
 
 /// A validated partial update: `None` leaves a column as it is; for nullable
@@ -88,6 +94,8 @@ pub struct WebhookChanges {
     pub template: Option<Option<String>>,
     pub batch_max_events: Option<Option<i32>>,
     pub batch_max_wait_ms: Option<i32>,
+    pub filter: Option<Option<serde_json::Value>>,
+    pub retry_schedule: Option<Option<Vec<i32>>>,
 }
 
 impl fmt::Debug for NewWebhook {
@@ -104,6 +112,8 @@ impl fmt::Debug for NewWebhook {
             .field("template", &self.template)
             .field("batch_max_events", &self.batch_max_events)
             .field("batch_max_wait_ms", &self.batch_max_wait_ms)
+            .field("filter", &self.filter)
+            .field("retry_schedule", &self.retry_schedule)
             .finish()
     }
 }
@@ -124,6 +134,8 @@ impl fmt::Debug for WebhookChanges {
             .field("template", &self.template)
             .field("batch_max_events", &self.batch_max_events)
             .field("batch_max_wait_ms", &self.batch_max_wait_ms)
+            .field("filter", &self.filter)
+            .field("retry_schedule", &self.retry_schedule)
             .finish()
     }
 }
@@ -142,6 +154,8 @@ impl WebhookChanges {
             template,
             batch_max_events,
             batch_max_wait_ms,
+            filter,
+            retry_schedule,
         } = self;
         name.is_none()
             && url.is_none()
@@ -153,6 +167,8 @@ impl WebhookChanges {
             && template.is_none()
             && batch_max_events.is_none()
             && batch_max_wait_ms.is_none()
+            && filter.is_none()
+            && retry_schedule.is_none()
     }
 }
 
@@ -162,7 +178,7 @@ const COLUMNS: &str = "id, user_id, name, url, events, is_active, timeout_ms, he
                        batch_max_events, batch_max_wait_ms, disabled_reason,
                        CASE WHEN previous_secret_expires_at > now()
                             THEN previous_secret_expires_at END AS previous_secret_expires_at,
-                       created_at, updated_at";
+                       created_at, updated_at, filter, retry_schedule";
 
 /// The webhooks in scope, oldest first.
 pub async fn list_webhooks(pool: &PgPool, scope: Scope) -> Result<Vec<Webhook>, StorageError> {
@@ -203,8 +219,10 @@ pub async fn create_webhook(
 ) -> Result<Option<Webhook>, StorageError> {
     let sql = format!(
         "INSERT INTO webhooks (user_id, name, url, events, secret, is_active, timeout_ms,
-                               headers, template, batch_max_events, batch_max_wait_ms)
-         SELECT u.id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM users u WHERE u.id = $1
+                               headers, template, batch_max_events, batch_max_wait_ms,
+                               filter, retry_schedule)
+         SELECT u.id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13
+         FROM users u WHERE u.id = $1
          RETURNING {COLUMNS}"
     );
     let row = sqlx::query_as::<_, Webhook>(&sql)
@@ -219,6 +237,8 @@ pub async fn create_webhook(
         .bind(new.template.as_deref())
         .bind(new.batch_max_events)
         .bind(new.batch_max_wait_ms)
+        .bind(new.filter.as_ref().map(Json))
+        .bind(new.retry_schedule.as_deref())
         .fetch_optional(pool)
         .await?;
     Ok(row)
@@ -250,6 +270,8 @@ pub async fn update_webhook(
              template = CASE WHEN $11 THEN $12 ELSE template END,
              batch_max_events = CASE WHEN $13 THEN $14 ELSE batch_max_events END,
              batch_max_wait_ms = COALESCE($15, batch_max_wait_ms),
+             filter = CASE WHEN $16 THEN $17 ELSE filter END,
+             retry_schedule = CASE WHEN $18 THEN $19 ELSE retry_schedule END,
              updated_at = now()
          WHERE id = $1 AND ($2::int8 IS NULL OR user_id = $2)
          RETURNING {COLUMNS}"
@@ -270,6 +292,10 @@ pub async fn update_webhook(
         .bind(changes.batch_max_events.is_some())
         .bind(changes.batch_max_events.flatten())
         .bind(changes.batch_max_wait_ms)
+        .bind(changes.filter.is_some())
+        .bind(changes.filter.as_ref().and_then(|f| f.as_ref().map(Json)))
+        .bind(changes.retry_schedule.is_some())
+        .bind(changes.retry_schedule.as_ref().and_then(|r| r.as_deref()))
         .fetch_optional(pool)
         .await?;
     Ok(row)
@@ -327,6 +353,31 @@ pub async fn toggle_webhook(
     Ok(row)
 }
 
+/// The latest event the webhook got, as filters see it (the envelope with
+/// `user_id`), to try a filter on; `None` before its first event. A batch
+/// is skipped: its body is not one event.
+pub async fn latest_event(
+    pool: &PgPool,
+    webhook_id: i64,
+) -> Result<Option<serde_json::Value>, StorageError> {
+    let row: Option<(String, Option<i64>)> = sqlx::query_as(
+        "SELECT e.body, e.user_id FROM deliveries d JOIN events e ON e.id = d.event_id
+         WHERE d.webhook_id = $1 AND d.batch_size IS NULL
+         ORDER BY d.created_at DESC LIMIT 1",
+    )
+    .bind(webhook_id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.and_then(|(body, user_id)| {
+        let mut envelope: serde_json::Value = serde_json::from_str(&body).ok()?;
+        envelope.as_object_mut()?.insert(
+            "user_id".into(),
+            user_id.map_or(serde_json::Value::Null, Into::into),
+        );
+        Some(envelope)
+    }))
+}
+
 /// Deletes a webhook in scope (its deliveries and logs go with it); whether
 /// there was one.
 pub async fn delete_webhook(pool: &PgPool, scope: Scope, id: i64) -> Result<bool, StorageError> {
@@ -359,6 +410,8 @@ mod tests {
             template: None,
             batch_max_events: None,
             batch_max_wait_ms: 1000,
+            filter: None,
+            retry_schedule: None,
         };
         let changes = WebhookChanges {
             secret: Some(SECRET.to_owned()),

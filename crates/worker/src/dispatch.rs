@@ -444,6 +444,7 @@ impl Inner {
             outcome.verdict,
             attempt,
             &self.policy,
+            c.retry_schedule.as_ref(),
             rand::random::<f64>(),
             outcome.retry_after,
         );
@@ -527,6 +528,7 @@ mod tests {
             failing: false,
             batching: false,
             batch_size: None,
+            retry_schedule: None,
         }
     }
 

@@ -11,7 +11,8 @@
 //!   once thus costs one row written, not a row inserted and then updated,
 //!   and reaches its receiver without waiting for a commit.
 //! - write first: every delivery is written (leased to this worker) before
-//!   it is attempted. Used without a window, and for messages the broker
+//!   it is attempted (the subscribers are read first all the same: routing
+//!   decides in Rust who gets what). Used without a window, and for messages the broker
 //!   redelivers: such a message may have been written already by a worker
 //!   that died before its ack, and writing first finds its existing
 //!   deliveries instead of attempting them again.
@@ -46,6 +47,7 @@ use crate::deliver::Deliverer;
 use crate::metrics::events::{StorageFailed, Then};
 use crate::metrics::Metrics;
 use crate::record::Recorder;
+use crate::routing::Router;
 use crate::window::Window;
 
 /// Batches waiting for their commit, at most. Each holds its broker
@@ -70,6 +72,7 @@ pub struct Fanout {
     uncommitted: Uncommitted,
     /// Wakes the batcher when rows were written for it to collect.
     collect_wake: Arc<Notify>,
+    router: Router,
 }
 
 /// How a worker's fan-out is set up.
@@ -99,6 +102,7 @@ impl Fanout {
             ack_every: ack_every(settings.prefetch),
             uncommitted: Uncommitted::default(),
             collect_wake: settings.collect_wake,
+            router: Router::default(),
         }
     }
 
@@ -246,8 +250,11 @@ impl Pipeline {
         messages: Messages,
         cancel: &CancellationToken,
     ) {
-        let Some(claimed) = self.record(&events, cancel).await else {
+        let Some(routed) = self.read_subscribers(&events, cancel).await else {
             return; // shutting down: the unacked batch is redelivered
+        };
+        let Some(claimed) = self.record(&events, &routed, cancel).await else {
+            return;
         };
         let (collected, claimed): (Vec<_>, Vec<_>) = claimed.into_iter().partition(|c| c.batching);
         if !collected.is_empty() {
@@ -270,34 +277,38 @@ impl Pipeline {
         self.fanout.window.dispatch(deliveries, cancel, None).await;
     }
 
-    /// Which webhooks get `events`, retrying while the database is away;
-    /// `None` when cancelled first.
+    /// Which webhooks get `events` (subscribed, then routed: filters and
+    /// the rules of operational events), retrying while the database is
+    /// away; `None` when cancelled first.
     async fn read_subscribers(
         &mut self,
         events: &[NewEvent],
         cancel: &CancellationToken,
     ) -> Option<Vec<ClaimedDelivery>> {
         let failed = holding_messages(&self.fanout.metrics, "subscribers", events.len());
-        self.db
+        let subscribed = self
+            .db
             .until_done(cancel, failed, |conn, _| {
                 Box::pin(subscribers(conn, events))
             })
-            .await
+            .await?;
+        Some(self.fanout.router.route(events, subscribed))
     }
 
-    /// Records the fan-out, retrying while the database is away: messages
+    /// Records the fan-out of `routed`, retrying while the database is away: messages
     /// stay unacked meanwhile, and the prefetch limit stops further
     /// deliveries from the broker. `None` when cancelled first.
     async fn record(
         &mut self,
         events: &[NewEvent],
+        routed: &[ClaimedDelivery],
         cancel: &CancellationToken,
     ) -> Option<Vec<ClaimedDelivery>> {
         let failed = holding_messages(&self.fanout.metrics, "record_fanout", events.len());
         let lease = self.fanout.lease;
         self.db
             .until_done(cancel, failed, |conn, _| {
-                Box::pin(record_fanout(conn, events, lease))
+                Box::pin(record_fanout(conn, events, routed, lease))
             })
             .await
     }

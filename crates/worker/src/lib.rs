@@ -32,6 +32,7 @@ pub mod fanout;
 pub mod metrics;
 pub mod record;
 pub mod retention;
+pub(crate) mod routing;
 pub mod sampler;
 pub mod schedule;
 pub mod shards;

@@ -141,6 +141,27 @@ pub(crate) fn check_batch_max_wait_ms(raw: i64) -> Result<i32, ApiError> {
     in_range(raw, "batch_max_wait_ms", &BATCH_MAX_WAIT_MS_RANGE, "")
 }
 
+/// A payload filter (SPEC §13), checked with the parser the fan-out
+/// compiles it with; kept as given. The message names the path and the
+/// operator at fault.
+pub(crate) fn check_filter(raw: serde_json::Value) -> Result<serde_json::Value, ApiError> {
+    match webhookd_events::Filter::parse(&raw) {
+        Ok(_) => Ok(raw),
+        Err(e) => Err(ApiError::invalid("filter", format!("`filter`: {e}"))),
+    }
+}
+
+/// A retry schedule (SPEC §13): 1 to 30 delays of 1 s to a week.
+pub(crate) fn check_retry_schedule(raw: &[i64]) -> Result<Vec<i32>, ApiError> {
+    let schedule = webhookd_events::RetrySchedule::new(raw)
+        .map_err(|e| ApiError::invalid("retry_schedule", format!("`retry_schedule` {e}")))?;
+    Ok(schedule
+        .delays()
+        .iter()
+        .map(|&d| i32::try_from(d).unwrap_or(i32::MAX))
+        .collect())
+}
+
 /// A batch body is fixed (SPEC §11): a template could not shape it.
 pub(crate) fn check_batch_without_template(
     batch_max_events: Option<i32>,

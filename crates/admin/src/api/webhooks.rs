@@ -53,6 +53,12 @@ pub(crate) struct WebhookView {
     pub(crate) previous_secret_expires_at: Option<DateTime<Utc>>,
     pub(crate) created_at: DateTime<Utc>,
     pub(crate) updated_at: DateTime<Utc>,
+    /// The payload filter (SPEC §13); null: every subscribed event.
+    #[schema(value_type = Option<Object>, example = json!({"data.amount": {"$gte": 100000}}))]
+    pub(crate) filter: Option<serde_json::Value>,
+    /// Seconds to wait before each retry; null: the daemon's policy.
+    #[schema(example = json!([5, 300, 1800, 7200]))]
+    pub(crate) retry_schedule: Option<Vec<i32>>,
 }
 
 impl From<Webhook> for WebhookView {
@@ -73,6 +79,8 @@ impl From<Webhook> for WebhookView {
             previous_secret_expires_at: w.previous_secret_expires_at,
             created_at: w.created_at,
             updated_at: w.updated_at,
+            filter: w.filter.map(|f| f.0),
+            retry_schedule: w.retry_schedule,
         }
     }
 }
@@ -116,6 +124,12 @@ pub(crate) struct CreateWebhook {
     pub(crate) batch_max_wait_ms: Option<i64>,
     /// Admins only: create the webhook for another user.
     pub(crate) user_id: Option<i64>,
+    /// A payload filter (SPEC §13): only events it matches are delivered.
+    #[schema(value_type = Option<Object>)]
+    pub(crate) filter: Option<serde_json::Value>,
+    /// 1 to 30 delays in seconds (1 to 604800 each) replacing the daemon's
+    /// retry policy: attempt n+1 waits the n-th.
+    pub(crate) retry_schedule: Option<Vec<i64>>,
 }
 
 /// `PATCH /webhooks/{id}`: absent fields stay as they are; `null` clears
@@ -147,6 +161,12 @@ pub(crate) struct UpdateWebhook {
     pub(crate) batch_max_events: Nullable<i64>,
     #[schema(value_type = Option<i64>)]
     pub(crate) batch_max_wait_ms: Nullable<i64>,
+    /// null removes the filter.
+    #[schema(value_type = Option<Object>)]
+    pub(crate) filter: Nullable<serde_json::Value>,
+    /// null returns to the daemon's retry policy.
+    #[schema(value_type = Option<Vec<i64>>)]
+    pub(crate) retry_schedule: Nullable<Vec<i64>>,
 }
 
 /// What `Debug` shows of a secret: whether there is one, never its text.
@@ -181,6 +201,8 @@ impl fmt::Debug for CreateWebhook {
             .field("batch_max_events", &self.batch_max_events)
             .field("batch_max_wait_ms", &self.batch_max_wait_ms)
             .field("user_id", &self.user_id)
+            .field("filter", &self.filter)
+            .field("retry_schedule", &self.retry_schedule)
             .finish()
     }
 }
@@ -203,6 +225,8 @@ impl fmt::Debug for UpdateWebhook {
             .field("template", &self.template)
             .field("batch_max_events", &self.batch_max_events)
             .field("batch_max_wait_ms", &self.batch_max_wait_ms)
+            .field("filter", &self.filter)
+            .field("retry_schedule", &self.retry_schedule)
             .finish()
     }
 }
@@ -233,6 +257,11 @@ impl CreateWebhook {
             .map(validate::check_batch_max_wait_ms)
             .transpose()?
             .unwrap_or(validate::DEFAULT_BATCH_MAX_WAIT_MS);
+        let filter = self.filter.map(validate::check_filter).transpose()?;
+        let retry_schedule = self
+            .retry_schedule
+            .map(|r| validate::check_retry_schedule(&r))
+            .transpose()?;
         let secret = match self.secret {
             Some(secret) => validate::check_secret(secret)?,
             None => webhookd_signing::generate_secret(),
@@ -259,6 +288,8 @@ impl CreateWebhook {
             template,
             batch_max_events,
             batch_max_wait_ms,
+            filter,
+            retry_schedule,
         })
     }
 }
@@ -298,6 +329,16 @@ impl UpdateWebhook {
         let batch_max_wait_ms = batch_max_wait_ms
             .map(validate::check_batch_max_wait_ms)
             .transpose()?;
+        let filter = self
+            .filter
+            .into_change()
+            .map(|f| f.map(validate::check_filter).transpose())
+            .transpose()?;
+        let retry_schedule = self
+            .retry_schedule
+            .into_change()
+            .map(|r| r.map(|r| validate::check_retry_schedule(&r)).transpose())
+            .transpose()?;
         let secret = self.secret.into_required_change("secret")?;
         let secret = secret.map(validate::check_secret).transpose()?;
         Ok(WebhookChanges {
@@ -311,6 +352,8 @@ impl UpdateWebhook {
             template,
             batch_max_events,
             batch_max_wait_ms,
+            filter,
+            retry_schedule,
         })
     }
 }
@@ -624,6 +667,8 @@ mod tests {
                 previous_secret_expires_at: None,
                 created_at: now,
                 updated_at: now,
+                filter: None,
+                retry_schedule: None,
             },
             secret: SECRET.to_owned(),
         };

@@ -83,6 +83,8 @@ mod tests {
             previous_secret_expires_at: None,
             created_at: now,
             updated_at: now,
+            filter: None,
+            retry_schedule: None,
         };
         let json = serde_json::to_value(&view).unwrap();
         let sdl = sdl();

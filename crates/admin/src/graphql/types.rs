@@ -59,6 +59,10 @@ pub(crate) struct Webhook {
     pub(crate) previous_secret_expires_at: Option<DateTime<Utc>>,
     pub(crate) created_at: DateTime<Utc>,
     pub(crate) updated_at: DateTime<Utc>,
+    /// The payload filter (a JSON object); null: every subscribed event.
+    pub(crate) filter: Option<Json<serde_json::Value>>,
+    /// Seconds to wait before each retry; null: the daemon's policy.
+    pub(crate) retry_schedule: Option<Vec<i32>>,
 }
 
 impl From<WebhookView> for Webhook {
@@ -79,6 +83,8 @@ impl From<WebhookView> for Webhook {
             previous_secret_expires_at: w.previous_secret_expires_at,
             created_at: w.created_at,
             updated_at: w.updated_at,
+            filter: w.filter.map(Json),
+            retry_schedule: w.retry_schedule,
         }
     }
 }
@@ -128,6 +134,10 @@ pub(crate) struct CreateWebhookInput {
     pub(crate) batch_max_wait_ms: Option<i64>,
     /// Admins only: create the webhook for another user.
     pub(crate) user_id: Option<i64>,
+    /// A payload filter (a JSON object, SPEC §13): only events it matches.
+    pub(crate) filter: Option<Json<serde_json::Value>>,
+    /// 1 to 30 delays in seconds replacing the daemon's retry policy.
+    pub(crate) retry_schedule: Option<Vec<i64>>,
 }
 
 impl From<CreateWebhookInput> for CreateWebhook {
@@ -144,6 +154,8 @@ impl From<CreateWebhookInput> for CreateWebhook {
             batch_max_events: i.batch_max_events,
             batch_max_wait_ms: i.batch_max_wait_ms,
             user_id: i.user_id,
+            filter: i.filter.map(|f| f.0),
+            retry_schedule: i.retry_schedule,
         }
     }
 }
@@ -164,6 +176,10 @@ pub(crate) struct UpdateWebhookInput {
     /// null switches batching off.
     pub(crate) batch_max_events: MaybeUndefined<i64>,
     pub(crate) batch_max_wait_ms: MaybeUndefined<i64>,
+    /// null removes the filter.
+    pub(crate) filter: MaybeUndefined<Json<serde_json::Value>>,
+    /// null returns to the daemon's retry policy.
+    pub(crate) retry_schedule: MaybeUndefined<Vec<i64>>,
 }
 
 fn nullable<T>(value: MaybeUndefined<T>) -> Nullable<T> {
@@ -187,6 +203,8 @@ impl From<UpdateWebhookInput> for UpdateWebhook {
             template: nullable(i.template),
             batch_max_events: nullable(i.batch_max_events),
             batch_max_wait_ms: nullable(i.batch_max_wait_ms),
+            filter: nullable(i.filter.map_value(|f| f.0)),
+            retry_schedule: nullable(i.retry_schedule),
         }
     }
 }

@@ -110,6 +110,8 @@ fn new_webhook(checked: CheckedWebhook, owner: i64, secret: String) -> NewWebhoo
         template: checked.template,
         batch_max_events: checked.batch_max_events,
         batch_max_wait_ms: checked.batch_max_wait_ms,
+        filter: checked.filter,
+        retry_schedule: checked.retry_schedule,
     }
 }
 
@@ -121,7 +123,11 @@ pub(crate) async fn show_edit(
     let webhook = store::find_webhook(&state.pool, session.scope(), id)
         .await?
         .ok_or(UiError::NotFound("webhook"))?;
-    let input = WebhookInput::from_webhook(&webhook);
+    let mut input = WebhookInput::from_webhook(&webhook);
+    input.filter_sample = store::latest_event(&state.pool, id)
+        .await?
+        .and_then(|event| serde_json::to_string_pretty(&event).ok())
+        .unwrap_or_default();
     Ok(form_page(
         &session,
         Mode::Edit(id),
@@ -168,6 +174,8 @@ pub(crate) async fn submit_edit(
         template: Some(checked.template),
         batch_max_events: Some(checked.batch_max_events),
         batch_max_wait_ms: Some(checked.batch_max_wait_ms),
+        filter: Some(checked.filter),
+        retry_schedule: Some(checked.retry_schedule),
     };
     store::update_webhook(&state.pool, session.scope(), id, &changes)
         .await?
@@ -187,7 +195,7 @@ fn redisplay(input: &mut WebhookInput, action: &str, preset: &str) -> bool {
             }
             true
         }
-        "preview" => true,
+        "preview" | "check-filter" => true,
         _ => false,
     }
 }

@@ -37,6 +37,14 @@ pub(crate) struct WebhookInput {
     pub(crate) preview_event: String,
     /// Admins creating a webhook for another user; empty means themselves.
     pub(crate) owner: String,
+    /// The payload filter's JSON text; empty means "every event".
+    pub(crate) filter: String,
+    /// The event "Check the filter" tries the filter on (JSON, pasted or
+    /// prefilled with a recent one).
+    pub(crate) filter_sample: String,
+    /// Seconds, separated by commas or spaces; empty means the daemon's
+    /// policy.
+    pub(crate) retry_schedule: String,
 }
 
 impl fmt::Debug for WebhookInput {
@@ -54,6 +62,8 @@ impl fmt::Debug for WebhookInput {
             .field("template", &self.template)
             .field("preview_event", &self.preview_event)
             .field("owner", &self.owner)
+            .field("filter", &self.filter)
+            .field("retry_schedule", &self.retry_schedule)
             .finish()
     }
 }
@@ -73,6 +83,9 @@ impl Default for WebhookInput {
             template: String::new(),
             preview_event: DEFAULT_PREVIEW_EVENT.to_owned(),
             owner: String::new(),
+            filter: String::new(),
+            filter_sample: String::new(),
+            retry_schedule: String::new(),
         }
     }
 }
@@ -92,6 +105,9 @@ impl WebhookInput {
             template: form.get("template").to_owned(),
             preview_event: preview_event(form.get("preview_event")).to_owned(),
             owner: form.get("owner").trim().to_owned(),
+            filter: form.get("filter").to_owned(),
+            filter_sample: form.get("filter_sample").to_owned(),
+            retry_schedule: form.get("retry_schedule").trim().to_owned(),
         }
     }
 
@@ -117,6 +133,22 @@ impl WebhookInput {
                 .map(|(k, v)| format!("{k}: {v}\n"))
                 .collect(),
             template: webhook.template.clone().unwrap_or_default(),
+            filter: webhook
+                .filter
+                .as_ref()
+                .and_then(|f| serde_json::to_string_pretty(&f.0).ok())
+                .unwrap_or_default(),
+            retry_schedule: webhook
+                .retry_schedule
+                .as_ref()
+                .map(|delays| {
+                    delays
+                        .iter()
+                        .map(i32::to_string)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                })
+                .unwrap_or_default(),
             ..WebhookInput::default()
         }
     }
@@ -216,6 +248,8 @@ pub(crate) struct CheckedWebhook {
     pub(crate) secret: Option<String>,
     /// `None`: the signed-in user.
     pub(crate) owner: Option<i64>,
+    pub(crate) filter: Option<serde_json::Value>,
+    pub(crate) retry_schedule: Option<Vec<i32>>,
 }
 
 impl fmt::Debug for CheckedWebhook {
@@ -232,6 +266,8 @@ impl fmt::Debug for CheckedWebhook {
             .field("batch_max_wait_ms", &self.batch_max_wait_ms)
             .field("secret", &self.secret.as_ref().map(|_| Redacted))
             .field("owner", &self.owner)
+            .field("filter", &self.filter)
+            .field("retry_schedule", &self.retry_schedule)
             .finish()
     }
 }
@@ -266,6 +302,24 @@ pub(crate) fn check_input(
             validate::check_batch_max_wait_ms,
         )
         .map(|ms| ms.unwrap_or(validate::DEFAULT_BATCH_MAX_WAIT_MS));
+    let filter = match parse_filter(&input.filter) {
+        Ok(None) => Some(None),
+        Ok(Some(raw)) => errors.take("filter", validate::check_filter(raw)).map(Some),
+        Err(message) => {
+            errors.add("filter", message);
+            None
+        }
+    };
+    let retry_schedule = match parse_delays(&input.retry_schedule) {
+        Ok(None) => Some(None),
+        Ok(Some(delays)) => errors
+            .take("retry_schedule", validate::check_retry_schedule(&delays))
+            .map(Some),
+        Err(message) => {
+            errors.add("retry_schedule", message);
+            None
+        }
+    };
     let headers = match parse_headers(&input.headers) {
         Ok(headers) => errors.take("headers", validate::check_headers(headers)),
         Err(message) => {
@@ -313,6 +367,7 @@ pub(crate) fn check_input(
         template,
         secret,
         owner,
+        (filter, retry_schedule),
     ) {
         (
             Some(name),
@@ -324,6 +379,7 @@ pub(crate) fn check_input(
             Some(template),
             Some(secret),
             Some(owner),
+            (Some(filter), Some(retry_schedule)),
         ) if errors.is_empty() => Ok(CheckedWebhook {
             name,
             url,
@@ -336,9 +392,66 @@ pub(crate) fn check_input(
             batch_max_wait_ms,
             secret,
             owner,
+            filter,
+            retry_schedule,
         }),
         _ => Err(errors),
     }
+}
+
+/// The filter field's JSON; `None` when it is empty.
+fn parse_filter(text: &str) -> Result<Option<serde_json::Value>, String> {
+    match text.trim() {
+        "" => Ok(None),
+        text => serde_json::from_str(text)
+            .map(Some)
+            .map_err(|e| format!("The filter is not valid JSON: {e}")),
+    }
+}
+
+/// "5, 300, 1800" (commas or spaces) into delays; `None` when empty.
+fn parse_delays(text: &str) -> Result<Option<Vec<i64>>, String> {
+    let parts: Vec<&str> = text
+        .split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|p| !p.is_empty())
+        .collect();
+    if parts.is_empty() {
+        return Ok(None);
+    }
+    parts
+        .iter()
+        .map(|p| p.parse::<i64>())
+        .collect::<Result<Vec<_>, _>>()
+        .map(Some)
+        .map_err(|_| {
+            "Enter whole numbers of seconds separated by commas, or leave it empty".to_owned()
+        })
+}
+
+/// Whether `filter` (the field's text) lets `sample` (an event as JSON: an
+/// envelope, with `user_id` if it has one) through; what is wrong
+/// otherwise.
+pub(crate) fn check_filter_sample(filter: &str, sample: &str) -> Result<bool, String> {
+    let filter = match parse_filter(filter)? {
+        None => return Ok(true),
+        Some(raw) => {
+            webhookd_events::Filter::parse(&raw).map_err(|e| format!("The filter: {e}"))?
+        }
+    };
+    let mut subject: serde_json::Value = serde_json::from_str(sample.trim())
+        .map_err(|e| format!("The event is not valid JSON: {e}"))?;
+    let Some(envelope) = subject.as_object_mut() else {
+        return Err("The event must be a JSON object, like a delivered envelope".to_owned());
+    };
+    envelope.entry("user_id").or_insert(serde_json::Value::Null);
+    Ok(filter.matches(&subject))
+}
+
+/// A sample envelope of `event` to check a filter on, pretty-printed.
+pub(crate) fn sample_event_json(event: &str) -> String {
+    sample_envelope(preview_event(event))
+        .and_then(|e| serde_json::to_string_pretty(&e).ok())
+        .unwrap_or_default()
 }
 
 /// `Name: value` lines (blank lines ignored) into a header map; the API's
@@ -420,6 +533,8 @@ mod tests {
             template: None,
             batch_max_events: None,
             batch_max_wait_ms: 1000,
+            filter: None,
+            retry_schedule: None,
             secret: Some("whsec_checked-secret".into()),
             owner: None,
         };
@@ -530,5 +645,68 @@ mod tests {
         let entities: Vec<&str> = groups.iter().map(|(e, _)| *e).collect();
         assert_eq!(entities, ["task", "deal", "client", "comment"]);
         assert_eq!(groups[0].1.len(), 4);
+    }
+
+    #[test]
+    fn a_filter_and_a_retry_schedule_are_read_from_their_text() {
+        let input = WebhookInput {
+            filter: r#"{"data.amount": {"$gte": 100}}"#.into(),
+            retry_schedule: "5, 300 1800".into(),
+            ..valid()
+        };
+        let checked = check_input(&input, false).expect("valid");
+        assert_eq!(
+            checked.filter,
+            Some(serde_json::json!({"data.amount": {"$gte": 100}}))
+        );
+        assert_eq!(checked.retry_schedule, Some(vec![5, 300, 1800]));
+
+        let bad = WebhookInput {
+            filter: r#"{"data.amount": {"$near": 1}}"#.into(),
+            retry_schedule: "5, soon".into(),
+            ..valid()
+        };
+        let errors = check_input(&bad, false).expect_err("invalid");
+        let filter = errors.get("filter").expect("filter error");
+        assert!(
+            filter.contains("data.amount") && filter.contains("$near"),
+            "{filter}"
+        );
+        assert!(errors.get("retry_schedule").is_some());
+        let zero = WebhookInput {
+            retry_schedule: "0".into(),
+            filter: "[1]".into(),
+            ..valid()
+        };
+        let errors = check_input(&zero, false).expect_err("invalid");
+        assert!(errors
+            .get("retry_schedule")
+            .is_some_and(|m| m.contains("delay 0")));
+        assert!(errors.get("filter").is_some());
+    }
+
+    #[test]
+    fn the_filter_check_says_whether_an_event_passes_or_what_is_wrong() {
+        let filter = r#"{"data.status": {"$in": ["won"]}, "user_id": 7}"#;
+        let won = r#"{"event": "deal.won", "user_id": 7, "data": {"status": "won"}}"#;
+        let lost = r#"{"event": "deal.won", "user_id": 7, "data": {"status": "lost"}}"#;
+        assert_eq!(check_filter_sample(filter, won), Ok(true));
+        assert_eq!(check_filter_sample(filter, lost), Ok(false));
+        // No user_id in the pasted event: it is an event without a user.
+        let no_user = r#"{"event": "deal.won", "data": {"status": "won"}}"#;
+        assert_eq!(check_filter_sample(filter, no_user), Ok(false));
+        assert_eq!(
+            check_filter_sample(r#"{"user_id": null}"#, no_user),
+            Ok(true)
+        );
+        assert_eq!(
+            check_filter_sample("", lost),
+            Ok(true),
+            "no filter passes all"
+        );
+        assert!(check_filter_sample(filter, "not json").is_err());
+        assert!(check_filter_sample(filter, "[]").is_err());
+        assert!(check_filter_sample(r#"{"a": {"$bad": 1}}"#, won).is_err());
+        assert!(sample_event_json("deal.won").contains("deal.won"));
     }
 }

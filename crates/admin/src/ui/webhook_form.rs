@@ -5,7 +5,9 @@
 use maud::{html, Markup};
 use webhookd_events::{CATALOGUE, PRESETS};
 
-use super::fields::{event_groups, render_preview, FieldErrors, WebhookInput};
+use super::fields::{
+    check_filter_sample, event_groups, render_preview, sample_event_json, FieldErrors, WebhookInput,
+};
 use super::form::csrf_input;
 use super::layout::page;
 use super::paths::details_path;
@@ -56,6 +58,7 @@ pub(crate) fn form_page(
                 tabindex="-1" aria-hidden="true" { "Save" }
             (basics(session, mode, input, errors))
             (events_fieldset(input, errors))
+            (filter_fieldset(input, errors))
             (template_fieldset(input, errors))
             (delivery_fieldset(input, errors))
             div class="actions" {
@@ -177,6 +180,61 @@ fn events_fieldset(input: &WebhookInput, errors: &FieldErrors) -> Markup {
     }
 }
 
+/// The filter field, with an example and a check of the filter against an
+/// event (pasted, or prefilled with the webhook's latest or a sample).
+fn filter_fieldset(input: &WebhookInput, errors: &FieldErrors) -> Markup {
+    let sample = match input.filter_sample.trim() {
+        "" => sample_event_json(&input.preview_event),
+        _ => input.filter_sample.clone(),
+    };
+    // Shown once there is something to say: after "Check", or a filter
+    // typed and the form shown again.
+    let verdict = (!input.filter_sample.trim().is_empty())
+        .then(|| check_filter_sample(&input.filter, &sample));
+    html! {
+        fieldset class="filter" {
+            legend { "Filter (optional)" }
+            div class="field" {
+                label for="filter" { "Only events that match (JSON; empty: every subscribed event)" }
+                p class="hint" id="filter-hint" {
+                    "Keys are paths into the event (" code { "event" } ", " code { "user_id" } ", "
+                    code { "data.status" } ", " code { "data.client.name" } "); a value is matched "
+                    "exactly, or an object of operators " code { "$eq $ne $gt $gte $lt $lte $in $nin $exists $contains $startsWith" }
+                    "; " code { "$and" } ", " code { "$or" } " and " code { "$not" } " combine them. Example: "
+                    code { r#"{"data.amount": {"$gte": 100000}, "data.status": {"$in": ["won", "open"]}}"# }
+                }
+                textarea id="filter" name="filter" rows="4" spellcheck="false"
+                    placeholder=r#"{"data.amount": {"$gte": 100000}}"#
+                    aria-invalid=[errors.get("filter").map(|_| "true")]
+                    aria-describedby=[described_by(errors, "filter", Some("filter-hint"))] {
+                    (input.filter)
+                }
+                (error_text(errors, "filter"))
+            }
+            div class="field" {
+                label for="filter_sample" { "Does this event match?" }
+                p class="hint" id="filter-sample-hint" {
+                    "Paste an event as delivered (its envelope, with " code { "user_id" } " if it has one), "
+                    "or use the one shown: this webhook's latest event, or a sample."
+                }
+                textarea id="filter_sample" name="filter_sample" rows="6" spellcheck="false"
+                    aria-describedby="filter-sample-hint" { (sample) }
+                button type="submit" name="action" value="check-filter" formnovalidate { "Check the filter" }
+            }
+            @if let Some(verdict) = verdict {
+                p id="filter-check" role="status" class={ "filter-check " @match verdict {
+                    Ok(true) => "matches", Ok(false) => "no-match", Err(_) => "field-error" } } {
+                    @match &verdict {
+                        Ok(true) => "Matches: this event would be delivered.",
+                        Ok(false) => "Does not match: this event would not be delivered.",
+                        Err(problem) => (problem),
+                    }
+                }
+            }
+        }
+    }
+}
+
 fn template_fieldset(input: &WebhookInput, errors: &FieldErrors) -> Markup {
     let preview = render_preview(&input.template, &input.preview_event);
     html! {
@@ -266,6 +324,20 @@ fn delivery_fieldset(input: &WebhookInput, errors: &FieldErrors) -> Markup {
                     aria-invalid=[errors.get("batch_max_wait_ms").map(|_| "true")]
                     aria-describedby=[described_by(errors, "batch_max_wait_ms", Some("batch-wait-hint"))];
                 (error_text(errors, "batch_max_wait_ms"))
+            }
+            div class="field" {
+                label for="retry_schedule" { "Retry schedule in seconds (optional)" }
+                p class="hint" id="retry-schedule-hint" {
+                    "Delays before each retry, separated by commas, e.g. " code { "5, 300, 1800, 7200" }
+                    ": 1 to 30 delays of 1 to 604800 seconds, so as many retries after the first attempt. "
+                    "Empty uses the daemon's policy (exponential backoff). A receiver's "
+                    code { "Retry-After" } " is still honoured."
+                }
+                input id="retry_schedule" name="retry_schedule" type="text" inputmode="numeric"
+                    spellcheck="false" value=(input.retry_schedule)
+                    aria-invalid=[errors.get("retry_schedule").map(|_| "true")]
+                    aria-describedby=[described_by(errors, "retry_schedule", Some("retry-schedule-hint"))];
+                (error_text(errors, "retry_schedule"))
             }
             div class="field" {
                 label for="headers" { "Custom headers (optional)" }

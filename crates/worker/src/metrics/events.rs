@@ -220,6 +220,24 @@ impl CollectedReleased {
     }
 }
 
+/// A webhook's stored filter no longer parses (written under other rules):
+/// it matches nothing until its owner saves a valid one. Said once per
+/// webhook version.
+pub(crate) struct FilterUnusable<'a> {
+    pub(crate) webhook_id: i64,
+    pub(crate) error: &'a webhookd_events::FilterError,
+}
+
+impl FilterUnusable<'_> {
+    pub(crate) fn emit(&self) {
+        warn!(
+            webhook_id = self.webhook_id,
+            error = %self.error,
+            "the webhook's filter does not parse; it gets no events until it is fixed"
+        );
+    }
+}
+
 /// The database switched a webhook off (410 Gone, or failing for too long).
 /// It reports each switch-off once, however many attempts failed at once.
 pub(crate) struct WebhookDisabled<'a> {

@@ -1,0 +1,93 @@
+//! Which subscribed webhooks an event reaches beyond its name and the
+//! privacy rule of §5 (applied in SQL): each webhook's payload filter, and
+//! the rules of operational events (SPEC §13). Decided in the fan-out, in
+//! Rust, before any delivery row exists.
+
+use serde_json::Value;
+
+use crate::delivery::ClaimedDelivery;
+
+/// SPEC §13: a webhook switched off by a 410 or by failing too long.
+pub const WEBHOOK_DISABLED: &str = "webhook.disabled";
+/// SPEC §13: a delivery that has failed for good.
+pub const DELIVERY_FAILED: &str = "delivery.failed";
+
+/// Events webhookd emits about its own webhooks.
+pub fn is_operational(event: &str) -> bool {
+    event == WEBHOOK_DISABLED || event == DELIVERY_FAILED
+}
+
+/// A webhook subscribed to an event, as the fan-out reads it: the claim for
+/// its first attempt and what routing needs to know of the webhook.
+#[derive(Debug, Clone)]
+pub struct Subscriber {
+    pub claim: ClaimedDelivery,
+    pub owner_id: i64,
+    pub filter: Option<StoredFilter>,
+}
+
+/// A webhook's filter as stored: its JSON text, and the version of the
+/// webhook it belongs to (any edit changes it), so it is compiled once per
+/// version and not once per event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredFilter {
+    pub json: String,
+    pub version: i64,
+}
+
+/// Whether an operational event reaches a webhook: only its owner's webhooks
+/// (not admins', unlike other events with a `user_id`: it speaks of one
+/// user's webhooks), and never the webhook it is about, so a webhook that
+/// fails cannot feed on events about its own failures. `subject` is the
+/// event as filters see it ([`crate::filter_subject`]).
+pub fn operational_event_reaches(
+    subject: &Value,
+    event_user: Option<i64>,
+    webhook_id: i64,
+    owner_id: i64,
+) -> bool {
+    let about = subject.pointer("/data/webhook_id").and_then(Value::as_i64);
+    event_user == Some(owner_id) && about != Some(webhook_id)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn about(webhook_id: i64) -> Value {
+        json!({"event": DELIVERY_FAILED, "user_id": 7, "data": {"webhook_id": webhook_id}})
+    }
+
+    #[test]
+    fn operational_events_are_the_two_of_spec_13() {
+        assert!(is_operational("webhook.disabled"));
+        assert!(is_operational("delivery.failed"));
+        assert!(!is_operational("task.created"));
+        assert!(!is_operational("delivery"));
+    }
+
+    #[test]
+    fn an_operational_event_reaches_its_owners_other_webhooks_only() {
+        assert!(operational_event_reaches(&about(1), Some(7), 2, 7));
+        assert!(
+            !operational_event_reaches(&about(1), Some(7), 1, 7),
+            "not the webhook it is about"
+        );
+        assert!(
+            !operational_event_reaches(&about(1), Some(7), 3, 8),
+            "not another user, admin or not"
+        );
+        assert!(
+            !operational_event_reaches(&about(1), None, 2, 7),
+            "never without an owner"
+        );
+    }
+
+    #[test]
+    fn an_operational_event_without_a_webhook_id_still_reaches_the_owner() {
+        let subject = json!({"data": {}});
+        assert!(operational_event_reaches(&subject, Some(7), 2, 7));
+    }
+}
