@@ -20,6 +20,7 @@ pub mod ui_sessions;
 pub mod users;
 pub mod webhook_overview;
 pub mod webhooks;
+pub mod outbox;
 
 use std::str::FromStr;
 

@@ -18,7 +18,8 @@
 //!
 //! Beside them: `broker` (connection and health), `shards` (consumers on
 //! threads of their own), `target_policy` (SSRF guard), `retention`,
-//! `sampler`, `metrics` and `background` (task supervision).
+//! `sampler`, `metrics`, `background` (task supervision) and `outbox` (the
+//! relay that publishes operational events back to the broker, step 1).
 
 mod ack;
 pub mod background;
@@ -38,3 +39,4 @@ pub mod shards;
 pub(crate) mod target_cache;
 pub mod target_policy;
 pub mod window;
+pub mod outbox;
