@@ -12,6 +12,7 @@ pub mod fanout;
 pub mod handback;
 pub mod logs;
 pub mod notify;
+pub mod outbox;
 pub mod page;
 pub mod retention;
 pub mod stats;
@@ -20,7 +21,6 @@ pub mod ui_sessions;
 pub mod users;
 pub mod webhook_overview;
 pub mod webhooks;
-pub mod outbox;
 
 use std::str::FromStr;
 
