@@ -17,7 +17,10 @@ pub mod routing;
 pub(crate) mod template;
 pub(crate) mod visibility;
 
-pub use catalogue::{find_event, EventSpec, CATALOGUE, TEST_EVENT};
+pub use catalogue::{
+    find_event, is_operational, reports_failure, EventSpec, CATALOGUE, DELIVERY_FAILED,
+    OPERATIONAL_EVENTS, TEST_EVENT, WEBHOOK_DISABLED,
+};
 pub use delivery::NewEvent;
 pub use filter::{filter_subject, Filter, FilterError};
 pub use message::{derive_event_id, render_envelope, EventMessage, MessageError, ParsedMessage};

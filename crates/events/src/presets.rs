@@ -3,15 +3,16 @@
 //! previewed before it is saved.
 //!
 //! Event data differs per entity (a task has a `title`, a deal and a client a
-//! `name`, a comment a `text`, a test delivery a `message`), and a missing
-//! value renders as empty text. So the presets put `{{data.title}}{{data.name}}
-//! {{data.text}}{{data.message}}` side by side: exactly one of them is present
-//! for each catalogue event, and one preset reads well for all of them.
+//! `name`, a comment a `text`, a test delivery a `message`, a failed delivery
+//! its `last_error`), and a missing value renders as empty text. So the
+//! presets put `{{data.title}}{{data.name}}{{data.text}}{{data.message}}
+//! {{data.last_error}}` side by side: exactly one of them is present for each
+//! catalogue event, and one preset reads well for all of them.
 
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::catalogue::TEST_EVENT;
+use crate::catalogue::{DELIVERY_FAILED, TEST_EVENT, WEBHOOK_DISABLED};
 
 /// One preset as `GET /api/v1/templates` lists it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -27,7 +28,7 @@ pub struct Preset {
 /// The headline of any catalogue event: the one of these fields it has.
 macro_rules! headline {
     () => {
-        "{{data.title}}{{data.name}}{{data.text}}{{data.message}}"
+        "{{data.title}}{{data.name}}{{data.text}}{{data.message}}{{data.last_error}}"
     };
 }
 
@@ -170,6 +171,14 @@ const SAMPLE_DATA: &[(&str, &str)] = &[
         TEST_EVENT,
         r#"{"message": "Test delivery from webhookd", "webhook_id": 1}"#,
     ),
+    (
+        WEBHOOK_DISABLED,
+        r#"{"webhook_id": 12, "name": "Deals to Slack", "url": "https://hooks.slack.com/services/T000/B000/XXXX", "reason": "the receiver answered 410 Gone"}"#,
+    ),
+    (
+        DELIVERY_FAILED,
+        r#"{"webhook_id": 12, "delivery_id": "0192f1d2-0000-8000-8000-00000000002a", "event_id": "0192f1d2-0000-7000-8000-000000000001", "event": "deal.won", "attempts": 12, "last_status_code": 503, "last_error": "HTTP 503"}"#,
+    ),
 ];
 
 /// Sample `data` for a catalogue event, for previews; `None` for an event
@@ -226,7 +235,7 @@ mod tests {
                 let value: Value = serde_json::from_str(&rendered)
                     .unwrap_or_else(|e| panic!("{} / {}: {e}", preset.id, spec.name));
                 let data = &envelope["data"];
-                let headline = ["title", "name", "text", "message"]
+                let headline = ["title", "name", "text", "message", "last_error"]
                     .iter()
                     .find_map(|k| data[k].as_str())
                     .expect("a headline field");

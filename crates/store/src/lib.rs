@@ -12,6 +12,7 @@ pub mod fanout;
 pub mod handback;
 pub mod logs;
 pub mod notify;
+pub mod outbox;
 pub mod page;
 pub mod retention;
 pub mod stats;

@@ -31,6 +31,7 @@ use webhookd_worker::deliver::Deliverer;
 use webhookd_worker::dispatch::{Dispatcher, Limits};
 use webhookd_worker::fanout::{Fanout, FanoutSettings};
 use webhookd_worker::metrics::Metrics;
+use webhookd_worker::outbox::OutboxRelay;
 use webhookd_worker::record::{spawn_writer, Recorder};
 use webhookd_worker::retention::run_retention;
 use webhookd_worker::sampler::Sampler;
@@ -221,8 +222,8 @@ impl App {
 
     /// Starts the delivery side, the pipeline's stages from the last to the
     /// first (each is handed the next): recorder, dispatcher, in-flight
-    /// window, fan-out, and in `background` the consumer, the scheduler and
-    /// the retention job.
+    /// window, fan-out, and in `background` the consumer, the scheduler, the
+    /// batcher, the outbox relay and the retention job.
     fn start_worker(
         &self,
         broker: &BrokerHealth,
@@ -277,10 +278,17 @@ impl App {
                 collect_wake: collect_wake.clone(),
             },
         );
+        let topology = Topology::new(s.broker.exchange.clone(), s.broker.queue.clone());
+        let relay = OutboxRelay {
+            pool: self.pool.clone(),
+            metrics: self.metrics.clone(),
+            broker_url: s.broker.url.clone(),
+            topology: topology.clone(),
+        };
         let consumer = EventConsumer::new(
             ConsumerSettings {
                 url: s.broker.url.clone(),
-                topology: Topology::new(s.broker.exchange.clone(), s.broker.queue.clone()),
+                topology,
                 prefetch: s.broker.prefetch,
                 max_message_bytes: s.broker.max_message_bytes,
             },
@@ -336,6 +344,7 @@ impl App {
         };
         background.spawn("scheduler", scheduler.run(cancel.clone()));
         background.spawn("batcher", batcher.run(cancel.clone()));
+        background.spawn("outbox relay", relay.run(cancel.clone()));
         background.spawn(
             "retention",
             run_retention(

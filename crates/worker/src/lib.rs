@@ -18,7 +18,8 @@
 //!
 //! Beside them: `broker` (connection and health), `shards` (consumers on
 //! threads of their own), `target_policy` (SSRF guard), `retention`,
-//! `sampler`, `metrics` and `background` (task supervision).
+//! `sampler`, `metrics`, `background` (task supervision) and `outbox` (the
+//! relay that publishes operational events back to the broker, step 1).
 
 mod ack;
 pub mod background;
@@ -30,6 +31,7 @@ pub mod deliver;
 pub mod dispatch;
 pub mod fanout;
 pub mod metrics;
+pub mod outbox;
 pub mod record;
 pub mod retention;
 pub(crate) mod routing;

@@ -60,6 +60,8 @@ pub struct Metrics {
     deliveries_pending: IntGauge,
     oldest_pending_delivery: Gauge,
     batch_size: Histogram,
+    outbox_published: IntCounterVec,
+    outbox_backlog: IntGauge,
 }
 
 impl Metrics {
@@ -226,6 +228,22 @@ impl Metrics {
         for reason in webhookd_events::MessageError::REASONS {
             events_rejected.with_label_values(&[*reason]);
         }
+        let outbox_published = IntCounterVec::new(
+            Opts::new(
+                "webhookd_outbox_published_total",
+                "Operational events (SPEC §13) published from the outbox to the broker and confirmed, by event",
+            ),
+            &["event"],
+        )?;
+        for event in webhookd_events::OPERATIONAL_EVENTS {
+            outbox_published.with_label_values(&[*event]);
+        }
+        let outbox_backlog = IntGauge::new(
+            "webhookd_outbox_backlog",
+            "Operational events waiting in the outbox to be published (grows while the broker is away), sampled",
+        )?;
+        registry.register(Box::new(outbox_published.clone()))?;
+        registry.register(Box::new(outbox_backlog.clone()))?;
         Ok(Metrics {
             registry,
             events_consumed,
@@ -249,6 +267,8 @@ impl Metrics {
             deliveries_pending,
             oldest_pending_delivery,
             batch_size,
+            outbox_published,
+            outbox_backlog,
         })
     }
 

@@ -271,6 +271,8 @@ pub(crate) enum Then {
     ClaimLater,
     /// Collecting a batching webhook's events; tried again shortly.
     CollectLater,
+    /// Reading or emptying the outbox; its rows wait for the next pass.
+    PublishLater,
 }
 
 /// A database statement failed.
@@ -314,6 +316,11 @@ impl StorageFailed<'_> {
                 error = %error,
                 operation,
                 "collecting events into batches failed; trying again shortly"
+            ),
+            Then::PublishLater => warn!(
+                error = %error,
+                operation,
+                "reading the outbox failed; its operational events wait for the next pass"
             ),
         }
     }
@@ -398,6 +405,64 @@ pub(crate) struct AckFailed<'a> {
 impl AckFailed<'_> {
     pub(crate) fn emit(&self) {
         warn!(error = %self.error, messages = self.messages, "acking written batches failed");
+    }
+}
+
+/// Operational events published from the outbox and confirmed by the
+/// broker (their rows are deleted next).
+pub(crate) struct OutboxPublished<'a> {
+    pub(crate) events: &'a [&'a str],
+}
+
+impl OutboxPublished<'_> {
+    pub(crate) fn emit(&self, metrics: &Metrics) {
+        for event in self.events {
+            metrics.outbox_published.with_label_values(&[event]).inc();
+        }
+        debug!(events = self.events.len(), "operational events published");
+    }
+}
+
+/// Publishing operational events failed (the broker is away or refused
+/// them). Nothing is lost: their rows stay in the outbox and are published
+/// on a later pass.
+pub(crate) struct OutboxPublishFailed<'a> {
+    pub(crate) error: &'a dyn Display,
+    pub(crate) events: usize,
+}
+
+impl OutboxPublishFailed<'_> {
+    pub(crate) fn emit(&self) {
+        warn!(
+            error = %self.error,
+            events = self.events,
+            "publishing operational events failed; they stay in the outbox"
+        );
+    }
+}
+
+/// An outbox row that cannot be made a broker message (unknown event, or
+/// `data` that is not a JSON object); dropped so it cannot block the rows
+/// behind it. The migration's triggers never write one.
+pub(crate) struct OutboxRowDropped<'a> {
+    pub(crate) event_id: Uuid,
+    pub(crate) error: &'a dyn Display,
+}
+
+impl OutboxRowDropped<'_> {
+    pub(crate) fn emit(&self) {
+        error!(event_id = %self.event_id, error = %self.error, "outbox row dropped");
+    }
+}
+
+/// The outbox's backlog, sampled by the relay.
+pub(crate) struct OutboxSampled {
+    pub(crate) backlog: i64,
+}
+
+impl OutboxSampled {
+    pub(crate) fn emit(&self, metrics: &Metrics) {
+        metrics.outbox_backlog.set(self.backlog);
     }
 }
 
