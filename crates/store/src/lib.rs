@@ -13,6 +13,7 @@ pub mod handback;
 pub mod logs;
 pub mod notify;
 pub mod page;
+pub mod replay;
 pub mod retention;
 pub mod stats;
 pub mod test_deliveries;
