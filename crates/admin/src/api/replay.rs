@@ -22,12 +22,15 @@ use webhookd_store::webhooks::find_webhook;
 pub(crate) const MAX_REPLAY_EVENTS: i64 = 10_000;
 
 /// The window of events to replay: `since` inclusive, `until` exclusive.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct ReplayRequest {
-    /// Events stored at or after this time (RFC 3339); no older than the
-    /// events' retention (`retention.logs_days`).
-    pub(crate) since: DateTime<Utc>,
+    /// Required: events stored at or after this time (RFC 3339); no older
+    /// than the events' retention (`retention.logs_days`).
+    // Optional to serde so that a body without it is refused naming `since`
+    // (a missing required field would be blamed on a field present).
+    #[schema(required = true)]
+    pub(crate) since: Option<DateTime<Utc>>,
     /// Events stored before this time (RFC 3339); default: up to now.
     pub(crate) until: Option<DateTime<Utc>>,
 }
@@ -94,14 +97,14 @@ pub(crate) async fn replay(
     id: i64,
     body: ReplayRequest,
 ) -> Result<ReplayResult, ApiError> {
-    check_window(&body, Utc::now(), state.config.retention_days)?;
+    let since = check_window(&body, Utc::now(), state.config.retention_days)?;
     let webhook = find_webhook(&state.pool, user.scope(), id)
         .await?
         .ok_or(ApiError::NotFound("webhook"))?;
     if !webhook.is_active {
         return Err(switched_off());
     }
-    let replayed = replay_events(&state.pool, id, body.since, body.until, MAX_REPLAY_EVENTS)
+    let replayed = replay_events(&state.pool, id, since, body.until, MAX_REPLAY_EVENTS)
         .await?
         // Switched off (or deleted) since the check above.
         .ok_or_else(switched_off)?;
@@ -122,15 +125,22 @@ fn switched_off() -> ApiError {
     )
 }
 
-/// `since` before `until`, and no older than retention keeps events: older
-/// ones may be gone, and a replay must not silently send part of a window.
+/// `since` given, before `until`, and no older than retention keeps events:
+/// older ones may be gone, and a replay must not silently send part of a
+/// window. Returns `since`.
 pub(crate) fn check_window(
     body: &ReplayRequest,
     now: DateTime<Utc>,
     retention_days: u32,
-) -> Result<(), ApiError> {
+) -> Result<DateTime<Utc>, ApiError> {
+    let since = body.since.ok_or_else(|| {
+        ApiError::invalid(
+            "since",
+            "give `since`: the time to replay events from (RFC 3339)",
+        )
+    })?;
     let oldest = now - Duration::days(i64::from(retention_days));
-    if body.since < oldest {
+    if since < oldest {
         return Err(ApiError::invalid(
             "since",
             format!(
@@ -140,13 +150,13 @@ pub(crate) fn check_window(
             ),
         ));
     }
-    if body.until.is_some_and(|until| until <= body.since) {
+    if body.until.is_some_and(|until| until <= since) {
         return Err(ApiError::invalid(
             "until",
             "`until` must be later than `since`",
         ));
     }
-    Ok(())
+    Ok(since)
 }
 
 #[cfg(test)]
@@ -159,12 +169,12 @@ mod tests {
 
     fn window(since: &str, until: Option<&str>) -> ReplayRequest {
         ReplayRequest {
-            since: at(since),
+            since: Some(at(since)),
             until: until.map(at),
         }
     }
 
-    fn field(result: Result<(), ApiError>) -> Option<String> {
+    fn field(result: Result<DateTime<Utc>, ApiError>) -> Option<String> {
         match result {
             Err(ApiError::Invalid { field, .. }) => field,
             _ => None,
@@ -183,6 +193,10 @@ mod tests {
         .is_ok());
         assert_eq!(
             field(check_window(&window("2025-03-01T11:59:59Z", None), now, 30)),
+            Some("since".to_owned())
+        );
+        assert_eq!(
+            field(check_window(&ReplayRequest::default(), now, 30)),
             Some("since".to_owned())
         );
         for until in ["2025-03-30T00:00:00Z", "2025-03-29T00:00:00Z"] {

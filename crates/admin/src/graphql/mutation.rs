@@ -142,9 +142,17 @@ impl Mutation {
     ) -> Result<ReplayEventsResult> {
         let user = current_user(ctx)?;
         let id = super::query::webhook_id(&webhook_id)?;
-        replay::replay(&state(ctx)?.api, user, id, ReplayRequest { since, until })
-            .await
-            .gql()
-            .map(ReplayEventsResult::from)
+        replay::replay(
+            &state(ctx)?.api,
+            user,
+            id,
+            ReplayRequest {
+                since: Some(since),
+                until,
+            },
+        )
+        .await
+        .gql()
+        .map(ReplayEventsResult::from)
     }
 }

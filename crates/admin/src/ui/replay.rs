@@ -115,7 +115,16 @@ pub(crate) async fn replay_events(
     let since = parse_form_time("Events since", form.fields.get("since"))?
         .ok_or_else(|| UiError::BadRequest("give the time to replay events from".to_owned()))?;
     let user = CurrentUser(form.session.user.clone());
-    let result = replay::replay(&state, &user, id, ReplayRequest { since, until: None }).await?;
+    let result = replay::replay(
+        &state,
+        &user,
+        id,
+        ReplayRequest {
+            since: Some(since),
+            until: None,
+        },
+    )
+    .await?;
     let webhook = find_webhook(&state.pool, form.session.scope(), id)
         .await?
         .ok_or(UiError::NotFound("webhook"))?;
