@@ -15,6 +15,7 @@ use reqwest::redirect::Policy;
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
+use webhookd_e2e::graphql::{data, graphql};
 use webhookd_e2e::{eventually, Receiver, TestApp};
 use webhookd_producer::EventMessage;
 
@@ -229,7 +230,21 @@ async fn a_new_webhook_is_replayed_exactly_the_stored_events_it_would_have_match
         assert_eq!(request.header("x-webhook-id"), delivery_id.to_string());
     }
 
-    // Again, from the web UI's form: nothing new to send.
+    // Again, through GraphQL, then the web UI's form: nothing new to send.
+    let again = graphql(
+        &app.http,
+        &app.url(""),
+        Some(&alice),
+        "mutation($id: ID!, $since: DateTime!) {
+             replayEvents(webhookId: $id, since: $since) { replayed skippedExisting more nextSince }
+         }",
+        json!({"id": webhook.to_string(), "since": since}),
+    )
+    .await;
+    assert_eq!(
+        data(&again)["replayEvents"],
+        json!({"replayed": 0, "skippedExisting": 3, "more": false, "nextSince": null})
+    );
     let (http, cookie, csrf) = ui_session(&app, &alice, &format!("/webhook/{webhook}")).await;
     let since_field = since.format("%Y-%m-%dT%H:%M:%S%.6f").to_string();
     let page = http
@@ -303,6 +318,22 @@ async fn a_ranged_retry_retries_only_the_deliveries_that_failed_in_the_range() {
     ] {
         assert_invalid(&post(&app, &alice, &path, body).await, field);
     }
+
+    // The GraphQL mutation checks the range as the API does.
+    let backwards = graphql(
+        &app.http,
+        &app.url(""),
+        Some(&alice),
+        "mutation($id: ID!, $since: DateTime!, $until: DateTime!) {
+             retryDeliveries(webhookId: $id, failedSince: $since, failedUntil: $until) { retried more }
+         }",
+        json!({"id": webhook.to_string(), "since": middle, "until": "2001-01-01T00:00:00Z"}),
+    )
+    .await;
+    assert_eq!(
+        backwards["errors"][0]["extensions"]["field"], "failedUntil",
+        "{backwards}"
+    );
 
     let retried = post(&app, &alice, &path, json!({"failed_since": middle})).await;
     assert_eq!(retried.0, StatusCode::OK, "{}", retried.1);
