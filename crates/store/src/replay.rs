@@ -331,3 +331,58 @@ async fn notify_due(conn: &mut sqlx::PgConnection) -> Result<(), StorageError> {
         .await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(patterns: &[&str], owner: i64, owner_is_admin: bool) -> ReplayTarget {
+        ReplayTarget {
+            patterns: patterns
+                .iter()
+                .map(|p| EventPattern::parse(p).unwrap())
+                .collect(),
+            owner,
+            owner_is_admin,
+            batching: false,
+        }
+    }
+
+    fn stored(event: &str, user_id: Option<i64>) -> StoredEvent {
+        StoredEvent {
+            id: Uuid::nil(),
+            event: event.to_owned(),
+            user_id,
+            body: String::new(),
+            created_at: DateTime::<Utc>::MIN_UTC,
+            delivered: false,
+        }
+    }
+
+    #[test]
+    fn subscribed_names_expand_patterns_over_the_catalogue_without_test_events() {
+        let names = subscribed_names(&target(&["task.*", "deal.won"], 7, false).patterns);
+        assert!(names
+            .iter()
+            .all(|n| n.starts_with("task.") || n == "deal.won"));
+        assert!(names.contains(&"task.created".to_owned()));
+        assert!(names.contains(&"deal.won".to_owned()));
+        assert!(!names.contains(&"deal.lost".to_owned()));
+        let everything = subscribed_names(&target(&["*"], 7, false).patterns);
+        assert_eq!(everything.len(), CATALOGUE.len() - 1);
+        assert!(!everything.iter().any(|n| n == TEST_EVENT));
+    }
+
+    #[test]
+    fn a_replayable_event_is_subscribed_and_visible_to_the_webhooks_owner() {
+        let alice = target(&["task.*"], 7, false);
+        assert!(replayable(&alice, &stored("task.created", None)));
+        assert!(replayable(&alice, &stored("task.created", Some(7))));
+        assert!(!replayable(&alice, &stored("task.created", Some(8))));
+        assert!(!replayable(&alice, &stored("deal.won", None)));
+        let admin = target(&["*"], 1, true);
+        assert!(replayable(&admin, &stored("task.created", Some(8))));
+        assert!(!replayable(&admin, &stored(TEST_EVENT, None)));
+        assert!(!replayable(&admin, &stored("batch", None)));
+    }
+}
