@@ -92,6 +92,11 @@ async fn each_new_route_needs_a_token_hides_other_users_webhooks_and_lets_admins
             format!("/webhooks/{id}/rotate-secret"),
             Some(json!({"secret": SECRET})),
         ),
+        (
+            Method::POST,
+            format!("/webhooks/{id}/replay"),
+            Some(json!({"since": api.now().await - chrono::Duration::hours(1)})),
+        ),
     ];
     for (method, path, body) in &per_webhook {
         let what = format!("{method} {path}");

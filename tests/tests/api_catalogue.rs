@@ -82,6 +82,7 @@ const SPEC_ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/stats"),
     ("get", "/api/v1/templates"),
     ("get", "/api/v1/openapi.json"),
+    ("post", "/api/v1/webhooks/{id}/replay"),
 ];
 
 const METHODS: &[&str] = &[

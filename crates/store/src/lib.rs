@@ -14,6 +14,7 @@ pub mod logs;
 pub mod notify;
 pub mod outbox;
 pub mod page;
+pub mod replay;
 pub mod retention;
 pub mod stats;
 pub mod test_deliveries;

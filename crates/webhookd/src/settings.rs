@@ -343,6 +343,7 @@ impl Settings {
         ApiConfig {
             allow_private_targets: self.delivery.allow_private_targets,
             default_timeout: Duration::from_millis(self.delivery.timeout_ms),
+            retention_days: self.retention.logs_days,
         }
     }
 

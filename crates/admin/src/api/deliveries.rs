@@ -18,6 +18,7 @@ use webhookd_store::delivery_admin::{
     self as store, DeliveryFilter, DeliveryRow, DeliveryStatus, RetryOutcome,
 };
 use webhookd_store::page::After;
+use webhookd_store::replay::retry_failed_between;
 use webhookd_store::webhooks::find_webhook;
 
 /// One delivery: an event for this webhook, and where it stands.
@@ -140,7 +141,8 @@ pub(crate) fn parse_status(text: &str) -> Result<DeliveryStatus, ApiError> {
         .ok_or_else(|| ApiError::invalid("status", "`status` must be pending, succeeded or failed"))
 }
 
-/// Either `delivery_id` or `all_failed: true`.
+/// Either `delivery_id`, `all_failed: true`, or a range of failure times
+/// (`failed_since`, `failed_until`, either or both).
 #[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RetryRequest {
@@ -149,22 +151,41 @@ pub(crate) struct RetryRequest {
     pub(crate) delivery_id: Option<String>,
     /// Retry every failed delivery of the webhook.
     pub(crate) all_failed: Option<bool>,
+    /// Retry the failed deliveries that failed at or after this time
+    /// (RFC 3339), at most 10,000 per call.
+    pub(crate) failed_since: Option<DateTime<Utc>>,
+    /// Retry the failed deliveries that failed before this time (RFC 3339).
+    pub(crate) failed_until: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
 pub(crate) struct RetryResult {
     /// How many deliveries are pending again.
     pub(crate) retried: u64,
+    /// Only for a range: more failed deliveries lie in it than one call
+    /// retries; call again with the same range.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) more: Option<bool>,
 }
 
 /// What to retry, checked.
 enum RetryTarget {
     One(Uuid),
     AllFailed,
+    Range(FailureRange),
+}
+
+/// Failure times `[since, until)`; at least one bound.
+struct FailureRange {
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
 }
 
 impl RetryRequest {
     fn into_target(self) -> Result<RetryTarget, ApiError> {
+        if self.failed_since.is_some() || self.failed_until.is_some() {
+            return self.into_range().map(RetryTarget::Range);
+        }
         match (self.delivery_id, self.all_failed) {
             (Some(_), Some(_)) => Err(ApiError::invalid(
                 "all_failed",
@@ -183,15 +204,52 @@ impl RetryRequest {
             )),
             (None, None) => Err(ApiError::invalid(
                 "delivery_id",
-                "give `delivery_id` to retry one delivery, or `all_failed: true`",
+                "give `delivery_id` to retry one delivery, `all_failed: true`, \
+                 or `failed_since` / `failed_until` for a range",
             )),
         }
     }
+
+    fn into_range(self) -> Result<FailureRange, ApiError> {
+        if self.delivery_id.is_some() {
+            return Err(ApiError::invalid(
+                "delivery_id",
+                "give either `delivery_id` or a range (`failed_since`, `failed_until`), not both",
+            ));
+        }
+        if self.all_failed.is_some() {
+            return Err(ApiError::invalid(
+                "all_failed",
+                "give either `all_failed` or a range (`failed_since`, `failed_until`), not both",
+            ));
+        }
+        if let (Some(since), Some(until)) = (self.failed_since, self.failed_until) {
+            if since >= until {
+                return Err(ApiError::invalid(
+                    "failed_until",
+                    "`failed_until` must be later than `failed_since`",
+                ));
+            }
+        }
+        Ok(FailureRange {
+            since: self.failed_since,
+            until: self.failed_until,
+        })
+    }
 }
+
+/// Failed deliveries one ranged retry makes pending at most, so a call
+/// never rewrites millions of rows in one statement.
+pub(crate) const MAX_RANGE_RETRIES: i64 = 10_000;
 
 /// Makes deliveries pending and due now; workers are woken at once (`NOTIFY
 /// webhookd_due`). A retried delivery keeps its attempt count: one that had
 /// used up its attempts gets exactly one more.
+///
+/// A range (`failed_since` inclusive, `failed_until` exclusive) retries the
+/// `failed` deliveries whose final failure was recorded in it (their
+/// `updated_at`), oldest first, at most 10,000 per call; `more: true` says
+/// to call again. An event sent in a batch is retried as its whole batch.
 #[utoipa::path(
     post,
     path = "/webhooks/{id}/retry",
@@ -235,6 +293,7 @@ pub(crate) async fn retry(
                 .to_owned(),
         ));
     }
+    let mut more = None;
     let retried = match target {
         RetryTarget::One(delivery_id) => {
             match store::retry_delivery(&state.pool, id, delivery_id).await? {
@@ -248,7 +307,14 @@ pub(crate) async fn retry(
             }
         }
         RetryTarget::AllFailed => store::retry_failed_deliveries(&state.pool, id).await?,
+        RetryTarget::Range(range) => {
+            let done =
+                retry_failed_between(&state.pool, id, range.since, range.until, MAX_RANGE_RETRIES)
+                    .await?;
+            more = Some(done.more);
+            done.retried
+        }
     };
     tracing::info!(webhook_id = id, retried, "deliveries retried by hand");
-    Ok(RetryResult { retried })
+    Ok(RetryResult { retried, more })
 }

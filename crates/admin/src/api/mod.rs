@@ -2,7 +2,7 @@
 //! type ([`error`]), a JSON extractor that names bad fields ([`json`]), query
 //! strings ([`query`]), the field rules ([`validate`]) and the resources
 //! ([`me`], [`webhooks`], [`secrets`], [`test_delivery`], [`deliveries`],
-//! [`logs`], [`stats`], [`templates`]), described by the OpenAPI document ([`openapi`]).
+//! [`logs`], [`stats`], [`templates`], [`replay`]), described by the OpenAPI document ([`openapi`]).
 //! The route table is `routes.rs`; the state every handler gets, `state.rs`.
 //!
 //! Handlers stay thin: they parse and check input, call one or two storage
@@ -17,6 +17,7 @@ pub(crate) mod logs;
 pub(crate) mod me;
 pub(crate) mod openapi;
 pub(crate) mod query;
+pub(crate) mod replay;
 pub(crate) mod routes;
 pub(crate) mod secrets;
 pub(crate) mod state;

@@ -11,7 +11,9 @@ use utoipa_axum::routes;
 
 use super::error::ApiError;
 use super::state::ApiState;
-use super::{deliveries, logs, me, openapi, secrets, stats, templates, test_delivery, webhooks};
+use super::{
+    deliveries, logs, me, openapi, replay, secrets, stats, templates, test_delivery, webhooks,
+};
 
 /// Webhook configurations are small; anything bigger is a mistake or abuse.
 const MAX_BODY_BYTES: usize = 256 * 1024;
@@ -41,6 +43,7 @@ pub(crate) fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(logs::show_log))
         .routes(routes!(stats::show_stats))
         .routes(routes!(show_openapi))
+        .routes(routes!(replay::replay_webhook))
 }
 
 /// The API, served under `/api/v1`.

@@ -20,6 +20,9 @@ pub struct ApiConfig {
     pub allow_private_targets: bool,
     /// A test delivery's timeout when its webhook sets none.
     pub default_timeout: Duration,
+    /// How long events are kept (`retention.logs_days`): a replay reaches
+    /// no further back.
+    pub retention_days: u32,
 }
 
 impl ApiState {

@@ -2,16 +2,18 @@
 //! same rules, field errors and ownership apply.
 
 use async_graphql::{Context, Object, Result, ID};
+use chrono::{DateTime, Utc};
 
 use super::caller::current_user;
 use super::error::Gql;
 use super::query::webhook_id;
 use super::state::GraphqlState;
 use super::types::{
-    CreateWebhookInput, RetryDeliveriesResult, TestDeliveryResult, UpdateWebhookInput, Webhook,
-    WebhookWithSecretObject,
+    CreateWebhookInput, ReplayEventsResult, RetryDeliveriesResult, TestDeliveryResult,
+    UpdateWebhookInput, Webhook, WebhookWithSecretObject,
 };
 use crate::api::deliveries::{self, RetryRequest};
+use crate::api::replay::{self, ReplayRequest};
 use crate::api::secrets::{self, RotateSecret};
 use crate::api::{test_delivery, webhooks};
 
@@ -80,20 +82,26 @@ impl Mutation {
             .map(TestDeliveryResult::from)
     }
 
-    /// Makes deliveries pending and due now: one by `deliveryId`, or every
-    /// failed one with `allFailed: true`.
+    /// Makes deliveries pending and due now: one by `deliveryId`, every
+    /// failed one with `allFailed: true`, or those that failed between
+    /// `failedSince` (inclusive) and `failedUntil` (at most 10,000 per call;
+    /// `more` says to call again).
     async fn retry_deliveries(
         &self,
         ctx: &Context<'_>,
         webhook_id: ID,
         delivery_id: Option<String>,
         all_failed: Option<bool>,
+        failed_since: Option<DateTime<Utc>>,
+        failed_until: Option<DateTime<Utc>>,
     ) -> Result<RetryDeliveriesResult> {
         let user = current_user(ctx)?;
         let id = super::query::webhook_id(&webhook_id)?;
         let request = RetryRequest {
             delivery_id,
             all_failed,
+            failed_since,
+            failed_until,
         };
         deliveries::retry(&state(ctx)?.api, user, id, request)
             .await
@@ -120,5 +128,31 @@ impl Mutation {
             .await
             .gql()
             .map(WebhookWithSecretObject::from)
+    }
+
+    /// Sends the webhook the stored events of `[since, until)` it would have
+    /// matched and has no delivery of yet, oldest first, at most 10,000 per
+    /// call (`nextSince` continues).
+    async fn replay_events(
+        &self,
+        ctx: &Context<'_>,
+        webhook_id: ID,
+        since: DateTime<Utc>,
+        until: Option<DateTime<Utc>>,
+    ) -> Result<ReplayEventsResult> {
+        let user = current_user(ctx)?;
+        let id = super::query::webhook_id(&webhook_id)?;
+        replay::replay(
+            &state(ctx)?.api,
+            user,
+            id,
+            ReplayRequest {
+                since: Some(since),
+                until,
+            },
+        )
+        .await
+        .gql()
+        .map(ReplayEventsResult::from)
     }
 }

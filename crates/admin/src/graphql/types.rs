@@ -11,6 +11,7 @@ use uuid::Uuid;
 use crate::api::deliveries::{DeliveryPage, DeliveryView, RetryResult};
 use crate::api::json::Nullable;
 use crate::api::logs::{LogPage, LogView};
+use crate::api::replay::ReplayResult;
 use crate::api::stats::{StatsView, SummaryView};
 use crate::api::test_delivery::TestResult;
 use crate::api::webhooks::{CreateWebhook, UpdateWebhook, WebhookView, WebhookWithSecret};
@@ -345,12 +346,15 @@ impl From<TestResult> for TestDeliveryResult {
 pub(crate) struct RetryDeliveriesResult {
     /// How many deliveries are pending again.
     pub(crate) retried: i64,
+    /// For a range only: more failed deliveries lie in it; call again.
+    pub(crate) more: Option<bool>,
 }
 
 impl From<RetryResult> for RetryDeliveriesResult {
     fn from(r: RetryResult) -> Self {
         RetryDeliveriesResult {
             retried: i64::try_from(r.retried).unwrap_or(i64::MAX),
+            more: r.more,
         }
     }
 }
@@ -449,6 +453,31 @@ impl From<StatsView> for Stats {
                     summary: e.stats.into(),
                 })
                 .collect(),
+        }
+    }
+}
+
+/// What `replayEvents` did.
+#[derive(SimpleObject)]
+#[graphql(name = "ReplayResult")]
+pub(crate) struct ReplayEventsResult {
+    /// New deliveries made.
+    pub(crate) replayed: i64,
+    /// Matching events the webhook already has a delivery of: not sent again.
+    pub(crate) skipped_existing: i64,
+    /// The window holds more matching events than one call takes.
+    pub(crate) more: bool,
+    /// When `more`: the `since` of the next call.
+    pub(crate) next_since: Option<DateTime<Utc>>,
+}
+
+impl From<ReplayResult> for ReplayEventsResult {
+    fn from(r: ReplayResult) -> Self {
+        ReplayEventsResult {
+            replayed: i64::try_from(r.replayed).unwrap_or(i64::MAX),
+            skipped_existing: i64::try_from(r.skipped_existing).unwrap_or(i64::MAX),
+            more: r.more,
+            next_since: r.next_since,
         }
     }
 }

@@ -14,9 +14,11 @@ use super::error::UiError;
 use super::form::{csrf_input, CsrfForm};
 use super::layout::{body_block, outcome_badge, page, Notice};
 use super::paths::{details_path, logs_path, LIST_PATH};
+use super::replay::range_request;
 use super::session::Session;
 use super::state::{UiState, WebhookPath};
 use crate::api::auth::CurrentUser;
+use crate::api::deliveries;
 use crate::api::secrets::{DEFAULT_GRACE_SECS, MAX_GRACE_SECS};
 use crate::api::test_delivery::{self, TestResult};
 use crate::api::validate;
@@ -136,8 +138,9 @@ pub(crate) async fn rotate_secret(
     ))
 }
 
-/// `POST /webhook/{id}/retry`: `delivery_id` for one delivery, or
-/// `all_failed` for every failed one.
+/// `POST /webhook/{id}/retry`: `delivery_id` for one delivery,
+/// `all_failed` for every failed one, or `failed_since` / `failed_until`
+/// for those that failed in a range.
 pub(crate) async fn retry_deliveries(
     State(state): State<UiState>,
     WebhookPath(id): WebhookPath,
@@ -151,6 +154,21 @@ pub(crate) async fn retry_deliveries(
         return Err(UiError::Conflict(
             "the webhook is switched off; switch it on before retrying".to_owned(),
         ));
+    }
+    if let Some(request) = range_request(&form.fields)? {
+        let user = CurrentUser(form.session.user.clone());
+        let result = deliveries::retry(&state, &user, id, request).await?;
+        tracing::info!(
+            webhook_id = id,
+            retried = result.retried,
+            "failed deliveries of a range retried in the web UI"
+        );
+        let notice = if result.more == Some(true) {
+            Notice::RetriedMore(result.retried)
+        } else {
+            Notice::Retried(result.retried)
+        };
+        return Ok(redirect_with(id, notice));
     }
     let retried = match form.fields.get("delivery_id").trim() {
         "" if form.fields.get("all_failed") == "true" => {

@@ -9,6 +9,7 @@ use super::error::UiError;
 use super::form::csrf_input;
 use super::layout::{active_badge, delivery_badge, page, time_el, Notice};
 use super::paths::{details_path, logs_path};
+use super::replay;
 use super::session::Session;
 use super::state::{UiState, WebhookPath};
 use crate::api::secrets::DEFAULT_GRACE_SECS;
@@ -53,6 +54,7 @@ pub(crate) async fn show_details(
         }
         (summary(&webhook))
         (buttons(&session, &webhook))
+        (replay::forms(&session, &webhook))
         section aria-labelledby="recent-title" {
             div class="section-head" {
                 h2 id="recent-title" { "Recent deliveries" }

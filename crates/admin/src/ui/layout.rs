@@ -108,6 +108,8 @@ pub(crate) enum Notice {
     SwitchedOn,
     SwitchedOff,
     Retried(u64),
+    /// Retried a range's first deliveries; more failed in it.
+    RetriedMore(u64),
 }
 
 impl Notice {
@@ -119,6 +121,7 @@ impl Notice {
             Notice::SwitchedOn => "notice=on".to_owned(),
             Notice::SwitchedOff => "notice=off".to_owned(),
             Notice::Retried(n) => format!("notice=retried&count={n}"),
+            Notice::RetriedMore(n) => format!("notice=retried_more&count={n}"),
         }
     }
 
@@ -130,6 +133,7 @@ impl Notice {
             "on" => Notice::SwitchedOn,
             "off" => Notice::SwitchedOff,
             "retried" => Notice::Retried(count.and_then(|c| c.parse().ok()).unwrap_or(0)),
+            "retried_more" => Notice::RetriedMore(count.and_then(|c| c.parse().ok()).unwrap_or(0)),
             _ => return None,
         })
     }
@@ -144,6 +148,10 @@ impl Notice {
             Notice::Retried(0) => "Nothing to retry: no failed deliveries.".to_owned(),
             Notice::Retried(1) => "1 delivery will be retried now.".to_owned(),
             Notice::Retried(n) => format!("{n} deliveries will be retried now."),
+            Notice::RetriedMore(n) => format!(
+                "{n} deliveries will be retried now; more failed in that range: \
+                 submit the range again to retry the next ones."
+            ),
         }
     }
 
@@ -185,6 +193,7 @@ mod tests {
             Notice::SwitchedOn,
             Notice::SwitchedOff,
             Notice::Retried(3),
+            Notice::RetriedMore(10_000),
         ] {
             let query = notice.query();
             let mut pairs = url::form_urlencoded::parse(query.as_bytes());

@@ -10,7 +10,7 @@ use super::assets::{
 };
 use super::live_logs::{self, LiveLogs};
 use super::state::{UiState, WebhookPath};
-use super::{actions, details, edit, list, login, logs, paths, stats};
+use super::{actions, details, edit, list, login, logs, paths, replay, stats};
 use crate::graphql::LiveAttempts;
 
 /// The web UI's routes, to be merged next to `api::router`; the logs page
@@ -63,6 +63,10 @@ pub fn router(state: UiState, attempts: LiveAttempts) -> Router {
         .route("/webhook/{id}/logs/{log_id}", get(logs::show_attempt))
         .route(STYLESHEET_PATH, get(serve_stylesheet))
         .route(SCRIPT_PATH, get(serve_script))
+        .route(
+            "/webhook/{id}/replay",
+            get(back_to_details).post(replay::replay_events),
+        )
         .with_state(state)
         .merge(live)
         .layer(middleware::from_fn(set_security_headers))

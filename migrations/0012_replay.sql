@@ -1,0 +1,12 @@
+-- Replay (docs/ARCHITECTURE.md, "Replay"): `POST /webhooks/{id}/replay`
+-- reads the stored events of a time window, oldest first. Without an index
+-- on `events.created_at` each call would read the whole table.
+--
+-- BRIN, not B-tree: events are appended in time order, so a block range
+-- summary is enough to skip everything outside the window, the index is a
+-- few pages however large the table grows, and an insert (one per consumed
+-- event, on the hot path) adds no index entry: new block ranges are
+-- summarised later, by autovacuum.
+-- A range widened by rows written into space retention freed is only read
+-- more than needed; results stay exact.
+CREATE INDEX events_created_brin ON events USING BRIN (created_at) WITH (autosummarize = on);
