@@ -5,17 +5,8 @@
 
 use serde_json::Value;
 
+pub use crate::catalogue::is_operational;
 use crate::delivery::ClaimedDelivery;
-
-/// SPEC §13: a webhook switched off by a 410 or by failing too long.
-pub const WEBHOOK_DISABLED: &str = "webhook.disabled";
-/// SPEC §13: a delivery that has failed for good.
-pub const DELIVERY_FAILED: &str = "delivery.failed";
-
-/// Events webhookd emits about its own webhooks.
-pub fn is_operational(event: &str) -> bool {
-    event == WEBHOOK_DISABLED || event == DELIVERY_FAILED
-}
 
 /// A webhook subscribed to an event, as the fan-out reads it: the claim for
 /// its first attempt and what routing needs to know of the webhook.
@@ -55,17 +46,10 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::catalogue::DELIVERY_FAILED;
 
     fn about(webhook_id: i64) -> Value {
         json!({"event": DELIVERY_FAILED, "user_id": 7, "data": {"webhook_id": webhook_id}})
-    }
-
-    #[test]
-    fn operational_events_are_the_two_of_spec_13() {
-        assert!(is_operational("webhook.disabled"));
-        assert!(is_operational("delivery.failed"));
-        assert!(!is_operational("task.created"));
-        assert!(!is_operational("delivery"));
     }
 
     #[test]

@@ -12,7 +12,10 @@ use futures_util::TryStreamExt;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use webhookd_events::{find_event, is_visible_to, EventPattern, CATALOGUE, TEST_EVENT};
+use webhookd_events::routing::{is_operational, operational_event_reaches};
+use webhookd_events::{
+    find_event, is_visible_to, EventPattern, Filter, FilterError, CATALOGUE, TEST_EVENT,
+};
 
 use crate::notify::DUE_CHANNEL;
 use crate::StorageError;
@@ -105,7 +108,11 @@ const CHUNK: usize = 500;
 
 /// The webhook as a replay needs it.
 struct ReplayTarget {
+    id: i64,
     patterns: Vec<EventPattern>,
+    /// Its payload filter, compiled once for the whole replay; a stored one
+    /// that no longer parses matches nothing, as at fan-out.
+    filter: Option<Result<Filter, FilterError>>,
     owner: i64,
     owner_is_admin: bool,
     batching: bool,
@@ -118,7 +125,6 @@ struct StoredEvent {
     event: String,
     user_id: Option<i64>,
     /// The envelope delivered; what a payload filter is evaluated against.
-    #[expect(dead_code, reason = "read by the payload filter (migration 0009)")]
     body: String,
     created_at: DateTime<Utc>,
     delivered: bool,
@@ -129,11 +135,32 @@ struct StoredEvent {
 /// The query narrows the scan with the same rules (subscribed names, the
 /// privacy rule) so that a page is not filled with events that fail here.
 fn replayable(webhook: &ReplayTarget, event: &StoredEvent) -> bool {
-    // filter: added with migration 0009
-    event.event != TEST_EVENT
+    let subscribed = event.event != TEST_EVENT
         && find_event(&event.event).is_some()
         && webhook.patterns.iter().any(|p| p.matches(&event.event))
-        && is_visible_to(event.user_id, webhook.owner, webhook.owner_is_admin)
+        && is_visible_to(event.user_id, webhook.owner, webhook.owner_is_admin);
+    let operational = is_operational(&event.event);
+    if !subscribed || (webhook.filter.is_none() && !operational) {
+        return subscribed;
+    }
+    // The fan-out's rules, on the event as filters see it.
+    let Ok(serde_json::Value::Object(mut envelope)) = serde_json::from_str(&event.body) else {
+        return false;
+    };
+    envelope.insert(
+        "user_id".into(),
+        event.user_id.map_or(serde_json::Value::Null, Into::into),
+    );
+    let subject = serde_json::Value::Object(envelope);
+    if operational
+        && !operational_event_reaches(&subject, event.user_id, webhook.id, webhook.owner)
+    {
+        return false;
+    }
+    match &webhook.filter {
+        None => true,
+        Some(filter) => filter.as_ref().is_ok_and(|f| f.matches(&subject)),
+    }
 }
 
 /// The catalogue names the webhook's patterns match (never `webhook.test`:
@@ -252,8 +279,8 @@ pub async fn replay_events(
 /// The webhook's subscriptions, owner and batching, when it exists and is
 /// switched on.
 async fn load_target(pool: &PgPool, webhook_id: i64) -> Result<Option<ReplayTarget>, StorageError> {
-    let row: Option<(Vec<String>, i64, bool, bool)> = sqlx::query_as(
-        "SELECT w.events, w.user_id, u.is_admin, w.batch_max_events IS NOT NULL
+    let row: Option<(Vec<String>, i64, bool, bool, Option<String>)> = sqlx::query_as(
+        "SELECT w.events, w.user_id, u.is_admin, w.batch_max_events IS NOT NULL, w.filter::text
          FROM webhooks w JOIN users u ON u.id = w.user_id
          WHERE w.id = $1 AND w.is_active",
     )
@@ -261,7 +288,9 @@ async fn load_target(pool: &PgPool, webhook_id: i64) -> Result<Option<ReplayTarg
     .fetch_optional(pool)
     .await?;
     Ok(
-        row.map(|(events, owner, owner_is_admin, batching)| ReplayTarget {
+        row.map(|(events, owner, owner_is_admin, batching, filter)| ReplayTarget {
+            id: webhook_id,
+            filter: filter.map(|f| Filter::parse_str(&f)),
             // Stored patterns were checked on write; one that no longer parses
             // (an event dropped from the catalogue) matches nothing.
             patterns: events
@@ -338,6 +367,8 @@ mod tests {
 
     fn target(patterns: &[&str], owner: i64, owner_is_admin: bool) -> ReplayTarget {
         ReplayTarget {
+            id: 1,
+            filter: None,
             patterns: patterns
                 .iter()
                 .map(|p| EventPattern::parse(p).unwrap())
@@ -384,5 +415,29 @@ mod tests {
         assert!(replayable(&admin, &stored("task.created", Some(8))));
         assert!(!replayable(&admin, &stored(TEST_EVENT, None)));
         assert!(!replayable(&admin, &stored("batch", None)));
+    }
+
+    #[test]
+    fn a_replay_applies_the_filter_and_the_rules_of_operational_events() {
+        let mut deals = target(&["*"], 7, true);
+        deals.filter = Some(Filter::parse_str(r#"{"data.amount": {"$gte": 100}}"#));
+        let deal = |amount: i64| StoredEvent {
+            body: format!(r#"{{"event": "deal.won", "data": {{"amount": {amount}}}}}"#),
+            ..stored("deal.won", None)
+        };
+        assert!(replayable(&deals, &deal(150)));
+        assert!(!replayable(&deals, &deal(50)));
+        deals.filter = None;
+        assert!(replayable(&deals, &deal(50)));
+
+        let failed = |about: i64, user: i64| StoredEvent {
+            body: format!(r#"{{"event": "delivery.failed", "data": {{"webhook_id": {about}}}}}"#),
+            ..stored("delivery.failed", Some(user))
+        };
+        assert!(replayable(&deals, &failed(2, 7)), "the owner's other webhook");
+        assert!(!replayable(&deals, &failed(1, 7)), "not the webhook it is about");
+        assert!(!replayable(&deals, &failed(2, 8)), "not an admin's, unlike other events");
+        deals.filter = Some(Filter::parse_str(r#"{"x": {"$bogus": 1}}"#));
+        assert!(!replayable(&deals, &deal(150)), "an unusable filter matches nothing");
     }
 }
