@@ -423,6 +423,7 @@ impl Deployment {
                 template: None,
                 batch_max_events,
                 batch_max_wait_ms,
+                ordering: Default::default(),
             },
         )
         .await

@@ -228,6 +228,7 @@ async fn every_api_replica_streams_every_event_whichever_worker_consumed_it() {
             template: None,
             batch_max_events: None,
             batch_max_wait_ms: 1000,
+            ordering: Default::default(),
         },
     )
     .await

@@ -54,6 +54,10 @@ pub struct ClaimedDelivery {
     /// This delivery is a batch of that many events (its body is the batch
     /// body, SPEC §11).
     pub batch_size: Option<i32>,
+    /// The webhook takes one delivery at a time, in order (SPEC §13): a
+    /// fresh fan-out row of it waits `queued` for its turn, never attempted
+    /// at once; a claimed one is its webhook's head.
+    pub fifo: bool,
 }
 
 /// How one attempt ended, as far as the retry rules care.
@@ -144,6 +148,9 @@ pub struct AttemptRecord {
     pub next: NextStep,
     /// The receiver answered 410 Gone: the webhook is switched off.
     pub disable_webhook: bool,
+    /// The delivery is a FIFO webhook's head: once it has succeeded or
+    /// failed for good, the next one may go.
+    pub fifo: bool,
 }
 
 /// What becomes of a delivery the dispatcher took: an attempt to record, or
@@ -287,6 +294,7 @@ mod tests {
             failing: false,
             batching: false,
             batch_size: None,
+            fifo: false,
         };
         let shown = format!("{claimed:?}");
         assert!(!shown.contains("current-secret"), "{shown}");

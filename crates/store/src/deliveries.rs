@@ -35,6 +35,7 @@ pub(crate) struct ClaimedRow {
     failing: bool,
     batching: bool,
     batch_size: Option<i32>,
+    fifo: bool,
 }
 
 impl From<ClaimedRow> for ClaimedDelivery {
@@ -56,6 +57,7 @@ impl From<ClaimedRow> for ClaimedDelivery {
             failing: row.failing,
             batching: row.batching,
             batch_size: row.batch_size,
+            fifo: row.fifo,
         }
     }
 }
@@ -63,7 +65,7 @@ impl From<ClaimedRow> for ClaimedDelivery {
 pub(super) const TARGET_COLUMNS: &str = "w.id AS webhook_id, w.url, w.secret,
     CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret END AS previous_secret,
     w.headers, w.template, w.timeout_ms, w.is_active, w.failing_since IS NOT NULL AS failing,
-    w.batch_max_events IS NOT NULL AS batching";
+    w.batch_max_events IS NOT NULL AS batching, w.ordering = 'fifo' AS fifo";
 
 // The hot statements are assembled once: formatting them per batch was about
 // 10,000 instructions per event at a steady low rate (docs/PERFORMANCE.md).

@@ -10,6 +10,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use sqlx::PgPool;
+use webhookd_events::DeliveryOrder;
 
 use crate::StorageError;
 
@@ -56,6 +57,9 @@ pub struct Webhook {
     pub previous_secret_expires_at: Option<DateTime<Utc>>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// One delivery at a time, in consumption order, or no order (SPEC §13).
+    #[sqlx(try_from = "String")]
+    pub ordering: DeliveryOrder,
 }
 
 /// A validated webhook to insert. Its `Debug` hides the secret.
@@ -72,6 +76,7 @@ pub struct NewWebhook {
     pub template: Option<String>,
     pub batch_max_events: Option<i32>,
     pub batch_max_wait_ms: i32,
+    pub ordering: DeliveryOrder,
 }
 
 /// A validated partial update: `None` leaves a column as it is; for nullable
@@ -88,6 +93,7 @@ pub struct WebhookChanges {
     pub template: Option<Option<String>>,
     pub batch_max_events: Option<Option<i32>>,
     pub batch_max_wait_ms: Option<i32>,
+    pub ordering: Option<DeliveryOrder>,
 }
 
 impl fmt::Debug for NewWebhook {
@@ -104,6 +110,7 @@ impl fmt::Debug for NewWebhook {
             .field("template", &self.template)
             .field("batch_max_events", &self.batch_max_events)
             .field("batch_max_wait_ms", &self.batch_max_wait_ms)
+            .field("ordering", &self.ordering)
             .finish()
     }
 }
@@ -124,6 +131,7 @@ impl fmt::Debug for WebhookChanges {
             .field("template", &self.template)
             .field("batch_max_events", &self.batch_max_events)
             .field("batch_max_wait_ms", &self.batch_max_wait_ms)
+            .field("ordering", &self.ordering)
             .finish()
     }
 }
@@ -142,6 +150,7 @@ impl WebhookChanges {
             template,
             batch_max_events,
             batch_max_wait_ms,
+            ordering,
         } = self;
         name.is_none()
             && url.is_none()
@@ -153,6 +162,7 @@ impl WebhookChanges {
             && template.is_none()
             && batch_max_events.is_none()
             && batch_max_wait_ms.is_none()
+            && ordering.is_none()
     }
 }
 
@@ -162,7 +172,7 @@ const COLUMNS: &str = "id, user_id, name, url, events, is_active, timeout_ms, he
                        batch_max_events, batch_max_wait_ms, disabled_reason,
                        CASE WHEN previous_secret_expires_at > now()
                             THEN previous_secret_expires_at END AS previous_secret_expires_at,
-                       created_at, updated_at";
+                       created_at, updated_at, ordering";
 
 /// The webhooks in scope, oldest first.
 pub async fn list_webhooks(pool: &PgPool, scope: Scope) -> Result<Vec<Webhook>, StorageError> {
@@ -203,8 +213,9 @@ pub async fn create_webhook(
 ) -> Result<Option<Webhook>, StorageError> {
     let sql = format!(
         "INSERT INTO webhooks (user_id, name, url, events, secret, is_active, timeout_ms,
-                               headers, template, batch_max_events, batch_max_wait_ms)
-         SELECT u.id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 FROM users u WHERE u.id = $1
+                               headers, template, batch_max_events, batch_max_wait_ms,
+                               ordering)
+         SELECT u.id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12 FROM users u WHERE u.id = $1
          RETURNING {COLUMNS}"
     );
     let row = sqlx::query_as::<_, Webhook>(&sql)
@@ -219,6 +230,7 @@ pub async fn create_webhook(
         .bind(new.template.as_deref())
         .bind(new.batch_max_events)
         .bind(new.batch_max_wait_ms)
+        .bind(new.ordering.as_str())
         .fetch_optional(pool)
         .await?;
     Ok(row)
@@ -250,6 +262,7 @@ pub async fn update_webhook(
              template = CASE WHEN $11 THEN $12 ELSE template END,
              batch_max_events = CASE WHEN $13 THEN $14 ELSE batch_max_events END,
              batch_max_wait_ms = COALESCE($15, batch_max_wait_ms),
+             ordering = COALESCE($16, ordering),
              updated_at = now()
          WHERE id = $1 AND ($2::int8 IS NULL OR user_id = $2)
          RETURNING {COLUMNS}"
@@ -270,6 +283,7 @@ pub async fn update_webhook(
         .bind(changes.batch_max_events.is_some())
         .bind(changes.batch_max_events.flatten())
         .bind(changes.batch_max_wait_ms)
+        .bind(changes.ordering.map(DeliveryOrder::as_str))
         .fetch_optional(pool)
         .await?;
     Ok(row)
@@ -359,6 +373,7 @@ mod tests {
             template: None,
             batch_max_events: None,
             batch_max_wait_ms: 1000,
+            ordering: DeliveryOrder::Fifo,
         };
         let changes = WebhookChanges {
             secret: Some(SECRET.to_owned()),

@@ -471,6 +471,7 @@ impl Inner {
             error_message: outcome.error,
             next,
             disable_webhook: gone,
+            fifo: c.fifo,
         }
     }
 }
@@ -527,6 +528,7 @@ mod tests {
             failing: false,
             batching: false,
             batch_size: None,
+            fifo: false,
         }
     }
 

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use axum::http::{HeaderName, HeaderValue};
 use reqwest::Url;
-use webhookd_events::{EventPattern, Template};
+use webhookd_events::{DeliveryOrder, EventPattern, Template};
 
 use super::error::ApiError;
 use webhookd_worker::target_policy;
@@ -139,6 +139,11 @@ pub(crate) fn check_batch_max_events(raw: i64) -> Result<i32, ApiError> {
 
 pub(crate) fn check_batch_max_wait_ms(raw: i64) -> Result<i32, ApiError> {
     in_range(raw, "batch_max_wait_ms", &BATCH_MAX_WAIT_MS_RANGE, "")
+}
+
+/// `none` or `fifo` (SPEC §13).
+pub(crate) fn check_ordering(raw: &str) -> Result<DeliveryOrder, ApiError> {
+    DeliveryOrder::parse(raw).map_err(|e| ApiError::invalid("ordering", e.to_string()))
 }
 
 /// A batch body is fixed (SPEC §11): a template could not shape it.

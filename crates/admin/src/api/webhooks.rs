@@ -53,6 +53,10 @@ pub(crate) struct WebhookView {
     pub(crate) previous_secret_expires_at: Option<DateTime<Utc>>,
     pub(crate) created_at: DateTime<Utc>,
     pub(crate) updated_at: DateTime<Utc>,
+    /// `none`: no order between deliveries; `fifo`: one at a time, in the
+    /// order the events were consumed (SPEC §13).
+    #[schema(example = "none")]
+    pub(crate) ordering: String,
 }
 
 impl From<Webhook> for WebhookView {
@@ -73,6 +77,7 @@ impl From<Webhook> for WebhookView {
             previous_secret_expires_at: w.previous_secret_expires_at,
             created_at: w.created_at,
             updated_at: w.updated_at,
+            ordering: w.ordering.as_str().to_owned(),
         }
     }
 }
@@ -116,6 +121,10 @@ pub(crate) struct CreateWebhook {
     pub(crate) batch_max_wait_ms: Option<i64>,
     /// Admins only: create the webhook for another user.
     pub(crate) user_id: Option<i64>,
+    /// `none` (default) or `fifo`: one delivery at a time, in consumption
+    /// order; a failing one holds back the rest until it succeeds or fails
+    /// for good.
+    pub(crate) ordering: Option<String>,
 }
 
 /// `PATCH /webhooks/{id}`: absent fields stay as they are; `null` clears
@@ -147,6 +156,9 @@ pub(crate) struct UpdateWebhook {
     pub(crate) batch_max_events: Nullable<i64>,
     #[schema(value_type = Option<i64>)]
     pub(crate) batch_max_wait_ms: Nullable<i64>,
+    /// `none` or `fifo`.
+    #[schema(value_type = Option<String>)]
+    pub(crate) ordering: Nullable<String>,
 }
 
 /// What `Debug` shows of a secret: whether there is one, never its text.
@@ -181,6 +193,7 @@ impl fmt::Debug for CreateWebhook {
             .field("batch_max_events", &self.batch_max_events)
             .field("batch_max_wait_ms", &self.batch_max_wait_ms)
             .field("user_id", &self.user_id)
+            .field("ordering", &self.ordering)
             .finish()
     }
 }
@@ -203,6 +216,7 @@ impl fmt::Debug for UpdateWebhook {
             .field("template", &self.template)
             .field("batch_max_events", &self.batch_max_events)
             .field("batch_max_wait_ms", &self.batch_max_wait_ms)
+            .field("ordering", &self.ordering)
             .finish()
     }
 }
@@ -233,6 +247,12 @@ impl CreateWebhook {
             .map(validate::check_batch_max_wait_ms)
             .transpose()?
             .unwrap_or(validate::DEFAULT_BATCH_MAX_WAIT_MS);
+        let ordering = self
+            .ordering
+            .as_deref()
+            .map(validate::check_ordering)
+            .transpose()?
+            .unwrap_or_default();
         let secret = match self.secret {
             Some(secret) => validate::check_secret(secret)?,
             None => webhookd_signing::generate_secret(),
@@ -259,6 +279,7 @@ impl CreateWebhook {
             template,
             batch_max_events,
             batch_max_wait_ms,
+            ordering,
         })
     }
 }
@@ -298,6 +319,11 @@ impl UpdateWebhook {
         let batch_max_wait_ms = batch_max_wait_ms
             .map(validate::check_batch_max_wait_ms)
             .transpose()?;
+        let ordering = self.ordering.into_required_change("ordering")?;
+        let ordering = ordering
+            .as_deref()
+            .map(validate::check_ordering)
+            .transpose()?;
         let secret = self.secret.into_required_change("secret")?;
         let secret = secret.map(validate::check_secret).transpose()?;
         Ok(WebhookChanges {
@@ -311,6 +337,7 @@ impl UpdateWebhook {
             template,
             batch_max_events,
             batch_max_wait_ms,
+            ordering,
         })
     }
 }
@@ -624,6 +651,7 @@ mod tests {
                 previous_secret_expires_at: None,
                 created_at: now,
                 updated_at: now,
+                ordering: "none".to_owned(),
             },
             secret: SECRET.to_owned(),
         };

@@ -83,6 +83,7 @@ mod tests {
             previous_secret_expires_at: None,
             created_at: now,
             updated_at: now,
+            ordering: "none".to_owned(),
         };
         let json = serde_json::to_value(&view).unwrap();
         let sdl = sdl();

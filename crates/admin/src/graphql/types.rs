@@ -59,6 +59,8 @@ pub(crate) struct Webhook {
     pub(crate) previous_secret_expires_at: Option<DateTime<Utc>>,
     pub(crate) created_at: DateTime<Utc>,
     pub(crate) updated_at: DateTime<Utc>,
+    /// `none`, or `fifo`: one delivery at a time, in consumption order.
+    pub(crate) ordering: String,
 }
 
 impl From<WebhookView> for Webhook {
@@ -79,6 +81,7 @@ impl From<WebhookView> for Webhook {
             previous_secret_expires_at: w.previous_secret_expires_at,
             created_at: w.created_at,
             updated_at: w.updated_at,
+            ordering: w.ordering,
         }
     }
 }
@@ -128,6 +131,8 @@ pub(crate) struct CreateWebhookInput {
     pub(crate) batch_max_wait_ms: Option<i64>,
     /// Admins only: create the webhook for another user.
     pub(crate) user_id: Option<i64>,
+    /// `none` (default) or `fifo`: one delivery at a time, in consumption order.
+    pub(crate) ordering: Option<String>,
 }
 
 impl From<CreateWebhookInput> for CreateWebhook {
@@ -144,6 +149,7 @@ impl From<CreateWebhookInput> for CreateWebhook {
             batch_max_events: i.batch_max_events,
             batch_max_wait_ms: i.batch_max_wait_ms,
             user_id: i.user_id,
+            ordering: i.ordering,
         }
     }
 }
@@ -164,6 +170,8 @@ pub(crate) struct UpdateWebhookInput {
     /// null switches batching off.
     pub(crate) batch_max_events: MaybeUndefined<i64>,
     pub(crate) batch_max_wait_ms: MaybeUndefined<i64>,
+    /// `none` or `fifo`.
+    pub(crate) ordering: MaybeUndefined<String>,
 }
 
 fn nullable<T>(value: MaybeUndefined<T>) -> Nullable<T> {
@@ -187,6 +195,7 @@ impl From<UpdateWebhookInput> for UpdateWebhook {
             template: nullable(i.template),
             batch_max_events: nullable(i.batch_max_events),
             batch_max_wait_ms: nullable(i.batch_max_wait_ms),
+            ordering: nullable(i.ordering),
         }
     }
 }

@@ -110,6 +110,7 @@ fn new_webhook(checked: CheckedWebhook, owner: i64, secret: String) -> NewWebhoo
         template: checked.template,
         batch_max_events: checked.batch_max_events,
         batch_max_wait_ms: checked.batch_max_wait_ms,
+        ordering: checked.ordering,
     }
 }
 
@@ -168,6 +169,7 @@ pub(crate) async fn submit_edit(
         template: Some(checked.template),
         batch_max_events: Some(checked.batch_max_events),
         batch_max_wait_ms: Some(checked.batch_max_wait_ms),
+        ordering: Some(checked.ordering),
     };
     store::update_webhook(&state.pool, session.scope(), id, &changes)
         .await?

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use webhookd_events::{sample_envelope, Template, CATALOGUE, TEST_EVENT};
+use webhookd_events::{sample_envelope, DeliveryOrder, Template, CATALOGUE, TEST_EVENT};
 
 use super::form::FormFields;
 use crate::api::error::ApiError;
@@ -37,6 +37,8 @@ pub(crate) struct WebhookInput {
     pub(crate) preview_event: String,
     /// Admins creating a webhook for another user; empty means themselves.
     pub(crate) owner: String,
+    /// One delivery at a time, in order (`ordering: "fifo"`).
+    pub(crate) fifo: bool,
 }
 
 impl fmt::Debug for WebhookInput {
@@ -54,6 +56,7 @@ impl fmt::Debug for WebhookInput {
             .field("template", &self.template)
             .field("preview_event", &self.preview_event)
             .field("owner", &self.owner)
+            .field("fifo", &self.fifo)
             .finish()
     }
 }
@@ -73,6 +76,7 @@ impl Default for WebhookInput {
             template: String::new(),
             preview_event: DEFAULT_PREVIEW_EVENT.to_owned(),
             owner: String::new(),
+            fifo: false,
         }
     }
 }
@@ -92,6 +96,7 @@ impl WebhookInput {
             template: form.get("template").to_owned(),
             preview_event: preview_event(form.get("preview_event")).to_owned(),
             owner: form.get("owner").trim().to_owned(),
+            fifo: form.has("fifo"),
         }
     }
 
@@ -117,6 +122,7 @@ impl WebhookInput {
                 .map(|(k, v)| format!("{k}: {v}\n"))
                 .collect(),
             template: webhook.template.clone().unwrap_or_default(),
+            fifo: webhook.ordering == DeliveryOrder::Fifo,
             ..WebhookInput::default()
         }
     }
@@ -216,6 +222,7 @@ pub(crate) struct CheckedWebhook {
     pub(crate) secret: Option<String>,
     /// `None`: the signed-in user.
     pub(crate) owner: Option<i64>,
+    pub(crate) ordering: DeliveryOrder,
 }
 
 impl fmt::Debug for CheckedWebhook {
@@ -232,6 +239,7 @@ impl fmt::Debug for CheckedWebhook {
             .field("batch_max_wait_ms", &self.batch_max_wait_ms)
             .field("secret", &self.secret.as_ref().map(|_| Redacted))
             .field("owner", &self.owner)
+            .field("ordering", &self.ordering)
             .finish()
     }
 }
@@ -336,6 +344,11 @@ pub(crate) fn check_input(
             batch_max_wait_ms,
             secret,
             owner,
+            ordering: if input.fifo {
+                DeliveryOrder::Fifo
+            } else {
+                DeliveryOrder::None
+            },
         }),
         _ => Err(errors),
     }
@@ -422,6 +435,7 @@ mod tests {
             batch_max_wait_ms: 1000,
             secret: Some("whsec_checked-secret".into()),
             owner: None,
+            ordering: DeliveryOrder::None,
         };
         let shown = format!("{checked:?}");
         assert!(!shown.contains("checked-secret"), "{shown}");

@@ -220,6 +220,21 @@ impl CollectedReleased {
     }
 }
 
+/// Queued deliveries of webhooks that no longer deliver in order (or are
+/// switched off) were let go all at once.
+pub(crate) struct QueueReleased {
+    pub(crate) deliveries: i64,
+}
+
+impl QueueReleased {
+    pub(crate) fn emit(&self) {
+        info!(
+            deliveries = self.deliveries,
+            "queued deliveries of webhooks no longer FIFO (or switched off) let go at once"
+        );
+    }
+}
+
 /// The database switched a webhook off (410 Gone, or failing for too long).
 /// It reports each switch-off once, however many attempts failed at once.
 pub(crate) struct WebhookDisabled<'a> {
@@ -253,6 +268,8 @@ pub(crate) enum Then {
     ClaimLater,
     /// Collecting a batching webhook's events; tried again shortly.
     CollectLater,
+    /// Letting FIFO webhooks' next deliveries go; tried again shortly.
+    AdvanceLater,
 }
 
 /// A database statement failed.
@@ -296,6 +313,11 @@ impl StorageFailed<'_> {
                 error = %error,
                 operation,
                 "collecting events into batches failed; trying again shortly"
+            ),
+            Then::AdvanceLater => error!(
+                error = %error,
+                operation,
+                "letting FIFO webhooks' next deliveries go failed; trying again shortly"
             ),
         }
     }
