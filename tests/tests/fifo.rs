@@ -81,7 +81,10 @@ async fn a_failing_head_holds_back_a_fifo_webhook_across_two_workers_and_nothing
     })
     .await;
     let ids = task_ids(&ordered.received());
-    assert!(ids.iter().all(|&id| id == 0), "only the head is tried: {ids:?}");
+    assert!(
+        ids.iter().all(|&id| id == 0),
+        "only the head is tried: {ids:?}"
+    );
     let queued: i64 = sqlx::query_scalar(
         "SELECT count(*) FROM deliveries WHERE webhook_id = $1 AND status = 'queued'",
     )
