@@ -2,14 +2,21 @@
 //! RabbitMQ → two worker processes → receivers on 127.0.0.1 that verify
 //! signatures. One delivery at a time, in consumption order, across
 //! replicas; a failing head holds back the rest (and nothing else); the
-//! order survives `kill -9` and SIGTERM of the worker holding the head.
+//! order survives `kill -9` and SIGTERM of the worker holding the head;
+//! sequencers racing in Postgres let one delivery go at a time.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
+use webhookd_e2e::db::TestDb;
 use webhookd_e2e::process::{task_created, Deployment};
 use webhookd_e2e::{eventually, Received, Receiver, TestApp};
+use webhookd_events::delivery::Lease;
+use webhookd_events::NewEvent;
+use webhookd_store::fanout::record_fanout;
+use webhookd_store::fifo::advance_queues;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const WAIT: Duration = Duration::from_secs(30);
@@ -235,4 +242,88 @@ async fn ordering_is_none_by_default_fifo_on_request_and_checked() {
         .unwrap();
     assert_eq!(shown["ordering"], "none", "kept");
     app.stop().await;
+}
+
+/// The delivery ids of the webhook's rows in `status`, oldest event first.
+async fn with_status(pool: &sqlx::PgPool, status: &str) -> Vec<uuid::Uuid> {
+    sqlx::query_scalar("SELECT d.id FROM deliveries d WHERE d.status = $1 ORDER BY d.event_id")
+        .bind(status)
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+/// Eight sequencers at once, as eight replicas would run them.
+async fn race(pool: &sqlx::PgPool) -> (i64, i64) {
+    let passes = (0..8).map(|_| advance_queues(pool));
+    let done = futures_util::future::join_all(passes).await;
+    done.into_iter().fold((0, 0), |(let_go, released), pass| {
+        let pass = pass.unwrap();
+        (let_go + pass.let_go, released + pass.released)
+    })
+}
+
+#[tokio::test]
+async fn racing_sequencers_let_one_delivery_go_at_a_time_in_order_and_a_switch_frees_the_rest() {
+    let db = TestDb::create().await;
+    let pool = &db.pool;
+    sqlx::query("INSERT INTO users (id, name) VALUES (1, 'u')")
+        .execute(pool)
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO webhooks (id, user_id, name, url, events, secret, ordering)
+         VALUES (1, 1, 'hook', 'http://127.0.0.1:9/', '{*}', 's', 'fifo')",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
+    // Time-ordered ids, so `ORDER BY event_id` is the consumption order.
+    let events: Vec<NewEvent> = (0..5)
+        .map(|_| {
+            let id = uuid::Uuid::now_v7();
+            NewEvent {
+                id,
+                event: "task.created",
+                user_id: None,
+                body: Arc::from(format!(r#"{{"id":"{id}"}}"#)),
+                patterns: webhookd_events::candidate_patterns("task.created"),
+            }
+        })
+        .collect();
+    let lease = Lease {
+        default_timeout_ms: 1000,
+        margin_ms: 1000,
+    };
+    let mut conn = pool.acquire().await.unwrap();
+    let claims = record_fanout(&mut conn, &events, lease).await.unwrap();
+    assert!(claims.iter().all(|c| c.fifo && !c.batching), "{claims:?}");
+    let queued = with_status(pool, "queued").await;
+    assert_eq!(queued.len(), 5, "written queued, none leased");
+
+    assert_eq!(race(pool).await, (1, 0), "one let go, whoever wins");
+    assert_eq!(with_status(pool, "pending").await, vec![queued[0]]);
+    assert_eq!(race(pool).await, (0, 0), "the head is still pending");
+
+    // The head succeeds, then the next fails for good: each lets one go.
+    for (ended, next) in [("succeeded", 1), ("failed", 2)] {
+        sqlx::query("UPDATE deliveries SET status = $1 WHERE status = 'pending'")
+            .bind(ended)
+            .execute(pool)
+            .await
+            .unwrap();
+        assert_eq!(race(pool).await, (1, 0));
+        assert_eq!(with_status(pool, "pending").await, vec![queued[next]]);
+    }
+
+    // No longer FIFO: the rest goes at once, beside the head in flight.
+    sqlx::query("UPDATE webhooks SET ordering = 'none'")
+        .execute(pool)
+        .await
+        .unwrap();
+    assert_eq!(race(pool).await, (0, 2));
+    assert_eq!(with_status(pool, "pending").await, queued[2..].to_vec());
+    assert!(with_status(pool, "queued").await.is_empty());
+    drop(conn);
+    db.drop_database().await;
 }
