@@ -476,6 +476,22 @@ mod tests {
     }
 
     #[test]
+    fn the_fifo_box_sets_the_ordering() {
+        assert_eq!(
+            check_input(&valid(), false).expect("valid").ordering,
+            DeliveryOrder::None
+        );
+        let fifo = WebhookInput {
+            fifo: true,
+            ..valid()
+        };
+        assert_eq!(
+            check_input(&fifo, false).expect("valid").ordering,
+            DeliveryOrder::Fifo
+        );
+    }
+
+    #[test]
     fn every_bad_field_is_reported_at_once_under_its_name() {
         let bad = WebhookInput {
             name: String::new(),
