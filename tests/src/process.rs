@@ -425,6 +425,7 @@ impl Deployment {
                 batch_max_wait_ms,
                 filter: None,
                 retry_schedule: None,
+                ordering: Default::default(),
             },
         )
         .await

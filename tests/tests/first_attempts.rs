@@ -223,6 +223,7 @@ fn success(delivery_id: Uuid, webhook_id: i64, payload: &Arc<str>) -> AttemptRec
         error_message: None,
         next: NextStep::Succeeded,
         disable_webhook: false,
+        fifo: false,
     }
 }
 

@@ -230,6 +230,7 @@ async fn every_api_replica_streams_every_event_whichever_worker_consumed_it() {
             batch_max_wait_ms: 1000,
             filter: None,
             retry_schedule: None,
+            ordering: Default::default(),
         },
     )
     .await

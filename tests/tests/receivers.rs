@@ -442,6 +442,7 @@ fn attempt(webhook_id: i64, ok: bool) -> AttemptRecord {
             NextStep::Failed
         },
         disable_webhook: false,
+        fifo: false,
     }
 }
 

@@ -56,6 +56,10 @@ pub struct ClaimedDelivery {
     pub batch_size: Option<i32>,
     /// The webhook's own retry delays; `None`: the global policy.
     pub retry_schedule: Option<RetrySchedule>,
+    /// The webhook takes one delivery at a time, in order (SPEC §13): a
+    /// fresh fan-out row of it waits `queued` for its turn, never attempted
+    /// at once; a claimed one is its webhook's head.
+    pub fifo: bool,
 }
 
 /// How one attempt ended, as far as the retry rules care.
@@ -148,6 +152,9 @@ pub struct AttemptRecord {
     pub next: NextStep,
     /// The receiver answered 410 Gone: the webhook is switched off.
     pub disable_webhook: bool,
+    /// The delivery is a FIFO webhook's head: once it has succeeded or
+    /// failed for good, the next one may go.
+    pub fifo: bool,
 }
 
 /// What becomes of a delivery the dispatcher took: an attempt to record, or
@@ -292,6 +299,7 @@ mod tests {
             batching: false,
             batch_size: None,
             retry_schedule: None,
+            fifo: false,
         };
         let shown = format!("{claimed:?}");
         assert!(!shown.contains("current-secret"), "{shown}");

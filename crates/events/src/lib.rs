@@ -10,6 +10,7 @@ pub(crate) mod catalogue;
 pub mod delivery;
 pub(crate) mod filter;
 pub(crate) mod message;
+pub(crate) mod ordering;
 pub(crate) mod pattern;
 pub(crate) mod presets;
 pub(crate) mod retry;
@@ -24,6 +25,7 @@ pub use catalogue::{
 pub use delivery::NewEvent;
 pub use filter::{filter_subject, Filter, FilterError};
 pub use message::{derive_event_id, render_envelope, EventMessage, MessageError, ParsedMessage};
+pub use ordering::{DeliveryOrder, UnknownOrder};
 pub use pattern::{candidate_patterns, EventPattern, PatternError};
 pub use presets::{find_preset, sample_envelope, Preset, PRESETS};
 pub use retry::{Jitter, RetryDecision, RetryPolicy, RetrySchedule, ScheduleError};

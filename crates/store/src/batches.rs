@@ -146,8 +146,8 @@ fn fitting(candidates: &[Candidate], max_bytes: usize) -> usize {
 }
 
 /// Writes the batch's event (the body, built from its events' envelopes in
-/// order, so no body leaves Postgres), its delivery, due now, and marks its
-/// members.
+/// order, so no body leaves Postgres), its delivery, due now (queued behind
+/// the batches before it for a FIFO webhook), and marks its members.
 async fn insert_batch(
     tx: &mut Transaction<'_, Postgres>,
     webhook_id: i64,
@@ -169,7 +169,9 @@ async fn insert_batch(
              SELECT $1, 'batch', NULL, text FROM body
          )
          INSERT INTO deliveries (id, event_id, webhook_id, status, next_attempt_at, batch_size)
-         VALUES ($1, $1, $2, 'pending', now(), $4)",
+         SELECT $1, $1, $2, CASE WHEN w.ordering = 'fifo' THEN 'queued' ELSE 'pending' END,
+                now(), $4
+         FROM webhooks w WHERE w.id = $2",
     )
     .bind(batch_id)
     .bind(webhook_id)
@@ -188,12 +190,18 @@ async fn insert_batch(
     Ok(())
 }
 
-/// Makes the webhook's collecting rows ordinary deliveries, due now: it no
-/// longer batches. Returns how many.
+/// Makes the webhook's collecting rows ordinary deliveries, due now (or
+/// queued in their order, for a FIFO webhook): it no longer batches.
+/// Returns how many.
 pub async fn release(pool: &PgPool, webhook_id: i64) -> Result<u64, StorageError> {
     let released = sqlx::query(
-        "UPDATE deliveries SET status = 'pending', next_attempt_at = now(),
-             collect_order = NULL, updated_at = now()
+        "WITH fifo AS (
+             SELECT EXISTS (SELECT 1 FROM webhooks WHERE id = $1 AND ordering = 'fifo') AS is
+         )
+         UPDATE deliveries SET next_attempt_at = now(), updated_at = now(),
+             status = CASE WHEN fifo.is THEN 'queued' ELSE 'pending' END,
+             collect_order = CASE WHEN fifo.is THEN collect_order END
+         FROM fifo
          WHERE webhook_id = $1 AND status = 'collecting'
            AND NOT EXISTS (SELECT 1 FROM webhooks
                            WHERE id = $1 AND batch_max_events IS NOT NULL)",

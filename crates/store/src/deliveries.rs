@@ -37,6 +37,7 @@ pub(crate) struct ClaimedRow {
     batching: bool,
     batch_size: Option<i32>,
     retry_schedule: Option<Vec<i32>>,
+    fifo: bool,
 }
 
 impl From<ClaimedRow> for ClaimedDelivery {
@@ -64,6 +65,7 @@ impl From<ClaimedRow> for ClaimedDelivery {
                 let delays: Vec<i64> = delays.into_iter().map(i64::from).collect();
                 RetrySchedule::new(&delays).ok()
             }),
+            fifo: row.fifo,
         }
     }
 }
@@ -71,7 +73,8 @@ impl From<ClaimedRow> for ClaimedDelivery {
 pub(super) const TARGET_COLUMNS: &str = "w.id AS webhook_id, w.url, w.secret,
     CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret END AS previous_secret,
     w.headers, w.template, w.timeout_ms, w.is_active, w.failing_since IS NOT NULL AS failing,
-    w.batch_max_events IS NOT NULL AS batching, w.retry_schedule";
+    w.batch_max_events IS NOT NULL AS batching, w.retry_schedule,
+    w.ordering = 'fifo' AS fifo";
 
 // The hot statements are assembled once: formatting them per batch was about
 // 10,000 instructions per event at a steady low rate (docs/PERFORMANCE.md).

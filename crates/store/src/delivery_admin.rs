@@ -94,14 +94,16 @@ pub async fn list_deliveries(
     // A batch's own row is not listed: its events are, in its state.
     let mut query = QueryBuilder::<Postgres>::new(
         "SELECT d.id, d.event_id, e.event, s.status, d.batch_id, s.attempts,
-                CASE WHEN s.status = 'pending' THEN s.next_attempt_at END AS next_attempt_at,
+                CASE WHEN s.status = 'pending' AND d.status <> 'queued' THEN s.next_attempt_at END
+                    AS next_attempt_at,
                 s.last_status_code, s.last_error, d.created_at, s.updated_at
          FROM deliveries d
          JOIN events e ON e.id = d.event_id
          LEFT JOIN deliveries b ON b.id = d.batch_id
          CROSS JOIN LATERAL (SELECT
              CASE d.status WHEN 'batched' THEN COALESCE(b.status, 'failed')
-                           WHEN 'collecting' THEN 'pending' ELSE d.status END AS status,
+                           WHEN 'collecting' THEN 'pending' WHEN 'queued' THEN 'pending'
+                           ELSE d.status END AS status,
              COALESCE(b.attempts, d.attempts) AS attempts,
              COALESCE(b.next_attempt_at, d.next_attempt_at) AS next_attempt_at,
              CASE WHEN b.id IS NULL THEN d.last_status_code ELSE b.last_status_code END
@@ -140,6 +142,13 @@ pub async fn list_deliveries(
         .await?;
     Ok(Page::from_rows(rows, limit, DeliveryRow::key))
 }
+
+/// A retried delivery's status: a FIFO webhook's waits queued for its turn
+/// (its place is its consumption order, ahead of younger events), any
+/// other is due at once.
+const RETRIED_STATUS: &str = "CASE WHEN EXISTS (SELECT 1 FROM webhooks w
+                                      WHERE w.id = deliveries.webhook_id AND w.ordering = 'fifo')
+                          THEN 'queued' ELSE 'pending' END";
 
 /// What asking to retry one delivery did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -182,13 +191,13 @@ pub async fn retry_delivery(
     .await?;
     let outcome = match status.as_deref() {
         None => RetryOutcome::NotFound,
-        Some("pending" | "collecting") => RetryOutcome::AlreadyPending,
+        Some("pending" | "collecting" | "queued") => RetryOutcome::AlreadyPending,
         Some(_) => {
-            sqlx::query(
-                "UPDATE deliveries SET status = 'pending', next_attempt_at = now(),
+            sqlx::query(&format!(
+                "UPDATE deliveries SET status = {RETRIED_STATUS}, next_attempt_at = now(),
                      updated_at = now()
-                 WHERE id = $1",
-            )
+                 WHERE id = $1"
+            ))
             .bind(delivery_id)
             .execute(&mut *tx)
             .await?;
@@ -204,10 +213,11 @@ pub async fn retry_delivery(
 /// how many. Attempt counts are kept, as for one delivery.
 pub async fn retry_failed_deliveries(pool: &PgPool, webhook_id: i64) -> Result<u64, StorageError> {
     let mut tx = pool.begin().await?;
-    let retried = sqlx::query(
-        "UPDATE deliveries SET status = 'pending', next_attempt_at = now(), updated_at = now()
-         WHERE webhook_id = $1 AND status = 'failed'",
-    )
+    let retried = sqlx::query(&format!(
+        "UPDATE deliveries SET status = {RETRIED_STATUS}, next_attempt_at = now(),
+             updated_at = now()
+         WHERE webhook_id = $1 AND status = 'failed'"
+    ))
     .bind(webhook_id)
     .execute(&mut *tx)
     .await?

@@ -43,7 +43,7 @@ static RECORD_FANOUT_SQL: LazyLock<String> = LazyLock::new(|| {
          ), pairs AS (
              SELECT * FROM UNNEST($7::uuid[], $8::int8[]) AS p(event_id, webhook_id)
          ), live AS (
-             SELECT w.id, w.timeout_ms, w.batch_max_events FROM webhooks w
+             SELECT w.id, w.timeout_ms, w.batch_max_events, w.ordering FROM webhooks w
              WHERE w.is_active AND w.id IN (SELECT webhook_id FROM pairs)
              FOR KEY SHARE
          ), new_events AS (
@@ -54,8 +54,11 @@ static RECORD_FANOUT_SQL: LazyLock<String> = LazyLock::new(|| {
              INSERT INTO deliveries (id, event_id, webhook_id, status, collect_order,
                  next_attempt_at)
              SELECT webhookd_delivery_id(ev.id, w.id), ev.id, w.id,
-                    CASE WHEN w.batch_max_events IS NULL THEN 'pending' ELSE 'collecting' END,
-                    CASE WHEN w.batch_max_events IS NOT NULL THEN ev.ord END,
+                    CASE WHEN w.batch_max_events IS NOT NULL THEN 'collecting'
+                         WHEN w.ordering = 'fifo' THEN 'queued'
+                         ELSE 'pending' END,
+                    CASE WHEN w.batch_max_events IS NOT NULL OR w.ordering = 'fifo'
+                         THEN ev.ord END,
                     now() + make_interval(secs => (COALESCE(w.timeout_ms, $5::int8) + $6::int8) / 1000.0)
              FROM pairs p
              JOIN ev ON ev.id = p.event_id
@@ -76,8 +79,9 @@ static RECORD_FANOUT_SQL: LazyLock<String> = LazyLock::new(|| {
 /// deliveries, already leased to the caller. Rows that already existed (a
 /// redelivered message) are not returned: their first owner's lease, or the
 /// scheduler, covers them. A batching webhook's rows are written collecting,
-/// not leased: they are returned marked `batching`, for the caller to leave
-/// to the batcher.
+/// and a FIFO webhook's queued, not leased: they are returned marked
+/// `batching` or `fifo`, for the caller to leave to the batcher or the
+/// sequencer.
 pub async fn record_fanout(
     conn: &mut PgConnection,
     events: &[NewEvent],
@@ -212,6 +216,9 @@ pub enum FirstAttempt<'a> {
     /// Never made on its own: its webhook batches, so the row waits to be
     /// collected into a batch.
     Collect,
+    /// Not made now: its webhook is FIFO, so the row waits queued for the
+    /// deliveries ahead of it.
+    Queue,
 }
 
 static WRITE_FANOUT_SQL: LazyLock<String> = LazyLock::new(|| {
@@ -269,7 +276,7 @@ pub async fn write_fanout(
     let attempted = || {
         rows.iter().filter_map(|row| match row.first {
             FirstAttempt::Made(record) => Some(record),
-            FirstAttempt::NotYet { .. } | FirstAttempt::Collect => None,
+            FirstAttempt::NotYet { .. } | FirstAttempt::Collect | FirstAttempt::Queue => None,
         })
     };
     let attempts = AttemptColumns::of(attempted());
@@ -280,7 +287,7 @@ pub async fn write_fanout(
     // skipped by the lock.)
     let streaks_change = rows.iter().any(|row| match row.first {
         FirstAttempt::Made(record) => !record.is_success || row.webhook_failing,
-        FirstAttempt::NotYet { .. } | FirstAttempt::Collect => false,
+        FirstAttempt::NotYet { .. } | FirstAttempt::Collect | FirstAttempt::Queue => false,
     });
     let query = sqlx::query(&WRITE_FANOUT_SQL)
         .bind(&ev.ids)
@@ -359,7 +366,7 @@ impl<'a> DeliveryColumns<'a> {
         };
         for row in rows {
             c.collect_orders.push(match row.first {
-                FirstAttempt::Collect => order.get(&row.event_id).copied(),
+                FirstAttempt::Collect | FirstAttempt::Queue => order.get(&row.event_id).copied(),
                 FirstAttempt::Made(_) | FirstAttempt::NotYet { .. } => None,
             });
             c.ids.push(row.delivery_id);
@@ -373,8 +380,13 @@ impl<'a> DeliveryColumns<'a> {
                     c.codes.push(r.status_code);
                     c.errors.push(r.error_message.as_deref());
                 }
-                FirstAttempt::Collect => {
-                    c.statuses.push("collecting");
+                FirstAttempt::Collect | FirstAttempt::Queue => {
+                    c.statuses
+                        .push(if matches!(row.first, FirstAttempt::Queue) {
+                            "queued"
+                        } else {
+                            "collecting"
+                        });
                     c.attempts.push(0);
                     c.delays_ms.push(0);
                     c.codes.push(None);

@@ -9,6 +9,7 @@ pub mod dedicated;
 pub mod deliveries;
 pub mod delivery_admin;
 pub mod fanout;
+pub mod fifo;
 pub mod handback;
 pub mod logs;
 pub mod notify;

@@ -152,8 +152,7 @@ fn replayable(webhook: &ReplayTarget, event: &StoredEvent) -> bool {
         event.user_id.map_or(serde_json::Value::Null, Into::into),
     );
     let subject = serde_json::Value::Object(envelope);
-    if operational
-        && !operational_event_reaches(&subject, event.user_id, webhook.id, webhook.owner)
+    if operational && !operational_event_reaches(&subject, event.user_id, webhook.id, webhook.owner)
     {
         return false;
     }
@@ -279,7 +278,9 @@ pub async fn replay_events(
 /// The webhook's subscriptions, owner and batching, when it exists and is
 /// switched on.
 async fn load_target(pool: &PgPool, webhook_id: i64) -> Result<Option<ReplayTarget>, StorageError> {
-    let row: Option<(Vec<String>, i64, bool, bool, Option<String>)> = sqlx::query_as(
+    /// Patterns, owner, owner is admin, batching, filter.
+    type Row = (Vec<String>, i64, bool, bool, Option<String>);
+    let row: Option<Row> = sqlx::query_as(
         "SELECT w.events, w.user_id, u.is_admin, w.batch_max_events IS NOT NULL, w.filter::text
          FROM webhooks w JOIN users u ON u.id = w.user_id
          WHERE w.id = $1 AND w.is_active",
@@ -287,8 +288,8 @@ async fn load_target(pool: &PgPool, webhook_id: i64) -> Result<Option<ReplayTarg
     .bind(webhook_id)
     .fetch_optional(pool)
     .await?;
-    Ok(
-        row.map(|(events, owner, owner_is_admin, batching, filter)| ReplayTarget {
+    Ok(row.map(
+        |(events, owner, owner_is_admin, batching, filter)| ReplayTarget {
             id: webhook_id,
             filter: filter.map(|f| Filter::parse_str(&f)),
             // Stored patterns were checked on write; one that no longer parses
@@ -300,8 +301,8 @@ async fn load_target(pool: &PgPool, webhook_id: i64) -> Result<Option<ReplayTarg
             owner,
             owner_is_admin,
             batching,
-        }),
-    )
+        },
+    ))
 }
 
 /// Writes the deliveries of `events` (oldest first) for the webhook; returns
@@ -434,10 +435,22 @@ mod tests {
             body: format!(r#"{{"event": "delivery.failed", "data": {{"webhook_id": {about}}}}}"#),
             ..stored("delivery.failed", Some(user))
         };
-        assert!(replayable(&deals, &failed(2, 7)), "the owner's other webhook");
-        assert!(!replayable(&deals, &failed(1, 7)), "not the webhook it is about");
-        assert!(!replayable(&deals, &failed(2, 8)), "not an admin's, unlike other events");
+        assert!(
+            replayable(&deals, &failed(2, 7)),
+            "the owner's other webhook"
+        );
+        assert!(
+            !replayable(&deals, &failed(1, 7)),
+            "not the webhook it is about"
+        );
+        assert!(
+            !replayable(&deals, &failed(2, 8)),
+            "not an admin's, unlike other events"
+        );
         deals.filter = Some(Filter::parse_str(r#"{"x": {"$bogus": 1}}"#));
-        assert!(!replayable(&deals, &deal(150)), "an unusable filter matches nothing");
+        assert!(
+            !replayable(&deals, &deal(150)),
+            "an unusable filter matches nothing"
+        );
     }
 }

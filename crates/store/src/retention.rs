@@ -51,7 +51,7 @@ pub async fn purge(
                      SELECT e.id FROM events e
                      WHERE e.created_at < now() - make_interval(days => $1)
                        AND NOT EXISTS (SELECT 1 FROM deliveries d
-                                       WHERE d.event_id = e.id AND d.status IN ('pending', 'collecting'))
+                                       WHERE d.event_id = e.id AND d.status IN ('pending', 'collecting', 'queued'))
                      LIMIT $2)",
             )
             .bind(days)

@@ -10,6 +10,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use sqlx::PgPool;
+use webhookd_events::DeliveryOrder;
 
 use crate::StorageError;
 
@@ -60,6 +61,9 @@ pub struct Webhook {
     pub filter: Option<Json<serde_json::Value>>,
     /// Delays in seconds between attempts; `None`: the global policy.
     pub retry_schedule: Option<Vec<i32>>,
+    /// One delivery at a time, in consumption order, or no order (SPEC §13).
+    #[sqlx(try_from = "String")]
+    pub ordering: DeliveryOrder,
 }
 
 /// A validated webhook to insert. Its `Debug` hides the secret.
@@ -78,6 +82,7 @@ pub struct NewWebhook {
     pub batch_max_wait_ms: i32,
     pub filter: Option<serde_json::Value>,
     pub retry_schedule: Option<Vec<i32>>,
+    pub ordering: DeliveryOrder,
 }
 
 /// A validated partial update: `None` leaves a column as it is; for nullable
@@ -96,6 +101,7 @@ pub struct WebhookChanges {
     pub batch_max_wait_ms: Option<i32>,
     pub filter: Option<Option<serde_json::Value>>,
     pub retry_schedule: Option<Option<Vec<i32>>>,
+    pub ordering: Option<DeliveryOrder>,
 }
 
 impl fmt::Debug for NewWebhook {
@@ -114,6 +120,7 @@ impl fmt::Debug for NewWebhook {
             .field("batch_max_wait_ms", &self.batch_max_wait_ms)
             .field("filter", &self.filter)
             .field("retry_schedule", &self.retry_schedule)
+            .field("ordering", &self.ordering)
             .finish()
     }
 }
@@ -136,6 +143,7 @@ impl fmt::Debug for WebhookChanges {
             .field("batch_max_wait_ms", &self.batch_max_wait_ms)
             .field("filter", &self.filter)
             .field("retry_schedule", &self.retry_schedule)
+            .field("ordering", &self.ordering)
             .finish()
     }
 }
@@ -156,6 +164,7 @@ impl WebhookChanges {
             batch_max_wait_ms,
             filter,
             retry_schedule,
+            ordering,
         } = self;
         name.is_none()
             && url.is_none()
@@ -169,6 +178,7 @@ impl WebhookChanges {
             && batch_max_wait_ms.is_none()
             && filter.is_none()
             && retry_schedule.is_none()
+            && ordering.is_none()
     }
 }
 
@@ -178,7 +188,7 @@ const COLUMNS: &str = "id, user_id, name, url, events, is_active, timeout_ms, he
                        batch_max_events, batch_max_wait_ms, disabled_reason,
                        CASE WHEN previous_secret_expires_at > now()
                             THEN previous_secret_expires_at END AS previous_secret_expires_at,
-                       created_at, updated_at, filter, retry_schedule";
+                       created_at, updated_at, filter, retry_schedule, ordering";
 
 /// The webhooks in scope, oldest first.
 pub async fn list_webhooks(pool: &PgPool, scope: Scope) -> Result<Vec<Webhook>, StorageError> {
@@ -220,8 +230,8 @@ pub async fn create_webhook(
     let sql = format!(
         "INSERT INTO webhooks (user_id, name, url, events, secret, is_active, timeout_ms,
                                headers, template, batch_max_events, batch_max_wait_ms,
-                               filter, retry_schedule)
-         SELECT u.id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13
+                               filter, retry_schedule, ordering)
+         SELECT u.id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14
          FROM users u WHERE u.id = $1
          RETURNING {COLUMNS}"
     );
@@ -239,6 +249,7 @@ pub async fn create_webhook(
         .bind(new.batch_max_wait_ms)
         .bind(new.filter.as_ref().map(Json))
         .bind(new.retry_schedule.as_deref())
+        .bind(new.ordering.as_str())
         .fetch_optional(pool)
         .await?;
     Ok(row)
@@ -272,6 +283,7 @@ pub async fn update_webhook(
              batch_max_wait_ms = COALESCE($15, batch_max_wait_ms),
              filter = CASE WHEN $16 THEN $17 ELSE filter END,
              retry_schedule = CASE WHEN $18 THEN $19 ELSE retry_schedule END,
+             ordering = COALESCE($20, ordering),
              updated_at = now()
          WHERE id = $1 AND ($2::int8 IS NULL OR user_id = $2)
          RETURNING {COLUMNS}"
@@ -296,6 +308,7 @@ pub async fn update_webhook(
         .bind(changes.filter.as_ref().and_then(|f| f.as_ref().map(Json)))
         .bind(changes.retry_schedule.is_some())
         .bind(changes.retry_schedule.as_ref().and_then(|r| r.as_deref()))
+        .bind(changes.ordering.map(DeliveryOrder::as_str))
         .fetch_optional(pool)
         .await?;
     Ok(row)
@@ -412,6 +425,7 @@ mod tests {
             batch_max_wait_ms: 1000,
             filter: None,
             retry_schedule: None,
+            ordering: DeliveryOrder::Fifo,
         };
         let changes = WebhookChanges {
             secret: Some(SECRET.to_owned()),

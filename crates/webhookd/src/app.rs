@@ -30,6 +30,7 @@ use webhookd_worker::consume::{ConsumerSettings, EventConsumer};
 use webhookd_worker::deliver::Deliverer;
 use webhookd_worker::dispatch::{Dispatcher, Limits};
 use webhookd_worker::fanout::{Fanout, FanoutSettings};
+use webhookd_worker::fifo::Sequencer;
 use webhookd_worker::metrics::Metrics;
 use webhookd_worker::outbox::OutboxRelay;
 use webhookd_worker::record::{spawn_writer, Recorder};
@@ -233,13 +234,15 @@ impl App {
         let s = &self.settings;
         let wake = Arc::new(Notify::new());
         let collect_wake = Arc::new(Notify::new());
+        let queue_wake = Arc::new(Notify::new());
         let abandon = CancellationToken::new();
         let recorder = Recorder::new(
             self.pool.clone(),
             self.metrics.clone(),
             wake.clone(),
             s.delivery.disable_after_failing(),
-        );
+        )
+        .waking_sequencer(queue_wake.clone());
         let held = Arc::new(Held::new(s.delivery.max_in_flight));
         let stop_writer = CancellationToken::new();
         let (records, writer_done) =
@@ -276,6 +279,7 @@ impl App {
                 retry_wake: wake.clone(),
                 prefetch: s.broker.prefetch,
                 collect_wake: collect_wake.clone(),
+                queue_wake: queue_wake.clone(),
             },
         );
         let topology = Topology::new(s.broker.exchange.clone(), s.broker.queue.clone());
@@ -300,6 +304,13 @@ impl App {
             pool: self.pool.clone(),
             metrics: self.metrics.clone(),
             wake: collect_wake,
+            due_wake: wake.clone(),
+            queue_wake: queue_wake.clone(),
+        };
+        let sequencer = Sequencer {
+            pool: self.pool.clone(),
+            metrics: self.metrics.clone(),
+            wake: queue_wake,
             due_wake: wake.clone(),
         };
         let scheduler = Scheduler {
@@ -345,6 +356,7 @@ impl App {
         background.spawn("scheduler", scheduler.run(cancel.clone()));
         background.spawn("batcher", batcher.run(cancel.clone()));
         background.spawn("outbox relay", relay.run(cancel.clone()));
+        background.spawn("sequencer", sequencer.run(cancel.clone()));
         background.spawn(
             "retention",
             run_retention(

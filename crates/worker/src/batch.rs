@@ -39,6 +39,9 @@ pub struct Batcher {
     pub wake: Arc<Notify>,
     /// This worker's scheduler, woken when a batch is due.
     pub due_wake: Arc<Notify>,
+    /// This worker's sequencer, woken when a batch may have been queued
+    /// (its webhook is FIFO).
+    pub queue_wake: Arc<Notify>,
 }
 
 impl Batcher {
@@ -93,6 +96,7 @@ impl Batcher {
         }
         if formed {
             self.due_wake.notify_one();
+            self.queue_wake.notify_one();
             // What is left has its own deadline: read it afresh.
             return Ok(Duration::ZERO);
         }

@@ -79,10 +79,13 @@ pub(crate) struct Planned {
     pub(crate) unfinished_due_in: Duration,
     /// Not attempted on its own: written collecting, for the batcher.
     pub(crate) collect: bool,
+    /// Not attempted now: written queued, for its FIFO webhook's sequencer.
+    pub(crate) queue: bool,
 }
 
 impl Planned {
-    /// The plan for a claim; a batching webhook's is collected, not attempted.
+    /// The plan for a claim; a batching webhook's is collected and a FIFO
+    /// webhook's queued, neither attempted now.
     pub(crate) fn of(claim: &ClaimedDelivery, unfinished_due_in: Duration) -> Self {
         Planned {
             delivery_id: claim.delivery_id,
@@ -91,7 +94,13 @@ impl Planned {
             webhook_failing: claim.failing,
             unfinished_due_in,
             collect: claim.batching,
+            queue: claim.fifo && !claim.batching,
         }
+    }
+
+    /// Attempted with the batch's first attempts.
+    pub(crate) fn attempted_first(&self) -> bool {
+        !self.collect && !self.queue
     }
 }
 
@@ -136,6 +145,8 @@ pub(crate) struct BatchWriter {
     pub(crate) gave_up: bool,
     /// Wakes the batcher when a batch wrote rows for it to collect.
     pub(crate) collect_wake: Arc<Notify>,
+    /// Wakes the sequencer when a batch queued rows for FIFO webhooks.
+    pub(crate) queue_wake: Arc<Notify>,
 }
 
 impl BatchWriter {
@@ -189,7 +200,11 @@ impl BatchWriter {
     }
 
     async fn commit_open(&mut self, mut batch: OpenBatch, cancel: &CancellationToken) {
-        let expected = batch.deliveries.iter().filter(|p| !p.collect).count();
+        let expected = batch
+            .deliveries
+            .iter()
+            .filter(|p| p.attempted_first())
+            .count();
         let mut records: HashMap<Uuid, Record> = HashMap::with_capacity(expected);
         // Once cancelled, no waiting: what has ended is written now.
         while records.len() < expected && !cancel.is_cancelled() {
@@ -213,6 +228,7 @@ impl BatchWriter {
             .map(|planned| {
                 let first = match records.get(&planned.delivery_id) {
                     None if planned.collect => FirstAttempt::Collect,
+                    None if planned.queue => FirstAttempt::Queue,
                     Some(Record::Attempt(attempt)) => {
                         written.ended += 1;
                         FirstAttempt::Made(attempt)
@@ -263,6 +279,9 @@ impl BatchWriter {
         self.window.settle(&settled);
         if batch.deliveries.iter().any(|p| p.collect) {
             self.collect_wake.notify_one();
+        }
+        if batch.deliveries.iter().any(|p| p.queue) {
+            self.queue_wake.notify_one();
         }
         self.committed(batch.messages, &batch.events, true).await;
         if records.len() < expected {

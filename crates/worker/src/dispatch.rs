@@ -472,6 +472,7 @@ impl Inner {
             error_message: outcome.error,
             next,
             disable_webhook: gone,
+            fifo: c.fifo,
         }
     }
 }
@@ -529,6 +530,7 @@ mod tests {
             batching: false,
             batch_size: None,
             retry_schedule: None,
+            fifo: false,
         }
     }
 

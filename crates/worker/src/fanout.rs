@@ -73,6 +73,8 @@ pub struct Fanout {
     /// Wakes the batcher when rows were written for it to collect.
     collect_wake: Arc<Notify>,
     router: Router,
+    /// Wakes the sequencer when rows were queued for FIFO webhooks.
+    queue_wake: Arc<Notify>,
 }
 
 /// How a worker's fan-out is set up.
@@ -87,6 +89,8 @@ pub struct FanoutSettings {
     pub prefetch: u16,
     /// Wakes this worker's batcher when batching webhooks got events.
     pub collect_wake: Arc<Notify>,
+    /// Wakes this worker's sequencer when FIFO webhooks got events.
+    pub queue_wake: Arc<Notify>,
 }
 
 impl Fanout {
@@ -103,6 +107,7 @@ impl Fanout {
             uncommitted: Uncommitted::default(),
             collect_wake: settings.collect_wake,
             router: Router::default(),
+            queue_wake: settings.queue_wake,
         }
     }
 
@@ -135,6 +140,7 @@ impl Fanout {
             metrics: self.metrics.clone(),
             gave_up: false,
             collect_wake: self.collect_wake.clone(),
+            queue_wake: self.queue_wake.clone(),
         };
         Pipeline {
             fanout: self.clone(),
@@ -194,10 +200,10 @@ impl Pipeline {
             self.fanout.uncommitted.release(&events);
             return;
         };
-        // A batching webhook's deliveries are written for the batcher, not
-        // attempted.
+        // A batching webhook's deliveries are written for the batcher, a
+        // FIFO webhook's for the sequencer; neither is attempted now.
         let (collected, mut claims): (Vec<_>, Vec<_>) =
-            claims.into_iter().partition(|c| c.batching);
+            claims.into_iter().partition(|c| c.batching || c.fifo);
         let Some(reserved) = self.fanout.window.reserve(claims.len(), cancel).await else {
             self.fanout.uncommitted.release(&events);
             return;
@@ -256,9 +262,13 @@ impl Pipeline {
         let Some(claimed) = self.record(&events, &routed, cancel).await else {
             return;
         };
-        let (collected, claimed): (Vec<_>, Vec<_>) = claimed.into_iter().partition(|c| c.batching);
-        if !collected.is_empty() {
+        let (collected, claimed): (Vec<_>, Vec<_>) =
+            claimed.into_iter().partition(|c| c.batching || c.fifo);
+        if collected.iter().any(|c| c.batching) {
             self.fanout.collect_wake.notify_one();
+        }
+        if collected.iter().any(|c| c.fifo && !c.batching) {
+            self.fanout.queue_wake.notify_one();
         }
         let deliveries = with_envelopes(claimed, &events);
         let written = WrittenBatch {

@@ -14,7 +14,9 @@
 //!
 //! A batching webhook's deliveries leave at step 2 for `batch`, which
 //! collects them into batches: each batch is one delivery, claimed at
-//! step 7 and attempted like any other.
+//! step 7 and attempted like any other. A FIFO webhook's deliveries leave
+//! at step 2 too, written queued, and `fifo` lets them go one at a time,
+//! each claimed at step 7 once the one before it has ended.
 //!
 //! Beside them: `broker` (connection and health), `shards` (consumers on
 //! threads of their own), `target_policy` (SSRF guard), `retention`,
@@ -30,6 +32,7 @@ pub mod consume;
 pub mod deliver;
 pub mod dispatch;
 pub mod fanout;
+pub mod fifo;
 pub mod metrics;
 pub mod outbox;
 pub mod record;

@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
-use webhookd_events::delivery::{AttemptRecord, Record};
+use webhookd_events::delivery::{AttemptRecord, NextStep, Record};
 use webhookd_events::NewEvent;
 use webhookd_store::dedicated::DedicatedConnection;
 use webhookd_store::deliveries::{hand_back, record_attempts, DisabledWebhook};
@@ -39,6 +39,8 @@ pub struct Recorder {
     metrics: Metrics,
     retry_wake: Arc<Notify>,
     disable_after: Option<Duration>,
+    /// Wakes this worker's sequencer when a FIFO webhook's head has ended.
+    queue_wake: Option<Arc<Notify>>,
 }
 
 /// One of the recorder's statements.
@@ -84,6 +86,16 @@ impl Recorder {
             metrics,
             retry_wake,
             disable_after,
+            queue_wake: None,
+        }
+    }
+
+    /// Wakes `queue_wake` whenever a FIFO webhook's head is written as
+    /// ended, so the next delivery goes without waiting for a poll.
+    pub fn waking_sequencer(self, queue_wake: Arc<Notify>) -> Self {
+        Self {
+            queue_wake: Some(queue_wake),
+            ..self
         }
     }
 
@@ -95,6 +107,10 @@ impl Recorder {
         stop: &CancellationToken,
     ) -> bool {
         let wake = batch.iter().any(Record::schedules_a_retry);
+        let head_ended = batch.iter().any(|record| match record {
+            Record::Attempt(a) => a.fifo && !matches!(a.next, NextStep::RetryIn(_)),
+            Record::HandBack { .. } => false,
+        });
         let mut attempts = Vec::with_capacity(batch.len());
         let mut handed_back = Vec::new();
         for record in batch.drain(..) {
@@ -113,6 +129,9 @@ impl Recorder {
         }
         if wake {
             self.retry_wake.notify_one();
+        }
+        if let (true, Some(queue_wake)) = (head_ended, &self.queue_wake) {
+            queue_wake.notify_one();
         }
         true
     }

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use axum::http::{HeaderName, HeaderValue};
 use reqwest::Url;
-use webhookd_events::{EventPattern, Template};
+use webhookd_events::{DeliveryOrder, EventPattern, Template};
 
 use super::error::ApiError;
 use webhookd_worker::target_policy;
@@ -160,6 +160,11 @@ pub(crate) fn check_retry_schedule(raw: &[i64]) -> Result<Vec<i32>, ApiError> {
         .iter()
         .map(|&d| i32::try_from(d).unwrap_or(i32::MAX))
         .collect())
+}
+
+/// `none` or `fifo` (SPEC §13).
+pub(crate) fn check_ordering(raw: &str) -> Result<DeliveryOrder, ApiError> {
+    DeliveryOrder::parse(raw).map_err(|e| ApiError::invalid("ordering", e.to_string()))
 }
 
 /// A batch body is fixed (SPEC §11): a template could not shape it.

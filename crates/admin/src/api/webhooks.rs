@@ -59,6 +59,10 @@ pub(crate) struct WebhookView {
     /// Seconds to wait before each retry; null: the daemon's policy.
     #[schema(example = json!([5, 300, 1800, 7200]))]
     pub(crate) retry_schedule: Option<Vec<i32>>,
+    /// `none`: no order between deliveries; `fifo`: one at a time, in the
+    /// order the events were consumed (SPEC §13).
+    #[schema(example = "none")]
+    pub(crate) ordering: String,
 }
 
 impl From<Webhook> for WebhookView {
@@ -81,6 +85,7 @@ impl From<Webhook> for WebhookView {
             updated_at: w.updated_at,
             filter: w.filter.map(|f| f.0),
             retry_schedule: w.retry_schedule,
+            ordering: w.ordering.as_str().to_owned(),
         }
     }
 }
@@ -130,6 +135,10 @@ pub(crate) struct CreateWebhook {
     /// 1 to 30 delays in seconds (1 to 604800 each) replacing the daemon's
     /// retry policy: attempt n+1 waits the n-th.
     pub(crate) retry_schedule: Option<Vec<i64>>,
+    /// `none` (default) or `fifo`: one delivery at a time, in consumption
+    /// order; a failing one holds back the rest until it succeeds or fails
+    /// for good.
+    pub(crate) ordering: Option<String>,
 }
 
 /// `PATCH /webhooks/{id}`: absent fields stay as they are; `null` clears
@@ -167,6 +176,9 @@ pub(crate) struct UpdateWebhook {
     /// null returns to the daemon's retry policy.
     #[schema(value_type = Option<Vec<i64>>)]
     pub(crate) retry_schedule: Nullable<Vec<i64>>,
+    /// `none` or `fifo`.
+    #[schema(value_type = Option<String>)]
+    pub(crate) ordering: Nullable<String>,
 }
 
 /// What `Debug` shows of a secret: whether there is one, never its text.
@@ -203,6 +215,7 @@ impl fmt::Debug for CreateWebhook {
             .field("user_id", &self.user_id)
             .field("filter", &self.filter)
             .field("retry_schedule", &self.retry_schedule)
+            .field("ordering", &self.ordering)
             .finish()
     }
 }
@@ -227,6 +240,7 @@ impl fmt::Debug for UpdateWebhook {
             .field("batch_max_wait_ms", &self.batch_max_wait_ms)
             .field("filter", &self.filter)
             .field("retry_schedule", &self.retry_schedule)
+            .field("ordering", &self.ordering)
             .finish()
     }
 }
@@ -262,6 +276,12 @@ impl CreateWebhook {
             .retry_schedule
             .map(|r| validate::check_retry_schedule(&r))
             .transpose()?;
+        let ordering = self
+            .ordering
+            .as_deref()
+            .map(validate::check_ordering)
+            .transpose()?
+            .unwrap_or_default();
         let secret = match self.secret {
             Some(secret) => validate::check_secret(secret)?,
             None => webhookd_signing::generate_secret(),
@@ -290,6 +310,7 @@ impl CreateWebhook {
             batch_max_wait_ms,
             filter,
             retry_schedule,
+            ordering,
         })
     }
 }
@@ -339,6 +360,11 @@ impl UpdateWebhook {
             .into_change()
             .map(|r| r.map(|r| validate::check_retry_schedule(&r)).transpose())
             .transpose()?;
+        let ordering = self.ordering.into_required_change("ordering")?;
+        let ordering = ordering
+            .as_deref()
+            .map(validate::check_ordering)
+            .transpose()?;
         let secret = self.secret.into_required_change("secret")?;
         let secret = secret.map(validate::check_secret).transpose()?;
         Ok(WebhookChanges {
@@ -354,6 +380,7 @@ impl UpdateWebhook {
             batch_max_wait_ms,
             filter,
             retry_schedule,
+            ordering,
         })
     }
 }
@@ -669,6 +696,7 @@ mod tests {
                 updated_at: now,
                 filter: None,
                 retry_schedule: None,
+                ordering: "none".to_owned(),
             },
             secret: SECRET.to_owned(),
         };

@@ -85,6 +85,7 @@ mod tests {
             updated_at: now,
             filter: None,
             retry_schedule: None,
+            ordering: "none".to_owned(),
         };
         let json = serde_json::to_value(&view).unwrap();
         let sdl = sdl();

@@ -64,6 +64,8 @@ pub(crate) struct Webhook {
     pub(crate) filter: Option<Json<serde_json::Value>>,
     /// Seconds to wait before each retry; null: the daemon's policy.
     pub(crate) retry_schedule: Option<Vec<i32>>,
+    /// `none`, or `fifo`: one delivery at a time, in consumption order.
+    pub(crate) ordering: String,
 }
 
 impl From<WebhookView> for Webhook {
@@ -86,6 +88,7 @@ impl From<WebhookView> for Webhook {
             updated_at: w.updated_at,
             filter: w.filter.map(Json),
             retry_schedule: w.retry_schedule,
+            ordering: w.ordering,
         }
     }
 }
@@ -139,6 +142,8 @@ pub(crate) struct CreateWebhookInput {
     pub(crate) filter: Option<Json<serde_json::Value>>,
     /// 1 to 30 delays in seconds replacing the daemon's retry policy.
     pub(crate) retry_schedule: Option<Vec<i64>>,
+    /// `none` (default) or `fifo`: one delivery at a time, in consumption order.
+    pub(crate) ordering: Option<String>,
 }
 
 impl From<CreateWebhookInput> for CreateWebhook {
@@ -157,6 +162,7 @@ impl From<CreateWebhookInput> for CreateWebhook {
             user_id: i.user_id,
             filter: i.filter.map(|f| f.0),
             retry_schedule: i.retry_schedule,
+            ordering: i.ordering,
         }
     }
 }
@@ -181,6 +187,8 @@ pub(crate) struct UpdateWebhookInput {
     pub(crate) filter: MaybeUndefined<Json<serde_json::Value>>,
     /// null returns to the daemon's retry policy.
     pub(crate) retry_schedule: MaybeUndefined<Vec<i64>>,
+    /// `none` or `fifo`.
+    pub(crate) ordering: MaybeUndefined<String>,
 }
 
 fn nullable<T>(value: MaybeUndefined<T>) -> Nullable<T> {
@@ -206,6 +214,7 @@ impl From<UpdateWebhookInput> for UpdateWebhook {
             batch_max_wait_ms: nullable(i.batch_max_wait_ms),
             filter: nullable(i.filter.map_value(|f| f.0)),
             retry_schedule: nullable(i.retry_schedule),
+            ordering: nullable(i.ordering),
         }
     }
 }

@@ -13,6 +13,7 @@ use super::replay;
 use super::session::Session;
 use super::state::{UiState, WebhookPath};
 use crate::api::secrets::DEFAULT_GRACE_SECS;
+use webhookd_events::DeliveryOrder;
 use webhookd_store::delivery_admin::{list_deliveries, DeliveryFilter};
 use webhookd_store::webhooks::{find_webhook, Webhook};
 
@@ -126,6 +127,12 @@ fn summary(webhook: &Webhook) -> Markup {
                 @match &webhook.template {
                     Some(template) => pre class="body" tabindex="0" { code { (template) } },
                     None => "the raw envelope (no template)",
+                }
+            }
+            dt { "Order" } dd {
+                @match webhook.ordering {
+                    DeliveryOrder::Fifo => "FIFO: one delivery at a time, in the order the events came",
+                    DeliveryOrder::None => "none (deliveries may overlap)",
                 }
             }
             @if let Some(until) = webhook.previous_secret_expires_at {

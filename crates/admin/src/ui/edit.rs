@@ -112,6 +112,7 @@ fn new_webhook(checked: CheckedWebhook, owner: i64, secret: String) -> NewWebhoo
         batch_max_wait_ms: checked.batch_max_wait_ms,
         filter: checked.filter,
         retry_schedule: checked.retry_schedule,
+        ordering: checked.ordering,
     }
 }
 
@@ -176,6 +177,7 @@ pub(crate) async fn submit_edit(
         batch_max_wait_ms: Some(checked.batch_max_wait_ms),
         filter: Some(checked.filter),
         retry_schedule: Some(checked.retry_schedule),
+        ordering: Some(checked.ordering),
     };
     store::update_webhook(&state.pool, session.scope(), id, &changes)
         .await?

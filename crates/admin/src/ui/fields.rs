@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use webhookd_events::{sample_envelope, Template, CATALOGUE, TEST_EVENT};
+use webhookd_events::{sample_envelope, DeliveryOrder, Template, CATALOGUE, TEST_EVENT};
 
 use super::form::FormFields;
 use crate::api::error::ApiError;
@@ -45,6 +45,8 @@ pub(crate) struct WebhookInput {
     /// Seconds, separated by commas or spaces; empty means the daemon's
     /// policy.
     pub(crate) retry_schedule: String,
+    /// One delivery at a time, in order (`ordering: "fifo"`).
+    pub(crate) fifo: bool,
 }
 
 impl fmt::Debug for WebhookInput {
@@ -64,6 +66,7 @@ impl fmt::Debug for WebhookInput {
             .field("owner", &self.owner)
             .field("filter", &self.filter)
             .field("retry_schedule", &self.retry_schedule)
+            .field("fifo", &self.fifo)
             .finish()
     }
 }
@@ -86,6 +89,7 @@ impl Default for WebhookInput {
             filter: String::new(),
             filter_sample: String::new(),
             retry_schedule: String::new(),
+            fifo: false,
         }
     }
 }
@@ -108,6 +112,7 @@ impl WebhookInput {
             filter: form.get("filter").to_owned(),
             filter_sample: form.get("filter_sample").to_owned(),
             retry_schedule: form.get("retry_schedule").trim().to_owned(),
+            fifo: form.has("fifo"),
         }
     }
 
@@ -149,6 +154,7 @@ impl WebhookInput {
                         .join(", ")
                 })
                 .unwrap_or_default(),
+            fifo: webhook.ordering == DeliveryOrder::Fifo,
             ..WebhookInput::default()
         }
     }
@@ -250,6 +256,7 @@ pub(crate) struct CheckedWebhook {
     pub(crate) owner: Option<i64>,
     pub(crate) filter: Option<serde_json::Value>,
     pub(crate) retry_schedule: Option<Vec<i32>>,
+    pub(crate) ordering: DeliveryOrder,
 }
 
 impl fmt::Debug for CheckedWebhook {
@@ -268,6 +275,7 @@ impl fmt::Debug for CheckedWebhook {
             .field("owner", &self.owner)
             .field("filter", &self.filter)
             .field("retry_schedule", &self.retry_schedule)
+            .field("ordering", &self.ordering)
             .finish()
     }
 }
@@ -394,6 +402,11 @@ pub(crate) fn check_input(
             owner,
             filter,
             retry_schedule,
+            ordering: if input.fifo {
+                DeliveryOrder::Fifo
+            } else {
+                DeliveryOrder::None
+            },
         }),
         _ => Err(errors),
     }
@@ -537,6 +550,7 @@ mod tests {
             retry_schedule: None,
             secret: Some("whsec_checked-secret".into()),
             owner: None,
+            ordering: DeliveryOrder::None,
         };
         let shown = format!("{checked:?}");
         assert!(!shown.contains("checked-secret"), "{shown}");
@@ -574,6 +588,22 @@ mod tests {
         };
         let checked = check_input(&blank_optional, false).expect("valid");
         assert_eq!((checked.timeout_ms, checked.template), (None, None));
+    }
+
+    #[test]
+    fn the_fifo_box_sets_the_ordering() {
+        assert_eq!(
+            check_input(&valid(), false).expect("valid").ordering,
+            DeliveryOrder::None
+        );
+        let fifo = WebhookInput {
+            fifo: true,
+            ..valid()
+        };
+        assert_eq!(
+            check_input(&fifo, false).expect("valid").ordering,
+            DeliveryOrder::Fifo
+        );
     }
 
     #[test]

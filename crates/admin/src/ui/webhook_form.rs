@@ -349,6 +349,15 @@ fn delivery_fieldset(input: &WebhookInput, errors: &FieldErrors) -> Markup {
                 }
                 (error_text(errors, "headers"))
             }
+            div class="field checkbox" {
+                input id="fifo" name="fifo" type="checkbox" value="1" checked[input.fifo]
+                    aria-describedby="fifo-hint";
+                label for="fifo" { "Deliver in order, one at a time (FIFO)" }
+                p class="hint" id="fifo-hint" {
+                    "Each delivery waits until the one before it has succeeded or failed for good, "
+                    "so a failing delivery holds back the rest while it is retried."
+                }
+            }
         }
     }
 }

@@ -238,6 +238,21 @@ impl FilterUnusable<'_> {
     }
 }
 
+/// Queued deliveries of webhooks that no longer deliver in order (or are
+/// switched off) were let go all at once.
+pub(crate) struct QueueReleased {
+    pub(crate) deliveries: i64,
+}
+
+impl QueueReleased {
+    pub(crate) fn emit(&self) {
+        info!(
+            deliveries = self.deliveries,
+            "queued deliveries of webhooks no longer FIFO (or switched off) let go at once"
+        );
+    }
+}
+
 /// The database switched a webhook off (410 Gone, or failing for too long).
 /// It reports each switch-off once, however many attempts failed at once.
 pub(crate) struct WebhookDisabled<'a> {
@@ -273,6 +288,8 @@ pub(crate) enum Then {
     CollectLater,
     /// Reading or emptying the outbox; its rows wait for the next pass.
     PublishLater,
+    /// Letting FIFO webhooks' next deliveries go; tried again shortly.
+    AdvanceLater,
 }
 
 /// A database statement failed.
@@ -321,6 +338,11 @@ impl StorageFailed<'_> {
                 error = %error,
                 operation,
                 "reading the outbox failed; its operational events wait for the next pass"
+            ),
+            Then::AdvanceLater => error!(
+                error = %error,
+                operation,
+                "letting FIFO webhooks' next deliveries go failed; trying again shortly"
             ),
         }
     }
