@@ -34,6 +34,9 @@ enum Scenario {
     /// Like drain10, each webhook batching up to --batch-events events
     /// per request (SPEC §11).
     Drain10Batch,
+    /// Like drain10, each webhook with a payload filter every event passes
+    /// (SPEC §13): the cost of filters.
+    Drain10Filter,
     /// Like drain10, with one receiver answering after --slow-ms.
     Fairness,
     /// --backlogs events each → 1 webhook: per-delivery cost by backlog size.
@@ -151,6 +154,7 @@ async fn run(bench: &Bench, args: &Args, scenario: Scenario) -> anyhow::Result<V
                 1,
                 None,
                 None,
+                None,
             )
             .await?,
         ],
@@ -160,6 +164,7 @@ async fn run(bench: &Bench, args: &Args, scenario: Scenario) -> anyhow::Result<V
                 format!("drain {} events → 10 webhooks", args.fanout_events),
                 args.fanout_events,
                 10,
+                None,
                 None,
                 None,
             )
@@ -176,6 +181,22 @@ async fn run(bench: &Bench, args: &Args, scenario: Scenario) -> anyhow::Result<V
                 10,
                 None,
                 Some(args.batch_events),
+                None,
+            )
+            .await?,
+        ],
+        Scenario::Drain10Filter => vec![
+            scenarios::drain(
+                bench,
+                format!(
+                    "drain {} events → 10 webhooks, each with a filter",
+                    args.fanout_events
+                ),
+                args.fanout_events,
+                10,
+                None,
+                None,
+                Some(setup::PASSING_FILTER),
             )
             .await?,
         ],
@@ -210,6 +231,7 @@ async fn run(bench: &Bench, args: &Args, scenario: Scenario) -> anyhow::Result<V
                 10,
                 Some(Duration::from_millis(args.slow_ms)),
                 None,
+                None,
             )
             .await?,
         ],
@@ -222,6 +244,7 @@ async fn run(bench: &Bench, args: &Args, scenario: Scenario) -> anyhow::Result<V
                         format!("backlog {events} → 1 webhook"),
                         events,
                         1,
+                        None,
                         None,
                         None,
                     )

@@ -33,7 +33,9 @@ pub struct Bench {
 /// figures are about the other receivers: how fast they are served while
 /// one endpoint holds its share of the request slots. With `batch`, the
 /// webhooks get their events in batches of up to that many (SPEC §11), and
-/// the figures count events, not requests.
+/// the figures count events, not requests. With `filter`, every webhook has
+/// that payload filter (one every event passes, so the deliveries are the
+/// same and the difference is the filters' cost).
 pub async fn drain(
     bench: &Bench,
     scenario: String,
@@ -41,13 +43,21 @@ pub async fn drain(
     webhooks: usize,
     slow: Option<Duration>,
     batch: Option<i32>,
+    filter: Option<&str>,
 ) -> anyhow::Result<Row> {
     on_stage(bench, async |stage| {
-        drain_on(bench, stage, scenario, events, webhooks, slow, batch).await
+        drain_on(
+            bench, stage, scenario, events, webhooks, slow, batch, filter,
+        )
+        .await
     })
     .await
 }
 
+#[expect(
+    clippy::too_many_arguments,
+    reason = "a scenario's whole shape, named at each call"
+)]
 async fn drain_on(
     bench: &Bench,
     stage: &Stage,
@@ -56,9 +66,10 @@ async fn drain_on(
     webhooks: usize,
     slow: Option<Duration>,
     batch: Option<i32>,
+    filter: Option<&str>,
 ) -> anyhow::Result<Row> {
     let (receipts, urls) = receiver::start(webhooks, slow.map(|delay| (0, delay))).await?;
-    let ids = stage.add_webhooks(&urls, batch).await?;
+    let ids = stage.add_webhooks(&urls, batch, filter).await?;
     let publisher = stage.publisher().await?;
     publish_backlog(&publisher, events).await?;
     publisher.close().await;
@@ -118,7 +129,7 @@ async fn steady_on(
     webhooks: usize,
 ) -> anyhow::Result<Row> {
     let (receipts, urls) = receiver::start(webhooks, None).await?;
-    let ids = stage.add_webhooks(&urls, None).await?;
+    let ids = stage.add_webhooks(&urls, None, None).await?;
     let publisher = stage.publisher().await?;
     let mut daemon = Daemon::start(&bench.webhookd, &stage.daemon_env(&bench.settings))?;
     daemon.ready().await?;

@@ -86,25 +86,28 @@ impl Stage {
     }
 
     /// One webhook per URL, subscribed to every event, batching its events
-    /// when `batch_max_events` is given. Returns their ids.
+    /// when `batch_max_events` is given, with `filter` (JSON) when given.
+    /// Returns their ids.
     pub async fn add_webhooks(
         &self,
         urls: &[String],
         batch_max_events: Option<i32>,
+        filter: Option<&str>,
     ) -> anyhow::Result<Vec<i64>> {
         let (user, _token) =
             webhookd_store::users::create_user(&self.pool, "bench", None, false).await?;
         let mut ids = Vec::with_capacity(urls.len());
         for (i, url) in urls.iter().enumerate() {
             let id: i64 = sqlx::query_scalar(
-                "INSERT INTO webhooks (user_id, name, url, events, secret, batch_max_events) \
-                 VALUES ($1, $2, $3, ARRAY['*'], $4, $5) RETURNING id",
+                "INSERT INTO webhooks (user_id, name, url, events, secret, batch_max_events, filter) \
+                 VALUES ($1, $2, $3, ARRAY['*'], $4, $5, $6::jsonb) RETURNING id",
             )
             .bind(user.id)
             .bind(format!("bench-{i}"))
             .bind(url)
             .bind(webhookd_signing::generate_secret())
             .bind(batch_max_events)
+            .bind(filter)
             .fetch_one(&self.pool)
             .await?;
             ids.push(id);
@@ -185,6 +188,13 @@ impl Stage {
 
 /// A `task.created` event shaped like the CRM's; with `stamp`, its data
 /// carries the publish time for the receivers' latency figures.
+/// A filter every benchmark event passes, with the work of a realistic one:
+/// an exact match, a comparison, a prefix, a set, and a combinator.
+pub const PASSING_FILTER: &str = r#"{"event": "task.created", "data.task_id": {"$gte": 0},
+    "data.title": {"$startsWith": "Benchmark"},
+    "$or": [{"data.status": {"$in": ["pending", "open"]}}, {"data.priority": "high"}],
+    "data.assignee_id": {"$exists": true}}"#;
+
 pub fn task_event(i: usize, stamp: bool) -> anyhow::Result<EventMessage> {
     let mut data = json!({
         "task_id": i,
