@@ -594,6 +594,105 @@ async fn a_batching_webhook_is_set_up_in_the_form_and_its_batch_attempt_opens_it
     app.stop().await;
 }
 
+#[tokio::test]
+async fn a_filter_is_written_checked_against_an_event_and_saved_with_a_retry_schedule() {
+    let app = TestApp::spawn().await;
+    let (_alice, token) = app.create_user("Alice", Some(7), false).await;
+    let receiver = Receiver::start(SECRET).await;
+    let browser = Browser::start().await;
+    browser.sign_in(&app, &token).await;
+
+    browser.goto(&app.url("/webhook/new")).await;
+    browser.expect_heading("New webhook").await;
+    assert!(
+        browser.text("#filter-hint").await.contains("$gte"),
+        "an example"
+    );
+    browser.fill("#name", "Big deals").await;
+    browser.fill("#url", &receiver.url()).await;
+    browser.fill("#secret", SECRET).await;
+    browser.click("#events-deal-all").await;
+    browser.fill("#retry_schedule", "5, 300").await;
+
+    // A filter that cannot be saved says where it is wrong, beside the field.
+    browser
+        .fill("#filter", r#"{"data.amount": {"$near": 1}}"#)
+        .await;
+    browser.click("button.primary[value=save]").await;
+    let error = browser.text("#filter-error").await;
+    assert!(
+        error.contains("data.amount") && error.contains("$near"),
+        "{error}"
+    );
+
+    // "Does this event match?" against a pasted event, both ways.
+    browser
+        .fill("#filter", r#"{"data.amount": {"$gte": 100000}}"#)
+        .await;
+    for (amount, verdict) in [(5, "Does not match"), (250_000, "Matches")] {
+        let sample = json!({"event": "deal.won", "data": {"amount": amount}}).to_string();
+        browser.fill("#filter_sample", &sample).await;
+        browser.click("button[value=check-filter]").await;
+        eventually(WAIT, verdict, || async {
+            let shown = browser
+                .client
+                .find(Locator::Css("#filter-check"))
+                .await
+                .ok()?;
+            let text = shown.text().await.ok()?;
+            // The page before the click had no verdict, or the other one.
+            (text.starts_with(verdict) && browser.text("#filter_sample").await.contains(&sample))
+                .then_some(())
+        })
+        .await;
+    }
+    browser.screenshot("filter-check").await;
+    browser.click("button.primary[value=save]").await;
+    browser.expect_heading("Webhook created").await;
+    let (id, filter, schedule): (i64, serde_json::Value, Vec<i32>) =
+        sqlx::query_as("SELECT id, filter, retry_schedule FROM webhooks WHERE name = 'Big deals'")
+            .fetch_one(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(filter, json!({"data.amount": {"$gte": 100000}}));
+    assert_eq!(schedule, [5, 300]);
+
+    // Only the big deal is delivered; the edit form then checks the filter
+    // against that latest event.
+    for amount in [5, 300_000] {
+        let deal = EventMessage::new(
+            "deal.won",
+            json!({"deal_id": amount, "amount": amount}),
+            1708435200,
+        )
+        .unwrap()
+        .with_user_id(7);
+        app.publisher.publish(&deal).await.unwrap();
+    }
+    let got = receiver.wait_for(1, WAIT).await;
+    assert!(String::from_utf8_lossy(&got[0].body).contains("300000"));
+    browser.goto(&app.url(&format!("/webhook/{id}/edit"))).await;
+    browser.expect_heading("Edit webhook").await;
+    assert!(
+        browser.text("#filter_sample").await.contains("300000"),
+        "the latest event"
+    );
+    assert!(browser.text("#filter-check").await.starts_with("Matches"));
+    assert_eq!(
+        browser
+            .find("#retry_schedule")
+            .await
+            .prop("value")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("5, 300")
+    );
+    assert_eq!(receiver.count(), 1, "the small deal was never sent");
+    browser.close().await;
+    app.stop().await;
+}
+
 fn csrf_of(page: &str) -> String {
     let start = page.find(r#"name="_csrf" value=""#).expect("a CSRF field") + 20;
     let end = start + page[start..].find('"').unwrap();

@@ -14,16 +14,19 @@ use crate::delivery::ClaimedDelivery;
 pub struct Subscriber {
     pub claim: ClaimedDelivery,
     pub owner_id: i64,
-    pub filter: Option<StoredFilter>,
+    /// The webhook has a filter, of this version (its `updated_at` in
+    /// microseconds: any edit changes it). Only the version travels with
+    /// every event; the text is read when that version is not compiled yet.
+    pub filter_version: Option<i64>,
 }
 
-/// A webhook's filter as stored: its JSON text, and the version of the
-/// webhook it belongs to (any edit changes it), so it is compiled once per
-/// version and not once per event.
+/// A webhook's filter as stored, read when its version is not compiled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoredFilter {
-    pub json: String,
+    pub webhook_id: i64,
     pub version: i64,
+    /// `None`: the webhook has no filter (any more).
+    pub json: Option<String>,
 }
 
 /// Whether an operational event reaches a webhook: only its owner's webhooks

@@ -14,6 +14,7 @@ use std::collections::HashMap;
 use std::sync::LazyLock;
 use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use sqlx::{Executor, PgConnection};
 use uuid::Uuid;
 
@@ -121,8 +122,8 @@ static SUBSCRIBERS_SQL: LazyLock<String> = LazyLock::new(|| {
          )
          SELECT webhookd_delivery_id(ev.id, w.id) AS delivery_id, ev.id AS event_id, ev.event,
                 0 AS attempts, NULL::text AS body, NULL::int4 AS batch_size, {TARGET_COLUMNS},
-                w.user_id AS owner_id, w.filter::text AS filter,
-                (extract(epoch FROM w.updated_at) * 1000000)::int8 AS version
+                w.user_id AS owner_id, w.filter IS NOT NULL AS has_filter,
+                w.updated_at AS version
          FROM ev
          JOIN subscribed w ON w.events && string_to_array(ev.patterns, ' ')
          JOIN users u ON u.id = w.user_id
@@ -138,8 +139,8 @@ struct SubscriberRow {
     #[sqlx(flatten)]
     claim: ClaimedRow,
     owner_id: i64,
-    filter: Option<String>,
-    version: i64,
+    has_filter: bool,
+    version: DateTime<Utc>,
 }
 
 /// The webhooks subscribed to `events`, as claims for their first attempt:
@@ -167,10 +168,31 @@ pub async fn subscribers(
         .map(|row| Subscriber {
             claim: ClaimedDelivery::from(row.claim),
             owner_id: row.owner_id,
-            filter: row.filter.map(|json| StoredFilter {
-                json,
-                version: row.version,
-            }),
+            filter_version: row.has_filter.then(|| row.version.timestamp_micros()),
+        })
+        .collect())
+}
+
+/// The filters of `webhooks` with their versions (see
+/// [`Subscriber::filter_version`]): read only for versions the caller has
+/// not compiled yet, so filters cost the fan-out a read per edit, not a
+/// column per event.
+pub async fn filters(
+    conn: &mut PgConnection,
+    webhooks: &[i64],
+) -> Result<Vec<StoredFilter>, StorageError> {
+    let rows: Vec<(i64, DateTime<Utc>, Option<String>)> = sqlx::query_as(
+        "SELECT id, updated_at, filter::text FROM webhooks WHERE id = ANY($1::int8[])",
+    )
+    .bind(webhooks)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows
+        .into_iter()
+        .map(|(webhook_id, version, json)| StoredFilter {
+            webhook_id,
+            version: version.timestamp_micros(),
+            json,
         })
         .collect())
 }

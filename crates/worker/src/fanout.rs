@@ -38,7 +38,7 @@ use uuid::Uuid;
 use webhookd_events::delivery::{ClaimedDelivery, Lease};
 use webhookd_events::NewEvent;
 use webhookd_store::dedicated::DedicatedConnection;
-use webhookd_store::fanout::{record_fanout, subscribers};
+use webhookd_store::fanout::{filters, record_fanout, subscribers};
 use webhookd_store::StorageError;
 
 use crate::ack::Acks;
@@ -296,13 +296,22 @@ impl Pipeline {
         cancel: &CancellationToken,
     ) -> Option<Vec<ClaimedDelivery>> {
         let failed = holding_messages(&self.fanout.metrics, "subscribers", events.len());
-        let subscribed = self
+        let router = &self.fanout.router;
+        let (subscribed, fetched) = self
             .db
             .until_done(cancel, failed, |conn, _| {
-                Box::pin(subscribers(conn, events))
+                Box::pin(async move {
+                    let subscribed = subscribers(conn, events).await?;
+                    let missing = router.uncompiled(&subscribed);
+                    let fetched = match missing.is_empty() {
+                        true => Vec::new(),
+                        false => filters(conn, &missing).await?,
+                    };
+                    Ok((subscribed, fetched))
+                })
             })
             .await?;
-        Some(self.fanout.router.route(events, subscribed))
+        Some(self.fanout.router.route(events, subscribed, fetched))
     }
 
     /// Records the fan-out of `routed`, retrying while the database is away: messages
