@@ -688,6 +688,12 @@ async fn a_filter_is_written_checked_against_an_event_and_saved_with_a_retry_sch
             .as_deref(),
         Some("5, 300")
     );
+    browser.goto(&app.url(&format!("/webhook/{id}"))).await;
+    assert_eq!(
+        browser.text("#retry-schedule-shown").await,
+        "after 5 s, 300 s (3 attempts in all)"
+    );
+    assert!(browser.text("#filter-shown").await.contains("$gte"));
     assert_eq!(receiver.count(), 1, "the small deal was never sent");
     browser.close().await;
     app.stop().await;

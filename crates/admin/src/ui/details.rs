@@ -129,6 +129,23 @@ fn summary(webhook: &Webhook) -> Markup {
                     None => "the raw envelope (no template)",
                 }
             }
+            dt { "Filter" } dd id="filter-shown" {
+                @match &webhook.filter {
+                    Some(filter) => pre class="body" tabindex="0" {
+                        code { (serde_json::to_string_pretty(&filter.0).unwrap_or_default()) }
+                    },
+                    None => "none: every subscribed event",
+                }
+            }
+            dt { "Retries" } dd id="retry-schedule-shown" {
+                @match &webhook.retry_schedule {
+                    Some(delays) => {
+                        "after " (delays.iter().map(|d| format!("{d} s")).collect::<Vec<_>>().join(", "))
+                        " (" (delays.len() + 1) " attempts in all)"
+                    },
+                    None => "the daemon's policy (exponential backoff)",
+                }
+            }
             dt { "Order" } dd {
                 @match webhook.ordering {
                     DeliveryOrder::Fifo => "FIFO: one delivery at a time, in the order the events came",
