@@ -325,7 +325,13 @@ mod tests {
     fn every_catalogue_event_has_a_typed_constructor_that_the_daemon_accepts() {
         let messages = one_of_each();
         let names: Vec<&str> = messages.iter().map(|m| m.event.as_str()).collect();
-        let catalogue: Vec<&str> = CATALOGUE.iter().map(|e| e.name).collect();
+        // Operational events are published by webhookd itself (its outbox),
+        // not by CRM services.
+        let catalogue: Vec<&str> = CATALOGUE
+            .iter()
+            .map(|e| e.name)
+            .filter(|name| !webhookd_events::routing::is_operational(name))
+            .collect();
         assert_eq!(names, catalogue);
         for message in &messages {
             assert!(find_event(&message.event).is_some());

@@ -673,8 +673,13 @@ mod tests {
     fn events_are_grouped_by_entity_without_the_test_event() {
         let groups = event_groups();
         let entities: Vec<&str> = groups.iter().map(|(e, _)| *e).collect();
-        assert_eq!(entities, ["task", "deal", "client", "comment"]);
+        assert_eq!(
+            entities,
+            ["task", "deal", "client", "comment", "webhook", "delivery"]
+        );
         assert_eq!(groups[0].1.len(), 4);
+        // webhook.test is sent on demand, never offered as a subscription.
+        assert_eq!(groups[4].1, ["webhook.disabled"]);
     }
 
     #[test]
