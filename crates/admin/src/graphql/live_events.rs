@@ -26,6 +26,7 @@ use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 use uuid::Uuid;
+use webhookd_events::routing::is_operational;
 use webhookd_events::{derive_event_id, is_visible_to, EventPattern, ParsedMessage};
 use webhookd_producer::topology::{declare, Topology};
 use webhookd_worker::broker::connect;
@@ -70,7 +71,14 @@ pub(crate) struct EventFilter {
 
 impl EventFilter {
     fn admits(&self, event: &LiveEvent) -> bool {
-        is_visible_to(event.user_id, self.viewer_id, self.viewer_is_admin)
+        // Operational events speak of one user's webhooks: only that user
+        // sees them (not admins), as at fan-out.
+        let visible = if is_operational(event.event) {
+            event.user_id == Some(self.viewer_id)
+        } else {
+            is_visible_to(event.user_id, self.viewer_id, self.viewer_is_admin)
+        };
+        visible
             && self
                 .patterns
                 .as_ref()
@@ -432,5 +440,17 @@ mod tests {
         assert!(!tasks.admits(&event("deal.won", None)));
         let admin = filter(1, true, None);
         assert!(admin.admits(&event("deal.won", Some(8))));
+    }
+
+    #[test]
+    fn operational_events_are_their_owners_alone_admins_included() {
+        let owner = filter(7, false, None);
+        let admin = filter(1, true, None);
+        for name in ["delivery.failed", "webhook.disabled"] {
+            assert!(owner.admits(&event(name, Some(7))), "{name}");
+            assert!(!admin.admits(&event(name, Some(7))), "{name}");
+            assert!(!owner.admits(&event(name, Some(8))), "{name}");
+        }
+        assert!(admin.admits(&event("delivery.failed", Some(1))));
     }
 }
