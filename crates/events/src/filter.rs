@@ -202,25 +202,18 @@ impl Filter {
     }
 }
 
-/// The value filters are evaluated against: the delivery envelope's fields
-/// plus `user_id` (`null` when the event has none, so `{"user_id": null}`
-/// selects events without a user). Build it once per event, at fan-out, with
-/// `data` parsed from the message's raw JSON, and evaluate every subscribed
-/// webhook's filter against it.
-pub fn filter_subject(
-    id: &uuid::Uuid,
-    event: &str,
-    timestamp: i64,
-    user_id: Option<i64>,
-    data: Value,
-) -> Value {
-    let mut map = Map::new();
-    map.insert("id".into(), Value::String(id.to_string()));
-    map.insert("event".into(), Value::String(event.to_owned()));
-    map.insert("timestamp".into(), Value::from(timestamp));
+/// The value filters are evaluated against: a delivered envelope (`id`,
+/// `event`, `timestamp`, `data`, as stored and sent) plus `user_id` (`null`
+/// when the event has none, so `{"user_id": null}` selects events without a
+/// user). Built once per event, at fan-out, and shared by every subscribed
+/// webhook's filter; replay and the UI's filter check build it the same way.
+/// `None` when `envelope` is not a JSON object.
+pub fn filter_subject(envelope: &str, user_id: Option<i64>) -> Option<Value> {
+    let Ok(Value::Object(mut map)) = serde_json::from_str::<Value>(envelope) else {
+        return None;
+    };
     map.insert("user_id".into(), user_id.map_or(Value::Null, Value::from));
-    map.insert("data".into(), data);
-    Value::Object(map)
+    Some(Value::Object(map))
 }
 
 // ---------------------------------------------------------------------------

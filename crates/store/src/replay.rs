@@ -14,7 +14,8 @@ use uuid::Uuid;
 
 use webhookd_events::routing::{is_operational, operational_event_reaches};
 use webhookd_events::{
-    find_event, is_visible_to, EventPattern, Filter, FilterError, CATALOGUE, TEST_EVENT,
+    filter_subject, find_event, is_visible_to, EventPattern, Filter, FilterError, CATALOGUE,
+    TEST_EVENT,
 };
 
 use crate::notify::DUE_CHANNEL;
@@ -144,14 +145,9 @@ fn replayable(webhook: &ReplayTarget, event: &StoredEvent) -> bool {
         return subscribed;
     }
     // The fan-out's rules, on the event as filters see it.
-    let Ok(serde_json::Value::Object(mut envelope)) = serde_json::from_str(&event.body) else {
+    let Some(subject) = filter_subject(&event.body, event.user_id) else {
         return false;
     };
-    envelope.insert(
-        "user_id".into(),
-        event.user_id.map_or(serde_json::Value::Null, Into::into),
-    );
-    let subject = serde_json::Value::Object(envelope);
     if operational && !operational_event_reaches(&subject, event.user_id, webhook.id, webhook.owner)
     {
         return false;

@@ -381,14 +381,7 @@ pub async fn latest_event(
     .bind(webhook_id)
     .fetch_optional(pool)
     .await?;
-    Ok(row.and_then(|(body, user_id)| {
-        let mut envelope: serde_json::Value = serde_json::from_str(&body).ok()?;
-        envelope.as_object_mut()?.insert(
-            "user_id".into(),
-            user_id.map_or(serde_json::Value::Null, Into::into),
-        );
-        Some(envelope)
-    }))
+    Ok(row.and_then(|(body, user_id)| webhookd_events::filter_subject(&body, user_id)))
 }
 
 /// Deletes a webhook in scope (its deliveries and logs go with it); whether

@@ -18,7 +18,7 @@ use webhookd_events::delivery::ClaimedDelivery;
 use webhookd_events::routing::{
     is_operational, operational_event_reaches, StoredFilter, Subscriber,
 };
-use webhookd_events::{Filter, NewEvent};
+use webhookd_events::{filter_subject, Filter, NewEvent};
 
 use crate::metrics::events::FilterUnusable;
 
@@ -183,18 +183,12 @@ struct SubjectRef<'s> {
 impl Subject<'_> {
     fn value(&mut self) -> Option<SubjectRef<'_>> {
         if let Subject::Unparsed(event) = self {
-            *self = match serde_json::from_str::<Value>(&event.body) {
-                Ok(Value::Object(mut envelope)) => {
-                    envelope.insert(
-                        "user_id".into(),
-                        event.user_id.map_or(Value::Null, Value::from),
-                    );
-                    Subject::Parsed {
-                        value: Value::Object(envelope),
-                        user_id: event.user_id,
-                    }
-                }
-                Ok(_) | Err(_) => Subject::Unusable,
+            *self = match filter_subject(&event.body, event.user_id) {
+                Some(value) => Subject::Parsed {
+                    value,
+                    user_id: event.user_id,
+                },
+                None => Subject::Unusable,
             };
         }
         match self {

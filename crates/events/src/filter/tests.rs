@@ -323,16 +323,21 @@ fn a_parsed_filter_is_thread_safe_and_parses_from_text() {
 #[test]
 fn the_filter_subject_holds_the_envelope_fields_and_user_id() {
     let id = uuid::Uuid::nil();
-    let subject = filter_subject(&id, "deal.won", 5, None, json!({"amount": 3}));
+    let envelope = json!({"id": id.to_string(), "event": "deal.won", "timestamp": 5,
+                          "data": {"amount": 3}})
+    .to_string();
+    let subject = filter_subject(&envelope, None).unwrap();
     let f = |v: Value| Filter::parse(&v).unwrap().matches(&subject);
     assert!(f(
         json!({"user_id": null, "event": "deal.won", "timestamp": 5})
     ));
     assert!(f(json!({"data.amount": 3, "id": id.to_string()})));
-    let subject = filter_subject(&id, "deal.won", 5, Some(9), json!({}));
+    let subject = filter_subject(&envelope, Some(9)).unwrap();
     assert!(Filter::parse(&json!({"user_id": 9}))
         .unwrap()
         .matches(&subject));
+    assert_eq!(filter_subject("[1]", Some(9)), None);
+    assert_eq!(filter_subject("not json", None), None);
 }
 
 #[test]
