@@ -161,6 +161,28 @@ impl TestApp {
         (user.id, token)
     }
 
+    /// Calls the HTTP API as the holder of `token` (`path` from the root,
+    /// e.g. `/api/v1/webhooks`) with `body` as JSON; the status and the JSON
+    /// answer (null when there is none).
+    pub async fn api(
+        &self,
+        token: &str,
+        method: reqwest::Method,
+        path: &str,
+        body: Value,
+    ) -> (reqwest::StatusCode, Value) {
+        let response = self
+            .http
+            .request(method, self.url(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+
     /// Creates a webhook through the API and returns its JSON.
     pub async fn create_webhook(&self, token: &str, body: Value) -> Value {
         let response = self

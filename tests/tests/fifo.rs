@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use reqwest::Method;
 use serde_json::{json, Value};
 use webhookd_e2e::db::TestDb;
 use webhookd_e2e::process::{task_created, Deployment};
@@ -188,61 +189,30 @@ async fn ordering_is_none_by_default_fifo_on_request_and_checked() {
     let app = TestApp::spawn().await;
     let (_, token) = app.create_user("Alice", None, false).await;
     let base = json!({"name": "f", "url": "http://127.0.0.1:9/hook", "events": ["*"]});
-    let create = |body: Value| {
-        app.http
-            .post(app.url("/api/v1/webhooks"))
-            .bearer_auth(&token)
-            .json(&body)
-            .send()
-    };
-    let plain: Value = create(base.clone()).await.unwrap().json().await.unwrap();
+    let create = |body: Value| app.api(&token, Method::POST, "/api/v1/webhooks", body);
+    let (_, plain) = create(base.clone()).await;
     assert_eq!(plain["ordering"], "none", "{plain}");
     let mut body = base.clone();
     body["ordering"] = json!("fifo");
-    let created = create(body).await.unwrap();
-    assert_eq!(created.status(), 201);
-    let created: Value = created.json().await.unwrap();
+    let (status, created) = create(body).await;
+    assert_eq!(status, 201);
     assert_eq!(created["ordering"], "fifo");
     let mut wrong = base.clone();
     wrong["ordering"] = json!("lifo");
-    let refused = create(wrong).await.unwrap();
-    assert_eq!(refused.status(), 422);
-    let error: Value = refused.json().await.unwrap();
+    let (status, error) = create(wrong).await;
+    assert_eq!(status, 422);
     assert_eq!(error["field"], "ordering", "{error}");
 
     let id = created["id"].as_i64().unwrap();
-    let patch = |body: Value| {
-        app.http
-            .patch(app.url(&format!("/api/v1/webhooks/{id}")))
-            .bearer_auth(&token)
-            .json(&body)
-            .send()
-    };
-    let off: Value = patch(json!({"ordering": "none"}))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let path = format!("/api/v1/webhooks/{id}");
+    let patch = |body: Value| app.api(&token, Method::PATCH, &path, body);
+    let (_, off) = patch(json!({"ordering": "none"})).await;
     assert_eq!(off["ordering"], "none");
     for bad in [json!(null), json!("FIFO"), json!(1)] {
-        let refused = patch(json!({ "ordering": bad })).await.unwrap();
-        assert!(
-            refused.status() == 422 || refused.status() == 400,
-            "{bad}: {}",
-            refused.status()
-        );
+        let (status, _) = patch(json!({ "ordering": bad })).await;
+        assert!(status == 422 || status == 400, "{bad}: {status}");
     }
-    let shown: Value = app
-        .http
-        .get(app.url(&format!("/api/v1/webhooks/{id}")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, shown) = app.api(&token, Method::GET, &path, Value::Null).await;
     assert_eq!(shown["ordering"], "none", "kept");
     app.stop().await;
 }

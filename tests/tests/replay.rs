@@ -31,16 +31,13 @@ fn event(name: &str, user_id: Option<i64>) -> EventMessage {
 }
 
 async fn post(app: &TestApp, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
-    let response = app
-        .http
-        .post(app.url(&format!("/api/v1{path}")))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status();
-    (status, response.json().await.unwrap())
+    app.api(
+        token,
+        reqwest::Method::POST,
+        &format!("/api/v1{path}"),
+        body,
+    )
+    .await
 }
 
 #[track_caller]

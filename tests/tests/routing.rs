@@ -24,25 +24,6 @@ fn deal(n: i64, amount: i64, status: &str, user_id: Option<i64>) -> EventMessage
     message
 }
 
-async fn api(
-    app: &TestApp,
-    token: &str,
-    method: reqwest::Method,
-    path: &str,
-    body: Value,
-) -> (u16, Value) {
-    let response = app
-        .http
-        .request(method, app.url(path))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
 async fn deliveries_of(app: &TestApp, webhook: i64) -> i64 {
     sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE webhook_id = $1")
         .bind(webhook)
@@ -126,14 +107,14 @@ async fn a_filter_lets_through_only_the_events_it_matches_and_the_rest_make_no_d
 
         // An edit takes effect for the next event: the compiled filter is
         // per webhook version.
-        let (status, patched) = api(
-            &app,
-            &token,
-            reqwest::Method::PATCH,
-            &format!("/api/v1/webhooks/{filtered}"),
-            json!({"filter": {"data.status": "lost"}}),
-        )
-        .await;
+        let (status, patched) = app
+            .api(
+                &token,
+                reqwest::Method::PATCH,
+                &format!("/api/v1/webhooks/{filtered}"),
+                json!({"filter": {"data.status": "lost"}}),
+            )
+            .await;
         assert_eq!(status, 200, "{patched}");
         app.publisher
             .publish(&deal(7, 1, "lost", None))
@@ -146,15 +127,15 @@ async fn a_filter_lets_through_only_the_events_it_matches_and_the_rest_make_no_d
         all.wait_for(7, WAIT).await;
         assert_eq!(deal_ids(&big.wait_for(4, WAIT).await), [1, 4, 6, 7]);
         // Removed: every subscribed event again.
-        let (status, cleared) = api(
-            &app,
-            &token,
-            reqwest::Method::PATCH,
-            &format!("/api/v1/webhooks/{filtered}"),
-            json!({"filter": null}),
-        )
-        .await;
-        assert_eq!((status, &cleared["filter"]), (200, &Value::Null));
+        let (status, cleared) = app
+            .api(
+                &token,
+                reqwest::Method::PATCH,
+                &format!("/api/v1/webhooks/{filtered}"),
+                json!({"filter": null}),
+            )
+            .await;
+        assert_eq!((status.as_u16(), &cleared["filter"]), (200, &Value::Null));
         app.publisher
             .publish(&deal(9, 1, "won", None))
             .await
@@ -213,14 +194,14 @@ async fn filters_and_retry_schedules_are_checked_on_write_naming_the_field_and_t
         ),
     ];
     for (extra, field, words) in cases {
-        let (status, error) = api(
-            &app,
-            &token,
-            reqwest::Method::POST,
-            "/api/v1/webhooks",
-            create(extra.clone()),
-        )
-        .await;
+        let (status, error) = app
+            .api(
+                &token,
+                reqwest::Method::POST,
+                "/api/v1/webhooks",
+                create(extra.clone()),
+            )
+            .await;
         assert_eq!(status, 422, "{extra}: {error}");
         assert_eq!(error["field"], field, "{extra}: {error}");
         let message = error["error"]
@@ -233,53 +214,58 @@ async fn filters_and_retry_schedules_are_checked_on_write_naming_the_field_and_t
         }
     }
     assert_eq!(receiver.count(), 0);
-    let (status, none) = api(
-        &app,
-        &token,
-        reqwest::Method::GET,
-        "/api/v1/webhooks",
-        Value::Null,
-    )
-    .await;
+    let (status, none) = app
+        .api(
+            &token,
+            reqwest::Method::GET,
+            "/api/v1/webhooks",
+            Value::Null,
+        )
+        .await;
     assert_eq!(
-        (status, none["webhooks"].as_array().map_or(0, Vec::len)),
+        (
+            status.as_u16(),
+            none["webhooks"].as_array().map_or(0, Vec::len)
+        ),
         (200, 0),
         "{none}"
     );
 
     // Valid: stored and shown; PATCH checks the same way and null clears.
-    let (status, created) = api(
-        &app,
-        &token,
-        reqwest::Method::POST,
-        "/api/v1/webhooks",
-        create(json!({"filter": {"data.amount": {"$gte": 100}}, "retry_schedule": [5, 300, 1800]})),
-    )
-    .await;
+    let (status, created) = app
+        .api(
+            &token,
+            reqwest::Method::POST,
+            "/api/v1/webhooks",
+            create(
+                json!({"filter": {"data.amount": {"$gte": 100}}, "retry_schedule": [5, 300, 1800]}),
+            ),
+        )
+        .await;
     assert_eq!(status, 201, "{created}");
     assert_eq!(created["retry_schedule"], json!([5, 300, 1800]));
     let path = format!("/api/v1/webhooks/{}", created["id"]);
-    let (status, error) = api(
-        &app,
-        &token,
-        reqwest::Method::PATCH,
-        &path,
-        json!({"filter": {"$not": []}}),
-    )
-    .await;
+    let (status, error) = app
+        .api(
+            &token,
+            reqwest::Method::PATCH,
+            &path,
+            json!({"filter": {"$not": []}}),
+        )
+        .await;
     assert_eq!(
-        (status, &error["field"]),
+        (status.as_u16(), &error["field"]),
         (422, &json!("filter")),
         "{error}"
     );
-    let (status, cleared) = api(
-        &app,
-        &token,
-        reqwest::Method::PATCH,
-        &path,
-        json!({"retry_schedule": null}),
-    )
-    .await;
+    let (status, cleared) = app
+        .api(
+            &token,
+            reqwest::Method::PATCH,
+            &path,
+            json!({"retry_schedule": null}),
+        )
+        .await;
     assert_eq!(status, 200, "{cleared}");
     assert_eq!(cleared["retry_schedule"], Value::Null);
     assert_eq!(
