@@ -8,6 +8,7 @@ use std::time::Duration;
 use secrecy::SecretString;
 use uuid::Uuid;
 
+use crate::receiver_auth::StoredAuth;
 use crate::retry::{RetryDecision, RetryPolicy, RetrySchedule};
 
 /// The event name of a batch's attempts (`X-Webhook-Event`, `webhook_logs`),
@@ -60,6 +61,9 @@ pub struct ClaimedDelivery {
     /// fresh fan-out row of it waits `queued` for its turn, never attempted
     /// at once; a claimed one is its webhook's head.
     pub fifo: bool,
+    /// How the request authenticates to the receiver (SPEC §14), secrets
+    /// included; `None`: only the signature.
+    pub auth: Option<StoredAuth>,
 }
 
 /// How one attempt ended, as far as the retry rules care.
@@ -300,6 +304,7 @@ mod tests {
             batch_size: None,
             retry_schedule: None,
             fifo: false,
+            auth: None,
         };
         let shown = format!("{claimed:?}");
         assert!(!shown.contains("current-secret"), "{shown}");

@@ -13,6 +13,7 @@ pub(crate) mod message;
 pub(crate) mod ordering;
 pub(crate) mod pattern;
 pub(crate) mod presets;
+pub mod receiver_auth;
 pub(crate) mod retry;
 pub mod routing;
 pub(crate) mod template;
@@ -28,6 +29,7 @@ pub use message::{derive_event_id, render_envelope, EventMessage, MessageError, 
 pub use ordering::{DeliveryOrder, UnknownOrder};
 pub use pattern::{candidate_patterns, EventPattern, PatternError};
 pub use presets::{find_preset, sample_envelope, Preset, PRESETS};
+pub use receiver_auth::{AuthKind, AuthView, ReceiverAuth, StoredAuth};
 pub use retry::{Jitter, RetryDecision, RetryPolicy, RetrySchedule, ScheduleError};
 pub use template::{Template, TemplateError};
 pub use visibility::is_visible_to;

@@ -8,6 +8,8 @@ use sqlx::types::Json;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use webhookd_events::StoredAuth;
+
 use crate::webhooks::Scope;
 use crate::StorageError;
 
@@ -23,6 +25,8 @@ pub struct DeliveryTarget {
     pub headers: Json<serde_json::Value>,
     pub template: Option<String>,
     pub timeout_ms: Option<i32>,
+    /// Authentication to the receiver, secrets included (SPEC §14).
+    pub auth: Option<Json<serde_json::Value>>,
 }
 
 impl fmt::Debug for DeliveryTarget {
@@ -41,6 +45,10 @@ impl fmt::Debug for DeliveryTarget {
             .field("headers", &self.headers)
             .field("template", &self.template)
             .field("timeout_ms", &self.timeout_ms)
+            .field(
+                "auth",
+                &self.auth.as_ref().map(|a| StoredAuth::new(a.0.clone())),
+            )
             .finish()
     }
 }
@@ -55,7 +63,7 @@ pub async fn find_delivery_target(
         "SELECT user_id, url, secret,
                 CASE WHEN previous_secret_expires_at > now() THEN previous_secret END
                     AS previous_secret,
-                headers, template, timeout_ms
+                headers, template, timeout_ms, auth
          FROM webhooks
          WHERE id = $1 AND ($2::int8 IS NULL OR user_id = $2)",
     )
@@ -170,6 +178,9 @@ mod tests {
             headers: Json(serde_json::json!({})),
             template: None,
             timeout_ms: None,
+            auth: Some(Json(
+                serde_json::json!({"type": "bearer", "token": "whsec_token"}),
+            )),
         };
         let shown = format!("{target:?}");
         assert!(!shown.contains("whsec_"), "{shown}");

@@ -10,7 +10,8 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use sqlx::PgPool;
-use webhookd_events::DeliveryOrder;
+use webhookd_events::receiver_auth::{AuthView, SECRET_FIELDS};
+use webhookd_events::{DeliveryOrder, StoredAuth};
 
 use crate::StorageError;
 
@@ -64,6 +65,19 @@ pub struct Webhook {
     /// One delivery at a time, in consumption order, or no order (SPEC §13).
     #[sqlx(try_from = "String")]
     pub ordering: DeliveryOrder,
+    /// Authentication to the receiver (SPEC §14) without its secrets: the
+    /// read strips them in SQL. A JSON value rather than an [`AuthView`] so a
+    /// row edited by hand still reads; [`Webhook::auth_view`] types it.
+    pub auth: Option<Json<serde_json::Value>>,
+}
+
+impl Webhook {
+    /// The receiver authentication's public view; `None` without one (or
+    /// for a stored value no type matches).
+    pub fn auth_view(&self) -> Option<AuthView> {
+        let value = self.auth.as_ref()?;
+        serde_json::from_value(value.0.clone()).ok()
+    }
 }
 
 /// A validated webhook to insert. Its `Debug` hides the secret.
@@ -83,6 +97,7 @@ pub struct NewWebhook {
     pub filter: Option<serde_json::Value>,
     pub retry_schedule: Option<Vec<i32>>,
     pub ordering: DeliveryOrder,
+    pub auth: Option<StoredAuth>,
 }
 
 /// A validated partial update: `None` leaves a column as it is; for nullable
@@ -102,6 +117,9 @@ pub struct WebhookChanges {
     pub filter: Option<Option<serde_json::Value>>,
     pub retry_schedule: Option<Option<Vec<i32>>>,
     pub ordering: Option<DeliveryOrder>,
+    /// `Some(None)` removes it. A value of the stored type that leaves out a
+    /// secret field keeps the stored secret.
+    pub auth: Option<Option<StoredAuth>>,
 }
 
 impl fmt::Debug for NewWebhook {
@@ -121,6 +139,7 @@ impl fmt::Debug for NewWebhook {
             .field("filter", &self.filter)
             .field("retry_schedule", &self.retry_schedule)
             .field("ordering", &self.ordering)
+            .field("auth", &self.auth)
             .finish()
     }
 }
@@ -144,6 +163,7 @@ impl fmt::Debug for WebhookChanges {
             .field("filter", &self.filter)
             .field("retry_schedule", &self.retry_schedule)
             .field("ordering", &self.ordering)
+            .field("auth", &self.auth)
             .finish()
     }
 }
@@ -165,6 +185,7 @@ impl WebhookChanges {
             filter,
             retry_schedule,
             ordering,
+            auth,
         } = self;
         name.is_none()
             && url.is_none()
@@ -179,6 +200,7 @@ impl WebhookChanges {
             && filter.is_none()
             && retry_schedule.is_none()
             && ordering.is_none()
+            && auth.is_none()
     }
 }
 
@@ -188,7 +210,8 @@ const COLUMNS: &str = "id, user_id, name, url, events, is_active, timeout_ms, he
                        batch_max_events, batch_max_wait_ms, disabled_reason,
                        CASE WHEN previous_secret_expires_at > now()
                             THEN previous_secret_expires_at END AS previous_secret_expires_at,
-                       created_at, updated_at, filter, retry_schedule, ordering";
+                       created_at, updated_at, filter, retry_schedule, ordering,
+                       auth - '{password,token,client_secret,client_key_pem}'::text[] AS auth";
 
 /// The webhooks in scope, oldest first.
 pub async fn list_webhooks(pool: &PgPool, scope: Scope) -> Result<Vec<Webhook>, StorageError> {
@@ -230,8 +253,8 @@ pub async fn create_webhook(
     let sql = format!(
         "INSERT INTO webhooks (user_id, name, url, events, secret, is_active, timeout_ms,
                                headers, template, batch_max_events, batch_max_wait_ms,
-                               filter, retry_schedule, ordering)
-         SELECT u.id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14
+                               filter, retry_schedule, ordering, auth)
+         SELECT u.id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15
          FROM users u WHERE u.id = $1
          RETURNING {COLUMNS}"
     );
@@ -250,6 +273,7 @@ pub async fn create_webhook(
         .bind(new.filter.as_ref().map(Json))
         .bind(new.retry_schedule.as_deref())
         .bind(new.ordering.as_str())
+        .bind(new.auth.as_ref().map(|a| Json(a.as_json())))
         .fetch_optional(pool)
         .await?;
     Ok(row)
@@ -284,6 +308,11 @@ pub async fn update_webhook(
              filter = CASE WHEN $16 THEN $17 ELSE filter END,
              retry_schedule = CASE WHEN $18 THEN $19 ELSE retry_schedule END,
              ordering = COALESCE($20, ordering),
+             auth = CASE WHEN NOT $21 THEN auth
+                         WHEN auth->>'type' = $22->>'type' THEN
+                             COALESCE((SELECT jsonb_object_agg(key, value) FROM jsonb_each(auth)
+                                       WHERE key = ANY($23)), '{{}}'::jsonb) || $22
+                         ELSE $22 END,
              updated_at = now()
          WHERE id = $1 AND ($2::int8 IS NULL OR user_id = $2)
          RETURNING {COLUMNS}"
@@ -309,6 +338,14 @@ pub async fn update_webhook(
         .bind(changes.retry_schedule.is_some())
         .bind(changes.retry_schedule.as_ref().and_then(|r| r.as_deref()))
         .bind(changes.ordering.map(DeliveryOrder::as_str))
+        .bind(changes.auth.is_some())
+        .bind(
+            changes
+                .auth
+                .as_ref()
+                .and_then(|a| a.as_ref().map(|a| Json(a.as_json()))),
+        )
+        .bind(&SECRET_FIELDS[..])
         .fetch_optional(pool)
         .await?;
     Ok(row)
@@ -419,6 +456,7 @@ mod tests {
             filter: None,
             retry_schedule: None,
             ordering: DeliveryOrder::Fifo,
+            auth: None,
         };
         let changes = WebhookChanges {
             secret: Some(SECRET.to_owned()),
@@ -429,5 +467,11 @@ mod tests {
             assert!(shown.contains("[redacted]"), "{shown}");
         }
         assert!(format!("{new:?}").contains("https://example.com/hook"));
+    }
+
+    #[test]
+    fn reads_strip_every_secret_field_of_auth() {
+        let stripped = format!("'{{{}}}'::text[] AS auth", SECRET_FIELDS.join(","));
+        assert!(COLUMNS.contains(&stripped), "{COLUMNS}");
     }
 }

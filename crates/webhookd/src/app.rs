@@ -78,6 +78,8 @@ pub enum AppError {
     Metrics(#[from] prometheus::Error),
     #[error("HTTP client: {0}")]
     HttpClient(#[from] reqwest::Error),
+    #[error("delivery.extra_ca_file: {0}")]
+    ExtraCa(#[from] webhookd_worker::tls_clients::ExtraCaError),
     #[error("HTTP server: {0}")]
     Serve(std::io::Error),
     #[error("starting a consumer thread: {0}")]
@@ -142,9 +144,10 @@ impl App {
                 pool: self.pool.clone(),
                 config: s.api_config(),
                 // Its own client: test deliveries never wait for a worker's slots.
-                deliverer: Deliverer::new(
+                deliverer: Deliverer::with_tls(
                     s.delivery.allow_private_targets,
                     s.delivery.max_response_bytes,
+                    s.delivery.delivery_tls()?,
                 )?,
             };
             // Subscriptions end on `cancel`: their sockets get a close frame.
@@ -247,9 +250,10 @@ impl App {
         let stop_writer = CancellationToken::new();
         let (records, writer_done) =
             spawn_writer(held.clone(), recorder, stop_writer.clone(), abandon.clone());
-        let deliverer = Deliverer::new(
+        let deliverer = Deliverer::with_tls(
             s.delivery.allow_private_targets,
             s.delivery.max_response_bytes,
+            s.delivery.delivery_tls()?,
         )?;
         let dispatcher = Dispatcher::new(
             s.retry_policy(),

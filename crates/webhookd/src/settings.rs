@@ -14,6 +14,7 @@ use webhookd_admin::graphql::{EventSource, GraphqlConfig};
 use webhookd_events::{Jitter, RetryPolicy};
 use webhookd_producer::topology::Topology;
 pub use webhookd_worker::retention::RetentionSettings;
+use webhookd_worker::tls_clients::{load_extra_ca, DeliveryTls, ExtraCaError};
 
 /// The defaults, compiled in so the binary runs from any directory.
 pub(crate) const DEFAULTS: &str = include_str!("../../../config/default.toml");
@@ -88,6 +89,11 @@ pub struct DeliverySettings {
     /// How long a new event's first attempts may run before its deliveries
     /// are written (`fanout.rs`); 0: written before any attempt.
     pub(crate) first_attempt_window_ms: u64,
+    /// A PEM bundle of CA certificates every delivery client (and OAuth2
+    /// token request) trusts besides the built-in roots; empty: none.
+    pub(crate) extra_ca_file: String,
+    /// Clients with a TLS client certificate (`mtls` auth) kept per worker.
+    pub(crate) mtls_clients_max: usize,
 }
 
 impl DeliverySettings {
@@ -95,6 +101,18 @@ impl DeliverySettings {
     pub(crate) fn disable_after_failing(&self) -> Option<Duration> {
         (self.disable_after_failing_secs > 0)
             .then(|| Duration::from_secs(self.disable_after_failing_secs))
+    }
+
+    /// The delivery clients' TLS settings, reading `delivery.extra_ca_file`.
+    pub fn delivery_tls(&self) -> Result<DeliveryTls, ExtraCaError> {
+        let extra_roots = match self.extra_ca_file.trim() {
+            "" => Vec::new(),
+            path => load_extra_ca(Path::new(path))?,
+        };
+        Ok(DeliveryTls {
+            extra_roots,
+            mtls_clients_max: self.mtls_clients_max,
+        })
     }
 
     /// `delivery.first_attempt_window_ms` as a period; `None` means none
@@ -269,6 +287,17 @@ impl Settings {
             "delivery.first_attempt_window_ms",
             "must be at most 10000 (messages stay unacked meanwhile); 0 writes before attempting",
         )?;
+        check(
+            (1..=100_000).contains(&d.mtls_clients_max),
+            "delivery.mtls_clients_max",
+            "must be between 1 and 100000",
+        )?;
+        if let Err(e) = d.delivery_tls() {
+            return Err(SettingsError::Invalid {
+                key: "delivery.extra_ca_file",
+                problem: e.to_string(),
+            });
+        }
         check(
             d.max_response_bytes <= 16 << 20,
             "delivery.max_response_bytes",

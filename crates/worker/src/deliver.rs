@@ -2,20 +2,22 @@
 //! status, a timeout, a refused connection) is an [`AttemptOutcome`], not an
 //! `Err`: failures are normal and are classified here, in one place.
 
-use std::error::Error as _;
 use std::fmt;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
-use reqwest::{redirect, Client, StatusCode};
+use reqwest::StatusCode;
 use uuid::Uuid;
 use webhookd_events::delivery::Verdict;
-use webhookd_events::Template;
+use webhookd_events::{StoredAuth, Template};
 use webhookd_signing::Signer;
 
-use crate::target_policy::{check_literal_host, GuardedResolver};
+use crate::http_errors::chain;
+use crate::receiver_auth::{send_authorized, TargetAuth};
+use crate::target_policy::check_literal_host;
+use crate::tls_clients::{DeliveryTls, TlsClients};
 
 pub(crate) const USER_AGENT_VALUE: &str = concat!("webhookd/", env!("CARGO_PKG_VERSION"));
 
@@ -34,6 +36,9 @@ pub struct Target {
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) template: Option<Template>,
     pub(crate) timeout: Duration,
+    /// How requests authenticate to the receiver (SPEC §14); an OAuth2
+    /// token cached here serves this webhook version's deliveries.
+    pub(crate) auth: TargetAuth,
 }
 
 /// A webhook's stored delivery settings, as its row holds them. Its `Debug`
@@ -46,6 +51,7 @@ pub struct TargetRow<'a> {
     pub headers: &'a serde_json::Value,
     pub template: Option<&'a str>,
     pub timeout_ms: Option<i32>,
+    pub auth: Option<&'a StoredAuth>,
 }
 
 impl fmt::Debug for TargetRow<'_> {
@@ -60,13 +66,15 @@ impl fmt::Debug for TargetRow<'_> {
             .field("headers", &self.headers)
             .field("template", &self.template)
             .field("timeout_ms", &self.timeout_ms)
+            .field("auth", &self.auth)
             .finish()
     }
 }
 
 impl Target {
     /// Builds the target of real and test deliveries alike. Fails only for a
-    /// template that no longer parses (they are validated when saved).
+    /// template or an `auth` that no longer parses (they are validated when
+    /// saved).
     pub fn from_row(row: TargetRow<'_>, default_timeout: Duration) -> Result<Target, String> {
         let template = row
             .template
@@ -83,6 +91,11 @@ impl Target {
             .timeout_ms
             .and_then(|ms| u64::try_from(ms).ok())
             .map_or(default_timeout, Duration::from_millis);
+        let auth = row
+            .auth
+            .map(TargetAuth::from_stored)
+            .transpose()?
+            .unwrap_or_default();
         let url = reqwest::Url::parse(row.url).map_err(|e| format!("invalid URL: {e}"));
         let host = url
             .as_ref()
@@ -97,6 +110,7 @@ impl Target {
             headers,
             template,
             timeout,
+            auth,
         })
     }
 }
@@ -131,34 +145,25 @@ impl AttemptOutcome {
 
 #[derive(Debug, Clone)]
 pub struct Deliverer {
-    client: Client,
+    clients: TlsClients,
     allow_private: bool,
     max_response_bytes: usize,
 }
 
-/// The client every attempt uses: no proxy, no redirects, connections kept
-/// alive per host, and (unless private targets are allowed) names resolved
-/// through the SSRF guard.
-fn build_client(allow_private: bool) -> Result<Client, reqwest::Error> {
-    let mut builder = Client::builder()
-        // A proxy from HTTP_PROXY & co. would resolve target names itself,
-        // around the SSRF guard in our resolver.
-        .no_proxy()
-        .redirect(redirect::Policy::none())
-        .pool_max_idle_per_host(64)
-        .pool_idle_timeout(Duration::from_secs(90))
-        .tcp_nodelay(true)
-        .connect_timeout(Duration::from_secs(10));
-    if !allow_private {
-        builder = builder.dns_resolver(std::sync::Arc::new(GuardedResolver));
-    }
-    builder.build()
-}
-
 impl Deliverer {
     pub fn new(allow_private: bool, max_response_bytes: usize) -> Result<Self, reqwest::Error> {
+        Self::with_tls(allow_private, max_response_bytes, DeliveryTls::default())
+    }
+
+    /// A deliverer whose clients trust `tls`'s extra roots and keep at most
+    /// its number of client-certificate clients (`tls_clients.rs`).
+    pub fn with_tls(
+        allow_private: bool,
+        max_response_bytes: usize,
+        tls: DeliveryTls,
+    ) -> Result<Self, reqwest::Error> {
         Ok(Deliverer {
-            client: build_client(allow_private)?,
+            clients: TlsClients::new(allow_private, tls)?,
             allow_private,
             max_response_bytes,
         })
@@ -170,7 +175,7 @@ impl Deliverer {
     /// attempt made there never waits for another thread to be woken.
     pub(crate) fn with_own_client(&self) -> Result<Self, reqwest::Error> {
         Ok(Deliverer {
-            client: build_client(self.allow_private)?,
+            clients: self.clients.with_own_shared()?,
             ..self.clone()
         })
     }
@@ -214,17 +219,19 @@ impl Deliverer {
             Ok(h) => h,
             Err(e) => return failure(e),
         };
-        let sent = self
-            .client
-            .post(url)
-            .headers(headers)
-            .timeout(target.timeout)
-            .body(Bytes::from_owner(SharedBody(body.clone())))
-            .send()
-            .await;
+        let bytes = Bytes::from_owner(SharedBody(body.clone()));
+        let sent = send_authorized(
+            &self.clients,
+            &target.auth,
+            url,
+            headers,
+            target.timeout,
+            &bytes,
+        )
+        .await;
         let mut response = match sent {
             Ok(r) => r,
-            Err(e) => return failure(describe_error(&e, target.timeout)),
+            Err(e) => return failure(e),
         };
         let status = response.status();
         let retry_after = match status {
@@ -380,61 +387,6 @@ pub(crate) fn parse_retry_after(value: Option<&HeaderValue>) -> Option<Duration>
     Some(wait.to_std().unwrap_or(Duration::ZERO))
 }
 
-fn describe_error(e: &reqwest::Error, timeout: Duration) -> String {
-    if e.is_timeout() {
-        return format!("timed out after {} ms", timeout.as_millis());
-    }
-    if e.is_connect() {
-        return format!("connection failed: {}", chain(e));
-    }
-    if let Some(kind) = io_error_kind(e) {
-        use std::io::ErrorKind::{BrokenPipe, ConnectionAborted, ConnectionReset, UnexpectedEof};
-        if matches!(
-            kind,
-            ConnectionReset | ConnectionAborted | BrokenPipe | UnexpectedEof
-        ) {
-            return format!("connection reset by the receiver: {}", chain(e));
-        }
-    }
-    format!("request failed: {}", chain(e))
-}
-
-/// The kind of the I/O error under a reqwest error, if one caused it.
-fn io_error_kind(e: &reqwest::Error) -> Option<std::io::ErrorKind> {
-    let mut source = e.source();
-    while let Some(cause) = source {
-        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
-            return Some(io.kind());
-        }
-        source = cause.source();
-    }
-    None
-}
-
-/// The error and its causes in one line: reqwest's own message alone hides
-/// the useful part ("connection refused", "refused target ...").
-fn chain(e: &reqwest::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    // reqwest puts the full URL in its messages; it can carry a token in its query.
-    match e.url() {
-        Some(url) => text.replace(url.as_str(), &redact(url)),
-        None => text,
-    }
-}
-
-fn redact(url: &reqwest::Url) -> String {
-    format!("{}://{}", url.scheme(), url.host_str().unwrap_or(""))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -447,6 +399,7 @@ mod tests {
             headers: &serde_json::Value::Null,
             template: None,
             timeout_ms: None,
+            auth: None,
         };
         Target::from_row(row, Duration::from_secs(10)).unwrap()
     }
@@ -460,6 +413,7 @@ mod tests {
             headers: &serde_json::Value::Null,
             template: None,
             timeout_ms: None,
+            auth: None,
         };
         let target = Target::from_row(row, Duration::from_secs(10)).unwrap();
         for shown in [format!("{row:?}"), format!("{target:?}")] {

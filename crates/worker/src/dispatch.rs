@@ -396,6 +396,7 @@ impl Inner {
             headers: &c.headers,
             template: c.template.as_deref(),
             timeout_ms: c.timeout_ms,
+            auth: c.auth.as_ref(),
         };
         // The endpoint exists: its delivery holds one of its slots.
         if let Some(cached) = self
@@ -531,6 +532,7 @@ mod tests {
             batch_size: None,
             retry_schedule: None,
             fifo: false,
+            auth: None,
         }
     }
 

@@ -22,6 +22,9 @@
 //! threads of their own), `target_policy` (SSRF guard), `retention`,
 //! `sampler`, `metrics`, `background` (task supervision) and `outbox` (the
 //! relay that publishes operational events back to the broker, step 1).
+//! `deliver` authenticates to receivers through `receiver_auth` (SPEC §14):
+//! `oauth2` tokens, and `tls_clients` (the HTTP clients, one per client
+//! certificate).
 
 mod ack;
 pub mod background;
@@ -33,8 +36,11 @@ pub mod deliver;
 pub mod dispatch;
 pub mod fanout;
 pub mod fifo;
+mod http_errors;
 pub mod metrics;
+mod oauth2;
 pub mod outbox;
+pub(crate) mod receiver_auth;
 pub mod record;
 pub mod retention;
 pub(crate) mod routing;
@@ -43,4 +49,5 @@ pub mod schedule;
 pub mod shards;
 pub(crate) mod target_cache;
 pub mod target_policy;
+pub mod tls_clients;
 pub mod window;

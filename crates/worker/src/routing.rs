@@ -241,6 +241,7 @@ mod tests {
                 batch_size: None,
                 retry_schedule: None,
                 fifo: false,
+                auth: None,
             },
             owner_id: 7,
             filter_version,

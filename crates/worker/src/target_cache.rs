@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
+use webhookd_events::StoredAuth;
 
 use crate::deliver::{Target, TargetRow};
 
@@ -22,6 +23,7 @@ pub(crate) struct CachedTarget {
     headers: serde_json::Value,
     template: Option<String>,
     timeout_ms: Option<i32>,
+    auth: Option<StoredAuth>,
     target: Arc<Target>,
 }
 
@@ -36,6 +38,7 @@ impl CachedTarget {
             headers: row.headers.clone(),
             template: row.template.map(str::to_owned),
             timeout_ms: row.timeout_ms,
+            auth: row.auth.cloned(),
             target,
         })
     }
@@ -52,6 +55,7 @@ impl CachedTarget {
             && self.template.as_deref() == row.template
             && self.timeout_ms == row.timeout_ms
             && &self.headers == row.headers
+            && self.auth.as_ref() == row.auth
     }
 
     pub(crate) fn target(&self) -> &Arc<Target> {
@@ -74,6 +78,7 @@ mod tests {
             headers,
             template: None,
             timeout_ms: Some(1000),
+            auth: None,
         }
     }
 
@@ -92,8 +97,13 @@ mod tests {
     fn any_changed_field_is_a_different_row() {
         let headers = json!({});
         let other_headers = json!({"X-A": "b"});
+        let auth = StoredAuth::new(json!({"type": "bearer", "token": "t"}));
         let cached = CachedTarget::build(row("s1", &headers), TIMEOUT).expect("target");
         let changed = [
+            TargetRow {
+                auth: Some(&auth),
+                ..row("s1", &headers)
+            },
             row("s2", &headers),
             TargetRow {
                 previous_secret: Some("s0"),

@@ -25,6 +25,7 @@ pub(crate) mod stats;
 pub(crate) mod templates;
 pub(crate) mod test_delivery;
 pub(crate) mod validate;
+pub(crate) mod validate_auth;
 pub(crate) mod webhooks;
 
 pub use routes::router;

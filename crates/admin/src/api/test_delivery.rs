@@ -10,7 +10,7 @@ use chrono::Utc;
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
-use webhookd_events::TEST_EVENT;
+use webhookd_events::{StoredAuth, TEST_EVENT};
 
 use super::auth::CurrentUser;
 use super::error::{ApiError, ErrorBody};
@@ -133,6 +133,8 @@ pub(crate) async fn send_test(
 /// The delivery target of a webhook row, as the dispatcher builds it for
 /// real deliveries.
 fn build_target(w: &DeliveryTarget, default_timeout: Duration) -> Result<Target, String> {
+    // The webhook's own auth: a test shows what real deliveries will get.
+    let auth = w.auth.as_ref().map(|a| StoredAuth::new(a.0.clone()));
     let row = TargetRow {
         url: &w.url,
         secret: &w.secret,
@@ -140,6 +142,7 @@ fn build_target(w: &DeliveryTarget, default_timeout: Duration) -> Result<Target,
         headers: &w.headers.0,
         template: w.template.as_deref(),
         timeout_ms: w.timeout_ms,
+        auth: auth.as_ref(),
     };
     Target::from_row(row, default_timeout)
 }

@@ -21,6 +21,7 @@ use super::json::{ApiJson, Nullable};
 use super::query::QueryParams;
 use super::state::ApiState;
 use super::validate;
+use super::validate_auth;
 use webhookd_store::webhooks::{self as store, NewWebhook, Scope, Webhook, WebhookChanges};
 
 /// A webhook as the API shows it; the secret is only ever shown on creation
@@ -63,10 +64,19 @@ pub(crate) struct WebhookView {
     /// order the events were consumed (SPEC §13).
     #[schema(example = "none")]
     pub(crate) ordering: String,
+    /// How deliveries authenticate to the receiver (SPEC §14), without its
+    /// secrets: `{"type": "basic", "username"}`, `{"type": "bearer"}`,
+    /// `{"type": "oauth2", "token_url", "client_id", "scope"}` or
+    /// `{"type": "mtls", "client_cert_pem"}`; null: the signature only.
+    #[schema(value_type = Option<Object>, example = json!({"type": "basic", "username": "webhookd"}))]
+    pub(crate) auth: Option<serde_json::Value>,
 }
 
 impl From<Webhook> for WebhookView {
     fn from(w: Webhook) -> Self {
+        let auth = w
+            .auth_view()
+            .and_then(|view| serde_json::to_value(view).ok());
         WebhookView {
             id: w.id,
             user_id: w.user_id,
@@ -86,6 +96,7 @@ impl From<Webhook> for WebhookView {
             filter: w.filter.map(|f| f.0),
             retry_schedule: w.retry_schedule,
             ordering: w.ordering.as_str().to_owned(),
+            auth,
         }
     }
 }
@@ -139,6 +150,13 @@ pub(crate) struct CreateWebhook {
     /// order; a failing one holds back the rest until it succeeds or fails
     /// for good.
     pub(crate) ordering: Option<String>,
+    /// Authentication to the receiver (SPEC §14): `{"type": "basic",
+    /// "username", "password"}`, `{"type": "bearer", "token"}`, `{"type":
+    /// "oauth2", "token_url", "client_id", "client_secret", "scope"?}` or
+    /// `{"type": "mtls", "client_cert_pem", "client_key_pem"}`. Not with a
+    /// custom `Authorization` header.
+    #[schema(value_type = Option<Object>, example = json!({"type": "bearer", "token": "s3cr3t"}))]
+    pub(crate) auth: Option<serde_json::Value>,
 }
 
 /// `PATCH /webhooks/{id}`: absent fields stay as they are; `null` clears
@@ -179,6 +197,10 @@ pub(crate) struct UpdateWebhook {
     /// `none` or `fifo`.
     #[schema(value_type = Option<String>)]
     pub(crate) ordering: Nullable<String>,
+    /// null removes it. With the type already stored, a secret field left
+    /// out keeps the stored secret; a new type needs all its fields.
+    #[schema(value_type = Option<Object>)]
+    pub(crate) auth: Nullable<serde_json::Value>,
 }
 
 /// What `Debug` shows of a secret: whether there is one, never its text.
@@ -216,8 +238,14 @@ impl fmt::Debug for CreateWebhook {
             .field("filter", &self.filter)
             .field("retry_schedule", &self.retry_schedule)
             .field("ordering", &self.ordering)
+            .field("auth", &self.auth.as_ref().map(auth_kind))
             .finish()
     }
+}
+
+/// What `Debug` shows of a raw `auth`: its type only.
+fn auth_kind(raw: &serde_json::Value) -> Option<&str> {
+    raw.get("type").and_then(serde_json::Value::as_str)
 }
 
 impl fmt::Debug for UpdateWebhook {
@@ -241,6 +269,14 @@ impl fmt::Debug for UpdateWebhook {
             .field("filter", &self.filter)
             .field("retry_schedule", &self.retry_schedule)
             .field("ordering", &self.ordering)
+            .field(
+                "auth",
+                &match &self.auth {
+                    Nullable::Absent => Nullable::Absent,
+                    Nullable::Null => Nullable::Null,
+                    Nullable::Value(raw) => Nullable::Value(auth_kind(raw)),
+                },
+            )
             .finish()
     }
 }
@@ -282,6 +318,11 @@ impl CreateWebhook {
             .map(validate::check_ordering)
             .transpose()?
             .unwrap_or_default();
+        let auth = self
+            .auth
+            .map(|raw| validate_auth::check_auth(raw, None, allow_private))
+            .transpose()?;
+        validate_auth::check_no_authorization_header(auth.is_some(), &headers)?;
         let secret = match self.secret {
             Some(secret) => validate::check_secret(secret)?,
             None => webhookd_signing::generate_secret(),
@@ -311,6 +352,7 @@ impl CreateWebhook {
             filter,
             retry_schedule,
             ordering,
+            auth,
         })
     }
 }
@@ -381,6 +423,7 @@ impl UpdateWebhook {
             filter,
             retry_schedule,
             ordering,
+            auth: None,
         })
     }
 }
@@ -566,7 +609,9 @@ pub(crate) async fn update(
     id: i64,
     body: UpdateWebhook,
 ) -> Result<WebhookView, ApiError> {
-    let changes = body.into_changes(state.allow_private_targets())?;
+    let mut body = body;
+    let auth = std::mem::take(&mut body.auth);
+    let mut changes = body.into_changes(state.allow_private_targets())?;
     if changes.batch_max_events.is_some() || changes.template.is_some() {
         let current = store::find_webhook(&state.pool, user.scope(), id)
             .await?
@@ -578,6 +623,13 @@ pub(crate) async fn update(
                 None => current.template.as_deref(),
             },
         )?;
+    }
+    if !matches!(auth, Nullable::Absent) || changes.headers.is_some() {
+        let current = store::find_webhook(&state.pool, user.scope(), id)
+            .await?
+            .ok_or(ApiError::NotFound("webhook"))?;
+        changes.auth =
+            validate_auth::change_auth(auth, &current, &changes, state.allow_private_targets())?;
     }
     // An empty PATCH changes nothing, not even `updated_at`.
     let webhook = if changes.is_empty() {
@@ -697,6 +749,7 @@ mod tests {
                 filter: None,
                 retry_schedule: None,
                 ordering: "none".to_owned(),
+                auth: None,
             },
             secret: SECRET.to_owned(),
         };

@@ -66,6 +66,10 @@ pub(crate) struct Webhook {
     pub(crate) retry_schedule: Option<Vec<i32>>,
     /// `none`, or `fifo`: one delivery at a time, in consumption order.
     pub(crate) ordering: String,
+    /// Authentication to the receiver (a JSON object with its `type` and
+    /// public fields; never a password, token, client secret or key); null:
+    /// the signature only.
+    pub(crate) auth: Option<Json<serde_json::Value>>,
 }
 
 impl From<WebhookView> for Webhook {
@@ -89,6 +93,7 @@ impl From<WebhookView> for Webhook {
             filter: w.filter.map(Json),
             retry_schedule: w.retry_schedule,
             ordering: w.ordering,
+            auth: w.auth.map(Json),
         }
     }
 }
@@ -144,6 +149,10 @@ pub(crate) struct CreateWebhookInput {
     pub(crate) retry_schedule: Option<Vec<i64>>,
     /// `none` (default) or `fifo`: one delivery at a time, in consumption order.
     pub(crate) ordering: Option<String>,
+    /// Authentication to the receiver (a JSON object): `basic` (username,
+    /// password), `bearer` (token), `oauth2` (token_url, client_id,
+    /// client_secret, scope?) or `mtls` (client_cert_pem, client_key_pem).
+    pub(crate) auth: Option<Json<serde_json::Value>>,
 }
 
 impl From<CreateWebhookInput> for CreateWebhook {
@@ -163,6 +172,7 @@ impl From<CreateWebhookInput> for CreateWebhook {
             filter: i.filter.map(|f| f.0),
             retry_schedule: i.retry_schedule,
             ordering: i.ordering,
+            auth: i.auth.map(|a| a.0),
         }
     }
 }
@@ -189,6 +199,8 @@ pub(crate) struct UpdateWebhookInput {
     pub(crate) retry_schedule: MaybeUndefined<Vec<i64>>,
     /// `none` or `fifo`.
     pub(crate) ordering: MaybeUndefined<String>,
+    /// null removes it; with the stored type, a secret left out is kept.
+    pub(crate) auth: MaybeUndefined<Json<serde_json::Value>>,
 }
 
 fn nullable<T>(value: MaybeUndefined<T>) -> Nullable<T> {
@@ -215,6 +227,7 @@ impl From<UpdateWebhookInput> for UpdateWebhook {
             filter: nullable(i.filter.map_value(|f| f.0)),
             retry_schedule: nullable(i.retry_schedule),
             ordering: nullable(i.ordering),
+            auth: nullable(i.auth.map_value(|a| a.0)),
         }
     }
 }

@@ -5,6 +5,7 @@ use axum::extract::{Query, State};
 use maud::{html, Markup};
 use serde::Deserialize;
 
+use super::auth_fields;
 use super::error::UiError;
 use super::form::csrf_input;
 use super::layout::{active_badge, delivery_badge, page, time_el, Notice};
@@ -122,6 +123,9 @@ fn summary(webhook: &Webhook) -> Markup {
                     @for name in webhook.headers.0.keys() { code { (name) } " " }
                     span class="muted" { "(values hidden; see Edit)" }
                 }
+            }
+            dt { "Authentication" } dd id="auth-shown" {
+                (auth_fields::summary(webhook.auth_view().as_ref()))
             }
             dt { "Body" } dd {
                 @match &webhook.template {

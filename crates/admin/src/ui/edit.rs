@@ -113,6 +113,7 @@ fn new_webhook(checked: CheckedWebhook, owner: i64, secret: String) -> NewWebhoo
         filter: checked.filter,
         retry_schedule: checked.retry_schedule,
         ordering: checked.ordering,
+        auth: checked.auth,
     }
 }
 
@@ -150,6 +151,8 @@ pub(crate) async fn submit_edit(
     // The edit form has neither a secret (rotation does that) nor an owner.
     input.secret.clear();
     input.owner.clear();
+    // Secrets of the stored auth type may be left empty to keep them.
+    input.auth.stored = current.auth_view().map(|view| view.kind());
     if redisplay(
         &mut input,
         form.fields.get("action"),
@@ -178,6 +181,7 @@ pub(crate) async fn submit_edit(
         filter: Some(checked.filter),
         retry_schedule: Some(checked.retry_schedule),
         ordering: Some(checked.ordering),
+        auth: Some(checked.auth),
     };
     store::update_webhook(&state.pool, session.scope(), id, &changes)
         .await?

@@ -7,10 +7,11 @@ use std::fmt;
 
 use webhookd_events::{sample_envelope, DeliveryOrder, Template, CATALOGUE, TEST_EVENT};
 
+use super::auth_fields::AuthInput;
 use super::form::FormFields;
 use crate::api::error::ApiError;
-use crate::api::validate;
 use crate::api::webhooks::Redacted;
+use crate::api::{validate, validate_auth};
 use webhookd_store::webhooks::Webhook;
 
 /// The event a preview renders when none is picked.
@@ -47,6 +48,8 @@ pub(crate) struct WebhookInput {
     pub(crate) retry_schedule: String,
     /// One delivery at a time, in order (`ordering: "fifo"`).
     pub(crate) fifo: bool,
+    /// Authentication to the receiver (`auth_fields.rs`).
+    pub(crate) auth: AuthInput,
 }
 
 impl fmt::Debug for WebhookInput {
@@ -67,6 +70,7 @@ impl fmt::Debug for WebhookInput {
             .field("filter", &self.filter)
             .field("retry_schedule", &self.retry_schedule)
             .field("fifo", &self.fifo)
+            .field("auth", &self.auth)
             .finish()
     }
 }
@@ -90,6 +94,7 @@ impl Default for WebhookInput {
             filter_sample: String::new(),
             retry_schedule: String::new(),
             fifo: false,
+            auth: AuthInput::default(),
         }
     }
 }
@@ -113,6 +118,7 @@ impl WebhookInput {
             filter_sample: form.get("filter_sample").to_owned(),
             retry_schedule: form.get("retry_schedule").trim().to_owned(),
             fifo: form.has("fifo"),
+            auth: AuthInput::from_form(form),
         }
     }
 
@@ -155,6 +161,7 @@ impl WebhookInput {
                 })
                 .unwrap_or_default(),
             fifo: webhook.ordering == DeliveryOrder::Fifo,
+            auth: AuthInput::from_view(webhook.auth_view().as_ref()),
             ..WebhookInput::default()
         }
     }
@@ -257,6 +264,8 @@ pub(crate) struct CheckedWebhook {
     pub(crate) filter: Option<serde_json::Value>,
     pub(crate) retry_schedule: Option<Vec<i32>>,
     pub(crate) ordering: DeliveryOrder,
+    /// `None`: no auth (or, on edit, none any more).
+    pub(crate) auth: Option<webhookd_events::StoredAuth>,
 }
 
 impl fmt::Debug for CheckedWebhook {
@@ -276,6 +285,7 @@ impl fmt::Debug for CheckedWebhook {
             .field("filter", &self.filter)
             .field("retry_schedule", &self.retry_schedule)
             .field("ordering", &self.ordering)
+            .field("auth", &self.auth)
             .finish()
     }
 }
@@ -352,6 +362,11 @@ pub(crate) fn check_input(
             .take("secret", validate::check_secret(text.to_owned()))
             .map(Some),
     };
+    let auth = errors.take("auth", input.auth.check(allow_private));
+    if let (Some(auth), Some(headers)) = (&auth, &headers) {
+        let conflict = validate_auth::check_no_authorization_header(auth.is_some(), headers);
+        errors.take("auth", conflict);
+    }
     let owner = match input.owner.as_str() {
         "" => Some(None),
         text => match text.parse::<i64>() {
@@ -375,7 +390,7 @@ pub(crate) fn check_input(
         template,
         secret,
         owner,
-        (filter, retry_schedule),
+        (filter, retry_schedule, auth),
     ) {
         (
             Some(name),
@@ -387,7 +402,7 @@ pub(crate) fn check_input(
             Some(template),
             Some(secret),
             Some(owner),
-            (Some(filter), Some(retry_schedule)),
+            (Some(filter), Some(retry_schedule), Some(auth)),
         ) if errors.is_empty() => Ok(CheckedWebhook {
             name,
             url,
@@ -407,6 +422,7 @@ pub(crate) fn check_input(
             } else {
                 DeliveryOrder::None
             },
+            auth,
         }),
         _ => Err(errors),
     }
@@ -551,6 +567,7 @@ mod tests {
             secret: Some("whsec_checked-secret".into()),
             owner: None,
             ordering: DeliveryOrder::None,
+            auth: None,
         };
         let shown = format!("{checked:?}");
         assert!(!shown.contains("checked-secret"), "{shown}");

@@ -10,19 +10,20 @@
 //!
 //! Where things are: [`login`] (sign in/out), [`list`] (`/webhook/`),
 //! [`edit`] + [`fields`] + [`webhook_form`] (create and edit forms, template
-//! preview), [`details`] (one webhook and its buttons), [`actions`] (toggle,
+//! preview; `auth_fields`: the receiver authentication fields), [`details`] (one webhook and its buttons), [`actions`] (toggle,
 //! test, rotate, retry, delete), [`replay`] (ranged retry and replay forms), [`logs`] (attempts), `live_logs` (their live feed), [`stats`] + [`charts`]
 //! (dashboard), [`layout`] (page shell), [`error`] (the error type),
 //! `error_page` (how an error is shown), `paths` (page URLs).
 //!
 //! Layers, each importing only from those before it (`modcheck` checks):
 //! leaves `paths`, `assets`, `error`, `charts`; request plumbing `state`,
-//! `session`, `form`, `fields`; the shell `layout`, then `error_page`; the
+//! `session`, `form`, `auth_fields`, `fields`; the shell `layout`, then `error_page`; the
 //! pages (`replay` before `details` and `actions`, `list`, `details`, `logs`, `login`, `webhook_form` then `edit`,
 //! `actions`, `stats`); `routes` on top.
 
 pub(crate) mod actions;
 mod assets;
+mod auth_fields;
 pub(crate) mod charts;
 pub(crate) mod details;
 pub(crate) mod edit;

@@ -5,6 +5,7 @@
 use maud::{html, Markup};
 use webhookd_events::{CATALOGUE, PRESETS};
 
+use super::auth_fields;
 use super::fields::{
     check_filter_sample, event_groups, render_preview, sample_event_json, FieldErrors, WebhookInput,
 };
@@ -61,6 +62,7 @@ pub(crate) fn form_page(
             (filter_fieldset(input, errors))
             (template_fieldset(input, errors))
             (delivery_fieldset(input, errors))
+            (auth_fields::fieldset(&input.auth, |field| errors.get(field)))
             div class="actions" {
                 button type="submit" name="action" value="save" class="primary" {
                     @match mode { Mode::Create => "Create webhook", Mode::Edit(_) => "Save changes" }
@@ -75,12 +77,16 @@ pub(crate) fn form_page(
     page(title, Some(session), content)
 }
 
-fn field_id(field: &str) -> &str {
+fn field_id(field: &str) -> String {
+    if let Some(id) = auth_fields::field_id(field) {
+        return id;
+    }
     match field {
         "events" => "events-all",
         "user_id" => "owner",
         other => other,
     }
+    .to_owned()
 }
 
 fn error_text(errors: &FieldErrors, field: &str) -> Markup {

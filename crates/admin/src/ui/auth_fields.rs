@@ -1,0 +1,333 @@
+//! The webhook form's authentication fields (SPEC §14 `auth`): a type select
+//! (none, basic, bearer, OAuth2, mTLS) and each type's fields, read from the
+//! form and checked with the API's rule (`api::validate_auth`), and the
+//! details page's line about it.
+//!
+//! Secret inputs are never filled back from a stored webhook: on edit an
+//! empty one means "keep the stored secret" (the API's rule for a value of
+//! the stored type), and a hint says so.
+
+use std::fmt;
+
+use maud::{html, Markup};
+use serde_json::{Map, Value};
+use webhookd_events::{AuthKind, AuthView, StoredAuth};
+
+use super::form::FormFields;
+use crate::api::error::ApiError;
+use crate::api::validate_auth;
+use crate::api::webhooks::Redacted;
+
+/// The auth fields as typed. Its `Debug` hides the secrets.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub(crate) struct AuthInput {
+    /// `""` (none), `basic`, `bearer`, `oauth2` or `mtls`.
+    pub(crate) kind: String,
+    pub(crate) username: String,
+    pub(crate) password: String,
+    pub(crate) token: String,
+    pub(crate) token_url: String,
+    pub(crate) client_id: String,
+    pub(crate) client_secret: String,
+    pub(crate) scope: String,
+    pub(crate) client_cert_pem: String,
+    pub(crate) client_key_pem: String,
+    /// The type the webhook has stored (edit only): its secrets may be
+    /// left empty to keep them.
+    pub(crate) stored: Option<AuthKind>,
+}
+
+impl fmt::Debug for AuthInput {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthInput")
+            .field("kind", &self.kind)
+            .field("username", &self.username)
+            .field("password", &Redacted)
+            .field("token", &Redacted)
+            .field("token_url", &self.token_url)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &Redacted)
+            .field("scope", &self.scope)
+            .field("client_cert_pem", &self.client_cert_pem)
+            .field("client_key_pem", &Redacted)
+            .field("stored", &self.stored)
+            .finish()
+    }
+}
+
+/// A form input's name for an `auth` field (`auth_password`).
+fn input_name(field: &str) -> String {
+    format!("auth_{field}")
+}
+
+impl AuthInput {
+    pub(crate) fn from_form(form: &FormFields) -> Self {
+        let get = |field: &str| form.get(&input_name(field)).trim().to_owned();
+        AuthInput {
+            kind: get("type"),
+            username: get("username"),
+            password: get("password"),
+            token: get("token"),
+            token_url: get("token_url"),
+            client_id: get("client_id"),
+            client_secret: get("client_secret"),
+            scope: get("scope"),
+            // PEM keeps its line breaks; only the ends are trimmed.
+            client_cert_pem: get("client_cert_pem"),
+            client_key_pem: get("client_key_pem"),
+            stored: None,
+        }
+    }
+
+    /// A stored webhook's public fields; secrets stay empty.
+    pub(crate) fn from_view(view: Option<&AuthView>) -> Self {
+        let mut input = AuthInput {
+            stored: view.map(AuthView::kind),
+            kind: view
+                .map(|v| v.kind().as_str().to_owned())
+                .unwrap_or_default(),
+            ..AuthInput::default()
+        };
+        match view {
+            Some(AuthView::Basic { username }) => input.username.clone_from(username),
+            Some(AuthView::OAuth2 {
+                token_url,
+                client_id,
+                scope,
+            }) => {
+                input.token_url.clone_from(token_url);
+                input.client_id.clone_from(client_id);
+                input.scope = scope.clone().unwrap_or_default();
+            }
+            Some(AuthView::Mtls { client_cert_pem }) => {
+                input.client_cert_pem.clone_from(client_cert_pem);
+            }
+            Some(AuthView::Bearer {}) | None => {}
+        }
+        input
+    }
+
+    fn text(&self, field: &str) -> &str {
+        match field {
+            "username" => &self.username,
+            "password" => &self.password,
+            "token" => &self.token,
+            "token_url" => &self.token_url,
+            "client_id" => &self.client_id,
+            "client_secret" => &self.client_secret,
+            "scope" => &self.scope,
+            "client_cert_pem" => &self.client_cert_pem,
+            "client_key_pem" => &self.client_key_pem,
+            _ => "",
+        }
+    }
+
+    /// The checked value: `None` for "no auth". Only the selected type's
+    /// fields count; an empty one is left out (so, on edit, a secret of the
+    /// stored type is kept).
+    pub(crate) fn check(&self, allow_private: bool) -> Result<Option<StoredAuth>, ApiError> {
+        if self.kind.is_empty() {
+            return Ok(None);
+        }
+        let mut map = Map::new();
+        map.insert("type".to_owned(), Value::String(self.kind.clone()));
+        if let Some(kind) = AuthKind::parse(&self.kind) {
+            for field in kind.fields() {
+                let text = self.text(field);
+                if !text.is_empty() {
+                    map.insert((*field).to_owned(), Value::String(text.to_owned()));
+                }
+            }
+        }
+        validate_auth::check_auth(Value::Object(map), self.stored, allow_private).map(Some)
+    }
+}
+
+/// The form's id for a field an error names (`auth.password` → its input).
+pub(crate) fn field_id(field: &str) -> Option<String> {
+    field
+        .strip_prefix("auth.")
+        .map(input_name)
+        .or_else(|| (field == "auth").then(|| input_name("type")))
+}
+
+struct FieldSpec {
+    field: &'static str,
+    label: &'static str,
+    secret: bool,
+    multiline: bool,
+}
+
+const fn spec(
+    field: &'static str,
+    label: &'static str,
+    secret: bool,
+    multiline: bool,
+) -> FieldSpec {
+    FieldSpec {
+        field,
+        label,
+        secret,
+        multiline,
+    }
+}
+
+const BASIC: &[FieldSpec] = &[
+    spec("username", "Username", false, false),
+    spec("password", "Password", true, false),
+];
+const BEARER: &[FieldSpec] = &[spec("token", "Token", true, false)];
+const OAUTH2: &[FieldSpec] = &[
+    spec("token_url", "Token URL", false, false),
+    spec("client_id", "Client id", false, false),
+    spec("client_secret", "Client secret", true, false),
+    spec("scope", "Scope (optional)", false, false),
+];
+const MTLS: &[FieldSpec] = &[
+    spec("client_cert_pem", "Client certificate (PEM)", false, true),
+    spec("client_key_pem", "Private key (PEM)", true, true),
+];
+
+fn specs(kind: AuthKind) -> &'static [FieldSpec] {
+    match kind {
+        AuthKind::Basic => BASIC,
+        AuthKind::Bearer => BEARER,
+        AuthKind::OAuth2 => OAUTH2,
+        AuthKind::Mtls => MTLS,
+    }
+}
+
+fn kind_label(kind: AuthKind) -> &'static str {
+    match kind {
+        AuthKind::Basic => "HTTP Basic",
+        AuthKind::Bearer => "Bearer token",
+        AuthKind::OAuth2 => "OAuth2 client credentials",
+        AuthKind::Mtls => "mTLS client certificate",
+    }
+}
+
+/// The fieldset. `errors(field)` is the message for an API field name.
+pub(crate) fn fieldset<'a>(input: &AuthInput, error: impl Fn(&str) -> Option<&'a str>) -> Markup {
+    let type_error = error("auth.type").or_else(|| error("auth"));
+    html! {
+        fieldset class="auth" {
+            legend { "Authentication to the receiver (optional)" }
+            p class="hint" id="auth-hint" {
+                "Sent with every delivery besides the signature. Passwords, tokens, client secrets "
+                "and keys are never shown again."
+                @if input.stored.is_some() { " Leave a secret empty to keep the stored one." }
+            }
+            div class="field" {
+                label for="auth_type" { "Type" }
+                select id="auth_type" name="auth_type" aria-describedby="auth-hint"
+                    aria-invalid=[type_error.map(|_| "true")] {
+                    option value="" selected[input.kind.is_empty()] { "None (signature only)" }
+                    @for kind in AuthKind::ALL {
+                        option value=(kind.as_str()) selected[input.kind == kind.as_str()] { (kind_label(kind)) }
+                    }
+                }
+                @if let Some(message) = type_error {
+                    p class="field-error" id="auth_type-error" { (message) }
+                }
+            }
+            @for kind in AuthKind::ALL {
+                fieldset class="auth-kind" data-auth-kind=(kind.as_str()) {
+                    legend { (kind_label(kind)) " (used when selected above)" }
+                    @for spec in specs(kind) {
+                        @let id = input_name(spec.field);
+                        @let message = error(&format!("auth.{}", spec.field));
+                        div class="field" {
+                            label for=(id) { (spec.label) }
+                            @if spec.secret && input.stored == Some(kind) {
+                                p class="hint" id={ (id) "-hint" } { "Stored; leave empty to keep it." }
+                            }
+                            @if spec.multiline {
+                                textarea id=(id) name=(id) rows="4" spellcheck="false" autocomplete="off"
+                                    aria-invalid=[message.map(|_| "true")] {
+                                    @if !spec.secret { (input.text(spec.field)) }
+                                }
+                            } @else {
+                                input id=(id) name=(id)
+                                    type=(if spec.secret { "password" } else { "text" })
+                                    autocomplete=(if spec.secret { "new-password" } else { "off" })
+                                    spellcheck="false"
+                                    value=(if spec.secret { "" } else { input.text(spec.field) })
+                                    aria-invalid=[message.map(|_| "true")];
+                            }
+                            @if let Some(message) = message {
+                                p class="field-error" id={ (id) "-error" } { (message) }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The details page's line: the type and public fields, never a secret.
+pub(crate) fn summary(view: Option<&AuthView>) -> Markup {
+    html! {
+        @match view {
+            None => "none (signature only)",
+            Some(AuthView::Basic { username }) => { "HTTP Basic, username " code { (username) } }
+            Some(AuthView::Bearer {}) => "Bearer token",
+            Some(AuthView::OAuth2 { token_url, client_id, scope }) => {
+                "OAuth2 client credentials at " code { (token_url) } ", client id " code { (client_id) }
+                @if let Some(scope) = scope { ", scope " code { (scope) } }
+            }
+            Some(AuthView::Mtls { client_cert_pem }) => {
+                "mTLS client certificate"
+                details { summary { "Certificate" } pre class="body" tabindex="0" { code { (client_cert_pem) } } }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_selected_types_non_empty_fields_are_sent() {
+        let input = AuthInput {
+            kind: "basic".into(),
+            username: "u".into(),
+            password: "s3cret".into(),
+            token: "ignored".into(),
+            ..AuthInput::default()
+        };
+        let checked = input.check(false).unwrap().unwrap();
+        assert_eq!(
+            checked.as_json(),
+            &serde_json::json!({"type": "basic", "username": "u", "password": "s3cret"})
+        );
+        assert!(!format!("{input:?}").contains("s3cret"));
+        assert_eq!(AuthInput::default().check(false).unwrap(), None);
+    }
+
+    #[test]
+    fn on_edit_an_empty_secret_keeps_the_stored_one_and_is_never_filled_back() {
+        let view = AuthView::Basic {
+            username: "u".into(),
+        };
+        let mut input = AuthInput::from_view(Some(&view));
+        assert_eq!(input.kind, "basic");
+        assert!(input.password.is_empty());
+        input.username = "v".into();
+        let checked = input.check(false).unwrap().unwrap();
+        assert_eq!(
+            checked.as_json(),
+            &serde_json::json!({"type": "basic", "username": "v"})
+        );
+        let page = fieldset(&input, |_| None).into_string();
+        assert!(page.contains("leave empty to keep it"));
+    }
+
+    #[test]
+    fn errors_point_at_their_inputs() {
+        assert_eq!(field_id("auth.password").as_deref(), Some("auth_password"));
+        assert_eq!(field_id("auth").as_deref(), Some("auth_type"));
+        assert_eq!(field_id("url"), None);
+    }
+}
