@@ -1158,3 +1158,77 @@ async fn the_logs_page_shows_new_attempts_as_they_are_recorded() {
     browser.close().await;
     subscribed.app.stop().await;
 }
+
+#[tokio::test]
+async fn basic_auth_is_set_in_the_form_shown_without_its_password_and_kept_when_the_username_changes(
+) {
+    let app = TestApp::spawn().await;
+    let (_alice, token) = app.create_user("Alice", Some(7), false).await;
+    let receiver = Receiver::start(SECRET).await;
+    let browser = Browser::start().await;
+    browser.sign_in(&app, &token).await;
+
+    browser.goto(&app.url("/webhook/new")).await;
+    browser.expect_heading("New webhook").await;
+    browser.fill("#name", "Behind a gateway").await;
+    browser.fill("#url", &receiver.url()).await;
+    browser.fill("#secret", SECRET).await;
+    browser.click("#events-task-all").await;
+    browser
+        .find("#auth_type")
+        .await
+        .select_by_value("basic")
+        .await
+        .unwrap();
+    browser.fill("#auth_username", "alice").await;
+    browser.fill("#auth_password", "pa55word-ui").await;
+    browser.click("button.primary[value=save]").await;
+    browser.expect_heading("Webhook created").await;
+    let id: i64 = sqlx::query_scalar("SELECT id FROM webhooks WHERE name = 'Behind a gateway'")
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+
+    browser.goto(&app.url(&format!("/webhook/{id}"))).await;
+    let shown = browser.text("#auth-shown").await;
+    assert!(
+        shown.contains("HTTP Basic") && shown.contains("alice"),
+        "{shown}"
+    );
+    let source = browser.client.source().await.unwrap();
+    assert!(
+        !source.contains("pa55word-ui"),
+        "the password is never shown"
+    );
+    browser.screenshot("details-auth").await;
+
+    // Edit: the password field is empty, and left so it keeps the password.
+    browser.goto(&app.url(&format!("/webhook/{id}/edit"))).await;
+    browser.expect_heading("Edit webhook").await;
+    let password = browser.find("#auth_password").await;
+    assert_eq!(password.prop("value").await.unwrap().as_deref(), Some(""));
+    assert!(!browser
+        .client
+        .source()
+        .await
+        .unwrap()
+        .contains("pa55word-ui"));
+    assert!(browser
+        .text("#auth_password-hint")
+        .await
+        .contains("leave empty to keep it"));
+    browser.fill("#auth_username", "bob").await;
+    browser.click("button.primary[value=save]").await;
+    browser.expect_heading("Behind a gateway").await;
+    assert!(browser.text("#auth-shown").await.contains("bob"));
+
+    app.publisher
+        .publish(&task("task.created", "through the gateway"))
+        .await
+        .unwrap();
+    let got = receiver.wait_for(1, WAIT).await;
+    // base64 of `bob:pa55word-ui`: the new username with the kept password.
+    assert_eq!(got[0].header("authorization"), "Basic Ym9iOnBhNTV3b3JkLXVp");
+    browser.close().await;
+    app.stop().await;
+}
