@@ -79,7 +79,7 @@ async fn basic_and_bearer_auth_send_their_authorization_header_beside_a_valid_si
         json!({"type": "basic", "username": "alice", "password": "pa55word"}),
     )
     .await;
-    hook_with_auth(
+    let bearer_hook = hook_with_auth(
         &app,
         &token,
         &bearer_receiver.url(),
@@ -98,6 +98,21 @@ async fn basic_and_bearer_auth_send_their_authorization_header_beside_a_valid_si
     for request in [&basic[0], &bearer[0]] {
         assert!(request.seed_signature_valid && request.standard_signature_valid);
     }
+
+    // A test delivery authenticates like the real ones.
+    let (status, answer) = app
+        .api(
+            &token,
+            Method::POST,
+            &format!("/api/v1/webhooks/{bearer_hook}/test"),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["is_success"], true, "{answer}");
+    let tested = bearer_receiver.wait_for(2, WAIT).await;
+    assert_eq!(tested[1].header("x-webhook-event"), "webhook.test");
+    assert_eq!(tested[1].header("authorization"), "Bearer s3cr3t-t0ken");
     app.stop().await;
 }
 
@@ -625,4 +640,114 @@ async fn an_unreadable_extra_ca_file_stops_the_daemon_at_start_naming_the_key() 
         text.contains("delivery.extra_ca_file") && text.contains("/nonexistent/ca.pem"),
         "{text}"
     );
+}
+
+type LogBuffer = Arc<Mutex<Vec<u8>>>;
+
+/// Every log line of this test binary's daemons, at TRACE.
+fn capture_logs() -> LogBuffer {
+    static BUFFER: std::sync::OnceLock<LogBuffer> = std::sync::OnceLock::new();
+    BUFFER
+        .get_or_init(|| {
+            let buffer = LogBuffer::default();
+            let sink = buffer.clone();
+            tracing_subscriber::fmt()
+                .with_max_level(tracing_subscriber::filter::LevelFilter::TRACE)
+                .with_ansi(false)
+                .with_writer(move || LogWriter(sink.clone()))
+                .try_init()
+                .expect("no other global subscriber in this test binary");
+            buffer
+        })
+        .clone()
+}
+
+struct LogWriter(LogBuffer);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn credentials_never_reach_the_logs_even_when_deliveries_and_token_requests_fail() {
+    let logs = capture_logs();
+    let (app, token) = spawn(&[("WEBHOOKD__DELIVERY__MAX_ATTEMPTS", "2")]).await;
+    let receiver = Receiver::start(SECRET).await;
+    receiver.always(401);
+    let endpoint = TokenEndpoint::start().await;
+    let pki = Pki::generate();
+    let password = "log-pa55word-91";
+    let bearer = "log-t0ken-91";
+    let key_line = pki
+        .client_key_pem
+        .lines()
+        .nth(1)
+        .expect("a base64 line")
+        .to_owned();
+    let hooks = [
+        json!({"type": "basic", "username": "alice", "password": password}),
+        json!({"type": "bearer", "token": bearer}),
+        endpoint.auth(),
+        json!({"type": "mtls", "client_cert_pem": pki.client_cert_pem,
+               "client_key_pem": pki.client_key_pem}),
+    ];
+    let mut ids = Vec::new();
+    for auth in hooks {
+        ids.push(hook_with_auth(&app, &token, &receiver.url(), auth).await);
+    }
+    // A change keeping the password, and a refused one.
+    let path = format!("/api/v1/webhooks/{}", ids[0]);
+    let (status, _) = app
+        .api(
+            &token,
+            Method::PATCH,
+            &path,
+            json!({"auth": {"type": "basic", "username": "bob"}}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, answer) = app
+        .api(
+            &token,
+            Method::PATCH,
+            &path,
+            json!({"auth": {"type": "basic", "username": "a:b", "password": password}}),
+        )
+        .await;
+    assert_eq!(status, 422);
+    assert!(!answer.to_string().contains(password));
+
+    app.publisher.publish(&task_created(1)).await.unwrap();
+    for id in &ids {
+        eventually(WAIT, "the webhook's attempts", || async {
+            (attempts(&app, *id).await.len() >= 2).then_some(())
+        })
+        .await;
+    }
+    app.stop().await;
+
+    let text =
+        String::from_utf8_lossy(&logs.lock().unwrap_or_else(|p| p.into_inner())).into_owned();
+    assert!(text.contains("webhook created"), "the logs were captured");
+    let basic = "Ym9iOmxvZy1wYTU1d29yZC05MQ=="; // base64 of bob:log-pa55word-91
+    for secret in [
+        password,
+        bearer,
+        "client-s3cret",
+        &key_line,
+        basic,
+        "token-1",
+    ] {
+        assert!(!text.contains(secret), "{secret} reached the logs");
+    }
 }

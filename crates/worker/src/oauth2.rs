@@ -29,6 +29,10 @@ pub(crate) const DEFAULT_TOKEN_LIFETIME: Duration = Duration::from_secs(300);
 /// A token is dropped this long before it expires (at most a tenth of its
 /// life), so a request never carries one that expires on the way.
 const EXPIRY_MARGIN: Duration = Duration::from_secs(30);
+/// A failed token request answers the deliveries that queued behind it for
+/// this long, so a burst against a dead endpoint costs one request, not one
+/// per delivery in series (each waiting out the timeout).
+const FAILURE_HOLD: Duration = Duration::from_secs(2);
 /// Token responses larger than this are refused, unread.
 const MAX_TOKEN_RESPONSE_BYTES: usize = 64 * 1024;
 
@@ -48,7 +52,14 @@ pub(crate) struct OAuth2Client {
     client_id: String,
     client_secret: SecretString,
     scope: Option<String>,
-    cache: Mutex<Option<CachedToken>>,
+    cache: Mutex<TokenCache>,
+}
+
+#[derive(Default)]
+struct TokenCache {
+    token: Option<CachedToken>,
+    /// The last fetch's failure and when it ended.
+    failure: Option<(Instant, TokenError)>,
 }
 
 struct CachedToken {
@@ -86,7 +97,7 @@ impl OAuth2Client {
             client_id: client_id.to_owned(),
             client_secret: client_secret.clone(),
             scope: scope.map(str::to_owned),
-            cache: Mutex::new(None),
+            cache: Mutex::new(TokenCache::default()),
         }
     }
 
@@ -98,13 +109,46 @@ impl OAuth2Client {
         timeout: Duration,
     ) -> Result<HeaderValue, TokenError> {
         let mut cache = self.cache.lock().await;
-        if let Some(token) = cache.as_ref().filter(|t| t.refresh_at > Instant::now()) {
+        let now = Instant::now();
+        if let Some(token) = cache.token.as_ref().filter(|t| t.refresh_at > now) {
             return Ok(token.header.clone());
         }
-        let fresh = self.fetch(http, allow_private, timeout).await?;
-        let header = fresh.header.clone();
-        *cache = Some(fresh);
-        Ok(header)
+        if let Some((_, error)) = cache
+            .failure
+            .as_ref()
+            .filter(|(at, _)| now.duration_since(*at) < FAILURE_HOLD)
+        {
+            return Err(error.clone());
+        }
+        self.fetch_into(&mut cache, http, allow_private, timeout)
+            .await
+    }
+
+    /// Fetches a token into `cache` (whose lock the caller holds).
+    async fn fetch_into(
+        &self,
+        cache: &mut TokenCache,
+        http: &Client,
+        allow_private: bool,
+        timeout: Duration,
+    ) -> Result<HeaderValue, TokenError> {
+        match self.fetch(http, allow_private, timeout).await {
+            Ok(fresh) => {
+                let header = fresh.header.clone();
+                *cache = TokenCache {
+                    token: Some(fresh),
+                    failure: None,
+                };
+                Ok(header)
+            }
+            Err(error) => {
+                *cache = TokenCache {
+                    token: None,
+                    failure: Some((Instant::now(), error.clone())),
+                };
+                Err(error)
+            }
+        }
     }
 
     /// After the receiver refused `rejected` with a 401: a new token, unless
@@ -117,16 +161,13 @@ impl OAuth2Client {
         timeout: Duration,
     ) -> Result<HeaderValue, TokenError> {
         let mut cache = self.cache.lock().await;
-        if let Some(token) = cache.as_ref() {
+        if let Some(token) = cache.token.as_ref() {
             if token.header != rejected && token.refresh_at > Instant::now() {
                 return Ok(token.header.clone());
             }
         }
-        *cache = None;
-        let fresh = self.fetch(http, allow_private, timeout).await?;
-        let header = fresh.header.clone();
-        *cache = Some(fresh);
-        Ok(header)
+        self.fetch_into(&mut cache, http, allow_private, timeout)
+            .await
     }
 
     async fn fetch(
@@ -281,7 +322,7 @@ mod tests {
         );
         let mut header = HeaderValue::from_static("Bearer cached");
         header.set_sensitive(true);
-        *client.cache.lock().await = Some(CachedToken {
+        client.cache.lock().await.token = Some(CachedToken {
             header: header.clone(),
             refresh_at: Instant::now() + Duration::from_secs(60),
         });
@@ -290,12 +331,20 @@ mod tests {
         let got = client.authorization(&http, true, timeout).await.unwrap();
         assert_eq!(got, header, "no request while the token is fresh");
         // Expired: a fetch, which fails against a closed port.
-        client.cache.lock().await.as_mut().unwrap().refresh_at = Instant::now();
+        client.cache.lock().await.token.as_mut().unwrap().refresh_at = Instant::now();
         let error = client
             .authorization(&http, true, timeout)
             .await
             .unwrap_err();
         assert!(error.to_string().starts_with(TOKEN_ERROR_PREFIX), "{error}");
+        // Deliveries right behind it get the same answer without a request.
+        let held = client.cache.lock().await.failure.clone();
+        assert!(held.is_some_and(|(_, e)| e == error));
+        let again = client.authorization(&http, true, timeout).await;
+        assert_eq!(again.unwrap_err(), error);
+        // A failure that is no longer fresh is tried again.
+        client.cache.lock().await.failure = None;
+        assert!(client.authorization(&http, true, timeout).await.is_err());
         assert!(!error.to_string().contains("s3cret"));
         assert!(!format!("{client:?}").contains("s3cret"));
     }
