@@ -1180,6 +1180,9 @@ async fn basic_auth_is_set_in_the_form_shown_without_its_password_and_kept_when_
         .select_by_value("basic")
         .await
         .unwrap();
+    // Only the selected type's fields are shown.
+    let bearer_token = browser.find("#auth_token").await;
+    assert!(!bearer_token.is_displayed().await.unwrap());
     browser.fill("#auth_username", "alice").await;
     browser.fill("#auth_password", "pa55word-ui").await;
     browser.click("button.primary[value=save]").await;

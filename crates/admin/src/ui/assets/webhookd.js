@@ -86,6 +86,19 @@
     });
   }
 
+  // The webhook form's auth fields: only the selected type's are shown
+  // (without the script all are, and the server reads the selected type's).
+  var authType = document.getElementById("auth_type");
+  if (authType) {
+    var showAuthKind = function () {
+      document.querySelectorAll("[data-auth-kind]").forEach(function (group) {
+        group.hidden = group.getAttribute("data-auth-kind") !== authType.value;
+      });
+    };
+    authType.addEventListener("change", showAuthKind);
+    showAuthKind();
+  }
+
   var form = document.querySelector("form[data-preview-url]");
   if (!form) {
     return;
