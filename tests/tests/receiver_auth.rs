@@ -751,3 +751,40 @@ async fn credentials_never_reach_the_logs_even_when_deliveries_and_token_request
         assert!(!text.contains(secret), "{secret} reached the logs");
     }
 }
+
+#[tokio::test]
+async fn graphql_sets_auth_and_reads_it_back_without_the_secret() {
+    let (app, token) = spawn(&[]).await;
+    let receiver = Receiver::start(SECRET).await;
+    let base = format!("http://{}", app.addr);
+    let created = webhookd_e2e::graphql::graphql(
+        &app.http,
+        &base,
+        Some(&token),
+        "mutation($input: CreateWebhookInput!) { createWebhook(input: $input) { id auth } }",
+        json!({"input": {"name": "gql", "url": receiver.url(), "events": ["task.created"],
+                         "secret": SECRET,
+                         "auth": {"type": "bearer", "token": "gql-t0ken-55"}}}),
+    )
+    .await;
+    let created = webhookd_e2e::graphql::data(&created)["createWebhook"].clone();
+    assert_eq!(created["auth"], json!({"type": "bearer"}));
+    assert!(!created.to_string().contains("gql-t0ken-55"));
+    let refused = webhookd_e2e::graphql::graphql(
+        &app.http,
+        &base,
+        Some(&token),
+        "mutation($id: ID!) { updateWebhook(id: $id, input: {auth: {type: \"basic\"}}) { id } }",
+        json!({"id": created["id"]}),
+    )
+    .await;
+    assert!(
+        refused.to_string().contains("auth.username"),
+        "the field is named: {refused}"
+    );
+
+    app.publisher.publish(&task_created(1)).await.unwrap();
+    let received = receiver.wait_for(1, WAIT).await;
+    assert_eq!(received[0].header("authorization"), "Bearer gql-t0ken-55");
+    app.stop().await;
+}
