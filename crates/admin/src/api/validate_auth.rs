@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 use webhookd_events::receiver_auth::SECRET_FIELDS;
-use webhookd_events::{AuthKind, StoredAuth};
+use webhookd_events::{AuthKind, AuthView, StoredAuth};
 use webhookd_store::webhooks::{Webhook, WebhookChanges};
 use webhookd_worker::tls_clients;
 
@@ -22,11 +22,12 @@ use super::validate;
 pub(crate) const MAX_AUTH_FIELD_LEN: usize = 4096;
 pub(crate) const MAX_PEM_LEN: usize = 64 * 1024;
 
-/// Checks `raw` (an `auth` object as sent). `stored`: the type the webhook
-/// has now, whose secrets may then be left out.
+/// Checks `raw` (an `auth` object as sent). `stored`: what the webhook has
+/// now; secrets of that type may then be left out (and the key, while the
+/// certificate stays the same).
 pub(crate) fn check_auth(
     raw: Value,
-    stored: Option<AuthKind>,
+    stored: Option<&AuthView>,
     allow_private: bool,
 ) -> Result<StoredAuth, ApiError> {
     let Value::Object(mut map) = raw else {
@@ -56,7 +57,7 @@ pub(crate) fn check_auth(
     }
     // An optional field sent as null is the same as leaving it out.
     map.retain(|_, v| !v.is_null());
-    let keeps_secrets = stored == Some(kind);
+    let keeps_secrets = stored.map(AuthView::kind) == Some(kind);
     for field in kind.required_fields() {
         let kept = keeps_secrets && SECRET_FIELDS.contains(field);
         match map.get(*field) {
@@ -79,7 +80,13 @@ pub(crate) fn check_auth(
         AuthKind::Basic => check_basic(&map)?,
         AuthKind::Bearer => check_header_safe(&map, "token")?,
         AuthKind::OAuth2 => check_oauth2(&mut map, allow_private)?,
-        AuthKind::Mtls => check_mtls(&map)?,
+        AuthKind::Mtls => {
+            let stored_cert = match stored {
+                Some(AuthView::Mtls { client_cert_pem }) => Some(client_cert_pem.as_str()),
+                _ => None,
+            };
+            check_mtls(&map, stored_cert)?;
+        }
     }
     Ok(StoredAuth::new(Value::Object(map)))
 }
@@ -93,11 +100,11 @@ pub(crate) fn change_auth(
     changes: &WebhookChanges,
     allow_private: bool,
 ) -> Result<Option<Option<StoredAuth>>, ApiError> {
-    let stored = current.auth_view().map(|view| view.kind());
+    let stored = current.auth_view();
     let auth = match raw {
         Nullable::Absent => None,
         Nullable::Null => Some(None),
-        Nullable::Value(raw) => Some(Some(check_auth(raw, stored, allow_private)?)),
+        Nullable::Value(raw) => Some(Some(check_auth(raw, stored.as_ref(), allow_private)?)),
     };
     let has_auth = match &auth {
         Some(change) => change.is_some(),
@@ -208,7 +215,8 @@ fn check_oauth2(map: &mut Map<String, Value>, allow_private: bool) -> Result<(),
     Ok(())
 }
 
-fn check_mtls(map: &Map<String, Value>) -> Result<(), ApiError> {
+/// `stored_cert`: the certificate stored now, whose key may be left out.
+fn check_mtls(map: &Map<String, Value>, stored_cert: Option<&str>) -> Result<(), ApiError> {
     let cert = field_text(map, "client_cert_pem");
     let key = field_text(map, "client_key_pem");
     if let Some(cert) = cert {
@@ -235,6 +243,7 @@ fn check_mtls(map: &Map<String, Value>) -> Result<(), ApiError> {
                 format!("`auth.client_key_pem`: {problem}"),
             )
         }),
+        (Some(cert), None) if stored_cert.is_some_and(|s| s.trim() == cert.trim()) => Ok(()),
         (Some(_), None) => Err(ApiError::invalid(
             "auth.client_key_pem",
             "`auth.client_key_pem` is required with a new certificate",
@@ -329,20 +338,35 @@ mod tests {
     #[test]
     fn a_secret_may_be_left_out_only_for_the_stored_type() {
         let username_only = json!({"type": "basic", "username": "new"});
-        let kept = check_auth(username_only.clone(), Some(AuthKind::Basic), false).unwrap();
+        let basic = AuthView::Basic {
+            username: "old".into(),
+        };
+        let kept = check_auth(username_only.clone(), Some(&basic), false).unwrap();
         assert_eq!(kept.as_json(), &username_only);
         assert_eq!(
-            field(check_auth(username_only, Some(AuthKind::Bearer), false)),
+            field(check_auth(username_only, Some(&AuthView::Bearer {}), false)),
             "auth.password"
         );
         assert_eq!(
-            field(check_auth(
-                json!({"type": "basic"}),
-                Some(AuthKind::Basic),
-                false
-            )),
+            field(check_auth(json!({"type": "basic"}), Some(&basic), false)),
             "auth.username",
             "public fields are always needed"
+        );
+    }
+
+    #[test]
+    fn the_same_certificate_keeps_its_stored_key_a_new_one_needs_its_own() {
+        let pem =
+            |body: &str| format!("-----BEGIN CERTIFICATE-----\n{body}\n-----END CERTIFICATE-----");
+        let stored = AuthView::Mtls {
+            client_cert_pem: pem("AAAA"),
+        };
+        let same = json!({"type": "mtls", "client_cert_pem": format!("{}\n", pem("AAAA"))});
+        assert!(check_auth(same, Some(&stored), false).is_ok());
+        let new_cert = json!({"type": "mtls", "client_cert_pem": pem("BBBB")});
+        assert_eq!(
+            field(check_auth(new_cert, Some(&stored), false)),
+            "auth.client_key_pem"
         );
     }
 

@@ -32,9 +32,9 @@ pub(crate) struct AuthInput {
     pub(crate) scope: String,
     pub(crate) client_cert_pem: String,
     pub(crate) client_key_pem: String,
-    /// The type the webhook has stored (edit only): its secrets may be
+    /// What the webhook has stored (edit only): secrets of that type may be
     /// left empty to keep them.
-    pub(crate) stored: Option<AuthKind>,
+    pub(crate) stored: Option<AuthView>,
 }
 
 impl fmt::Debug for AuthInput {
@@ -82,7 +82,7 @@ impl AuthInput {
     /// A stored webhook's public fields; secrets stay empty.
     pub(crate) fn from_view(view: Option<&AuthView>) -> Self {
         let mut input = AuthInput {
-            stored: view.map(AuthView::kind),
+            stored: view.cloned(),
             kind: view
                 .map(|v| v.kind().as_str().to_owned())
                 .unwrap_or_default(),
@@ -139,7 +139,7 @@ impl AuthInput {
                 }
             }
         }
-        validate_auth::check_auth(Value::Object(map), self.stored, allow_private).map(Some)
+        validate_auth::check_auth(Value::Object(map), self.stored.as_ref(), allow_private).map(Some)
     }
 }
 
@@ -238,7 +238,7 @@ pub(crate) fn fieldset<'a>(input: &AuthInput, error: impl Fn(&str) -> Option<&'a
                         @let message = error(&format!("auth.{}", spec.field));
                         div class="field" {
                             label for=(id) { (spec.label) }
-                            @if spec.secret && input.stored == Some(kind) {
+                            @if spec.secret && input.stored.as_ref().map(AuthView::kind) == Some(kind) {
                                 p class="hint" id={ (id) "-hint" } { "Stored; leave empty to keep it." }
                             }
                             @if spec.multiline {

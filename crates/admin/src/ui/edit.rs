@@ -152,7 +152,7 @@ pub(crate) async fn submit_edit(
     input.secret.clear();
     input.owner.clear();
     // Secrets of the stored auth type may be left empty to keep them.
-    input.auth.stored = current.auth_view().map(|view| view.kind());
+    input.auth.stored = current.auth_view();
     if redisplay(
         &mut input,
         form.fields.get("action"),
