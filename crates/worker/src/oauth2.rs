@@ -312,6 +312,73 @@ mod tests {
         }
     }
 
+    /// A token endpoint on 127.0.0.1 that answers slowly, counting requests.
+    async fn slow_token_endpoint() -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let hits = std::sync::Arc::new(AtomicUsize::new(0));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/token", listener.local_addr().unwrap());
+        let counted = hits.clone();
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let n = counted.fetch_add(1, Ordering::SeqCst) + 1;
+                tokio::spawn(async move {
+                    let mut buffer = [0u8; 4096];
+                    let _ = socket.read(&mut buffer).await;
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    let body = format!(r#"{{"access_token":"t{n}","expires_in":60}}"#);
+                    let answer = format!(
+                        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                        body.len()
+                    );
+                    let _ = socket.write_all(answer.as_bytes()).await;
+                });
+            }
+        });
+        (url, hits)
+    }
+
+    #[tokio::test]
+    async fn concurrent_deliveries_wait_for_one_token_request() {
+        let (url, hits) = slow_token_endpoint().await;
+        let client = std::sync::Arc::new(OAuth2Client::new(
+            &url,
+            "id",
+            &SecretString::from("s3cret"),
+            None,
+        ));
+        let http = Client::new();
+        let waiting: Vec<_> = (0..10)
+            .map(|_| {
+                let (client, http) = (client.clone(), http.clone());
+                tokio::spawn(async move {
+                    client
+                        .authorization(&http, true, Duration::from_secs(5))
+                        .await
+                })
+            })
+            .collect();
+        for task in waiting {
+            assert_eq!(task.await.unwrap().unwrap(), "Bearer t1");
+        }
+        assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // A 401 on t1 replaces it once; a second report of t1 gets t2 as is.
+        let rejected = HeaderValue::from_static("Bearer t1");
+        let timeout = Duration::from_secs(5);
+        let fresh = client
+            .refresh(&rejected, &http, true, timeout)
+            .await
+            .unwrap();
+        assert_eq!(fresh, "Bearer t2");
+        let again = client
+            .refresh(&rejected, &http, true, timeout)
+            .await
+            .unwrap();
+        assert_eq!(again, "Bearer t2");
+        assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 2);
+    }
+
     #[tokio::test]
     async fn a_cached_token_is_reused_until_it_is_due_and_an_unreachable_endpoint_is_an_error() {
         let client = OAuth2Client::new(
