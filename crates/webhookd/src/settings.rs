@@ -439,6 +439,8 @@ mod tests {
         assert_eq!(s.retention.logs_days, 30);
         assert_eq!(s.log.format, LogFormat::Text);
         assert_eq!(s.delivery.per_endpoint_queue, 1000);
+        assert_eq!(s.delivery.mtls_clients_max, 256);
+        assert!(s.delivery.extra_ca_file.is_empty());
         let graphql = s.graphql_config();
         assert_eq!(graphql.max_subscriptions_per_user, 20);
         assert_eq!(graphql.subscriber_buffer, 256);
@@ -527,6 +529,16 @@ mod tests {
                 "WEBHOOKD__DELIVERY__PER_ENDPOINT_QUEUE",
                 "2000000",
                 "delivery.per_endpoint_queue",
+            ),
+            (
+                "WEBHOOKD__DELIVERY__MTLS_CLIENTS_MAX",
+                "0",
+                "delivery.mtls_clients_max",
+            ),
+            (
+                "WEBHOOKD__DELIVERY__EXTRA_CA_FILE",
+                "/nonexistent/ca.pem",
+                "delivery.extra_ca_file",
             ),
             ("WEBHOOKD__BROKER__CONSUMERS", "65", "broker.consumers"),
             ("WEBHOOKD__BROKER__CONSUMERS", "-1", "consumers"),
