@@ -426,6 +426,7 @@ impl Deployment {
                 filter: None,
                 retry_schedule: None,
                 ordering: Default::default(),
+                rate_limit_per_s: None,
             },
         )
         .await

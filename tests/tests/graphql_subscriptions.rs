@@ -231,6 +231,7 @@ async fn every_api_replica_streams_every_event_whichever_worker_consumed_it() {
             filter: None,
             retry_schedule: None,
             ordering: Default::default(),
+            rate_limit_per_s: None,
         },
     )
     .await

@@ -60,6 +60,9 @@ pub struct ClaimedDelivery {
     /// fresh fan-out row of it waits `queued` for its turn, never attempted
     /// at once; a claimed one is its webhook's head.
     pub fifo: bool,
+    /// Requests per second at most to the webhook, across every replica
+    /// (SPEC §14); `None`: unlimited.
+    pub rate_limit_per_s: Option<i32>,
 }
 
 /// How one attempt ended, as far as the retry rules care.
@@ -300,6 +303,7 @@ mod tests {
             batch_size: None,
             retry_schedule: None,
             fifo: false,
+            rate_limit_per_s: None,
         };
         let shown = format!("{claimed:?}");
         assert!(!shown.contains("current-secret"), "{shown}");

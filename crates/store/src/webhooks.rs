@@ -64,6 +64,9 @@ pub struct Webhook {
     /// One delivery at a time, in consumption order, or no order (SPEC §13).
     #[sqlx(try_from = "String")]
     pub ordering: DeliveryOrder,
+    /// Requests per second at most, across every replica (SPEC §14);
+    /// `None`: unlimited.
+    pub rate_limit_per_s: Option<i32>,
 }
 
 /// A validated webhook to insert. Its `Debug` hides the secret.
@@ -83,6 +86,7 @@ pub struct NewWebhook {
     pub filter: Option<serde_json::Value>,
     pub retry_schedule: Option<Vec<i32>>,
     pub ordering: DeliveryOrder,
+    pub rate_limit_per_s: Option<i32>,
 }
 
 /// A validated partial update: `None` leaves a column as it is; for nullable
@@ -102,6 +106,7 @@ pub struct WebhookChanges {
     pub filter: Option<Option<serde_json::Value>>,
     pub retry_schedule: Option<Option<Vec<i32>>>,
     pub ordering: Option<DeliveryOrder>,
+    pub rate_limit_per_s: Option<Option<i32>>,
 }
 
 impl fmt::Debug for NewWebhook {
@@ -121,6 +126,7 @@ impl fmt::Debug for NewWebhook {
             .field("filter", &self.filter)
             .field("retry_schedule", &self.retry_schedule)
             .field("ordering", &self.ordering)
+            .field("rate_limit_per_s", &self.rate_limit_per_s)
             .finish()
     }
 }
@@ -144,6 +150,7 @@ impl fmt::Debug for WebhookChanges {
             .field("filter", &self.filter)
             .field("retry_schedule", &self.retry_schedule)
             .field("ordering", &self.ordering)
+            .field("rate_limit_per_s", &self.rate_limit_per_s)
             .finish()
     }
 }
@@ -165,6 +172,7 @@ impl WebhookChanges {
             filter,
             retry_schedule,
             ordering,
+            rate_limit_per_s,
         } = self;
         name.is_none()
             && url.is_none()
@@ -179,6 +187,7 @@ impl WebhookChanges {
             && filter.is_none()
             && retry_schedule.is_none()
             && ordering.is_none()
+            && rate_limit_per_s.is_none()
     }
 }
 
@@ -188,7 +197,7 @@ const COLUMNS: &str = "id, user_id, name, url, events, is_active, timeout_ms, he
                        batch_max_events, batch_max_wait_ms, disabled_reason,
                        CASE WHEN previous_secret_expires_at > now()
                             THEN previous_secret_expires_at END AS previous_secret_expires_at,
-                       created_at, updated_at, filter, retry_schedule, ordering";
+                       created_at, updated_at, filter, retry_schedule, ordering, rate_limit_per_s";
 
 /// The webhooks in scope, oldest first.
 pub async fn list_webhooks(pool: &PgPool, scope: Scope) -> Result<Vec<Webhook>, StorageError> {
@@ -230,8 +239,8 @@ pub async fn create_webhook(
     let sql = format!(
         "INSERT INTO webhooks (user_id, name, url, events, secret, is_active, timeout_ms,
                                headers, template, batch_max_events, batch_max_wait_ms,
-                               filter, retry_schedule, ordering)
-         SELECT u.id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14
+                               filter, retry_schedule, ordering, rate_limit_per_s)
+         SELECT u.id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15
          FROM users u WHERE u.id = $1
          RETURNING {COLUMNS}"
     );
@@ -250,6 +259,7 @@ pub async fn create_webhook(
         .bind(new.filter.as_ref().map(Json))
         .bind(new.retry_schedule.as_deref())
         .bind(new.ordering.as_str())
+        .bind(new.rate_limit_per_s)
         .fetch_optional(pool)
         .await?;
     Ok(row)
@@ -284,6 +294,7 @@ pub async fn update_webhook(
              filter = CASE WHEN $16 THEN $17 ELSE filter END,
              retry_schedule = CASE WHEN $18 THEN $19 ELSE retry_schedule END,
              ordering = COALESCE($20, ordering),
+             rate_limit_per_s = CASE WHEN $21 THEN $22 ELSE rate_limit_per_s END,
              updated_at = now()
          WHERE id = $1 AND ($2::int8 IS NULL OR user_id = $2)
          RETURNING {COLUMNS}"
@@ -309,6 +320,8 @@ pub async fn update_webhook(
         .bind(changes.retry_schedule.is_some())
         .bind(changes.retry_schedule.as_ref().and_then(|r| r.as_deref()))
         .bind(changes.ordering.map(DeliveryOrder::as_str))
+        .bind(changes.rate_limit_per_s.is_some())
+        .bind(changes.rate_limit_per_s.flatten())
         .fetch_optional(pool)
         .await?;
     Ok(row)
@@ -419,6 +432,7 @@ mod tests {
             filter: None,
             retry_schedule: None,
             ordering: DeliveryOrder::Fifo,
+            rate_limit_per_s: Some(50),
         };
         let changes = WebhookChanges {
             secret: Some(SECRET.to_owned()),

@@ -19,7 +19,8 @@
 //! each claimed at step 7 once the one before it has ended.
 //!
 //! Beside them: `broker` (connection and health), `shards` (consumers on
-//! threads of their own), `target_policy` (SSRF guard), `retention`,
+//! threads of their own), `target_policy` (SSRF guard), `rate_limit` (send
+//! slots of rate-limited webhooks, shared by every replica), `retention`,
 //! `sampler`, `metrics`, `background` (task supervision) and `outbox` (the
 //! relay that publishes operational events back to the broker, step 1).
 
@@ -35,6 +36,7 @@ pub mod fanout;
 pub mod fifo;
 pub mod metrics;
 pub mod outbox;
+pub(crate) mod rate_limit;
 pub mod record;
 pub mod retention;
 pub(crate) mod routing;

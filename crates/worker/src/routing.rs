@@ -241,6 +241,7 @@ mod tests {
                 batch_size: None,
                 retry_schedule: None,
                 fifo: false,
+                rate_limit_per_s: None,
             },
             owner_id: 7,
             filter_version,

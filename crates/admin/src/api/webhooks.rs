@@ -63,6 +63,10 @@ pub(crate) struct WebhookView {
     /// order the events were consumed (SPEC §13).
     #[schema(example = "none")]
     pub(crate) ordering: String,
+    /// Requests per second at most, across every worker replica (SPEC §14);
+    /// null: no limit.
+    #[schema(example = 50)]
+    pub(crate) rate_limit_per_s: Option<i32>,
 }
 
 impl From<Webhook> for WebhookView {
@@ -86,6 +90,7 @@ impl From<Webhook> for WebhookView {
             filter: w.filter.map(|f| f.0),
             retry_schedule: w.retry_schedule,
             ordering: w.ordering.as_str().to_owned(),
+            rate_limit_per_s: w.rate_limit_per_s,
         }
     }
 }
@@ -139,6 +144,9 @@ pub(crate) struct CreateWebhook {
     /// order; a failing one holds back the rest until it succeeds or fails
     /// for good.
     pub(crate) ordering: Option<String>,
+    /// 1 to 10000 requests per second at most, across every worker replica;
+    /// more wait (never dropped, never failed). Absent or null: no limit.
+    pub(crate) rate_limit_per_s: Option<i64>,
 }
 
 /// `PATCH /webhooks/{id}`: absent fields stay as they are; `null` clears
@@ -179,6 +187,9 @@ pub(crate) struct UpdateWebhook {
     /// `none` or `fifo`.
     #[schema(value_type = Option<String>)]
     pub(crate) ordering: Nullable<String>,
+    /// 1 to 10000; null removes the limit.
+    #[schema(value_type = Option<i64>)]
+    pub(crate) rate_limit_per_s: Nullable<i64>,
 }
 
 /// What `Debug` shows of a secret: whether there is one, never its text.
@@ -216,6 +227,7 @@ impl fmt::Debug for CreateWebhook {
             .field("filter", &self.filter)
             .field("retry_schedule", &self.retry_schedule)
             .field("ordering", &self.ordering)
+            .field("rate_limit_per_s", &self.rate_limit_per_s)
             .finish()
     }
 }
@@ -241,6 +253,7 @@ impl fmt::Debug for UpdateWebhook {
             .field("filter", &self.filter)
             .field("retry_schedule", &self.retry_schedule)
             .field("ordering", &self.ordering)
+            .field("rate_limit_per_s", &self.rate_limit_per_s)
             .finish()
     }
 }
@@ -282,6 +295,10 @@ impl CreateWebhook {
             .map(validate::check_ordering)
             .transpose()?
             .unwrap_or_default();
+        let rate_limit_per_s = self
+            .rate_limit_per_s
+            .map(validate::check_rate_limit_per_s)
+            .transpose()?;
         let secret = match self.secret {
             Some(secret) => validate::check_secret(secret)?,
             None => webhookd_signing::generate_secret(),
@@ -311,6 +328,7 @@ impl CreateWebhook {
             filter,
             retry_schedule,
             ordering,
+            rate_limit_per_s,
         })
     }
 }
@@ -365,6 +383,11 @@ impl UpdateWebhook {
             .as_deref()
             .map(validate::check_ordering)
             .transpose()?;
+        let rate_limit_per_s = self
+            .rate_limit_per_s
+            .into_change()
+            .map(|r| r.map(validate::check_rate_limit_per_s).transpose())
+            .transpose()?;
         let secret = self.secret.into_required_change("secret")?;
         let secret = secret.map(validate::check_secret).transpose()?;
         Ok(WebhookChanges {
@@ -381,6 +404,7 @@ impl UpdateWebhook {
             filter,
             retry_schedule,
             ordering,
+            rate_limit_per_s,
         })
     }
 }
@@ -697,6 +721,7 @@ mod tests {
                 filter: None,
                 retry_schedule: None,
                 ordering: "none".to_owned(),
+                rate_limit_per_s: None,
             },
             secret: SECRET.to_owned(),
         };

@@ -66,6 +66,8 @@ pub(crate) struct Webhook {
     pub(crate) retry_schedule: Option<Vec<i32>>,
     /// `none`, or `fifo`: one delivery at a time, in consumption order.
     pub(crate) ordering: String,
+    /// Requests per second at most, across every worker replica; null: no limit.
+    pub(crate) rate_limit_per_s: Option<i32>,
 }
 
 impl From<WebhookView> for Webhook {
@@ -89,6 +91,7 @@ impl From<WebhookView> for Webhook {
             filter: w.filter.map(Json),
             retry_schedule: w.retry_schedule,
             ordering: w.ordering,
+            rate_limit_per_s: w.rate_limit_per_s,
         }
     }
 }
@@ -144,6 +147,8 @@ pub(crate) struct CreateWebhookInput {
     pub(crate) retry_schedule: Option<Vec<i64>>,
     /// `none` (default) or `fifo`: one delivery at a time, in consumption order.
     pub(crate) ordering: Option<String>,
+    /// 1 to 10000 requests per second at most, across every replica.
+    pub(crate) rate_limit_per_s: Option<i64>,
 }
 
 impl From<CreateWebhookInput> for CreateWebhook {
@@ -163,6 +168,7 @@ impl From<CreateWebhookInput> for CreateWebhook {
             filter: i.filter.map(|f| f.0),
             retry_schedule: i.retry_schedule,
             ordering: i.ordering,
+            rate_limit_per_s: i.rate_limit_per_s,
         }
     }
 }
@@ -189,6 +195,8 @@ pub(crate) struct UpdateWebhookInput {
     pub(crate) retry_schedule: MaybeUndefined<Vec<i64>>,
     /// `none` or `fifo`.
     pub(crate) ordering: MaybeUndefined<String>,
+    /// 1 to 10000; null removes the limit.
+    pub(crate) rate_limit_per_s: MaybeUndefined<i64>,
 }
 
 fn nullable<T>(value: MaybeUndefined<T>) -> Nullable<T> {
@@ -215,6 +223,7 @@ impl From<UpdateWebhookInput> for UpdateWebhook {
             filter: nullable(i.filter.map_value(|f| f.0)),
             retry_schedule: nullable(i.retry_schedule),
             ordering: nullable(i.ordering),
+            rate_limit_per_s: nullable(i.rate_limit_per_s),
         }
     }
 }

@@ -113,6 +113,7 @@ fn new_webhook(checked: CheckedWebhook, owner: i64, secret: String) -> NewWebhoo
         filter: checked.filter,
         retry_schedule: checked.retry_schedule,
         ordering: checked.ordering,
+        rate_limit_per_s: checked.rate_limit_per_s,
     }
 }
 
@@ -178,6 +179,7 @@ pub(crate) async fn submit_edit(
         filter: Some(checked.filter),
         retry_schedule: Some(checked.retry_schedule),
         ordering: Some(checked.ordering),
+        rate_limit_per_s: Some(checked.rate_limit_per_s),
     };
     store::update_webhook(&state.pool, session.scope(), id, &changes)
         .await?

@@ -47,6 +47,8 @@ pub(crate) struct WebhookInput {
     pub(crate) retry_schedule: String,
     /// One delivery at a time, in order (`ordering: "fifo"`).
     pub(crate) fifo: bool,
+    /// Requests per second at most; empty means no limit.
+    pub(crate) rate_limit_per_s: String,
 }
 
 impl fmt::Debug for WebhookInput {
@@ -67,6 +69,7 @@ impl fmt::Debug for WebhookInput {
             .field("filter", &self.filter)
             .field("retry_schedule", &self.retry_schedule)
             .field("fifo", &self.fifo)
+            .field("rate_limit_per_s", &self.rate_limit_per_s)
             .finish()
     }
 }
@@ -90,6 +93,7 @@ impl Default for WebhookInput {
             filter_sample: String::new(),
             retry_schedule: String::new(),
             fifo: false,
+            rate_limit_per_s: String::new(),
         }
     }
 }
@@ -113,6 +117,7 @@ impl WebhookInput {
             filter_sample: form.get("filter_sample").to_owned(),
             retry_schedule: form.get("retry_schedule").trim().to_owned(),
             fifo: form.has("fifo"),
+            rate_limit_per_s: form.get("rate_limit_per_s").trim().to_owned(),
         }
     }
 
@@ -155,6 +160,10 @@ impl WebhookInput {
                 })
                 .unwrap_or_default(),
             fifo: webhook.ordering == DeliveryOrder::Fifo,
+            rate_limit_per_s: webhook
+                .rate_limit_per_s
+                .map(|n| n.to_string())
+                .unwrap_or_default(),
             ..WebhookInput::default()
         }
     }
@@ -257,6 +266,7 @@ pub(crate) struct CheckedWebhook {
     pub(crate) filter: Option<serde_json::Value>,
     pub(crate) retry_schedule: Option<Vec<i32>>,
     pub(crate) ordering: DeliveryOrder,
+    pub(crate) rate_limit_per_s: Option<i32>,
 }
 
 impl fmt::Debug for CheckedWebhook {
@@ -276,6 +286,7 @@ impl fmt::Debug for CheckedWebhook {
             .field("filter", &self.filter)
             .field("retry_schedule", &self.retry_schedule)
             .field("ordering", &self.ordering)
+            .field("rate_limit_per_s", &self.rate_limit_per_s)
             .finish()
     }
 }
@@ -352,6 +363,12 @@ pub(crate) fn check_input(
             .take("secret", validate::check_secret(text.to_owned()))
             .map(Some),
     };
+    let rate_limit_per_s = errors.number(
+        "rate_limit_per_s",
+        &input.rate_limit_per_s,
+        "Enter a whole number of requests per second, or leave it empty",
+        validate::check_rate_limit_per_s,
+    );
     let owner = match input.owner.as_str() {
         "" => Some(None),
         text => match text.parse::<i64>() {
@@ -407,6 +424,8 @@ pub(crate) fn check_input(
             } else {
                 DeliveryOrder::None
             },
+            // Checked above: an error there leaves `errors` non-empty.
+            rate_limit_per_s: rate_limit_per_s.flatten(),
         }),
         _ => Err(errors),
     }
@@ -551,6 +570,7 @@ mod tests {
             secret: Some("whsec_checked-secret".into()),
             owner: None,
             ordering: DeliveryOrder::None,
+            rate_limit_per_s: None,
         };
         let shown = format!("{checked:?}");
         assert!(!shown.contains("checked-secret"), "{shown}");
