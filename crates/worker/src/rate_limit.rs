@@ -84,6 +84,11 @@ struct Bank {
     slots: VecDeque<Instant>,
     deferrals: VecDeque<Instant>,
     reserved_at: Option<Instant>,
+    /// The next run's size when fewer deliveries wait: doubled each time a
+    /// run was used up, halved when slots went stale unused, so a webhook
+    /// with a steady flow reserves once per many deliveries, and one with a
+    /// trickle wastes little of the budget.
+    run: usize,
 }
 
 /// What one delivery takes from the bank.
@@ -96,9 +101,15 @@ enum Ticket {
 impl Bank {
     /// Drops what can no longer be used at `now`: slots more than [`SLACK`]
     /// past (sending on them would bunch requests) and stale deferral times.
-    fn drop_stale(&mut self, now: Instant) {
+    /// Returns whether a slot went unused.
+    fn drop_stale(&mut self, now: Instant) -> bool {
+        let mut wasted = false;
         while self.slots.front().is_some_and(|s| *s + SLACK < now) {
             self.slots.pop_front();
+            wasted = true;
+        }
+        if wasted {
+            self.run /= 2;
         }
         if self
             .reserved_at
@@ -106,6 +117,20 @@ impl Bank {
         {
             self.deferrals.clear();
         }
+        wasted
+    }
+
+    /// Slots to reserve now for `waiting` deliveries: see [`run_size`] and
+    /// [`Bank::run`]. A run reserved after one went stale is not enlarged.
+    fn next_run(&mut self, limit: i32, waiting: usize, wasted: bool) -> i32 {
+        let n = run_size(limit, waiting.max(self.run));
+        let n_usize = usize::try_from(n).unwrap_or(1);
+        self.run = if wasted {
+            n_usize
+        } else {
+            n_usize.saturating_mul(2)
+        };
+        n
     }
 
     fn take(&mut self) -> Option<Ticket> {
@@ -143,8 +168,9 @@ impl Drop for Demand<'_> {
     }
 }
 
-/// Slots to reserve at once: one per delivery waiting, at most a tenth of a
-/// second's budget, at least one.
+/// Slots to reserve at once: one per delivery waiting (or as many as the
+/// webhook's recent flow took), at most a tenth of a second's budget, at
+/// least one.
 fn run_size(limit: i32, waiting: usize) -> i32 {
     let tenth = (i64::from(limit.max(1)) + RUNS_PER_SECOND - 1) / RUNS_PER_SECOND;
     let waiting = i64::try_from(waiting).unwrap_or(i64::MAX);
@@ -179,11 +205,12 @@ impl RateGate {
         let ticket = {
             let demand = Demand::start(&budget.waiting);
             let mut bank = budget.bank.lock().await;
-            bank.drop_stale(Instant::now());
+            let wasted = bank.drop_stale(Instant::now());
             let ticket = match bank.take() {
                 Some(ticket) => ticket,
                 None => {
-                    let n = run_size(limit, budget.waiting.load(Ordering::Relaxed));
+                    let waiting = budget.waiting.load(Ordering::Relaxed);
+                    let n = bank.next_run(limit, waiting, wasted);
                     match reserve_send_slots(&self.pool, webhook_id, limit, n, MAX_AHEAD).await {
                         Ok(reservation) => {
                             bank.fill(Instant::now(), &reservation);
@@ -309,6 +336,18 @@ mod tests {
     }
 
     #[test]
+    fn runs_grow_while_they_are_used_up_and_shrink_when_slots_go_stale() {
+        let mut bank = Bank::default();
+        let sizes: Vec<i32> = (0..6).map(|_| bank.next_run(200, 1, false)).collect();
+        assert_eq!(sizes, [1, 2, 4, 8, 16, 20], "up to a tenth of 200/s");
+        assert_eq!(bank.next_run(200, 1, true), 20, "the run that went stale");
+        bank.fill(Instant::now(), &reservation(4, 4));
+        assert!(bank.drop_stale(Instant::now() + Duration::from_secs(1)));
+        assert_eq!(bank.next_run(200, 1, true), 10, "halved");
+        assert_eq!(bank.next_run(200, 15, false), 15, "or as many as wait");
+    }
+
+    #[test]
     fn slots_are_taken_in_order_before_deferrals() {
         let mut bank = Bank::default();
         let at = Instant::now();
@@ -325,11 +364,11 @@ mod tests {
         let mut bank = Bank::default();
         let at = Instant::now();
         bank.fill(at, &reservation(3, 5));
-        bank.drop_stale(at + Duration::from_millis(50));
+        assert!(!bank.drop_stale(at + Duration::from_millis(50)));
         assert_eq!(bank.slots.len(), 3, "nothing stale yet");
         assert_eq!(bank.deferrals.len(), 2, "deferrals still fresh");
         // 100, 120, 140 ms; at 175 ms only the last is within the slack.
-        bank.drop_stale(at + Duration::from_millis(175));
+        assert!(bank.drop_stale(at + Duration::from_millis(175)));
         assert_eq!(
             bank.take(),
             Some(Ticket::Slot(at + Duration::from_millis(140)))
