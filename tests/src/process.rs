@@ -427,6 +427,7 @@ impl Deployment {
                 retry_schedule: None,
                 ordering: Default::default(),
                 auth: None,
+                rate_limit_per_s: None,
             },
         )
         .await

@@ -232,6 +232,7 @@ async fn every_api_replica_streams_every_event_whichever_worker_consumed_it() {
             retry_schedule: None,
             ordering: Default::default(),
             auth: None,
+            rate_limit_per_s: None,
         },
     )
     .await

@@ -43,6 +43,12 @@ enum Scenario {
     Backlog,
     /// `crm-events publish --file` with --publish-events lines.
     Publish,
+    /// Like drain10, each webhook limited to --drain10-rate-limit requests/s
+    /// (SPEC §14), above what it gets: the cost of the shared budget.
+    Drain10Rate,
+    /// --rate-limited-events events → 1 webhook limited to
+    /// --rate-limit requests/s: the measured rate must match it.
+    RateLimited,
 }
 
 #[derive(Parser)]
@@ -68,6 +74,14 @@ struct Args {
     backlogs: Vec<usize>,
     #[arg(long, default_value_t = 50_000)]
     publish_events: usize,
+    /// rate_limit_per_s of the drain10-rate webhooks (not binding)
+    #[arg(long, default_value_t = 10_000)]
+    drain10_rate_limit: i32,
+    /// rate_limit_per_s of the rate-limited webhook
+    #[arg(long, default_value_t = 200)]
+    rate_limit: i32,
+    #[arg(long, default_value_t = 3_000)]
+    rate_limited_events: usize,
     /// A webhookd setting for every scenario, e.g.
     /// `--set WEBHOOKD__BROKER__PREFETCH=512` (repeatable; also
     /// `TOKIO_WORKER_THREADS`, the daemon's runtime threads)
@@ -254,5 +268,31 @@ async fn run(bench: &Bench, args: &Args, scenario: Scenario) -> anyhow::Result<V
             rows
         }
         Scenario::Publish => vec![scenarios::publish_file(bench, args.publish_events).await?],
+        Scenario::Drain10Rate => vec![
+            scenarios::drain_rate_limited(
+                bench,
+                format!(
+                    "drain {} events → 10 webhooks, each limited to {}/s",
+                    args.fanout_events, args.drain10_rate_limit
+                ),
+                args.fanout_events,
+                10,
+                args.drain10_rate_limit,
+            )
+            .await?,
+        ],
+        Scenario::RateLimited => vec![
+            scenarios::drain_rate_limited(
+                bench,
+                format!(
+                    "drain {} events → 1 webhook limited to {}/s",
+                    args.rate_limited_events, args.rate_limit
+                ),
+                args.rate_limited_events,
+                1,
+                args.rate_limit,
+            )
+            .await?,
+        ],
     })
 }

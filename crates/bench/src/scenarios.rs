@@ -47,7 +47,34 @@ pub async fn drain(
 ) -> anyhow::Result<Row> {
     on_stage(bench, async |stage| {
         drain_on(
-            bench, stage, scenario, events, webhooks, slow, batch, filter,
+            bench, stage, scenario, events, webhooks, slow, batch, filter, None,
+        )
+        .await
+    })
+    .await
+}
+
+/// Like [`drain`] (no slow receiver, batches or filters), every webhook
+/// limited to `rate_limit_per_s` (SPEC §14): a limit above the drain rate
+/// measures what the shared budget costs; one below it, that it holds.
+pub async fn drain_rate_limited(
+    bench: &Bench,
+    scenario: String,
+    events: usize,
+    webhooks: usize,
+    rate_limit_per_s: i32,
+) -> anyhow::Result<Row> {
+    on_stage(bench, async |stage| {
+        drain_on(
+            bench,
+            stage,
+            scenario,
+            events,
+            webhooks,
+            None,
+            None,
+            None,
+            Some(rate_limit_per_s),
         )
         .await
     })
@@ -67,9 +94,17 @@ async fn drain_on(
     slow: Option<Duration>,
     batch: Option<i32>,
     filter: Option<&str>,
+    rate_limit_per_s: Option<i32>,
 ) -> anyhow::Result<Row> {
     let (receipts, urls) = receiver::start(webhooks, slow.map(|delay| (0, delay))).await?;
     let ids = stage.add_webhooks(&urls, batch, filter).await?;
+    if let Some(limit) = rate_limit_per_s {
+        sqlx::query("UPDATE webhooks SET rate_limit_per_s = $1 WHERE id = ANY($2)")
+            .bind(limit)
+            .bind(&ids)
+            .execute(&stage.pool)
+            .await?;
+    }
     let publisher = stage.publisher().await?;
     publish_backlog(&publisher, events).await?;
     publisher.close().await;

@@ -64,6 +64,9 @@ pub struct ClaimedDelivery {
     /// How the request authenticates to the receiver (SPEC §14), secrets
     /// included; `None`: only the signature.
     pub auth: Option<StoredAuth>,
+    /// Requests per second at most to the webhook, across every replica
+    /// (SPEC §14); `None`: unlimited.
+    pub rate_limit_per_s: Option<i32>,
 }
 
 /// How one attempt ended, as far as the retry rules care.
@@ -305,6 +308,7 @@ mod tests {
             retry_schedule: None,
             fifo: false,
             auth: None,
+            rate_limit_per_s: None,
         };
         let shown = format!("{claimed:?}");
         assert!(!shown.contains("current-secret"), "{shown}");

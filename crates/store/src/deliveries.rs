@@ -39,6 +39,7 @@ pub(crate) struct ClaimedRow {
     retry_schedule: Option<Vec<i32>>,
     fifo: bool,
     auth: Option<Json<serde_json::Value>>,
+    rate_limit_per_s: Option<i32>,
 }
 
 impl From<ClaimedRow> for ClaimedDelivery {
@@ -68,6 +69,7 @@ impl From<ClaimedRow> for ClaimedDelivery {
             }),
             fifo: row.fifo,
             auth: row.auth.map(|a| StoredAuth::new(a.0)),
+            rate_limit_per_s: row.rate_limit_per_s,
         }
     }
 }
@@ -76,7 +78,7 @@ pub(super) const TARGET_COLUMNS: &str = "w.id AS webhook_id, w.url, w.secret,
     CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret END AS previous_secret,
     w.headers, w.template, w.timeout_ms, w.is_active, w.failing_since IS NOT NULL AS failing,
     w.batch_max_events IS NOT NULL AS batching, w.retry_schedule,
-    w.ordering = 'fifo' AS fifo, w.auth";
+    w.ordering = 'fifo' AS fifo, w.auth, w.rate_limit_per_s";
 
 // The hot statements are assembled once: formatting them per batch was about
 // 10,000 instructions per event at a steady low rate (docs/PERFORMANCE.md).

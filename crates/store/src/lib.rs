@@ -15,6 +15,7 @@ pub mod logs;
 pub mod notify;
 pub mod outbox;
 pub mod page;
+pub mod rate_limits;
 pub mod replay;
 pub mod retention;
 pub mod stats;

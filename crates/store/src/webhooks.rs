@@ -69,6 +69,9 @@ pub struct Webhook {
     /// read strips them in SQL. A JSON value rather than an [`AuthView`] so a
     /// row edited by hand still reads; [`Webhook::auth_view`] types it.
     pub auth: Option<Json<serde_json::Value>>,
+    /// Requests per second at most, across every replica (SPEC §14);
+    /// `None`: unlimited.
+    pub rate_limit_per_s: Option<i32>,
 }
 
 impl Webhook {
@@ -98,6 +101,7 @@ pub struct NewWebhook {
     pub retry_schedule: Option<Vec<i32>>,
     pub ordering: DeliveryOrder,
     pub auth: Option<StoredAuth>,
+    pub rate_limit_per_s: Option<i32>,
 }
 
 /// A validated partial update: `None` leaves a column as it is; for nullable
@@ -120,6 +124,7 @@ pub struct WebhookChanges {
     /// `Some(None)` removes it. A value of the stored type that leaves out a
     /// secret field keeps the stored secret.
     pub auth: Option<Option<StoredAuth>>,
+    pub rate_limit_per_s: Option<Option<i32>>,
 }
 
 impl fmt::Debug for NewWebhook {
@@ -140,6 +145,7 @@ impl fmt::Debug for NewWebhook {
             .field("retry_schedule", &self.retry_schedule)
             .field("ordering", &self.ordering)
             .field("auth", &self.auth)
+            .field("rate_limit_per_s", &self.rate_limit_per_s)
             .finish()
     }
 }
@@ -164,6 +170,7 @@ impl fmt::Debug for WebhookChanges {
             .field("retry_schedule", &self.retry_schedule)
             .field("ordering", &self.ordering)
             .field("auth", &self.auth)
+            .field("rate_limit_per_s", &self.rate_limit_per_s)
             .finish()
     }
 }
@@ -186,6 +193,7 @@ impl WebhookChanges {
             retry_schedule,
             ordering,
             auth,
+            rate_limit_per_s,
         } = self;
         name.is_none()
             && url.is_none()
@@ -201,6 +209,7 @@ impl WebhookChanges {
             && retry_schedule.is_none()
             && ordering.is_none()
             && auth.is_none()
+            && rate_limit_per_s.is_none()
     }
 }
 
@@ -211,7 +220,8 @@ const COLUMNS: &str = "id, user_id, name, url, events, is_active, timeout_ms, he
                        CASE WHEN previous_secret_expires_at > now()
                             THEN previous_secret_expires_at END AS previous_secret_expires_at,
                        created_at, updated_at, filter, retry_schedule, ordering,
-                       auth - '{password,token,client_secret,client_key_pem}'::text[] AS auth";
+                       auth - '{password,token,client_secret,client_key_pem}'::text[] AS auth,
+                       rate_limit_per_s";
 
 /// The webhooks in scope, oldest first.
 pub async fn list_webhooks(pool: &PgPool, scope: Scope) -> Result<Vec<Webhook>, StorageError> {
@@ -253,8 +263,8 @@ pub async fn create_webhook(
     let sql = format!(
         "INSERT INTO webhooks (user_id, name, url, events, secret, is_active, timeout_ms,
                                headers, template, batch_max_events, batch_max_wait_ms,
-                               filter, retry_schedule, ordering, auth)
-         SELECT u.id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15
+                               filter, retry_schedule, ordering, auth, rate_limit_per_s)
+         SELECT u.id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16
          FROM users u WHERE u.id = $1
          RETURNING {COLUMNS}"
     );
@@ -274,6 +284,7 @@ pub async fn create_webhook(
         .bind(new.retry_schedule.as_deref())
         .bind(new.ordering.as_str())
         .bind(new.auth.as_ref().map(|a| Json(a.as_json())))
+        .bind(new.rate_limit_per_s)
         .fetch_optional(pool)
         .await?;
     Ok(row)
@@ -313,6 +324,7 @@ pub async fn update_webhook(
                              COALESCE((SELECT jsonb_object_agg(key, value) FROM jsonb_each(auth)
                                        WHERE key = ANY($23)), '{{}}'::jsonb) || $22
                          ELSE $22 END,
+             rate_limit_per_s = CASE WHEN $24 THEN $25 ELSE rate_limit_per_s END,
              updated_at = now()
          WHERE id = $1 AND ($2::int8 IS NULL OR user_id = $2)
          RETURNING {COLUMNS}"
@@ -346,6 +358,8 @@ pub async fn update_webhook(
                 .and_then(|a| a.as_ref().map(|a| Json(a.as_json()))),
         )
         .bind(&SECRET_FIELDS[..])
+        .bind(changes.rate_limit_per_s.is_some())
+        .bind(changes.rate_limit_per_s.flatten())
         .fetch_optional(pool)
         .await?;
     Ok(row)
@@ -457,6 +471,7 @@ mod tests {
             retry_schedule: None,
             ordering: DeliveryOrder::Fifo,
             auth: None,
+            rate_limit_per_s: Some(50),
         };
         let changes = WebhookChanges {
             secret: Some(SECRET.to_owned()),

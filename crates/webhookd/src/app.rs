@@ -266,6 +266,7 @@ impl App {
             },
             self.metrics.clone(),
             records,
+            self.pool.clone(),
         );
         let window = Window::new(dispatcher.clone(), held.clone(), deliverer.clone());
         let lease = Lease {

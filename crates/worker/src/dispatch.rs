@@ -26,6 +26,7 @@ use webhookd_events::RetryPolicy;
 use crate::deliver::{AttemptOutcome, Deliverer, Target, TargetRow};
 use crate::metrics::events::{AttemptJudged, HandedBack, InFlight, Waiting};
 use crate::metrics::Metrics;
+use crate::rate_limit::{Paced, RateGate};
 use crate::target_cache::CachedTarget;
 
 /// Bounds of the delay before a handed-back delivery is due again. The delay
@@ -75,6 +76,8 @@ struct Inner {
     max_waiting: usize,
     endpoints: Mutex<Endpoints>,
     tracker: TaskTracker,
+    /// Send slots of rate-limited webhooks (`rate_limit.rs`).
+    rates: RateGate,
 }
 
 #[derive(Default)]
@@ -147,12 +150,13 @@ impl Dispatcher {
         limits: Limits,
         metrics: Metrics,
         recorder: mpsc::Sender<Record>,
+        budgets: sqlx::PgPool,
     ) -> Self {
         Dispatcher {
             inner: Arc::new(Inner {
                 policy,
                 default_timeout,
-                metrics,
+                metrics: metrics.clone(),
                 recorder,
                 requests: Arc::new(Semaphore::new(limits.concurrency)),
                 per_endpoint: limits.per_endpoint,
@@ -160,6 +164,7 @@ impl Dispatcher {
                 max_waiting: limits.max_in_flight / 2,
                 endpoints: Mutex::new(Endpoints::default()),
                 tracker: TaskTracker::new(),
+                rates: RateGate::new(budgets, metrics.clone()),
             }),
         }
     }
@@ -249,6 +254,12 @@ impl Dispatcher {
             },
             Metrics::new().expect("metrics"),
             recorder,
+            // Never connected: no maintenance task, so no runtime needed.
+            sqlx::postgres::PgPoolOptions::new()
+                .max_lifetime(None)
+                .idle_timeout(None)
+                .connect_lazy("postgres://127.0.0.1:9/unused")
+                .expect("a valid URL"),
         )
     }
 }
@@ -314,6 +325,16 @@ impl Inner {
             delay,
         }
         .emit(&self.metrics);
+        self.give_back(claimed, delay, report).await;
+    }
+
+    /// Writes the delivery due again after `delay`, with no attempt counted.
+    async fn give_back(
+        &self,
+        claimed: &ClaimedDelivery,
+        delay: Duration,
+        report: &mpsc::Sender<Record>,
+    ) {
         let record = Record::HandBack {
             delivery_id: claimed.delivery_id,
             delay,
@@ -353,7 +374,21 @@ impl Inner {
                 Slot::Ready(permit) => Some(permit),
                 Slot::Queued(ticket) => ticket.slots.clone().acquire_owned().await.ok(),
             };
-            let _request = self.requests.clone().acquire_owned().await;
+            // A rate-limited webhook's turn comes before a shared slot is taken.
+            let _request = match claimed.rate_limit_per_s {
+                None => self.requests.clone().acquire_owned().await,
+                Some(limit) => match self
+                    .rates
+                    .request_slot(&claimed, limit, &self.requests)
+                    .await
+                {
+                    Paced::Go(permit) => permit,
+                    Paced::Defer(delay) => {
+                        self.give_back(&claimed, delay, &report).await;
+                        return;
+                    }
+                },
+            };
             Box::pin(self.attempt_and_judge(&claimed, &envelope, deliverer)).await
         };
         if report.send(Record::Attempt(record)).await.is_err() {
@@ -533,6 +568,7 @@ mod tests {
             retry_schedule: None,
             fifo: false,
             auth: None,
+            rate_limit_per_s: None,
         }
     }
 

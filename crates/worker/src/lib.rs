@@ -19,7 +19,8 @@
 //! each claimed at step 7 once the one before it has ended.
 //!
 //! Beside them: `broker` (connection and health), `shards` (consumers on
-//! threads of their own), `target_policy` (SSRF guard), `retention`,
+//! threads of their own), `target_policy` (SSRF guard), `rate_limit` (send
+//! slots of rate-limited webhooks, shared by every replica), `retention`,
 //! `sampler`, `metrics`, `background` (task supervision) and `outbox` (the
 //! relay that publishes operational events back to the broker, step 1).
 //! `deliver` authenticates to receivers through `receiver_auth` (SPEC §14):
@@ -40,6 +41,7 @@ mod http_errors;
 pub mod metrics;
 mod oauth2;
 pub mod outbox;
+pub(crate) mod rate_limit;
 pub(crate) mod receiver_auth;
 pub mod record;
 pub mod retention;

@@ -6,6 +6,7 @@
 //! which also writes its log line; the fields here are private to them.
 
 pub(crate) mod events;
+pub(crate) mod rate_limited;
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -22,6 +23,9 @@ const RESPONSE_CLASSES: &[&str] = &["2xx", "3xx", "4xx", "5xx", "error"];
 /// Where a delivery's first attempt was when the fan-out wrote it
 /// (`webhookd_fanout_written_total`).
 const FIRST_ATTEMPT_STATES: &[&str] = &["ended", "running", "not_started"];
+
+/// The `outcome` label of `webhookd_rate_limited_total` (`rate_limit.rs`).
+const RATE_LIMITED_OUTCOMES: &[&str] = &["waited", "deferred"];
 
 /// Distinct receiver hosts labelled by name per process; later ones share the
 /// label `other`, so a flood of webhooks cannot blow up the series count.
@@ -62,6 +66,7 @@ pub struct Metrics {
     batch_size: Histogram,
     outbox_published: IntCounterVec,
     outbox_backlog: IntGauge,
+    rate_limited: IntCounterVec,
 }
 
 impl Metrics {
@@ -244,6 +249,17 @@ impl Metrics {
         )?;
         registry.register(Box::new(outbox_published.clone()))?;
         registry.register(Box::new(outbox_backlog.clone()))?;
+        let rate_limited = IntCounterVec::new(
+            Opts::new(
+                "webhookd_rate_limited_total",
+                "Deliveries held back by their webhook's rate_limit_per_s, by outcome: waited (sent once their send slot came, holding no connection) or deferred (handed back to the schedule, due at a later slot; no attempt counted)",
+            ),
+            &["outcome"],
+        )?;
+        registry.register(Box::new(rate_limited.clone()))?;
+        for outcome in RATE_LIMITED_OUTCOMES {
+            rate_limited.with_label_values(&[*outcome]);
+        }
         Ok(Metrics {
             registry,
             events_consumed,
@@ -269,6 +285,7 @@ impl Metrics {
             batch_size,
             outbox_published,
             outbox_backlog,
+            rate_limited,
         })
     }
 

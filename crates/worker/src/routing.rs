@@ -242,6 +242,7 @@ mod tests {
                 retry_schedule: None,
                 fifo: false,
                 auth: None,
+                rate_limit_per_s: None,
             },
             owner_id: 7,
             filter_version,

@@ -288,6 +288,18 @@ pub(crate) fn check_secret(raw: String) -> Result<String, ApiError> {
     }
 }
 
+/// Requests per second to one webhook across every replica (SPEC §14).
+pub(crate) const RATE_LIMIT_PER_S_RANGE: std::ops::RangeInclusive<i64> = 1..=10_000;
+
+pub(crate) fn check_rate_limit_per_s(raw: i64) -> Result<i32, ApiError> {
+    in_range(
+        raw,
+        "rate_limit_per_s",
+        &RATE_LIMIT_PER_S_RANGE,
+        " (or null for no limit)",
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -70,6 +70,10 @@ pub(crate) struct WebhookView {
     /// `{"type": "mtls", "client_cert_pem"}`; null: the signature only.
     #[schema(value_type = Option<Object>, example = json!({"type": "basic", "username": "webhookd"}))]
     pub(crate) auth: Option<serde_json::Value>,
+    /// Requests per second at most, across every worker replica (SPEC §14);
+    /// null: no limit.
+    #[schema(example = 50)]
+    pub(crate) rate_limit_per_s: Option<i32>,
 }
 
 impl From<Webhook> for WebhookView {
@@ -97,6 +101,7 @@ impl From<Webhook> for WebhookView {
             retry_schedule: w.retry_schedule,
             ordering: w.ordering.as_str().to_owned(),
             auth,
+            rate_limit_per_s: w.rate_limit_per_s,
         }
     }
 }
@@ -157,6 +162,9 @@ pub(crate) struct CreateWebhook {
     /// custom `Authorization` header.
     #[schema(value_type = Option<Object>, example = json!({"type": "bearer", "token": "s3cr3t"}))]
     pub(crate) auth: Option<serde_json::Value>,
+    /// 1 to 10000 requests per second at most, across every worker replica;
+    /// more wait (never dropped, never failed). Absent or null: no limit.
+    pub(crate) rate_limit_per_s: Option<i64>,
 }
 
 /// `PATCH /webhooks/{id}`: absent fields stay as they are; `null` clears
@@ -201,6 +209,9 @@ pub(crate) struct UpdateWebhook {
     /// out keeps the stored secret; a new type needs all its fields.
     #[schema(value_type = Option<Object>)]
     pub(crate) auth: Nullable<serde_json::Value>,
+    /// 1 to 10000; null removes the limit.
+    #[schema(value_type = Option<i64>)]
+    pub(crate) rate_limit_per_s: Nullable<i64>,
 }
 
 /// What `Debug` shows of a secret: whether there is one, never its text.
@@ -239,6 +250,7 @@ impl fmt::Debug for CreateWebhook {
             .field("retry_schedule", &self.retry_schedule)
             .field("ordering", &self.ordering)
             .field("auth", &self.auth.as_ref().map(auth_kind))
+            .field("rate_limit_per_s", &self.rate_limit_per_s)
             .finish()
     }
 }
@@ -277,6 +289,7 @@ impl fmt::Debug for UpdateWebhook {
                     Nullable::Value(raw) => Nullable::Value(auth_kind(raw)),
                 },
             )
+            .field("rate_limit_per_s", &self.rate_limit_per_s)
             .finish()
     }
 }
@@ -323,6 +336,10 @@ impl CreateWebhook {
             .map(|raw| validate_auth::check_auth(raw, None, allow_private))
             .transpose()?;
         validate_auth::check_no_authorization_header(auth.is_some(), &headers)?;
+        let rate_limit_per_s = self
+            .rate_limit_per_s
+            .map(validate::check_rate_limit_per_s)
+            .transpose()?;
         let secret = match self.secret {
             Some(secret) => validate::check_secret(secret)?,
             None => webhookd_signing::generate_secret(),
@@ -353,6 +370,7 @@ impl CreateWebhook {
             retry_schedule,
             ordering,
             auth,
+            rate_limit_per_s,
         })
     }
 }
@@ -407,6 +425,11 @@ impl UpdateWebhook {
             .as_deref()
             .map(validate::check_ordering)
             .transpose()?;
+        let rate_limit_per_s = self
+            .rate_limit_per_s
+            .into_change()
+            .map(|r| r.map(validate::check_rate_limit_per_s).transpose())
+            .transpose()?;
         let secret = self.secret.into_required_change("secret")?;
         let secret = secret.map(validate::check_secret).transpose()?;
         Ok(WebhookChanges {
@@ -424,6 +447,7 @@ impl UpdateWebhook {
             retry_schedule,
             ordering,
             auth: None,
+            rate_limit_per_s,
         })
     }
 }
@@ -750,6 +774,7 @@ mod tests {
                 retry_schedule: None,
                 ordering: "none".to_owned(),
                 auth: None,
+                rate_limit_per_s: None,
             },
             secret: SECRET.to_owned(),
         };

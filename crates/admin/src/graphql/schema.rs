@@ -87,6 +87,7 @@ mod tests {
             retry_schedule: None,
             ordering: "none".to_owned(),
             auth: None,
+            rate_limit_per_s: None,
         };
         let json = serde_json::to_value(&view).unwrap();
         let sdl = sdl();

@@ -70,6 +70,8 @@ pub(crate) struct Webhook {
     /// public fields; never a password, token, client secret or key); null:
     /// the signature only.
     pub(crate) auth: Option<Json<serde_json::Value>>,
+    /// Requests per second at most, across every worker replica; null: no limit.
+    pub(crate) rate_limit_per_s: Option<i32>,
 }
 
 impl From<WebhookView> for Webhook {
@@ -94,6 +96,7 @@ impl From<WebhookView> for Webhook {
             retry_schedule: w.retry_schedule,
             ordering: w.ordering,
             auth: w.auth.map(Json),
+            rate_limit_per_s: w.rate_limit_per_s,
         }
     }
 }
@@ -153,6 +156,8 @@ pub(crate) struct CreateWebhookInput {
     /// password), `bearer` (token), `oauth2` (token_url, client_id,
     /// client_secret, scope?) or `mtls` (client_cert_pem, client_key_pem).
     pub(crate) auth: Option<Json<serde_json::Value>>,
+    /// 1 to 10000 requests per second at most, across every replica.
+    pub(crate) rate_limit_per_s: Option<i64>,
 }
 
 impl From<CreateWebhookInput> for CreateWebhook {
@@ -173,6 +178,7 @@ impl From<CreateWebhookInput> for CreateWebhook {
             retry_schedule: i.retry_schedule,
             ordering: i.ordering,
             auth: i.auth.map(|a| a.0),
+            rate_limit_per_s: i.rate_limit_per_s,
         }
     }
 }
@@ -201,6 +207,8 @@ pub(crate) struct UpdateWebhookInput {
     pub(crate) ordering: MaybeUndefined<String>,
     /// null removes it; with the stored type, a secret left out is kept.
     pub(crate) auth: MaybeUndefined<Json<serde_json::Value>>,
+    /// 1 to 10000; null removes the limit.
+    pub(crate) rate_limit_per_s: MaybeUndefined<i64>,
 }
 
 fn nullable<T>(value: MaybeUndefined<T>) -> Nullable<T> {
@@ -228,6 +236,7 @@ impl From<UpdateWebhookInput> for UpdateWebhook {
             retry_schedule: nullable(i.retry_schedule),
             ordering: nullable(i.ordering),
             auth: nullable(i.auth.map_value(|a| a.0)),
+            rate_limit_per_s: nullable(i.rate_limit_per_s),
         }
     }
 }

@@ -156,6 +156,12 @@ fn summary(webhook: &Webhook) -> Markup {
                     DeliveryOrder::None => "none (deliveries may overlap)",
                 }
             }
+            dt { "Rate limit" } dd id="rate-limit-shown" {
+                @match webhook.rate_limit_per_s {
+                    Some(limit) => { (limit) " requests per second at most, across every worker" },
+                    None => "none",
+                }
+            }
             @if let Some(until) = webhook.previous_secret_expires_at {
                 dt { "Previous secret" } dd { "still accepted until " (time_el(until)) }
             }

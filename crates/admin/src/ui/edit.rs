@@ -114,6 +114,7 @@ fn new_webhook(checked: CheckedWebhook, owner: i64, secret: String) -> NewWebhoo
         retry_schedule: checked.retry_schedule,
         ordering: checked.ordering,
         auth: checked.auth,
+        rate_limit_per_s: checked.rate_limit_per_s,
     }
 }
 
@@ -182,6 +183,7 @@ pub(crate) async fn submit_edit(
         retry_schedule: Some(checked.retry_schedule),
         ordering: Some(checked.ordering),
         auth: Some(checked.auth),
+        rate_limit_per_s: Some(checked.rate_limit_per_s),
     };
     store::update_webhook(&state.pool, session.scope(), id, &changes)
         .await?

@@ -50,6 +50,8 @@ pub(crate) struct WebhookInput {
     pub(crate) fifo: bool,
     /// Authentication to the receiver (`auth_fields.rs`).
     pub(crate) auth: AuthInput,
+    /// Requests per second at most; empty means no limit.
+    pub(crate) rate_limit_per_s: String,
 }
 
 impl fmt::Debug for WebhookInput {
@@ -71,6 +73,7 @@ impl fmt::Debug for WebhookInput {
             .field("retry_schedule", &self.retry_schedule)
             .field("fifo", &self.fifo)
             .field("auth", &self.auth)
+            .field("rate_limit_per_s", &self.rate_limit_per_s)
             .finish()
     }
 }
@@ -95,6 +98,7 @@ impl Default for WebhookInput {
             retry_schedule: String::new(),
             fifo: false,
             auth: AuthInput::default(),
+            rate_limit_per_s: String::new(),
         }
     }
 }
@@ -119,6 +123,7 @@ impl WebhookInput {
             retry_schedule: form.get("retry_schedule").trim().to_owned(),
             fifo: form.has("fifo"),
             auth: AuthInput::from_form(form),
+            rate_limit_per_s: form.get("rate_limit_per_s").trim().to_owned(),
         }
     }
 
@@ -162,6 +167,10 @@ impl WebhookInput {
                 .unwrap_or_default(),
             fifo: webhook.ordering == DeliveryOrder::Fifo,
             auth: AuthInput::from_view(webhook.auth_view().as_ref()),
+            rate_limit_per_s: webhook
+                .rate_limit_per_s
+                .map(|n| n.to_string())
+                .unwrap_or_default(),
             ..WebhookInput::default()
         }
     }
@@ -266,6 +275,7 @@ pub(crate) struct CheckedWebhook {
     pub(crate) ordering: DeliveryOrder,
     /// `None`: no auth (or, on edit, none any more).
     pub(crate) auth: Option<webhookd_events::StoredAuth>,
+    pub(crate) rate_limit_per_s: Option<i32>,
 }
 
 impl fmt::Debug for CheckedWebhook {
@@ -286,6 +296,7 @@ impl fmt::Debug for CheckedWebhook {
             .field("retry_schedule", &self.retry_schedule)
             .field("ordering", &self.ordering)
             .field("auth", &self.auth)
+            .field("rate_limit_per_s", &self.rate_limit_per_s)
             .finish()
     }
 }
@@ -367,6 +378,12 @@ pub(crate) fn check_input(
         let conflict = validate_auth::check_no_authorization_header(auth.is_some(), headers);
         errors.take("auth", conflict);
     }
+    let rate_limit_per_s = errors.number(
+        "rate_limit_per_s",
+        &input.rate_limit_per_s,
+        "Enter a whole number of requests per second, or leave it empty",
+        validate::check_rate_limit_per_s,
+    );
     let owner = match input.owner.as_str() {
         "" => Some(None),
         text => match text.parse::<i64>() {
@@ -423,6 +440,8 @@ pub(crate) fn check_input(
                 DeliveryOrder::None
             },
             auth,
+            // Checked above: an error there leaves `errors` non-empty.
+            rate_limit_per_s: rate_limit_per_s.flatten(),
         }),
         _ => Err(errors),
     }
@@ -568,6 +587,7 @@ mod tests {
             owner: None,
             ordering: DeliveryOrder::None,
             auth: None,
+            rate_limit_per_s: None,
         };
         let shown = format!("{checked:?}");
         assert!(!shown.contains("checked-secret"), "{shown}");

@@ -346,6 +346,18 @@ fn delivery_fieldset(input: &WebhookInput, errors: &FieldErrors) -> Markup {
                 (error_text(errors, "retry_schedule"))
             }
             div class="field" {
+                label for="rate_limit_per_s" { "Rate limit, requests per second (optional)" }
+                p class="hint" id="rate-limit-hint" {
+                    "1 to 10000: at most this many requests in any one second, counted across every worker. "
+                    "Events over the limit wait; they are not dropped or failed. Empty means no limit."
+                }
+                input id="rate_limit_per_s" name="rate_limit_per_s" type="number" min="1" max="10000" step="1"
+                    inputmode="numeric" value=(input.rate_limit_per_s)
+                    aria-invalid=[errors.get("rate_limit_per_s").map(|_| "true")]
+                    aria-describedby=[described_by(errors, "rate_limit_per_s", Some("rate-limit-hint"))];
+                (error_text(errors, "rate_limit_per_s"))
+            }
+            div class="field" {
                 label for="headers" { "Custom headers (optional)" }
                 p class="hint" id="headers-hint" { "One per line, as " code { "Name: value" } ". At most 20." }
                 textarea id="headers" name="headers" rows="3" spellcheck="false"
