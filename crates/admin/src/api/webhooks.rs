@@ -68,7 +68,7 @@ pub(crate) struct WebhookView {
     /// secrets: `{"type": "basic", "username"}`, `{"type": "bearer"}`,
     /// `{"type": "oauth2", "token_url", "client_id", "scope"}` or
     /// `{"type": "mtls", "client_cert_pem"}`; null: the signature only.
-    #[schema(value_type = Option<Object>, example = json!({"type": "basic", "username": "webhookd"}))]
+    #[schema(value_type = Option<super::auth_schema::ReceiverAuthShown>, example = json!({"type": "basic", "username": "webhookd"}))]
     pub(crate) auth: Option<serde_json::Value>,
 }
 
@@ -155,7 +155,7 @@ pub(crate) struct CreateWebhook {
     /// "oauth2", "token_url", "client_id", "client_secret", "scope"?}` or
     /// `{"type": "mtls", "client_cert_pem", "client_key_pem"}`. Not with a
     /// custom `Authorization` header.
-    #[schema(value_type = Option<Object>, example = json!({"type": "bearer", "token": "s3cr3t"}))]
+    #[schema(value_type = Option<super::auth_schema::ReceiverAuthInput>, example = json!({"type": "bearer", "token": "s3cr3t"}))]
     pub(crate) auth: Option<serde_json::Value>,
 }
 
@@ -199,7 +199,7 @@ pub(crate) struct UpdateWebhook {
     pub(crate) ordering: Nullable<String>,
     /// null removes it. With the type already stored, a secret field left
     /// out keeps the stored secret; a new type needs all its fields.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<super::auth_schema::ReceiverAuthInput>)]
     pub(crate) auth: Nullable<serde_json::Value>,
 }
 
