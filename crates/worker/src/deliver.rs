@@ -420,6 +420,28 @@ mod tests {
             assert!(!shown.contains("whsec_"), "{shown}");
             assert!(shown.contains("example.com"), "{shown}");
         }
+        // Receiver credentials neither, whatever their type.
+        let auths = [
+            serde_json::json!({"type": "basic", "username": "u", "password": "whsec_pw"}),
+            serde_json::json!({"type": "bearer", "token": "whsec_token"}),
+            serde_json::json!({"type": "oauth2", "token_url": "https://a.example/t",
+                               "client_id": "c", "client_secret": "whsec_client"}),
+            serde_json::json!({"type": "mtls", "client_cert_pem": "CERT",
+                               "client_key_pem": "whsec_key"}),
+        ];
+        for auth in auths {
+            let stored = StoredAuth::new(auth);
+            let row = TargetRow {
+                auth: Some(&stored),
+                ..row
+            };
+            let target = Target::from_row(row, Duration::from_secs(10)).unwrap();
+            for shown in [format!("{row:?}"), format!("{target:?}")] {
+                assert!(!shown.contains("whsec_"), "{shown}");
+                // base64 of "u:whsec_pw" starts so.
+                assert!(!shown.contains("dTp3aHNlY1"), "{shown}");
+            }
+        }
     }
 
     #[test]

@@ -103,4 +103,20 @@ mod tests {
             }
         }
     }
+
+    #[test]
+    fn auth_is_described_by_type_without_secrets_in_what_reads_show() {
+        let doc = document(crate::api::routes::routes());
+        let schemas = serde_json::to_value(&doc.components).expect("serialises")["schemas"].clone();
+        let shown = schemas["ReceiverAuthShown"].to_string();
+        let input = schemas["ReceiverAuthInput"].to_string();
+        for kind in ["basic", "bearer", "oauth2", "mtls"] {
+            assert!(shown.contains(kind) && input.contains(kind), "{kind}");
+        }
+        for secret in ["password", "token", "client_secret", "client_key_pem"] {
+            let property = format!("\"{secret}\":");
+            assert!(input.contains(&property), "{secret} is written");
+            assert!(!shown.contains(&property), "{secret} is never read");
+        }
+    }
 }

@@ -68,7 +68,7 @@ pub(crate) struct WebhookView {
     /// secrets: `{"type": "basic", "username"}`, `{"type": "bearer"}`,
     /// `{"type": "oauth2", "token_url", "client_id", "scope"}` or
     /// `{"type": "mtls", "client_cert_pem"}`; null: the signature only.
-    #[schema(value_type = Option<Object>, example = json!({"type": "basic", "username": "webhookd"}))]
+    #[schema(value_type = Option<super::auth_schema::ReceiverAuthShown>, example = json!({"type": "basic", "username": "webhookd"}))]
     pub(crate) auth: Option<serde_json::Value>,
     /// Requests per second at most, across every worker replica (SPEC §14);
     /// null: no limit.
@@ -160,7 +160,7 @@ pub(crate) struct CreateWebhook {
     /// "oauth2", "token_url", "client_id", "client_secret", "scope"?}` or
     /// `{"type": "mtls", "client_cert_pem", "client_key_pem"}`. Not with a
     /// custom `Authorization` header.
-    #[schema(value_type = Option<Object>, example = json!({"type": "bearer", "token": "s3cr3t"}))]
+    #[schema(value_type = Option<super::auth_schema::ReceiverAuthInput>, example = json!({"type": "bearer", "token": "s3cr3t"}))]
     pub(crate) auth: Option<serde_json::Value>,
     /// 1 to 10000 requests per second at most, across every worker replica;
     /// more wait (never dropped, never failed). Absent or null: no limit.
@@ -207,7 +207,7 @@ pub(crate) struct UpdateWebhook {
     pub(crate) ordering: Nullable<String>,
     /// null removes it. With the type already stored, a secret field left
     /// out keeps the stored secret; a new type needs all its fields.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<super::auth_schema::ReceiverAuthInput>)]
     pub(crate) auth: Nullable<serde_json::Value>,
     /// 1 to 10000; null removes the limit.
     #[schema(value_type = Option<i64>)]
