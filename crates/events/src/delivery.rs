@@ -60,6 +60,12 @@ pub struct ClaimedDelivery {
     /// fresh fan-out row of it waits `queued` for its turn, never attempted
     /// at once; a claimed one is its webhook's head.
     pub fifo: bool,
+    /// The webhook's circuit breaker is open (`breaker.rs`): a fresh fan-out
+    /// row of it is written parked, never attempted at once.
+    pub breaker_open: bool,
+    /// This delivery is the open breaker's probe: its outcome closes the
+    /// breaker or keeps it open.
+    pub probe: bool,
 }
 
 /// How one attempt ended, as far as the retry rules care.
@@ -155,6 +161,8 @@ pub struct AttemptRecord {
     /// The delivery is a FIFO webhook's head: once it has succeeded or
     /// failed for good, the next one may go.
     pub fifo: bool,
+    /// The attempt was its webhook's breaker probe.
+    pub probe: bool,
 }
 
 /// What becomes of a delivery the dispatcher took: an attempt to record, or
@@ -300,6 +308,8 @@ mod tests {
             batch_size: None,
             retry_schedule: None,
             fifo: false,
+            breaker_open: false,
+            probe: false,
         };
         let shown = format!("{claimed:?}");
         assert!(!shown.contains("current-secret"), "{shown}");

@@ -12,6 +12,7 @@ use sqlx::types::Json;
 use sqlx::PgPool;
 use webhookd_events::DeliveryOrder;
 
+use crate::breakers::Breaker;
 use crate::StorageError;
 
 /// Whose webhooks a query may see or change.
@@ -64,6 +65,9 @@ pub struct Webhook {
     /// One delivery at a time, in consumption order, or no order (SPEC §13).
     #[sqlx(try_from = "String")]
     pub ordering: DeliveryOrder,
+    /// The circuit breaker (read-only: the recorder moves it).
+    #[sqlx(flatten)]
+    pub breaker: Breaker,
 }
 
 /// A validated webhook to insert. Its `Debug` hides the secret.
@@ -188,7 +192,9 @@ const COLUMNS: &str = "id, user_id, name, url, events, is_active, timeout_ms, he
                        batch_max_events, batch_max_wait_ms, disabled_reason,
                        CASE WHEN previous_secret_expires_at > now()
                             THEN previous_secret_expires_at END AS previous_secret_expires_at,
-                       created_at, updated_at, filter, retry_schedule, ordering";
+                       created_at, updated_at, filter, retry_schedule, ordering,
+                       breaker_failures, breaker_opened_at, breaker_next_probe_at,
+                       breaker_probe_id IS NOT NULL AS breaker_probing";
 
 /// The webhooks in scope, oldest first.
 pub async fn list_webhooks(pool: &PgPool, scope: Scope) -> Result<Vec<Webhook>, StorageError> {

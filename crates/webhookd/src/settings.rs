@@ -11,7 +11,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use webhookd_admin::api::ApiConfig;
 use webhookd_admin::graphql::{EventSource, GraphqlConfig};
-use webhookd_events::{Jitter, RetryPolicy};
+use webhookd_events::{BreakerPolicy, Jitter, RetryPolicy};
 use webhookd_producer::topology::Topology;
 pub use webhookd_worker::retention::RetentionSettings;
 
@@ -88,6 +88,13 @@ pub struct DeliverySettings {
     /// How long a new event's first attempts may run before its deliveries
     /// are written (`fanout.rs`); 0: written before any attempt.
     pub(crate) first_attempt_window_ms: u64,
+    /// Consecutive failed attempts that open a webhook's circuit breaker;
+    /// 0: never opens.
+    pub(crate) breaker_failures: u32,
+    /// Wait before an open breaker's first probe.
+    pub(crate) breaker_cooldown_secs: u64,
+    /// Longest wait between probes (the cooldown doubles per failed probe).
+    pub(crate) breaker_max_cooldown_secs: u64,
 }
 
 impl DeliverySettings {
@@ -95,6 +102,15 @@ impl DeliverySettings {
     pub(crate) fn disable_after_failing(&self) -> Option<Duration> {
         (self.disable_after_failing_secs > 0)
             .then(|| Duration::from_secs(self.disable_after_failing_secs))
+    }
+
+    /// The circuit breaker's policy (`delivery.breaker_*`).
+    pub(crate) fn breaker(&self) -> BreakerPolicy {
+        BreakerPolicy {
+            failures: self.breaker_failures,
+            cooldown: Duration::from_secs(self.breaker_cooldown_secs),
+            max_cooldown: Duration::from_secs(self.breaker_max_cooldown_secs),
+        }
     }
 
     /// `delivery.first_attempt_window_ms` as a period; `None` means none
@@ -268,6 +284,22 @@ impl Settings {
             d.first_attempt_window_ms <= 10_000,
             "delivery.first_attempt_window_ms",
             "must be at most 10000 (messages stay unacked meanwhile); 0 writes before attempting",
+        )?;
+        check(
+            d.breaker_failures <= 1_000_000,
+            "delivery.breaker_failures",
+            "must be at most 1000000; 0 turns the circuit breaker off",
+        )?;
+        check(
+            (1..=86_400).contains(&d.breaker_cooldown_secs),
+            "delivery.breaker_cooldown_secs",
+            "must be between 1 and 86400",
+        )?;
+        check(
+            d.breaker_max_cooldown_secs >= d.breaker_cooldown_secs
+                && d.breaker_max_cooldown_secs <= 86_400,
+            "delivery.breaker_max_cooldown_secs",
+            "must be between delivery.breaker_cooldown_secs and 86400",
         )?;
         check(
             d.max_response_bytes <= 16 << 20,

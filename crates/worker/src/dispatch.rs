@@ -473,6 +473,7 @@ impl Inner {
             next,
             disable_webhook: gone,
             fifo: c.fifo,
+            probe: c.probe,
         }
     }
 }
@@ -531,6 +532,8 @@ mod tests {
             batch_size: None,
             retry_schedule: None,
             fifo: false,
+            breaker_open: false,
+            probe: false,
         }
     }
 

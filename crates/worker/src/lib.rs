@@ -35,6 +35,7 @@ pub mod fanout;
 pub mod fifo;
 pub mod metrics;
 pub mod outbox;
+pub(crate) mod probes;
 pub mod record;
 pub mod retention;
 pub(crate) mod routing;

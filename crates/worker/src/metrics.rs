@@ -5,6 +5,7 @@
 //! The metrics are moved only by the occurrences in [`events`], each of
 //! which also writes its log line; the fields here are private to them.
 
+pub(crate) mod breaker_events;
 pub(crate) mod events;
 
 use std::collections::HashSet;
@@ -62,6 +63,8 @@ pub struct Metrics {
     batch_size: Histogram,
     outbox_published: IntCounterVec,
     outbox_backlog: IntGauge,
+    breaker_transitions: IntCounterVec,
+    breakers_open: IntGauge,
 }
 
 impl Metrics {
@@ -244,6 +247,22 @@ impl Metrics {
         )?;
         registry.register(Box::new(outbox_published.clone()))?;
         registry.register(Box::new(outbox_backlog.clone()))?;
+        let breaker_transitions = IntCounterVec::new(
+            Opts::new(
+                "webhookd_breaker_transitions_total",
+                "Circuit breaker transitions of webhooks, by the state entered (open, half_open, closed)",
+            ),
+            &["to"],
+        )?;
+        for to in ["open", "half_open", "closed"] {
+            breaker_transitions.with_label_values(&[to]);
+        }
+        let breakers_open = IntGauge::new(
+            "webhookd_breakers_open",
+            "Webhooks whose circuit breaker is open (or half open): their deliveries are parked, sampled",
+        )?;
+        registry.register(Box::new(breaker_transitions.clone()))?;
+        registry.register(Box::new(breakers_open.clone()))?;
         Ok(Metrics {
             registry,
             events_consumed,
@@ -269,6 +288,8 @@ impl Metrics {
             batch_size,
             outbox_published,
             outbox_backlog,
+            breaker_transitions,
+            breakers_open,
         })
     }
 

@@ -241,6 +241,8 @@ mod tests {
                 batch_size: None,
                 retry_schedule: None,
                 fifo: false,
+                breaker_open: false,
+                probe: false,
             },
             owner_id: 7,
             filter_version,

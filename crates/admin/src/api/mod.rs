@@ -10,6 +10,7 @@
 //! the same storage functions.
 
 pub(crate) mod auth;
+pub(crate) mod breaker;
 pub(crate) mod deliveries;
 pub(crate) mod error;
 pub(crate) mod json;

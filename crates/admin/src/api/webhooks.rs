@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::auth::CurrentUser;
+use super::breaker::BreakerView;
 use super::error::{ApiError, ErrorBody};
 use super::json::{ApiJson, Nullable};
 use super::query::QueryParams;
@@ -63,6 +64,8 @@ pub(crate) struct WebhookView {
     /// order the events were consumed (SPEC §13).
     #[schema(example = "none")]
     pub(crate) ordering: String,
+    /// The circuit breaker (read-only).
+    pub(crate) breaker: BreakerView,
 }
 
 impl From<Webhook> for WebhookView {
@@ -86,6 +89,7 @@ impl From<Webhook> for WebhookView {
             filter: w.filter.map(|f| f.0),
             retry_schedule: w.retry_schedule,
             ordering: w.ordering.as_str().to_owned(),
+            breaker: w.breaker.into(),
         }
     }
 }
@@ -697,6 +701,7 @@ mod tests {
                 filter: None,
                 retry_schedule: None,
                 ordering: "none".to_owned(),
+                breaker: BreakerView::closed(),
             },
             secret: SECRET.to_owned(),
         };

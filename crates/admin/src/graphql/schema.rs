@@ -86,6 +86,7 @@ mod tests {
             filter: None,
             retry_schedule: None,
             ordering: "none".to_owned(),
+            breaker: crate::api::breaker::BreakerView::closed(),
         };
         let json = serde_json::to_value(&view).unwrap();
         let sdl = sdl();

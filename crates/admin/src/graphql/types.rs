@@ -8,6 +8,7 @@ use async_graphql::{InputObject, Json, MaybeUndefined, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::breaker::Breaker;
 use crate::api::deliveries::{DeliveryPage, DeliveryView, RetryResult};
 use crate::api::json::Nullable;
 use crate::api::logs::{LogPage, LogView};
@@ -66,6 +67,8 @@ pub(crate) struct Webhook {
     pub(crate) retry_schedule: Option<Vec<i32>>,
     /// `none`, or `fifo`: one delivery at a time, in consumption order.
     pub(crate) ordering: String,
+    /// The circuit breaker (read-only).
+    pub(crate) breaker: Breaker,
 }
 
 impl From<WebhookView> for Webhook {
@@ -89,6 +92,7 @@ impl From<WebhookView> for Webhook {
             filter: w.filter.map(Json),
             retry_schedule: w.retry_schedule,
             ordering: w.ordering,
+            breaker: w.breaker.into(),
         }
     }
 }

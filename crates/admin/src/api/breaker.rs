@@ -1,0 +1,46 @@
+//! A webhook's circuit breaker as the API shows it (read-only: only the
+//! daemon moves it; docs/ARCHITECTURE.md, "Circuit breaker").
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use utoipa::ToSchema;
+use webhookd_store::breakers::Breaker;
+
+/// The webhook's circuit breaker: while `open`, its pending deliveries are
+/// parked and one probe at a time (`half_open`) tests the receiver.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub(crate) struct BreakerView {
+    /// `closed`, `open` or `half_open` (a probe is being attempted).
+    #[schema(example = "closed")]
+    pub(crate) state: &'static str,
+    /// Consecutive failed attempts.
+    pub(crate) failures: i32,
+    /// When it opened; null while closed.
+    pub(crate) opened_at: Option<DateTime<Utc>>,
+    /// When the next probe may go; null while closed.
+    pub(crate) next_probe_at: Option<DateTime<Utc>>,
+}
+
+#[cfg(test)]
+impl BreakerView {
+    /// A closed breaker that never failed, for views built by hand.
+    pub(crate) fn closed() -> Self {
+        BreakerView {
+            state: "closed",
+            failures: 0,
+            opened_at: None,
+            next_probe_at: None,
+        }
+    }
+}
+
+impl From<Breaker> for BreakerView {
+    fn from(b: Breaker) -> Self {
+        BreakerView {
+            state: b.state(),
+            failures: b.failures,
+            opened_at: b.opened_at,
+            next_probe_at: b.next_probe_at,
+        }
+    }
+}
