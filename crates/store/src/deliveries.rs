@@ -163,7 +163,10 @@ static RECORD_ATTEMPTS_SQL: LazyLock<String> = LazyLock::new(|| {
                  next_attempt_at = CASE WHEN o.status = 'pending'
                      THEN now() + make_interval(secs => o.delay_ms / 1000.0)
                      ELSE d.next_attempt_at END,
-                 last_status_code = o.code, last_error = o.error, updated_at = now()
+                 last_status_code = o.code, last_error = o.error, updated_at = now(),
+                 -- Only a pending delivery waits parked: a probe that ended
+                 -- leaves none behind for a later manual retry to find.
+                 parked = d.parked AND o.status = 'pending'
              FROM o
              WHERE d.id = o.delivery_id AND d.status = 'pending'
          )

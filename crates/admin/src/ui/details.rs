@@ -5,6 +5,7 @@ use axum::extract::{Query, State};
 use maud::{html, Markup};
 use serde::Deserialize;
 
+use super::breaker;
 use super::error::UiError;
 use super::form::csrf_input;
 use super::layout::{active_badge, delivery_badge, page, time_el, Notice};
@@ -157,6 +158,7 @@ fn summary(webhook: &Webhook) -> Markup {
             }
             dt { "Created" } dd { (time_el(webhook.created_at)) }
             dt { "Updated" } dd { (time_el(webhook.updated_at)) }
+            (breaker::summary_line(&webhook.breaker))
         }
     }
 }

@@ -23,6 +23,7 @@
 
 pub(crate) mod actions;
 mod assets;
+mod breaker;
 pub(crate) mod charts;
 pub(crate) mod details;
 pub(crate) mod edit;
