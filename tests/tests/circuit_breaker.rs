@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-use webhookd_e2e::{eventually, Subscribed, TestApp};
+use webhookd_e2e::process::{sample, Deployment};
+use webhookd_e2e::{eventually, Receiver, Subscribed, TestApp};
 use webhookd_producer::EventMessage;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -264,4 +265,58 @@ async fn a_threshold_of_zero_turns_the_breaker_off() {
         0.0
     );
     app.stop().await;
+}
+
+#[tokio::test]
+async fn three_replicas_send_one_probe_at_a_time_between_them() {
+    let deployment = Deployment::new().await;
+    let receiver = Receiver::start(SECRET).await;
+    receiver.always(500);
+    let webhook = deployment.subscribe(&receiver.url(), SECRET).await;
+    // A constant one-second cooldown: each replica probing on its own
+    // would send about three requests a second.
+    let settings = [
+        ("WEBHOOKD__DELIVERY__BREAKER_FAILURES", "3"),
+        ("WEBHOOKD__DELIVERY__BREAKER_COOLDOWN_SECS", "1"),
+        ("WEBHOOKD__DELIVERY__BREAKER_MAX_COOLDOWN_SECS", "1"),
+        ("WEBHOOKD__DELIVERY__MAX_ATTEMPTS", "100"),
+    ];
+    let mut workers = Vec::new();
+    for _ in 0..3 {
+        workers.push(deployment.worker(&settings).await);
+    }
+    deployment.publish(30).await;
+    eventually(WAIT, "the breaker to open", || async {
+        let open: bool =
+            sqlx::query_scalar("SELECT breaker_opened_at IS NOT NULL FROM webhooks WHERE id = $1")
+                .bind(webhook)
+                .fetch_one(&deployment.db.pool)
+                .await
+                .unwrap();
+        open.then_some(())
+    })
+    .await;
+    // What was already in the replicas' memory settles first.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let from = receiver.count();
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let probes = receiver.count() - from;
+    assert!(
+        (2..=8).contains(&probes),
+        "{probes} requests in 6 s from three replicas (one probe a second expected)"
+    );
+    let mut half_open = 0.0;
+    for worker in &workers {
+        let text = worker.metrics().await;
+        half_open += sample(
+            &text,
+            r#"webhookd_breaker_transitions_total{to="half_open"}"#,
+        )
+        .unwrap_or(0.0);
+    }
+    assert!(half_open >= 2.0, "probes counted: {half_open}");
+    for worker in workers {
+        worker.terminate().await;
+    }
+    deployment.cleanup().await;
 }

@@ -74,7 +74,7 @@ pub(crate) fn streak_sql(threshold: usize, cooldown: usize, max: usize) -> (Stri
                                     WHEN {reopens} THEN ({doubled})::int4
                                     ELSE w.breaker_cooldown_ms END,
          breaker_next_probe_at = CASE
-             WHEN {closes} THEN NULL
+             WHEN {closes} THEN now() + make_interval(secs => {CLOSED_SWEEP_SECS})
              WHEN {opens} THEN now() + make_interval(secs => {cooldown} / 1000.0)
              WHEN {reopens} THEN now() + make_interval(secs => ({doubled}) / 1000.0)
              ELSE w.breaker_next_probe_at END,
@@ -88,6 +88,13 @@ pub(crate) fn streak_sql(threshold: usize, cooldown: usize, max: usize) -> (Stri
     );
     (set, changes)
 }
+
+/// A closed breaker's last look, this long after it closed: a fan-out that
+/// read the breaker open just before it closed commits its rows parked
+/// after the close has unparked the backlog, and the scheduler unparks them
+/// then (`probes::claim_probes`). Its statement takes milliseconds; the
+/// margin is generous.
+const CLOSED_SWEEP_SECS: u32 = 10;
 
 /// The numbers [`streak_sql`] binds: threshold, first cooldown and maximum
 /// cooldown in milliseconds.

@@ -57,7 +57,9 @@ static CLAIM_PROBES_SQL: LazyLock<String> = LazyLock::new(|| {
 /// time moves past the probe's lease at once, so a probe lost with its
 /// worker is followed by another, and a second one never runs beside it.
 /// A switched-off webhook's breaker is closed instead, its backlog unparked
-/// so the scheduler ends it as it ends any switched-off webhook's.
+/// so the scheduler ends it as it ends any switched-off webhook's; a breaker
+/// closed a few seconds ago gets the same last look, which unparks rows a
+/// concurrent fan-out wrote parked just as it closed.
 pub async fn claim_probes(
     pool: &PgPool,
     limit: i64,
@@ -69,9 +71,11 @@ pub async fn claim_probes(
     sqlx::query(
         "WITH off AS (
              UPDATE webhooks
-             SET breaker_failures = 0, breaker_opened_at = NULL, breaker_next_probe_at = NULL,
+             SET breaker_failures = CASE WHEN is_active THEN breaker_failures ELSE 0 END,
+                 breaker_opened_at = NULL, breaker_next_probe_at = NULL,
                  breaker_cooldown_ms = NULL, breaker_probe_id = NULL
-             WHERE breaker_next_probe_at <= now() AND NOT is_active
+             WHERE breaker_next_probe_at <= now()
+               AND (NOT is_active OR breaker_opened_at IS NULL)
              RETURNING id
          )
          UPDATE deliveries d SET parked = FALSE, next_attempt_at = now(), updated_at = now()

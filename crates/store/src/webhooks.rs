@@ -193,7 +193,9 @@ const COLUMNS: &str = "id, user_id, name, url, events, is_active, timeout_ms, he
                        CASE WHEN previous_secret_expires_at > now()
                             THEN previous_secret_expires_at END AS previous_secret_expires_at,
                        created_at, updated_at, filter, retry_schedule, ordering,
-                       breaker_failures, breaker_opened_at, breaker_next_probe_at,
+                       breaker_failures, breaker_opened_at,
+                       CASE WHEN breaker_opened_at IS NOT NULL
+                            THEN breaker_next_probe_at END AS breaker_next_probe_at,
                        breaker_probe_id IS NOT NULL AS breaker_probing";
 
 /// The webhooks in scope, oldest first.
