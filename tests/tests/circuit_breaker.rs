@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use webhookd_e2e::graphql::{data, graphql};
 use webhookd_e2e::process::{sample, Deployment};
 use webhookd_e2e::{eventually, Receiver, Subscribed, TestApp};
 use webhookd_producer::EventMessage;
@@ -213,6 +214,23 @@ async fn a_failed_probe_keeps_the_breaker_open_with_a_growing_cooldown() {
         let b = breaker(&app, &token, webhook).await;
         assert_ne!(b["state"], "closed", "still open after a failed probe: {b}");
     }
+    // GraphQL shows the same breaker.
+    let query =
+        "query($id: ID!) { webhook(id: $id) { breaker { state failures openedAt nextProbeAt } } }";
+    let base = format!("http://{}", app.addr);
+    let answer = graphql(
+        &app.http,
+        &base,
+        Some(&token),
+        query,
+        json!({"id": webhook}),
+    )
+    .await;
+    let shown = &data(&answer)["webhook"]["breaker"];
+    assert_ne!(shown["state"], "closed", "{shown}");
+    assert!(shown["openedAt"].is_string(), "{shown}");
+    assert!(shown["failures"].as_i64().unwrap() >= 3, "{shown}");
+
     // Capped at the maximum.
     let reopened = app
         .metric(r#"webhookd_breaker_transitions_total{to="open"}"#)
