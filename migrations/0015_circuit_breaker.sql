@@ -24,7 +24,9 @@ ALTER TABLE webhooks
 
 ALTER TABLE deliveries ADD COLUMN parked BOOLEAN NOT NULL DEFAULT false;
 
--- The scheduler never scans parked rows.
+-- The scheduler never scans parked rows. (Rebuilt in the migration's
+-- transaction, so writes to `deliveries` wait for the build: seconds per
+-- million pending rows; only pending rows are indexed.)
 DROP INDEX deliveries_due;
 CREATE INDEX deliveries_due ON deliveries (next_attempt_at) WHERE status = 'pending' AND NOT parked;
 -- A webhook's parked deliveries: the probe is chosen, and the backlog
