@@ -44,3 +44,44 @@ impl From<Breaker> for BreakerView {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_openapi_document_describes_the_breaker_of_a_webhook() {
+        let doc = crate::api::openapi::document(crate::api::routes::routes());
+        let json = serde_json::to_value(&doc).expect("serialises");
+        let schemas = &json["components"]["schemas"];
+        let breaker = &schemas["BreakerView"]["properties"];
+        for field in ["state", "failures", "opened_at", "next_probe_at"] {
+            assert!(
+                breaker.get(field).is_some(),
+                "BreakerView.{field}: {breaker}"
+            );
+        }
+        assert_eq!(
+            schemas["WebhookView"]["properties"]["breaker"]["$ref"],
+            "#/components/schemas/BreakerView"
+        );
+    }
+
+    #[test]
+    fn a_row_reads_as_its_state() {
+        let now = Utc::now();
+        let open = Breaker {
+            failures: 10,
+            opened_at: Some(now),
+            next_probe_at: Some(now),
+            probing: false,
+        };
+        assert_eq!(BreakerView::from(open.clone()).state, "open");
+        let probing = Breaker {
+            probing: true,
+            ..open
+        };
+        assert_eq!(BreakerView::from(probing).state, "half_open");
+        assert_eq!(BreakerView::closed().state, "closed");
+    }
+}
