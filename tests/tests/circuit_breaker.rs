@@ -338,3 +338,54 @@ async fn three_replicas_send_one_probe_at_a_time_between_them() {
     }
     deployment.cleanup().await;
 }
+
+#[tokio::test]
+async fn switching_off_a_webhook_with_an_open_breaker_ends_its_parked_deliveries() {
+    let overrides = [
+        ("WEBHOOKD__DELIVERY__BREAKER_FAILURES", "3"),
+        ("WEBHOOKD__DELIVERY__BREAKER_COOLDOWN_SECS", "1"),
+        ("WEBHOOKD__DELIVERY__BREAKER_MAX_COOLDOWN_SECS", "1"),
+        ("WEBHOOKD__DELIVERY__MAX_ATTEMPTS", "100"),
+    ];
+    let Subscribed {
+        app,
+        token,
+        receiver,
+        webhook,
+    } = TestApp::spawn_with_webhook(&overrides, json!(["task.*"]), SECRET).await;
+    receiver.always(500);
+    app.publisher
+        .publish_many(&events(20, 0), |_| {})
+        .await
+        .unwrap();
+    wait_until_open(&app, &token, webhook).await;
+    eventually(WAIT, "the backlog to be parked", || async {
+        let (pending, parked) = pending(&app, webhook).await;
+        (pending == 20 && parked >= 18).then_some(())
+    })
+    .await;
+
+    let path = format!("/api/v1/webhooks/{webhook}/toggle");
+    let (status, body) = app
+        .api(&token, reqwest::Method::POST, &path, Value::Null)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["is_active"], false, "{body}");
+
+    eventually(WAIT, "every parked delivery to end", || async {
+        let (pending, _) = pending(&app, webhook).await;
+        (pending == 0).then_some(())
+    })
+    .await;
+    let failed: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM deliveries WHERE webhook_id = $1 AND status = 'failed'",
+    )
+    .bind(webhook)
+    .fetch_one(&app.db.pool)
+    .await
+    .unwrap();
+    assert_eq!(failed, 20, "ended failed, as any switched-off webhook's");
+    let b = breaker(&app, &token, webhook).await;
+    assert_eq!(b["state"], "closed", "{b}");
+    app.stop().await;
+}
