@@ -461,6 +461,36 @@ mod tests {
     }
 
     #[test]
+    fn the_circuit_breaker_defaults_and_its_bad_values() {
+        assert_eq!(
+            load(&[]).unwrap().delivery.breaker(),
+            BreakerPolicy::default()
+        );
+        let off = load(&[("WEBHOOKD__DELIVERY__BREAKER_FAILURES", "0")]).unwrap();
+        assert!(!off.delivery.breaker().enabled());
+        for (key, value, named) in [
+            (
+                "WEBHOOKD__DELIVERY__BREAKER_FAILURES",
+                "-1",
+                "breaker_failures",
+            ),
+            (
+                "WEBHOOKD__DELIVERY__BREAKER_COOLDOWN_SECS",
+                "0",
+                "delivery.breaker_cooldown_secs",
+            ),
+            (
+                "WEBHOOKD__DELIVERY__BREAKER_MAX_COOLDOWN_SECS",
+                "1",
+                "delivery.breaker_max_cooldown_secs",
+            ),
+        ] {
+            let error = load(&[(key, value)]).unwrap_err().to_string();
+            assert!(error.contains(named), "{key}={value}: {error}");
+        }
+    }
+
+    #[test]
     fn one_consumer_on_its_own_thread_by_default() {
         assert_eq!(load(&[]).unwrap().broker.consumers, 1);
         let s = load(&[("WEBHOOKD__BROKER__CONSUMERS", "3")]).unwrap();
