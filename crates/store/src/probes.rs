@@ -13,7 +13,21 @@ use crate::StorageError;
 
 static CLAIM_PROBES_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "WITH due AS (
+        // One statement, one round trip per scheduler pass: `off` and `due`
+        // never take the same webhook (closed or switched off, against open
+        // and active), so their updates never meet.
+        "WITH off AS (
+             UPDATE webhooks
+             SET breaker_failures = CASE WHEN is_active THEN breaker_failures ELSE 0 END,
+                 breaker_opened_at = NULL, breaker_next_probe_at = NULL,
+                 breaker_cooldown_ms = NULL, breaker_probe_id = NULL
+             WHERE breaker_next_probe_at <= now()
+               AND (NOT is_active OR breaker_opened_at IS NULL)
+             RETURNING id
+         ), released AS (
+             UPDATE deliveries d SET parked = FALSE, next_attempt_at = now(), updated_at = now()
+             FROM off WHERE d.webhook_id = off.id AND d.status = 'pending' AND d.parked
+         ), due AS (
              SELECT id FROM webhooks
              WHERE breaker_next_probe_at <= now() AND breaker_opened_at IS NOT NULL AND is_active
              ORDER BY breaker_next_probe_at
@@ -68,21 +82,6 @@ pub async fn claim_probes(
     if limit <= 0 {
         return Ok(Vec::new());
     }
-    sqlx::query(
-        "WITH off AS (
-             UPDATE webhooks
-             SET breaker_failures = CASE WHEN is_active THEN breaker_failures ELSE 0 END,
-                 breaker_opened_at = NULL, breaker_next_probe_at = NULL,
-                 breaker_cooldown_ms = NULL, breaker_probe_id = NULL
-             WHERE breaker_next_probe_at <= now()
-               AND (NOT is_active OR breaker_opened_at IS NULL)
-             RETURNING id
-         )
-         UPDATE deliveries d SET parked = FALSE, next_attempt_at = now(), updated_at = now()
-         FROM off WHERE d.webhook_id = off.id AND d.status = 'pending' AND d.parked",
-    )
-    .execute(pool)
-    .await?;
     let rows = sqlx::query_as::<_, ClaimedRow>(&CLAIM_PROBES_SQL)
         .bind(limit)
         .bind(lease.default_timeout_ms)
