@@ -171,6 +171,31 @@ tests:
         exp_alerts:
           - exp_labels:
               severity: warning
+  # A breaker open for 20 minutes (seen by two workers), then one that
+  # closed after 5 minutes.
+  - interval: 1m
+    input_series:
+      - series: 'webhookd_breakers_open{job="webhookd-worker",instance="w1"}'
+        values: '0 0 1x30'
+      - series: 'webhookd_breakers_open{job="webhookd-worker",instance="w2"}'
+        values: '0 0 1x30'
+    alert_rule_test:
+      - eval_time: 10m
+        alertname: WebhookdBreakerOpen
+        exp_alerts: []
+      - eval_time: 20m
+        alertname: WebhookdBreakerOpen
+        exp_alerts:
+          - exp_labels:
+              severity: warning
+  - interval: 1m
+    input_series:
+      - series: 'webhookd_breakers_open{job="webhookd-worker",instance="w1"}'
+        values: '1 1 1 1 1 0x30'
+    alert_rule_test:
+      - eval_time: 25m
+        alertname: WebhookdBreakerOpen
+        exp_alerts: []
 EOF
 if (cd "$tmp" && promtool test rules alerts_test.yml); then ok "alert unit tests"; else fail "promtool test rules"; fi
 

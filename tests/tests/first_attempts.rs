@@ -224,6 +224,7 @@ fn success(delivery_id: Uuid, webhook_id: i64, payload: &Arc<str>) -> AttemptRec
         next: NextStep::Succeeded,
         disable_webhook: false,
         fifo: false,
+        probe: false,
     }
 }
 

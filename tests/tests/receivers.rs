@@ -443,6 +443,7 @@ fn attempt(webhook_id: i64, ok: bool) -> AttemptRecord {
         },
         disable_webhook: false,
         fifo: false,
+        probe: false,
     }
 }
 

@@ -67,6 +67,12 @@ pub struct ClaimedDelivery {
     /// Requests per second at most to the webhook, across every replica
     /// (SPEC §14); `None`: unlimited.
     pub rate_limit_per_s: Option<i32>,
+    /// The webhook's circuit breaker is open (`breaker.rs`): a fresh fan-out
+    /// row of it is written parked, never attempted at once.
+    pub breaker_open: bool,
+    /// This delivery is the open breaker's probe: its outcome closes the
+    /// breaker or keeps it open.
+    pub probe: bool,
 }
 
 /// How one attempt ended, as far as the retry rules care.
@@ -162,6 +168,8 @@ pub struct AttemptRecord {
     /// The delivery is a FIFO webhook's head: once it has succeeded or
     /// failed for good, the next one may go.
     pub fifo: bool,
+    /// The attempt was its webhook's breaker probe.
+    pub probe: bool,
 }
 
 /// What becomes of a delivery the dispatcher took: an attempt to record, or
@@ -309,6 +317,8 @@ mod tests {
             fifo: false,
             auth: None,
             rate_limit_per_s: None,
+            breaker_open: false,
+            probe: false,
         };
         let shown = format!("{claimed:?}");
         assert!(!shown.contains("current-secret"), "{shown}");

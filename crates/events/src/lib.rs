@@ -6,6 +6,7 @@
 //! Pure code: no I/O, so every rule here is unit-tested exhaustively and shared
 //! by the producer, the daemon and the admin API.
 
+pub mod breaker;
 pub(crate) mod catalogue;
 pub mod delivery;
 pub(crate) mod filter;
@@ -19,6 +20,7 @@ pub mod routing;
 pub(crate) mod template;
 pub(crate) mod visibility;
 
+pub use breaker::{BreakerPolicy, BreakerState};
 pub use catalogue::{
     find_event, is_operational, reports_failure, EventSpec, CATALOGUE, DELIVERY_FAILED,
     OPERATIONAL_EVENTS, TEST_EVENT, WEBHOOK_DISABLED,

@@ -12,8 +12,9 @@ use sqlx::types::Json;
 use sqlx::{Connection, PgConnection, PgPool};
 use uuid::Uuid;
 use webhookd_events::delivery::{AttemptRecord, ClaimedDelivery, Lease};
-use webhookd_events::{RetrySchedule, StoredAuth};
+use webhookd_events::{BreakerPolicy, RetrySchedule, StoredAuth};
 
+use crate::breakers::{policy_numbers, settle, streak_sql, BreakerTransition};
 use crate::StorageError;
 
 /// A claimed delivery as its row reads, before it becomes the domain's
@@ -40,6 +41,10 @@ pub(crate) struct ClaimedRow {
     fifo: bool,
     auth: Option<Json<serde_json::Value>>,
     rate_limit_per_s: Option<i32>,
+    breaker_open: bool,
+    /// Only the probes' claim selects it.
+    #[sqlx(default)]
+    probe: bool,
 }
 
 impl From<ClaimedRow> for ClaimedDelivery {
@@ -70,15 +75,19 @@ impl From<ClaimedRow> for ClaimedDelivery {
             fifo: row.fifo,
             auth: row.auth.map(|a| StoredAuth::new(a.0)),
             rate_limit_per_s: row.rate_limit_per_s,
+            breaker_open: row.breaker_open,
+            probe: row.probe,
         }
     }
 }
 
 pub(super) const TARGET_COLUMNS: &str = "w.id AS webhook_id, w.url, w.secret,
     CASE WHEN w.previous_secret_expires_at > now() THEN w.previous_secret END AS previous_secret,
-    w.headers, w.template, w.timeout_ms, w.is_active, w.failing_since IS NOT NULL AS failing,
+    w.headers, w.template, w.timeout_ms, w.is_active,
+    (w.failing_since IS NOT NULL OR w.breaker_failures > 0) AS failing,
     w.batch_max_events IS NOT NULL AS batching, w.retry_schedule,
-    w.ordering = 'fifo' AS fifo, w.auth, w.rate_limit_per_s";
+    w.ordering = 'fifo' AS fifo, w.auth, w.rate_limit_per_s,
+    w.breaker_opened_at IS NOT NULL AS breaker_open";
 
 // The hot statements are assembled once: formatting them per batch was about
 // 10,000 instructions per event at a steady low rate (docs/PERFORMANCE.md).
@@ -86,7 +95,7 @@ static CLAIM_DUE_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
         "WITH due AS (
              SELECT id FROM deliveries
-             WHERE status = 'pending' AND next_attempt_at <= now()
+             WHERE status = 'pending' AND NOT parked AND next_attempt_at <= now()
              ORDER BY next_attempt_at
              LIMIT $1
              FOR UPDATE SKIP LOCKED
@@ -123,15 +132,18 @@ pub async fn claim_due(
     Ok(rows.into_iter().map(ClaimedDelivery::from).collect())
 }
 
-/// When the earliest pending delivery falls due, if any: lets the scheduler
+/// When the earliest pending delivery (not parked) or breaker probe falls
+/// due, if any: lets the scheduler
 /// sleep exactly until then instead of polling blindly. `None` when nothing
 /// is pending (SQL's GREATEST skips NULLs, so the clamp to zero is done here:
 /// done in SQL it turned "nothing pending" into "due now" and the idle
 /// scheduler spun).
 pub async fn next_due_in(pool: &PgPool) -> Result<Option<Duration>, StorageError> {
     let secs: Option<f64> = sqlx::query_scalar(
-        "SELECT EXTRACT(EPOCH FROM (MIN(next_attempt_at) - now()))::float8
-         FROM deliveries WHERE status = 'pending'",
+        "SELECT EXTRACT(EPOCH FROM (LEAST(
+             (SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending' AND NOT parked),
+             (SELECT MIN(breaker_next_probe_at) FROM webhooks
+              WHERE breaker_next_probe_at IS NOT NULL)) - now()))::float8",
     )
     .fetch_one(pool)
     .await?;
@@ -156,7 +168,10 @@ static RECORD_ATTEMPTS_SQL: LazyLock<String> = LazyLock::new(|| {
                  next_attempt_at = CASE WHEN o.status = 'pending'
                      THEN now() + make_interval(secs => o.delay_ms / 1000.0)
                      ELSE d.next_attempt_at END,
-                 last_status_code = o.code, last_error = o.error, updated_at = now()
+                 last_status_code = o.code, last_error = o.error, updated_at = now(),
+                 -- Only a pending delivery waits parked: a probe that ended
+                 -- leaves none behind for a later manual retry to find.
+                 parked = d.parked AND o.status = 'pending'
              FROM o
              WHERE d.id = o.delivery_id AND d.status = 'pending'
          )
@@ -177,13 +192,43 @@ pub async fn record_attempts(
     records: &[AttemptRecord],
     disable_after: Option<Duration>,
 ) -> Result<Vec<DisabledWebhook>, StorageError> {
+    let rules = Rules {
+        disable_after,
+        breaker: BreakerPolicy::default(),
+    };
+    Ok(record_attempts_under(conn, records, &rules).await?.disabled)
+}
+
+/// What recording attempts may switch: webhooks off after failing for
+/// `disable_after`, and their circuit breakers.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Rules {
+    pub disable_after: Option<Duration>,
+    pub breaker: BreakerPolicy,
+}
+
+/// What a write of attempts changed beyond the deliveries.
+#[derive(Debug, Default)]
+pub struct Recorded {
+    /// Webhooks switched off.
+    pub disabled: Vec<DisabledWebhook>,
+    /// Breakers opened or closed.
+    pub breakers: Vec<BreakerTransition>,
+}
+
+/// [`record_attempts`] under `rules`, reporting breaker transitions too.
+pub async fn record_attempts_under(
+    conn: &mut PgConnection,
+    records: &[AttemptRecord],
+    rules: &Rules,
+) -> Result<Recorded, StorageError> {
     if records.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Recorded::default());
     }
     let columns = AttemptColumns::of(records);
-    let streaks = FailingStreaks::of(records);
+    let streaks = FailingStreaks::of(records, &rules.breaker);
     let query = streaks.bind(columns.bind(sqlx::query(&RECORD_ATTEMPTS_SQL)));
-    execute_then_switch_off(conn, vec![query], records, &streaks, disable_after).await
+    execute_then_switch_off(conn, vec![query], records, &streaks, rules).await
 }
 
 /// The columns of a batch of attempts, as arrays for `UNNEST`.
@@ -291,10 +336,13 @@ pub(super) fn insert_logs(condition: &str) -> String {
     )
 }
 
-/// The statement's last part: the webhooks' failing streaks, from the three
-/// arrays of [`FailingStreaks::bind`] at `$first` onwards.
+/// The statement's last part: the webhooks' failing streaks and breaker
+/// counts, from the parameters of [`FailingStreaks::bind`] at `$first`
+/// onwards.
 pub(super) fn update_streaks(first: usize) -> String {
     let (ids, any_ok, last_ok) = (first, first + 1, first + 2);
+    let (fails, probe_ok, probe_failed) = (first + 3, first + 4, first + 5);
+    let (breaker_set, breaker_changes) = streak_sql(first + 6, first + 7, first + 8);
     // A success ends a failing streak; a failure starts one unless one is
     // running (a failure after a success in the same batch starts it
     // afresh). Rows are written only when the value changes, so a healthy
@@ -303,12 +351,16 @@ pub(super) fn update_streaks(first: usize) -> String {
         "UPDATE webhooks w
          SET failing_since = CASE WHEN s.last_ok THEN NULL
                                   WHEN s.any_ok THEN now()
-                                  ELSE COALESCE(w.failing_since, now()) END
-         FROM UNNEST(${ids}::int8[], ${any_ok}::bool[], ${last_ok}::bool[]) AS s(id, any_ok, last_ok)
+                                  ELSE COALESCE(w.failing_since, now()) END,
+             {breaker_set}
+         FROM UNNEST(${ids}::int8[], ${any_ok}::bool[], ${last_ok}::bool[], ${fails}::int4[],
+                     ${probe_ok}::bool[], ${probe_failed}::bool[])
+             AS s(id, any_ok, last_ok, fails, probe_ok, probe_failed)
          WHERE w.id = s.id
-           AND CASE WHEN s.last_ok THEN w.failing_since IS NOT NULL
-                    WHEN s.any_ok THEN TRUE
-                    ELSE w.failing_since IS NULL END"
+           AND (CASE WHEN s.last_ok THEN w.failing_since IS NOT NULL
+                     WHEN s.any_ok THEN TRUE
+                     ELSE w.failing_since IS NULL END
+                OR {breaker_changes})"
     )
 }
 
@@ -323,8 +375,9 @@ pub(super) async fn execute_then_switch_off<'r>(
     mut queries: Vec<PgQuery<'_>>,
     records: impl IntoIterator<Item = &'r AttemptRecord>,
     streaks: &FailingStreaks,
-    disable_after: Option<Duration>,
-) -> Result<Vec<DisabledWebhook>, StorageError> {
+    rules: &Rules,
+) -> Result<Recorded, StorageError> {
+    let disable_after = rules.disable_after;
     let gone: Vec<i64> = records
         .into_iter()
         .filter(|r| r.disable_webhook)
@@ -332,11 +385,14 @@ pub(super) async fn execute_then_switch_off<'r>(
         .collect();
     let failing = streaks.failing();
     let switch_off = !gone.is_empty() || (disable_after.is_some() && !failing.is_empty());
-    if queries.len() == 1 && !switch_off {
+    // A breaker may open (a failure) or close (a probe succeeded): what
+    // follows is part of the same transaction.
+    let breakers = (rules.breaker.enabled() && !failing.is_empty()) || streaks.probed();
+    if queries.len() == 1 && !switch_off && !breakers {
         if let Some(query) = queries.pop() {
             query.execute(&mut *conn).await?;
         }
-        return Ok(Vec::new());
+        return Ok(Recorded::default());
     }
     let mut tx = conn.begin().await?;
     for query in queries {
@@ -358,8 +414,20 @@ pub(super) async fn execute_then_switch_off<'r>(
     if let Some(period) = disable_after {
         disabled.extend(disable_failing(&mut tx, &failing, period).await?);
     }
+    let breakers = match breakers {
+        true => {
+            settle(
+                &mut tx,
+                &failing,
+                &streaks.probes(false),
+                &streaks.probes(true),
+            )
+            .await?
+        }
+        false => Vec::new(),
+    };
     tx.commit().await?;
-    Ok(disabled)
+    Ok(Recorded { disabled, breakers })
 }
 
 /// Per webhook in a batch: did any attempt succeed, and did the last one?
@@ -368,32 +436,84 @@ pub(super) struct FailingStreaks {
     ids: Vec<i64>,
     any_ok: Vec<bool>,
     last_ok: Vec<bool>,
+    /// Failures after the last success (all of them without one).
+    fails: Vec<i32>,
+    probe_ok: Vec<bool>,
+    probe_failed: Vec<bool>,
+    /// The breaker's numbers (`breakers::policy_numbers`).
+    policy: (i32, i64, i64),
 }
 
 impl FailingStreaks {
-    pub(super) fn of<'r>(records: impl IntoIterator<Item = &'r AttemptRecord>) -> Self {
-        let mut by_webhook: BTreeMap<i64, (bool, bool)> = BTreeMap::new();
+    pub(super) fn of<'r>(
+        records: impl IntoIterator<Item = &'r AttemptRecord>,
+        breaker: &BreakerPolicy,
+    ) -> Self {
+        let mut by_webhook: BTreeMap<i64, Streak> = BTreeMap::new();
         for r in records {
-            let entry = by_webhook.entry(r.webhook_id).or_insert((false, false));
-            entry.0 |= r.is_success;
-            entry.1 = r.is_success;
+            let entry = by_webhook.entry(r.webhook_id).or_default();
+            entry.any_ok |= r.is_success;
+            entry.last_ok = r.is_success;
+            entry.fails = match r.is_success {
+                true => 0,
+                false => entry.fails.saturating_add(1),
+            };
+            entry.probe_ok |= r.probe && r.is_success;
+            entry.probe_failed |= r.probe && !r.is_success;
         }
+        let n = by_webhook.len();
         let mut streaks = FailingStreaks {
-            ids: Vec::with_capacity(by_webhook.len()),
-            any_ok: Vec::with_capacity(by_webhook.len()),
-            last_ok: Vec::with_capacity(by_webhook.len()),
+            ids: Vec::with_capacity(n),
+            any_ok: Vec::with_capacity(n),
+            last_ok: Vec::with_capacity(n),
+            fails: Vec::with_capacity(n),
+            probe_ok: Vec::with_capacity(n),
+            probe_failed: Vec::with_capacity(n),
+            policy: policy_numbers(breaker),
         };
-        for (id, (any_ok, last_ok)) in by_webhook {
+        for (id, streak) in by_webhook {
             streaks.ids.push(id);
-            streaks.any_ok.push(any_ok);
-            streaks.last_ok.push(last_ok);
+            streaks.any_ok.push(streak.any_ok);
+            streaks.last_ok.push(streak.last_ok);
+            streaks.fails.push(streak.fails);
+            streaks.probe_ok.push(streak.probe_ok);
+            streaks.probe_failed.push(streak.probe_failed);
         }
         streaks
     }
 
-    /// Binds the arrays [`update_streaks`] reads.
+    /// Binds the parameters [`update_streaks`] reads.
     pub(super) fn bind<'q>(&'q self, query: PgQuery<'q>) -> PgQuery<'q> {
-        query.bind(&self.ids).bind(&self.any_ok).bind(&self.last_ok)
+        query
+            .bind(&self.ids)
+            .bind(&self.any_ok)
+            .bind(&self.last_ok)
+            .bind(&self.fails)
+            .bind(&self.probe_ok)
+            .bind(&self.probe_failed)
+            .bind(self.policy.0)
+            .bind(self.policy.1)
+            .bind(self.policy.2)
+    }
+
+    /// Whether a breaker probe is among the attempts.
+    fn probed(&self) -> bool {
+        self.probe_ok.iter().chain(&self.probe_failed).any(|p| *p)
+    }
+
+    /// The webhooks whose probe succeeded (`ok`) or failed.
+    fn probes(&self, ok: bool) -> Vec<i64> {
+        let flags = if ok {
+            &self.probe_ok
+        } else {
+            &self.probe_failed
+        };
+        self.ids
+            .iter()
+            .zip(flags)
+            .filter(|(_, probed)| **probed)
+            .map(|(id, _)| *id)
+            .collect()
     }
 
     /// Webhooks whose latest attempt in the batch failed.
@@ -405,6 +525,16 @@ impl FailingStreaks {
             .map(|(id, _)| *id)
             .collect()
     }
+}
+
+/// One webhook's attempts in a batch.
+#[derive(Default)]
+struct Streak {
+    any_ok: bool,
+    last_ok: bool,
+    fails: i32,
+    probe_ok: bool,
+    probe_failed: bool,
 }
 
 /// Switches off the active webhooks among `ids` that have failed every

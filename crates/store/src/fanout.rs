@@ -20,11 +20,11 @@ use uuid::Uuid;
 
 use webhookd_events::delivery::{AttemptRecord, ClaimedDelivery, Lease};
 use webhookd_events::routing::{StoredFilter, Subscriber};
-use webhookd_events::NewEvent;
+use webhookd_events::{BreakerPolicy, NewEvent};
 
 use crate::deliveries::{
     attempts_cte, execute_then_switch_off, insert_logs, update_streaks, AttemptColumns, ClaimedRow,
-    DisabledWebhook, FailingStreaks, TARGET_COLUMNS,
+    DisabledWebhook, FailingStreaks, Recorded, Rules, TARGET_COLUMNS,
 };
 use crate::StorageError;
 
@@ -44,7 +44,8 @@ static RECORD_FANOUT_SQL: LazyLock<String> = LazyLock::new(|| {
          ), pairs AS (
              SELECT * FROM UNNEST($7::uuid[], $8::int8[]) AS p(event_id, webhook_id)
          ), live AS (
-             SELECT w.id, w.timeout_ms, w.batch_max_events, w.ordering FROM webhooks w
+             SELECT w.id, w.timeout_ms, w.batch_max_events, w.ordering,
+                    w.breaker_opened_at IS NOT NULL AS breaker_open FROM webhooks w
              WHERE w.is_active AND w.id IN (SELECT webhook_id FROM pairs)
              FOR KEY SHARE
          ), new_events AS (
@@ -53,14 +54,17 @@ static RECORD_FANOUT_SQL: LazyLock<String> = LazyLock::new(|| {
              ON CONFLICT (id) DO NOTHING
          ), inserted AS (
              INSERT INTO deliveries (id, event_id, webhook_id, status, collect_order,
-                 next_attempt_at)
+                 next_attempt_at, parked)
              SELECT webhookd_delivery_id(ev.id, w.id), ev.id, w.id,
                     CASE WHEN w.batch_max_events IS NOT NULL THEN 'collecting'
                          WHEN w.ordering = 'fifo' THEN 'queued'
                          ELSE 'pending' END,
                     CASE WHEN w.batch_max_events IS NOT NULL OR w.ordering = 'fifo'
                          THEN ev.ord END,
-                    now() + make_interval(secs => (COALESCE(w.timeout_ms, $5::int8) + $6::int8) / 1000.0)
+                    now() + make_interval(secs => (COALESCE(w.timeout_ms, $5::int8) + $6::int8) / 1000.0),
+                    -- An open breaker's new delivery waits parked (not returned
+                    -- for an attempt: the caller drops `breaker_open` claims).
+                    w.breaker_open AND w.batch_max_events IS NULL AND w.ordering <> 'fifo'
              FROM pairs p
              JOIN ev ON ev.id = p.event_id
              JOIN live w ON w.id = p.webhook_id
@@ -255,14 +259,15 @@ static WRITE_FANOUT_SQL: LazyLock<String> = LazyLock::new(|| {
                  AS d(id, event_id, webhook_id, status, attempts, delay_ms, code, error,
                       collect_order)
          ), live AS (
-             SELECT id FROM webhooks WHERE id IN (SELECT webhook_id FROM d) FOR KEY SHARE
+             SELECT id, breaker_opened_at IS NOT NULL AS breaker_open FROM webhooks
+             WHERE id IN (SELECT webhook_id FROM d) FOR KEY SHARE
          ), new_deliveries AS (
              INSERT INTO deliveries (id, event_id, webhook_id, status, attempts, next_attempt_at,
-                 last_status_code, last_error, collect_order)
+                 last_status_code, last_error, collect_order, parked)
              SELECT d.id, d.event_id, d.webhook_id, d.status, d.attempts,
                     now() + make_interval(secs => d.delay_ms / 1000.0), d.code, d.error,
-                    d.collect_order
-             FROM d WHERE d.webhook_id IN (SELECT id FROM live)
+                    d.collect_order, d.status = 'pending' AND live.breaker_open
+             FROM d JOIN live ON live.id = d.webhook_id
              ON CONFLICT (event_id, webhook_id) DO NOTHING
          ), {attempts_cte}, {logs}
          SELECT 1",
@@ -290,8 +295,25 @@ pub async fn write_fanout(
     rows: &[FanoutRow<'_>],
     disable_after: Option<Duration>,
 ) -> Result<Vec<DisabledWebhook>, StorageError> {
+    let rules = Rules {
+        disable_after,
+        breaker: BreakerPolicy::default(),
+    };
+    Ok(write_fanout_under(conn, events, rows, &rules)
+        .await?
+        .disabled)
+}
+
+/// [`write_fanout`] under `rules`, reporting breaker transitions too. A
+/// pending delivery of a webhook whose breaker is open is written parked.
+pub async fn write_fanout_under(
+    conn: &mut PgConnection,
+    events: &[NewEvent],
+    rows: &[FanoutRow<'_>],
+    rules: &Rules,
+) -> Result<Recorded, StorageError> {
     if events.is_empty() {
-        return Ok(Vec::new());
+        return Ok(Recorded::default());
     }
     let ev = EventColumns::of(events);
     let deliveries = DeliveryColumns::of(rows, events);
@@ -302,7 +324,7 @@ pub async fn write_fanout(
         })
     };
     let attempts = AttemptColumns::of(attempted());
-    let streaks = FailingStreaks::of(attempted());
+    let streaks = FailingStreaks::of(attempted(), &rules.breaker);
     // Streaks change only with a failure, or with a success of a webhook
     // that was failing; a healthy batch skips that statement. (It cannot be
     // part of this one: a row the statement both locks and updates is
@@ -320,7 +342,7 @@ pub async fn write_fanout(
     if streaks_change {
         queries.push(streaks.bind(sqlx::query(&STREAKS_SQL)));
     }
-    execute_then_switch_off(conn, queries, attempted(), &streaks, disable_after).await
+    execute_then_switch_off(conn, queries, attempted(), &streaks, rules).await
 }
 
 /// The events' columns every statement here starts with (`$1` to `$3`), as

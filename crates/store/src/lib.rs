@@ -5,6 +5,7 @@
 pub mod attempt_feed;
 pub mod backlog;
 pub mod batches;
+pub mod breakers;
 pub mod dedicated;
 pub mod deliveries;
 pub mod delivery_admin;
@@ -15,6 +16,7 @@ pub mod logs;
 pub mod notify;
 pub mod outbox;
 pub mod page;
+pub mod probes;
 pub mod rate_limits;
 pub mod replay;
 pub mod retention;

@@ -13,6 +13,7 @@ use sqlx::PgPool;
 use webhookd_events::receiver_auth::{AuthView, SECRET_FIELDS};
 use webhookd_events::{DeliveryOrder, StoredAuth};
 
+use crate::breakers::Breaker;
 use crate::StorageError;
 
 /// Whose webhooks a query may see or change.
@@ -72,6 +73,9 @@ pub struct Webhook {
     /// Requests per second at most, across every replica (SPEC §14);
     /// `None`: unlimited.
     pub rate_limit_per_s: Option<i32>,
+    /// The circuit breaker (read-only: the recorder moves it).
+    #[sqlx(flatten)]
+    pub breaker: Breaker,
 }
 
 impl Webhook {
@@ -221,7 +225,11 @@ const COLUMNS: &str = "id, user_id, name, url, events, is_active, timeout_ms, he
                             THEN previous_secret_expires_at END AS previous_secret_expires_at,
                        created_at, updated_at, filter, retry_schedule, ordering,
                        auth - '{password,token,client_secret,client_key_pem}'::text[] AS auth,
-                       rate_limit_per_s";
+                       rate_limit_per_s,
+                       breaker_failures, breaker_opened_at,
+                       CASE WHEN breaker_opened_at IS NOT NULL
+                            THEN breaker_next_probe_at END AS breaker_next_probe_at,
+                       breaker_probe_id IS NOT NULL AS breaker_probing";
 
 /// The webhooks in scope, oldest first.
 pub async fn list_webhooks(pool: &PgPool, scope: Scope) -> Result<Vec<Webhook>, StorageError> {

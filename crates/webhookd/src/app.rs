@@ -245,7 +245,8 @@ impl App {
             wake.clone(),
             s.delivery.disable_after_failing(),
         )
-        .waking_sequencer(queue_wake.clone());
+        .waking_sequencer(queue_wake.clone())
+        .with_breaker(s.delivery.breaker());
         let held = Arc::new(Held::new(s.delivery.max_in_flight));
         let stop_writer = CancellationToken::new();
         let (records, writer_done) =
@@ -285,6 +286,7 @@ impl App {
                 prefetch: s.broker.prefetch,
                 collect_wake: collect_wake.clone(),
                 queue_wake: queue_wake.clone(),
+                breaker: s.delivery.breaker(),
             },
         );
         let topology = Topology::new(s.broker.exchange.clone(), s.broker.queue.clone());

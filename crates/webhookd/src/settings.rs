@@ -11,7 +11,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use webhookd_admin::api::ApiConfig;
 use webhookd_admin::graphql::{EventSource, GraphqlConfig};
-use webhookd_events::{Jitter, RetryPolicy};
+use webhookd_events::{BreakerPolicy, Jitter, RetryPolicy};
 use webhookd_producer::topology::Topology;
 pub use webhookd_worker::retention::RetentionSettings;
 use webhookd_worker::tls_clients::{load_extra_ca, DeliveryTls, ExtraCaError};
@@ -94,6 +94,13 @@ pub struct DeliverySettings {
     pub(crate) extra_ca_file: String,
     /// Clients with a TLS client certificate (`mtls` auth) kept per worker.
     pub(crate) mtls_clients_max: usize,
+    /// Consecutive failed attempts that open a webhook's circuit breaker;
+    /// 0: never opens.
+    pub(crate) breaker_failures: u32,
+    /// Wait before an open breaker's first probe.
+    pub(crate) breaker_cooldown_secs: u64,
+    /// Longest wait between probes (the cooldown doubles per failed probe).
+    pub(crate) breaker_max_cooldown_secs: u64,
 }
 
 impl DeliverySettings {
@@ -113,6 +120,15 @@ impl DeliverySettings {
             extra_roots,
             mtls_clients_max: self.mtls_clients_max,
         })
+    }
+
+    /// The circuit breaker's policy (`delivery.breaker_*`).
+    pub(crate) fn breaker(&self) -> BreakerPolicy {
+        BreakerPolicy {
+            failures: self.breaker_failures,
+            cooldown: Duration::from_secs(self.breaker_cooldown_secs),
+            max_cooldown: Duration::from_secs(self.breaker_max_cooldown_secs),
+        }
     }
 
     /// `delivery.first_attempt_window_ms` as a period; `None` means none
@@ -299,6 +315,22 @@ impl Settings {
             });
         }
         check(
+            d.breaker_failures <= 1_000_000,
+            "delivery.breaker_failures",
+            "must be at most 1000000; 0 turns the circuit breaker off",
+        )?;
+        check(
+            (1..=86_400).contains(&d.breaker_cooldown_secs),
+            "delivery.breaker_cooldown_secs",
+            "must be between 1 and 86400",
+        )?;
+        check(
+            d.breaker_max_cooldown_secs >= d.breaker_cooldown_secs
+                && d.breaker_max_cooldown_secs <= 86_400,
+            "delivery.breaker_max_cooldown_secs",
+            "must be between delivery.breaker_cooldown_secs and 86400",
+        )?;
+        check(
             d.max_response_bytes <= 16 << 20,
             "delivery.max_response_bytes",
             "must be at most 16 MiB",
@@ -457,6 +489,36 @@ mod tests {
         assert_eq!(s.delivery.disable_after_failing(), None);
         let s = load(&[("WEBHOOKD__DELIVERY__PER_ENDPOINT_QUEUE", "0")]).unwrap();
         assert_eq!(s.delivery.per_endpoint_queue, 0);
+    }
+
+    #[test]
+    fn the_circuit_breaker_defaults_and_its_bad_values() {
+        assert_eq!(
+            load(&[]).unwrap().delivery.breaker(),
+            BreakerPolicy::default()
+        );
+        let off = load(&[("WEBHOOKD__DELIVERY__BREAKER_FAILURES", "0")]).unwrap();
+        assert!(!off.delivery.breaker().enabled());
+        for (key, value, named) in [
+            (
+                "WEBHOOKD__DELIVERY__BREAKER_FAILURES",
+                "-1",
+                "breaker_failures",
+            ),
+            (
+                "WEBHOOKD__DELIVERY__BREAKER_COOLDOWN_SECS",
+                "0",
+                "delivery.breaker_cooldown_secs",
+            ),
+            (
+                "WEBHOOKD__DELIVERY__BREAKER_MAX_COOLDOWN_SECS",
+                "1",
+                "delivery.breaker_max_cooldown_secs",
+            ),
+        ] {
+            let error = load(&[(key, value)]).unwrap_err().to_string();
+            assert!(error.contains(named), "{key}={value}: {error}");
+        }
     }
 
     #[test]

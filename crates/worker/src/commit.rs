@@ -81,6 +81,8 @@ pub(crate) struct Planned {
     pub(crate) collect: bool,
     /// Not attempted now: written queued, for its FIFO webhook's sequencer.
     pub(crate) queue: bool,
+    /// Not attempted: its webhook's breaker is open, it is written parked.
+    pub(crate) parked: bool,
 }
 
 impl Planned {
@@ -95,12 +97,13 @@ impl Planned {
             unfinished_due_in,
             collect: claim.batching,
             queue: claim.fifo && !claim.batching,
+            parked: claim.breaker_open && !claim.batching && !claim.fifo,
         }
     }
 
     /// Attempted with the batch's first attempts.
     pub(crate) fn attempted_first(&self) -> bool {
-        !self.collect && !self.queue
+        !self.collect && !self.queue && !self.parked
     }
 }
 

@@ -509,6 +509,7 @@ impl Inner {
             next,
             disable_webhook: gone,
             fifo: c.fifo,
+            probe: c.probe,
         }
     }
 }
@@ -569,6 +570,8 @@ mod tests {
             fifo: false,
             auth: None,
             rate_limit_per_s: None,
+            breaker_open: false,
+            probe: false,
         }
     }
 

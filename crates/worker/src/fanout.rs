@@ -36,7 +36,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::error;
 use uuid::Uuid;
 use webhookd_events::delivery::{ClaimedDelivery, Lease};
-use webhookd_events::NewEvent;
+use webhookd_events::{BreakerPolicy, NewEvent};
 use webhookd_store::dedicated::DedicatedConnection;
 use webhookd_store::fanout::{filters, record_fanout, subscribers};
 use webhookd_store::StorageError;
@@ -75,6 +75,7 @@ pub struct Fanout {
     router: Router,
     /// Wakes the sequencer when rows were queued for FIFO webhooks.
     queue_wake: Arc<Notify>,
+    breaker: BreakerPolicy,
 }
 
 /// How a worker's fan-out is set up.
@@ -91,6 +92,8 @@ pub struct FanoutSettings {
     pub collect_wake: Arc<Notify>,
     /// Wakes this worker's sequencer when FIFO webhooks got events.
     pub queue_wake: Arc<Notify>,
+    /// The webhooks' circuit breakers (`delivery.breaker_*`).
+    pub breaker: BreakerPolicy,
 }
 
 impl Fanout {
@@ -108,6 +111,7 @@ impl Fanout {
             collect_wake: settings.collect_wake,
             router: Router::default(),
             queue_wake: settings.queue_wake,
+            breaker: settings.breaker,
         }
     }
 
@@ -133,7 +137,8 @@ impl Fanout {
                 self.metrics.clone(),
                 self.retry_wake.clone(),
                 self.disable_after,
-            ),
+            )
+            .with_breaker(self.breaker),
             window: self.window.clone(),
             acks: Acks::new(self.ack_every),
             uncommitted: self.uncommitted.clone(),
@@ -201,9 +206,11 @@ impl Pipeline {
             return;
         };
         // A batching webhook's deliveries are written for the batcher, a
-        // FIFO webhook's for the sequencer; neither is attempted now.
-        let (collected, mut claims): (Vec<_>, Vec<_>) =
-            claims.into_iter().partition(|c| c.batching || c.fifo);
+        // FIFO webhook's for the sequencer, an open breaker's parked; none
+        // is attempted now.
+        let (collected, mut claims): (Vec<_>, Vec<_>) = claims
+            .into_iter()
+            .partition(|c| c.batching || c.fifo || c.breaker_open);
         let Some(reserved) = self.fanout.window.reserve(claims.len(), cancel).await else {
             self.fanout.uncommitted.release(&events);
             return;
@@ -264,6 +271,8 @@ impl Pipeline {
         };
         let (collected, claimed): (Vec<_>, Vec<_>) =
             claimed.into_iter().partition(|c| c.batching || c.fifo);
+        // An open breaker's new deliveries were written parked.
+        let claimed: Vec<_> = claimed.into_iter().filter(|c| !c.breaker_open).collect();
         if collected.iter().any(|c| c.batching) {
             self.fanout.collect_wake.notify_one();
         }

@@ -41,6 +41,7 @@ mod http_errors;
 pub mod metrics;
 mod oauth2;
 pub mod outbox;
+pub(crate) mod probes;
 pub(crate) mod rate_limit;
 pub(crate) mod receiver_auth;
 pub mod record;

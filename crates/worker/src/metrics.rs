@@ -5,6 +5,7 @@
 //! The metrics are moved only by the occurrences in [`events`], each of
 //! which also writes its log line; the fields here are private to them.
 
+pub(crate) mod breaker_events;
 pub(crate) mod events;
 pub(crate) mod rate_limited;
 
@@ -67,6 +68,8 @@ pub struct Metrics {
     outbox_published: IntCounterVec,
     outbox_backlog: IntGauge,
     rate_limited: IntCounterVec,
+    breaker_transitions: IntCounterVec,
+    breakers_open: IntGauge,
 }
 
 impl Metrics {
@@ -260,6 +263,22 @@ impl Metrics {
         for outcome in RATE_LIMITED_OUTCOMES {
             rate_limited.with_label_values(&[*outcome]);
         }
+        let breaker_transitions = IntCounterVec::new(
+            Opts::new(
+                "webhookd_breaker_transitions_total",
+                "Circuit breaker transitions of webhooks, by the state entered (open, half_open, closed)",
+            ),
+            &["to"],
+        )?;
+        for to in ["open", "half_open", "closed"] {
+            breaker_transitions.with_label_values(&[to]);
+        }
+        let breakers_open = IntGauge::new(
+            "webhookd_breakers_open",
+            "Webhooks whose circuit breaker is open (or half open): their deliveries are parked, sampled",
+        )?;
+        registry.register(Box::new(breaker_transitions.clone()))?;
+        registry.register(Box::new(breakers_open.clone()))?;
         Ok(Metrics {
             registry,
             events_consumed,
@@ -286,6 +305,8 @@ impl Metrics {
             outbox_published,
             outbox_backlog,
             rate_limited,
+            breaker_transitions,
+            breakers_open,
         })
     }
 

@@ -20,11 +20,13 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use webhookd_events::delivery::{AttemptRecord, NextStep, Record};
+use webhookd_events::BreakerPolicy;
 use webhookd_events::NewEvent;
 use webhookd_store::dedicated::DedicatedConnection;
-use webhookd_store::deliveries::{hand_back, record_attempts, DisabledWebhook};
-use webhookd_store::fanout::{write_fanout, FanoutRow};
+use webhookd_store::deliveries::{hand_back, record_attempts_under, Recorded, Rules};
+use webhookd_store::fanout::{write_fanout_under, FanoutRow};
 
+use crate::metrics::breaker_events::BreakerMoved;
 use crate::metrics::events::{FanoutWritten, StorageFailed, Then, WebhookDisabled};
 use crate::metrics::Metrics;
 use crate::window::Held;
@@ -41,6 +43,8 @@ pub struct Recorder {
     disable_after: Option<Duration>,
     /// Wakes this worker's sequencer when a FIFO webhook's head has ended.
     queue_wake: Option<Arc<Notify>>,
+    /// The webhooks' circuit breakers (`delivery.breaker_*`).
+    breaker: BreakerPolicy,
 }
 
 /// One of the recorder's statements.
@@ -87,7 +91,13 @@ impl Recorder {
             retry_wake,
             disable_after,
             queue_wake: None,
+            breaker: BreakerPolicy::default(),
         }
+    }
+
+    /// Moves the webhooks' circuit breakers under `breaker`.
+    pub fn with_breaker(self, breaker: BreakerPolicy) -> Self {
+        Self { breaker, ..self }
     }
 
     /// Wakes `queue_wake` whenever a FIFO webhook's head is written as
@@ -171,28 +181,39 @@ impl Recorder {
             }
             .emit(metrics);
         };
-        let disable_after = self.disable_after;
-        let disabled: Option<Vec<DisabledWebhook>> = self
+        let rules = Rules {
+            disable_after: self.disable_after,
+            breaker: self.breaker,
+        };
+        let rules = &rules;
+        let recorded: Option<Recorded> = self
             .db
             .until_done(stop, failed, |conn, _| match write {
-                Write::Attempts(attempts) => {
-                    Box::pin(record_attempts(conn, attempts, disable_after))
-                }
-                Write::HandBacks(deliveries) => {
-                    Box::pin(async move { hand_back(conn, deliveries).await.map(|()| Vec::new()) })
-                }
+                Write::Attempts(attempts) => Box::pin(record_attempts_under(conn, attempts, rules)),
+                Write::HandBacks(deliveries) => Box::pin(async move {
+                    hand_back(conn, deliveries)
+                        .await
+                        .map(|()| Recorded::default())
+                }),
                 Write::Fanout(events, rows) => {
-                    Box::pin(write_fanout(conn, events, rows, disable_after))
+                    Box::pin(write_fanout_under(conn, events, rows, rules))
                 }
             })
             .await;
-        let Some(disabled) = disabled else {
+        let Some(recorded) = recorded else {
             return false;
         };
-        for webhook in &disabled {
+        for webhook in &recorded.disabled {
             WebhookDisabled {
                 webhook_id: webhook.webhook_id,
                 reason: &webhook.reason,
+            }
+            .emit(&self.metrics);
+        }
+        for moved in &recorded.breakers {
+            BreakerMoved {
+                webhook_id: moved.webhook_id,
+                to: moved.to,
             }
             .emit(&self.metrics);
         }

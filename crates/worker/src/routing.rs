@@ -243,6 +243,8 @@ mod tests {
                 fifo: false,
                 auth: None,
                 rate_limit_per_s: None,
+                breaker_open: false,
+                probe: false,
             },
             owner_id: 7,
             filter_version,

@@ -11,9 +11,10 @@ use secrecy::SecretString;
 use sqlx::PgPool;
 use tokio_util::sync::CancellationToken;
 use tracing::debug;
-use webhookd_store::backlog;
+use webhookd_store::{backlog, breakers};
 
 use crate::broker::connect;
+use crate::metrics::breaker_events::BreakersSampled;
 use crate::metrics::events::{BacklogSampled, PoolSampled, QueueSampled};
 use crate::metrics::Metrics;
 
@@ -54,6 +55,10 @@ impl Sampler {
         self.sample_pool();
         if let Err(e) = self.sample_backlog().await {
             debug!(error = %e, "sampling the delivery backlog failed");
+        }
+        match breakers::count_open(&self.pool).await {
+            Ok(open) => BreakersSampled { open }.emit(&self.metrics),
+            Err(e) => debug!(error = %e, "sampling the open circuit breakers failed"),
         }
         if let Err(e) = self.sample_queue(broker).await {
             debug!(error = %e, "sampling the broker queue failed");

@@ -22,6 +22,7 @@ use webhookd_store::notify::DUE_CHANNEL;
 
 use crate::metrics::events::{StorageFailed, Then};
 use crate::metrics::Metrics;
+use crate::probes::{claim_due_probes, park_behind_open_breakers};
 use crate::window::Window;
 
 pub struct Scheduler {
@@ -92,7 +93,7 @@ impl Scheduler {
         if limit == 0 {
             return Some(0);
         }
-        let rows = match claim_due(&self.pool, limit, self.lease).await {
+        let mut rows = match claim_due(&self.pool, limit, self.lease).await {
             Ok(rows) => rows,
             Err(error) => {
                 StorageFailed {
@@ -105,6 +106,9 @@ impl Scheduler {
             }
         };
         let count = rows.len();
+        let room = limit.saturating_sub(i64::try_from(count).unwrap_or(i64::MAX));
+        rows.extend(claim_due_probes(&self.pool, room, self.lease, &self.metrics).await);
+        let rows = park_behind_open_breakers(&self.pool, rows).await;
         let (active, inactive): (Vec<_>, Vec<_>) = rows.into_iter().partition(|r| r.is_active);
         if !inactive.is_empty() {
             let ids: Vec<_> = inactive.iter().map(|r| r.delivery_id).collect();

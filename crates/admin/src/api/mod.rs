@@ -11,6 +11,7 @@
 
 pub(crate) mod auth;
 pub(crate) mod auth_schema;
+pub(crate) mod breaker;
 pub(crate) mod deliveries;
 pub(crate) mod error;
 pub(crate) mod json;

@@ -16,6 +16,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::auth::CurrentUser;
+use super::breaker::BreakerView;
 use super::error::{ApiError, ErrorBody};
 use super::json::{ApiJson, Nullable};
 use super::query::QueryParams;
@@ -74,6 +75,8 @@ pub(crate) struct WebhookView {
     /// null: no limit.
     #[schema(example = 50)]
     pub(crate) rate_limit_per_s: Option<i32>,
+    /// The circuit breaker (read-only).
+    pub(crate) breaker: BreakerView,
 }
 
 impl From<Webhook> for WebhookView {
@@ -102,6 +105,7 @@ impl From<Webhook> for WebhookView {
             ordering: w.ordering.as_str().to_owned(),
             auth,
             rate_limit_per_s: w.rate_limit_per_s,
+            breaker: w.breaker.into(),
         }
     }
 }
@@ -775,6 +779,7 @@ mod tests {
                 ordering: "none".to_owned(),
                 auth: None,
                 rate_limit_per_s: None,
+                breaker: BreakerView::closed(),
             },
             secret: SECRET.to_owned(),
         };

@@ -16,6 +16,7 @@
 //! `live_events`, `live_attempts`; `state`; the resolvers `query`,
 //! `mutation`, `subscription`; `schema`; `ws`, `graphiql`; `routes` on top.
 
+mod breaker;
 mod caller;
 mod error;
 mod feed;

@@ -88,6 +88,7 @@ mod tests {
             ordering: "none".to_owned(),
             auth: None,
             rate_limit_per_s: None,
+            breaker: crate::api::breaker::BreakerView::closed(),
         };
         let json = serde_json::to_value(&view).unwrap();
         let sdl = sdl();

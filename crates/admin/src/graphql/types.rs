@@ -8,6 +8,7 @@ use async_graphql::{InputObject, Json, MaybeUndefined, SimpleObject, ID};
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
+use super::breaker::Breaker;
 use crate::api::deliveries::{DeliveryPage, DeliveryView, RetryResult};
 use crate::api::json::Nullable;
 use crate::api::logs::{LogPage, LogView};
@@ -72,6 +73,8 @@ pub(crate) struct Webhook {
     pub(crate) auth: Option<Json<serde_json::Value>>,
     /// Requests per second at most, across every worker replica; null: no limit.
     pub(crate) rate_limit_per_s: Option<i32>,
+    /// The circuit breaker (read-only).
+    pub(crate) breaker: Breaker,
 }
 
 impl From<WebhookView> for Webhook {
@@ -97,6 +100,7 @@ impl From<WebhookView> for Webhook {
             ordering: w.ordering,
             auth: w.auth.map(Json),
             rate_limit_per_s: w.rate_limit_per_s,
+            breaker: w.breaker.into(),
         }
     }
 }

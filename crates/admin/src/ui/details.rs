@@ -6,6 +6,7 @@ use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::auth_fields;
+use super::breaker;
 use super::error::UiError;
 use super::form::csrf_input;
 use super::layout::{active_badge, delivery_badge, page, time_el, Notice};
@@ -167,6 +168,7 @@ fn summary(webhook: &Webhook) -> Markup {
             }
             dt { "Created" } dd { (time_el(webhook.created_at)) }
             dt { "Updated" } dd { (time_el(webhook.updated_at)) }
+            (breaker::summary_line(&webhook.breaker))
         }
     }
 }

@@ -5,6 +5,7 @@ use axum::extract::{Query, State};
 use maud::{html, Markup};
 use serde::Deserialize;
 
+use super::breaker;
 use super::error::UiError;
 use super::layout::{active_badge, delivery_badge, page, percent, time_el, Notice};
 use super::paths::{details_path, LIST_PATH};
@@ -83,7 +84,9 @@ pub(crate) async fn show_list(
                                 }
                                 td data-label="URL" class="url" { (webhook.url) }
                                 td data-label="Events" { (webhook.events.join(", ")) }
-                                td data-label="State" { (active_badge(webhook.is_active)) }
+                                td data-label="State" {
+                                    (active_badge(webhook.is_active)) " " (breaker::badge(&webhook.breaker))
+                                }
                                 td data-label="Last delivery" {
                                     @match overview.and_then(|o| o.last_status.as_deref().map(|s| (o, s))) {
                                         Some((o, status)) => {

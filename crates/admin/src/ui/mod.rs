@@ -24,6 +24,7 @@
 pub(crate) mod actions;
 mod assets;
 mod auth_fields;
+mod breaker;
 pub(crate) mod charts;
 pub(crate) mod details;
 pub(crate) mod edit;
