@@ -47,6 +47,9 @@ const DEFERRALS_FRESH: Duration = Duration::from_millis(100);
 /// instead of one by one `1 / limit` apart (which cost a claim and a wake-up
 /// per delivery). Coming back a little early, they get a slot and sleep.
 const DEFER_GRAIN: Duration = Duration::from_millis(100);
+/// A reservation whose first slot is at most this far ahead found the
+/// budget unused (`next_free` in the past).
+const UNBOUND_WITHIN: Duration = Duration::from_millis(5);
 /// When reading the budget fails, the delivery is due again after this.
 const UNAVAILABLE_DELAY: Duration = Duration::from_secs(1);
 /// Slots a delivery may take in turn when each came and went while it
@@ -81,6 +84,8 @@ struct Budget {
     /// Deliveries in [`RateGate::pass`] without a slot yet: the size of the
     /// next run (up to a tenth of a second's worth).
     waiting: AtomicUsize,
+    /// A run is being reserved ahead ([`RateGate::refill_ahead`]).
+    refilling: std::sync::atomic::AtomicBool,
 }
 
 /// Slots and deferral times reserved and not yet taken, earliest first.
@@ -89,6 +94,9 @@ struct Bank {
     slots: VecDeque<Instant>,
     deferrals: VecDeque<Instant>,
     reserved_at: Option<Instant>,
+    /// The last reservation was granted whole and started about now: the
+    /// limit is not binding at present.
+    unbound: bool,
     /// The next run's size when fewer deliveries wait: doubled each time a
     /// run was used up, halved when slots went stale unused, so a webhook
     /// with a steady flow reserves once per many deliveries, and one with a
@@ -154,6 +162,16 @@ impl Bank {
         self.deferrals
             .extend(reservation.deferrals().map(|offset| at + offset));
         self.reserved_at = Some(at);
+        self.unbound = reservation.granted == reservation.requested
+            && reservation.first_slot_s <= UNBOUND_WITHIN.as_secs_f64();
+    }
+
+    /// Whether to reserve the next run before this one is used up: only
+    /// while the limit does not bind (the last run was granted whole, from
+    /// now), so no delivery waits for the round trip; a binding budget is
+    /// never reserved ahead of need.
+    fn wants_refill(&self) -> bool {
+        self.unbound && self.slots.len() <= self.run / 4
     }
 }
 
@@ -232,6 +250,10 @@ impl RateGate {
                 }
             };
             drop(demand);
+            if matches!(ticket, Ticket::Slot(_)) && bank.wants_refill() {
+                let n = bank.next_run(limit, 0, false);
+                self.refill_ahead(webhook_id, limit, n, &budget);
+            }
             ticket
         };
         let now = Instant::now();
@@ -250,6 +272,31 @@ impl RateGate {
                 error: None,
             },
         }
+    }
+}
+
+impl RateGate {
+    /// Reserves `n` slots in the background and adds them to the bank, so
+    /// the deliveries that come next find slots instead of waiting for the
+    /// round trip (which made first attempts outlast the fan-out's window:
+    /// a second write each). At most one such reservation per webhook.
+    fn refill_ahead(&self, webhook_id: i64, limit: i32, n: i32, budget: &Arc<Budget>) {
+        if budget.refilling.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let pool = self.pool.clone();
+        let budget = budget.clone();
+        tokio::spawn(async move {
+            // A failure is left to the next delivery's own reservation,
+            // which reports it.
+            if let Ok(reservation) =
+                reserve_send_slots(&pool, webhook_id, limit, n, MAX_AHEAD).await
+            {
+                let at = Instant::now();
+                budget.bank.lock().await.fill(at, &reservation);
+            }
+            budget.refilling.store(false, Ordering::Release);
+        });
     }
 }
 
@@ -360,6 +407,37 @@ mod tests {
         assert!(bank.drop_stale(Instant::now() + Duration::from_secs(1)));
         assert_eq!(bank.next_run(200, 1, true), 10, "halved");
         assert_eq!(bank.next_run(200, 15, false), 15, "or as many as wait");
+    }
+
+    #[test]
+    fn only_a_budget_that_does_not_bind_is_reserved_ahead() {
+        let mut bank = Bank::default();
+        let at = Instant::now();
+        let mut free = reservation(4, 4);
+        free.first_slot_s = 0.0;
+        bank.run = 8;
+        bank.fill(at, &free);
+        assert!(!bank.wants_refill(), "four left of a run of eight");
+        for _ in 0..2 {
+            bank.take();
+        }
+        assert!(bank.wants_refill(), "two left");
+        let mut bank = Bank {
+            run: 8,
+            ..Bank::default()
+        };
+        bank.fill(at, &reservation(4, 4));
+        bank.take();
+        bank.take();
+        assert!(!bank.wants_refill(), "its first slot was 100 ms ahead");
+        let mut bank = Bank {
+            run: 8,
+            ..Bank::default()
+        };
+        let mut partly = reservation(2, 4);
+        partly.first_slot_s = 0.0;
+        bank.fill(at, &partly);
+        assert!(!bank.wants_refill(), "not granted whole");
     }
 
     #[test]
