@@ -628,6 +628,34 @@ mod tests {
     }
 
     #[test]
+    fn the_rate_limit_is_checked_like_the_api_and_empty_means_none() {
+        assert_eq!(
+            check_input(&valid(), false)
+                .expect("valid")
+                .rate_limit_per_s,
+            None
+        );
+        let limited = WebhookInput {
+            rate_limit_per_s: "50".into(),
+            ..valid()
+        };
+        assert_eq!(
+            check_input(&limited, false)
+                .expect("valid")
+                .rate_limit_per_s,
+            Some(50)
+        );
+        for bad in ["0", "10001", "2.5", "fast"] {
+            let input = WebhookInput {
+                rate_limit_per_s: bad.into(),
+                ..valid()
+            };
+            let errors = check_input(&input, false).expect_err(bad);
+            assert!(errors.get("rate_limit_per_s").is_some(), "{bad}");
+        }
+    }
+
+    #[test]
     fn the_fifo_box_sets_the_ordering() {
         assert_eq!(
             check_input(&valid(), false).expect("valid").ordering,
