@@ -65,6 +65,9 @@ pub enum SecretBoxError {
     NotText,
     #[error("encrypting a secret failed")]
     Seal,
+    /// Stored in clear it would read as encrypted (and name a key).
+    #[error("a secret must not start with `enc:v1:`, the prefix of encrypted values")]
+    Ambiguous,
 }
 
 impl SecretKeys {
@@ -133,6 +136,9 @@ impl SecretKeys {
     /// without keys, `plain` as it is.
     pub fn seal(&self, plain: &str, context: &[u8]) -> Result<String, SecretBoxError> {
         let Some(key) = self.keys.first() else {
+            if plain.starts_with(SEALED_PREFIX) {
+                return Err(SecretBoxError::Ambiguous);
+            }
             return Ok(plain.to_owned());
         };
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
@@ -313,6 +319,12 @@ mod tests {
         assert!(none.is_current(SECRET));
         assert!(!keys(&[K1]).is_current(SECRET));
         assert_eq!(key_id_of(SECRET), None);
+        // In clear it would read as sealed under key `x`: refused. Sealed,
+        // it is an ordinary value.
+        let lookalike = "enc:v1:x:AAAA";
+        assert_eq!(none.seal(lookalike, b"c"), Err(SecretBoxError::Ambiguous));
+        let sealed = keys(&[K1]).seal(lookalike, b"c").expect("sealed");
+        assert_eq!(keys(&[K1]).open(&sealed, b"c").as_deref(), Ok(lookalike));
     }
 
     #[test]
