@@ -15,7 +15,8 @@ use serde_json::{json, Value};
 use sqlx::PgPool;
 use webhookd_e2e::app::webhook_body;
 use webhookd_e2e::process::{task_created, webhookd_command, Daemon, Deployment, DAEMON_LIMIT};
-use webhookd_e2e::{Receiver, TestApp};
+use webhookd_e2e::{eventually, Receiver, TestApp};
+use webhookd_events::webhook_secrets::seal_signing;
 use webhookd_events::{ReceiverAuth, SecretKeys, StoredAuth};
 use webhookd_store::webhooks::{create_webhook, NewWebhook};
 
@@ -238,4 +239,47 @@ async fn without_keys_the_daemon_warns_that_secrets_are_stored_in_clear() {
     );
     with_key.terminate().await;
     deployment.cleanup().await;
+}
+
+#[tokio::test]
+async fn a_secret_no_configured_key_opens_fails_its_delivery_naming_the_key_and_nothing_else() {
+    let app = TestApp::spawn_with(&[(KEYS, K1)]).await;
+    let (_, token) = app.create_user("Alice", None, false).await;
+    let broken_receiver = Receiver::start(SECRET).await;
+    let healthy_receiver = Receiver::start(SECRET).await;
+    let events = json!(["task.created"]);
+    let broken = app
+        .create_webhook_to(&token, &broken_receiver.url(), events.clone(), SECRET)
+        .await;
+    app.create_webhook_to(&token, &healthy_receiver.url(), events, SECRET)
+        .await;
+    // Sealed under a key this daemon does not have (a replica configured
+    // differently, or a key dropped too early).
+    let k2 = SecretKeys::parse([K2]).unwrap();
+    sqlx::query("UPDATE webhooks SET secret = $2 WHERE id = $1")
+        .bind(broken)
+        .bind(seal_signing(&k2, broken, SECRET).unwrap())
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+
+    app.publisher.publish(&task_created(1)).await.unwrap();
+    let received = healthy_receiver.wait_for(1, WAIT).await;
+    assert!(received[0].standard_signature_valid);
+    let error: String = eventually(WAIT, "the broken webhook's attempt", || async {
+        sqlx::query_scalar::<_, Option<String>>(
+            "SELECT error_message FROM webhook_logs WHERE webhook_id = $1 LIMIT 1",
+        )
+        .bind(broken)
+        .fetch_optional(&app.db.pool)
+        .await
+        .unwrap()
+        .flatten()
+    })
+    .await;
+    assert!(error.contains("unreadable secret"), "{error}");
+    assert!(error.contains("key id `k2`"), "{error}");
+    assert!(!error.contains(SECRET), "{error}");
+    assert_eq!(broken_receiver.count(), 0, "nothing unsigned was sent");
+    app.stop().await;
 }
