@@ -11,7 +11,8 @@ if cargo deny --version 2>/dev/null | grep -qx "cargo-deny $VERSION"; then
     exit 0
 fi
 printf '[cargo-deny] installing cargo-deny %s\n' "$VERSION" >&2
-# Its own target directory, so the workspace's is not touched.
-CARGO_TARGET_DIR="${TMPDIR:-/tmp}/cargo-deny-build" \
-    cargo install cargo-deny --version "$VERSION" --locked --quiet
+# Its own target directory, so the workspace's is not touched; removed after.
+build="$(mktemp -d)"
+trap 'rm -rf "$build"' EXIT
+CARGO_TARGET_DIR="$build" cargo install cargo-deny --version "$VERSION" --locked --quiet
 cargo deny --version
