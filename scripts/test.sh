@@ -6,6 +6,9 @@ cd "$(dirname "$0")/.."
 scripts/ensure-services.sh
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# Advisories (offline, from the shared RustSec snapshot), licences, bans and
+# sources under deny.toml; installs the pinned cargo-deny when missing.
+scripts/check-supply-chain.sh
 # No module of a crate imports one that imports it back (docs/ARCHITECTURE.md,
 # "Module dependencies").
 cargo run --quiet --locked -p modcheck

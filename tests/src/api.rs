@@ -72,6 +72,7 @@ impl ApiServer {
             pool: db.pool.clone(),
             config: settings.api_config(),
             deliverer,
+            keys: settings.secrets.keys().expect("valid keys"),
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

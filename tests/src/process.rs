@@ -429,6 +429,8 @@ impl Deployment {
                 auth: None,
                 rate_limit_per_s: None,
             },
+            // These daemons run without keys: secrets in clear.
+            &webhookd_events::SecretKeys::none(),
         )
         .await
         .expect("webhook created")

@@ -234,6 +234,7 @@ async fn every_api_replica_streams_every_event_whichever_worker_consumed_it() {
             auth: None,
             rate_limit_per_s: None,
         },
+        &webhookd_events::SecretKeys::none(),
     )
     .await
     .unwrap()

@@ -17,8 +17,10 @@ pub(crate) mod presets;
 pub mod receiver_auth;
 pub(crate) mod retry;
 pub mod routing;
+pub mod secret_box;
 pub(crate) mod template;
 pub(crate) mod visibility;
+pub mod webhook_secrets;
 
 pub use breaker::{BreakerPolicy, BreakerState};
 pub use catalogue::{
@@ -33,5 +35,6 @@ pub use pattern::{candidate_patterns, EventPattern, PatternError};
 pub use presets::{find_preset, sample_envelope, Preset, PRESETS};
 pub use receiver_auth::{AuthKind, AuthView, ReceiverAuth, StoredAuth};
 pub use retry::{Jitter, RetryDecision, RetryPolicy, RetrySchedule, ScheduleError};
+pub use secret_box::{KeyListError, SecretBoxError, SecretKeys};
 pub use template::{Template, TemplateError};
 pub use visibility::is_visible_to;

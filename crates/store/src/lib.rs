@@ -20,6 +20,7 @@ pub mod probes;
 pub mod rate_limits;
 pub mod replay;
 pub mod retention;
+pub mod secrets_at_rest;
 pub mod stats;
 pub mod test_deliveries;
 pub mod ui_sessions;
@@ -45,6 +46,9 @@ pub enum StorageError {
     Migrate(sqlx::migrate::MigrateError),
     #[error("{0}")]
     Conflict(String),
+    /// A secret that could not be sealed or opened (SPEC §15).
+    #[error("secrets at rest: {0}")]
+    Secret(#[from] webhookd_events::SecretBoxError),
 }
 
 impl From<sqlx::Error> for StorageError {

@@ -11,7 +11,8 @@ use chrono::{DateTime, Utc};
 use sqlx::types::Json;
 use sqlx::PgPool;
 use webhookd_events::receiver_auth::{AuthView, SECRET_FIELDS};
-use webhookd_events::{DeliveryOrder, StoredAuth};
+use webhookd_events::webhook_secrets::{seal_auth, seal_signing};
+use webhookd_events::{DeliveryOrder, SecretKeys, StoredAuth};
 
 use crate::breakers::Breaker;
 use crate::StorageError;
@@ -263,16 +264,28 @@ pub async fn find_webhook(
 }
 
 /// Inserts the webhook; `None` when its owner does not exist. Checking the
-/// owner inside the insert avoids a race with a user being deleted.
+/// owner inside the insert avoids a race with a user being deleted. Its
+/// secrets are sealed with `keys` (in clear without keys); the id is drawn
+/// first because sealing binds each secret to it.
 pub async fn create_webhook(
     pool: &PgPool,
     new: &NewWebhook,
+    keys: &SecretKeys,
 ) -> Result<Option<Webhook>, StorageError> {
+    let id: i64 = sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('webhooks', 'id'))")
+        .fetch_one(pool)
+        .await?;
+    let secret = seal_signing(keys, id, &new.secret)?;
+    let auth = new
+        .auth
+        .as_ref()
+        .map(|a| seal_auth(keys, id, a))
+        .transpose()?;
     let sql = format!(
-        "INSERT INTO webhooks (user_id, name, url, events, secret, is_active, timeout_ms,
+        "INSERT INTO webhooks (id, user_id, name, url, events, secret, is_active, timeout_ms,
                                headers, template, batch_max_events, batch_max_wait_ms,
                                filter, retry_schedule, ordering, auth, rate_limit_per_s)
-         SELECT u.id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16
+         SELECT $17, u.id, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16
          FROM users u WHERE u.id = $1
          RETURNING {COLUMNS}"
     );
@@ -281,7 +294,7 @@ pub async fn create_webhook(
         .bind(&new.name)
         .bind(&new.url)
         .bind(&new.events)
-        .bind(&new.secret)
+        .bind(&secret)
         .bind(new.is_active)
         .bind(new.timeout_ms)
         .bind(Json(&new.headers))
@@ -291,8 +304,9 @@ pub async fn create_webhook(
         .bind(new.filter.as_ref().map(Json))
         .bind(new.retry_schedule.as_deref())
         .bind(new.ordering.as_str())
-        .bind(new.auth.as_ref().map(|a| Json(a.as_json())))
+        .bind(auth.as_ref().map(|a| Json(a.as_json())))
         .bind(new.rate_limit_per_s)
+        .bind(id)
         .fetch_optional(pool)
         .await?;
     Ok(row)
@@ -303,12 +317,23 @@ pub async fn create_webhook(
 /// the daemon's decision, which the user has now overridden. Setting the
 /// secret here replaces it outright and ends any rotation's grace period
 /// ([`rotate_secret`] is the way to keep the old one valid for a while).
+/// New secrets are sealed with `keys`; kept `auth` secrets stay as stored.
 pub async fn update_webhook(
     pool: &PgPool,
     scope: Scope,
     id: i64,
     changes: &WebhookChanges,
+    keys: &SecretKeys,
 ) -> Result<Option<Webhook>, StorageError> {
+    let secret = changes
+        .secret
+        .as_deref()
+        .map(|plain| seal_signing(keys, id, plain))
+        .transpose()?;
+    let auth = match &changes.auth {
+        Some(Some(auth)) => Some(seal_auth(keys, id, auth)?),
+        _ => None,
+    };
     let sql = format!(
         "UPDATE webhooks SET
              name = COALESCE($3, name),
@@ -343,7 +368,7 @@ pub async fn update_webhook(
         .bind(changes.name.as_deref())
         .bind(changes.url.as_deref())
         .bind(changes.events.as_deref())
-        .bind(changes.secret.as_deref())
+        .bind(secret.as_deref())
         .bind(changes.is_active)
         .bind(changes.timeout_ms.is_some())
         .bind(changes.timeout_ms.flatten())
@@ -359,12 +384,7 @@ pub async fn update_webhook(
         .bind(changes.retry_schedule.as_ref().and_then(|r| r.as_deref()))
         .bind(changes.ordering.map(DeliveryOrder::as_str))
         .bind(changes.auth.is_some())
-        .bind(
-            changes
-                .auth
-                .as_ref()
-                .and_then(|a| a.as_ref().map(|a| Json(a.as_json()))),
-        )
+        .bind(auth.as_ref().map(|a| Json(a.as_json())))
         .bind(&SECRET_FIELDS[..])
         .bind(changes.rate_limit_per_s.is_some())
         .bind(changes.rate_limit_per_s.flatten())
@@ -377,13 +397,16 @@ pub async fn update_webhook(
 /// `grace` (deliveries are signed with both meanwhile); `None` when there is
 /// no such webhook. A zero grace drops the old secret at once. Only one old
 /// secret is kept: rotating again during a grace period ends the older one.
+/// The new secret is sealed with `keys`; the old one moves as stored.
 pub async fn rotate_secret(
     pool: &PgPool,
     scope: Scope,
     id: i64,
     secret: &str,
     grace: std::time::Duration,
+    keys: &SecretKeys,
 ) -> Result<Option<Webhook>, StorageError> {
+    let secret = seal_signing(keys, id, secret)?;
     let grace_secs = i64::try_from(grace.as_secs()).unwrap_or(i64::MAX);
     // Every right-hand side reads the row as it was before the update.
     let sql = format!(
@@ -399,7 +422,7 @@ pub async fn rotate_secret(
     let row = sqlx::query_as::<_, Webhook>(&sql)
         .bind(id)
         .bind(scope.owner())
-        .bind(secret)
+        .bind(&secret)
         .bind(grace_secs)
         .fetch_optional(pool)
         .await?;

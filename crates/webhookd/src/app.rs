@@ -86,6 +86,10 @@ pub enum AppError {
     Thread(std::io::Error),
     #[error(transparent)]
     TaskEnded(#[from] TaskEnded),
+    #[error("secrets.encryption_keys: {0}")]
+    SecretKeys(#[from] webhookd_events::KeyListError),
+    #[error(transparent)]
+    StoredSecrets(#[from] crate::stored_secrets::MissingKey),
 }
 
 pub struct App {
@@ -94,23 +98,30 @@ pub struct App {
     listener: TcpListener,
     pool: PgPool,
     metrics: Metrics,
+    /// Seal and open the webhooks' secrets at rest (SPEC §15).
+    keys: webhookd_events::SecretKeys,
 }
 
 impl App {
     /// Binds first, so a test can ask for port 0 and read the real address.
+    /// Refuses to build when a stored secret is sealed under a key the
+    /// settings lack.
     pub async fn build(settings: Settings, role: Role) -> Result<Self, AppError> {
+        let keys = settings.secrets.keys()?;
         let addr = settings.http.listen;
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|reason| AppError::Bind { addr, reason })?;
         let pool =
             storage::connect_lazy(&settings.database.url, settings.database.max_connections)?;
+        crate::stored_secrets::check_stored_secrets(&pool, &keys).await?;
         Ok(App {
             settings: Arc::new(settings),
             role,
             listener,
             pool,
             metrics: Metrics::new()?,
+            keys,
         })
     }
 
@@ -149,6 +160,7 @@ impl App {
                     s.delivery.max_response_bytes,
                     s.delivery.delivery_tls()?,
                 )?,
+                keys: self.keys.clone(),
             };
             // Subscriptions end on `cancel`: their sockets get a close frame.
             let graphql_state = GraphqlState::new(
@@ -268,6 +280,7 @@ impl App {
             self.metrics.clone(),
             records,
             self.pool.clone(),
+            self.keys.clone(),
         );
         let window = Window::new(dispatcher.clone(), held.clone(), deliverer.clone());
         let lease = Lease {

@@ -5,6 +5,7 @@
 
 pub mod app;
 pub mod settings;
+pub mod stored_secrets;
 pub mod telemetry;
 
 pub use app::{App, Role};

@@ -41,6 +41,9 @@ enum Command {
     /// Manage users and their API tokens.
     #[command(subcommand)]
     Users(cli::users::UsersCommand),
+    /// Manage the secrets stored encrypted (SPEC §15).
+    #[command(subcommand)]
+    Secrets(cli::secrets::SecretsCommand),
 }
 
 #[tokio::main]
@@ -74,6 +77,13 @@ async fn execute(command: Command, settings: Settings) -> anyhow::Result<()> {
                 .await
                 .context("connecting to the database (run `webhookd migrate` first?)")?;
             cli::users::run(cmd, &pool).await
+        }
+        Command::Secrets(cmd) => {
+            let keys = settings.secrets.keys()?;
+            let pool = webhookd_store::connect(&settings.database.url, 2)
+                .await
+                .context("connecting to the database (run `webhookd migrate` first?)")?;
+            cli::secrets::run(cmd, &pool, &keys).await
         }
     }
 }

@@ -16,6 +16,9 @@ use webhookd_producer::topology::Topology;
 pub use webhookd_worker::retention::RetentionSettings;
 use webhookd_worker::tls_clients::{load_extra_ca, DeliveryTls, ExtraCaError};
 
+mod secrets;
+pub use secrets::SecretsSettings;
+
 /// The defaults, compiled in so the binary runs from any directory.
 pub(crate) const DEFAULTS: &str = include_str!("../../../config/default.toml");
 
@@ -43,6 +46,7 @@ pub struct Settings {
     pub(crate) shutdown: ShutdownSettings,
     pub(crate) graphql: GraphqlSettings,
     pub log: LogSettings,
+    pub secrets: SecretsSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -396,6 +400,12 @@ impl Settings {
             "log.level",
             "must be a tracing filter such as `info` or `webhookd=debug`",
         )?;
+        if let Err(e) = self.secrets.keys() {
+            return Err(SettingsError::Invalid {
+                key: "secrets.encryption_keys",
+                problem: e.to_string(),
+            });
+        }
         Ok(())
     }
 
@@ -629,6 +639,31 @@ mod tests {
         for (key, value, named) in cases {
             let err = load(&[(key, value)]).expect_err(key).to_string();
             assert!(err.contains(named), "{key}={value}: {err}");
+        }
+    }
+
+    #[test]
+    fn encryption_keys_read_from_a_comma_separated_variable_and_never_print() {
+        assert!(load(&[]).unwrap().secrets.keys().unwrap().is_empty());
+        let k1 = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+        let k2 = "k2:HxwdHhobGBkWFxQVEhMQEQ4PDA0KCwgJBgcEBQIDAAE=";
+        let both = format!("{k2},{k1}");
+        let s = load(&[("WEBHOOKD__SECRETS__ENCRYPTION_KEYS", &both)]).unwrap();
+        let keys = s.secrets.keys().unwrap();
+        assert_eq!(keys.ids().collect::<Vec<_>>(), ["k2", "k1"]);
+        assert_eq!(keys.sealing_id(), Some("k2"));
+        assert!(!format!("{s:?}").contains("AAECAw"));
+        for (value, problem) in [
+            ("k1:not-base64!", "not valid base64"),
+            ("k1:AAECAwQF", "exactly 32"),
+            (&format!("{k1},{k1}") as &str, "listed twice"),
+            ("nocolon", "is not `<key id>"),
+        ] {
+            let error = load(&[("WEBHOOKD__SECRETS__ENCRYPTION_KEYS", value)])
+                .expect_err(value)
+                .to_string();
+            assert!(error.contains("secrets.encryption_keys"), "{error}");
+            assert!(error.contains(problem), "{error}");
         }
     }
 

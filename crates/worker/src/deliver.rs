@@ -9,9 +9,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
 use reqwest::StatusCode;
+use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 use webhookd_events::delivery::Verdict;
-use webhookd_events::{StoredAuth, Template};
+use webhookd_events::webhook_secrets::{open_auth, open_signing};
+use webhookd_events::{SecretKeys, StoredAuth, Template};
 use webhookd_signing::Signer;
 
 use crate::http_errors::chain;
@@ -41,10 +43,13 @@ pub struct Target {
     pub(crate) auth: TargetAuth,
 }
 
-/// A webhook's stored delivery settings, as its row holds them. Its `Debug`
-/// hides the secrets.
+/// A webhook's stored delivery settings, as its row holds them (secrets
+/// sealed when keys are configured, SPEC §15). Its `Debug` hides the
+/// secrets.
 #[derive(Clone, Copy)]
 pub struct TargetRow<'a> {
+    /// What the sealed secrets are bound to.
+    pub webhook_id: i64,
     pub url: &'a str,
     pub secret: &'a str,
     pub previous_secret: Option<&'a str>,
@@ -57,6 +62,7 @@ pub struct TargetRow<'a> {
 impl fmt::Debug for TargetRow<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TargetRow")
+            .field("webhook_id", &self.webhook_id)
             .field("url", &self.url)
             .field("secret", &format_args!("[redacted]"))
             .field(
@@ -72,10 +78,30 @@ impl fmt::Debug for TargetRow<'_> {
 }
 
 impl Target {
-    /// Builds the target of real and test deliveries alike. Fails only for a
-    /// template or an `auth` that no longer parses (they are validated when
-    /// saved).
-    pub fn from_row(row: TargetRow<'_>, default_timeout: Duration) -> Result<Target, String> {
+    /// Builds the target of real and test deliveries alike, opening the
+    /// sealed secrets with `keys`: the one place a delivery reads them in
+    /// clear, once per webhook version thanks to the target cache. Fails for
+    /// a secret no configured key opens, or a template or an `auth` that no
+    /// longer parses (they are validated when saved).
+    pub fn from_row(
+        row: TargetRow<'_>,
+        default_timeout: Duration,
+        keys: &SecretKeys,
+    ) -> Result<Target, String> {
+        let unreadable = |e: webhookd_events::SecretBoxError| format!("unreadable secret: {e}");
+        let secret = open_signing(keys, row.webhook_id, row.secret)
+            .map(SecretString::from)
+            .map_err(unreadable)?;
+        let previous_secret = row
+            .previous_secret
+            .map(|stored| open_signing(keys, row.webhook_id, stored).map(SecretString::from))
+            .transpose()
+            .map_err(unreadable)?;
+        let auth = row
+            .auth
+            .map(|stored| open_auth(keys, row.webhook_id, stored))
+            .transpose()
+            .map_err(unreadable)?;
         let template = row
             .template
             .map(|text| Template::parse(text).map_err(|e| format!("invalid template: {e}")))
@@ -91,8 +117,8 @@ impl Target {
             .timeout_ms
             .and_then(|ms| u64::try_from(ms).ok())
             .map_or(default_timeout, Duration::from_millis);
-        let auth = row
-            .auth
+        let auth = auth
+            .as_ref()
             .map(TargetAuth::from_stored)
             .transpose()?
             .unwrap_or_default();
@@ -105,8 +131,8 @@ impl Target {
         Ok(Target {
             url,
             host,
-            signer: Signer::new(row.secret),
-            previous_signer: row.previous_secret.map(Signer::new),
+            signer: Signer::new(secret.expose_secret()),
+            previous_signer: previous_secret.map(|s| Signer::new(s.expose_secret())),
             headers,
             template,
             timeout,
@@ -393,6 +419,7 @@ mod tests {
 
     fn target_for(url: &str) -> Target {
         let row = TargetRow {
+            webhook_id: 1,
             url,
             secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
             previous_secret: None,
@@ -401,12 +428,13 @@ mod tests {
             timeout_ms: None,
             auth: None,
         };
-        Target::from_row(row, Duration::from_secs(10)).unwrap()
+        Target::from_row(row, Duration::from_secs(10), &SecretKeys::none()).unwrap()
     }
 
     #[test]
     fn debug_output_never_shows_a_secret() {
         let row = TargetRow {
+            webhook_id: 1,
             url: "https://example.com/hook",
             secret: "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
             previous_secret: Some("whsec_previous_secret_value"),
@@ -415,7 +443,7 @@ mod tests {
             timeout_ms: None,
             auth: None,
         };
-        let target = Target::from_row(row, Duration::from_secs(10)).unwrap();
+        let target = Target::from_row(row, Duration::from_secs(10), &SecretKeys::none()).unwrap();
         for shown in [format!("{row:?}"), format!("{target:?}")] {
             assert!(!shown.contains("whsec_"), "{shown}");
             assert!(shown.contains("example.com"), "{shown}");
@@ -435,7 +463,8 @@ mod tests {
                 auth: Some(&stored),
                 ..row
             };
-            let target = Target::from_row(row, Duration::from_secs(10)).unwrap();
+            let target =
+                Target::from_row(row, Duration::from_secs(10), &SecretKeys::none()).unwrap();
             for shown in [format!("{row:?}"), format!("{target:?}")] {
                 assert!(!shown.contains("whsec_"), "{shown}");
                 // base64 of "u:whsec_pw" starts so.

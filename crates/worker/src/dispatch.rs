@@ -21,7 +21,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::task::TaskTracker;
 use tracing::{warn, Instrument};
 use webhookd_events::delivery::{AttemptRecord, ClaimedDelivery, NextStep, Record, Verdict};
-use webhookd_events::RetryPolicy;
+use webhookd_events::{RetryPolicy, SecretKeys};
 
 use crate::deliver::{AttemptOutcome, Deliverer, Target, TargetRow};
 use crate::metrics::events::{AttemptJudged, HandedBack, InFlight, Waiting};
@@ -78,6 +78,8 @@ struct Inner {
     tracker: TaskTracker,
     /// Send slots of rate-limited webhooks (`rate_limit.rs`).
     rates: RateGate,
+    /// Open the webhooks' sealed secrets (SPEC §15).
+    keys: SecretKeys,
 }
 
 #[derive(Default)]
@@ -151,6 +153,7 @@ impl Dispatcher {
         metrics: Metrics,
         recorder: mpsc::Sender<Record>,
         budgets: sqlx::PgPool,
+        keys: SecretKeys,
     ) -> Self {
         Dispatcher {
             inner: Arc::new(Inner {
@@ -165,6 +168,7 @@ impl Dispatcher {
                 endpoints: Mutex::new(Endpoints::default()),
                 tracker: TaskTracker::new(),
                 rates: RateGate::new(budgets, metrics.clone()),
+                keys,
             }),
         }
     }
@@ -260,6 +264,7 @@ impl Dispatcher {
                 .idle_timeout(None)
                 .connect_lazy("postgres://127.0.0.1:9/unused")
                 .expect("a valid URL"),
+            SecretKeys::none(),
         )
     }
 }
@@ -425,6 +430,7 @@ impl Inner {
 
     fn target(&self, c: &ClaimedDelivery) -> Result<Arc<Target>, String> {
         let row = TargetRow {
+            webhook_id: c.webhook_id,
             url: &c.url,
             secret: c.secret.expose_secret(),
             previous_secret: c.previous_secret.as_ref().map(ExposeSecret::expose_secret),
@@ -444,7 +450,7 @@ impl Inner {
                 return Ok(cached.target().clone());
             }
         }
-        let built = CachedTarget::build(row, self.default_timeout)?;
+        let built = CachedTarget::build(row, self.default_timeout, &self.keys)?;
         let target = built.target().clone();
         if let Some(endpoint) = self.lock_endpoints().by_webhook.get_mut(&c.webhook_id) {
             endpoint.target = Some(built);

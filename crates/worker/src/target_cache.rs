@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::{ExposeSecret, SecretString};
-use webhookd_events::StoredAuth;
+use webhookd_events::{SecretKeys, StoredAuth};
 
 use crate::deliver::{Target, TargetRow};
 
@@ -29,8 +29,12 @@ pub(crate) struct CachedTarget {
 
 impl CachedTarget {
     /// Builds the target of `row`; fails as [`Target::from_row`] does.
-    pub(crate) fn build(row: TargetRow<'_>, default_timeout: Duration) -> Result<Self, String> {
-        let target = Arc::new(Target::from_row(row, default_timeout)?);
+    pub(crate) fn build(
+        row: TargetRow<'_>,
+        default_timeout: Duration,
+        keys: &SecretKeys,
+    ) -> Result<Self, String> {
+        let target = Arc::new(Target::from_row(row, default_timeout, keys)?);
         Ok(CachedTarget {
             url: row.url.to_owned(),
             secret: SecretString::from(row.secret),
@@ -72,6 +76,7 @@ mod tests {
 
     fn row<'a>(secret: &'a str, headers: &'a serde_json::Value) -> TargetRow<'a> {
         TargetRow {
+            webhook_id: 1,
             url: "http://127.0.0.1:9/hook",
             secret,
             previous_secret: None,
@@ -85,7 +90,8 @@ mod tests {
     #[test]
     fn a_target_matches_the_row_it_was_built_from() {
         let headers = json!({"X-Team": "crm"});
-        let cached = CachedTarget::build(row("s1", &headers), TIMEOUT).expect("target");
+        let cached =
+            CachedTarget::build(row("s1", &headers), TIMEOUT, &SecretKeys::none()).expect("target");
         assert!(cached.built_from(&row("s1", &headers)));
         assert_eq!(
             cached.target().headers,
@@ -98,7 +104,8 @@ mod tests {
         let headers = json!({});
         let other_headers = json!({"X-A": "b"});
         let auth = StoredAuth::new(json!({"type": "bearer", "token": "t"}));
-        let cached = CachedTarget::build(row("s1", &headers), TIMEOUT).expect("target");
+        let cached =
+            CachedTarget::build(row("s1", &headers), TIMEOUT, &SecretKeys::none()).expect("target");
         let changed = [
             TargetRow {
                 auth: Some(&auth),
@@ -137,6 +144,7 @@ mod tests {
                 ..row("s2", &headers)
             },
             TIMEOUT,
+            &SecretKeys::none(),
         )
         .expect("target");
         assert_ne!(
@@ -148,6 +156,27 @@ mod tests {
     }
 
     #[test]
+    fn a_sealed_secret_opens_and_one_no_key_opens_fails_to_build() {
+        let keys =
+            SecretKeys::parse(["k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="]).expect("keys");
+        let sealed =
+            webhookd_events::webhook_secrets::seal_signing(&keys, 1, "s1").expect("sealed");
+        let headers = json!({});
+        let clear =
+            CachedTarget::build(row("s1", &headers), TIMEOUT, &SecretKeys::none()).expect("target");
+        let opened = CachedTarget::build(row(&sealed, &headers), TIMEOUT, &keys).expect("target");
+        assert_eq!(
+            clear.target().signer.sign_seed(b"{}"),
+            opened.target().signer.sign_seed(b"{}"),
+            "the sealed secret signs as the clear one"
+        );
+        let error = CachedTarget::build(row(&sealed, &headers), TIMEOUT, &SecretKeys::none())
+            .err()
+            .expect("no key");
+        assert!(error.contains("`k1`"), "{error}");
+    }
+
+    #[test]
     fn a_broken_template_fails_to_build() {
         let headers = json!({});
         let broken = CachedTarget::build(
@@ -156,6 +185,7 @@ mod tests {
                 ..row("s1", &headers)
             },
             TIMEOUT,
+            &SecretKeys::none(),
         );
         assert!(broken.is_err_and(|e| e.starts_with("invalid template")));
     }

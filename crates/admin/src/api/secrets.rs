@@ -80,7 +80,7 @@ pub(crate) async fn rotate(
         None => webhookd_signing::generate_secret(),
     };
     let grace = check_grace_period(body.grace_period_secs.unwrap_or(DEFAULT_GRACE_SECS))?;
-    let webhook = store::rotate_secret(&state.pool, user.scope(), id, &secret, grace)
+    let webhook = store::rotate_secret(&state.pool, user.scope(), id, &secret, grace, &state.keys)
         .await?
         .ok_or(ApiError::NotFound("webhook"))?;
     let expires: Option<DateTime<Utc>> = webhook.previous_secret_expires_at;

@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use sqlx::PgPool;
+use webhookd_events::SecretKeys;
 use webhookd_worker::deliver::Deliverer;
 
 #[derive(Clone)]
@@ -11,6 +12,9 @@ pub struct ApiState {
     pub config: ApiConfig,
     /// Sends test deliveries, through the same code as real ones.
     pub deliverer: Deliverer,
+    /// Seal the secrets written and open those a test delivery sends with
+    /// (SPEC §15).
+    pub keys: SecretKeys,
 }
 
 /// The delivery settings the API applies to what it validates and tests.

@@ -10,7 +10,7 @@ use chrono::Utc;
 use serde::Serialize;
 use utoipa::ToSchema;
 use uuid::Uuid;
-use webhookd_events::{StoredAuth, TEST_EVENT};
+use webhookd_events::{SecretKeys, StoredAuth, TEST_EVENT};
 
 use super::auth::CurrentUser;
 use super::error::{ApiError, ErrorBody};
@@ -81,18 +81,19 @@ pub(crate) async fn send_test(
     .to_string()
     .into();
     let default_timeout = state.config.default_timeout;
-    let (payload, outcome): (Arc<str>, _) = match build_target(&webhook, default_timeout) {
-        Ok(target) => {
-            let body = Deliverer::render_body(&target, &envelope);
-            let outcome = state
-                .deliverer
-                .attempt(&target, delivery_id, TEST_EVENT, 1, None, &body)
-                .await;
-            (body, outcome)
-        }
-        // Validated when saved, so only a row edited by hand lands here.
-        Err(problem) => (envelope.clone(), not_sent(problem)),
-    };
+    let (payload, outcome): (Arc<str>, _) =
+        match build_target(id, &webhook, default_timeout, &state.keys) {
+            Ok(target) => {
+                let body = Deliverer::render_body(&target, &envelope);
+                let outcome = state
+                    .deliverer
+                    .attempt(&target, delivery_id, TEST_EVENT, 1, None, &body)
+                    .await;
+                (body, outcome)
+            }
+            // Validated when saved, so only a row edited by hand lands here.
+            Err(problem) => (envelope.clone(), not_sent(problem)),
+        };
     let is_success = outcome.verdict == Verdict::Success;
     let response_time_ms = u64::try_from(outcome.elapsed.as_millis()).unwrap_or(u64::MAX);
     record_test_delivery(
@@ -132,10 +133,16 @@ pub(crate) async fn send_test(
 
 /// The delivery target of a webhook row, as the dispatcher builds it for
 /// real deliveries.
-fn build_target(w: &DeliveryTarget, default_timeout: Duration) -> Result<Target, String> {
+fn build_target(
+    id: i64,
+    w: &DeliveryTarget,
+    default_timeout: Duration,
+    keys: &SecretKeys,
+) -> Result<Target, String> {
     // The webhook's own auth: a test shows what real deliveries will get.
     let auth = w.auth.as_ref().map(|a| StoredAuth::new(a.0.clone()));
     let row = TargetRow {
+        webhook_id: id,
         url: &w.url,
         secret: &w.secret,
         previous_secret: w.previous_secret.as_deref(),
@@ -144,7 +151,7 @@ fn build_target(w: &DeliveryTarget, default_timeout: Duration) -> Result<Target,
         timeout_ms: w.timeout_ms,
         auth: auth.as_ref(),
     };
-    Target::from_row(row, default_timeout)
+    Target::from_row(row, default_timeout, keys)
 }
 
 fn not_sent(problem: String) -> AttemptOutcome {

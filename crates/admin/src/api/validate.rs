@@ -273,6 +273,9 @@ pub(crate) fn check_template(raw: String) -> Result<String, ApiError> {
 /// 16 to 256 printable ASCII characters, no spaces: it is typed into
 /// receivers' configuration and must survive copy and paste.
 pub(crate) fn check_secret(raw: String) -> Result<String, ApiError> {
+    if raw.starts_with(webhookd_events::secret_box::SEALED_PREFIX) {
+        return Err(sealed_lookalike("secret"));
+    }
     let ok = SECRET_LEN_RANGE.contains(&raw.len()) && raw.bytes().all(|b| b.is_ascii_graphic());
     if ok {
         Ok(raw)
@@ -286,6 +289,15 @@ pub(crate) fn check_secret(raw: String) -> Result<String, ApiError> {
             ),
         ))
     }
+}
+
+/// A secret that looks encrypted: stored in clear (no keys configured) it
+/// would read as encrypted under a key that does not exist (SPEC §15).
+pub(crate) fn sealed_lookalike(field: &str) -> ApiError {
+    ApiError::invalid(
+        field,
+        format!("`{field}` must not start with `enc:v1:`, the prefix of encrypted values"),
+    )
 }
 
 /// Requests per second to one webhook across every replica (SPEC §14).
@@ -423,6 +435,8 @@ mod tests {
             "x".repeat(15),
             "x".repeat(257),
             format!("{} x", "y".repeat(20)),
+            // Would read as encrypted when stored in clear (SPEC §15).
+            "enc:v1:k1:AAAAAAAAAAAAAAAA".to_owned(),
         ] {
             assert_eq!(field(check_secret(bad)), "secret");
         }

@@ -70,6 +70,12 @@ pub(crate) fn check_auth(
             }
             Some(value) => {
                 check_text(field, value)?;
+                let sealed_lookalike = value
+                    .as_str()
+                    .is_some_and(|t| t.starts_with(webhookd_events::secret_box::SEALED_PREFIX));
+                if SECRET_FIELDS.contains(field) && sealed_lookalike {
+                    return Err(super::validate::sealed_lookalike(&path(field)));
+                }
             }
         }
     }
@@ -299,6 +305,10 @@ mod tests {
             (
                 json!({"type": "basic", "username": "a:b", "password": "s3cret"}),
                 "auth.username",
+            ),
+            (
+                json!({"type": "bearer", "token": "enc:v1:k1:AAAA"}),
+                "auth.token",
             ),
             (
                 json!({"type": "basic", "username": "u", "password": "s3cret", "token": "x"}),

@@ -560,7 +560,7 @@ pub(crate) async fn create(
     body: CreateWebhook,
 ) -> Result<WebhookWithSecret, ApiError> {
     let new = body.into_new(user, state.allow_private_targets())?;
-    let created = store::create_webhook(&state.pool, &new)
+    let created = store::create_webhook(&state.pool, &new, &state.keys)
         .await?
         .ok_or_else(|| ApiError::invalid("user_id", format!("no user with id {}", new.user_id)))?;
     tracing::info!(
@@ -663,7 +663,7 @@ pub(crate) async fn update(
     let webhook = if changes.is_empty() {
         store::find_webhook(&state.pool, user.scope(), id).await?
     } else {
-        store::update_webhook(&state.pool, user.scope(), id, &changes).await?
+        store::update_webhook(&state.pool, user.scope(), id, &changes, &state.keys).await?
     };
     let webhook = webhook.ok_or(ApiError::NotFound("webhook"))?;
     tracing::info!(webhook_id = webhook.id, "webhook updated");

@@ -115,9 +115,16 @@ pub(crate) async fn rotate_secret(
     let secret = validate::check_secret(webhookd_signing::generate_secret())
         .map_err(|e| UiError::Internal(e.to_string()))?;
     let grace = Duration::from_secs(u64::try_from(grace_secs).unwrap_or(0));
-    let webhook = store::rotate_secret(&state.pool, form.session.scope(), id, &secret, grace)
-        .await?
-        .ok_or(UiError::NotFound("webhook"))?;
+    let webhook = store::rotate_secret(
+        &state.pool,
+        form.session.scope(),
+        id,
+        &secret,
+        grace,
+        &state.keys,
+    )
+    .await?
+    .ok_or(UiError::NotFound("webhook"))?;
     tracing::info!(
         webhook_id = id,
         grace_secs,

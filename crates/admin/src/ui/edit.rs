@@ -76,7 +76,7 @@ pub(crate) async fn submit_new(
         .clone()
         .unwrap_or_else(webhookd_signing::generate_secret);
     let new = new_webhook(checked, owner, secret.clone());
-    let Some(created) = store::create_webhook(&state.pool, &new).await? else {
+    let Some(created) = store::create_webhook(&state.pool, &new, &state.keys).await? else {
         let mut errors = FieldErrors::default();
         errors.add("user_id", format!("There is no user with id {owner}"));
         return Ok(invalid(session, Mode::Create, &input, &errors));
@@ -185,7 +185,7 @@ pub(crate) async fn submit_edit(
         auth: Some(checked.auth),
         rate_limit_per_s: Some(checked.rate_limit_per_s),
     };
-    store::update_webhook(&state.pool, session.scope(), id, &changes)
+    store::update_webhook(&state.pool, session.scope(), id, &changes, &state.keys)
         .await?
         .ok_or(UiError::NotFound("webhook"))?;
     tracing::info!(webhook_id = id, "webhook updated in the web UI");

@@ -1,1 +1,2 @@
+pub(crate) mod secrets;
 pub(crate) mod users;
