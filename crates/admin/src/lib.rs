@@ -4,6 +4,8 @@
 //! makes test deliveries with the worker's `deliver`.
 
 pub mod api;
+mod connections;
 pub mod graphql;
 pub mod http;
+pub mod serve;
 pub mod ui;

@@ -20,6 +20,7 @@ use webhookd_producer::topology::Topology;
 use webhookd_admin::api::{self, ApiState};
 use webhookd_admin::graphql::{self, GraphqlMetrics, GraphqlState};
 use webhookd_admin::http::{catch_panics, ops_router, OpsState};
+use webhookd_admin::serve::serve;
 use webhookd_events::delivery::Lease;
 use webhookd_store::handback::release_deliveries;
 use webhookd_store::{self as storage};
@@ -168,12 +169,12 @@ impl App {
         let router = router.layer(axum::middleware::from_fn(catch_panics));
         let addr = self.local_addr();
         info!(?addr, role = ?self.role, "webhookd running");
-        let server_cancel = cancel.clone();
-        let mut server = tokio::spawn(async move {
-            axum::serve(self.listener, router)
-                .with_graceful_shutdown(async move { server_cancel.cancelled().await })
-                .await
-        });
+        let mut server = tokio::spawn(serve(
+            self.listener,
+            router,
+            s.http.server_limits(),
+            cancel.clone(),
+        ));
         // Until told to stop, or until the server or a background task
         // fails on its own.
         let mut task_ended = None;

@@ -11,6 +11,7 @@ use secrecy::SecretString;
 use serde::Deserialize;
 use webhookd_admin::api::ApiConfig;
 use webhookd_admin::graphql::{EventSource, GraphqlConfig};
+use webhookd_admin::serve::ServerLimits;
 use webhookd_events::{BreakerPolicy, Jitter, RetryPolicy};
 use webhookd_producer::topology::Topology;
 pub use webhookd_worker::retention::RetentionSettings;
@@ -67,6 +68,20 @@ pub struct BrokerSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct HttpSettings {
     pub(crate) listen: SocketAddr,
+    /// SPEC §15's server limits (`webhookd_admin::serve`).
+    pub(crate) header_read_timeout_secs: u64,
+    pub(crate) idle_timeout_secs: u64,
+    pub(crate) max_connections: usize,
+}
+
+impl HttpSettings {
+    pub(crate) fn server_limits(&self) -> ServerLimits {
+        ServerLimits {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+            max_connections: self.max_connections,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -391,6 +406,22 @@ impl Settings {
             "graphql.attempts_overlap_ms",
             "must be at most 600000 (10 minutes)",
         )?;
+        let h = &self.http;
+        check(
+            (1..=3_600).contains(&h.header_read_timeout_secs),
+            "http.header_read_timeout_secs",
+            "must be between 1 and 3600",
+        )?;
+        check(
+            (1..=86_400).contains(&h.idle_timeout_secs),
+            "http.idle_timeout_secs",
+            "must be between 1 and 86400",
+        )?;
+        check(
+            (1..=1_000_000).contains(&h.max_connections),
+            "http.max_connections",
+            "must be between 1 and 1000000",
+        )?;
         check(
             tracing_subscriber::EnvFilter::try_new(&self.log.level).is_ok(),
             "log.level",
@@ -466,6 +497,9 @@ mod tests {
         assert_eq!(s.broker.exchange, "crm.events");
         assert_eq!(s.broker.queue, "webhookd.events");
         assert_eq!(s.http.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.http.header_read_timeout_secs, 10);
+        assert_eq!(s.http.idle_timeout_secs, 60);
+        assert_eq!(s.http.max_connections, 1024);
         assert_eq!(s.delivery.timeout_ms, 10_000);
         assert!(!s.delivery.allow_private_targets);
         assert_eq!(s.retention.logs_days, 30);
@@ -624,6 +658,21 @@ mod tests {
                 "WEBHOOKD__GRAPHQL__ATTEMPTS_POLL_INTERVAL_MS",
                 "1",
                 "graphql.attempts_poll_interval_ms",
+            ),
+            (
+                "WEBHOOKD__HTTP__HEADER_READ_TIMEOUT_SECS",
+                "0",
+                "http.header_read_timeout_secs",
+            ),
+            (
+                "WEBHOOKD__HTTP__IDLE_TIMEOUT_SECS",
+                "0",
+                "http.idle_timeout_secs",
+            ),
+            (
+                "WEBHOOKD__HTTP__MAX_CONNECTIONS",
+                "0",
+                "http.max_connections",
             ),
         ];
         for (key, value, named) in cases {
