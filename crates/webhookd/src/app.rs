@@ -19,7 +19,7 @@ use webhookd_producer::topology::Topology;
 
 use webhookd_admin::api::{self, ApiState};
 use webhookd_admin::graphql::{self, GraphqlMetrics, GraphqlState};
-use webhookd_admin::http::{catch_panics, ops_router, OpsState};
+use webhookd_admin::http::{catch_panics, metrics_router, ops_router, OpsState};
 use webhookd_admin::serve::serve;
 use webhookd_events::delivery::Lease;
 use webhookd_store::handback::release_deliveries;
@@ -93,6 +93,8 @@ pub struct App {
     settings: Arc<Settings>,
     role: Role,
     listener: TcpListener,
+    /// `http.metrics_listen`'s listener, when `/metrics` has its own.
+    metrics_listener: Option<TcpListener>,
     pool: PgPool,
     metrics: Metrics,
 }
@@ -104,12 +106,21 @@ impl App {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|reason| AppError::Bind { addr, reason })?;
+        let metrics_listener = match settings.http.metrics_listen().ok().flatten() {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|reason| AppError::Bind { addr, reason })?,
+            ),
+            None => None,
+        };
         let pool =
             storage::connect_lazy(&settings.database.url, settings.database.max_connections)?;
         Ok(App {
             settings: Arc::new(settings),
             role,
             listener,
+            metrics_listener,
             pool,
             metrics: Metrics::new()?,
         })
@@ -119,7 +130,12 @@ impl App {
         self.listener.local_addr().ok()
     }
 
-    pub async fn run_until_stopped(self, cancel: CancellationToken) -> Result<(), AppError> {
+    /// Where `/metrics` is served when `http.metrics_listen` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref()?.local_addr().ok()
+    }
+
+    pub async fn run_until_stopped(mut self, cancel: CancellationToken) -> Result<(), AppError> {
         let s = self.settings.clone();
         let broker = BrokerHealth::default();
         let mut background = Background::default();
@@ -134,12 +150,22 @@ impl App {
         };
 
         let admin_metrics = GraphqlMetrics::new()?;
-        let mut router = ops_router(OpsState {
+        let ops = OpsState {
             pool: self.pool.clone(),
             metrics: self.metrics.clone(),
             admin_metrics: admin_metrics.clone(),
             broker: Some(broker),
+        };
+        let metrics_server = self.metrics_listener.take().map(|listener| {
+            let router = metrics_router(ops.clone()).layer(axum::middleware::from_fn(catch_panics));
+            tokio::spawn(serve(
+                listener,
+                router,
+                s.http.server_limits(),
+                cancel.clone(),
+            ))
         });
+        let mut router = ops_router(ops, metrics_server.is_some());
         if self.role.serves_api() {
             let api_state = ApiState {
                 pool: self.pool.clone(),
@@ -213,6 +239,9 @@ impl App {
                 Ok(Ok(()))
             }),
         };
+        if let Some(metrics_server) = metrics_server {
+            let _ = timeout_at(deadline, metrics_server).await;
+        }
         let _ = tokio::time::timeout(POOL_CLOSE_LIMIT, self.pool.close()).await;
         info!("webhookd stopped");
         if let Some(ended) = task_ended {

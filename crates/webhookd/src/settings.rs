@@ -72,9 +72,19 @@ pub(crate) struct HttpSettings {
     pub(crate) header_read_timeout_secs: u64,
     pub(crate) idle_timeout_secs: u64,
     pub(crate) max_connections: usize,
+    /// Where `/metrics` is served instead of `listen`; empty: on `listen`.
+    pub(crate) metrics_listen: String,
 }
 
 impl HttpSettings {
+    /// `http.metrics_listen`, `None` when empty; validated at start-up.
+    pub(crate) fn metrics_listen(&self) -> Result<Option<SocketAddr>, std::net::AddrParseError> {
+        match self.metrics_listen.trim() {
+            "" => Ok(None),
+            addr => addr.parse().map(Some),
+        }
+    }
+
     pub(crate) fn server_limits(&self) -> ServerLimits {
         ServerLimits {
             header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
@@ -423,6 +433,11 @@ impl Settings {
             "must be between 1 and 1000000",
         )?;
         check(
+            h.metrics_listen().is_ok_and(|addr| addr != Some(h.listen)),
+            "http.metrics_listen",
+            "must be empty or an address such as 0.0.0.0:9090, other than http.listen",
+        )?;
+        check(
             tracing_subscriber::EnvFilter::try_new(&self.log.level).is_ok(),
             "log.level",
             "must be a tracing filter such as `info` or `webhookd=debug`",
@@ -500,6 +515,7 @@ mod tests {
         assert_eq!(s.http.header_read_timeout_secs, 10);
         assert_eq!(s.http.idle_timeout_secs, 60);
         assert_eq!(s.http.max_connections, 1024);
+        assert_eq!(s.http.metrics_listen(), Ok(None));
         assert_eq!(s.delivery.timeout_ms, 10_000);
         assert!(!s.delivery.allow_private_targets);
         assert_eq!(s.retention.logs_days, 30);
