@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use secrecy::ExposeSecret as _;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -190,7 +191,11 @@ impl App {
             router = router
                 .merge(api::router(api_state.clone()))
                 .merge(graphql::router(graphql_state))
-                .merge(webhookd_admin::ui::router(api_state, live_attempts));
+                .merge(webhookd_admin::ui::router(
+                    api_state,
+                    live_attempts,
+                    s.http.login_csrf_key.expose_secret(),
+                ));
         }
         let router = router.layer(axum::middleware::from_fn(catch_panics));
         let addr = self.local_addr();

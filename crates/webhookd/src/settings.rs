@@ -9,7 +9,7 @@ use std::time::Duration;
 use config::{Config, Environment, File, FileFormat};
 use secrecy::SecretString;
 use serde::Deserialize;
-use webhookd_admin::api::ApiConfig;
+use webhookd_admin::api::{ApiConfig, SecureCookies};
 use webhookd_admin::graphql::{EventSource, GraphqlConfig};
 use webhookd_admin::serve::ServerLimits;
 use webhookd_events::{BreakerPolicy, Jitter, RetryPolicy};
@@ -74,9 +74,35 @@ pub(crate) struct HttpSettings {
     pub(crate) max_connections: usize,
     /// Where `/metrics` is served instead of `listen`; empty: on `listen`.
     pub(crate) metrics_listen: String,
+    /// `true`, `false` or `"auto"` (`SecureCookies`).
+    pub(crate) secure_cookies: SecureCookiesSetting,
+    /// Signs the sign-in form's CSRF tokens; empty: random per process.
+    pub(crate) login_csrf_key: SecretString,
+}
+
+/// A boolean from TOML or a parsed environment variable, or a word.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum SecureCookiesSetting {
+    Flag(bool),
+    Word(String),
 }
 
 impl HttpSettings {
+    /// `http.secure_cookies`; `None` when it is none of the three values.
+    pub(crate) fn secure_cookies(&self) -> Option<SecureCookies> {
+        match &self.secure_cookies {
+            SecureCookiesSetting::Flag(true) => Some(SecureCookies::Always),
+            SecureCookiesSetting::Flag(false) => Some(SecureCookies::Never),
+            SecureCookiesSetting::Word(word) => match word.trim().to_ascii_lowercase().as_str() {
+                "true" => Some(SecureCookies::Always),
+                "false" => Some(SecureCookies::Never),
+                "auto" => Some(SecureCookies::Auto),
+                _ => None,
+            },
+        }
+    }
+
     /// `http.metrics_listen`, `None` when empty; validated at start-up.
     pub(crate) fn metrics_listen(&self) -> Result<Option<SocketAddr>, std::net::AddrParseError> {
         match self.metrics_listen.trim() {
@@ -438,6 +464,11 @@ impl Settings {
             "must be empty or an address such as 0.0.0.0:9090, other than http.listen",
         )?;
         check(
+            h.secure_cookies().is_some(),
+            "http.secure_cookies",
+            "must be true, false or \"auto\"",
+        )?;
+        check(
             tracing_subscriber::EnvFilter::try_new(&self.log.level).is_ok(),
             "log.level",
             "must be a tracing filter such as `info` or `webhookd=debug`",
@@ -451,6 +482,7 @@ impl Settings {
             allow_private_targets: self.delivery.allow_private_targets,
             default_timeout: Duration::from_millis(self.delivery.timeout_ms),
             retention_days: self.retention.logs_days,
+            secure_cookies: self.http.secure_cookies().unwrap_or(SecureCookies::Auto),
         }
     }
 
@@ -516,6 +548,16 @@ mod tests {
         assert_eq!(s.http.idle_timeout_secs, 60);
         assert_eq!(s.http.max_connections, 1024);
         assert_eq!(s.http.metrics_listen(), Ok(None));
+        assert_eq!(s.http.secure_cookies(), Some(SecureCookies::Auto));
+        assert!(s.http.login_csrf_key.expose_secret().is_empty());
+        for (value, mode) in [
+            ("true", SecureCookies::Always),
+            ("false", SecureCookies::Never),
+            ("auto", SecureCookies::Auto),
+        ] {
+            let s = load(&[("WEBHOOKD__HTTP__SECURE_COOKIES", value)]).unwrap();
+            assert_eq!(s.api_config().secure_cookies, mode, "{value}");
+        }
         assert_eq!(s.delivery.timeout_ms, 10_000);
         assert!(!s.delivery.allow_private_targets);
         assert_eq!(s.retention.logs_days, 30);
@@ -689,6 +731,21 @@ mod tests {
                 "WEBHOOKD__HTTP__MAX_CONNECTIONS",
                 "0",
                 "http.max_connections",
+            ),
+            (
+                "WEBHOOKD__HTTP__METRICS_LISTEN",
+                "localhost",
+                "http.metrics_listen",
+            ),
+            (
+                "WEBHOOKD__HTTP__METRICS_LISTEN",
+                "127.0.0.1:8080",
+                "http.metrics_listen",
+            ),
+            (
+                "WEBHOOKD__HTTP__SECURE_COOKIES",
+                "sometimes",
+                "http.secure_cookies",
             ),
         ];
         for (key, value, named) in cases {
