@@ -2,7 +2,8 @@
 //! dribble their request headers one byte at a time cannot hold the port.
 //! `http.max_connections` caps the open connections (the longest-idle one
 //! gives way to a new one), `http.header_read_timeout_secs` closes a request
-//! whose headers are late, `http.idle_timeout_secs` a connection left unused.
+//! whose headers are late, `http.idle_timeout_secs` a connection left unused,
+//! `http.request_timeout_secs` a request whose body is late.
 //!
 //! Every socket stays on 127.0.0.1.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -140,6 +141,45 @@ async fn a_connection_left_unused_past_the_idle_timeout_is_closed() {
     assert!(ended.is_ok(), "the idle connection was never closed");
     assert!(
         received.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&received)
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_request_body_that_does_not_arrive_within_the_request_timeout_is_answered_503_and_closed()
+{
+    let app = TestApp::spawn_with(&[
+        ("WEBHOOKD__DELIVERY__TIMEOUT_MS", "1000"),
+        ("WEBHOOKD__HTTP__REQUEST_TIMEOUT_SECS", "2"),
+        ("WEBHOOKD__HTTP__IDLE_TIMEOUT_SECS", "600"),
+    ])
+    .await;
+    let (_, token) = app.create_user("Alice", None, false).await;
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
+    // Complete headers, then a tenth of the promised body and nothing more:
+    // the connection is busy, out of reach of the header and idle timeouts.
+    let head = format!(
+        "POST /api/v1/webhooks HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+         Authorization: Bearer {token}\r\nContent-Type: application/json\r\n\
+         Content-Length: 100\r\n\r\n{{\"name\": "
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 1024];
+    let ended = tokio::time::timeout(CLOSED_WITHIN, async {
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received.extend_from_slice(&buffer[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the slow request was never answered");
+    assert!(
+        received.starts_with(b"HTTP/1.1 503"),
         "{}",
         String::from_utf8_lossy(&received)
     );

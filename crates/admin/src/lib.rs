@@ -7,5 +7,6 @@ pub mod api;
 mod connections;
 pub mod graphql;
 pub mod http;
+mod request_timeout;
 pub mod serve;
 pub mod ui;

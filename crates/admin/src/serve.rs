@@ -1,8 +1,9 @@
 //! Serving a router over HTTP/1.1 with the server limits of SPEC §15
 //! (`http.header_read_timeout_secs`, `http.idle_timeout_secs`,
-//! `http.max_connections`), in place of `axum::serve`, which has none of
-//! them: hyper's own header-read timeout, plus the connection table of
-//! [`crate::connections`] for the cap and the idle timeout.
+//! `http.max_connections`, `http.request_timeout_secs`), in place of
+//! `axum::serve`, which has none of them: hyper's own header-read timeout,
+//! the connection table of [`crate::connections`] for the cap and the idle
+//! timeout, and `request_timeout` for slow bodies and handlers.
 //!
 //! Each request carries `ConnectInfo<SocketAddr>` (the peer of the socket),
 //! as with axum's `into_make_service_with_connect_info`.
@@ -29,6 +30,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, warn};
 
 use crate::connections::{Admitted, ConnectionTable};
+use crate::request_timeout::limit_request_time;
 
 /// After a failed `accept` (out of file descriptors, most likely), wait a
 /// little instead of spinning on the same error.
@@ -43,6 +45,8 @@ pub struct ServerLimits {
     pub idle_timeout: Duration,
     /// Open connections at most; past it the longest-idle one is closed.
     pub max_connections: usize,
+    /// A request must be read and answered (its head) within this.
+    pub request_timeout: Duration,
 }
 
 /// Serves `router` on `listener` until `stop` fires, then stops accepting,
@@ -54,6 +58,10 @@ pub async fn serve(
     limits: ServerLimits,
     stop: CancellationToken,
 ) -> io::Result<()> {
+    let router = router.layer(axum::middleware::from_fn_with_state(
+        limits.request_timeout,
+        limit_request_time,
+    ));
     let table = ConnectionTable::new(limits.max_connections, limits.idle_timeout);
     let connections = TaskTracker::new();
     loop {

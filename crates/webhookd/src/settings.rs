@@ -72,6 +72,7 @@ pub(crate) struct HttpSettings {
     pub(crate) header_read_timeout_secs: u64,
     pub(crate) idle_timeout_secs: u64,
     pub(crate) max_connections: usize,
+    pub(crate) request_timeout_secs: u64,
     /// Where `/metrics` is served instead of `listen`; empty: on `listen`.
     pub(crate) metrics_listen: String,
     /// `true`, `false` or `"auto"` (`SecureCookies`).
@@ -116,6 +117,7 @@ impl HttpSettings {
             header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
             idle_timeout: Duration::from_secs(self.idle_timeout_secs),
             max_connections: self.max_connections,
+            request_timeout: Duration::from_secs(self.request_timeout_secs),
         }
     }
 }
@@ -463,6 +465,14 @@ impl Settings {
             "http.metrics_listen",
             "must be empty or an address such as 0.0.0.0:9090, other than http.listen",
         )?;
+        // A synchronous test delivery waits up to its webhook's timeout
+        // (at most 60 s, or delivery.timeout_ms): it must fit.
+        check(
+            (1..=3_600).contains(&h.request_timeout_secs)
+                && h.request_timeout_secs * 1000 > d.timeout_ms,
+            "http.request_timeout_secs",
+            "must be between 1 and 3600 and longer than delivery.timeout_ms",
+        )?;
         check(
             h.secure_cookies().is_some(),
             "http.secure_cookies",
@@ -547,6 +557,7 @@ mod tests {
         assert_eq!(s.http.header_read_timeout_secs, 10);
         assert_eq!(s.http.idle_timeout_secs, 60);
         assert_eq!(s.http.max_connections, 1024);
+        assert_eq!(s.http.request_timeout_secs, 90);
         assert_eq!(s.http.metrics_listen(), Ok(None));
         assert_eq!(s.http.secure_cookies(), Some(SecureCookies::Auto));
         assert!(s.http.login_csrf_key.expose_secret().is_empty());
@@ -741,6 +752,11 @@ mod tests {
                 "WEBHOOKD__HTTP__METRICS_LISTEN",
                 "127.0.0.1:8080",
                 "http.metrics_listen",
+            ),
+            (
+                "WEBHOOKD__HTTP__REQUEST_TIMEOUT_SECS",
+                "5",
+                "http.request_timeout_secs",
             ),
             (
                 "WEBHOOKD__HTTP__SECURE_COOKIES",
