@@ -349,8 +349,15 @@ for name, role in (("webhookd-api", "api"), ("webhookd-worker", "worker")):
     if any(tpl["metadata"]["labels"].get(k) != v for k, v in sel.items()):
         bad(f"Deployment/{name}: selector does not match template labels")
     ann = tpl["metadata"].get("annotations") or {}
-    if ann.get("prometheus.io/scrape") != "true" or ann.get("prometheus.io/port") != "8080":
-        bad(f"Deployment/{name}: Prometheus scrape annotations missing")
+    if ann.get("prometheus.io/scrape") != "true" or ann.get("prometheus.io/port") != "9090":
+        bad(f"Deployment/{name}: Prometheus scrape annotations missing or not on the metrics port 9090")
+    # /metrics names every tenant's receiver hosts: its own listener and
+    # container port, never the Service's.
+    ports = {p.get("name"): p.get("containerPort") for c in tpl["spec"]["containers"] for p in c.get("ports") or []}
+    if ports.get("metrics") != 9090:
+        bad(f"Deployment/{name}: no container port named metrics on 9090")
+    if (cm.get("data") or {}).get("WEBHOOKD__HTTP__METRICS_LISTEN") != "0.0.0.0:9090":
+        bad("ConfigMap/webhookd-config: WEBHOOKD__HTTP__METRICS_LISTEN is not 0.0.0.0:9090")
     check_pod("Deployment", name, tpl["spec"], ["run", "--role", role])
     pdb = need("PodDisruptionBudget", name)
     if pdb and pdb["spec"]["selector"]["matchLabels"] != sel:

@@ -900,12 +900,18 @@ async fn another_users_webhook_is_a_404_page_and_forms_without_the_csrf_token_ar
     let nonce = csrf_of(&login.text().await.unwrap());
     let nonce_pair = nonce_cookie.split(';').next().unwrap().to_owned();
     let sign_in = |token: &str, csrf: &str, https: bool| {
-        let mut request = http
-            .post(app.url("/login"))
-            .header(COOKIE, &nonce_pair)
-            .form(&[("_csrf", csrf), ("token", token), ("next", "/webhook/")]);
+        let mut request = http.post(app.url("/login")).form(&[
+            ("_csrf", csrf),
+            ("token", token),
+            ("next", "/webhook/"),
+        ]);
         if https {
-            request = request.header("x-forwarded-proto", "https");
+            // Over HTTPS the form's cookie is `__Host-` prefixed.
+            request = request
+                .header("x-forwarded-proto", "https")
+                .header(COOKIE, format!("__Host-{nonce_pair}"));
+        } else {
+            request = request.header(COOKIE, &nonce_pair);
         }
         request.send()
     };
@@ -923,7 +929,14 @@ async fn another_users_webhook_is_a_404_page_and_forms_without_the_csrf_token_ar
             .get_all(SET_COOKIE)
             .iter()
             .map(|v| v.to_str().unwrap())
-            .find(|v| v.starts_with("webhookd_session="))
+            .find(|v| {
+                let name = if https {
+                    "__Host-webhookd_session="
+                } else {
+                    "webhookd_session="
+                };
+                v.starts_with(name)
+            })
             .unwrap()
             .to_owned();
         assert!(

@@ -36,11 +36,25 @@ pub struct OpsState {
     pub broker: Option<BrokerHealth>,
 }
 
-pub fn ops_router(state: OpsState) -> Router {
+/// `/healthz`, `/readyz`, and `/metrics` unless `http.metrics_listen` gives
+/// it a listener of its own (`separate_metrics`): then the public listener
+/// answers 404 for it, since its text names every tenant's receiver hosts.
+pub fn ops_router(state: OpsState, separate_metrics: bool) -> Router {
+    let router = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz));
+    let router = if separate_metrics {
+        router
+    } else {
+        router.route("/metrics", get(metrics))
+    };
+    router.with_state(state)
+}
+
+/// `/metrics` alone, for the listener of `http.metrics_listen`.
+pub fn metrics_router(state: OpsState) -> Router {
     Router::new()
         .route("/metrics", get(metrics))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
         .with_state(state)
 }
 

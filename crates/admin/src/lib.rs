@@ -4,6 +4,9 @@
 //! makes test deliveries with the worker's `deliver`.
 
 pub mod api;
+mod connections;
 pub mod graphql;
 pub mod http;
+mod request_timeout;
+pub mod serve;
 pub mod ui;

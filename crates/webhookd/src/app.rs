@@ -8,6 +8,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use secrecy::ExposeSecret as _;
 use sqlx::PgPool;
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
@@ -19,7 +20,8 @@ use webhookd_producer::topology::Topology;
 
 use webhookd_admin::api::{self, ApiState};
 use webhookd_admin::graphql::{self, GraphqlMetrics, GraphqlState};
-use webhookd_admin::http::{catch_panics, ops_router, OpsState};
+use webhookd_admin::http::{catch_panics, metrics_router, ops_router, OpsState};
+use webhookd_admin::serve::serve;
 use webhookd_events::delivery::Lease;
 use webhookd_store::handback::release_deliveries;
 use webhookd_store::{self as storage};
@@ -96,6 +98,8 @@ pub struct App {
     settings: Arc<Settings>,
     role: Role,
     listener: TcpListener,
+    /// `http.metrics_listen`'s listener, when `/metrics` has its own.
+    metrics_listener: Option<TcpListener>,
     pool: PgPool,
     metrics: Metrics,
     /// Seal and open the webhooks' secrets at rest (SPEC §15).
@@ -112,6 +116,14 @@ impl App {
         let listener = TcpListener::bind(addr)
             .await
             .map_err(|reason| AppError::Bind { addr, reason })?;
+        let metrics_listener = match settings.http.metrics_listen().ok().flatten() {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .map_err(|reason| AppError::Bind { addr, reason })?,
+            ),
+            None => None,
+        };
         let pool =
             storage::connect_lazy(&settings.database.url, settings.database.max_connections)?;
         crate::stored_secrets::check_stored_secrets(&pool, &keys).await?;
@@ -119,6 +131,7 @@ impl App {
             settings: Arc::new(settings),
             role,
             listener,
+            metrics_listener,
             pool,
             metrics: Metrics::new()?,
             keys,
@@ -129,7 +142,12 @@ impl App {
         self.listener.local_addr().ok()
     }
 
-    pub async fn run_until_stopped(self, cancel: CancellationToken) -> Result<(), AppError> {
+    /// Where `/metrics` is served when `http.metrics_listen` is set.
+    pub fn metrics_addr(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref()?.local_addr().ok()
+    }
+
+    pub async fn run_until_stopped(mut self, cancel: CancellationToken) -> Result<(), AppError> {
         let s = self.settings.clone();
         let broker = BrokerHealth::default();
         let mut background = Background::default();
@@ -144,12 +162,22 @@ impl App {
         };
 
         let admin_metrics = GraphqlMetrics::new()?;
-        let mut router = ops_router(OpsState {
+        let ops = OpsState {
             pool: self.pool.clone(),
             metrics: self.metrics.clone(),
             admin_metrics: admin_metrics.clone(),
             broker: Some(broker),
+        };
+        let metrics_server = self.metrics_listener.take().map(|listener| {
+            let router = metrics_router(ops.clone()).layer(axum::middleware::from_fn(catch_panics));
+            tokio::spawn(serve(
+                listener,
+                router,
+                s.http.server_limits(),
+                cancel.clone(),
+            ))
         });
+        let mut router = ops_router(ops, metrics_server.is_some());
         if self.role.serves_api() {
             let api_state = ApiState {
                 pool: self.pool.clone(),
@@ -175,17 +203,21 @@ impl App {
             router = router
                 .merge(api::router(api_state.clone()))
                 .merge(graphql::router(graphql_state))
-                .merge(webhookd_admin::ui::router(api_state, live_attempts));
+                .merge(webhookd_admin::ui::router(
+                    api_state,
+                    live_attempts,
+                    s.http.login_csrf_key.expose_secret(),
+                ));
         }
         let router = router.layer(axum::middleware::from_fn(catch_panics));
         let addr = self.local_addr();
         info!(?addr, role = ?self.role, "webhookd running");
-        let server_cancel = cancel.clone();
-        let mut server = tokio::spawn(async move {
-            axum::serve(self.listener, router)
-                .with_graceful_shutdown(async move { server_cancel.cancelled().await })
-                .await
-        });
+        let mut server = tokio::spawn(serve(
+            self.listener,
+            router,
+            s.http.server_limits(),
+            cancel.clone(),
+        ));
         // Until told to stop, or until the server or a background task
         // fails on its own.
         let mut task_ended = None;
@@ -224,6 +256,9 @@ impl App {
                 Ok(Ok(()))
             }),
         };
+        if let Some(metrics_server) = metrics_server {
+            let _ = timeout_at(deadline, metrics_server).await;
+        }
         let _ = tokio::time::timeout(POOL_CLOSE_LIMIT, self.pool.close()).await;
         info!("webhookd stopped");
         if let Some(ended) = task_ended {

@@ -9,8 +9,9 @@ use std::time::Duration;
 use config::{Config, Environment, File, FileFormat};
 use secrecy::SecretString;
 use serde::Deserialize;
-use webhookd_admin::api::ApiConfig;
+use webhookd_admin::api::{ApiConfig, SecureCookies};
 use webhookd_admin::graphql::{EventSource, GraphqlConfig};
+use webhookd_admin::serve::ServerLimits;
 use webhookd_events::{BreakerPolicy, Jitter, RetryPolicy};
 use webhookd_producer::topology::Topology;
 pub use webhookd_worker::retention::RetentionSettings;
@@ -71,6 +72,58 @@ pub struct BrokerSettings {
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct HttpSettings {
     pub(crate) listen: SocketAddr,
+    /// SPEC §15's server limits (`webhookd_admin::serve`).
+    pub(crate) header_read_timeout_secs: u64,
+    pub(crate) idle_timeout_secs: u64,
+    pub(crate) max_connections: usize,
+    pub(crate) request_timeout_secs: u64,
+    /// Where `/metrics` is served instead of `listen`; empty: on `listen`.
+    pub(crate) metrics_listen: String,
+    /// `true`, `false` or `"auto"` (`SecureCookies`).
+    pub(crate) secure_cookies: SecureCookiesSetting,
+    /// Signs the sign-in form's CSRF tokens; empty: random per process.
+    pub(crate) login_csrf_key: SecretString,
+}
+
+/// A boolean from TOML or a parsed environment variable, or a word.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub(crate) enum SecureCookiesSetting {
+    Flag(bool),
+    Word(String),
+}
+
+impl HttpSettings {
+    /// `http.secure_cookies`; `None` when it is none of the three values.
+    pub(crate) fn secure_cookies(&self) -> Option<SecureCookies> {
+        match &self.secure_cookies {
+            SecureCookiesSetting::Flag(true) => Some(SecureCookies::Always),
+            SecureCookiesSetting::Flag(false) => Some(SecureCookies::Never),
+            SecureCookiesSetting::Word(word) => match word.trim().to_ascii_lowercase().as_str() {
+                "true" => Some(SecureCookies::Always),
+                "false" => Some(SecureCookies::Never),
+                "auto" => Some(SecureCookies::Auto),
+                _ => None,
+            },
+        }
+    }
+
+    /// `http.metrics_listen`, `None` when empty; validated at start-up.
+    pub(crate) fn metrics_listen(&self) -> Result<Option<SocketAddr>, std::net::AddrParseError> {
+        match self.metrics_listen.trim() {
+            "" => Ok(None),
+            addr => addr.parse().map(Some),
+        }
+    }
+
+    pub(crate) fn server_limits(&self) -> ServerLimits {
+        ServerLimits {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs),
+            max_connections: self.max_connections,
+            request_timeout: Duration::from_secs(self.request_timeout_secs),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -395,6 +448,40 @@ impl Settings {
             "graphql.attempts_overlap_ms",
             "must be at most 600000 (10 minutes)",
         )?;
+        let h = &self.http;
+        check(
+            (1..=3_600).contains(&h.header_read_timeout_secs),
+            "http.header_read_timeout_secs",
+            "must be between 1 and 3600",
+        )?;
+        check(
+            (1..=86_400).contains(&h.idle_timeout_secs),
+            "http.idle_timeout_secs",
+            "must be between 1 and 86400",
+        )?;
+        check(
+            (1..=1_000_000).contains(&h.max_connections),
+            "http.max_connections",
+            "must be between 1 and 1000000",
+        )?;
+        check(
+            h.metrics_listen().is_ok_and(|addr| addr != Some(h.listen)),
+            "http.metrics_listen",
+            "must be empty or an address such as 0.0.0.0:9090, other than http.listen",
+        )?;
+        // A synchronous test delivery waits up to its webhook's timeout
+        // (at most 60 s, or delivery.timeout_ms): it must fit.
+        check(
+            (1..=3_600).contains(&h.request_timeout_secs)
+                && h.request_timeout_secs * 1000 > d.timeout_ms,
+            "http.request_timeout_secs",
+            "must be between 1 and 3600 and longer than delivery.timeout_ms",
+        )?;
+        check(
+            h.secure_cookies().is_some(),
+            "http.secure_cookies",
+            "must be true, false or \"auto\"",
+        )?;
         check(
             tracing_subscriber::EnvFilter::try_new(&self.log.level).is_ok(),
             "log.level",
@@ -415,6 +502,7 @@ impl Settings {
             allow_private_targets: self.delivery.allow_private_targets,
             default_timeout: Duration::from_millis(self.delivery.timeout_ms),
             retention_days: self.retention.logs_days,
+            secure_cookies: self.http.secure_cookies().unwrap_or(SecureCookies::Auto),
         }
     }
 
@@ -476,6 +564,21 @@ mod tests {
         assert_eq!(s.broker.exchange, "crm.events");
         assert_eq!(s.broker.queue, "webhookd.events");
         assert_eq!(s.http.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.http.header_read_timeout_secs, 10);
+        assert_eq!(s.http.idle_timeout_secs, 60);
+        assert_eq!(s.http.max_connections, 1024);
+        assert_eq!(s.http.request_timeout_secs, 90);
+        assert_eq!(s.http.metrics_listen(), Ok(None));
+        assert_eq!(s.http.secure_cookies(), Some(SecureCookies::Auto));
+        assert!(s.http.login_csrf_key.expose_secret().is_empty());
+        for (value, mode) in [
+            ("true", SecureCookies::Always),
+            ("false", SecureCookies::Never),
+            ("auto", SecureCookies::Auto),
+        ] {
+            let s = load(&[("WEBHOOKD__HTTP__SECURE_COOKIES", value)]).unwrap();
+            assert_eq!(s.api_config().secure_cookies, mode, "{value}");
+        }
         assert_eq!(s.delivery.timeout_ms, 10_000);
         assert!(!s.delivery.allow_private_targets);
         assert_eq!(s.retention.logs_days, 30);
@@ -634,6 +737,41 @@ mod tests {
                 "WEBHOOKD__GRAPHQL__ATTEMPTS_POLL_INTERVAL_MS",
                 "1",
                 "graphql.attempts_poll_interval_ms",
+            ),
+            (
+                "WEBHOOKD__HTTP__HEADER_READ_TIMEOUT_SECS",
+                "0",
+                "http.header_read_timeout_secs",
+            ),
+            (
+                "WEBHOOKD__HTTP__IDLE_TIMEOUT_SECS",
+                "0",
+                "http.idle_timeout_secs",
+            ),
+            (
+                "WEBHOOKD__HTTP__MAX_CONNECTIONS",
+                "0",
+                "http.max_connections",
+            ),
+            (
+                "WEBHOOKD__HTTP__METRICS_LISTEN",
+                "localhost",
+                "http.metrics_listen",
+            ),
+            (
+                "WEBHOOKD__HTTP__METRICS_LISTEN",
+                "127.0.0.1:8080",
+                "http.metrics_listen",
+            ),
+            (
+                "WEBHOOKD__HTTP__REQUEST_TIMEOUT_SECS",
+                "5",
+                "http.request_timeout_secs",
+            ),
+            (
+                "WEBHOOKD__HTTP__SECURE_COOKIES",
+                "sometimes",
+                "http.secure_cookies",
             ),
         ];
         for (key, value, named) in cases {

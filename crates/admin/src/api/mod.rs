@@ -17,6 +17,7 @@ pub(crate) mod error;
 pub(crate) mod json;
 pub(crate) mod logs;
 pub(crate) mod me;
+mod no_store;
 pub(crate) mod openapi;
 pub(crate) mod query;
 pub(crate) mod replay;
@@ -31,4 +32,4 @@ pub(crate) mod validate_auth;
 pub(crate) mod webhooks;
 
 pub use routes::router;
-pub use state::{ApiConfig, ApiState};
+pub use state::{ApiConfig, ApiState, SecureCookies};

@@ -12,7 +12,8 @@ use utoipa_axum::routes;
 use super::error::ApiError;
 use super::state::ApiState;
 use super::{
-    deliveries, logs, me, openapi, replay, secrets, stats, templates, test_delivery, webhooks,
+    deliveries, logs, me, no_store, openapi, replay, secrets, stats, templates, test_delivery,
+    webhooks,
 };
 
 /// Webhook configurations are small; anything bigger is a mistake or abuse.
@@ -53,6 +54,7 @@ pub fn router(state: ApiState) -> Router {
         .fallback(|| async { ApiError::NotFound("route") })
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(axum::middleware::from_fn(no_store::forbid_caching))
         .with_state(state);
     Router::new().nest(openapi::PREFIX, api)
 }

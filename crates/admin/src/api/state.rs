@@ -27,6 +27,19 @@ pub struct ApiConfig {
     /// How long events are kept (`retention.logs_days`): a replay reaches
     /// no further back.
     pub retention_days: u32,
+    /// Whether the web UI's cookies are `Secure` (and `__Host-` named).
+    pub secure_cookies: SecureCookies,
+}
+
+/// `http.secure_cookies`: `Auto` trusts the proxy's `X-Forwarded-Proto` /
+/// `Forwarded` (a cookie set over plain HTTP must not be `Secure`, or the
+/// browser drops it); `Always` for deployments served only over HTTPS, where
+/// a forgotten or stripped header must not downgrade the cookie.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SecureCookies {
+    Always,
+    Never,
+    Auto,
 }
 
 impl ApiState {

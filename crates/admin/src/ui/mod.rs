@@ -16,7 +16,8 @@
 //! `error_page` (how an error is shown), `paths` (page URLs).
 //!
 //! Layers, each importing only from those before it (`modcheck` checks):
-//! leaves `paths`, `assets`, `error`, `charts`; request plumbing `state`,
+//! leaves `paths`, `assets`, `error`, `charts`, `login_csrf` (the sign-in
+//! form's signed token), `login_throttle` (failed sign-ins per client); request plumbing `state`,
 //! `session`, `form`, `auth_fields`, `fields`; the shell `layout`, then `error_page`; the
 //! pages (`replay` before `details` and `actions`, `list`, `details`, `logs`, `login`, `webhook_form` then `edit`,
 //! `actions`, `stats`); `routes` on top.
@@ -36,6 +37,8 @@ pub(crate) mod layout;
 pub(crate) mod list;
 mod live_logs;
 pub(crate) mod login;
+mod login_csrf;
+mod login_throttle;
 pub(crate) mod logs;
 mod paths;
 pub(crate) mod replay;

@@ -3,19 +3,26 @@
 use axum::middleware;
 use axum::response::Redirect;
 use axum::routing::{get, post};
-use axum::Router;
+use axum::{Extension, Router};
 
 use super::assets::{
     serve_script, serve_stylesheet, set_security_headers, SCRIPT_PATH, STYLESHEET_PATH,
 };
 use super::live_logs::{self, LiveLogs};
+use super::login_csrf::LoginCsrf;
+use super::login_throttle::LoginThrottle;
 use super::state::{UiState, WebhookPath};
 use super::{actions, details, edit, list, login, logs, paths, replay, stats};
 use crate::graphql::LiveAttempts;
 
 /// The web UI's routes, to be merged next to `api::router`; the logs page
-/// updates live from `attempts`.
-pub fn router(state: UiState, attempts: LiveAttempts) -> Router {
+/// updates live from `attempts`. `login_csrf_key` signs the sign-in form's
+/// tokens (`http.login_csrf_key`; empty: a random key for this process).
+pub fn router(state: UiState, attempts: LiveAttempts, login_csrf_key: &str) -> Router {
+    let login_guard = login::LoginGuard {
+        csrf: LoginCsrf::new(login_csrf_key),
+        throttle: LoginThrottle::default(),
+    };
     let live = Router::new()
         .route("/webhook/{id}/logs/live", get(live_logs::stream_logs))
         .with_state(LiveLogs {
@@ -68,6 +75,7 @@ pub fn router(state: UiState, attempts: LiveAttempts) -> Router {
             get(back_to_details).post(replay::replay_events),
         )
         .with_state(state)
+        .layer(Extension(login_guard))
         .merge(live)
         .layer(middleware::from_fn(set_security_headers))
 }

@@ -3,9 +3,13 @@
 //! server-side so sessions survive restarts and work on every API replica.
 //!
 //! The cookie is `HttpOnly` (no script reads it), `SameSite=Lax` (not sent
-//! on cross-site POSTs) and `Secure` when the request came over HTTPS, which
-//! behind a proxy is what `X-Forwarded-Proto`/`Forwarded` say. No setting:
-//! a cookie set over plain HTTP must not be `Secure` or the browser drops it.
+//! on cross-site POSTs) and `Secure` as `http.secure_cookies` says: always,
+//! never, or (`auto`) when the request came over HTTPS, which behind a proxy
+//! is what `X-Forwarded-Proto`/`Forwarded` say (a cookie set over plain HTTP
+//! must not be `Secure` or the browser drops it). A `Secure` cookie is named
+//! with the `__Host-` prefix, which browsers accept only with `Secure`,
+//! `Path=/` and no `Domain`: a sibling subdomain or a plain-HTTP page cannot
+//! plant one.
 
 use std::fmt;
 use std::time::Duration;
@@ -22,11 +26,13 @@ use subtle::ConstantTimeEq as _;
 use super::error::UiError;
 use super::state::UiState;
 use crate::api::webhooks::Redacted;
+use crate::api::SecureCookies;
 use webhookd_store::ui_sessions::{self, UiSession};
 use webhookd_store::users::User;
 use webhookd_store::webhooks::Scope;
 
 pub(crate) const SESSION_COOKIE: &str = "webhookd_session";
+const SECURE_SESSION_COOKIE: &str = "__Host-webhookd_session";
 /// How long a sign-in lasts; the user signs in again afterwards.
 pub(crate) const SESSION_LIFETIME: Duration = Duration::from_secs(12 * 60 * 60);
 
@@ -77,7 +83,8 @@ impl FromRequestParts<UiState> for Session {
                 .map(|p| p.as_str().to_owned())
                 .filter(|_| parts.method == axum::http::Method::GET),
         };
-        let Some(value) = cookie(&parts.headers, SESSION_COOKIE) else {
+        let secure = cookies_secure(state.config.secure_cookies, &parts.headers);
+        let Some(value) = cookie(&parts.headers, session_cookie_name(secure)) else {
             return Err(sign_in());
         };
         let id_hash = hash_cookie(value);
@@ -127,6 +134,24 @@ pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> 
         .find(|(key, _)| *key == name)
         .map(|(_, value)| value.trim())
         .filter(|value| !value.is_empty())
+}
+
+/// Whether this request's cookies are `Secure` (`http.secure_cookies`).
+pub(crate) fn cookies_secure(mode: SecureCookies, headers: &HeaderMap) -> bool {
+    match mode {
+        SecureCookies::Always => true,
+        SecureCookies::Never => false,
+        SecureCookies::Auto => request_is_https(headers),
+    }
+}
+
+/// The session cookie's name: `__Host-` prefixed when `Secure`.
+pub(crate) fn session_cookie_name(secure: bool) -> &'static str {
+    if secure {
+        SECURE_SESSION_COOKIE
+    } else {
+        SESSION_COOKIE
+    }
 }
 
 /// Whether the browser's request reached us over HTTPS: directly (never, we

@@ -1,0 +1,187 @@
+//! The HTTP server's limits [SPEC §15, issue #19 finding 3]: sockets that
+//! dribble their request headers one byte at a time cannot hold the port.
+//! `http.max_connections` caps the open connections (the longest-idle one
+//! gives way to a new one), `http.header_read_timeout_secs` closes a request
+//! whose headers are late, `http.idle_timeout_secs` a connection left unused,
+//! `http.request_timeout_secs` a request whose body is late.
+//!
+//! Every socket stays on 127.0.0.1.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use reqwest::StatusCode;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use webhookd_e2e::{eventually, TestApp};
+
+/// Generous bounds for outcomes; none of them is a speed requirement.
+const ANSWER_WITHIN: Duration = Duration::from_secs(15);
+const CLOSED_WITHIN: Duration = Duration::from_secs(30);
+/// Between two bytes of a slow socket.
+const DRIBBLE: Duration = Duration::from_millis(500);
+
+/// Opens `count` sockets to `addr` that each send a request's headers one
+/// byte per [`DRIBBLE`], never finishing them; the counter says how many the
+/// server has closed (end of stream, a reset, or an error answer).
+async fn open_slow_sockets(addr: SocketAddr, count: usize) -> Arc<AtomicUsize> {
+    let closed = Arc::new(AtomicUsize::new(0));
+    for _ in 0..count {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        tokio::spawn(dribble(stream, closed.clone()));
+    }
+    closed
+}
+
+async fn dribble(mut stream: TcpStream, closed: Arc<AtomicUsize>) {
+    let head = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ";
+    let mut answer = [0u8; 256];
+    for sent in 0.. {
+        let byte = head.get(sent).copied().unwrap_or(b'a');
+        if stream.write_all(&[byte]).await.is_err() {
+            break;
+        }
+        match tokio::time::timeout(DRIBBLE, stream.read(&mut answer)).await {
+            Err(_still_open) => continue,
+            Ok(_closed_or_answered) => break,
+        }
+    }
+    closed.fetch_add(1, Ordering::SeqCst);
+}
+
+async fn assert_health_and_api_answer(app: &TestApp, token: &str) {
+    // A fresh client: no connection opened before the slow sockets.
+    let client = reqwest::Client::builder()
+        .timeout(ANSWER_WITHIN)
+        .build()
+        .unwrap();
+    let health = client.get(app.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    let me = client
+        .get(app.url("/api/v1/me"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(me.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn slow_sockets_beyond_the_connection_cap_give_way_to_health_checks_and_the_api() {
+    // Headers may take a minute here: only the cap can free the port.
+    let app = TestApp::spawn_with(&[
+        ("WEBHOOKD__HTTP__MAX_CONNECTIONS", "100"),
+        ("WEBHOOKD__HTTP__HEADER_READ_TIMEOUT_SECS", "60"),
+        ("WEBHOOKD__HTTP__IDLE_TIMEOUT_SECS", "600"),
+    ])
+    .await;
+    let (_, token) = app.create_user("Alice", None, false).await;
+    let closed = open_slow_sockets(app.addr, 300).await;
+
+    assert_health_and_api_answer(&app, &token).await;
+    // Past the cap the longest-idle sockets were closed: at most 100 remain.
+    eventually(
+        CLOSED_WITHIN,
+        "the server to close the slow sockets beyond its cap",
+        || async { (closed.load(Ordering::SeqCst) >= 200).then_some(()) },
+    )
+    .await;
+    assert_health_and_api_answer(&app, &token).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn headers_that_do_not_arrive_within_the_header_read_timeout_close_the_connection() {
+    let app = TestApp::spawn_with(&[
+        ("WEBHOOKD__HTTP__HEADER_READ_TIMEOUT_SECS", "1"),
+        ("WEBHOOKD__HTTP__IDLE_TIMEOUT_SECS", "600"),
+    ])
+    .await;
+    let (_, token) = app.create_user("Alice", None, false).await;
+    let closed = open_slow_sockets(app.addr, 300).await;
+
+    assert_health_and_api_answer(&app, &token).await;
+    eventually(
+        CLOSED_WITHIN,
+        "the server to close every slow socket",
+        || async { (closed.load(Ordering::SeqCst) == 300).then_some(()) },
+    )
+    .await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_connection_left_unused_past_the_idle_timeout_is_closed() {
+    let app = TestApp::spawn_with(&[
+        ("WEBHOOKD__HTTP__HEADER_READ_TIMEOUT_SECS", "600"),
+        ("WEBHOOKD__HTTP__IDLE_TIMEOUT_SECS", "1"),
+    ])
+    .await;
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
+    stream
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        .await
+        .unwrap();
+    // The answer, then nothing: the connection stays open for keep-alive
+    // until the idle timeout closes it (end of stream).
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 1024];
+    let ended = tokio::time::timeout(CLOSED_WITHIN, async {
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received.extend_from_slice(&buffer[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the idle connection was never closed");
+    assert!(
+        received.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&received)
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_request_body_that_does_not_arrive_within_the_request_timeout_is_answered_503_and_closed()
+{
+    let app = TestApp::spawn_with(&[
+        ("WEBHOOKD__DELIVERY__TIMEOUT_MS", "1000"),
+        ("WEBHOOKD__HTTP__REQUEST_TIMEOUT_SECS", "2"),
+        ("WEBHOOKD__HTTP__IDLE_TIMEOUT_SECS", "600"),
+    ])
+    .await;
+    let (_, token) = app.create_user("Alice", None, false).await;
+    let mut stream = TcpStream::connect(app.addr).await.unwrap();
+    // Complete headers, then a tenth of the promised body and nothing more:
+    // the connection is busy, out of reach of the header and idle timeouts.
+    let head = format!(
+        "POST /api/v1/webhooks HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+         Authorization: Bearer {token}\r\nContent-Type: application/json\r\n\
+         Content-Length: 100\r\n\r\n{{\"name\": "
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 1024];
+    let ended = tokio::time::timeout(CLOSED_WITHIN, async {
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received.extend_from_slice(&buffer[..n]),
+            }
+        }
+    })
+    .await;
+    assert!(ended.is_ok(), "the slow request was never answered");
+    assert!(
+        received.starts_with(b"HTTP/1.1 503"),
+        "{}",
+        String::from_utf8_lossy(&received)
+    );
+    app.stop().await;
+}
