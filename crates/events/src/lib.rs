@@ -33,5 +33,5 @@ pub use pattern::{candidate_patterns, EventPattern, PatternError};
 pub use presets::{find_preset, sample_envelope, Preset, PRESETS};
 pub use receiver_auth::{AuthKind, AuthView, ReceiverAuth, StoredAuth};
 pub use retry::{Jitter, RetryDecision, RetryPolicy, RetrySchedule, ScheduleError};
-pub use template::{Template, TemplateError};
+pub use template::{RenderTooLarge, Template, TemplateError};
 pub use visibility::is_visible_to;

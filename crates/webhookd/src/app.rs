@@ -148,7 +148,8 @@ impl App {
                     s.delivery.allow_private_targets,
                     s.delivery.max_response_bytes,
                     s.delivery.delivery_tls()?,
-                )?,
+                )?
+                .with_max_rendered_body_bytes(s.limits.max_rendered_body_bytes),
             };
             // Subscriptions end on `cancel`: their sockets get a close frame.
             let graphql_state = GraphqlState::new(
@@ -255,7 +256,8 @@ impl App {
             s.delivery.allow_private_targets,
             s.delivery.max_response_bytes,
             s.delivery.delivery_tls()?,
-        )?;
+        )?
+        .with_max_rendered_body_bytes(s.limits.max_rendered_body_bytes);
         let dispatcher = Dispatcher::new(
             s.retry_policy(),
             Duration::from_millis(s.delivery.timeout_ms),

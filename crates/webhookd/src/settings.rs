@@ -16,6 +16,10 @@ use webhookd_producer::topology::Topology;
 pub use webhookd_worker::retention::RetentionSettings;
 use webhookd_worker::tls_clients::{load_extra_ca, DeliveryTls, ExtraCaError};
 
+mod limits;
+
+use limits::LimitsSettings;
+
 /// The defaults, compiled in so the binary runs from any directory.
 pub(crate) const DEFAULTS: &str = include_str!("../../../config/default.toml");
 
@@ -43,6 +47,7 @@ pub struct Settings {
     pub(crate) shutdown: ShutdownSettings,
     pub(crate) graphql: GraphqlSettings,
     pub log: LogSettings,
+    pub(crate) limits: LimitsSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -396,6 +401,9 @@ impl Settings {
             "log.level",
             "must be a tracing filter such as `info` or `webhookd=debug`",
         )?;
+        if let Some((key, problem)) = self.limits.invalid_key() {
+            check(false, key, problem)?;
+        }
         Ok(())
     }
 

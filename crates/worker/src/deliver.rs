@@ -11,7 +11,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AF
 use reqwest::StatusCode;
 use uuid::Uuid;
 use webhookd_events::delivery::Verdict;
-use webhookd_events::{StoredAuth, Template};
+use webhookd_events::{RenderTooLarge, StoredAuth, Template};
 use webhookd_signing::Signer;
 
 use crate::http_errors::chain;
@@ -141,13 +141,26 @@ impl AttemptOutcome {
             retry_after: None,
         }
     }
+
+    /// The rendered body was over its cap: nothing was sent, and no retry
+    /// would render less.
+    pub fn refused(too_large: RenderTooLarge) -> Self {
+        AttemptOutcome {
+            verdict: Verdict::Refused,
+            ..Self::without_response(too_large.to_string(), Duration::ZERO)
+        }
+    }
 }
+
+/// `limits.max_rendered_body_bytes`'s default.
+pub const DEFAULT_MAX_RENDERED_BODY_BYTES: usize = 1 << 20;
 
 #[derive(Debug, Clone)]
 pub struct Deliverer {
     clients: TlsClients,
     allow_private: bool,
     max_response_bytes: usize,
+    max_rendered_body_bytes: usize,
 }
 
 impl Deliverer {
@@ -166,7 +179,18 @@ impl Deliverer {
             clients: TlsClients::new(allow_private, tls)?,
             allow_private,
             max_response_bytes,
+            max_rendered_body_bytes: DEFAULT_MAX_RENDERED_BODY_BYTES,
         })
+    }
+
+    /// This deliverer with templates' output capped at `bytes`
+    /// (`limits.max_rendered_body_bytes`).
+    #[must_use]
+    pub fn with_max_rendered_body_bytes(self, bytes: usize) -> Self {
+        Deliverer {
+            max_rendered_body_bytes: bytes,
+            ..self
+        }
     }
 
     /// A deliverer configured as this one with a client (and connection
@@ -183,14 +207,20 @@ impl Deliverer {
     /// The body a target receives for an envelope: the envelope itself
     /// (shared, not copied: one event's deliveries, their requests and their
     /// log rows all point at the same bytes), or the webhook's template
-    /// rendered from it.
-    pub fn render_body(target: &Target, envelope: &Arc<str>) -> Arc<str> {
+    /// rendered from it, refused once it would exceed the cap.
+    pub fn render_body(
+        &self,
+        target: &Target,
+        envelope: &Arc<str>,
+    ) -> Result<Arc<str>, RenderTooLarge> {
         match &target.template {
-            None => envelope.clone(),
+            None => Ok(envelope.clone()),
             Some(template) => {
                 let value: serde_json::Value =
                     serde_json::from_str(envelope).unwrap_or(serde_json::Value::Null);
-                template.render(&value).into()
+                Ok(template
+                    .render_capped(&value, self.max_rendered_body_bytes)?
+                    .into())
             }
         }
     }
@@ -255,6 +285,8 @@ impl Deliverer {
         let error = match verdict {
             Verdict::Success => None,
             Verdict::Gone => Some("HTTP 410 Gone: the webhook is disabled".to_owned()),
+            // Never judged from a response: only `refused` sets it.
+            Verdict::Refused => None,
             Verdict::Failure if status.is_redirection() => Some(format!(
                 "HTTP {}: redirects are not followed{}",
                 status.as_u16(),

@@ -20,7 +20,7 @@ use webhookd_events::delivery::Verdict;
 use webhookd_store::test_deliveries::{
     find_delivery_target, record_test_delivery, DeliveryTarget, TestDeliveryRecord,
 };
-use webhookd_worker::deliver::{AttemptOutcome, Deliverer, Target, TargetRow};
+use webhookd_worker::deliver::{AttemptOutcome, Target, TargetRow};
 
 /// What the test delivery's receiver did.
 #[derive(Debug, Serialize, ToSchema)]
@@ -82,14 +82,16 @@ pub(crate) async fn send_test(
     .into();
     let default_timeout = state.config.default_timeout;
     let (payload, outcome): (Arc<str>, _) = match build_target(&webhook, default_timeout) {
-        Ok(target) => {
-            let body = Deliverer::render_body(&target, &envelope);
-            let outcome = state
-                .deliverer
-                .attempt(&target, delivery_id, TEST_EVENT, 1, None, &body)
-                .await;
-            (body, outcome)
-        }
+        Ok(target) => match state.deliverer.render_body(&target, &envelope) {
+            Ok(body) => {
+                let outcome = state
+                    .deliverer
+                    .attempt(&target, delivery_id, TEST_EVENT, 1, None, &body)
+                    .await;
+                (body, outcome)
+            }
+            Err(too_large) => (envelope.clone(), AttemptOutcome::refused(too_large)),
+        },
         // Validated when saved, so only a row edited by hand lands here.
         Err(problem) => (envelope.clone(), not_sent(problem)),
     };
