@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 use webhookd::settings::Settings;
-use webhookd_admin::api::{self, ApiState};
+use webhookd_admin::api::{self, ApiState, Quotas};
 use webhookd_store::users;
 use webhookd_worker::deliver::Deliverer;
 
@@ -72,6 +72,7 @@ impl ApiServer {
             pool: db.pool.clone(),
             config: settings.api_config(),
             deliverer,
+            quotas: Quotas::default(),
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

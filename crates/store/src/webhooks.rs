@@ -298,6 +298,72 @@ pub async fn create_webhook(
     Ok(row)
 }
 
+/// What [`create_webhook_within`] did.
+#[derive(Debug)]
+pub enum Created {
+    Webhook(Box<Webhook>),
+    /// The owner does not exist.
+    NoOwner,
+    /// The owner already has `max_per_user` webhooks.
+    AtLimit,
+}
+
+/// [`create_webhook`], unless the owner already has `max_per_user` webhooks.
+/// The owner's row is locked first (`FOR NO KEY UPDATE`: creates of one user
+/// queue, foreign-key checks do not), so the count is read after any
+/// concurrent create has committed and two creates cannot both pass at the
+/// limit.
+pub async fn create_webhook_within(
+    pool: &PgPool,
+    new: &NewWebhook,
+    max_per_user: i64,
+) -> Result<Created, StorageError> {
+    let mut tx = pool.begin().await?;
+    let owner: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM users WHERE id = $1 FOR NO KEY UPDATE")
+            .bind(new.user_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    if owner.is_none() {
+        return Ok(Created::NoOwner);
+    }
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM webhooks WHERE user_id = $1")
+        .bind(new.user_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    if count >= max_per_user {
+        return Ok(Created::AtLimit);
+    }
+    let sql = format!(
+        "INSERT INTO webhooks (user_id, name, url, events, secret, is_active, timeout_ms,
+                               headers, template, batch_max_events, batch_max_wait_ms,
+                               filter, retry_schedule, ordering, auth, rate_limit_per_s)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)
+         RETURNING {COLUMNS}"
+    );
+    let row = sqlx::query_as::<_, Webhook>(&sql)
+        .bind(new.user_id)
+        .bind(&new.name)
+        .bind(&new.url)
+        .bind(&new.events)
+        .bind(&new.secret)
+        .bind(new.is_active)
+        .bind(new.timeout_ms)
+        .bind(Json(&new.headers))
+        .bind(new.template.as_deref())
+        .bind(new.batch_max_events)
+        .bind(new.batch_max_wait_ms)
+        .bind(new.filter.as_ref().map(Json))
+        .bind(new.retry_schedule.as_deref())
+        .bind(new.ordering.as_str())
+        .bind(new.auth.as_ref().map(|a| Json(a.as_json())))
+        .bind(new.rate_limit_per_s)
+        .fetch_one(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    Ok(Created::Webhook(Box::new(row)))
+}
+
 /// Applies the changes to a webhook in scope; `None` when there is none.
 /// Setting `is_active` by hand clears `disabled_reason`: the reason described
 /// the daemon's decision, which the user has now overridden. Setting the

@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 use webhookd_producer::topology::Topology;
 
-use webhookd_admin::api::{self, ApiState};
+use webhookd_admin::api::{self, ApiState, Quotas};
 use webhookd_admin::graphql::{self, GraphqlMetrics, GraphqlState};
 use webhookd_admin::http::{catch_panics, ops_router, OpsState};
 use webhookd_events::delivery::Lease;
@@ -150,6 +150,7 @@ impl App {
                     s.delivery.delivery_tls()?,
                 )?
                 .with_max_rendered_body_bytes(s.limits.max_rendered_body_bytes),
+                quotas: Quotas::default(),
             };
             // Subscriptions end on `cancel`: their sockets get a close frame.
             let graphql_state = GraphqlState::new(

@@ -413,6 +413,8 @@ impl Settings {
             allow_private_targets: self.delivery.allow_private_targets,
             default_timeout: Duration::from_millis(self.delivery.timeout_ms),
             retention_days: self.retention.logs_days,
+            max_webhooks_per_user: self.limits.max_webhooks_per_user,
+            max_concurrent_tests_per_user: self.limits.max_concurrent_tests_per_user,
         }
     }
 

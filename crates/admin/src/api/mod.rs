@@ -19,6 +19,7 @@ pub(crate) mod logs;
 pub(crate) mod me;
 pub(crate) mod openapi;
 pub(crate) mod query;
+pub(crate) mod quotas;
 pub(crate) mod replay;
 pub(crate) mod routes;
 pub(crate) mod secrets;
@@ -28,7 +29,9 @@ pub(crate) mod templates;
 pub(crate) mod test_delivery;
 pub(crate) mod validate;
 pub(crate) mod validate_auth;
+pub(crate) mod webhook_quota;
 pub(crate) mod webhooks;
 
+pub use quotas::Quotas;
 pub use routes::router;
 pub use state::{ApiConfig, ApiState};

@@ -5,12 +5,16 @@ use std::time::Duration;
 use sqlx::PgPool;
 use webhookd_worker::deliver::Deliverer;
 
+use super::quotas::Quotas;
+
 #[derive(Clone)]
 pub struct ApiState {
     pub pool: PgPool,
     pub config: ApiConfig,
     /// Sends test deliveries, through the same code as real ones.
     pub deliverer: Deliverer,
+    /// Tests and bulk retries in progress per user (`quotas.rs`).
+    pub quotas: Quotas,
 }
 
 /// The delivery settings the API applies to what it validates and tests.
@@ -23,6 +27,11 @@ pub struct ApiConfig {
     /// How long events are kept (`retention.logs_days`): a replay reaches
     /// no further back.
     pub retention_days: u32,
+    /// Webhooks one user may own (`limits.max_webhooks_per_user`).
+    pub max_webhooks_per_user: i64,
+    /// Test deliveries one user may have in progress on this process
+    /// (`limits.max_concurrent_tests_per_user`).
+    pub max_concurrent_tests_per_user: usize,
 }
 
 impl ApiState {

@@ -14,6 +14,7 @@ use webhookd_events::{StoredAuth, TEST_EVENT};
 
 use super::auth::CurrentUser;
 use super::error::{ApiError, ErrorBody};
+use super::quotas::Work;
 use super::state::ApiState;
 use super::webhooks::WebhookId;
 use webhookd_events::delivery::Verdict;
@@ -51,6 +52,7 @@ pub(crate) struct TestResult {
         (status = 200, description = "The attempt was made (whatever the receiver answered)", body = TestResult),
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody),
+        (status = 429, description = "Too many of this user's tests in progress (`limits.max_concurrent_tests_per_user`); see `Retry-After`", body = ErrorBody),
     )
 )]
 pub(crate) async fn test_webhook(
@@ -70,6 +72,12 @@ pub(crate) async fn send_test(
     let webhook = find_delivery_target(&state.pool, user.scope(), id)
         .await?
         .ok_or(ApiError::NotFound("webhook"))?;
+    // Held until the answer is recorded: a test may wait its whole timeout.
+    let _slot = state.quotas.begin(
+        Work::Test,
+        user.0.id,
+        state.config.max_concurrent_tests_per_user,
+    )?;
     let event_id = Uuid::now_v7();
     let delivery_id = Uuid::now_v7();
     let envelope = serde_json::json!({
