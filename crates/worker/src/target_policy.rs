@@ -46,7 +46,18 @@ fn v6_reason(ip: Ipv6Addr) -> Option<&'static str> {
     if let Some(v4) = embedded_v4(ip) {
         return v4_reason(v4);
     }
-    let first = ip.segments()[0];
+    let s = ip.segments();
+    Some(match s {
+        // Teredo tunnels to an IPv4 host given (obfuscated) in the address.
+        [0x2001, 0, ..] => "Teredo (2001::/32)",
+        [0x64, 0xff9b, 1, ..] => "NAT64 local use (64:ff9b:1::/48)",
+        // SIIT's IPv4-translated form, reached through a local translator.
+        [0, 0, 0, 0, 0xffff, 0, _, _] => "IPv4-translated (::ffff:0:0:0/96)",
+        _ => return v6_prefix_reason(s[0]),
+    })
+}
+
+fn v6_prefix_reason(first: u16) -> Option<&'static str> {
     Some(match first {
         0xfc00..=0xfdff => "unique local (fc00::/7)",
         0xfe80..=0xfebf => "link-local (fe80::/10)",
@@ -75,12 +86,13 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
 }
 
 /// The refusal of a target, with a message fit for `webhook_logs.error_message`.
+/// It never names the address a name resolved to, nor its range: the test
+/// button would otherwise resolve internal names for anyone who can create
+/// a webhook.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("refused target {host}: address {ip} is {reason}; set delivery.allow_private_targets to allow it")]
+#[error("refused target {host}: resolves to a private address; set delivery.allow_private_targets to allow it")]
 pub struct TargetRefused {
     pub(crate) host: String,
-    pub(crate) ip: IpAddr,
-    pub(crate) reason: &'static str,
 }
 
 /// Checks a URL whose host is an IP literal (the resolver never sees those).
@@ -95,10 +107,8 @@ pub fn check_literal_host(url: &reqwest::Url, allow_private: bool) -> Result<(),
         _ => return Ok(()),
     };
     match forbidden_reason(ip) {
-        Some(reason) => Err(TargetRefused {
+        Some(_) => Err(TargetRefused {
             host: ip.to_string(),
-            ip,
-            reason,
         }),
         None => Ok(()),
     }
@@ -114,11 +124,9 @@ pub(crate) fn filter_addresses(
     for addr in addrs {
         match forbidden_reason(addr.ip()) {
             None => allowed.push(addr),
-            Some(reason) => {
+            Some(_) => {
                 refused.get_or_insert(TargetRefused {
                     host: host.to_owned(),
-                    ip: addr.ip(),
-                    reason,
                 });
             }
         }
@@ -183,6 +191,12 @@ mod tests {
             "64:ff9b::a00:1",
             "2002:a00:1::",
             "2002:7f00:1::",
+            "2001::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "64:ff9b:1::a00:1",
+            "64:ff9b:1:ffff::808:808",
+            "::ffff:0:808:808",
+            "::ffff:0:7f00:1",
         ] {
             assert!(
                 forbidden_reason(ip(addr)).is_some(),
@@ -207,6 +221,11 @@ mod tests {
             "::ffff:8.8.8.8",
             "2002:808:808::",
             "64:ff9b::808:808",
+            // Next to the new prefixes, outside them.
+            "2001:1::1",
+            "2001:db9::1",
+            "64:ff9b:2::808:808",
+            "::ffff:1:808:808",
         ] {
             assert_eq!(forbidden_reason(ip(addr)), None, "{addr} must be allowed");
         }
@@ -249,7 +268,15 @@ mod tests {
         ];
         let err = filter_addresses("rebind.example", addrs).unwrap_err();
         assert_eq!(err.host, "rebind.example");
-        assert!(err.to_string().contains("private (10.0.0.0/8)"), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "refused target rebind.example: resolves to a private address; set delivery.allow_private_targets to allow it"
+        );
+        // Neither the address nor its range: the message must not answer
+        // "what does this internal name resolve to".
+        for leak in ["10.1.1.1", "10.0.0.0", "::1", "loopback"] {
+            assert!(!err.to_string().contains(leak), "{err}");
+        }
     }
 
     #[test]
