@@ -67,7 +67,8 @@ impl ApiServer {
             settings.delivery.allow_private_targets,
             settings.delivery.max_response_bytes,
         )
-        .unwrap();
+        .unwrap()
+        .with_allowed_ports(settings.api_config().allowed_ports);
         let state = ApiState {
             pool: db.pool.clone(),
             config: settings.api_config(),

@@ -149,7 +149,8 @@ impl App {
                     s.delivery.max_response_bytes,
                     s.delivery.delivery_tls()?,
                 )?
-                .with_max_rendered_body_bytes(s.limits.max_rendered_body_bytes),
+                .with_max_rendered_body_bytes(s.limits.max_rendered_body_bytes)
+                .with_allowed_ports(s.api_config().allowed_ports),
                 quotas: Quotas::default(),
             };
             // Subscriptions end on `cancel`: their sockets get a close frame.
@@ -258,7 +259,8 @@ impl App {
             s.delivery.max_response_bytes,
             s.delivery.delivery_tls()?,
         )?
-        .with_max_rendered_body_bytes(s.limits.max_rendered_body_bytes);
+        .with_max_rendered_body_bytes(s.limits.max_rendered_body_bytes)
+        .with_allowed_ports(s.api_config().allowed_ports);
         let dispatcher = Dispatcher::new(
             s.retry_policy(),
             Duration::from_millis(s.delivery.timeout_ms),

@@ -14,6 +14,7 @@ use webhookd_admin::graphql::{EventSource, GraphqlConfig};
 use webhookd_events::{BreakerPolicy, Jitter, RetryPolicy};
 use webhookd_producer::topology::Topology;
 pub use webhookd_worker::retention::RetentionSettings;
+use webhookd_worker::target_policy::PortPolicy;
 use webhookd_worker::tls_clients::{load_extra_ca, DeliveryTls, ExtraCaError};
 
 mod limits;
@@ -106,6 +107,8 @@ pub struct DeliverySettings {
     pub(crate) breaker_cooldown_secs: u64,
     /// Longest wait between probes (the cooldown doubles per failed probe).
     pub(crate) breaker_max_cooldown_secs: u64,
+    /// Ports deliveries may go to; empty: 80, 443 and from 1024.
+    pub(crate) allowed_ports: Vec<u16>,
 }
 
 impl DeliverySettings {
@@ -207,7 +210,14 @@ impl Settings {
         if let Some(path) = file {
             builder = builder.add_source(File::from(path).required(true));
         }
-        let env = env.prefix_separator("__").separator("__").try_parsing(true);
+        let env = env
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true)
+            // `WEBHOOKD__DELIVERY__ALLOWED_PORTS=443,8443`; no other key is
+            // split.
+            .list_separator(",")
+            .with_list_parse_key("delivery.allowed_ports");
         let settings: Settings = builder.add_source(env).build()?.try_deserialize()?;
         settings.validate()?;
         Ok(settings)
@@ -336,6 +346,11 @@ impl Settings {
             "must be between delivery.breaker_cooldown_secs and 86400",
         )?;
         check(
+            !d.allowed_ports.contains(&0),
+            "delivery.allowed_ports",
+            "ports must be between 1 and 65535",
+        )?;
+        check(
             d.max_response_bytes <= 16 << 20,
             "delivery.max_response_bytes",
             "must be at most 16 MiB",
@@ -413,6 +428,10 @@ impl Settings {
             allow_private_targets: self.delivery.allow_private_targets,
             default_timeout: Duration::from_millis(self.delivery.timeout_ms),
             retention_days: self.retention.logs_days,
+            allowed_ports: PortPolicy::new(
+                &self.delivery.allowed_ports,
+                self.delivery.allow_private_targets,
+            ),
             max_webhooks_per_user: self.limits.max_webhooks_per_user,
             max_concurrent_tests_per_user: self.limits.max_concurrent_tests_per_user,
         }

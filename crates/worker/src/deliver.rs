@@ -16,7 +16,7 @@ use webhookd_signing::Signer;
 
 use crate::http_errors::chain;
 use crate::receiver_auth::{send_authorized, TargetAuth};
-use crate::target_policy::check_literal_host;
+use crate::target_policy::{check_literal_host, PortPolicy};
 use crate::tls_clients::{DeliveryTls, TlsClients};
 
 pub(crate) const USER_AGENT_VALUE: &str = concat!("webhookd/", env!("CARGO_PKG_VERSION"));
@@ -161,6 +161,7 @@ pub struct Deliverer {
     allow_private: bool,
     max_response_bytes: usize,
     max_rendered_body_bytes: usize,
+    ports: PortPolicy,
 }
 
 impl Deliverer {
@@ -180,7 +181,14 @@ impl Deliverer {
             allow_private,
             max_response_bytes,
             max_rendered_body_bytes: DEFAULT_MAX_RENDERED_BODY_BYTES,
+            ports: PortPolicy::default(),
         })
+    }
+
+    /// This deliverer limited to `ports` (`delivery.allowed_ports`).
+    #[must_use]
+    pub fn with_allowed_ports(self, ports: PortPolicy) -> Self {
+        Deliverer { ports, ..self }
     }
 
     /// This deliverer with templates' output capped at `bytes`
@@ -243,6 +251,9 @@ impl Deliverer {
             Err(e) => return failure(e.clone()),
         };
         if let Err(refused) = check_literal_host(&url, self.allow_private) {
+            return failure(refused.to_string());
+        }
+        if let Err(refused) = self.ports.check(&url) {
             return failure(refused.to_string());
         }
         let headers = match signed_headers(target, delivery_id, event, attempt, batch_size, body) {

@@ -114,6 +114,60 @@ pub fn check_literal_host(url: &reqwest::Url, allow_private: bool) -> Result<(),
     }
 }
 
+/// Which ports webhooks may be delivered to (`delivery.allowed_ports`): by
+/// default 80, 443 and every port from 1024 (not SMTP, SSH, databases'
+/// well-known ports...); a configured list replaces that rule.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PortPolicy {
+    /// Leaked once at start-up, so the policy is `Copy` like the rest of
+    /// the API's settings.
+    listed: Option<&'static [u16]>,
+    /// No list, and private targets allowed (local development and tests,
+    /// whose receivers listen on any port): every port.
+    any: bool,
+}
+
+/// A target port the policy refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("refused target port {port}: {}", if *.listed { "not in delivery.allowed_ports" } else { "only 80, 443 and ports from 1024 are allowed (delivery.allowed_ports)" })]
+pub struct PortRefused {
+    port: u16,
+    listed: bool,
+}
+
+impl PortPolicy {
+    /// The configured list; empty keeps the default rule, or allows every
+    /// port when `allow_private` (`delivery.allow_private_targets`) is set.
+    pub fn new(ports: &[u16], allow_private: bool) -> Self {
+        PortPolicy {
+            listed: (!ports.is_empty()).then(|| &*Box::leak(ports.to_vec().into_boxed_slice())),
+            any: ports.is_empty() && allow_private,
+        }
+    }
+
+    pub fn allows(self, port: u16) -> bool {
+        match self.listed {
+            Some(list) => list.contains(&port),
+            None => self.any || port == 80 || port == 443 || port >= 1024,
+        }
+    }
+
+    /// Checks `url`'s port (its scheme's default when none is written).
+    pub fn check(self, url: &reqwest::Url) -> Result<(), PortRefused> {
+        let Some(port) = url.port_or_known_default() else {
+            return Ok(());
+        };
+        if self.allows(port) {
+            Ok(())
+        } else {
+            Err(PortRefused {
+                port,
+                listed: self.listed.is_some(),
+            })
+        }
+    }
+}
+
 /// Keeps only the addresses a webhook may reach; an error when none is left.
 pub(crate) fn filter_addresses(
     host: &str,
@@ -289,5 +343,41 @@ mod tests {
         let kept = filter_addresses("mixed.example", addrs).unwrap();
         assert_eq!(kept, vec![SocketAddr::new(ip("93.184.215.14"), 443)]);
         assert!(filter_addresses("empty.example", []).unwrap().is_empty());
+    }
+
+    #[test]
+    fn ports_80_443_and_from_1024_are_allowed_by_default() {
+        let policy = PortPolicy::default();
+        for port in [80, 443, 1024, 8080, 65535] {
+            assert!(policy.allows(port), "{port}");
+        }
+        for port in [1, 22, 25, 81, 442, 444, 1023] {
+            assert!(!policy.allows(port), "{port}");
+        }
+        let url = |u: &str| reqwest::Url::parse(u).unwrap();
+        assert!(policy.check(&url("https://hooks.example.com/x")).is_ok());
+        assert!(policy.check(&url("http://hooks.example.com/x")).is_ok());
+        let refused = policy
+            .check(&url("http://hooks.example.com:25/x"))
+            .unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "refused target port 25: only 80, 443 and ports from 1024 are allowed (delivery.allowed_ports)"
+        );
+    }
+
+    #[test]
+    fn a_listed_set_of_ports_replaces_the_default_rule() {
+        let policy = PortPolicy::new(&[443, 8443], true);
+        assert!(policy.allows(443) && policy.allows(8443));
+        assert!(!policy.allows(80) && !policy.allows(8080));
+        let url = reqwest::Url::parse("http://hooks.example.com/x").unwrap();
+        assert_eq!(
+            policy.check(&url).unwrap_err().to_string(),
+            "refused target port 80: not in delivery.allowed_ports"
+        );
+        assert_eq!(PortPolicy::new(&[], false), PortPolicy::default());
+        // Development and tests: no list and private targets allowed.
+        assert!(PortPolicy::new(&[], true).allows(9));
     }
 }

@@ -4,6 +4,7 @@ use std::time::Duration;
 
 use sqlx::PgPool;
 use webhookd_worker::deliver::Deliverer;
+use webhookd_worker::target_policy::PortPolicy;
 
 use super::quotas::Quotas;
 
@@ -32,6 +33,8 @@ pub struct ApiConfig {
     /// Test deliveries one user may have in progress on this process
     /// (`limits.max_concurrent_tests_per_user`).
     pub max_concurrent_tests_per_user: usize,
+    /// Ports webhook URLs may name (`delivery.allowed_ports`).
+    pub allowed_ports: PortPolicy,
 }
 
 impl ApiState {

@@ -561,6 +561,7 @@ pub(crate) async fn create(
     body: CreateWebhook,
 ) -> Result<WebhookWithSecret, ApiError> {
     let new = body.into_new(user, state.allow_private_targets())?;
+    validate::check_url_port(&new.url, state.config.allowed_ports)?;
     let created = create_within_quota(state, &new).await?;
     tracing::info!(
         webhook_id = created.id,
@@ -639,6 +640,9 @@ pub(crate) async fn update(
     let mut body = body;
     let auth = std::mem::take(&mut body.auth);
     let mut changes = body.into_changes(state.allow_private_targets())?;
+    if let Some(url) = &changes.url {
+        validate::check_url_port(url, state.config.allowed_ports)?;
+    }
     if changes.batch_max_events.is_some() || changes.template.is_some() {
         let current = store::find_webhook(&state.pool, user.scope(), id)
             .await?

@@ -23,6 +23,7 @@ use super::session::Session;
 use super::state::{UiState, WebhookPath};
 use super::webhook_form::{form_page, Mode};
 use crate::api::error::ApiError;
+use crate::api::validate::check_url_port;
 use crate::api::webhook_quota::create_within_quota;
 use webhookd_store::webhooks::{self as store, NewWebhook, WebhookChanges};
 
@@ -64,6 +65,11 @@ pub(crate) async fn submit_new(
         Ok(checked) => checked,
         Err(errors) => return Ok(invalid(session, Mode::Create, &input, &errors)),
     };
+    if let Err(refused) = check_url_port(&checked.url, state.config.allowed_ports) {
+        let mut errors = FieldErrors::default();
+        errors.add("url", refused.to_string());
+        return Ok(invalid(session, Mode::Create, &input, &errors));
+    }
     let owner = checked.owner.unwrap_or(session.user.id);
     if owner != session.user.id && !session.user.is_admin {
         let mut errors = FieldErrors::default();
@@ -174,6 +180,11 @@ pub(crate) async fn submit_edit(
         Ok(checked) => checked,
         Err(errors) => return Ok(invalid(session, Mode::Edit(id), &input, &errors)),
     };
+    if let Err(refused) = check_url_port(&checked.url, state.config.allowed_ports) {
+        let mut errors = FieldErrors::default();
+        errors.add("url", refused.to_string());
+        return Ok(invalid(session, Mode::Edit(id), &input, &errors));
+    }
     let changes = WebhookChanges {
         name: Some(checked.name),
         url: Some(checked.url),
