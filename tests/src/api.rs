@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 use webhookd::settings::Settings;
-use webhookd_admin::api::{self, ApiState};
+use webhookd_admin::api::{self, ApiState, Quotas};
 use webhookd_store::users;
 use webhookd_worker::deliver::Deliverer;
 
@@ -67,12 +67,14 @@ impl ApiServer {
             settings.delivery.allow_private_targets,
             settings.delivery.max_response_bytes,
         )
-        .unwrap();
+        .unwrap()
+        .with_allowed_ports(settings.api_config().allowed_ports);
         let state = ApiState {
             pool: db.pool.clone(),
             config: settings.api_config(),
             deliverer,
             keys: settings.secrets.keys().expect("valid keys"),
+            quotas: Quotas::default(),
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

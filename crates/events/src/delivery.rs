@@ -82,6 +82,9 @@ pub enum Verdict {
     Failure,
     /// 410 Gone: the receiver asks never to be called again.
     Gone,
+    /// Nothing was sent and no later attempt could do better (the rendered
+    /// body is over its cap): failed for good, the webhook left as it is.
+    Refused,
 }
 
 /// What becomes of a delivery after an attempt.
@@ -109,7 +112,7 @@ impl NextStep {
     ) -> NextStep {
         match verdict {
             Verdict::Success => NextStep::Succeeded,
-            Verdict::Gone => NextStep::Failed,
+            Verdict::Gone | Verdict::Refused => NextStep::Failed,
             Verdict::Failure => {
                 let attempt = u32::try_from(attempt).unwrap_or(0);
                 match policy.decide(schedule, attempt, sample, retry_after) {
@@ -246,6 +249,12 @@ mod tests {
         let next = NextStep::after(Verdict::Gone, 1, &POLICY, None, 0.5, None);
         assert_eq!(next, NextStep::Failed);
         assert_eq!((next.status(), next.delay_ms()), ("failed", 0));
+    }
+
+    #[test]
+    fn a_refused_attempt_fails_for_good_even_with_attempts_left() {
+        let next = NextStep::after(Verdict::Refused, 1, &POLICY, None, 0.5, None);
+        assert_eq!(next, NextStep::Failed);
     }
 
     #[test]

@@ -36,5 +36,5 @@ pub use presets::{find_preset, sample_envelope, Preset, PRESETS};
 pub use receiver_auth::{AuthKind, AuthView, ReceiverAuth, StoredAuth};
 pub use retry::{Jitter, RetryDecision, RetryPolicy, RetrySchedule, ScheduleError};
 pub use secret_box::{KeyListError, SecretBoxError, SecretKeys};
-pub use template::{Template, TemplateError};
+pub use template::{RenderTooLarge, Template, TemplateError};
 pub use visibility::is_visible_to;

@@ -22,6 +22,15 @@ pub enum TemplateError {
     UnknownRoot(String),
 }
 
+/// A rendering stopped because its output would have exceeded the cap
+/// (`limits.max_rendered_body_bytes`): many placeholders each inserting a
+/// large value would otherwise build gigabytes from one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("rendered body exceeds limits.max_rendered_body_bytes ({limit} bytes)")]
+pub struct RenderTooLarge {
+    pub limit: usize,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 enum Part {
     Text(String),
@@ -54,9 +63,60 @@ impl Template {
     /// Renders against the envelope (`{"id","event","timestamp","data"}`).
     /// Missing values render as empty text; strings are inserted as they are;
     /// numbers, booleans, objects and arrays as their compact JSON text.
+    /// Unbounded: for templates and envelopes of known, small size (presets,
+    /// previews of a fixed sample).
     pub fn render(&self, envelope: &Value) -> String {
-        // Serialising a `Value` cannot fail: its keys are strings.
-        serde_json::to_string(&render_node(&self.root, envelope)).unwrap_or_default()
+        self.render_capped(envelope, usize::MAX).unwrap_or_default()
+    }
+
+    /// Renders as [`Template::render`], giving up as soon as the output would
+    /// exceed `limit` bytes: neither the tree of inserted text nor the
+    /// serialised body ever grows past the cap.
+    pub fn render_capped(&self, envelope: &Value, limit: usize) -> Result<String, RenderTooLarge> {
+        let too_large = RenderTooLarge { limit };
+        // Raw text counts before escaping, which only lengthens it, so this
+        // budget stops the tree early; the capped writer bounds the rest.
+        let mut budget = Budget { left: limit };
+        let tree = render_node(&self.root, envelope, &mut budget).ok_or(too_large)?;
+        let mut out = CappedWriter {
+            buf: Vec::new(),
+            limit,
+        };
+        serde_json::to_writer(&mut out, &tree).map_err(|_| too_large)?;
+        // The serialiser writes only valid UTF-8.
+        String::from_utf8(out.buf).map_err(|_| too_large)
+    }
+}
+
+/// Bytes of inserted text a rendering may still add.
+struct Budget {
+    left: usize,
+}
+
+impl Budget {
+    fn take(&mut self, bytes: usize) -> Option<()> {
+        self.left = self.left.checked_sub(bytes)?;
+        Some(())
+    }
+}
+
+/// A byte buffer that refuses to grow past `limit`.
+struct CappedWriter {
+    buf: Vec<u8>,
+    limit: usize,
+}
+
+impl std::io::Write for CappedWriter {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len().saturating_add(data.len()) > self.limit {
+            return Err(std::io::Error::other("rendered body too large"));
+        }
+        self.buf.extend_from_slice(data);
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -112,29 +172,35 @@ fn compile_path(path: &str) -> Result<Vec<String>, TemplateError> {
     Ok(segments)
 }
 
-fn render_node(node: &Node, envelope: &Value) -> Value {
-    match node {
+fn render_node(node: &Node, envelope: &Value, budget: &mut Budget) -> Option<Value> {
+    Some(match node {
         Node::Fixed(v) => v.clone(),
         Node::Text(parts) => {
             let mut out = String::new();
             for part in parts {
                 match part {
-                    Part::Text(t) => out.push_str(t),
-                    Part::Path(path) => push_value(&mut out, lookup(envelope, path)),
+                    Part::Text(t) => {
+                        budget.take(t.len())?;
+                        out.push_str(t);
+                    }
+                    Part::Path(path) => push_value(&mut out, lookup(envelope, path), budget)?,
                 }
             }
             Value::String(out)
         }
-        Node::Array(items) => {
-            Value::Array(items.iter().map(|n| render_node(n, envelope)).collect())
-        }
+        Node::Array(items) => Value::Array(
+            items
+                .iter()
+                .map(|n| render_node(n, envelope, budget))
+                .collect::<Option<_>>()?,
+        ),
         Node::Object(fields) => Value::Object(
             fields
                 .iter()
-                .map(|(k, n)| (k.clone(), render_node(n, envelope)))
-                .collect::<Map<_, _>>(),
+                .map(|(k, n)| Some((k.clone(), render_node(n, envelope, budget)?)))
+                .collect::<Option<Map<_, _>>>()?,
         ),
-    }
+    })
 }
 
 fn lookup<'v>(root: &'v Value, path: &[String]) -> Option<&'v Value> {
@@ -145,12 +211,26 @@ fn lookup<'v>(root: &'v Value, path: &[String]) -> Option<&'v Value> {
     })
 }
 
-fn push_value(out: &mut String, value: Option<&Value>) {
+fn push_value(out: &mut String, value: Option<&Value>, budget: &mut Budget) -> Option<()> {
     match value {
         None | Some(Value::Null) => {}
-        Some(Value::String(s)) => out.push_str(s),
-        Some(other) => out.push_str(&other.to_string()),
+        Some(Value::String(s)) => {
+            budget.take(s.len())?;
+            out.push_str(s);
+        }
+        Some(other) => {
+            // The value's JSON text is written straight into `out`, through a
+            // writer that stops at the budget, never built whole first.
+            let mut capped = CappedWriter {
+                buf: Vec::new(),
+                limit: budget.left,
+            };
+            serde_json::to_writer(&mut capped, other).ok()?;
+            budget.take(capped.buf.len())?;
+            out.push_str(&String::from_utf8(capped.buf).ok()?);
+        }
     }
+    Some(())
 }
 
 #[cfg(test)]
@@ -256,5 +336,56 @@ mod tests {
             let err = Template::parse(template).expect_err(template).to_string();
             assert!(err.contains(expected), "{template}: {err}");
         }
+    }
+
+    fn amplifying(placeholders: usize) -> Template {
+        let text = "{{data}}".repeat(placeholders);
+        Template::parse(&format!(
+            r#"{{"a": "{text}", "b": ["{{{{data.title}}}}"]}}"#
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn a_rendering_past_the_cap_is_refused_naming_the_key_and_the_cap() {
+        let template = amplifying(1000);
+        // Each placeholder inserts the whole `data` object (~200 bytes).
+        let err = template.render_capped(&envelope(), 64 * 1024).unwrap_err();
+        assert_eq!(err, RenderTooLarge { limit: 65536 });
+        assert_eq!(
+            err.to_string(),
+            "rendered body exceeds limits.max_rendered_body_bytes (65536 bytes)"
+        );
+    }
+
+    #[test]
+    fn a_rendering_within_the_cap_is_the_unbounded_one_and_the_cap_is_inclusive() {
+        let template = amplifying(10);
+        let full = template.render(&envelope());
+        assert_eq!(
+            template.render_capped(&envelope(), full.len()),
+            Ok(full.clone())
+        );
+        assert!(template.render_capped(&envelope(), full.len() - 1).is_err());
+    }
+
+    #[test]
+    fn escaping_counts_against_the_cap() {
+        // Control characters serialise six bytes each (`\u0000`): the raw
+        // text fits, the body does not.
+        let envelope = json!({"data": {"x": "\u{0}".repeat(100)}});
+        let template = Template::parse(r#"{"t": "{{data.x}}"}"#).unwrap();
+        assert!(template.render_capped(&envelope, 200).is_err());
+        assert!(template.render_capped(&envelope, 700).is_ok());
+    }
+
+    #[test]
+    fn a_huge_amplification_stops_early_instead_of_building_gigabytes() {
+        // 10,000 copies of a 1 MiB value would be 10 GiB; stopping at the cap
+        // is what makes this test finish at all.
+        let envelope = json!({"data": {"big": "x".repeat(1 << 20)}});
+        let text = "{{data}}".repeat(10_000);
+        let template = Template::parse(&format!(r#"{{"a": "{text}"}}"#)).unwrap();
+        assert!(template.render_capped(&envelope, 1 << 20).is_err());
     }
 }

@@ -31,6 +31,12 @@ impl<T, K> Page<T, K> {
         let next = if more { rows.last().map(key) } else { None };
         Page { items: rows, next }
     }
+
+    /// A page of `rows` that more rows follow, whatever their count.
+    pub(crate) fn from_rows_more(rows: Vec<T>, key: impl Fn(&T) -> After<K>) -> Self {
+        let next = rows.last().map(key);
+        Page { items: rows, next }
+    }
 }
 
 #[cfg(test)]

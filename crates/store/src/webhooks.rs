@@ -9,7 +9,7 @@ use std::fmt;
 
 use chrono::{DateTime, Utc};
 use sqlx::types::Json;
-use sqlx::PgPool;
+use sqlx::{PgConnection, PgPool};
 use webhookd_events::receiver_auth::{AuthView, SECRET_FIELDS};
 use webhookd_events::webhook_secrets::{seal_auth, seal_signing};
 use webhookd_events::{DeliveryOrder, SecretKeys, StoredAuth};
@@ -272,8 +272,17 @@ pub async fn create_webhook(
     new: &NewWebhook,
     keys: &SecretKeys,
 ) -> Result<Option<Webhook>, StorageError> {
+    let mut conn = pool.acquire().await?;
+    insert_webhook(&mut conn, new, keys).await
+}
+
+async fn insert_webhook(
+    conn: &mut PgConnection,
+    new: &NewWebhook,
+    keys: &SecretKeys,
+) -> Result<Option<Webhook>, StorageError> {
     let id: i64 = sqlx::query_scalar("SELECT nextval(pg_get_serial_sequence('webhooks', 'id'))")
-        .fetch_one(pool)
+        .fetch_one(&mut *conn)
         .await?;
     let secret = seal_signing(keys, id, &new.secret)?;
     let auth = new
@@ -307,9 +316,53 @@ pub async fn create_webhook(
         .bind(auth.as_ref().map(|a| Json(a.as_json())))
         .bind(new.rate_limit_per_s)
         .bind(id)
-        .fetch_optional(pool)
+        .fetch_optional(&mut *conn)
         .await?;
     Ok(row)
+}
+
+/// What [`create_webhook_within`] did.
+#[derive(Debug)]
+pub enum Created {
+    Webhook(Box<Webhook>),
+    /// The owner does not exist.
+    NoOwner,
+    /// The owner already has `max_per_user` webhooks.
+    AtLimit,
+}
+
+/// [`create_webhook`], unless the owner already has `max_per_user` webhooks.
+/// The owner's row is locked first (`FOR NO KEY UPDATE`: creates of one user
+/// queue, foreign-key checks do not), so the count is read after any
+/// concurrent create has committed and two creates cannot both pass at the
+/// limit.
+pub async fn create_webhook_within(
+    pool: &PgPool,
+    new: &NewWebhook,
+    max_per_user: i64,
+    keys: &SecretKeys,
+) -> Result<Created, StorageError> {
+    let mut tx = pool.begin().await?;
+    let owner: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM users WHERE id = $1 FOR NO KEY UPDATE")
+            .bind(new.user_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+    if owner.is_none() {
+        return Ok(Created::NoOwner);
+    }
+    let count: i64 = sqlx::query_scalar("SELECT count(*) FROM webhooks WHERE user_id = $1")
+        .bind(new.user_id)
+        .fetch_one(&mut *tx)
+        .await?;
+    if count >= max_per_user {
+        return Ok(Created::AtLimit);
+    }
+    let Some(row) = insert_webhook(&mut tx, new, keys).await? else {
+        return Ok(Created::NoOwner);
+    };
+    tx.commit().await?;
+    Ok(Created::Webhook(Box::new(row)))
 }
 
 /// Applies the changes to a webhook in scope; `None` when there is none.

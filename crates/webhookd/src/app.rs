@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 use webhookd_producer::topology::Topology;
 
-use webhookd_admin::api::{self, ApiState};
+use webhookd_admin::api::{self, ApiState, Quotas};
 use webhookd_admin::graphql::{self, GraphqlMetrics, GraphqlState};
 use webhookd_admin::http::{catch_panics, metrics_router, ops_router, OpsState};
 use webhookd_admin::serve::serve;
@@ -187,8 +187,11 @@ impl App {
                     s.delivery.allow_private_targets,
                     s.delivery.max_response_bytes,
                     s.delivery.delivery_tls()?,
-                )?,
+                )?
+                .with_max_rendered_body_bytes(s.limits.max_rendered_body_bytes)
+                .with_allowed_ports(s.api_config().allowed_ports),
                 keys: self.keys.clone(),
+                quotas: Quotas::default(),
             };
             // Subscriptions end on `cancel`: their sockets get a close frame.
             let graphql_state = GraphqlState::new(
@@ -302,7 +305,9 @@ impl App {
             s.delivery.allow_private_targets,
             s.delivery.max_response_bytes,
             s.delivery.delivery_tls()?,
-        )?;
+        )?
+        .with_max_rendered_body_bytes(s.limits.max_rendered_body_bytes)
+        .with_allowed_ports(s.api_config().allowed_ports);
         let dispatcher = Dispatcher::new(
             s.retry_policy(),
             Duration::from_millis(s.delivery.timeout_ms),

@@ -15,10 +15,14 @@ use webhookd_admin::serve::ServerLimits;
 use webhookd_events::{BreakerPolicy, Jitter, RetryPolicy};
 use webhookd_producer::topology::Topology;
 pub use webhookd_worker::retention::RetentionSettings;
+use webhookd_worker::target_policy::PortPolicy;
 use webhookd_worker::tls_clients::{load_extra_ca, DeliveryTls, ExtraCaError};
 
 mod secrets;
 pub use secrets::SecretsSettings;
+mod limits;
+
+use limits::LimitsSettings;
 
 /// The defaults, compiled in so the binary runs from any directory.
 pub(crate) const DEFAULTS: &str = include_str!("../../../config/default.toml");
@@ -48,6 +52,7 @@ pub struct Settings {
     pub(crate) graphql: GraphqlSettings,
     pub log: LogSettings,
     pub secrets: SecretsSettings,
+    pub(crate) limits: LimitsSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -158,6 +163,8 @@ pub struct DeliverySettings {
     pub(crate) breaker_cooldown_secs: u64,
     /// Longest wait between probes (the cooldown doubles per failed probe).
     pub(crate) breaker_max_cooldown_secs: u64,
+    /// Ports deliveries may go to; empty: 80, 443 and from 1024.
+    pub(crate) allowed_ports: Vec<u16>,
 }
 
 impl DeliverySettings {
@@ -259,7 +266,14 @@ impl Settings {
         if let Some(path) = file {
             builder = builder.add_source(File::from(path).required(true));
         }
-        let env = env.prefix_separator("__").separator("__").try_parsing(true);
+        let env = env
+            .prefix_separator("__")
+            .separator("__")
+            .try_parsing(true)
+            // `WEBHOOKD__DELIVERY__ALLOWED_PORTS=443,8443`; no other key is
+            // split.
+            .list_separator(",")
+            .with_list_parse_key("delivery.allowed_ports");
         let settings: Settings = builder.add_source(env).build()?.try_deserialize()?;
         settings.validate()?;
         Ok(settings)
@@ -388,6 +402,11 @@ impl Settings {
             "must be between delivery.breaker_cooldown_secs and 86400",
         )?;
         check(
+            !d.allowed_ports.contains(&0),
+            "delivery.allowed_ports",
+            "ports must be between 1 and 65535",
+        )?;
+        check(
             d.max_response_bytes <= 16 << 20,
             "delivery.max_response_bytes",
             "must be at most 16 MiB",
@@ -493,6 +512,9 @@ impl Settings {
                 problem: e.to_string(),
             });
         }
+        if let Some((key, problem)) = self.limits.invalid_key() {
+            check(false, key, problem)?;
+        }
         Ok(())
     }
 
@@ -503,6 +525,12 @@ impl Settings {
             default_timeout: Duration::from_millis(self.delivery.timeout_ms),
             retention_days: self.retention.logs_days,
             secure_cookies: self.http.secure_cookies().unwrap_or(SecureCookies::Auto),
+            allowed_ports: PortPolicy::new(
+                &self.delivery.allowed_ports,
+                self.delivery.allow_private_targets,
+            ),
+            max_webhooks_per_user: self.limits.max_webhooks_per_user,
+            max_concurrent_tests_per_user: self.limits.max_concurrent_tests_per_user,
         }
     }
 

@@ -13,12 +13,12 @@ use secrecy::{ExposeSecret, SecretString};
 use uuid::Uuid;
 use webhookd_events::delivery::Verdict;
 use webhookd_events::webhook_secrets::{open_auth, open_signing};
-use webhookd_events::{SecretKeys, StoredAuth, Template};
+use webhookd_events::{RenderTooLarge, SecretKeys, StoredAuth, Template};
 use webhookd_signing::Signer;
 
 use crate::http_errors::chain;
 use crate::receiver_auth::{send_authorized, TargetAuth};
-use crate::target_policy::check_literal_host;
+use crate::target_policy::{check_literal_host, PortPolicy};
 use crate::tls_clients::{DeliveryTls, TlsClients};
 
 pub(crate) const USER_AGENT_VALUE: &str = concat!("webhookd/", env!("CARGO_PKG_VERSION"));
@@ -167,13 +167,27 @@ impl AttemptOutcome {
             retry_after: None,
         }
     }
+
+    /// The rendered body was over its cap: nothing was sent, and no retry
+    /// would render less.
+    pub fn refused(too_large: RenderTooLarge) -> Self {
+        AttemptOutcome {
+            verdict: Verdict::Refused,
+            ..Self::without_response(too_large.to_string(), Duration::ZERO)
+        }
+    }
 }
+
+/// `limits.max_rendered_body_bytes`'s default.
+pub const DEFAULT_MAX_RENDERED_BODY_BYTES: usize = 1 << 20;
 
 #[derive(Debug, Clone)]
 pub struct Deliverer {
     clients: TlsClients,
     allow_private: bool,
     max_response_bytes: usize,
+    max_rendered_body_bytes: usize,
+    ports: PortPolicy,
 }
 
 impl Deliverer {
@@ -192,7 +206,25 @@ impl Deliverer {
             clients: TlsClients::new(allow_private, tls)?,
             allow_private,
             max_response_bytes,
+            max_rendered_body_bytes: DEFAULT_MAX_RENDERED_BODY_BYTES,
+            ports: PortPolicy::default(),
         })
+    }
+
+    /// This deliverer limited to `ports` (`delivery.allowed_ports`).
+    #[must_use]
+    pub fn with_allowed_ports(self, ports: PortPolicy) -> Self {
+        Deliverer { ports, ..self }
+    }
+
+    /// This deliverer with templates' output capped at `bytes`
+    /// (`limits.max_rendered_body_bytes`).
+    #[must_use]
+    pub fn with_max_rendered_body_bytes(self, bytes: usize) -> Self {
+        Deliverer {
+            max_rendered_body_bytes: bytes,
+            ..self
+        }
     }
 
     /// A deliverer configured as this one with a client (and connection
@@ -209,14 +241,20 @@ impl Deliverer {
     /// The body a target receives for an envelope: the envelope itself
     /// (shared, not copied: one event's deliveries, their requests and their
     /// log rows all point at the same bytes), or the webhook's template
-    /// rendered from it.
-    pub fn render_body(target: &Target, envelope: &Arc<str>) -> Arc<str> {
+    /// rendered from it, refused once it would exceed the cap.
+    pub fn render_body(
+        &self,
+        target: &Target,
+        envelope: &Arc<str>,
+    ) -> Result<Arc<str>, RenderTooLarge> {
         match &target.template {
-            None => envelope.clone(),
+            None => Ok(envelope.clone()),
             Some(template) => {
                 let value: serde_json::Value =
                     serde_json::from_str(envelope).unwrap_or(serde_json::Value::Null);
-                template.render(&value).into()
+                Ok(template
+                    .render_capped(&value, self.max_rendered_body_bytes)?
+                    .into())
             }
         }
     }
@@ -239,6 +277,9 @@ impl Deliverer {
             Err(e) => return failure(e.clone()),
         };
         if let Err(refused) = check_literal_host(&url, self.allow_private) {
+            return failure(refused.to_string());
+        }
+        if let Err(refused) = self.ports.check(&url) {
             return failure(refused.to_string());
         }
         let headers = match signed_headers(target, delivery_id, event, attempt, batch_size, body) {
@@ -281,6 +322,8 @@ impl Deliverer {
         let error = match verdict {
             Verdict::Success => None,
             Verdict::Gone => Some("HTTP 410 Gone: the webhook is disabled".to_owned()),
+            // Never judged from a response: only `refused` sets it.
+            Verdict::Refused => None,
             Verdict::Failure if status.is_redirection() => Some(format!(
                 "HTTP {}: redirects are not followed{}",
                 status.as_u16(),

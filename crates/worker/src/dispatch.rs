@@ -412,13 +412,25 @@ impl Inner {
             Ok(target) => {
                 // A batch body is fixed (SPEC §11): no template shapes it.
                 let body = match claimed.batch_size {
-                    Some(_) => envelope.clone(),
-                    None => Deliverer::render_body(&target, envelope),
+                    Some(_) => Ok(envelope.clone()),
+                    None => deliverer.render_body(&target, envelope),
                 };
-                let outcome = self
-                    .attempt(deliverer, &target, claimed, attempt, &body)
-                    .await;
-                self.judge(claimed, attempt, body, outcome)
+                match body {
+                    Ok(body) => {
+                        let outcome = self
+                            .attempt(deliverer, &target, claimed, attempt, &body)
+                            .await;
+                        self.judge(claimed, attempt, body, outcome)
+                    }
+                    // The log row keeps the envelope, never a part of the
+                    // oversized body.
+                    Err(too_large) => self.judge(
+                        claimed,
+                        attempt,
+                        envelope.clone(),
+                        AttemptOutcome::refused(too_large),
+                    ),
+                }
             }
             // Validated when saved, so only a row edited by hand lands here.
             Err(problem) => {

@@ -46,7 +46,18 @@ fn v6_reason(ip: Ipv6Addr) -> Option<&'static str> {
     if let Some(v4) = embedded_v4(ip) {
         return v4_reason(v4);
     }
-    let first = ip.segments()[0];
+    let s = ip.segments();
+    Some(match s {
+        // Teredo tunnels to an IPv4 host given (obfuscated) in the address.
+        [0x2001, 0, ..] => "Teredo (2001::/32)",
+        [0x64, 0xff9b, 1, ..] => "NAT64 local use (64:ff9b:1::/48)",
+        // SIIT's IPv4-translated form, reached through a local translator.
+        [0, 0, 0, 0, 0xffff, 0, _, _] => "IPv4-translated (::ffff:0:0:0/96)",
+        _ => return v6_prefix_reason(s[0]),
+    })
+}
+
+fn v6_prefix_reason(first: u16) -> Option<&'static str> {
     Some(match first {
         0xfc00..=0xfdff => "unique local (fc00::/7)",
         0xfe80..=0xfebf => "link-local (fe80::/10)",
@@ -75,12 +86,13 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
 }
 
 /// The refusal of a target, with a message fit for `webhook_logs.error_message`.
+/// It never names the address a name resolved to, nor its range: the test
+/// button would otherwise resolve internal names for anyone who can create
+/// a webhook.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("refused target {host}: address {ip} is {reason}; set delivery.allow_private_targets to allow it")]
+#[error("refused target {host}: resolves to a private address; set delivery.allow_private_targets to allow it")]
 pub struct TargetRefused {
     pub(crate) host: String,
-    pub(crate) ip: IpAddr,
-    pub(crate) reason: &'static str,
 }
 
 /// Checks a URL whose host is an IP literal (the resolver never sees those).
@@ -95,12 +107,64 @@ pub fn check_literal_host(url: &reqwest::Url, allow_private: bool) -> Result<(),
         _ => return Ok(()),
     };
     match forbidden_reason(ip) {
-        Some(reason) => Err(TargetRefused {
+        Some(_) => Err(TargetRefused {
             host: ip.to_string(),
-            ip,
-            reason,
         }),
         None => Ok(()),
+    }
+}
+
+/// Which ports webhooks may be delivered to (`delivery.allowed_ports`): by
+/// default 80, 443 and every port from 1024 (not SMTP, SSH, databases'
+/// well-known ports...); a configured list replaces that rule.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PortPolicy {
+    /// Leaked once at start-up, so the policy is `Copy` like the rest of
+    /// the API's settings.
+    listed: Option<&'static [u16]>,
+    /// No list, and private targets allowed (local development and tests,
+    /// whose receivers listen on any port): every port.
+    any: bool,
+}
+
+/// A target port the policy refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("refused target port {port}: {}", if *.listed { "not in delivery.allowed_ports" } else { "only 80, 443 and ports from 1024 are allowed (delivery.allowed_ports)" })]
+pub struct PortRefused {
+    port: u16,
+    listed: bool,
+}
+
+impl PortPolicy {
+    /// The configured list; empty keeps the default rule, or allows every
+    /// port when `allow_private` (`delivery.allow_private_targets`) is set.
+    pub fn new(ports: &[u16], allow_private: bool) -> Self {
+        PortPolicy {
+            listed: (!ports.is_empty()).then(|| &*Box::leak(ports.to_vec().into_boxed_slice())),
+            any: ports.is_empty() && allow_private,
+        }
+    }
+
+    pub fn allows(self, port: u16) -> bool {
+        match self.listed {
+            Some(list) => list.contains(&port),
+            None => self.any || port == 80 || port == 443 || port >= 1024,
+        }
+    }
+
+    /// Checks `url`'s port (its scheme's default when none is written).
+    pub fn check(self, url: &reqwest::Url) -> Result<(), PortRefused> {
+        let Some(port) = url.port_or_known_default() else {
+            return Ok(());
+        };
+        if self.allows(port) {
+            Ok(())
+        } else {
+            Err(PortRefused {
+                port,
+                listed: self.listed.is_some(),
+            })
+        }
     }
 }
 
@@ -114,11 +178,9 @@ pub(crate) fn filter_addresses(
     for addr in addrs {
         match forbidden_reason(addr.ip()) {
             None => allowed.push(addr),
-            Some(reason) => {
+            Some(_) => {
                 refused.get_or_insert(TargetRefused {
                     host: host.to_owned(),
-                    ip: addr.ip(),
-                    reason,
                 });
             }
         }
@@ -183,6 +245,12 @@ mod tests {
             "64:ff9b::a00:1",
             "2002:a00:1::",
             "2002:7f00:1::",
+            "2001::1",
+            "2001:0:4136:e378:8000:63bf:3fff:fdd2",
+            "64:ff9b:1::a00:1",
+            "64:ff9b:1:ffff::808:808",
+            "::ffff:0:808:808",
+            "::ffff:0:7f00:1",
         ] {
             assert!(
                 forbidden_reason(ip(addr)).is_some(),
@@ -207,6 +275,11 @@ mod tests {
             "::ffff:8.8.8.8",
             "2002:808:808::",
             "64:ff9b::808:808",
+            // Next to the new prefixes, outside them.
+            "2001:1::1",
+            "2001:db9::1",
+            "64:ff9b:2::808:808",
+            "::ffff:1:808:808",
         ] {
             assert_eq!(forbidden_reason(ip(addr)), None, "{addr} must be allowed");
         }
@@ -249,7 +322,15 @@ mod tests {
         ];
         let err = filter_addresses("rebind.example", addrs).unwrap_err();
         assert_eq!(err.host, "rebind.example");
-        assert!(err.to_string().contains("private (10.0.0.0/8)"), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "refused target rebind.example: resolves to a private address; set delivery.allow_private_targets to allow it"
+        );
+        // Neither the address nor its range: the message must not answer
+        // "what does this internal name resolve to".
+        for leak in ["10.1.1.1", "10.0.0.0", "::1", "loopback"] {
+            assert!(!err.to_string().contains(leak), "{err}");
+        }
     }
 
     #[test]
@@ -262,5 +343,41 @@ mod tests {
         let kept = filter_addresses("mixed.example", addrs).unwrap();
         assert_eq!(kept, vec![SocketAddr::new(ip("93.184.215.14"), 443)]);
         assert!(filter_addresses("empty.example", []).unwrap().is_empty());
+    }
+
+    #[test]
+    fn ports_80_443_and_from_1024_are_allowed_by_default() {
+        let policy = PortPolicy::default();
+        for port in [80, 443, 1024, 8080, 65535] {
+            assert!(policy.allows(port), "{port}");
+        }
+        for port in [1, 22, 25, 81, 442, 444, 1023] {
+            assert!(!policy.allows(port), "{port}");
+        }
+        let url = |u: &str| reqwest::Url::parse(u).unwrap();
+        assert!(policy.check(&url("https://hooks.example.com/x")).is_ok());
+        assert!(policy.check(&url("http://hooks.example.com/x")).is_ok());
+        let refused = policy
+            .check(&url("http://hooks.example.com:25/x"))
+            .unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            "refused target port 25: only 80, 443 and ports from 1024 are allowed (delivery.allowed_ports)"
+        );
+    }
+
+    #[test]
+    fn a_listed_set_of_ports_replaces_the_default_rule() {
+        let policy = PortPolicy::new(&[443, 8443], true);
+        assert!(policy.allows(443) && policy.allows(8443));
+        assert!(!policy.allows(80) && !policy.allows(8080));
+        let url = reqwest::Url::parse("http://hooks.example.com/x").unwrap();
+        assert_eq!(
+            policy.check(&url).unwrap_err().to_string(),
+            "refused target port 80: not in delivery.allowed_ports"
+        );
+        assert_eq!(PortPolicy::new(&[], false), PortPolicy::default());
+        // Development and tests: no list and private targets allowed.
+        assert!(PortPolicy::new(&[], true).allows(9));
     }
 }

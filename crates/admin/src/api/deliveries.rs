@@ -12,6 +12,7 @@ use super::auth::CurrentUser;
 use super::error::{ApiError, ErrorBody};
 use super::json::ApiJson;
 use super::query::{encode_cursor, QueryParams};
+use super::quotas::{Work, BULK_RETRIES_PER_USER};
 use super::state::ApiState;
 use super::webhooks::WebhookId;
 use webhookd_store::delivery_admin::{
@@ -263,6 +264,7 @@ pub(crate) const MAX_RANGE_RETRIES: i64 = 10_000;
         (status = 404, description = "No such webhook, or no such delivery of it", body = ErrorBody),
         (status = 409, description = "The delivery is already pending, or the webhook is switched off", body = ErrorBody),
         (status = 422, description = "An invalid field, named in `field`", body = ErrorBody),
+        (status = 429, description = "A bulk retry of this user's is already running; see `Retry-After`", body = ErrorBody),
     )
 )]
 pub(crate) async fn retry_deliveries(
@@ -306,8 +308,16 @@ pub(crate) async fn retry(
                 }
             }
         }
-        RetryTarget::AllFailed => store::retry_failed_deliveries(&state.pool, id).await?,
+        RetryTarget::AllFailed => {
+            let _slot = state
+                .quotas
+                .begin(Work::BulkRetry, user.0.id, BULK_RETRIES_PER_USER)?;
+            store::retry_failed_deliveries(&state.pool, id).await?
+        }
         RetryTarget::Range(range) => {
+            let _slot = state
+                .quotas
+                .begin(Work::BulkRetry, user.0.id, BULK_RETRIES_PER_USER)?;
             let done =
                 retry_failed_between(&state.pool, id, range.since, range.until, MAX_RANGE_RETRIES)
                     .await?;

@@ -29,6 +29,13 @@ pub(crate) enum ApiError {
     BadBody { status: StatusCode, message: String },
     #[error("{0}")]
     Conflict(String),
+    /// A per-user bound is reached for now (`quotas.rs`): 429 with
+    /// `Retry-After`.
+    #[error("{message}")]
+    Busy {
+        message: String,
+        retry_after_secs: u64,
+    },
     #[error("internal server error")]
     Storage(#[source] StorageError),
 }
@@ -58,6 +65,7 @@ impl ApiError {
             ApiError::Invalid { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::BadBody { status, .. } => *status,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Busy { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -90,6 +98,14 @@ impl IntoResponse for ApiError {
         let mut response = (self.status(), Json(body)).into_response();
         // RFC 6750: a request without credentials gets a bare challenge, a bad
         // token gets `error="invalid_token"`.
+        if let ApiError::Busy {
+            retry_after_secs, ..
+        } = &self
+        {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+        }
         let challenge = match self {
             ApiError::MissingToken => Some("Bearer"),
             ApiError::InvalidToken => Some("Bearer error=\"invalid_token\""),

@@ -49,6 +49,11 @@ pub(crate) struct LogView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
     pub(crate) response: Option<Option<String>>,
+    /// True when `payload` and `response` were cut to fit a page's byte
+    /// budget (4 MiB); absent otherwise. `GET /webhooks/{id}/logs/{log_id}`
+    /// gives them in full.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) bodies_truncated: bool,
 }
 
 impl From<LogEntry> for LogView {
@@ -69,6 +74,7 @@ impl From<LogEntry> for LogView {
             created_at: e.created_at,
             payload: e.payload,
             response: with_bodies.then_some(e.response),
+            bodies_truncated: e.bodies_truncated,
         }
     }
 }

@@ -20,6 +20,7 @@ pub(crate) mod me;
 mod no_store;
 pub(crate) mod openapi;
 pub(crate) mod query;
+pub(crate) mod quotas;
 pub(crate) mod replay;
 pub(crate) mod routes;
 pub(crate) mod secrets;
@@ -29,7 +30,9 @@ pub(crate) mod templates;
 pub(crate) mod test_delivery;
 pub(crate) mod validate;
 pub(crate) mod validate_auth;
+pub(crate) mod webhook_quota;
 pub(crate) mod webhooks;
 
+pub use quotas::Quotas;
 pub use routes::router;
 pub use state::{ApiConfig, ApiState, SecureCookies};

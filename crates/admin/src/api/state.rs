@@ -5,6 +5,9 @@ use std::time::Duration;
 use sqlx::PgPool;
 use webhookd_events::SecretKeys;
 use webhookd_worker::deliver::Deliverer;
+use webhookd_worker::target_policy::PortPolicy;
+
+use super::quotas::Quotas;
 
 #[derive(Clone)]
 pub struct ApiState {
@@ -15,6 +18,8 @@ pub struct ApiState {
     /// Seal the secrets written and open those a test delivery sends with
     /// (SPEC §15).
     pub keys: SecretKeys,
+    /// Tests and bulk retries in progress per user (`quotas.rs`).
+    pub quotas: Quotas,
 }
 
 /// The delivery settings the API applies to what it validates and tests.
@@ -29,6 +34,13 @@ pub struct ApiConfig {
     pub retention_days: u32,
     /// Whether the web UI's cookies are `Secure` (and `__Host-` named).
     pub secure_cookies: SecureCookies,
+    /// Webhooks one user may own (`limits.max_webhooks_per_user`).
+    pub max_webhooks_per_user: i64,
+    /// Test deliveries one user may have in progress on this process
+    /// (`limits.max_concurrent_tests_per_user`).
+    pub max_concurrent_tests_per_user: usize,
+    /// Ports webhook URLs may name (`delivery.allowed_ports`).
+    pub allowed_ports: PortPolicy,
 }
 
 /// `http.secure_cookies`: `Auto` trusts the proxy's `X-Forwarded-Proto` /

@@ -14,13 +14,14 @@ use webhookd_events::{SecretKeys, StoredAuth, TEST_EVENT};
 
 use super::auth::CurrentUser;
 use super::error::{ApiError, ErrorBody};
+use super::quotas::Work;
 use super::state::ApiState;
 use super::webhooks::WebhookId;
 use webhookd_events::delivery::Verdict;
 use webhookd_store::test_deliveries::{
     find_delivery_target, record_test_delivery, DeliveryTarget, TestDeliveryRecord,
 };
-use webhookd_worker::deliver::{AttemptOutcome, Deliverer, Target, TargetRow};
+use webhookd_worker::deliver::{AttemptOutcome, Target, TargetRow};
 
 /// What the test delivery's receiver did.
 #[derive(Debug, Serialize, ToSchema)]
@@ -51,6 +52,7 @@ pub(crate) struct TestResult {
         (status = 200, description = "The attempt was made (whatever the receiver answered)", body = TestResult),
         (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody),
+        (status = 429, description = "Too many of this user's tests in progress (`limits.max_concurrent_tests_per_user`); see `Retry-After`", body = ErrorBody),
     )
 )]
 pub(crate) async fn test_webhook(
@@ -70,6 +72,12 @@ pub(crate) async fn send_test(
     let webhook = find_delivery_target(&state.pool, user.scope(), id)
         .await?
         .ok_or(ApiError::NotFound("webhook"))?;
+    // Held until the answer is recorded: a test may wait its whole timeout.
+    let _slot = state.quotas.begin(
+        Work::Test,
+        user.0.id,
+        state.config.max_concurrent_tests_per_user,
+    )?;
     let event_id = Uuid::now_v7();
     let delivery_id = Uuid::now_v7();
     let envelope = serde_json::json!({
@@ -83,14 +91,16 @@ pub(crate) async fn send_test(
     let default_timeout = state.config.default_timeout;
     let (payload, outcome): (Arc<str>, _) =
         match build_target(id, &webhook, default_timeout, &state.keys) {
-            Ok(target) => {
-                let body = Deliverer::render_body(&target, &envelope);
-                let outcome = state
-                    .deliverer
-                    .attempt(&target, delivery_id, TEST_EVENT, 1, None, &body)
-                    .await;
-                (body, outcome)
-            }
+            Ok(target) => match state.deliverer.render_body(&target, &envelope) {
+                Ok(body) => {
+                    let outcome = state
+                        .deliverer
+                        .attempt(&target, delivery_id, TEST_EVENT, 1, None, &body)
+                        .await;
+                    (body, outcome)
+                }
+                Err(too_large) => (envelope.clone(), AttemptOutcome::refused(too_large)),
+            },
             // Validated when saved, so only a row edited by hand lands here.
             Err(problem) => (envelope.clone(), not_sent(problem)),
         };

@@ -8,7 +8,7 @@ use reqwest::Url;
 use webhookd_events::{DeliveryOrder, EventPattern, Template};
 
 use super::error::ApiError;
-use webhookd_worker::target_policy;
+use webhookd_worker::target_policy::{self, PortPolicy};
 
 pub(crate) const MAX_NAME_CHARS: usize = 200;
 pub(crate) const MAX_URL_LEN: usize = 2048;
@@ -99,6 +99,16 @@ pub(crate) fn check_url(raw: &str, allow_private: bool) -> Result<String, ApiErr
     target_policy::check_literal_host(&url, allow_private)
         .map_err(|e| invalid(&format!("`url`: {e}")))?;
     Ok(text.to_owned())
+}
+
+/// A checked URL's port against `delivery.allowed_ports`; 422 naming `url`.
+pub(crate) fn check_url_port(url: &str, ports: PortPolicy) -> Result<(), ApiError> {
+    let Ok(parsed) = Url::parse(url) else {
+        return Ok(());
+    };
+    ports
+        .check(&parsed)
+        .map_err(|e| ApiError::invalid("url", format!("`url`: {e}")))
 }
 
 /// A non-empty list of at most 50 known event names or wildcards, with

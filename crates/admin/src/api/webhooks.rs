@@ -23,6 +23,7 @@ use super::query::QueryParams;
 use super::state::ApiState;
 use super::validate;
 use super::validate_auth;
+use super::webhook_quota::create_within_quota;
 use webhookd_store::webhooks::{self as store, NewWebhook, Scope, Webhook, WebhookChanges};
 
 /// A webhook as the API shows it; the secret is only ever shown on creation
@@ -560,9 +561,8 @@ pub(crate) async fn create(
     body: CreateWebhook,
 ) -> Result<WebhookWithSecret, ApiError> {
     let new = body.into_new(user, state.allow_private_targets())?;
-    let created = store::create_webhook(&state.pool, &new, &state.keys)
-        .await?
-        .ok_or_else(|| ApiError::invalid("user_id", format!("no user with id {}", new.user_id)))?;
+    validate::check_url_port(&new.url, state.config.allowed_ports)?;
+    let created = create_within_quota(state, &new).await?;
     tracing::info!(
         webhook_id = created.id,
         user_id = created.user_id,
@@ -640,6 +640,9 @@ pub(crate) async fn update(
     let mut body = body;
     let auth = std::mem::take(&mut body.auth);
     let mut changes = body.into_changes(state.allow_private_targets())?;
+    if let Some(url) = &changes.url {
+        validate::check_url_port(url, state.config.allowed_ports)?;
+    }
     if changes.batch_max_events.is_some() || changes.template.is_some() {
         let current = store::find_webhook(&state.pool, user.scope(), id)
             .await?

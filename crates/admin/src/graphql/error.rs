@@ -19,6 +19,8 @@ pub(crate) const BAD_REQUEST: &str = "BAD_REQUEST";
 pub(crate) const TOO_MANY_SUBSCRIPTIONS: &str = "TOO_MANY_SUBSCRIPTIONS";
 pub(crate) const UNAVAILABLE: &str = "UNAVAILABLE";
 pub(crate) const INTERNAL: &str = "INTERNAL";
+/// A per-user bound of the API's is reached for now (`api/quotas.rs`).
+pub(crate) const TOO_MANY_REQUESTS: &str = "TOO_MANY_REQUESTS";
 
 /// An error with a code and no field.
 pub(crate) fn coded(code: &'static str, message: impl Into<String>) -> Error {
@@ -31,6 +33,7 @@ pub(crate) fn to_graphql(error: ApiError) -> Error {
         ApiError::NotFound(_) => NOT_FOUND,
         ApiError::Invalid { .. } => VALIDATION,
         ApiError::Conflict(_) => CONFLICT,
+        ApiError::Busy { .. } => TOO_MANY_REQUESTS,
         ApiError::BadBody { .. } | ApiError::MethodNotAllowed => BAD_REQUEST,
         ApiError::Storage(e) => {
             // The client gets a generic message; the cause goes to the log.

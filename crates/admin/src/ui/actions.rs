@@ -19,6 +19,7 @@ use super::session::Session;
 use super::state::{UiState, WebhookPath};
 use crate::api::auth::CurrentUser;
 use crate::api::deliveries;
+use crate::api::quotas::{Work, BULK_RETRIES_PER_USER};
 use crate::api::secrets::{DEFAULT_GRACE_SECS, MAX_GRACE_SECS};
 use crate::api::test_delivery::{self, TestResult};
 use crate::api::validate;
@@ -179,6 +180,10 @@ pub(crate) async fn retry_deliveries(
     }
     let retried = match form.fields.get("delivery_id").trim() {
         "" if form.fields.get("all_failed") == "true" => {
+            let _slot =
+                state
+                    .quotas
+                    .begin(Work::BulkRetry, form.session.user.id, BULK_RETRIES_PER_USER)?;
             retry_failed_deliveries(&state.pool, id).await?
         }
         "" => return Err(UiError::BadRequest("choose a delivery to retry".to_owned())),

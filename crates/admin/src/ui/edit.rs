@@ -22,6 +22,9 @@ use super::paths::details_path;
 use super::session::Session;
 use super::state::{UiState, WebhookPath};
 use super::webhook_form::{form_page, Mode};
+use crate::api::error::ApiError;
+use crate::api::validate::check_url_port;
+use crate::api::webhook_quota::create_within_quota;
 use webhookd_store::webhooks::{self as store, NewWebhook, WebhookChanges};
 
 #[derive(Debug, Default, Deserialize)]
@@ -62,6 +65,11 @@ pub(crate) async fn submit_new(
         Ok(checked) => checked,
         Err(errors) => return Ok(invalid(session, Mode::Create, &input, &errors)),
     };
+    if let Err(refused) = check_url_port(&checked.url, state.config.allowed_ports) {
+        let mut errors = FieldErrors::default();
+        errors.add("url", refused.to_string());
+        return Ok(invalid(session, Mode::Create, &input, &errors));
+    }
     let owner = checked.owner.unwrap_or(session.user.id);
     if owner != session.user.id && !session.user.is_admin {
         let mut errors = FieldErrors::default();
@@ -76,10 +84,15 @@ pub(crate) async fn submit_new(
         .clone()
         .unwrap_or_else(webhookd_signing::generate_secret);
     let new = new_webhook(checked, owner, secret.clone());
-    let Some(created) = store::create_webhook(&state.pool, &new, &state.keys).await? else {
-        let mut errors = FieldErrors::default();
-        errors.add("user_id", format!("There is no user with id {owner}"));
-        return Ok(invalid(session, Mode::Create, &input, &errors));
+    // Past `limits.max_webhooks_per_user` the API's 409 message is shown.
+    let created = match create_within_quota(&state, &new).await {
+        Ok(created) => created,
+        Err(ApiError::Invalid { .. }) => {
+            let mut errors = FieldErrors::default();
+            errors.add("user_id", format!("There is no user with id {owner}"));
+            return Ok(invalid(session, Mode::Create, &input, &errors));
+        }
+        Err(other) => return Err(other.into()),
     };
     tracing::info!(
         webhook_id = created.id,
@@ -167,6 +180,11 @@ pub(crate) async fn submit_edit(
         Ok(checked) => checked,
         Err(errors) => return Ok(invalid(session, Mode::Edit(id), &input, &errors)),
     };
+    if let Err(refused) = check_url_port(&checked.url, state.config.allowed_ports) {
+        let mut errors = FieldErrors::default();
+        errors.add("url", refused.to_string());
+        return Ok(invalid(session, Mode::Edit(id), &input, &errors));
+    }
     let changes = WebhookChanges {
         name: Some(checked.name),
         url: Some(checked.url),

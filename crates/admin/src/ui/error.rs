@@ -25,6 +25,9 @@ pub(crate) enum UiError {
     BadRequest(String),
     #[error("{0}")]
     Conflict(String),
+    /// A per-user bound of the API's (`api/quotas.rs`), for now.
+    #[error("{0}")]
+    Busy(String),
     #[error("internal server error")]
     Storage(#[source] StorageError),
     #[error("internal server error")]
@@ -46,6 +49,7 @@ impl From<ApiError> for UiError {
         match e {
             ApiError::NotFound(what) => UiError::NotFound(what),
             ApiError::Conflict(message) => UiError::Conflict(message),
+            ApiError::Busy { message, .. } => UiError::Busy(message),
             ApiError::Storage(e) => UiError::Storage(e),
             ApiError::MissingToken | ApiError::InvalidToken => {
                 UiError::SignInRequired { next: None }
@@ -63,6 +67,7 @@ impl UiError {
             UiError::Forbidden(_) => StatusCode::FORBIDDEN,
             UiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             UiError::Conflict(_) => StatusCode::CONFLICT,
+            UiError::Busy(_) => StatusCode::TOO_MANY_REQUESTS,
             UiError::Storage(_) | UiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

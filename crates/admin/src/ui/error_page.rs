@@ -18,6 +18,7 @@ impl UiError {
             UiError::Forbidden(_) => "Refused",
             UiError::BadRequest(_) => "Bad request",
             UiError::Conflict(_) => "Not possible right now",
+            UiError::Busy(_) => "Busy: try again in a moment",
             UiError::Storage(_) | UiError::Internal(_) => "Something went wrong",
         }
     }

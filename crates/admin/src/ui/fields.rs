@@ -13,6 +13,7 @@ use crate::api::error::ApiError;
 use crate::api::webhooks::Redacted;
 use crate::api::{validate, validate_auth};
 use webhookd_store::webhooks::Webhook;
+use webhookd_worker::deliver::DEFAULT_MAX_RENDERED_BODY_BYTES;
 
 /// The event a preview renders when none is picked.
 pub(crate) const DEFAULT_PREVIEW_EVENT: &str = "task.created";
@@ -538,7 +539,13 @@ pub(crate) fn render_preview(template: &str, event: &str) -> Result<String, Stri
         "" => envelope,
         text => {
             let parsed = Template::parse(text).map_err(|e| e.to_string())?;
-            serde_json::from_str(&parsed.render(&envelope)).map_err(|e| e.to_string())?
+            // A preview renders a small sample, but a template of many
+            // placeholders still multiplies it: the delivery cap's default
+            // bounds it too.
+            let rendered = parsed
+                .render_capped(&envelope, DEFAULT_MAX_RENDERED_BODY_BYTES)
+                .map_err(|e| e.to_string())?;
+            serde_json::from_str(&rendered).map_err(|e| e.to_string())?
         }
     };
     serde_json::to_string_pretty(&body).map_err(|e| e.to_string())
@@ -729,6 +736,12 @@ mod tests {
         let envelope = render_preview("", "deal.won").expect("renders");
         assert!(envelope.contains(r#""event": "deal.won""#), "{envelope}");
         assert!(render_preview("{", "task.created").is_err());
+        let amplifying = format!(r#"{{"t": "{}"}}"#, "{{data}}".repeat(8000));
+        let refused = render_preview(&amplifying, "task.created").unwrap_err();
+        assert!(
+            refused.contains("limits.max_rendered_body_bytes"),
+            "{refused}"
+        );
         assert!(render_preview("", "no.such")
             .expect("default event")
             .contains("task.created"));
