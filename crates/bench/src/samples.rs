@@ -23,12 +23,12 @@ pub struct Sample {
     pub pool_active: Option<f64>,
     /// Rows of `pg_stat_activity` in the scenario's database other than the
     /// benchmark's own: every connection the daemon holds, whatever pool.
-    pub pg_backends: i64,
+    pub pg_backends: Option<i64>,
     pub published: u64,
     /// Events received by the receivers that answer 200.
     pub delivered: u64,
     pub delivered_per_s: f64,
-    pub queue_depth: u32,
+    pub queue_depth: Option<u32>,
     pub deliveries_pending: Option<f64>,
     pub in_flight: Option<f64>,
     pub waiting: Option<f64>,
@@ -45,11 +45,11 @@ impl Sample {
             self.fds,
             opt(self.pool_connections),
             opt(self.pool_active),
-            self.pg_backends,
+            self.pg_backends.map_or(String::new(), |n| n.to_string()),
             self.published,
             self.delivered,
             self.delivered_per_s,
-            self.queue_depth,
+            self.queue_depth.map_or(String::new(), |n| n.to_string()),
             opt(self.deliveries_pending),
             opt(self.in_flight),
             opt(self.waiting),
@@ -95,8 +95,10 @@ pub fn ends(values: &[f64]) -> Option<(f64, f64)> {
 }
 
 /// A Markdown summary: first against last fifth of the samples for RSS, fds
-/// and pool connections.
+/// and pool connections. The reading at 0 s, taken before any traffic, is
+/// left out: it would make an idle start look like growth.
 pub fn flatness(samples: &[Sample]) -> String {
+    let samples = samples.get(1..).unwrap_or_default();
     let mut out =
         String::from("| figure | first 20 % mean | last 20 % mean | change |\n|---|---|---|---|\n");
     let rows: [(&str, Vec<f64>); 4] = [
@@ -111,7 +113,10 @@ pub fn flatness(samples: &[Sample]) -> String {
         ),
         (
             "Postgres backends",
-            samples.iter().map(|s| s.pg_backends as f64).collect(),
+            samples
+                .iter()
+                .map(|s| s.pg_backends.unwrap_or(0) as f64)
+                .collect(),
         ),
     ];
     for (label, values) in rows {
@@ -156,7 +161,10 @@ pub fn svg(title: &str, samples: &[Sample]) -> String {
         },
         Series {
             label: "broker queue depth (ready messages)",
-            values: samples.iter().map(|s| f64::from(s.queue_depth)).collect(),
+            values: samples
+                .iter()
+                .map(|s| f64::from(s.queue_depth.unwrap_or(0)))
+                .collect(),
         },
         Series {
             label: "deliveries pending (slow and failing webhooks' backlog)",

@@ -42,7 +42,7 @@ async fn soak_on(bench: &Bench, stage: &Stage, soak: &Soak) -> anyhow::Result<Ro
     answers.push(Answer::Fail);
     let (receipts, urls) = receiver::start_answering(answers).await?;
     stage.add_webhooks(&urls, None, None).await?;
-    let publisher = stage.publisher().await?;
+    let mut publisher = stage.publisher().await?;
     let mut daemon = Daemon::start(&bench.webhookd, &stage.daemon_env(&bench.settings))?;
     daemon.ready().await?;
     let start_usage = daemon.usage()?;
@@ -70,10 +70,22 @@ async fn soak_on(bench: &Bench, stage: &Stage, soak: &Soak) -> anyhow::Result<Ro
             let events = (first..due)
                 .map(|i| task_event(i as usize, true))
                 .collect::<Result<Vec<_>, _>>()?;
-            publisher.publish_many(&events, |_| {}).await?;
-            published.set(due);
+            // Other work on the machine may restart the broker during a
+            // half-hour run: the slice is published again on a new
+            // connection rather than ending the soak.
+            match publisher.publish_many(&events, |_| {}).await {
+                Ok(()) => published.set(due),
+                Err(error) => {
+                    eprintln!("soak: publishing failed, reconnecting: {error}");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    match stage.publisher().await {
+                        Ok(fresh) => publisher = fresh,
+                        Err(error) => eprintln!("soak: reconnecting failed: {error}"),
+                    }
+                }
+            }
         }
-        anyhow::Ok(())
+        anyhow::Ok(publisher)
     };
     let sampling = sample_until(
         stage,
@@ -85,10 +97,9 @@ async fn soak_on(bench: &Bench, stage: &Stage, soak: &Soak) -> anyhow::Result<Ro
         &title,
         (started, deadline),
     );
-    let (published_result, samples) = tokio::join!(publishing, sampling);
-    published_result?;
+    let (publisher, samples) = tokio::join!(publishing, sampling);
+    publisher?.close().await;
     let samples = samples?;
-    publisher.close().await;
 
     let seconds = started.elapsed().as_secs_f64();
     let usage = daemon.usage()?;
@@ -190,19 +201,21 @@ async fn read(
         (Some(idle), Some(active)) => Some(idle + active),
         _ => None,
     };
-    let pg_backends: i64 = sqlx::query_scalar(
+    // Like /metrics, a server that is briefly away leaves a gap.
+    let pg_backends: Option<i64> = sqlx::query_scalar(
         "SELECT count(*) FROM pg_stat_activity
          WHERE datname = current_database() AND pid <> pg_backend_pid()",
     )
     .fetch_one(&stage.pool)
-    .await?;
+    .await
+    .ok();
     Ok(Sample {
         rss_mib: rss_kib(pid)? as f64 / 1024.0,
         fds: open_fds(pid)?,
         pool_connections,
         pool_active,
         pg_backends,
-        queue_depth: queue_depth(amqp_url, &stage.topology.queue).await?,
+        queue_depth: queue_depth(amqp_url, &stage.topology.queue).await.ok(),
         deliveries_pending: metric(&text, "webhookd_deliveries_pending", None),
         in_flight: metric(&text, "webhookd_deliveries_in_flight", None),
         waiting: metric(&text, "webhookd_deliveries_waiting", None),
