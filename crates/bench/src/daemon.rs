@@ -99,6 +99,15 @@ impl Daemon {
         usage_of(self.pid)
     }
 
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// The HTTP listener (`/metrics`, `/readyz`).
+    pub fn http(&self) -> SocketAddr {
+        self.http
+    }
+
     /// SIGTERM, then waits for a clean exit.
     pub async fn stop(mut self) -> anyhow::Result<()> {
         let sent = std::process::Command::new("kill")
@@ -161,6 +170,21 @@ pub fn cpu_of_processes(comm: &str) -> f64 {
         .sum()
 }
 
+/// Current resident set size (`VmRSS`), KiB.
+pub fn rss_kib(pid: u32) -> anyhow::Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("reading /proc/{pid}/status"))?;
+    status_kib(&status, "VmRSS:").context("no VmRSS in /proc/PID/status")
+}
+
+/// Open file descriptors (sockets, files, eventfds...), the entries of
+/// /proc/PID/fd.
+pub fn open_fds(pid: u32) -> anyhow::Result<usize> {
+    let entries = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .with_context(|| format!("reading /proc/{pid}/fd"))?;
+    Ok(entries.count())
+}
+
 fn cpu_seconds(stat: &str) -> Option<f64> {
     // The command name is in parentheses and may hold spaces; utime and
     // stime are fields 14 and 15, i.e. 12th and 13th after the name.
@@ -177,9 +201,13 @@ fn clock_ticks_per_second() -> f64 {
 }
 
 fn peak_rss_kib(status: &str) -> Option<u64> {
+    status_kib(status, "VmHWM:")
+}
+
+fn status_kib(status: &str, field: &str) -> Option<u64> {
     status
         .lines()
-        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .find_map(|line| line.strip_prefix(field))
         .and_then(|rest| rest.split_whitespace().next())
         .and_then(|kib| kib.parse().ok())
 }
@@ -200,11 +228,14 @@ mod tests {
         let status = "Name:\twebhookd\nVmPeak:\t  900 kB\nVmHWM:\t   51234 kB\nVmRSS:\t 40000 kB\n";
         assert_eq!(peak_rss_kib(status), Some(51_234));
         assert_eq!(peak_rss_kib("Name:\tx\n"), None);
+        assert_eq!(status_kib(status, "VmRSS:"), Some(40_000));
     }
 
     #[test]
     fn reads_this_process() {
         let usage = usage_of(std::process::id()).expect("own /proc entry");
         assert!(usage.peak_rss_kib > 0);
+        assert!(rss_kib(std::process::id()).expect("own VmRSS") > 0);
+        assert!(open_fds(std::process::id()).expect("own fds") > 0);
     }
 }

@@ -7,10 +7,13 @@
 //! traffic goes only to receivers on 127.0.0.1.
 
 mod daemon;
+mod plot;
 mod receiver;
 mod report;
+mod samples;
 mod scenarios;
 mod setup;
+mod soak;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -49,12 +52,17 @@ enum Scenario {
     /// --rate-limited-events events → 1 webhook limited to
     /// --rate-limit requests/s: the measured rate must match it.
     RateLimited,
+    /// --soak-rate events/s for --soak-secs → 10 webhooks, one answering
+    /// after --soak-slow-ms and one failing, the daemon's RSS, fds and pool
+    /// sampled every --soak-sample-secs into --soak-csv and --soak-svg
+    /// (not part of the default run: it takes half an hour).
+    Soak,
 }
 
 #[derive(Parser)]
 #[command(about = "Measure webhookd: drain rate, latency, CPU and memory")]
 struct Args {
-    /// Scenarios to run, in order (default: all)
+    /// Scenarios to run, in order (default: all but soak)
     #[arg(long, value_delimiter = ',', value_enum)]
     scenarios: Vec<Scenario>,
     #[arg(long, default_value_t = 20_000)]
@@ -82,6 +90,22 @@ struct Args {
     rate_limit: i32,
     #[arg(long, default_value_t = 3_000)]
     rate_limited_events: usize,
+    #[arg(long, default_value_t = 1_800)]
+    soak_secs: u64,
+    /// events/s published during the soak
+    #[arg(long, default_value_t = 500)]
+    soak_rate: u32,
+    /// how long the soak's slow receiver takes to answer
+    #[arg(long, default_value_t = 2_000)]
+    soak_slow_ms: u64,
+    #[arg(long, default_value_t = 10)]
+    soak_sample_secs: u64,
+    /// the soak's samples, one CSV line each
+    #[arg(long, default_value = "soak.csv")]
+    soak_csv: PathBuf,
+    /// the soak's plot, redrawn at every sample
+    #[arg(long, default_value = "soak.svg")]
+    soak_svg: PathBuf,
     /// A webhookd setting for every scenario, e.g.
     /// `--set WEBHOOKD__BROKER__PREFETCH=512` (repeatable; also
     /// `TOKIO_WORKER_THREADS`, the daemon's runtime threads)
@@ -107,7 +131,11 @@ struct Args {
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let scenarios = if args.scenarios.is_empty() {
-        Scenario::value_variants().to_vec()
+        Scenario::value_variants()
+            .iter()
+            .copied()
+            .filter(|s| *s != Scenario::Soak)
+            .collect()
     } else {
         args.scenarios.clone()
     };
@@ -291,6 +319,20 @@ async fn run(bench: &Bench, args: &Args, scenario: Scenario) -> anyhow::Result<V
                 args.rate_limited_events,
                 1,
                 args.rate_limit,
+            )
+            .await?,
+        ],
+        Scenario::Soak => vec![
+            soak::soak(
+                bench,
+                &soak::Soak {
+                    secs: args.soak_secs,
+                    rate: args.soak_rate,
+                    slow: Duration::from_millis(args.soak_slow_ms),
+                    sample_every: Duration::from_secs(args.soak_sample_secs.max(1)),
+                    csv: args.soak_csv.clone(),
+                    svg: args.soak_svg.clone(),
+                },
             )
             .await?,
         ],

@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::body::Bytes;
 use axum::extract::State;
+use axum::http::StatusCode;
 
 /// Field of the event data holding the publish time, in Unix nanoseconds.
 pub const SENT_FIELD: &str = "sent_ns";
@@ -36,11 +37,22 @@ impl Receipts {
     }
 }
 
+/// How a receiver answers.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    /// 200 at once.
+    Ok,
+    /// 200 after this long.
+    After(Duration),
+    /// 500 at once, counting nothing: an endpoint that is down.
+    Fail,
+}
+
 #[derive(Clone)]
 struct Endpoint {
     receipts: Receipts,
     index: usize,
-    delay: Option<Duration>,
+    answer: Answer,
 }
 
 /// Starts `count` receivers, each on its own port (so each is its own host
@@ -50,18 +62,29 @@ pub async fn start(
     count: usize,
     slow: Option<(usize, Duration)>,
 ) -> anyhow::Result<(Receipts, Vec<String>)> {
+    let answers = (0..count)
+        .map(|index| match slow {
+            Some((i, delay)) if i == index => Answer::After(delay),
+            _ => Answer::Ok,
+        })
+        .collect();
+    start_answering(answers).await
+}
+
+/// One receiver per entry of `answers`, answering that way.
+pub async fn start_answering(answers: Vec<Answer>) -> anyhow::Result<(Receipts, Vec<String>)> {
     let receipts = Receipts {
-        counts: Arc::new((0..count).map(|_| AtomicU64::new(0)).collect()),
+        counts: Arc::new(answers.iter().map(|_| AtomicU64::new(0)).collect()),
         latencies: Arc::default(),
     };
-    let mut urls = Vec::with_capacity(count);
-    for index in 0..count {
+    let mut urls = Vec::with_capacity(answers.len());
+    for (index, answer) in answers.into_iter().enumerate() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let endpoint = Endpoint {
             receipts: receipts.clone(),
             index,
-            delay: slow.filter(|(i, _)| *i == index).map(|(_, d)| d),
+            answer,
         };
         let app = axum::Router::new()
             .route("/hook", axum::routing::post(receive))
@@ -74,12 +97,17 @@ pub async fn start(
     Ok((receipts, urls))
 }
 
-async fn receive(State(endpoint): State<Endpoint>, body: Bytes) -> &'static str {
+async fn receive(State(endpoint): State<Endpoint>, body: Bytes) -> (StatusCode, &'static str) {
     let now = unix_nanos();
-    if let Some(delay) = endpoint.delay {
-        tokio::time::sleep(delay).await;
+    match endpoint.answer {
+        Answer::Fail => return (StatusCode::INTERNAL_SERVER_ERROR, "down"),
+        Answer::After(delay) => tokio::time::sleep(delay).await,
+        Answer::Ok => {}
     }
-    if let Some(sent) = sent_ns(&body) {
+    // A slow receiver's latency is its own queueing, which would hide the
+    // other receivers' figures.
+    let stamped = sent_ns(&body).filter(|_| endpoint.answer == Answer::Ok);
+    if let Some(sent) = stamped {
         let micros = now.saturating_sub(sent) / 1000;
         if let Ok(mut latencies) = endpoint.receipts.latencies.lock() {
             latencies.push(micros);
@@ -88,7 +116,7 @@ async fn receive(State(endpoint): State<Endpoint>, body: Bytes) -> &'static str 
     if let Some(count) = endpoint.receipts.counts.get(endpoint.index) {
         count.fetch_add(events_in(&body), Ordering::Relaxed);
     }
-    "ok"
+    (StatusCode::OK, "ok")
 }
 
 /// How many events a request carried: a batch body's (SPEC §11), else one.

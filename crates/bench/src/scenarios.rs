@@ -203,7 +203,7 @@ pub async fn publish_file(bench: &Bench, events: usize) -> anyhow::Result<Row> {
 }
 
 /// Runs `scenario` on a new stage and removes the stage whatever the outcome.
-async fn on_stage(
+pub(crate) async fn on_stage(
     bench: &Bench,
     scenario: impl AsyncFnOnce(&Stage) -> anyhow::Result<Row>,
 ) -> anyhow::Result<Row> {
@@ -298,7 +298,7 @@ impl SystemCpu {
     }
 }
 
-async fn queue_depth(amqp_url: &str, queue: &str) -> anyhow::Result<u32> {
+pub(crate) async fn queue_depth(amqp_url: &str, queue: &str) -> anyhow::Result<u32> {
     let connection = Connection::connect(amqp_url, ConnectionProperties::default()).await?;
     let channel = connection.create_channel().await?;
     let declared = channel
