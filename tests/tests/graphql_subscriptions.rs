@@ -328,7 +328,15 @@ async fn a_subscriber_that_stops_reading_is_cut_off_while_others_and_deliveries_
     let slow = "webhookd_graphql_disconnected_total{reason=\"slow\"}";
     let mut published = 0;
     while sample(&app.metrics_text().await, slow) != Some(1.0) {
-        assert!(published < 1000, "the stalled subscriber was never cut off");
+        if published == 1000 {
+            // On a loaded machine the stream may still be catching up with
+            // what was published: the cut-off must come without more events.
+            eventually(WAIT, "the stalled subscriber to be cut off", || async {
+                (sample(&app.metrics_text().await, slow) == Some(1.0)).then_some(())
+            })
+            .await;
+            break;
+        }
         let message = EventMessage::new(
             "task.created",
             json!({"n": published, "padding": padding}),
