@@ -1,6 +1,7 @@
 //! SPEC §15 quotas: webhooks per user (409 past `limits.max_webhooks_per_user`,
 //! even for concurrent creates) and synchronous tests in progress per user
-//! (429 with `Retry-After` past `limits.max_concurrent_tests_per_user`).
+//! (429 with `Retry-After` past `limits.max_concurrent_tests_per_user`), and
+//! bulk retries, one per user at a time (429 with `Retry-After`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::time::Duration;
@@ -122,4 +123,95 @@ async fn a_test_in_progress_holds_the_users_only_slot_until_it_ends() {
     let again = api.post(&alice, &path, json!({})).await;
     assert_status(&again, StatusCode::OK, "a test after the first ended");
     assert_eq!(again.json["is_success"], true, "{}", again.json);
+}
+
+#[tokio::test]
+async fn a_bulk_retry_in_progress_makes_the_users_next_one_wait_with_429() {
+    let api = ApiServer::spawn().await;
+    let alice = api.user("alice", false).await;
+    let bob = api.user("bob", false).await;
+    let alices = api.create_quiet_webhook(&alice, "alice's").await;
+    let bobs = api.create_quiet_webhook(&bob, "bob's").await;
+    let held = api.seed_delivery(alices, "task.created", "failed").await;
+    api.seed_delivery(bobs, "task.created", "failed").await;
+
+    // A row lock taken here keeps alice's "retry all failed" inside its
+    // UPDATE, so it is provably in progress while the others ask.
+    let mut lock = api.db.pool.begin().await.unwrap();
+    sqlx::query("SELECT 1 FROM deliveries WHERE id = $1 FOR UPDATE")
+        .bind(held)
+        .execute(&mut *lock)
+        .await
+        .unwrap();
+    let path = format!("/webhooks/{alices}/retry");
+    let first = api.post(&alice, &path, json!({"all_failed": true}));
+    let others = async {
+        eventually(
+            WAIT,
+            "alice's bulk retry waiting on the row lock",
+            || async {
+                let waiting: i64 = sqlx::query_scalar(
+                    "SELECT count(*) FROM pg_stat_activity
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'
+                   AND query LIKE 'UPDATE deliveries%'",
+                )
+                .fetch_one(&api.db.pool)
+                .await
+                .unwrap();
+                (waiting == 1).then_some(())
+            },
+        )
+        .await;
+        let all_again = api.post(&alice, &path, json!({"all_failed": true})).await;
+        let range = api
+            .post(
+                &alice,
+                &path,
+                json!({"failed_since": "2020-01-01T00:00:00Z",
+                       "failed_until": "2100-01-01T00:00:00Z"}),
+            )
+            .await;
+        let bobs = api
+            .post(
+                &bob,
+                &format!("/webhooks/{bobs}/retry"),
+                json!({"all_failed": true}),
+            )
+            .await;
+        lock.commit().await.unwrap();
+        (all_again, range, bobs)
+    };
+    let (first, (all_again, range, bobs)) = tokio::join!(first, others);
+
+    for (busy, what) in [
+        (&all_again, "a second retry-all"),
+        (&range, "a range retry"),
+    ] {
+        assert_status(busy, StatusCode::TOO_MANY_REQUESTS, what);
+        assert!(
+            busy.headers
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+                .is_some_and(|s| s >= 1),
+            "{what}: {:?}",
+            busy.headers
+        );
+        assert!(
+            busy.json["error"]
+                .as_str()
+                .unwrap()
+                .contains("bulk retry is already running"),
+            "{what}: {}",
+            busy.json
+        );
+    }
+    assert_status(&bobs, StatusCode::OK, "bob's own bulk retry");
+    assert_eq!(bobs.json["retried"], 1, "{}", bobs.json);
+    assert_status(&first, StatusCode::OK, "the held retry");
+    assert_eq!(first.json["retried"], 1, "{}", first.json);
+
+    let after = api.post(&alice, &path, json!({"all_failed": true})).await;
+    assert_status(&after, StatusCode::OK, "a retry after the first ended");
+    assert_eq!(after.json["retried"], 0, "{}", after.json);
 }
