@@ -92,25 +92,31 @@ struct Expired {
     reltuples: f64,
     live: i64,
     detach_pending: bool,
+    /// Older than the retention period: dropped once detached.
+    expired: bool,
 }
 
 /// Detaches and drops the partitions whose upper bound is at least
 /// `logs_days` days old, and finishes any detach left pending by an earlier
-/// pass that was interrupted (then drops that partition too). The caller
-/// makes sure one session at a time runs this.
+/// pass that was interrupted (dropping that partition too if it is old: one
+/// an operator was detaching to keep is detached and left alone). The
+/// caller makes sure one session at a time runs this.
 ///
 /// `DETACH ... CONCURRENTLY` does not block writers or readers of the other
 /// partitions, but cannot run in a transaction block: each statement runs
 /// on its own, over the simple protocol.
 pub async fn drop_expired(pool: &PgPool, logs_days: u32) -> Result<Dropped, sqlx::Error> {
     let expired: Vec<Expired> = sqlx::query_as(
-        "SELECT p.partition::text AS name, c.reltuples::float8 AS reltuples,
-                COALESCE(s.n_live_tup, 0) AS live, p.detach_pending
-         FROM webhook_logs_partitions() p
-         JOIN pg_class c ON c.oid = p.partition
-         LEFT JOIN pg_stat_user_tables s ON s.relid = p.partition
-         WHERE p.detach_pending OR p.upper_bound <= now() - make_interval(days => $1)
-         ORDER BY p.upper_bound",
+        "SELECT name, reltuples, live, detach_pending, expired
+         FROM (SELECT p.partition::text AS name, c.reltuples::float8 AS reltuples,
+                      COALESCE(s.n_live_tup, 0) AS live, p.detach_pending,
+                      p.upper_bound <= now() - make_interval(days => $1) AS expired,
+                      p.upper_bound
+               FROM webhook_logs_partitions() p
+               JOIN pg_class c ON c.oid = p.partition
+               LEFT JOIN pg_stat_user_tables s ON s.relid = p.partition) p
+         WHERE detach_pending OR expired
+         ORDER BY upper_bound",
     )
     .bind(i32::try_from(logs_days).unwrap_or(i32::MAX))
     .fetch_all(pool)
@@ -127,6 +133,9 @@ pub async fn drop_expired(pool: &PgPool, logs_days: u32) -> Result<Dropped, sqlx
         ))
         .execute(pool)
         .await?;
+        if !partition.expired {
+            continue;
+        }
         sqlx::raw_sql(&format!("DROP TABLE {name}"))
             .execute(pool)
             .await?;
