@@ -213,11 +213,7 @@ async fn migrating_a_populated_table_keeps_every_row_and_partitions_it_by_day() 
     .unwrap();
     assert!(legacy_upper);
     assert_eq!(
-        count(
-            &pool,
-            "SELECT count(*) FROM webhook_logs_legacy"
-        )
-        .await,
+        count(&pool, "SELECT count(*) FROM webhook_logs_legacy").await,
         125
     );
     for offset in 1..=7 {
@@ -295,7 +291,10 @@ async fn start_up_fails_naming_the_key_when_partitions_cannot_be_created() {
         None,
         vec![
             ("WEBHOOKD__DATABASE__URL".to_owned(), db.url.clone()),
-            ("WEBHOOKD__HTTP__LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
+            (
+                "WEBHOOKD__HTTP__LISTEN".to_owned(),
+                "127.0.0.1:0".to_owned(),
+            ),
             (
                 "WEBHOOKD__BROKER__EXCHANGE".to_owned(),
                 format!("test.events.{}", Uuid::new_v4().simple()),
@@ -352,7 +351,10 @@ async fn retention_drops_old_partitions_whole_and_keeps_recent_ones() {
     }
     assert!(is_partition(&db.pool, &partition_name(&db.pool, -30).await).await);
     assert!(is_partition(&db.pool, &partition_name(&db.pool, -29).await).await);
-    assert_eq!(count(&db.pool, "SELECT count(*) FROM webhook_logs").await, 17);
+    assert_eq!(
+        count(&db.pool, "SELECT count(*) FROM webhook_logs").await,
+        17
+    );
     // Nothing is left to drop.
     let again = purge_once(&db.pool, &settings()).await.unwrap();
     assert_eq!((again.partitions, again.logs), (0, 0));
@@ -466,7 +468,10 @@ async fn one_pass_at_a_time_drops_the_old_partitions() {
     );
     assert_eq!(a.partitions + b.partitions, 3);
     assert_eq!(a.logs + b.logs, 30);
-    assert_eq!(count(&db.pool, "SELECT count(*) FROM webhook_logs").await, 0);
+    assert_eq!(
+        count(&db.pool, "SELECT count(*) FROM webhook_logs").await,
+        0
+    );
     db.drop_database().await;
 }
 

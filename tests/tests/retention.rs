@@ -235,7 +235,10 @@ async fn the_daemon_counts_the_rows_its_retention_job_deletes() {
     // the pass counts dropped rows from them.
     let mut tx = app.db.pool.begin().await.unwrap();
     insert_logs_in(&mut tx, hook, 42, 40).await;
-    sqlx::query("ANALYZE webhook_logs").execute(&mut *tx).await.unwrap();
+    sqlx::query("ANALYZE webhook_logs")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
     tx.commit().await.unwrap();
     insert_logs(&app.db.pool, hook, 3, 0).await;
 
