@@ -14,13 +14,13 @@ pub const LOCK_KEY: i64 = 0x7765_6268_6f6f_6b02;
 /// Creates the missing partitions of today to today + `ahead_days` (UTC
 /// days), waiting for another session creating them; returns how many it
 /// created.
-pub async fn ensure_ahead(pool: &PgPool, ahead_days: u32) -> Result<i32, sqlx::Error> {
+pub async fn ensure_ahead(conn: &mut PgConnection, ahead_days: u32) -> Result<i32, sqlx::Error> {
     sqlx::query_scalar(
         "SELECT webhook_logs_ensure_partitions(d, d + $1)
          FROM (SELECT (now() AT TIME ZONE 'UTC')::date AS d) today",
     )
     .bind(i32::try_from(ahead_days).unwrap_or(i32::MAX))
-    .fetch_one(pool)
+    .fetch_one(conn)
     .await
 }
 

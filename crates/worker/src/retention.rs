@@ -118,12 +118,35 @@ pub async fn purge_once(
     })
 }
 
+/// How long start-up waits for a connection to create partitions.
+const REACH_LIMIT: Duration = Duration::from_secs(10);
+
 /// Creates today's partition of `webhook_logs` and those of the
 /// `partitions_ahead_days` days after it, waiting for another replica doing
-/// the same. Run at start-up, before anything is consumed.
+/// the same; returns how many it created. Run at start-up, before anything
+/// is consumed: an error is the database refusing (a table in the way, no
+/// right to create tables) and should stop start-up.
+///
+/// `None` when the database cannot be reached at all: the daemon starts
+/// anyway, as it does for every other use of the database, since a writer
+/// whose day has no partition creates it and every retention pass tries
+/// again.
 pub async fn prepare_partitions(
     pool: &PgPool,
     settings: &RetentionSettings,
-) -> Result<i32, sqlx::Error> {
-    partitions::ensure_ahead(pool, settings.partitions_ahead_days).await
+) -> Result<Option<i32>, sqlx::Error> {
+    let mut conn = match tokio::time::timeout(REACH_LIMIT, pool.acquire()).await {
+        Ok(Ok(conn)) => conn,
+        Ok(Err(e)) => {
+            warn!(error = %e, "could not reach the database to create the webhook_logs partitions ahead at start; going on");
+            return Ok(None);
+        }
+        Err(_) => {
+            warn!("the database did not answer in time to create the webhook_logs partitions ahead at start; going on");
+            return Ok(None);
+        }
+    };
+    partitions::ensure_ahead(&mut conn, settings.partitions_ahead_days)
+        .await
+        .map(Some)
 }
