@@ -217,7 +217,25 @@ pub struct Recorded {
 }
 
 /// [`record_attempts`] under `rules`, reporting breaker transitions too.
+///
+/// An attempt is never lost for want of a `webhook_logs` partition (the
+/// daemon down for longer than it creates them ahead, a clock jump): the
+/// day's partition is created and the write tried once more.
 pub async fn record_attempts_under(
+    conn: &mut PgConnection,
+    records: &[AttemptRecord],
+    rules: &Rules,
+) -> Result<Recorded, StorageError> {
+    match record_attempts_once(conn, records, rules).await {
+        Err(e) if crate::partitions::is_missing_partition(&e) => {
+            crate::partitions::ensure_for_now(conn).await?;
+            record_attempts_once(conn, records, rules).await
+        }
+        result => result,
+    }
+}
+
+async fn record_attempts_once(
     conn: &mut PgConnection,
     records: &[AttemptRecord],
     rules: &Rules,

@@ -306,7 +306,24 @@ pub async fn write_fanout(
 
 /// [`write_fanout`] under `rules`, reporting breaker transitions too. A
 /// pending delivery of a webhook whose breaker is open is written parked.
+/// A first attempt whose day has no `webhook_logs` partition yet gets one,
+/// and the write is tried once more.
 pub async fn write_fanout_under(
+    conn: &mut PgConnection,
+    events: &[NewEvent],
+    rows: &[FanoutRow<'_>],
+    rules: &Rules,
+) -> Result<Recorded, StorageError> {
+    match write_fanout_once(conn, events, rows, rules).await {
+        Err(e) if crate::partitions::is_missing_partition(&e) => {
+            crate::partitions::ensure_for_now(conn).await?;
+            write_fanout_once(conn, events, rows, rules).await
+        }
+        result => result,
+    }
+}
+
+async fn write_fanout_once(
     conn: &mut PgConnection,
     events: &[NewEvent],
     rows: &[FanoutRow<'_>],

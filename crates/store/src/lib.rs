@@ -16,6 +16,7 @@ pub mod logs;
 pub mod notify;
 pub mod outbox;
 pub mod page;
+pub mod partitions;
 pub mod probes;
 pub mod rate_limits;
 pub mod replay;

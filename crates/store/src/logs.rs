@@ -195,7 +195,8 @@ fn cut(text: &mut Option<String>, bytes: usize) -> usize {
     text.len()
 }
 
-/// One attempt of a webhook, bodies included.
+/// One attempt of a webhook, bodies included. By id alone (the caller knows
+/// no time): Postgres probes each daily partition's key index.
 pub async fn find_log(
     pool: &PgPool,
     webhook_id: i64,

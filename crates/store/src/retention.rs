@@ -1,50 +1,55 @@
-//! The retention job's statements: attempt logs older than a number of days,
-//! events as old whose deliveries are all finished, and expired web UI
-//! sessions, deleted in small batches so the tables stay online, under a
-//! Postgres advisory lock so that one replica at a time runs them.
+//! The retention job's statements: attempt logs older than a number of days
+//! (whole daily partitions of `webhook_logs`, detached and dropped), events
+//! as old whose deliveries are all finished, and expired web UI sessions,
+//! deleted in small batches so the tables stay online.
+//!
+//! One replica at a time: the pass holds a transaction-scoped advisory lock
+//! (`pg_try_advisory_xact_lock`) in a guard transaction on a connection of
+//! its own, and does the work on others. A session-level lock would be
+//! unsafe behind a transaction-mode pooler (the lock stays with a server
+//! connection other clients then get), and the work cannot run inside the
+//! guard transaction: `DETACH PARTITION ... CONCURRENTLY` refuses a
+//! transaction block, and batched deletes should commit as they go.
 
 use sqlx::postgres::PgArguments;
 use sqlx::query::Query;
 use sqlx::{PgConnection, PgPool, Postgres};
 
-use crate::ui_sessions;
+use crate::{partitions, ui_sessions};
 
-/// Rows deleted by one pass.
+/// What one pass removed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct Deleted {
+    /// Attempt logs in the dropped partitions (an estimate: see
+    /// [`partitions::Dropped::rows`]).
     pub logs: u64,
+    /// `webhook_logs` partitions dropped.
+    pub partitions: u64,
     pub events: u64,
     pub sessions: u64,
 }
 
-/// One pass under the advisory lock `lock_key`; deletes nothing when another
-/// session holds it. `batch` rows at most per statement.
+/// One pass under the advisory lock `lock_key`; removes nothing when another
+/// session holds it. `batch` rows at most per delete statement.
 pub async fn purge(
     pool: &PgPool,
     lock_key: i64,
     logs_days: u32,
     batch: i64,
 ) -> Result<Deleted, sqlx::Error> {
-    let mut conn = pool.acquire().await?;
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+    let mut guard = pool.begin().await?;
+    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
         .bind(lock_key)
-        .fetch_one(&mut *conn)
+        .fetch_one(&mut *guard)
         .await?;
     if !locked {
+        guard.rollback().await?;
         return Ok(Deleted::default());
     }
     let days = i32::try_from(logs_days).unwrap_or(i32::MAX);
     let result = async {
-        let logs = delete_in_batches(&mut conn, batch, |limit| {
-            sqlx::query(
-                "DELETE FROM webhook_logs WHERE id IN (
-                     SELECT id FROM webhook_logs
-                     WHERE created_at < now() - make_interval(days => $1) LIMIT $2)",
-            )
-            .bind(days)
-            .bind(limit)
-        })
-        .await?;
+        let dropped = partitions::drop_expired(pool, logs_days).await?;
+        let mut conn = pool.acquire().await?;
         let events = delete_in_batches(&mut conn, batch, |limit| {
             sqlx::query(
                 "DELETE FROM events WHERE id IN (
@@ -60,16 +65,16 @@ pub async fn purge(
         .await?;
         let sessions = delete_in_batches(&mut conn, batch, ui_sessions::delete_expired).await?;
         Ok::<_, sqlx::Error>(Deleted {
-            logs,
+            logs: dropped.rows,
+            partitions: dropped.partitions,
             events,
             sessions,
         })
     }
     .await;
-    let _ = sqlx::query("SELECT pg_advisory_unlock($1)")
-        .bind(lock_key)
-        .execute(&mut *conn)
-        .await;
+    // Ending the guard releases the lock; if its connection was lost the
+    // server has released it already, so a failure here changes nothing.
+    let _ = guard.commit().await;
     result
 }
 

@@ -102,7 +102,24 @@ pub struct TestDeliveryRecord {
 /// Unlike a real delivery, a test leaves the webhook alone: a 410 does not
 /// switch it off and a failure does not start its failing streak, because
 /// testing a half-configured receiver is what the button is for.
+///
+/// A log row whose day has no `webhook_logs` partition gets one, and the
+/// transaction is tried once more.
 pub async fn record_test_delivery(
+    pool: &PgPool,
+    record: &TestDeliveryRecord,
+) -> Result<i64, StorageError> {
+    match record_test_delivery_once(pool, record).await {
+        Err(e) if crate::partitions::is_missing_partition(&e) => {
+            let mut conn = pool.acquire().await?;
+            crate::partitions::ensure_for_now(&mut conn).await?;
+            record_test_delivery_once(pool, record).await
+        }
+        result => result,
+    }
+}
+
+async fn record_test_delivery_once(
     pool: &PgPool,
     record: &TestDeliveryRecord,
 ) -> Result<i64, StorageError> {

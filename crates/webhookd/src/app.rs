@@ -36,7 +36,7 @@ use webhookd_worker::fifo::Sequencer;
 use webhookd_worker::metrics::Metrics;
 use webhookd_worker::outbox::OutboxRelay;
 use webhookd_worker::record::{spawn_writer, Recorder};
-use webhookd_worker::retention::run_retention;
+use webhookd_worker::retention::{prepare_partitions, run_retention};
 use webhookd_worker::sampler::Sampler;
 use webhookd_worker::schedule::Scheduler;
 use webhookd_worker::shards::{ConsumerShards, ShardPlan};
@@ -84,6 +84,11 @@ pub enum AppError {
     ExtraCa(#[from] webhookd_worker::tls_clients::ExtraCaError),
     #[error("HTTP server: {0}")]
     Serve(std::io::Error),
+    #[error(
+        "creating the partitions of webhook_logs for today and the next \
+         retention.partitions_ahead_days days: {0}"
+    )]
+    Partitions(sqlx::Error),
     #[error("starting a consumer thread: {0}")]
     Thread(std::io::Error),
     #[error(transparent)]
@@ -152,6 +157,10 @@ impl App {
         let broker = BrokerHealth::default();
         let mut background = Background::default();
         let worker = if self.role.works() {
+            // Before anything is consumed: attempts need today's partition.
+            prepare_partitions(&self.pool, &s.retention)
+                .await
+                .map_err(AppError::Partitions)?;
             Some(self.start_worker(&broker, &cancel, &mut background)?)
         } else {
             background.spawn(

@@ -436,6 +436,11 @@ impl Settings {
             "retention.interval_secs",
             "must be at least 1",
         )?;
+        check(
+            (2..=366).contains(&self.retention.partitions_ahead_days),
+            "retention.partitions_ahead_days",
+            "must be between 2 and 366",
+        )?;
         let g = &self.graphql;
         check(
             (2..=64).contains(&g.max_depth),
@@ -610,6 +615,7 @@ mod tests {
         assert_eq!(s.delivery.timeout_ms, 10_000);
         assert!(!s.delivery.allow_private_targets);
         assert_eq!(s.retention.logs_days, 30);
+        assert_eq!(s.retention.partitions_ahead_days, 7);
         assert_eq!(s.log.format, LogFormat::Text);
         assert_eq!(s.delivery.per_endpoint_queue, 1000);
         assert_eq!(s.delivery.mtls_clients_max, 256);
@@ -712,6 +718,11 @@ mod tests {
                 "WEBHOOKD__DATABASE__MAX_CONNECTIONS",
                 "3",
                 "database.max_connections",
+            ),
+            (
+                "WEBHOOKD__RETENTION__PARTITIONS_AHEAD_DAYS",
+                "1",
+                "retention.partitions_ahead_days",
             ),
             (
                 "WEBHOOKD__DELIVERY__DISABLE_AFTER_FAILING_SECS",

@@ -350,7 +350,9 @@ impl StorageFailed<'_> {
 
 /// One retention pass deleted rows.
 pub(crate) struct Purged {
+    /// Estimated from the dropped partitions' statistics.
     pub logs: u64,
+    pub partitions: u64,
     pub events: u64,
     pub sessions: u64,
 }
@@ -363,6 +365,7 @@ impl Purged {
         metrics.events_deleted.inc_by(self.events);
         info!(
             logs = self.logs,
+            partitions = self.partitions,
             events = self.events,
             sessions = self.sessions,
             "retention: deleted old rows"
