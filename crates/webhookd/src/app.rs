@@ -280,10 +280,9 @@ impl App {
         if let Some(metrics_server) = metrics_server {
             let _ = timeout_at(deadline, metrics_server).await;
         }
-        let _ = tokio::time::timeout(
-            POOL_CLOSE_LIMIT,
-            async { tokio::join!(self.pool.close(), self.session_pool.close()) },
-        )
+        let _ = tokio::time::timeout(POOL_CLOSE_LIMIT, async {
+            tokio::join!(self.pool.close(), self.session_pool.close())
+        })
         .await;
         info!("webhookd stopped");
         if let Some(ended) = task_ended {

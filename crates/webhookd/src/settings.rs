@@ -881,7 +881,11 @@ mod tests {
     fn secrets_in_urls_never_print() {
         let s = load(&[("WEBHOOKD__DATABASE__URL", "postgres://u:hunter2@db/x")]).unwrap();
         assert!(!format!("{s:?}").contains("hunter2"));
-        let s = load(&[("WEBHOOKD__DATABASE__DIRECT_URL", "postgres://u:swordfish@db/x")]).unwrap();
+        let s = load(&[(
+            "WEBHOOKD__DATABASE__DIRECT_URL",
+            "postgres://u:swordfish@db/x",
+        )])
+        .unwrap();
         assert!(!format!("{s:?}").contains("swordfish"));
         let error = load(&[("WEBHOOKD__DATABASE__DIRECT_URL", "mysql://u:swordfish@db/x")])
             .unwrap_err()
@@ -903,7 +907,10 @@ mod tests {
         ])
         .unwrap();
         assert!(s.database.has_direct_url());
-        assert_eq!(s.database.direct_url().expose_secret(), "postgresql://db:5432/x");
+        assert_eq!(
+            s.database.direct_url().expose_secret(),
+            "postgresql://db:5432/x"
+        );
         assert_eq!(s.database.url.expose_secret(), "postgres://bouncer:6432/x");
         for bad in ["db:5432/x", "http://db/x", "postgres://db:port/x"] {
             let error = load(&[("WEBHOOKD__DATABASE__DIRECT_URL", bad)])
