@@ -29,7 +29,7 @@ const DRAIN_LIMIT: Duration = Duration::from_secs(120);
 /// test waits, so only a wake-up (the recorder's, or a `NOTIFY`) can make a
 /// due delivery go out in time.
 const SLOW_POLL_MS: &str = "300000";
-const WAKE_LIMIT: Duration = Duration::from_secs(60);
+const WAKE_LIMIT: Duration = Duration::from_secs(30);
 /// The PgBouncer the tests need at least: protocol-level prepared statements.
 const MIN_VERSION: (u32, u32) = (1, 21);
 /// Where `scripts/ensure-pgbouncer.sh` builds it.
@@ -480,7 +480,7 @@ async fn retries_fire_on_time_and_the_api_wakes_workers_through_notify() {
         json!({"delivery_id": delivery}),
     )
     .await;
-    assert_eq!(status, 200, "{retried}");
+    assert_eq!(status, 200, "{retried}\n{}", api.logs());
     let got = receiver.wait_for(4, WAKE_LIMIT).await;
     assert_eq!(got[3].json()["id"], events[0].id.to_string());
     eventually(WAKE_LIMIT, "the retried delivery succeeded", || async {
