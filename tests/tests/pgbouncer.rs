@@ -274,6 +274,17 @@ fn event_ids(receiver: &Receiver) -> Vec<String> {
         .collect()
 }
 
+/// Fails at once, with the logs, on what PgBouncer without prepared
+/// statement tracking (< 1.21, or `max_prepared_statements = 0`) does to
+/// sqlx's named statements ("prepared statement \"sqlx_s_1\" does not
+/// exist" or "already exists"), rather than waiting out the drain limit.
+fn no_prepared_statement_errors(logs: &str) {
+    assert!(
+        !(logs.contains("prepared statement") && logs.contains("sqlx_s_")),
+        "prepared statements broke behind PgBouncer:\n{logs}"
+    );
+}
+
 /// Waits until every receiver has every event of `events`, then checks
 /// none came twice.
 async fn every_event_once(
@@ -286,6 +297,7 @@ async fn every_event_once(
             DRAIN_LIMIT,
             &format!("receiver {n} got every event"),
             || async {
+                no_prepared_statement_errors(&logs());
                 let got: HashSet<String> = event_ids(receiver).into_iter().collect();
                 (got == *expected).then_some(())
             },
@@ -524,6 +536,7 @@ async fn two_replicas_through_one_pgbouncer_share_the_work_without_duplicates() 
             DRAIN_LIMIT,
             &format!("receiver {n} got every event"),
             || async {
+                no_prepared_statement_errors(&logs());
                 let got: HashSet<String> = event_ids(receiver).into_iter().collect();
                 (got == expected).then_some(())
             },
