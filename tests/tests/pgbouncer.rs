@@ -380,17 +380,24 @@ async fn many_events_to_several_webhooks_are_delivered_and_logged_through_transa
         servers <= 2,
         "at most default_pool_size server connections: {servers}"
     );
+    // Every transaction is a server connection lent to a client: far more
+    // of them than server connections means they moved between clients.
     assert!(
-        stats["total_server_assignment_count"] > 100,
+        stats["total_server_assignment_count"] > 10 * servers as i64,
         "server connections were handed from client to client: {stats:?}"
     );
+    // Clients' Parse messages (one per statement per client connection)
+    // outnumber the server-side ones: a statement a client prepared was
+    // found already prepared on the server connection it landed on.
     assert!(
-        stats["total_client_parse_count"] > 0 && stats["total_server_parse_count"] > 0,
-        "named statements went through PgBouncer's tracking: {stats:?}"
+        stats["total_client_parse_count"] > stats["total_server_parse_count"]
+            && stats["total_server_parse_count"] > 0,
+        "named statements went through PgBouncer's tracking and were shared: {stats:?}"
     );
+    // And run more often than prepared: reused, not prepared per use.
     assert!(
-        stats["total_bind_count"] > 2 * stats["total_server_parse_count"],
-        "prepared statements were reused, not prepared for every use: {stats:?}"
+        stats["total_bind_count"] > stats["total_server_parse_count"],
+        "prepared statements were reused: {stats:?}"
     );
     assert!(
         !daemon.logs().contains("prepared statement"),
