@@ -581,3 +581,70 @@ async fn two_replicas_through_one_pgbouncer_share_the_work_without_duplicates() 
     drop(bouncer);
     deployment.cleanup().await;
 }
+
+/// `webhookd migrate` with `database.url` through PgBouncer works on
+/// `database.direct_url`: it creates the database (connecting to the
+/// `postgres` database, which PgBouncer does not serve) and migrates under
+/// sqlx's session advisory lock. Through PgBouncer alone it cannot.
+#[tokio::test]
+async fn migrate_uses_the_direct_url_when_the_url_goes_through_pgbouncer() {
+    let suffix = Uuid::new_v4().simple().to_string();
+    let name = format!("{}pgbouncer_{suffix}", webhookd_e2e::db::NAME_PREFIX);
+    let direct = format!("{}{name}", webhookd_e2e::db::DEFAULT_SERVER_URL);
+    let topology = webhookd_producer::Topology::new(
+        format!("test.events.{suffix}"),
+        format!("test.webhookd.{suffix}"),
+    );
+    let bouncer = Bouncer::start(&name, TRANSACTION_POOLING).await;
+    let migrate = |direct_url: String| {
+        let env = webhookd_e2e::process::pairs(&[
+            ("WEBHOOKD__DATABASE__URL", &bouncer.url()),
+            ("WEBHOOKD__DATABASE__DIRECT_URL", &direct_url),
+            ("WEBHOOKD__BROKER__URL", webhookd_e2e::broker::AMQP_URL),
+            ("WEBHOOKD__BROKER__EXCHANGE", &topology.exchange),
+            ("WEBHOOKD__BROKER__QUEUE", &topology.queue),
+        ]);
+        let command = webhookd_e2e::process::webhookd_command(&["migrate"], &env).output();
+        async move {
+            tokio::time::timeout(DRAIN_LIMIT, command)
+                .await
+                .expect("webhookd migrate finished")
+                .expect("webhookd migrate started")
+        }
+    };
+
+    let through_pgbouncer = migrate(String::new()).await;
+    assert!(
+        !through_pgbouncer.status.success(),
+        "migrate through PgBouncer alone should fail"
+    );
+    // Creating the database connects to `postgres`, which PgBouncer does not
+    // serve.
+    let stderr = String::from_utf8_lossy(&through_pgbouncer.stderr);
+    assert!(stderr.contains("checking the database"), "{stderr}");
+
+    let ran = migrate(direct.clone()).await;
+    assert!(
+        ran.status.success(),
+        "webhookd migrate: {}",
+        String::from_utf8_lossy(&ran.stderr)
+    );
+    // The daemon's URL now reaches a migrated database through PgBouncer.
+    let pool = sqlx::PgPool::connect(&bouncer.url()).await.unwrap();
+    let applied = count(&pool, "SELECT count(*) FROM _sqlx_migrations WHERE success").await;
+    assert!(applied >= 15, "migrations applied: {applied}");
+    pool.close().await;
+
+    drop(bouncer);
+    webhookd_e2e::process::delete_topology(&topology).await;
+    let mut admin = <sqlx::PgConnection as sqlx::Connection>::connect(&format!(
+        "{}postgres",
+        webhookd_e2e::db::DEFAULT_SERVER_URL
+    ))
+    .await
+    .unwrap();
+    sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .execute(&mut admin)
+        .await
+        .unwrap();
+}
