@@ -15,6 +15,10 @@ cargo run --quiet --locked -p modcheck
 # Alert rules (promtool), dashboard and manifests; every metric they use must exist.
 scripts/check-deploy.sh
 scripts/ensure-browser.sh
+# PgBouncer >= 1.21 for the transaction pooling tests (tests/tests/pgbouncer.rs):
+# built once from Debian trixie's source into a cache directory.
+WEBHOOKD_PGBOUNCER="$(scripts/ensure-pgbouncer.sh)"
+export WEBHOOKD_PGBOUNCER
 # The graphql-ws reference client the subscription tests drive, at its
 # locked versions (tests/graphql-ws/package-lock.json).
 (cd tests/graphql-ws && npm ci --no-audit --no-fund --silent)

@@ -49,6 +49,10 @@ use crate::settings::Settings;
 const WRITE_BACK_MAX: Duration = Duration::from_secs(2);
 /// Closing the database pool politely, at most; exiting closes it anyway.
 const POOL_CLOSE_LIMIT: Duration = Duration::from_millis(500);
+/// `session_pool`'s size when it is a pool of its own: the scheduler's
+/// `LISTEN` connection and the retention job, with one to spare while a
+/// broken listener is replaced.
+const SESSION_CONNECTIONS: u32 = 3;
 
 /// Which parts a process runs, so API and workers scale separately.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -106,6 +110,10 @@ pub struct App {
     /// `http.metrics_listen`'s listener, when `/metrics` has its own.
     metrics_listener: Option<TcpListener>,
     pool: PgPool,
+    /// Connections that need a real Postgres session (`LISTEN`, the
+    /// retention job's advisory lock): `database.direct_url`'s own small
+    /// pool when it is set, else `pool` itself.
+    session_pool: PgPool,
     metrics: Metrics,
     /// Seal and open the webhooks' secrets at rest (SPEC §15).
     keys: webhookd_events::SecretKeys,
@@ -131,6 +139,15 @@ impl App {
         };
         let pool =
             storage::connect_lazy(&settings.database.url, settings.database.max_connections)?;
+        let session_pool = if settings.database.has_direct_url() {
+            storage::connect_lazy_as(
+                settings.database.direct_url(),
+                SESSION_CONNECTIONS,
+                "webhookd-session",
+            )?
+        } else {
+            pool.clone()
+        };
         crate::stored_secrets::check_stored_secrets(&pool, &keys).await?;
         Ok(App {
             settings: Arc::new(settings),
@@ -138,6 +155,7 @@ impl App {
             listener,
             metrics_listener,
             pool,
+            session_pool,
             metrics: Metrics::new()?,
             keys,
         })
@@ -271,7 +289,10 @@ impl App {
         if let Some(metrics_server) = metrics_server {
             let _ = timeout_at(deadline, metrics_server).await;
         }
-        let _ = tokio::time::timeout(POOL_CLOSE_LIMIT, self.pool.close()).await;
+        let _ = tokio::time::timeout(POOL_CLOSE_LIMIT, async {
+            tokio::join!(self.pool.close(), self.session_pool.close())
+        })
+        .await;
         info!("webhookd stopped");
         if let Some(ended) = task_ended {
             return Err(ended.into());
@@ -384,6 +405,7 @@ impl App {
         };
         let scheduler = Scheduler {
             pool: self.pool.clone(),
+            listen_pool: self.session_pool.clone(),
             window,
             metrics: self.metrics.clone(),
             lease,
@@ -429,7 +451,7 @@ impl App {
         background.spawn(
             "retention",
             run_retention(
-                self.pool.clone(),
+                self.session_pool.clone(),
                 s.retention.clone(),
                 self.metrics.clone(),
                 cancel.clone(),

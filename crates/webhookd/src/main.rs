@@ -88,14 +88,19 @@ async fn execute(command: Command, settings: Settings) -> anyhow::Result<()> {
     }
 }
 
+/// On `database.direct_url`: sqlx's migrator holds a session advisory lock
+/// across its statements, which a transaction pooler would lend to other
+/// clients' server connections, and creating the database connects to the
+/// `postgres` database, which a pooler does not usually serve.
 async fn migrate(settings: &Settings) -> anyhow::Result<()> {
-    if webhookd_store::create_database_if_missing(&settings.database.url)
+    let direct = settings.database.direct_url();
+    if webhookd_store::create_database_if_missing(direct)
         .await
         .context("checking the database")?
     {
         info!("created the database");
     }
-    let pool = webhookd_store::connect(&settings.database.url, 2)
+    let pool = webhookd_store::connect(direct, 2)
         .await
         .context("connecting to the database")?;
     webhookd_store::migrate(&pool)

@@ -4,11 +4,13 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::str::FromStr;
 use std::time::Duration;
 
 use config::{Config, Environment, File, FileFormat};
-use secrecy::SecretString;
+use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
+use sqlx::postgres::PgConnectOptions;
 use webhookd_admin::api::{ApiConfig, SecureCookies};
 use webhookd_admin::graphql::{EventSource, GraphqlConfig};
 use webhookd_admin::serve::ServerLimits;
@@ -57,9 +59,50 @@ pub struct Settings {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct DatabaseSettings {
-    /// May hold a password: a secret, never printed.
+    /// May hold a password: a secret, never printed. May point at a
+    /// transaction-mode PgBouncer (docs/OPERATIONS.md, "Behind PgBouncer").
     pub url: SecretString,
+    /// Postgres itself, bypassing any pooler: for what needs a real session
+    /// (LISTEN, migrations' advisory lock, the retention job). Empty means
+    /// `url`. A secret like `url`.
+    direct_url: SecretString,
     pub(crate) max_connections: u32,
+}
+
+impl DatabaseSettings {
+    /// `database.direct_url`, or `database.url` when it is empty.
+    pub fn direct_url(&self) -> &SecretString {
+        if self.has_direct_url() {
+            &self.direct_url
+        } else {
+            &self.url
+        }
+    }
+
+    /// Whether `database.direct_url` names a connection of its own (so the
+    /// session work needs a pool of its own).
+    pub(crate) fn has_direct_url(&self) -> bool {
+        !self.direct_url.expose_secret().is_empty()
+    }
+
+    fn validate(&self) -> Result<(), SettingsError> {
+        if !self.has_direct_url() {
+            return Ok(());
+        }
+        // The parser's message is left out: the URL holds a password, and
+        // what is wrong with it is clear enough from the key.
+        let url = self.direct_url.expose_secret();
+        let scheme_ok = url.starts_with("postgres://") || url.starts_with("postgresql://");
+        if !scheme_ok || PgConnectOptions::from_str(url).is_err() {
+            return Err(SettingsError::Invalid {
+                key: "database.direct_url",
+                problem: "must be empty (use database.url) or a postgres:// URL of the \
+                          database itself, not of a pooler"
+                    .to_owned(),
+            });
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -290,6 +333,7 @@ impl Settings {
                 })
             }
         }
+        self.database.validate()?;
         let d = &self.delivery;
         // The consumer and the recorder each hold one connection; the
         // scheduler, lease renewal, retention, metrics and the API share the
@@ -848,5 +892,42 @@ mod tests {
     fn secrets_in_urls_never_print() {
         let s = load(&[("WEBHOOKD__DATABASE__URL", "postgres://u:hunter2@db/x")]).unwrap();
         assert!(!format!("{s:?}").contains("hunter2"));
+        let s = load(&[(
+            "WEBHOOKD__DATABASE__DIRECT_URL",
+            "postgres://u:swordfish@db/x",
+        )])
+        .unwrap();
+        assert!(!format!("{s:?}").contains("swordfish"));
+        let error = load(&[("WEBHOOKD__DATABASE__DIRECT_URL", "mysql://u:swordfish@db/x")])
+            .unwrap_err()
+            .to_string();
+        assert!(!error.contains("swordfish"), "{error}");
+    }
+
+    #[test]
+    fn the_direct_url_defaults_to_the_url_and_is_validated() {
+        let s = load(&[("WEBHOOKD__DATABASE__URL", "postgres://bouncer:6432/x")]).unwrap();
+        assert!(!s.database.has_direct_url());
+        assert_eq!(
+            s.database.direct_url().expose_secret(),
+            "postgres://bouncer:6432/x"
+        );
+        let s = load(&[
+            ("WEBHOOKD__DATABASE__URL", "postgres://bouncer:6432/x"),
+            ("WEBHOOKD__DATABASE__DIRECT_URL", "postgresql://db:5432/x"),
+        ])
+        .unwrap();
+        assert!(s.database.has_direct_url());
+        assert_eq!(
+            s.database.direct_url().expose_secret(),
+            "postgresql://db:5432/x"
+        );
+        assert_eq!(s.database.url.expose_secret(), "postgres://bouncer:6432/x");
+        for bad in ["db:5432/x", "http://db/x", "postgres://db:port/x"] {
+            let error = load(&[("WEBHOOKD__DATABASE__DIRECT_URL", bad)])
+                .unwrap_err()
+                .to_string();
+            assert!(error.contains("database.direct_url"), "{bad}: {error}");
+        }
     }
 }

@@ -6,6 +6,13 @@
 //! earliest due delivery, woken early by this process's recorder or by a
 //! `NOTIFY webhookd_due` from any process (e.g. a retry requested in the API),
 //! with the poll interval as a fallback.
+//!
+//! `LISTEN` is session state: it lives on one server connection. Behind a
+//! transaction-mode PgBouncer the pooled connections are lent to a server
+//! connection only for a transaction, so notifications would reach a server
+//! connection nobody listens on. The listener therefore takes its connection
+//! from `listen_pool`, which connects to Postgres directly
+//! (`database.direct_url`); without a pooler it is the ordinary pool.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +34,9 @@ use crate::window::Window;
 
 pub struct Scheduler {
     pub pool: PgPool,
+    /// Where the `LISTEN` connection comes from: a direct connection to
+    /// Postgres, never through a transaction pooler.
+    pub listen_pool: PgPool,
     pub window: Window,
     pub metrics: Metrics,
     pub lease: Lease,
@@ -74,7 +84,7 @@ impl Scheduler {
     /// shutdown began.
     async fn listen(&self, cancel: &CancellationToken) -> Option<PgListener> {
         let connect = async {
-            let mut listener = PgListener::connect_with(&self.pool).await.ok()?;
+            let mut listener = PgListener::connect_with(&self.listen_pool).await.ok()?;
             listener.listen(DUE_CHANNEL).await.ok()?;
             Some(listener)
         };
