@@ -20,6 +20,8 @@ pub enum PublishError {
     },
     #[error("timed out connecting to the broker at {url}")]
     ConnectTimedOut { url: String },
+    #[error("no broker URL given")]
+    NoBrokerUrl,
     #[error(transparent)]
     Topology(#[from] TopologyError),
     /// Refused before publishing: the daemon would dead-letter it.
