@@ -130,8 +130,8 @@ pub enum TopologyError {
     #[error(
         "queue `{queue}` already exists with other arguments than broker.queue_type = \
          {wanted} asks for ({broker_says}); RabbitMQ cannot change a queue's type: \
-         drain the queue, delete it and restart webhookd with the new type, or set \
-         broker.queue to a new name (docs/OPERATIONS.md, \"Migrating a classic queue \
+         drain broker.queue and its dead-letter queue (`<broker.queue>.dlq`), delete \
+         both and restart webhookd with the new type, or set broker.queue to a new name (docs/OPERATIONS.md, \"Migrating a classic queue \
          to quorum\")"
     )]
     QueueMismatch {

@@ -192,3 +192,69 @@ async fn a_publish_fails_with_connection_lost_when_the_broker_stays_away_past_th
     assert_eq!(broker.message_count().await, 2);
     publisher.close().await;
 }
+
+#[tokio::test]
+async fn a_publisher_given_several_nodes_fails_over_to_the_next_and_loses_nothing() {
+    let broker = TestBroker::new().await;
+    let (first, second) = (Proxy::start().await, Proxy::start().await);
+    let publisher = Arc::new(
+        Publisher::connect_cluster(
+            &[first.url(), second.url()],
+            broker.topology.clone(),
+            options("failover-test", Duration::from_secs(10)),
+        )
+        .await
+        .expect("the publisher connects to the first node"),
+    );
+    let traffic = Traffic::start(publisher.clone());
+    traffic.wait_for("some events are confirmed", 200).await;
+
+    // The first node stops for good: in-flight events are republished on
+    // the second, the next node of the list, without trying the first again.
+    first.cut();
+    let at_cut = traffic.count();
+    traffic
+        .wait_for("publishing continued on the second node", at_cut + 500)
+        .await;
+    let confirmed = traffic.stop().await;
+
+    assert_eq!(publisher.reconnect_count(), 1);
+    assert_eq!(first.refused(), 0, "the lost node was not retried first");
+    let deliveries = broker.consume_until(&confirmed).await;
+    assert!(deliveries.len() >= confirmed.len());
+    publisher.close().await;
+}
+
+#[tokio::test]
+async fn a_publisher_starts_on_the_first_node_that_answers() {
+    let broker = TestBroker::new().await;
+    let (down, up) = (Proxy::start().await, Proxy::start().await);
+    down.cut();
+    let publisher = Publisher::connect_cluster(
+        &[down.url(), up.url()],
+        broker.topology.clone(),
+        options("first-answering-test", Duration::from_secs(10)),
+    )
+    .await
+    .expect("the second node answers");
+    publisher.publish(&deal_won(1)).await.unwrap();
+
+    assert_eq!(down.refused(), 1);
+    assert_eq!(broker.message_count().await, 1);
+    publisher.close().await;
+
+    let error = Publisher::connect_cluster(
+        &[down.url()],
+        broker.topology.clone(),
+        options("no-node-test", Duration::from_secs(2)),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            PublishError::Connect { .. } | PublishError::ConnectTimedOut { .. }
+        ),
+        "{error:?}"
+    );
+}
