@@ -298,6 +298,15 @@ if python3 - "$tmp" "$RATE" <<'EOF'
 import sys
 tmp, rate = sys.argv[1], int(sys.argv[2])
 read = lambda name: [l.split() for l in open(f"{tmp}/{name}") if l.strip()]
+from datetime import datetime
+def stamp(line):
+    try:
+        return datetime.fromisoformat(line.split()[0].replace("Z", "+00:00")).timestamp()
+    except (ValueError, IndexError):
+        return None
+consuming_at = stamp
+def lost_at(line):
+    return stamp(line) if "broker session ended" in line else None
 started = {l[0]: float(l[1]) for l in read("confirmed.txt")}
 confirmed = set(started)
 unconfirmed = {l[0] for l in read("unconfirmed.txt")}
@@ -318,6 +327,9 @@ print("delivered  %d distinct confirmed events (%d requests, %d duplicates, %d b
       % (len(confirmed & set(got)), len(received), duplicates, badsig))
 print("logged     %d confirmed events with a successful attempt in webhook_logs" % len(confirmed & logged))
 print("lost       %d not delivered, %d not in webhook_logs" % (len(lost), len(unlogged)))
+failures = [l.strip() for l in open(f"{tmp}/publisher.log") if l.startswith("error")]
+for failure in sorted(set(failures)):
+    print("publisher batch failed (%dx): %s" % (failures.count(failure), failure[:200]))
 # Recovery: from a stop to the first confirmed batch published after it, and
 # to the first delivery of an event published after it.
 for line in open(f"{tmp}/stops.txt"):
@@ -329,6 +341,13 @@ for line in open(f"{tmp}/stops.txt"):
     later = [min(v) for i, v in got.items() if started.get(i, 0) >= at]
     print("stop: %-34s first batch confirmed %.1fs later, first of its events delivered %.1fs later"
           % (what, confirm, (min(later) - at) if later else float("nan")))
+    # A worker that lost its node logs "consuming" again once reconnected.
+    for worker in ("worker1", "worker2"):
+        again = [consuming_at(l) for l in open(f"{tmp}/{worker}.log") if "consuming" in l]
+        again = [t for t in again if t and t > at]
+        lost = any(t and at < t for t in [lost_at(l) for l in open(f"{tmp}/{worker}.log")] if t and t < at + 5)
+        if again and lost:
+            print("      %s reconnected (consuming again) %.1fs after the stop" % (worker, again[0] - at))
 sys.exit(1 if lost or unlogged or badsig or not confirmed else 0)
 EOF
 then
