@@ -173,16 +173,27 @@ import hashlib, hmac, json, sys, time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 secret, out, portfile = sys.argv[1].encode(), open(sys.argv[2], "a", buffering=1), sys.argv[3]
 class Hook(BaseHTTPRequestHandler):
+    # Keep-alive, and a deep accept backlog: with the default of 5 a burst of
+    # new connections waits for SYN retransmits, attempts time out and are
+    # retried, which would show as duplicates that are not the broker's.
+    protocol_version = "HTTP/1.1"
+    def reply(self, status):
+        self.send_response(status)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
     def do_POST(self):
         body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
         sig = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
         if not hmac.compare_digest(sig, self.headers.get("X-Webhook-Signature", "")):
             out.write("BADSIG %.3f\n" % time.time())
-            self.send_response(401); self.end_headers(); return
+            return self.reply(401)
         out.write("%s %.3f\n" % (json.loads(body)["id"], time.time()))
-        self.send_response(200); self.end_headers()
+        self.reply(200)
     def log_message(self, *args): pass
-server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+class Server(ThreadingHTTPServer):
+    request_queue_size = 1024
+    daemon_threads = True
+server = Server(("127.0.0.1", 0), Hook)
 open(portfile, "w").write(str(server.server_address[1]))
 server.serve_forever()
 EOF
@@ -345,8 +356,8 @@ for line in open(f"{tmp}/stops.txt"):
     for worker in ("worker1", "worker2"):
         again = [consuming_at(l) for l in open(f"{tmp}/{worker}.log") if "consuming" in l]
         again = [t for t in again if t and t > at]
-        lost = any(t and at < t for t in [lost_at(l) for l in open(f"{tmp}/{worker}.log")] if t and t < at + 5)
-        if again and lost:
+        dropped = [lost_at(l) for l in open(f"{tmp}/{worker}.log")]
+        if again and any(t and at <= t < at + 10 for t in dropped):
             print("      %s reconnected (consuming again) %.1fs after the stop" % (worker, again[0] - at))
 sys.exit(1 if lost or unlogged or badsig or not confirmed else 0)
 EOF

@@ -258,3 +258,60 @@ async fn a_publisher_starts_on_the_first_node_that_answers() {
         "{error:?}"
     );
 }
+
+/// A policy capping `queue` at one message, refusing (nacking) more.
+async fn cap_at_one_message(policy: &str, queue: &str) {
+    let output = Command::new("rabbitmqctl")
+        .args(["set_policy", "--apply-to", "queues", policy])
+        .arg(format!("^{}$", queue.replace('.', "\\.")))
+        .arg(r#"{"max-length": 1, "overflow": "reject-publish"}"#)
+        .output()
+        .await
+        .expect("rabbitmqctl runs");
+    assert!(output.status.success(), "rabbitmqctl set_policy {policy}");
+}
+
+async fn clear_policy(policy: &str) {
+    let _ = Command::new("rabbitmqctl")
+        .args(["clear_policy", policy])
+        .output()
+        .await;
+}
+
+#[tokio::test]
+async fn a_refused_message_is_republished_until_the_broker_takes_it_or_the_timeout() {
+    let broker = TestBroker::new().await;
+    broker.declare().await;
+    let policy = format!("test-cap-{}", Uuid::new_v4().simple());
+    cap_at_one_message(&policy, &broker.topology.queue).await;
+    let publisher = Arc::new(
+        broker
+            .publisher_with(options("nack-test", Duration::from_secs(10)))
+            .await,
+    );
+    publisher.publish(&deal_won(1)).await.unwrap();
+
+    // The queue is full: the second is refused, again and again, until the
+    // first is taken off the queue (as a quorum queue refuses until it has
+    // a leader again).
+    let second = tokio::spawn({
+        let publisher = publisher.clone();
+        async move { publisher.publish(&deal_won(2)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(!second.is_finished(), "refused messages are retried");
+    assert!(broker.get().await.is_some(), "the first message");
+    second.await.unwrap().expect("republished once there was room");
+    assert!(broker.get().await.is_some(), "the second message");
+
+    // A refusal that lasts past the timeout is the error.
+    let short = broker
+        .publisher_with(options("nack-timeout-test", Duration::from_secs(1)))
+        .await;
+    short.publish(&deal_won(3)).await.unwrap();
+    let error = short.publish(&deal_won(4)).await.unwrap_err();
+    assert!(matches!(error, PublishError::Nacked { .. }), "{error:?}");
+    clear_policy(&policy).await;
+    short.close().await;
+    publisher.close().await;
+}
