@@ -218,7 +218,10 @@ async fn a_worker_skips_a_broker_node_that_does_not_answer() {
 
     let logs = worker.logs();
     assert!(logs.contains("did not answer"), "{logs}");
-    assert!(!logs.contains("s3cret-node"), "a password was logged:\n{logs}");
+    assert!(
+        !logs.contains("s3cret-node"),
+        "a password was logged:\n{logs}"
+    );
     worker.terminate().await;
     deployment.cleanup().await;
 }

@@ -23,7 +23,11 @@ use webhookd_producer::{Publisher, PublisherOptions, QueueType, Topology};
 const DEFAULT_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
 /// Checked in this order when `--amqp-url` is absent; each may list several
 /// nodes of a cluster, comma-separated.
-const URL_VARIABLES: [&str; 3] = ["AMQP_URL", "WEBHOOKD__BROKER__URLS", "WEBHOOKD__BROKER__URL"];
+const URL_VARIABLES: [&str; 3] = [
+    "AMQP_URL",
+    "WEBHOOKD__BROKER__URLS",
+    "WEBHOOKD__BROKER__URL",
+];
 
 #[derive(Parser)]
 #[command(
@@ -288,7 +292,9 @@ fn non_empty(urls: Vec<String>) -> Vec<String> {
 }
 
 fn parse_queue_type(value: &str) -> Result<QueueType, String> {
-    value.parse().map_err(|e: webhookd_producer::UnknownQueueType| e.to_string())
+    value
+        .parse()
+        .map_err(|e: webhookd_producer::UnknownQueueType| e.to_string())
 }
 
 fn json_kind(value: &Value) -> &'static str {
@@ -364,9 +370,7 @@ mod tests {
         .unwrap();
         assert_eq!(cli.amqp_url, ["amqp://a", "amqp://b", "amqp://c"]);
         assert_eq!(cli.queue_type, QueueType::Quorum);
-        assert!(
-            Cli::try_parse_from(["crm-events", "--queue-type", "stream", "events"]).is_err()
-        );
+        assert!(Cli::try_parse_from(["crm-events", "--queue-type", "stream", "events"]).is_err());
     }
 
     #[test]

@@ -269,7 +269,10 @@ fn queue_arguments(dead_letter_exchange: &ShortString, queue_type: QueueType) ->
         AMQPValue::LongString(dead_letter_exchange.as_str().into()),
     );
     if queue_type == QueueType::Quorum {
-        arguments.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+        arguments.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString("quorum".into()),
+        );
         arguments.insert(
             "x-dead-letter-strategy".into(),
             AMQPValue::LongString("at-least-once".into()),
@@ -291,7 +294,10 @@ fn queue_arguments(dead_letter_exchange: &ShortString, queue_type: QueueType) ->
 fn dead_letter_queue_arguments(queue_type: QueueType) -> FieldTable {
     let mut arguments = FieldTable::default();
     if queue_type == QueueType::Quorum {
-        arguments.insert("x-queue-type".into(), AMQPValue::LongString("quorum".into()));
+        arguments.insert(
+            "x-queue-type".into(),
+            AMQPValue::LongString("quorum".into()),
+        );
     }
     arguments
 }
@@ -330,7 +336,10 @@ mod tests {
     fn quorum_queues_dead_letter_at_least_once_with_a_delivery_limit() {
         let args = queue_arguments(&"crm.events.dlx".into(), QueueType::Quorum);
         let get = |key: &str| args.inner().get(key).cloned();
-        assert_eq!(get("x-queue-type"), Some(AMQPValue::LongString("quorum".into())));
+        assert_eq!(
+            get("x-queue-type"),
+            Some(AMQPValue::LongString("quorum".into()))
+        );
         assert_eq!(
             get("x-dead-letter-exchange"),
             Some(AMQPValue::LongString("crm.events.dlx".into()))
@@ -360,7 +369,10 @@ mod tests {
         assert_eq!("classic".parse(), Ok(QueueType::Classic));
         assert_eq!(" Quorum ".parse(), Ok(QueueType::Quorum));
         let error = "stream".parse::<QueueType>().unwrap_err();
-        assert_eq!(error.to_string(), "`stream` is not a queue type: use classic or quorum");
+        assert_eq!(
+            error.to_string(),
+            "`stream` is not a queue type: use classic or quorum"
+        );
         assert_eq!(QueueType::default(), QueueType::Classic);
         assert_eq!(Topology::default().queue_type, QueueType::Classic);
     }

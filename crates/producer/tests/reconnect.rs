@@ -301,7 +301,10 @@ async fn a_refused_message_is_republished_until_the_broker_takes_it_or_the_timeo
     tokio::time::sleep(Duration::from_millis(800)).await;
     assert!(!second.is_finished(), "refused messages are retried");
     assert!(broker.get().await.is_some(), "the first message");
-    second.await.unwrap().expect("republished once there was room");
+    second
+        .await
+        .unwrap()
+        .expect("republished once there was room");
     assert!(broker.get().await.is_some(), "the second message");
 
     // A refusal that lasts past the timeout is the error.

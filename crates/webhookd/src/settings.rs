@@ -751,7 +751,10 @@ mod tests {
             .collect();
         assert_eq!(
             urls,
-            ["amqp://u:p1@127.0.0.1:5673/%2f", "amqp://u:p2@127.0.0.1:5674/%2f"]
+            [
+                "amqp://u:p1@127.0.0.1:5673/%2f",
+                "amqp://u:p2@127.0.0.1:5674/%2f"
+            ]
         );
         assert!(!format!("{s:?}").contains("p2@"));
 

@@ -4,8 +4,8 @@
 use std::sync::{Arc, Mutex};
 
 use lapin::{Connection, ConnectionProperties, ConnectionStatus};
-use tracing::warn;
 use secrecy::{ExposeSecret, SecretString};
+use tracing::warn;
 use webhookd_producer::BrokerUrl;
 
 /// The broker connections `/readyz` reports on: up while every consumer's
