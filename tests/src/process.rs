@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 use uuid::Uuid;
-use webhookd_producer::{EventMessage, Publisher, Topology};
+use webhookd_producer::{EventMessage, Publisher, QueueType, Topology};
 use webhookd_store::webhooks::{create_webhook, NewWebhook};
 
 use crate::broker::AMQP_URL;
@@ -46,55 +46,64 @@ pub fn workspace_root() -> PathBuf {
 /// so without this the tests could exercise an old build).
 pub fn webhookd_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
-    BINARY.get_or_init(|| {
-        let root = workspace_root();
-        let target_dir = std::env::var_os("CARGO_TARGET_DIR")
-            .map(|dir| root.join(dir))
-            .unwrap_or_else(|| root.join("target"));
-        let binary = target_dir
-            .join("debug")
-            .join(format!("webhookd{}", std::env::consts::EXE_SUFFIX));
-        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
-        let mut command = std::process::Command::new(cargo);
-        // The variables cargo sets for this test process describe this crate.
-        // Left in place, build scripts that watch them (ring's watches
-        // CARGO_MANIFEST_DIR) would rerun, rebuilding half the dependency
-        // tree now and again at the next ordinary `cargo build`.
-        for (key, _) in std::env::vars_os() {
-            let key_text = key.to_string_lossy();
-            if key_text.starts_with("CARGO_PKG_")
-                || [
-                    "CARGO_MANIFEST_DIR",
-                    "CARGO_MANIFEST_PATH",
-                    "CARGO_CRATE_NAME",
-                    "CARGO_PRIMARY_PACKAGE",
-                    "CARGO_TARGET_TMPDIR",
-                    "OUT_DIR",
-                ]
-                .contains(&key_text.as_ref())
-            {
-                command.env_remove(&key);
-            }
+    BINARY.get_or_init(|| build_binary("webhookd", "webhookd"))
+}
+
+/// `crm-events`, the producer's CLI, built as [`webhookd_binary`] is.
+pub fn crm_events_binary() -> &'static Path {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(|| build_binary("webhookd-producer", "crm-events"))
+}
+
+/// `cargo build -p PACKAGE --bin NAME`, then the binary's path.
+fn build_binary(package: &str, name: &str) -> PathBuf {
+    let root = workspace_root();
+    let target_dir = std::env::var_os("CARGO_TARGET_DIR")
+        .map(|dir| root.join(dir))
+        .unwrap_or_else(|| root.join("target"));
+    let binary = target_dir
+        .join("debug")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+    let mut command = std::process::Command::new(cargo);
+    // The variables cargo sets for this test process describe this crate.
+    // Left in place, build scripts that watch them (ring's watches
+    // CARGO_MANIFEST_DIR) would rerun, rebuilding half the dependency
+    // tree now and again at the next ordinary `cargo build`.
+    for (key, _) in std::env::vars_os() {
+        let key_text = key.to_string_lossy();
+        if key_text.starts_with("CARGO_PKG_")
+            || [
+                "CARGO_MANIFEST_DIR",
+                "CARGO_MANIFEST_PATH",
+                "CARGO_CRATE_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+                "CARGO_TARGET_TMPDIR",
+                "OUT_DIR",
+            ]
+            .contains(&key_text.as_ref())
+        {
+            command.env_remove(&key);
         }
-        let output = command
-            .args(["build", "-p", "webhookd", "--bin", "webhookd"])
-            .current_dir(&root)
-            .stdin(Stdio::null())
-            .output()
-            .expect("running `cargo build -p webhookd --bin webhookd`");
-        assert!(
-            output.status.success(),
-            "`cargo build -p webhookd --bin webhookd` failed ({}):\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
-        assert!(
-            binary.is_file(),
-            "cargo built webhookd but {} does not exist",
-            binary.display()
-        );
-        binary
-    })
+    }
+    let output = command
+        .args(["build", "-p", package, "--bin", name])
+        .current_dir(&root)
+        .stdin(Stdio::null())
+        .output()
+        .expect("running `cargo build`");
+    assert!(
+        output.status.success(),
+        "`cargo build -p {package} --bin {name}` failed ({}):\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        binary.is_file(),
+        "cargo built {name} but {} does not exist",
+        binary.display()
+    );
+    binary
 }
 
 /// `webhookd ARGS` with `env` as its only configuration: inherited
@@ -337,12 +346,19 @@ pub struct Deployment {
 
 impl Deployment {
     pub async fn new() -> Deployment {
+        Deployment::with_queue_type(QueueType::Classic).await
+    }
+
+    /// [`Deployment::new`] with queues of `queue_type`, which its workers'
+    /// environment sets too.
+    pub async fn with_queue_type(queue_type: QueueType) -> Deployment {
         let db = TestDb::create().await;
         let suffix = Uuid::new_v4().simple().to_string();
         let topology = Topology::new(
             format!("test.events.{suffix}"),
             format!("test.webhookd.{suffix}"),
-        );
+        )
+        .with_queue_type(queue_type);
         // Connecting declares the exchange and queue, so events published
         // before any worker starts are kept.
         let publisher = Publisher::connect(AMQP_URL, topology.clone())
@@ -367,6 +383,10 @@ impl Deployment {
             ("WEBHOOKD__BROKER__URL", AMQP_URL),
             ("WEBHOOKD__BROKER__EXCHANGE", &self.topology.exchange),
             ("WEBHOOKD__BROKER__QUEUE", &self.topology.queue),
+            (
+                "WEBHOOKD__BROKER__QUEUE_TYPE",
+                self.topology.queue_type.as_str(),
+            ),
             ("WEBHOOKD__DATABASE__URL", &self.db.url),
             ("WEBHOOKD__DATABASE__MAX_CONNECTIONS", "8"),
             ("WEBHOOKD__DELIVERY__ALLOW_PRIVATE_TARGETS", "true"),

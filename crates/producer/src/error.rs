@@ -20,6 +20,8 @@ pub enum PublishError {
     },
     #[error("timed out connecting to the broker at {url}")]
     ConnectTimedOut { url: String },
+    #[error("no broker URL given")]
+    NoBrokerUrl,
     #[error(transparent)]
     Topology(#[from] TopologyError),
     /// Refused before publishing: the daemon would dead-letter it.
@@ -32,7 +34,8 @@ pub enum PublishError {
         event: String,
         exchange: String,
     },
-    /// The broker refused the message (an internal error or a full queue).
+    /// The broker kept refusing the message for `reconnect_timeout` (an
+    /// internal error, a full queue, a quorum queue without a majority).
     #[error("the broker refused event {id} ({event})")]
     Nacked { id: Uuid, event: String },
     #[error("lost the broker connection and could not restore it within {timeout:?}")]

@@ -69,5 +69,7 @@ pub use event::{
     TaskCreated, TaskDeleted, TaskUpdated, WebhookTest,
 };
 pub use publisher::{PublishError, Publisher, PublisherOptions};
-pub use topology::{declare, Topology, TopologyError, REJECT_REASON_HEADER};
+pub use topology::{
+    declare, QueueType, Topology, TopologyError, UnknownQueueType, REJECT_REASON_HEADER,
+};
 pub use webhookd_events::{EventMessage, MessageError};

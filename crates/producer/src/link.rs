@@ -83,10 +83,49 @@ impl Link {
     }
 }
 
+/// Opens a link to the first of `urls` that answers, trying them in order
+/// from `first`; each attempt bounded by `per_node`. The index of the node
+/// connected to, or the last node's error.
+pub(crate) async fn open_any(
+    urls: &[BrokerUrl],
+    first: usize,
+    per_node: Duration,
+    topology: &Topology,
+    connection_name: &str,
+) -> Result<(Link, usize), PublishError> {
+    let mut last_error = PublishError::NoBrokerUrl;
+    for offset in 0..urls.len() {
+        let node = (first + offset) % urls.len();
+        let url = &urls[node];
+        let attempt = tokio::time::timeout(per_node, Link::open(url, topology, connection_name))
+            .await
+            .unwrap_or_else(|_| {
+                Err(PublishError::ConnectTimedOut {
+                    url: url.to_string(),
+                })
+            });
+        match attempt {
+            Ok(link) => return Ok((link, node)),
+            // A mismatching queue is the same on every node of a cluster.
+            Err(PublishError::Topology(error)) if error.is_mismatch() => {
+                return Err(PublishError::Topology(error))
+            }
+            Err(error) => {
+                if urls.len() > 1 {
+                    tracing::warn!(node = %url, error = %describe(&error), "broker node did not answer; trying the next");
+                }
+                last_error = error;
+            }
+        }
+    }
+    Err(last_error)
+}
+
 /// The link every task of one publisher sends through, with what it takes to
 /// open a new one when the broker goes away.
 pub(crate) struct SharedLink {
-    url: BrokerUrl,
+    /// The cluster's nodes; a lost link is replaced by one to the next.
+    urls: Vec<BrokerUrl>,
     topology: Topology,
     /// Held while sending (so delivery tags match the order frames are
     /// written) and while reconnecting, never while awaiting confirms.
@@ -99,23 +138,31 @@ pub(crate) struct LinkState {
     /// Incremented on every new link, so a task reporting a broken link can
     /// tell whether another task already replaced it.
     pub(crate) generation: u64,
+    /// Index in `urls` of the node the link goes (or went) to.
+    node: usize,
 }
 
 impl SharedLink {
-    pub(crate) fn new(url: BrokerUrl, topology: Topology, link: Link) -> SharedLink {
+    pub(crate) fn new(
+        urls: Vec<BrokerUrl>,
+        topology: Topology,
+        link: Link,
+        node: usize,
+    ) -> SharedLink {
         SharedLink {
-            url,
+            urls,
             topology,
             state: Mutex::new(LinkState {
                 link: Some(link),
                 generation: 0,
+                node,
             }),
             reconnects: AtomicU64::new(0),
         }
     }
 
-    pub(crate) fn url(&self) -> &BrokerUrl {
-        &self.url
+    pub(crate) fn urls(&self) -> &[BrokerUrl] {
+        &self.urls
     }
 
     pub(crate) fn topology(&self) -> &Topology {
@@ -137,7 +184,9 @@ impl SharedLink {
     }
 
     /// Replaces the link of `failed_generation` (unless another task already
-    /// did), retrying with exponential backoff until `deadline`.
+    /// did), retrying with exponential backoff until `deadline`. Each attempt
+    /// goes to the next node of the list (round robin), starting with the one
+    /// after the node that was lost.
     pub(crate) async fn restore_link(
         &self,
         failed_generation: u64,
@@ -163,14 +212,19 @@ impl SharedLink {
             let budget = deadline
                 .saturating_duration_since(Instant::now())
                 .max(Duration::from_secs(1));
+            let node = (state.node + 1) % self.urls.len().max(1);
+            state.node = node;
+            let Some(url) = self.urls.get(node) else {
+                return Err(PublishError::NoBrokerUrl);
+            };
             let attempt = tokio::time::timeout(
                 budget,
-                Link::open(&self.url, &self.topology, &options.connection_name),
+                Link::open(url, &self.topology, &options.connection_name),
             )
             .await
             .unwrap_or_else(|_| {
                 Err(PublishError::ConnectTimedOut {
-                    url: self.url.to_string(),
+                    url: url.to_string(),
                 })
             });
             let error = match attempt {
@@ -178,7 +232,7 @@ impl SharedLink {
                     state.link = Some(link);
                     state.generation += 1;
                     self.reconnects.fetch_add(1, Ordering::Relaxed);
-                    tracing::info!(generation = state.generation, "reconnected to the broker");
+                    tracing::info!(generation = state.generation, node = %url, "reconnected to the broker");
                     return Ok(());
                 }
                 Err(error) => error,

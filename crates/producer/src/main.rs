@@ -18,11 +18,16 @@ use webhookd_events::{find_event, EventMessage, CATALOGUE};
 use webhookd_producer::event::now;
 use webhookd_producer::ndjson::{check_ndjson, ndjson_events};
 use webhookd_producer::topology::{DEFAULT_EXCHANGE, DEFAULT_QUEUE};
-use webhookd_producer::{Publisher, PublisherOptions, Topology};
+use webhookd_producer::{Publisher, PublisherOptions, QueueType, Topology};
 
 const DEFAULT_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-/// Checked in this order when `--amqp-url` is absent.
-const URL_VARIABLES: [&str; 2] = ["AMQP_URL", "WEBHOOKD__BROKER__URL"];
+/// Checked in this order when `--amqp-url` is absent; each may list several
+/// nodes of a cluster, comma-separated.
+const URL_VARIABLES: [&str; 3] = [
+    "AMQP_URL",
+    "WEBHOOKD__BROKER__URLS",
+    "WEBHOOKD__BROKER__URL",
+];
 
 #[derive(Parser)]
 #[command(
@@ -31,9 +36,17 @@ const URL_VARIABLES: [&str; 2] = ["AMQP_URL", "WEBHOOKD__BROKER__URL"];
     about = "Publish CRM events to webhookd through RabbitMQ, with publisher confirms"
 )]
 struct Cli {
-    /// Broker URL (default: $AMQP_URL, else $WEBHOOKD__BROKER__URL, else amqp://guest:guest@127.0.0.1:5672/%2f)
-    #[arg(long, global = true, value_name = "URL")]
-    amqp_url: Option<String>,
+    /// Broker URL; repeat it, or separate URLs with commas, for the nodes of a
+    /// cluster: the first that answers is used and, when it goes away, the
+    /// next, with unconfirmed events republished (default: $AMQP_URL, else
+    /// $WEBHOOKD__BROKER__URLS, else $WEBHOOKD__BROKER__URL, else
+    /// amqp://guest:guest@127.0.0.1:5672/%2f)
+    #[arg(long, global = true, value_name = "URL", value_delimiter = ',')]
+    amqp_url: Vec<String>,
+    /// Type of the queues declared: classic or quorum (must match the
+    /// workers' broker.queue_type)
+    #[arg(long, global = true, env = "WEBHOOKD__BROKER__QUEUE_TYPE", default_value = "classic", value_parser = parse_queue_type)]
+    queue_type: QueueType,
     /// Exchange to publish to (declared if missing)
     #[arg(long, global = true, env = "WEBHOOKD__BROKER__EXCHANGE", default_value = DEFAULT_EXCHANGE)]
     exchange: String,
@@ -118,13 +131,13 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         (None, Some(event)) => Input::One(build_message(event, &publish)?),
         (None, None) => return Err(Failure::Usage("give an EVENT or --file".into())),
     };
-    let url = broker_url(cli.amqp_url);
-    let topology = Topology::new(cli.exchange, cli.queue);
+    let urls = broker_urls(cli.amqp_url);
+    let topology = Topology::new(cli.exchange, cli.queue).with_queue_type(cli.queue_type);
     let options = PublisherOptions {
         connection_name: format!("crm-events ({})", std::process::id()),
         ..PublisherOptions::default()
     };
-    let publisher = Publisher::connect_with(&url, topology, options)
+    let publisher = Publisher::connect_cluster(&urls, topology, options)
         .await
         .map_err(anyhow::Error::from)?;
     let published = match &input {
@@ -257,13 +270,31 @@ fn rate(count: usize, elapsed: Duration) -> f64 {
     }
 }
 
-fn broker_url(flag: Option<String>) -> String {
-    flag.or_else(|| {
-        URL_VARIABLES
-            .iter()
-            .find_map(|name| std::env::var(name).ok().filter(|v| !v.is_empty()))
-    })
-    .unwrap_or_else(|| DEFAULT_URL.to_owned())
+fn broker_urls(flags: Vec<String>) -> Vec<String> {
+    let flags = non_empty(flags);
+    if !flags.is_empty() {
+        return flags;
+    }
+    URL_VARIABLES
+        .iter()
+        .filter_map(|name| std::env::var(name).ok())
+        .map(|value| non_empty(value.split(',').map(str::to_owned).collect()))
+        .find(|urls| !urls.is_empty())
+        .unwrap_or_else(|| vec![DEFAULT_URL.to_owned()])
+}
+
+/// The URLs with surrounding blanks trimmed and empty entries dropped.
+fn non_empty(urls: Vec<String>) -> Vec<String> {
+    urls.into_iter()
+        .map(|url| url.trim().to_owned())
+        .filter(|url| !url.is_empty())
+        .collect()
+}
+
+fn parse_queue_type(value: &str) -> Result<QueueType, String> {
+    value
+        .parse()
+        .map_err(|e: webhookd_producer::UnknownQueueType| e.to_string())
 }
 
 fn json_kind(value: &Value) -> &'static str {
@@ -320,6 +351,26 @@ mod tests {
             error_chain(&error),
             "cannot connect to the broker at amqp://guest:***@h:1/%2f: IO error: Connection refused"
         );
+    }
+
+    #[test]
+    fn repeated_and_comma_separated_urls_all_count() {
+        let urls = broker_urls(vec!["amqp://a".into(), " amqp://b".into(), "".into()]);
+        assert_eq!(urls, ["amqp://a", "amqp://b"]);
+        let cli = Cli::try_parse_from([
+            "crm-events",
+            "--amqp-url",
+            "amqp://a,amqp://b",
+            "--amqp-url",
+            "amqp://c",
+            "--queue-type",
+            "quorum",
+            "events",
+        ])
+        .unwrap();
+        assert_eq!(cli.amqp_url, ["amqp://a", "amqp://b", "amqp://c"]);
+        assert_eq!(cli.queue_type, QueueType::Quorum);
+        assert!(Cli::try_parse_from(["crm-events", "--queue-type", "stream", "events"]).is_err());
     }
 
     #[test]

@@ -24,6 +24,9 @@ use crate::options::PublisherOptions;
 /// AMQP `delivery_mode` for messages written to disk by the broker.
 const PERSISTENT: u8 = 2;
 
+/// The pause before republishing a refused (nacked) message.
+const NACK_PAUSE: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// A sent message awaiting its confirm, tagged with what is needed to
 /// republish it.
 struct InFlight {
@@ -55,6 +58,13 @@ struct BatchState<'a> {
     broken: Option<u64>,
     /// Since when publishing has been failing; cleared by any confirm.
     outage_since: Option<Instant>,
+    /// Since when the broker has been refusing messages; cleared by any
+    /// confirm. A quorum queue refuses while it elects a new leader (a node
+    /// stopped): refused messages are republished, after a pause, for up to
+    /// `reconnect_timeout`, then the refusal is the error.
+    nacked_since: Option<Instant>,
+    /// A refused message waits in `pending`: pause before sending again.
+    pause: bool,
     rejected: Option<PublishError>,
 }
 
@@ -87,6 +97,8 @@ impl<'a, F: FnMut(usize)> Batch<'a, F> {
                 confirmed: 0,
                 broken: None,
                 outage_since: None,
+                nacked_since: None,
+                pause: false,
                 rejected: None,
             },
             on_progress,
@@ -95,6 +107,10 @@ impl<'a, F: FnMut(usize)> Batch<'a, F> {
 
     pub(crate) async fn run(mut self) -> Result<(), PublishError> {
         loop {
+            let batch = &mut self.state;
+            if std::mem::take(&mut batch.pause) {
+                tokio::time::sleep(NACK_PAUSE).await;
+            }
             let batch = &mut self.state;
             if batch.broken.is_none() && batch.rejected.is_none() && !batch.pending.is_empty() {
                 self.send_window().await;
@@ -195,6 +211,7 @@ impl<'a, F: FnMut(usize)> Batch<'a, F> {
             Ok(Confirmation::Ack(None) | Confirmation::NotRequested) => {
                 batch.confirmed += 1;
                 batch.outage_since = None;
+                batch.nacked_since = None;
                 (self.on_progress)(batch.confirmed);
             }
             Ok(Confirmation::Ack(Some(returned)) | Confirmation::Nack(Some(returned))) => {
@@ -202,10 +219,18 @@ impl<'a, F: FnMut(usize)> Batch<'a, F> {
                 batch.rejected.get_or_insert(error);
             }
             Ok(Confirmation::Nack(None)) => {
-                batch.rejected.get_or_insert(PublishError::Nacked {
-                    id: message.id,
-                    event: message.event.clone(),
-                });
+                let since = *batch.nacked_since.get_or_insert_with(Instant::now);
+                if since.elapsed() < self.options.reconnect_timeout {
+                    // At-least-once: a refused message may still have been
+                    // enqueued; the daemon de-duplicates by event id.
+                    batch.pending.push_back(index);
+                    batch.pause = true;
+                } else {
+                    batch.rejected.get_or_insert(PublishError::Nacked {
+                        id: message.id,
+                        event: message.event.clone(),
+                    });
+                }
             }
             Err(error) => {
                 // Every in-flight confirm fails with the same error: say it once.

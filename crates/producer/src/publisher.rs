@@ -11,7 +11,7 @@ use lapin::types::ShortString;
 use webhookd_events::{find_event, EventMessage};
 
 use crate::broker_url::BrokerUrl;
-use crate::link::{Link, SharedLink};
+use crate::link::{open_any, SharedLink};
 use crate::pipeline::Batch;
 use crate::topology::{Topology, TopologyError};
 
@@ -31,7 +31,7 @@ pub struct Publisher {
 impl std::fmt::Debug for Publisher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Publisher")
-            .field("url", self.link.url())
+            .field("urls", &self.link.urls())
             .field("topology", self.link.topology())
             .field("options", &self.options)
             .finish_non_exhaustive()
@@ -53,21 +53,33 @@ impl Publisher {
         topology: Topology,
         options: PublisherOptions,
     ) -> Result<Publisher, PublishError> {
-        let url = BrokerUrl::parse(url)?;
+        Publisher::connect_cluster(&[url], topology, options).await
+    }
+
+    /// Connects to the first of the nodes of a RabbitMQ cluster that
+    /// answers, trying them in the order given (each for at most
+    /// `reconnect_timeout` divided by their number, one second at least).
+    /// When the connection is lost later, the publisher reconnects to the
+    /// next node, round robin, and republishes what was not confirmed.
+    pub async fn connect_cluster(
+        urls: &[impl AsRef<str>],
+        topology: Topology,
+        options: PublisherOptions,
+    ) -> Result<Publisher, PublishError> {
+        let urls = urls
+            .iter()
+            .map(|url| BrokerUrl::parse(url.as_ref()))
+            .collect::<Result<Vec<_>, _>>()?;
         let exchange = ShortString::try_new(topology.exchange.as_str())
             .map_err(|_| TopologyError::NameTooLong(topology.exchange.clone()))?;
-        let link = tokio::time::timeout(
-            options.reconnect_timeout,
-            Link::open(&url, &topology, &options.connection_name),
-        )
-        .await
-        .map_err(|_| PublishError::ConnectTimedOut {
-            url: url.to_string(),
-        })??;
+        let nodes = u32::try_from(urls.len().max(1)).unwrap_or(u32::MAX);
+        let per_node = (options.reconnect_timeout / nodes).max(std::time::Duration::from_secs(1));
+        let (link, node) =
+            open_any(&urls, 0, per_node, &topology, &options.connection_name).await?;
         Ok(Publisher {
             exchange,
             options,
-            link: SharedLink::new(url, topology, link),
+            link: SharedLink::new(urls, topology, link, node),
         })
     }
 

@@ -192,3 +192,129 @@ async fn a_publish_fails_with_connection_lost_when_the_broker_stays_away_past_th
     assert_eq!(broker.message_count().await, 2);
     publisher.close().await;
 }
+
+#[tokio::test]
+async fn a_publisher_given_several_nodes_fails_over_to_the_next_and_loses_nothing() {
+    let broker = TestBroker::new().await;
+    let (first, second) = (Proxy::start().await, Proxy::start().await);
+    let publisher = Arc::new(
+        Publisher::connect_cluster(
+            &[first.url(), second.url()],
+            broker.topology.clone(),
+            options("failover-test", Duration::from_secs(10)),
+        )
+        .await
+        .expect("the publisher connects to the first node"),
+    );
+    let traffic = Traffic::start(publisher.clone());
+    traffic.wait_for("some events are confirmed", 200).await;
+
+    // The first node stops for good: in-flight events are republished on
+    // the second, the next node of the list, without trying the first again.
+    first.cut();
+    let at_cut = traffic.count();
+    traffic
+        .wait_for("publishing continued on the second node", at_cut + 500)
+        .await;
+    let confirmed = traffic.stop().await;
+
+    assert_eq!(publisher.reconnect_count(), 1);
+    assert_eq!(first.refused(), 0, "the lost node was not retried first");
+    let deliveries = broker.consume_until(&confirmed).await;
+    assert!(deliveries.len() >= confirmed.len());
+    publisher.close().await;
+}
+
+#[tokio::test]
+async fn a_publisher_starts_on_the_first_node_that_answers() {
+    let broker = TestBroker::new().await;
+    let (down, up) = (Proxy::start().await, Proxy::start().await);
+    down.cut();
+    let publisher = Publisher::connect_cluster(
+        &[down.url(), up.url()],
+        broker.topology.clone(),
+        options("first-answering-test", Duration::from_secs(10)),
+    )
+    .await
+    .expect("the second node answers");
+    publisher.publish(&deal_won(1)).await.unwrap();
+
+    assert_eq!(down.refused(), 1);
+    assert_eq!(broker.message_count().await, 1);
+    publisher.close().await;
+
+    let error = Publisher::connect_cluster(
+        &[down.url()],
+        broker.topology.clone(),
+        options("no-node-test", Duration::from_secs(2)),
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            error,
+            PublishError::Connect { .. } | PublishError::ConnectTimedOut { .. }
+        ),
+        "{error:?}"
+    );
+}
+
+/// A policy capping `queue` at one message, refusing (nacking) more.
+async fn cap_at_one_message(policy: &str, queue: &str) {
+    let output = Command::new("rabbitmqctl")
+        .args(["set_policy", "--apply-to", "queues", policy])
+        .arg(format!("^{}$", queue.replace('.', "\\.")))
+        .arg(r#"{"max-length": 1, "overflow": "reject-publish"}"#)
+        .output()
+        .await
+        .expect("rabbitmqctl runs");
+    assert!(output.status.success(), "rabbitmqctl set_policy {policy}");
+}
+
+async fn clear_policy(policy: &str) {
+    let _ = Command::new("rabbitmqctl")
+        .args(["clear_policy", policy])
+        .output()
+        .await;
+}
+
+#[tokio::test]
+async fn a_refused_message_is_republished_until_the_broker_takes_it_or_the_timeout() {
+    let broker = TestBroker::new().await;
+    broker.declare().await;
+    let policy = format!("test-cap-{}", Uuid::new_v4().simple());
+    cap_at_one_message(&policy, &broker.topology.queue).await;
+    let publisher = Arc::new(
+        broker
+            .publisher_with(options("nack-test", Duration::from_secs(10)))
+            .await,
+    );
+    publisher.publish(&deal_won(1)).await.unwrap();
+
+    // The queue is full: the second is refused, again and again, until the
+    // first is taken off the queue (as a quorum queue refuses until it has
+    // a leader again).
+    let second = tokio::spawn({
+        let publisher = publisher.clone();
+        async move { publisher.publish(&deal_won(2)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(!second.is_finished(), "refused messages are retried");
+    assert!(broker.get().await.is_some(), "the first message");
+    second
+        .await
+        .unwrap()
+        .expect("republished once there was room");
+    assert!(broker.get().await.is_some(), "the second message");
+
+    // A refusal that lasts past the timeout is the error.
+    let short = broker
+        .publisher_with(options("nack-timeout-test", Duration::from_secs(1)))
+        .await;
+    short.publish(&deal_won(3)).await.unwrap();
+    let error = short.publish(&deal_won(4)).await.unwrap_err();
+    assert!(matches!(error, PublishError::Nacked { .. }), "{error:?}");
+    clear_policy(&policy).await;
+    short.close().await;
+    publisher.close().await;
+}

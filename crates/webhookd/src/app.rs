@@ -16,7 +16,6 @@ use tokio::task::JoinHandle;
 use tokio::time::{timeout_at, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
-use webhookd_producer::topology::Topology;
 
 use webhookd_admin::api::{self, ApiState, Quotas};
 use webhookd_admin::graphql::{self, GraphqlMetrics, GraphqlState};
@@ -27,7 +26,7 @@ use webhookd_store::handback::release_deliveries;
 use webhookd_store::{self as storage};
 use webhookd_worker::background::{Background, TaskEnded};
 use webhookd_worker::batch::Batcher;
-use webhookd_worker::broker::{connect, BrokerHealth};
+use webhookd_worker::broker::{connect_any, BrokerHealth};
 use webhookd_worker::consume::{ConsumerSettings, EventConsumer};
 use webhookd_worker::deliver::Deliverer;
 use webhookd_worker::dispatch::{Dispatcher, Limits};
@@ -183,7 +182,7 @@ impl App {
         } else {
             background.spawn(
                 "broker watch",
-                watch_broker(s.broker.url.clone(), broker.clone(), cancel.clone()),
+                watch_broker(s.broker.urls(), broker.clone(), cancel.clone()),
             );
             None
         };
@@ -372,16 +371,16 @@ impl App {
                 breaker: s.delivery.breaker(),
             },
         );
-        let topology = Topology::new(s.broker.exchange.clone(), s.broker.queue.clone());
+        let topology = s.broker.topology();
         let relay = OutboxRelay {
             pool: self.pool.clone(),
             metrics: self.metrics.clone(),
-            broker_url: s.broker.url.clone(),
+            broker_urls: s.broker.urls(),
             topology: topology.clone(),
         };
         let consumer = EventConsumer::new(
             ConsumerSettings {
-                url: s.broker.url.clone(),
+                urls: s.broker.urls(),
                 topology,
                 prefetch: s.broker.prefetch,
                 max_message_bytes: s.broker.max_message_bytes,
@@ -461,7 +460,7 @@ impl App {
             "sampler",
             Sampler {
                 pool: self.pool.clone(),
-                broker_url: s.broker.url.clone(),
+                broker_urls: s.broker.urls(),
                 queue: s.broker.queue.clone(),
                 metrics: self.metrics.clone(),
             }
@@ -546,10 +545,14 @@ impl Worker {
 
 /// For roles without a consumer: keeps a broker connection open so `/readyz`
 /// can tell whether the broker is reachable.
-async fn watch_broker(url: secrecy::SecretString, health: BrokerHealth, cancel: CancellationToken) {
+async fn watch_broker(
+    urls: Vec<secrecy::SecretString>,
+    health: BrokerHealth,
+    cancel: CancellationToken,
+) {
     while !cancel.is_cancelled() {
-        match connect(&url, "webhookd-api").await {
-            Ok(conn) => {
+        match connect_any(&urls, 0, "webhookd-api").await {
+            Ok((conn, _node)) => {
                 health.watch(&conn);
                 while conn.status().connected() {
                     tokio::select! {

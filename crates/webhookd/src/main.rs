@@ -6,7 +6,7 @@ use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 use webhookd::{telemetry, App, Role, Settings};
-use webhookd_producer::topology::{declare, Topology};
+use webhookd_producer::topology::{declare, TopologyError};
 
 mod cli;
 
@@ -107,27 +107,64 @@ async fn migrate(settings: &Settings) -> anyhow::Result<()> {
         .await
         .context("applying migrations")?;
     info!("migrations applied");
-    let conn = webhookd_worker::broker::connect(&settings.broker.url, "webhookd-migrate")
-        .await
-        .context("connecting to the broker")?;
+    let (conn, _node) =
+        webhookd_worker::broker::connect_any(&settings.broker.urls(), 0, "webhookd-migrate")
+            .await
+            .context("connecting to the broker")?;
     let channel = conn
         .create_channel()
         .await
         .context("opening a broker channel")?;
-    let topology = Topology::new(
-        settings.broker.exchange.clone(),
-        settings.broker.queue.clone(),
-    );
-    declare(&channel, &topology)
-        .await
-        .context("declaring the broker topology")?;
+    let topology = settings.broker.topology();
+    let declared = declare(&channel, &topology).await;
     let _ = conn.close(200, "done".into()).await;
-    info!(exchange = %topology.exchange, queue = %topology.queue, "broker topology declared");
+    declared.context("declaring the broker topology")?;
+    info!(exchange = %topology.exchange, queue = %topology.queue, queue_type = %topology.queue_type, "broker topology declared");
     Ok(())
+}
+
+/// Refuses to start a worker whose queues exist on the broker with other
+/// arguments (the other `broker.queue_type`): it could never consume. A
+/// broker that does not answer yet is no reason to refuse; the consumers
+/// wait for it as they do for any outage.
+async fn check_topology(settings: &Settings) -> anyhow::Result<()> {
+    let check = async {
+        let (conn, _node) =
+            webhookd_worker::broker::connect_any(&settings.broker.urls(), 0, "webhookd-start")
+                .await
+                .map_err(|e| e.to_string())?;
+        let declared = match conn.create_channel().await {
+            Ok(channel) => declare(&channel, &settings.broker.topology()).await,
+            Err(e) => return Err(e.to_string()),
+        };
+        let _ = conn.close(200, "checked".into()).await;
+        Ok(declared)
+    };
+    match tokio::time::timeout(SCHEMA_CHECK_LIMIT, check).await {
+        Ok(Ok(Err(e @ TopologyError::QueueMismatch { .. }))) => {
+            Err(anyhow::Error::new(e).context("checking the broker's queues at start"))
+        }
+        Ok(Ok(Ok(()))) => Ok(()),
+        Ok(Ok(Err(e))) => {
+            warn!(error = %e, "could not declare the broker topology at start; going on");
+            Ok(())
+        }
+        Ok(Err(e)) => {
+            warn!(error = %e, "could not reach the broker at start; going on");
+            Ok(())
+        }
+        Err(_) => {
+            warn!("the broker did not answer the topology check at start; going on");
+            Ok(())
+        }
+    }
 }
 
 async fn run(settings: Settings, role: Role) -> anyhow::Result<()> {
     check_schema(&settings).await?;
+    if role != Role::Api {
+        check_topology(&settings).await?;
+    }
     let app = App::build(settings, role).await?;
     let cancel = CancellationToken::new();
     tokio::spawn(stop_on_signal(cancel.clone()));

@@ -15,7 +15,8 @@ use webhookd_admin::api::{ApiConfig, SecureCookies};
 use webhookd_admin::graphql::{EventSource, GraphqlConfig};
 use webhookd_admin::serve::ServerLimits;
 use webhookd_events::{BreakerPolicy, Jitter, RetryPolicy};
-use webhookd_producer::topology::Topology;
+use webhookd_producer::topology::{QueueType, Topology};
+use webhookd_producer::BrokerUrl;
 pub use webhookd_worker::retention::RetentionSettings;
 use webhookd_worker::target_policy::PortPolicy;
 use webhookd_worker::tls_clients::{load_extra_ca, DeliveryTls, ExtraCaError};
@@ -107,7 +108,14 @@ impl DatabaseSettings {
 
 #[derive(Debug, Clone, Deserialize)]
 pub struct BrokerSettings {
+    /// The broker, when `urls` is empty.
     pub url: SecretString,
+    /// The nodes of a RabbitMQ cluster, tried in this order; empty: `url`.
+    #[serde(default)]
+    pub urls: Vec<SecretString>,
+    /// `classic` or `quorum` (checked by `validate`).
+    #[serde(default = "classic")]
+    pub(crate) queue_type: String,
     pub exchange: String,
     pub queue: String,
     pub(crate) prefetch: u16,
@@ -115,6 +123,57 @@ pub struct BrokerSettings {
     /// 0 means one consumer on the main runtime.
     pub(crate) consumers: usize,
     pub(crate) max_message_bytes: usize,
+}
+
+fn classic() -> String {
+    QueueType::Classic.as_str().to_owned()
+}
+
+impl BrokerSettings {
+    /// The nodes to connect to, in order: `broker.urls` without its empty
+    /// entries, else `broker.url`.
+    pub fn urls(&self) -> Vec<SecretString> {
+        use secrecy::ExposeSecret as _;
+        let urls: Vec<SecretString> = self
+            .urls
+            .iter()
+            .map(|url| url.expose_secret().trim())
+            .filter(|url| !url.is_empty())
+            .map(|url| SecretString::from(url.to_owned()))
+            .collect();
+        if urls.is_empty() {
+            vec![self.url.clone()]
+        } else {
+            urls
+        }
+    }
+
+    /// `broker.queue_type`; classic when invalid, which `validate` refuses.
+    pub fn queue_type(&self) -> QueueType {
+        self.queue_type.parse().unwrap_or_default()
+    }
+
+    /// The exchange and queues every part of webhookd declares.
+    pub fn topology(&self) -> Topology {
+        Topology::new(self.exchange.clone(), self.queue.clone()).with_queue_type(self.queue_type())
+    }
+
+    /// The first problem of the broker section, as (key, problem).
+    fn invalid_key(&self) -> Option<(&'static str, String)> {
+        use secrecy::ExposeSecret as _;
+        if let Err(e) = self.queue_type.parse::<QueueType>() {
+            return Some(("broker.queue_type", e.to_string()));
+        }
+        if !self.urls.is_empty() {
+            for url in self.urls() {
+                // The error masks the URL's password.
+                if let Err(e) = BrokerUrl::parse(url.expose_secret()) {
+                    return Some(("broker.urls", e.to_string()));
+                }
+            }
+        }
+        None
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -316,7 +375,8 @@ impl Settings {
             // `WEBHOOKD__DELIVERY__ALLOWED_PORTS=443,8443`; no other key is
             // split.
             .list_separator(",")
-            .with_list_parse_key("delivery.allowed_ports");
+            .with_list_parse_key("delivery.allowed_ports")
+            .with_list_parse_key("broker.urls");
         let settings: Settings = builder.add_source(env).build()?.try_deserialize()?;
         settings.validate()?;
         Ok(settings)
@@ -368,6 +428,9 @@ impl Settings {
             "broker.max_message_bytes",
             "must be at least 1024",
         )?;
+        if let Some((key, problem)) = self.broker.invalid_key() {
+            check(false, key, &problem)?;
+        }
         check(
             (1..=600_000).contains(&d.timeout_ms),
             "delivery.timeout_ms",
@@ -599,8 +662,8 @@ impl Settings {
     /// Where the GraphQL event stream taps the events.
     pub fn event_source(&self) -> EventSource {
         EventSource {
-            url: self.broker.url.clone(),
-            topology: Topology::new(self.broker.exchange.clone(), self.broker.queue.clone()),
+            url: self.broker.urls().swap_remove(0),
+            topology: self.broker.topology(),
             max_message_bytes: self.broker.max_message_bytes,
         }
     }
@@ -710,6 +773,60 @@ mod tests {
             let error = load(&[(key, value)]).unwrap_err().to_string();
             assert!(error.contains(named), "{key}={value}: {error}");
         }
+    }
+
+    #[test]
+    fn classic_queues_on_broker_url_unless_set_otherwise() {
+        let s = load(&[]).unwrap();
+        assert_eq!(s.broker.queue_type(), QueueType::Classic);
+        assert_eq!(s.broker.topology().queue_type, QueueType::Classic);
+        let urls = s.broker.urls();
+        assert_eq!(urls.len(), 1);
+        assert_eq!(urls[0].expose_secret(), s.broker.url.expose_secret());
+
+        let s = load(&[
+            ("WEBHOOKD__BROKER__QUEUE_TYPE", "quorum"),
+            (
+                "WEBHOOKD__BROKER__URLS",
+                "amqp://u:p1@127.0.0.1:5673/%2f, amqp://u:p2@127.0.0.1:5674/%2f",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(s.broker.topology().queue_type, QueueType::Quorum);
+        let urls: Vec<String> = s
+            .broker
+            .urls()
+            .iter()
+            .map(|u| u.expose_secret().to_owned())
+            .collect();
+        assert_eq!(
+            urls,
+            [
+                "amqp://u:p1@127.0.0.1:5673/%2f",
+                "amqp://u:p2@127.0.0.1:5674/%2f"
+            ]
+        );
+        assert!(!format!("{s:?}").contains("p2@"));
+
+        let s = load(&[("WEBHOOKD__BROKER__URLS", "")]).unwrap();
+        assert_eq!(s.broker.urls().len(), 1, "empty: broker.url");
+    }
+
+    #[test]
+    fn a_bad_queue_type_or_node_url_names_its_key() {
+        let error = load(&[("WEBHOOKD__BROKER__QUEUE_TYPE", "stream")])
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("broker.queue_type"), "{error}");
+        assert!(error.contains("classic or quorum"), "{error}");
+        let error = load(&[(
+            "WEBHOOKD__BROKER__URLS",
+            "amqp://127.0.0.1:5673/%2f,http://u:hunter2@127.0.0.1/",
+        )])
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("broker.urls"), "{error}");
+        assert!(!error.contains("hunter2"), "{error}");
     }
 
     #[test]

@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex};
 
 use lapin::{Connection, ConnectionProperties, ConnectionStatus};
 use secrecy::{ExposeSecret, SecretString};
+use tracing::warn;
 use webhookd_producer::BrokerUrl;
 
 /// The broker connections `/readyz` reports on: up while every consumer's
@@ -75,4 +76,58 @@ pub async fn connect(url: &SecretString, name: &str) -> Result<Connection, lapin
     })?;
     let props = ConnectionProperties::default().with_connection_name(name.into());
     Connection::connect_uri(url.uri().clone(), props).await
+}
+
+/// Connects to the first of a cluster's nodes that answers, trying them in
+/// order from `first` (wrapping round): the connection and the index of its
+/// node, or the last node's error. Logs name a node by its URL with the
+/// password masked.
+pub async fn connect_any(
+    urls: &[SecretString],
+    first: usize,
+    name: &str,
+) -> Result<(Connection, usize), lapin::Error> {
+    let mut last_error = None;
+    for offset in 0..urls.len() {
+        let node = (first + offset) % urls.len();
+        match connect(&urls[node], name).await {
+            Ok(connection) => return Ok((connection, node)),
+            Err(e) => {
+                if urls.len() > 1 {
+                    warn!(node = %masked(&urls[node]), error = %e, "broker node did not answer; trying the next");
+                }
+                last_error = Some(e);
+            }
+        }
+    }
+    Err(last_error.unwrap_or_else(|| {
+        lapin::Error::from(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "no broker URL configured",
+        ))
+    }))
+}
+
+/// A node's URL as logs may show it: the password masked.
+pub fn masked(url: &SecretString) -> String {
+    match BrokerUrl::parse(url.expose_secret()) {
+        Ok(url) => url.to_string(),
+        Err(_) => "(an invalid URL)".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn no_url_is_an_error_not_a_panic() {
+        assert!(connect_any(&[], 3, "test").await.is_err());
+    }
+
+    #[test]
+    fn a_masked_url_hides_its_password() {
+        let url = SecretString::from("amqp://u:hunter2@127.0.0.1:5673/%2f".to_owned());
+        assert_eq!(masked(&url), "amqp://u:***@127.0.0.1:5673/%2f");
+    }
 }

@@ -28,7 +28,7 @@ use webhookd_events::{
 };
 use webhookd_producer::topology::{declare, Topology, REJECT_REASON_HEADER};
 
-use crate::broker::{connect, BrokerHealth};
+use crate::broker::{connect_any, masked, BrokerHealth};
 use crate::commit::Messages;
 use crate::deliver::Deliverer;
 use crate::fanout::{Fanout, Pipeline};
@@ -53,7 +53,9 @@ pub(crate) enum ConsumeError {
 /// Where a consumer takes its events from.
 #[derive(Clone)]
 pub struct ConsumerSettings {
-    pub url: SecretString,
+    /// The broker's nodes: a session connects to the first that answers,
+    /// starting after the node of the session that ended.
+    pub urls: Vec<SecretString>,
     pub topology: Topology,
     pub prefetch: u16,
     pub max_message_bytes: usize,
@@ -108,15 +110,18 @@ impl EventConsumer {
     }
 
     /// Consumes until `cancel`, reconnecting with backoff whenever the broker
-    /// goes away.
+    /// goes away: to the next node of `broker.urls` (round robin), so a
+    /// worker leaves a node that stopped without waiting for it.
     pub async fn run(self, cancel: CancellationToken) {
         let mut pause = Duration::from_millis(100);
+        let mut node = 0;
         while !cancel.is_cancelled() {
-            match self.session(&cancel, &mut pause).await {
+            match self.session(&cancel, &mut pause, &mut node).await {
                 Ok(()) => break,
                 Err(e) => {
                     self.health.lost();
                     error!(error = %e, retry_in_ms = pause.as_millis() as u64, "broker session ended; reconnecting");
+                    node += 1;
                 }
             }
             tokio::select! {
@@ -132,9 +137,11 @@ impl EventConsumer {
         &self,
         cancel: &CancellationToken,
         pause: &mut Duration,
+        node: &mut usize,
     ) -> Result<(), ConsumeError> {
         let settings = &self.settings;
-        let conn = connect(&settings.url, "webhookd-consumer").await?;
+        let (conn, connected) = connect_any(&settings.urls, *node, "webhookd-consumer").await?;
+        *node = connected;
         let channel = conn.create_channel().await?;
         declare(&channel, &settings.topology).await?;
         channel
@@ -154,7 +161,7 @@ impl EventConsumer {
             .await?;
         self.health.watch(&conn);
         *pause = Duration::from_millis(100);
-        info!(queue = %settings.topology.queue, "consuming");
+        info!(queue = %settings.topology.queue, node = %settings.urls.get(connected).map(masked).unwrap_or_default(), "consuming");
         let mut pipeline = self.fanout.start(cancel);
 
         let result = loop {

@@ -42,7 +42,8 @@ const RECONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 pub struct OutboxRelay {
     pub pool: PgPool,
     pub metrics: Metrics,
-    pub broker_url: SecretString,
+    /// The broker's nodes (`Publisher::connect_cluster`).
+    pub broker_urls: Vec<SecretString>,
     pub topology: Topology,
 }
 
@@ -134,8 +135,9 @@ impl OutboxRelay {
     }
 
     async fn connect(&self) -> Result<Publisher, PublishError> {
-        Publisher::connect_with(
-            self.broker_url.expose_secret(),
+        let urls: Vec<&str> = self.broker_urls.iter().map(|u| u.expose_secret()).collect();
+        Publisher::connect_cluster(
+            &urls,
             self.topology.clone(),
             PublisherOptions {
                 reconnect_timeout: RECONNECT_TIMEOUT,

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::debug;
 use webhookd_store::{backlog, breakers};
 
-use crate::broker::connect;
+use crate::broker::connect_any;
 use crate::metrics::breaker_events::BreakersSampled;
 use crate::metrics::events::{BacklogSampled, PoolSampled, QueueSampled};
 use crate::metrics::Metrics;
@@ -24,7 +24,8 @@ pub(crate) const SAMPLE_INTERVAL: Duration = Duration::from_secs(5);
 
 pub struct Sampler {
     pub pool: PgPool,
-    pub broker_url: SecretString,
+    /// The broker's nodes; the first that answers is sampled.
+    pub broker_urls: Vec<SecretString>,
     pub queue: String,
     pub metrics: Metrics,
 }
@@ -94,7 +95,7 @@ impl Sampler {
             .as_ref()
             .is_none_or(|(_, ch)| !ch.status().connected())
         {
-            let conn = connect(&self.broker_url, "webhookd-sampler").await?;
+            let (conn, _node) = connect_any(&self.broker_urls, 0, "webhookd-sampler").await?;
             let channel = conn.create_channel().await?;
             *broker = Some((conn, channel));
         }
