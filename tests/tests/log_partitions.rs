@@ -425,6 +425,36 @@ async fn an_interrupted_detach_is_finalized_by_the_next_pass() {
 }
 
 #[tokio::test]
+async fn a_day_detached_but_not_dropped_is_dropped_by_the_next_pass() {
+    let db = TestDb::create().await;
+    let hook = webhook(&db.pool, "hook").await;
+    ensure(&db.pool, -50, -50).await;
+    insert_logs(&db.pool, hook, 6, 50).await;
+    sqlx::query("ANALYZE webhook_logs")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let old = partition_name(&db.pool, -50).await;
+    // A pass stopped between its detach and its drop.
+    sqlx::query(&format!("ALTER TABLE webhook_logs DETACH PARTITION {old}"))
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    // A recent day's table that is not a partition stays.
+    let recent = partition_name(&db.pool, 20).await;
+    sqlx::query(&format!("CREATE TABLE {recent} (x int)"))
+        .execute(&db.pool)
+        .await
+        .unwrap();
+
+    let purged = purge_once(&db.pool, &settings()).await.unwrap();
+    assert_eq!((purged.partitions, purged.logs), (1, 6), "{purged:?}");
+    assert!(!table_exists(&db.pool, &old).await);
+    assert!(table_exists(&db.pool, &recent).await);
+    db.drop_database().await;
+}
+
+#[tokio::test]
 async fn one_pass_at_a_time_drops_the_old_partitions() {
     let db = TestDb::create().await;
     let hook = webhook(&db.pool, "hook").await;

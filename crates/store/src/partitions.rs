@@ -91,6 +91,9 @@ struct Expired {
     name: String,
     reltuples: f64,
     live: i64,
+    /// Still a partition (false: a day's table detached by a pass that
+    /// stopped before dropping it).
+    attached: bool,
     detach_pending: bool,
     /// Older than the retention period: dropped once detached.
     expired: bool,
@@ -98,23 +101,37 @@ struct Expired {
 
 /// Detaches and drops the partitions whose upper bound is at least
 /// `logs_days` days old, and finishes any detach left pending by an earlier
-/// pass that was interrupted (dropping that partition too if it is old: one
-/// an operator was detaching to keep is detached and left alone). The
-/// caller makes sure one session at a time runs this.
+/// pass that was interrupted (dropping that partition too if it is old: a
+/// recent one an operator was detaching is detached and left alone). A day's
+/// table (`webhook_logs_pYYYYMMDD`) already detached but not dropped, by a
+/// pass stopped in between, is dropped once its day is as old. The caller
+/// makes sure one session at a time runs this.
 ///
 /// `DETACH ... CONCURRENTLY` does not block writers or readers of the other
 /// partitions, but cannot run in a transaction block: each statement runs
 /// on its own, over the simple protocol.
 pub async fn drop_expired(pool: &PgPool, logs_days: u32) -> Result<Dropped, sqlx::Error> {
     let expired: Vec<Expired> = sqlx::query_as(
-        "SELECT name, reltuples, live, detach_pending, expired
-         FROM (SELECT p.partition::text AS name, c.reltuples::float8 AS reltuples,
-                      COALESCE(s.n_live_tup, 0) AS live, p.detach_pending,
+        "WITH parts AS (
+             SELECT p.partition AS oid, TRUE AS attached, p.detach_pending, p.upper_bound
+             FROM webhook_logs_partitions() p
+             UNION ALL
+             SELECT c.oid, FALSE, FALSE,
+                    (to_date(substr(c.relname, 15), 'YYYYMMDD') + 1)::timestamp AT TIME ZONE 'UTC'
+             FROM pg_class c
+             WHERE c.relname ~ '^webhook_logs_p[0-9]{8}$' AND c.relkind = 'r'
+               AND NOT c.relispartition
+               AND c.relnamespace = (SELECT relnamespace FROM pg_class
+                                     WHERE oid = 'webhook_logs'::regclass)
+         )
+         SELECT name, reltuples, live, attached, detach_pending, expired
+         FROM (SELECT p.oid::regclass::text AS name, c.reltuples::float8 AS reltuples,
+                      COALESCE(s.n_live_tup, 0) AS live, p.attached, p.detach_pending,
                       p.upper_bound <= now() - make_interval(days => $1) AS expired,
                       p.upper_bound
-               FROM webhook_logs_partitions() p
-               JOIN pg_class c ON c.oid = p.partition
-               LEFT JOIN pg_stat_user_tables s ON s.relid = p.partition) p
+               FROM parts p
+               JOIN pg_class c ON c.oid = p.oid
+               LEFT JOIN pg_stat_user_tables s ON s.relid = p.oid) p
          WHERE detach_pending OR expired
          ORDER BY upper_bound",
     )
@@ -123,16 +140,18 @@ pub async fn drop_expired(pool: &PgPool, logs_days: u32) -> Result<Dropped, sqlx
     .await?;
     let mut dropped = Dropped::default();
     for partition in expired {
-        let how = match partition.detach_pending {
-            true => "FINALIZE",
-            false => "CONCURRENTLY",
-        };
         let name = &partition.name;
-        sqlx::raw_sql(&format!(
-            "ALTER TABLE webhook_logs DETACH PARTITION {name} {how}"
-        ))
-        .execute(pool)
-        .await?;
+        if partition.attached {
+            let how = match partition.detach_pending {
+                true => "FINALIZE",
+                false => "CONCURRENTLY",
+            };
+            sqlx::raw_sql(&format!(
+                "ALTER TABLE webhook_logs DETACH PARTITION {name} {how}"
+            ))
+            .execute(pool)
+            .await?;
+        }
         if !partition.expired {
             continue;
         }

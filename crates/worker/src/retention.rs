@@ -97,13 +97,16 @@ pub struct Purged {
 }
 
 /// One pass: creates the partitions of the days ahead (unless another
-/// replica is creating them), then removes what is old; removes nothing when
-/// another replica holds the lock.
+/// replica is creating them; a failure there is logged), then removes what
+/// is old; removes nothing when another replica holds the lock.
 pub async fn purge_once(
     pool: &PgPool,
     settings: &RetentionSettings,
 ) -> Result<Purged, sqlx::Error> {
-    partitions::ensure_ahead_if_free(pool, settings.partitions_ahead_days).await?;
+    // Logged rather than returned: old days are dropped all the same.
+    if let Err(e) = partitions::ensure_ahead_if_free(pool, settings.partitions_ahead_days).await {
+        warn!(error = %e, "retention: creating the webhook_logs partitions ahead failed");
+    }
     let retention::Deleted {
         logs,
         partitions,
