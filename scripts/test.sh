@@ -26,3 +26,7 @@ cargo test --workspace --locked
 # The outage tests stop the shared Postgres and RabbitMQ, which would break any
 # test running beside them: they run alone, one at a time, after the rest.
 cargo test -p webhookd-e2e --test outages --locked -- --ignored --test-threads=1
+# A three-node RabbitMQ cluster of its own (127.0.0.1:5681-5683, beside the
+# machine's node) with nodes killed and stopped under load: every confirmed
+# event delivered (docs/RELIABILITY.md, "Broker cluster"). About two minutes.
+scripts/cluster-test.sh

@@ -95,7 +95,7 @@ pub(crate) async fn open_any(
 ) -> Result<(Link, usize), PublishError> {
     let mut last_error = PublishError::NoBrokerUrl;
     for offset in 0..urls.len() {
-        let node = (first + offset) % urls.len();
+        let node = first.wrapping_add(offset) % urls.len();
         let url = &urls[node];
         let attempt = tokio::time::timeout(per_node, Link::open(url, topology, connection_name))
             .await

@@ -89,7 +89,7 @@ pub async fn connect_any(
 ) -> Result<(Connection, usize), lapin::Error> {
     let mut last_error = None;
     for offset in 0..urls.len() {
-        let node = (first + offset) % urls.len();
+        let node = first.wrapping_add(offset) % urls.len();
         match connect(&urls[node], name).await {
             Ok(connection) => return Ok((connection, node)),
             Err(e) => {

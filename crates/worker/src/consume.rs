@@ -121,7 +121,7 @@ impl EventConsumer {
                 Err(e) => {
                     self.health.lost();
                     error!(error = %e, retry_in_ms = pause.as_millis() as u64, "broker session ended; reconnecting");
-                    node += 1;
+                    node = node.wrapping_add(1);
                 }
             }
             tokio::select! {
