@@ -102,8 +102,13 @@ async fn a_full_batch_is_one_signed_request_with_its_events_in_order() {
     assert_eq!(request.header("x-webhook-attempt"), "1");
 
     // One log row for the attempt, every event listed in the batch's state.
-    let logs = get(&app, &token, &format!("/api/v1/webhooks/{webhook}/logs")).await;
-    let logs = logs["items"].as_array().unwrap();
+    // The row is written after the receiver has answered: wait for it.
+    let logs = eventually(WAIT, "the batch attempt's log row", || async {
+        let logs = get(&app, &token, &format!("/api/v1/webhooks/{webhook}/logs")).await;
+        let items = logs["items"].as_array().cloned().unwrap_or_default();
+        (!items.is_empty()).then_some(items)
+    })
+    .await;
     assert_eq!(logs.len(), 1, "{logs:?}");
     assert_eq!(logs[0]["event"], "batch");
     assert_eq!(logs[0]["delivery_id"], batch_id.as_str());
