@@ -1,0 +1,3 @@
+module example.com/webhookd-verify
+
+go 1.19
