@@ -22,6 +22,10 @@ export WEBHOOKD_PGBOUNCER
 # The graphql-ws reference client the subscription tests drive, at its
 # locked versions (tests/graphql-ws/package-lock.json).
 (cd tests/graphql-ws && npm ci --no-audit --no-fund --silent)
+# The verification examples' toolchains (php-cli, golang-go, a venv with the
+# pinned standardwebhooks, npm ci) for tests/tests/verify_examples.rs.
+WEBHOOKD_VERIFY_PYTHON="$(scripts/ensure-verify-tools.sh)"
+export WEBHOOKD_VERIFY_PYTHON
 cargo test --workspace --locked
 # The outage tests stop the shared Postgres and RabbitMQ, which would break any
 # test running beside them: they run alone, one at a time, after the rest.
