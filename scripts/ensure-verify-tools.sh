@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Makes the toolchains of the signature verification examples (examples/verify/)
 # available for their end-to-end tests (tests/tests/verify_examples.rs):
-#   - php-cli and golang-go from Debian's packages (apt), when missing;
+#   - php-cli and golang-go (and npm, python3-venv) from Debian's packages
+#     (apt), when missing;
 #   - a Python venv in a cache directory with the pinned, hash-checked
 #     examples/verify/python/requirements.txt (the official `standardwebhooks`);
 #   - `npm ci` in examples/verify/node (the official `standardwebhooks`, locked).
@@ -21,6 +22,8 @@ as_root() {
 missing=()
 command -v php >/dev/null 2>&1 || missing+=(php-cli)
 command -v go >/dev/null 2>&1 || missing+=(golang-go)
+command -v npm >/dev/null 2>&1 || missing+=(npm)
+python3 -c 'import ensurepip, venv' >/dev/null 2>&1 || missing+=(python3-venv)
 if [ "${#missing[@]}" -gt 0 ]; then
     log "installing ${missing[*]}"
     # Another script may be running apt at the same moment: wait for its lock.
