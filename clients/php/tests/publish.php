@@ -13,6 +13,7 @@ declare(strict_types=1);
 
 require __DIR__ . '/bootstrap.php';
 
+use Webhookd\CrmEvents\Catalogue;
 use Webhookd\CrmEvents\Exception\InvalidEvent;
 use Webhookd\CrmEvents\Exception\UnroutableEvent;
 use Webhookd\CrmEvents\Publisher;
@@ -31,9 +32,9 @@ try {
     $service = new WebhookService(new Publisher($urls, $topology));
     $data = json_decode($json, true, 512, JSON_THROW_ON_ERROR);
     // The typed method, as a CRM service calls it; `notify` for names the
-    // catalogue does not know (the refusal test).
+    // catalogue does not know and operational ones (the refusal tests).
     $method = 'notify' . ucfirst(Publisher::methodFor($event));
-    $id = method_exists($service, $method)
+    $id = Catalogue::isKnown($event) && method_exists($service, $method)
         ? $service->{$method}($data, $userId)
         : $service->notify($event, $data, $userId);
     echo $id, "\n";
