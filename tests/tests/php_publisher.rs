@@ -76,6 +76,49 @@ async fn publish(
     }
 }
 
+/// clients/php is a Composer package whose autoloading the tests' bootstrap
+/// (which loads src/ by the same PSR-4 rule) relies on. Composer itself is
+/// not needed to run the tests; when it is installed, it validates too.
+#[tokio::test]
+async fn the_composer_package_declares_what_the_library_relies_on() {
+    let path = workspace_root().join("clients/php/composer.json");
+    let composer: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap())
+        .expect("composer.json is JSON");
+    assert_eq!(composer["name"], "webhookd/crm-events");
+    assert_eq!(composer["type"], "library");
+    assert_eq!(composer["require"]["php"], ">=8.1");
+    assert_eq!(composer["require"]["php-amqplib/php-amqplib"], "^3");
+    let require = composer["require"].as_object().unwrap();
+    assert!(
+        require
+            .keys()
+            .all(|k| k == "php" || k.starts_with("ext-") || k == "php-amqplib/php-amqplib"),
+        "dependency-light: php-amqplib only, {require:?}"
+    );
+    assert_eq!(
+        composer["autoload"]["psr-4"],
+        json!({"Webhookd\\CrmEvents\\": "src/"})
+    );
+    if let Ok(output) = tokio::process::Command::new("composer")
+        .args([
+            "validate",
+            "--strict",
+            "--no-check-publish",
+            "--no-interaction",
+        ])
+        .current_dir(workspace_root().join("clients/php"))
+        .output()
+        .await
+    {
+        assert!(
+            output.status.success(),
+            "composer validate: {}{}",
+            text(&output.stdout),
+            text(&output.stderr)
+        );
+    }
+}
+
 #[tokio::test]
 async fn the_php_unit_tests_pass() {
     let output = php("unit.php", &[]).await;
