@@ -280,6 +280,51 @@ async fn a_php_publish_nobody_receives_raises_unroutable() {
     assert!(stderr.contains(&format!("`{exchange}`")), "{stderr}");
 }
 
+/// An exchange that exists with another type: the broker refuses the
+/// library's declaration, and the error says so instead of blaming the
+/// connection.
+#[tokio::test]
+async fn a_topology_the_broker_refuses_is_reported_as_such() {
+    let exchange = format!("test.php.fanout.{}", Uuid::new_v4().simple());
+    let conn = Connection::connect(AMQP_URL, ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = conn.create_channel().await.unwrap();
+    channel
+        .exchange_declare(
+            exchange.as_str().into(),
+            lapin::ExchangeKind::Fanout,
+            lapin::options::ExchangeDeclareOptions::default(),
+            lapin::types::FieldTable::default(),
+        )
+        .await
+        .unwrap();
+
+    let outcome = publish(
+        AMQP_URL,
+        &exchange,
+        "-",
+        "task.created",
+        &json!({"task_id": 1}),
+        None,
+    )
+    .await;
+
+    channel
+        .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
+        .await
+        .unwrap();
+    let _ = conn.close(200, "done".into()).await;
+    let (code, stderr) = outcome.expect_err("the declaration is refused");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("PublishFailed")
+            && stderr.contains("refused the topology")
+            && stderr.contains("PRECONDITION_FAILED"),
+        "{stderr}"
+    );
+}
+
 #[tokio::test]
 async fn an_invalid_event_is_refused_by_the_php_library_before_publishing() {
     // Nothing listens at the URL: a library that tried to publish would

@@ -200,7 +200,8 @@ final class Publisher
      * Connects now rather than on the first publish, to find a wrong URL or
      * topology at start-up.
      *
-     * @throws ConnectionFailed
+     * @throws ConnectionFailed when no node answers
+     * @throws PublishFailed when the broker refuses the topology
      */
     public function connect(): void
     {
@@ -258,6 +259,15 @@ final class Publisher
                 $this->node = $node;
 
                 return $channel;
+            } catch (AMQPProtocolException $e) {
+                // The broker answered but refused a declaration (an exchange
+                // or queue with other arguments): every node would refuse it.
+                try {
+                    $connection?->close();
+                } catch (\Throwable) {
+                }
+                throw new PublishFailed($eventId, "{$url}: the broker refused the topology of exchange "
+                    . "`{$this->topology->exchange}` (are the queue name and type webhookd's?): " . $e->getMessage(), $e);
             } catch (AMQPExceptionInterface|\ErrorException $e) {
                 $failures[] = "{$url}: " . $e->getMessage();
                 try {
@@ -267,7 +277,9 @@ final class Publisher
             }
         }
 
-        throw new ConnectionFailed($eventId, 'cannot connect to the broker: ' . \implode('; ', $failures));
+        $what = $eventId === null ? '' : "event {$eventId}: ";
+
+        throw new ConnectionFailed($eventId, $what . 'cannot connect to the broker: ' . \implode('; ', $failures));
     }
 
     private function config(BrokerUrl $url): AMQPConnectionConfig

@@ -256,6 +256,12 @@ test('when no node answers, publishing fails naming every node, password masked'
     same(null, throws(ConnectionFailed::class, 'cannot connect', fn () => $publisher->connect())->eventId);
 });
 
+test('a connection failure during a publish names the event', function (): void {
+    $publisher = new Publisher('amqp://guest:guest@127.0.0.1:' . closedPort() . '/%2f');
+    $e = throws(ConnectionFailed::class, 'event ', fn () => $publisher->dealLost(['deal_id' => 1]));
+    yes(str_starts_with($e->getMessage(), "event {$e->eventId}: cannot connect"), $e->getMessage());
+});
+
 test('method names follow the event names', function (): void {
     same('taskCreated', Publisher::methodFor('task.created'));
     same('commentAdded', Publisher::methodFor('comment.added'));
