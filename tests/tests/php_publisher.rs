@@ -18,7 +18,7 @@ use sqlx::Row;
 use uuid::Uuid;
 use webhookd_e2e::broker::AMQP_URL;
 use webhookd_e2e::process::{free_port, workspace_root};
-use webhookd_e2e::{Receiver, TestApp};
+use webhookd_e2e::{eventually, Receiver, TestApp};
 use webhookd_events::{CATALOGUE, OPERATIONAL_EVENTS};
 
 const SECRET: &str = "whsec_PhpPublisherE2eSecret0123456789";
@@ -228,14 +228,20 @@ async fn events_published_from_php_are_delivered_signed_with_their_bodies() {
         assert!(body["timestamp"].is_i64(), "{event}: {body}");
     }
 
-    let user_ids: Vec<(String, Option<i64>)> =
-        sqlx::query("SELECT event, user_id FROM events ORDER BY event DESC")
-            .fetch_all(&app.db.pool)
-            .await
-            .unwrap()
-            .iter()
-            .map(|row| (row.get("event"), row.get("user_id")))
-            .collect();
+    // Events are written once their first attempts end (after the receiver
+    // answered): wait for both rows.
+    let user_ids = eventually(WAIT, "both events written", || async {
+        let rows: Vec<(String, Option<i64>)> =
+            sqlx::query("SELECT event, user_id FROM events ORDER BY event DESC")
+                .fetch_all(&app.db.pool)
+                .await
+                .unwrap()
+                .iter()
+                .map(|row| (row.get("event"), row.get("user_id")))
+                .collect();
+        (rows.len() >= 2).then_some(rows)
+    })
+    .await;
     assert_eq!(
         user_ids,
         [
@@ -278,6 +284,76 @@ async fn a_php_publish_nobody_receives_raises_unroutable() {
         "{stderr}"
     );
     assert!(stderr.contains(&format!("`{exchange}`")), "{stderr}");
+}
+
+/// A queue that takes nothing (`x-max-length: 0`, `reject-publish`): the
+/// broker nacks the event, and the library raises instead of returning.
+#[tokio::test]
+async fn an_event_the_broker_nacks_raises_refused() {
+    let name = format!("test.php.full.{}", Uuid::new_v4().simple());
+    let conn = Connection::connect(AMQP_URL, ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = conn.create_channel().await.unwrap();
+    let durable = lapin::options::ExchangeDeclareOptions {
+        durable: true,
+        ..Default::default()
+    };
+    channel
+        .exchange_declare(
+            name.as_str().into(),
+            lapin::ExchangeKind::Topic,
+            durable,
+            lapin::types::FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let mut full = lapin::types::FieldTable::default();
+    full.insert(
+        "x-max-length".into(),
+        lapin::types::AMQPValue::LongLongInt(0),
+    );
+    full.insert(
+        "x-overflow".into(),
+        lapin::types::AMQPValue::LongString("reject-publish".into()),
+    );
+    channel
+        .queue_declare(name.as_str().into(), Default::default(), full)
+        .await
+        .unwrap();
+    channel
+        .queue_bind(
+            name.as_str().into(),
+            name.as_str().into(),
+            "#".into(),
+            Default::default(),
+            Default::default(),
+        )
+        .await
+        .unwrap();
+
+    let outcome = publish(
+        AMQP_URL,
+        &name,
+        "-",
+        "deal.lost",
+        &json!({"deal_id": 9}),
+        None,
+    )
+    .await;
+
+    channel
+        .queue_delete(name.as_str().into(), Default::default())
+        .await
+        .unwrap();
+    channel
+        .exchange_delete(name.as_str().into(), ExchangeDeleteOptions::default())
+        .await
+        .unwrap();
+    let _ = conn.close(200, "done".into()).await;
+    let (code, stderr) = outcome.expect_err("a nacked event fails");
+    assert_eq!(code, Some(4), "EventRefused: {stderr}");
+    assert!(stderr.contains("the broker nacked it"), "{stderr}");
 }
 
 /// An exchange that exists with another type: the broker refuses the

@@ -9,11 +9,13 @@ declare(strict_types=1);
 //
 // QUEUE `-` declares only the exchange. Prints the event id; on failure
 // prints `ExceptionClass: message` to stderr and exits 2 for an event the
-// library refused, 3 for an unroutable one, 1 otherwise.
+// library refused, 3 for an unroutable one, 4 for one the broker nacked, 1
+// otherwise.
 
 require __DIR__ . '/bootstrap.php';
 
 use Webhookd\CrmEvents\Catalogue;
+use Webhookd\CrmEvents\Exception\EventRefused;
 use Webhookd\CrmEvents\Exception\InvalidEvent;
 use Webhookd\CrmEvents\Exception\UnroutableEvent;
 use Webhookd\CrmEvents\Publisher;
@@ -43,6 +45,7 @@ try {
     exit(match (true) {
         $e instanceof InvalidEvent => 2,
         $e instanceof UnroutableEvent => 3,
+        $e instanceof EventRefused => 4,
         default => 1,
     });
 }
