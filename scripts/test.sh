@@ -15,6 +15,8 @@ cargo run --quiet --locked -p modcheck
 # Alert rules (promtool), dashboard and manifests; every metric they use must exist.
 scripts/check-deploy.sh
 scripts/ensure-browser.sh
+# php-cli and Debian's php-amqplib for the PHP publisher's tests (tests/tests/php_publisher.rs).
+scripts/ensure-php.sh
 # PgBouncer >= 1.21 for the transaction pooling tests (tests/tests/pgbouncer.rs):
 # built once from Debian trixie's source into a cache directory.
 WEBHOOKD_PGBOUNCER="$(scripts/ensure-pgbouncer.sh)"
