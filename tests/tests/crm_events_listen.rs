@@ -82,7 +82,11 @@ impl Listen {
     /// The lines printed for forwarded events.
     fn event_lines(&self) -> Vec<String> {
         let lines = self.stdout.lock().unwrap();
-        lines.iter().filter(|l| l.contains(" -> ")).cloned().collect()
+        lines
+            .iter()
+            .filter(|l| l.contains(" -> "))
+            .cloned()
+            .collect()
     }
 
     async fn secret(&self) -> String {
@@ -99,6 +103,17 @@ impl Listen {
             .await
             .unwrap_or_else(|_| panic!("listen did not exit:\n{}", self.output()))
             .unwrap()
+    }
+
+    /// Ctrl-C, as a developer ends it.
+    async fn interrupt(&mut self) -> ExitStatus {
+        let pid = self.child.id().expect("listen is running").to_string();
+        let sent = std::process::Command::new("kill")
+            .args(["-INT", &pid])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        self.exit().await
     }
 
     async fn stop(mut self) {
@@ -131,8 +146,12 @@ fn envelope(message: &EventMessage) -> String {
 
 /// Both signatures of `received` check out with `secret`.
 fn assert_signed(received: &Received, secret: &str) {
-    verify_seed(secret, &received.body, received.header("x-webhook-signature"))
-        .expect("the seed-style signature verifies");
+    verify_seed(
+        secret,
+        &received.body,
+        received.header("x-webhook-signature"),
+    )
+    .expect("the seed-style signature verifies");
     verify_standard(
         secret,
         received.header("webhook-id"),
@@ -165,13 +184,23 @@ async fn events_are_forwarded_as_signed_envelopes_with_a_line_each_and_the_filte
         &app.url(""),
         &token,
         &receiver.url(),
-        &["--events", "task.*", "--events", "client.created", "--secret", SECRET],
+        &[
+            "--events",
+            "task.*",
+            "--events",
+            "client.created",
+            "--secret",
+            SECRET,
+        ],
     );
     assert_eq!(listen.secret().await, SECRET);
     wait_for_subscriptions(|| app.metrics_text(), 1.0).await;
 
     // Keys out of alphabetical order and non-ASCII text: the body keeps them.
-    let created = event("task.created", json!({"title": "Звонок", "task_id": 7, "a": [1.5, null]}));
+    let created = event(
+        "task.created",
+        json!({"title": "Звонок", "task_id": 7, "a": [1.5, null]}),
+    );
     let skipped = event("deal.won", json!({"deal_id": 1}));
     let client = event("client.created", json!({"client_id": 3}));
     for message in [&created, &skipped, &client] {
@@ -209,7 +238,13 @@ async fn events_are_forwarded_as_signed_envelopes_with_a_line_each_and_the_filte
         assert!(line.contains("-> 200"), "{line}");
         assert!(line.ends_with(" ms)"), "latency: {line}");
     }
-    listen.stop().await;
+    let mut listen = listen;
+    let status = listen.interrupt().await;
+    assert!(
+        status.success(),
+        "Ctrl-C ends cleanly: {status}\n{}",
+        listen.output()
+    );
     app.stop().await;
 }
 
@@ -236,7 +271,10 @@ async fn a_generated_secret_is_printed_and_a_failing_receiver_shows_its_status()
         envelope(&message)
     );
     let line = listen.stdout_line(&message.id.to_string()).await;
-    assert!(line.contains("deal.won") && line.contains("-> 500"), "{line}");
+    assert!(
+        line.contains("deal.won") && line.contains("-> 500"),
+        "{line}"
+    );
 
     // Nothing listening: the line says why instead of a status.
     let closed = webhookd_e2e::receiver::closed_port_url().await;
@@ -268,7 +306,12 @@ async fn a_bad_token_exits_non_zero_saying_so() {
 async fn bad_arguments_exit_2_before_connecting() {
     // Nothing listens there: a connection attempt would hang or retry.
     let api = format!("http://127.0.0.1:{}", free_port());
-    let mut listen = Listen::start(&api, "whk_x", "http://127.0.0.1:1/", &["--events", "task.creatd"]);
+    let mut listen = Listen::start(
+        &api,
+        "whk_x",
+        "http://127.0.0.1:1/",
+        &["--events", "task.creatd"],
+    );
     let status = listen.exit().await;
     assert_eq!(status.code(), Some(2), "{}", listen.output());
     listen.stderr_lines("--events \"task.creatd\"", 1).await;

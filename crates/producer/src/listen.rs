@@ -26,7 +26,12 @@ pub(crate) struct ListenArgs {
     #[arg(long, value_name = "URL")]
     api: String,
     /// An API token (whk_...); you get the events its user may see
-    #[arg(long, value_name = "TOKEN", env = "WEBHOOKD_TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "WEBHOOKD_TOKEN",
+        hide_env_values = true
+    )]
     token: String,
     /// Where to POST each event. Any URL is accepted, private addresses
     /// included: the events go wherever you point this
@@ -261,6 +266,7 @@ mod tests {
             answer: Err("Connection refused (os error 111)".into()),
             latency: Duration::from_millis(1),
         };
-        assert!(line(&event, &failed, at).ends_with("-> error: Connection refused (os error 111)  (1 ms)"));
+        assert!(line(&event, &failed, at)
+            .ends_with("-> error: Connection refused (os error 111)  (1 ms)"));
     }
 }

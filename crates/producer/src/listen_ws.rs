@@ -220,7 +220,9 @@ async fn connect(ws_url: &str) -> Result<Socket, SessionError> {
                 Err(SessionError::Lost(text))
             }
         }
-        Err(e) => Err(SessionError::Lost(format!("cannot connect to {ws_url}: {e}"))),
+        Err(e) => Err(SessionError::Lost(format!(
+            "cannot connect to {ws_url}: {e}"
+        ))),
     }
 }
 
@@ -274,7 +276,9 @@ mod tests {
     fn only_an_unavailable_stream_is_worth_retrying() {
         let away = errors(r#"[{"message":"broker away","extensions":{"code":"UNAVAILABLE"}}]"#);
         assert!(!failure(&away).is_fatal());
-        let bad = errors(r#"[{"message":"`types`: unknown event","extensions":{"code":"BAD_USER_INPUT"}}]"#);
+        let bad = errors(
+            r#"[{"message":"`types`: unknown event","extensions":{"code":"BAD_USER_INPUT"}}]"#,
+        );
         let bad = failure(&bad);
         assert!(bad.is_fatal());
         assert!(bad.to_string().contains("`types`: unknown event"), "{bad}");
@@ -287,7 +291,10 @@ mod tests {
             code: CloseCode::from(4403),
             reason: "Forbidden".into(),
         }));
-        assert!(matches!(forbidden, SessionError::Refused(_)), "{forbidden:?}");
+        assert!(
+            matches!(forbidden, SessionError::Refused(_)),
+            "{forbidden:?}"
+        );
         let away = closed(Some(CloseFrame {
             code: CloseCode::Away,
             reason: "server shutting down".into(),
