@@ -6,7 +6,7 @@
 //! reading (until the queue between them is full; then the daemon cuts the
 //! connection off as too slow and the session starts again).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::Args;
 use tokio::sync::mpsc;
@@ -102,7 +102,7 @@ async fn listen(
     loop {
         let lost = match Session::open(ws_url, token, types).await {
             Ok(mut session) => {
-                pause = MIN_PAUSE;
+                let opened = Instant::now();
                 if ever_connected {
                     eprintln!("Reconnected to {ws_url}");
                 } else {
@@ -110,6 +110,11 @@ async fn listen(
                 }
                 ever_connected = true;
                 let ended = pump(&mut session, &queue).await;
+                // A session that ends at once (the daemon's broker is away)
+                // keeps the backoff growing; one that lasted starts it over.
+                if opened.elapsed() >= MAX_PAUSE {
+                    pause = MIN_PAUSE;
+                }
                 if ended.is_none() {
                     // The forwarding side is gone: nothing left to do.
                     session.close().await;
