@@ -2,7 +2,13 @@
 //!
 //! Exit codes: 0 published; 1 the broker failed (unreachable, refused the
 //! events, file unreadable); 2 the input is wrong (unknown event, bad JSON,
-//! bad arguments), in which case nothing was published.
+//! bad arguments), in which case nothing was published. `listen` runs until
+//! Ctrl-C (0), or exits 1 when the daemon refuses the token or the
+//! subscription, 2 on bad arguments.
+
+mod listen;
+mod listen_forward;
+mod listen_ws;
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -63,6 +69,9 @@ enum Command {
     Publish(PublishArgs),
     /// List the events of the catalogue
     Events,
+    /// Forward the daemon's live events, signed as webhookd signs them, to a
+    /// URL you give (e.g. a receiver under development on localhost)
+    Listen(listen::ListenArgs),
 }
 
 #[derive(Args)]
@@ -124,6 +133,12 @@ async fn run(cli: Cli) -> Result<(), Failure> {
             return Ok(());
         }
         Command::Publish(publish) => publish,
+        Command::Listen(args) => {
+            return listen::run(args).await.map_err(|error| match error {
+                listen::ListenError::Usage(message) => Failure::Usage(message),
+                error => Failure::Runtime(error.into()),
+            })
+        }
     };
     // Validate before connecting: bad input is reported without a broker.
     let input = match (&publish.file, &publish.event) {
