@@ -33,5 +33,8 @@ git -C "$checkout" add --all
 git -C "$checkout" -c user.name=webhookd -c user.email=ci@webhookd.invalid -c commit.gpgsign=false \
     commit --quiet --message "$(head -n1 "$snapshot/SNAPSHOT.txt")"
 
+# cargo-deny reads the metadata of every platform's packages offline: fetch
+# them first (a new machine's registry cache holds only what its builds used).
+cargo fetch --locked --quiet
 echo "[cargo-deny] advisories from $(head -c 120 "$snapshot/SNAPSHOT.txt")" >&2
 WEBHOOKD_ADVISORY_DBS="$dbs" cargo deny --locked --offline check
