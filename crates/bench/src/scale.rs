@@ -332,7 +332,7 @@ async fn retention_pass(pool: &PgPool) -> anyhow::Result<Retention> {
     let Some(age_days) = age_days else {
         bail!("webhook_logs is empty: nothing for the retention pass to remove");
     };
-    let logs_days = (age_days.round() as u32).saturating_sub(1).max(1);
+    let logs_days = days_keeping_all_but_the_oldest_day(age_days);
     let settings = RetentionSettings {
         logs_days,
         batch_size: 1000,
@@ -346,6 +346,13 @@ async fn retention_pass(pool: &PgPool) -> anyhow::Result<Retention> {
         events: purged.events,
         seconds: started.elapsed().as_secs_f64(),
     })
+}
+
+/// The `retention.logs_days` whose pass removes about the oldest day of
+/// history that reaches `age_days` back (never below the setting's minimum
+/// of 1).
+fn days_keeping_all_but_the_oldest_day(age_days: f64) -> u32 {
+    (age_days.round() as u32).saturating_sub(1).max(1)
 }
 
 struct Sizes {
@@ -453,4 +460,37 @@ fn csv(calls: &[Call], retention: &Retention) -> String {
         retention.seconds * 1000.0
     );
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retention_removes_the_oldest_day() {
+        // A fresh 30-day fill, a minute old: keep 29 days.
+        assert_eq!(days_keeping_all_but_the_oldest_day(30.001), 29);
+        // Kept and reused a day and a half later, after one pass.
+        assert_eq!(days_keeping_all_but_the_oldest_day(30.6), 30);
+        assert_eq!(days_keeping_all_but_the_oldest_day(0.2), 1);
+    }
+
+    #[test]
+    fn cursors_are_escaped_for_the_query_string() {
+        let page = serde_json::json!({"next_cursor": "ab+c/d=="});
+        assert_eq!(cursor_of(&page).as_deref(), Some("ab%2Bc%2Fd%3D%3D"));
+        assert_eq!(cursor_of(&serde_json::json!({"next_cursor": null})), None);
+    }
+
+    #[test]
+    fn every_other_request_goes_to_a_busy_webhook() {
+        let mut targets = Targets {
+            webhooks: (1..=1000).map(|id| (id, id % 10)).collect(),
+            users: (0..10).collect(),
+            seed: 7,
+        };
+        let picks: Vec<i64> = (0..200).map(|i| targets.webhook(i)).collect();
+        assert!(picks.iter().step_by(2).all(|id| *id <= 10));
+        assert!(picks.iter().skip(1).step_by(2).any(|id| *id > 10));
+    }
 }

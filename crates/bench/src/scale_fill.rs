@@ -218,18 +218,21 @@ async fn fill_day(
     )
     .execute(&mut *tx)
     .await?;
-    // Each event's two deliveries and their fate.
+    // Each event's two deliveries and their fate: `u` is drawn in a select
+    // list, once per row (a lateral `SELECT random()` keyed by the webhook
+    // is cached per webhook by Memoize, giving every delivery of a webhook
+    // in a day the same fate).
     sqlx::query(
         "CREATE TEMP TABLE fill_deliveries ON COMMIT DROP AS
-         SELECT webhookd_delivery_id(e.id, w.webhook_id) AS id, e.id AS event_id, e.event,
-                w.webhook_id, e.ts, e.k,
+         SELECT webhookd_delivery_id(event_id, webhook_id) AS id, event_id, event, webhook_id,
+                ts, k,
                 CASE WHEN u < 0.90 THEN 1 WHEN u < 0.97 THEN 2 + floor((u - 0.90) / 0.07 * 3)::int
                      ELSE 6 END AS attempts,
                 u >= 0.97 AS failed,
-                (ARRAY[500, 503, 502, 404, NULL])[1 + (e.k + w.webhook_id) % 5] AS fail_code
-         FROM fill_events e
-         CROSS JOIN LATERAL (VALUES ($1 + e.w1), ($1 + e.w2)) AS w(webhook_id)
-         CROSS JOIN LATERAL (SELECT random() + 0 * w.webhook_id AS u) r",
+                (ARRAY[500, 503, 502, 404, NULL])[1 + (k + webhook_id) % 5] AS fail_code
+         FROM (SELECT e.id AS event_id, e.event, w.webhook_id, e.ts, e.k, random() AS u
+               FROM fill_events e
+               CROSS JOIN LATERAL (VALUES ($1 + e.w1), ($1 + e.w2)) AS w(webhook_id)) d",
     )
     .bind(first_webhook)
     .execute(&mut *tx)

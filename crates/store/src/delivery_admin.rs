@@ -115,6 +115,13 @@ pub async fn list_deliveries(
     query.push_bind(webhook_id);
     if let Some(status) = filter.status {
         query.push(" AND s.status = ").push_bind(status.as_str());
+        if status != DeliveryStatus::Succeeded {
+            // Implied by the condition above (a row that succeeded shows as
+            // succeeded), and written out so the plan walks the small
+            // `deliveries_webhook_unsucceeded` index instead of every
+            // delivery of the webhook.
+            query.push(" AND d.status <> 'succeeded'");
+        }
     }
     if let Some(batch_id) = filter.batch_id {
         query.push(" AND d.batch_id = ").push_bind(batch_id);
