@@ -73,7 +73,10 @@ async fn measure(bench: &Bench, scale: &Scale, stage: &Stage, existed: bool) -> 
 
     let mut env = stage.daemon_env(&bench.settings);
     // The daemon's own retention job would purge while we measure.
-    env.push(("WEBHOOKD__RETENTION__LOGS_DAYS".to_owned(), "36500".to_owned()));
+    env.push((
+        "WEBHOOKD__RETENTION__LOGS_DAYS".to_owned(),
+        "36500".to_owned(),
+    ));
     // The daemon consumes a queue that the producer's side declares.
     let publisher = stage.publisher().await?;
     let mut daemon = Daemon::start(&bench.webhookd, &env)?;
@@ -112,7 +115,10 @@ impl Targets {
                 .fetch_all(pool)
                 .await?;
         if webhooks.len() < 10 {
-            bail!("logs-at-scale needs at least 10 webhooks, found {}", webhooks.len());
+            bail!(
+                "logs-at-scale needs at least 10 webhooks, found {}",
+                webhooks.len()
+            );
         }
         let mut users: Vec<i64> = webhooks.iter().map(|(_, user)| *user).collect();
         users.sort_unstable();
@@ -136,7 +142,11 @@ impl Targets {
     /// any webhook.
     fn webhook(&mut self, i: usize) -> i64 {
         let pick = self.next() as usize;
-        let range = if i % 2 == 0 { 10 } else { self.webhooks.len() };
+        let range = if i.is_multiple_of(2) {
+            10
+        } else {
+            self.webhooks.len()
+        };
         self.webhooks[pick % range].0
     }
 
@@ -170,14 +180,16 @@ impl Api {
         if !status.is_success() {
             bail!("GET {path}: {status}: {}", String::from_utf8_lossy(&body));
         }
-        Ok(serde_json::from_slice(&body).with_context(|| format!("GET {path}: not JSON"))?)
+        serde_json::from_slice(&body).with_context(|| format!("GET {path}: not JSON"))
     }
 }
 
 fn cursor_of(page: &Value) -> Option<String> {
-    page.get("next_cursor")
-        .and_then(Value::as_str)
-        .map(|c| c.replace('+', "%2B").replace('/', "%2F").replace('=', "%3D"))
+    page.get("next_cursor").and_then(Value::as_str).map(|c| {
+        c.replace('+', "%2B")
+            .replace('/', "%2F")
+            .replace('=', "%3D")
+    })
 }
 
 fn first_id(page: &Value) -> Option<Value> {
@@ -204,7 +216,8 @@ async fn run_calls(api: &Api, targets: &Targets, requests: usize) -> anyhow::Res
     let mut ignored = Vec::new();
     for i in 0..20 {
         let id = targets.webhook(i);
-        api.get(&format!("/webhooks/{id}/logs"), &mut ignored).await?;
+        api.get(&format!("/webhooks/{id}/logs"), &mut ignored)
+            .await?;
     }
 
     let mut logs = call("logs: first page (limit 50)");
@@ -212,14 +225,19 @@ async fn run_calls(api: &Api, targets: &Targets, requests: usize) -> anyhow::Res
     let mut log_ids = Vec::new();
     for i in 0..requests {
         let id = targets.webhook(i);
-        let page = api.get(&format!("/webhooks/{id}/logs"), &mut logs.micros).await?;
+        let page = api
+            .get(&format!("/webhooks/{id}/logs"), &mut logs.micros)
+            .await?;
         if let Some(log) = first_id(&page) {
             log_ids.push((id, log));
         }
     }
     for (webhook, log) in &log_ids {
-        api.get(&format!("/webhooks/{webhook}/logs/{log}"), &mut detail.micros)
-            .await?;
+        api.get(
+            &format!("/webhooks/{webhook}/logs/{log}"),
+            &mut detail.micros,
+        )
+        .await?;
     }
     calls.push(logs);
     calls.push(detail);
@@ -231,9 +249,14 @@ async fn run_calls(api: &Api, targets: &Targets, requests: usize) -> anyhow::Res
             .get(&format!("/webhooks/{id}/logs"), &mut ignored)
             .await?;
         for _ in 1..deep_pages {
-            let Some(cursor) = cursor_of(&page) else { break };
+            let Some(cursor) = cursor_of(&page) else {
+                break;
+            };
             page = api
-                .get(&format!("/webhooks/{id}/logs?cursor={cursor}"), &mut deep.micros)
+                .get(
+                    &format!("/webhooks/{id}/logs?cursor={cursor}"),
+                    &mut deep.micros,
+                )
                 .await?;
         }
     }
@@ -243,7 +266,10 @@ async fn run_calls(api: &Api, targets: &Targets, requests: usize) -> anyhow::Res
         ("logs: include=bodies", "include=bodies"),
         ("logs: success=false", "success=false"),
         ("logs: event=deal.won", "event=deal.won"),
-        ("logs: success=false&event=deal.lost", "success=false&event=deal.lost"),
+        (
+            "logs: success=false&event=deal.lost",
+            "success=false&event=deal.lost",
+        ),
         ("logs: one day two weeks ago (from, to)", ""),
     ] {
         let mut measured = call(name);
@@ -257,8 +283,11 @@ async fn run_calls(api: &Api, targets: &Targets, requests: usize) -> anyhow::Res
             } else {
                 query.to_owned()
             };
-            api.get(&format!("/webhooks/{id}/logs?{query}"), &mut measured.micros)
-                .await?;
+            api.get(
+                &format!("/webhooks/{id}/logs?{query}"),
+                &mut measured.micros,
+            )
+            .await?;
         }
         calls.push(measured);
     }
@@ -272,8 +301,11 @@ async fn run_calls(api: &Api, targets: &Targets, requests: usize) -> anyhow::Res
         let mut measured = call(name);
         for i in 0..requests {
             let id = targets.webhook(i);
-            api.get(&format!("/webhooks/{id}/deliveries{query}"), &mut measured.micros)
-                .await?;
+            api.get(
+                &format!("/webhooks/{id}/deliveries{query}"),
+                &mut measured.micros,
+            )
+            .await?;
         }
         calls.push(measured);
     }
@@ -284,9 +316,14 @@ async fn run_calls(api: &Api, targets: &Targets, requests: usize) -> anyhow::Res
             .get(&format!("/webhooks/{id}/deliveries"), &mut ignored)
             .await?;
         for _ in 1..deep_pages {
-            let Some(cursor) = cursor_of(&page) else { break };
+            let Some(cursor) = cursor_of(&page) else {
+                break;
+            };
             page = api
-                .get(&format!("/webhooks/{id}/deliveries?cursor={cursor}"), &mut deep.micros)
+                .get(
+                    &format!("/webhooks/{id}/deliveries?cursor={cursor}"),
+                    &mut deep.micros,
+                )
                 .await?;
         }
     }
@@ -299,7 +336,11 @@ async fn run_calls(api: &Api, targets: &Targets, requests: usize) -> anyhow::Res
         ("stats: all webhooks (admin), 7d", "period=7d", false),
     ] {
         let mut measured = call(name);
-        let count = if per_user { stats_requests } else { stats_requests / 4 };
+        let count = if per_user {
+            stats_requests
+        } else {
+            stats_requests / 4
+        };
         for _ in 0..count.max(5) {
             let path = if per_user {
                 format!("/stats?{query}&user_id={}", targets.user())

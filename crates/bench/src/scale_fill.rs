@@ -41,10 +41,9 @@ pub struct Filled {
 /// The marker a finished fill leaves; a database without it (a fill that
 /// was interrupted) is not reused.
 pub async fn previous_fill(pool: &PgPool) -> anyhow::Result<Option<Filled>> {
-    let exists: bool =
-        sqlx::query_scalar("SELECT to_regclass('bench_scale_fill') IS NOT NULL")
-            .fetch_one(pool)
-            .await?;
+    let exists: bool = sqlx::query_scalar("SELECT to_regclass('bench_scale_fill') IS NOT NULL")
+        .fetch_one(pool)
+        .await?;
     if !exists {
         return Ok(None);
     }
@@ -98,7 +97,16 @@ pub async fn fill(pool: &PgPool, plan: &FillPlan) -> anyhow::Result<Filled> {
         .ceil() as i64;
     for day in 0..plan.days {
         let day_started = Instant::now();
-        fill_day(pool, day, fill_start, now, events_per_day, first_webhook, plan.webhooks).await?;
+        fill_day(
+            pool,
+            day,
+            fill_start,
+            now,
+            events_per_day,
+            first_webhook,
+            plan.webhooks,
+        )
+        .await?;
         eprintln!(
             "logs-at-scale: day {}/{} filled in {:.1} s",
             day + 1,
