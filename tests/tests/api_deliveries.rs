@@ -72,6 +72,68 @@ async fn deliveries_page_newest_first_and_filter_by_status_and_event() {
     api.stop().await;
 }
 
+/// The status filter is written on the stored columns for speed; it must
+/// pick exactly the rows the unfiltered list shows with that status,
+/// batched, collecting and queued events included.
+#[tokio::test]
+async fn the_status_filter_matches_the_status_shown_for_batched_and_waiting_events() {
+    let api = ApiServer::spawn_with_private_targets().await;
+    let alice = api.user("alice", false).await;
+    let id = api.create_quiet_webhook(&alice, "a").await;
+    for status in ["pending", "succeeded", "failed", "collecting", "queued"] {
+        api.seed_delivery(id, "task.created", status).await;
+    }
+    // Batches in each state, one event in each, and an event whose batch
+    // row is gone (shown failed).
+    for batch_status in ["pending", "succeeded", "failed", "gone"] {
+        let batch = api.seed_delivery(id, "batch", "pending").await;
+        let event = api.seed_delivery(id, "task.created", "batched").await;
+        sqlx::query("UPDATE deliveries SET batch_id = $1 WHERE id = $2")
+            .bind(batch)
+            .bind(event)
+            .execute(&api.db.pool)
+            .await
+            .unwrap();
+        if batch_status == "gone" {
+            sqlx::query("DELETE FROM deliveries WHERE id = $1")
+                .bind(batch)
+                .execute(&api.db.pool)
+                .await
+                .unwrap();
+        } else {
+            sqlx::query("UPDATE deliveries SET batch_size = 1, status = $1 WHERE id = $2")
+                .bind(batch_status)
+                .bind(batch)
+                .execute(&api.db.pool)
+                .await
+                .unwrap();
+        }
+    }
+    let all = api.get(&alice, &format!("/webhooks/{id}/deliveries")).await;
+    let all = all.json["items"].as_array().unwrap().clone();
+    assert_eq!(all.len(), 9, "{all:?}");
+    for status in ["pending", "succeeded", "failed"] {
+        let expected: Vec<&Value> = all.iter().filter(|d| d["status"] == status).collect();
+        let page = api
+            .get(
+                &alice,
+                &format!("/webhooks/{id}/deliveries?status={status}"),
+            )
+            .await;
+        let got: Vec<&Value> = page.json["items"].as_array().unwrap().iter().collect();
+        assert_eq!(got, expected, "status={status}");
+    }
+    // pending: the pending, collecting and queued rows and the event of
+    // the pending batch; succeeded: two; failed: the failed row, the failed
+    // batch's event and the orphan.
+    let count = |status: &str| all.iter().filter(|d| d["status"] == status).count();
+    assert_eq!(
+        (count("pending"), count("succeeded"), count("failed")),
+        (4, 2, 3)
+    );
+    api.stop().await;
+}
+
 async fn delivery_state(api: &ApiServer, id: Uuid) -> (String, i32, bool) {
     sqlx::query_as(
         "SELECT status, attempts, next_attempt_at <= now() FROM deliveries WHERE id = $1",

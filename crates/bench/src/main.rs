@@ -11,6 +11,8 @@ mod plot;
 mod receiver;
 mod report;
 mod samples;
+mod scale;
+mod scale_fill;
 mod scenarios;
 mod setup;
 mod soak;
@@ -57,6 +59,12 @@ enum Scenario {
     /// sampled every --soak-sample-secs into --soak-csv and --soak-svg
     /// (not part of the default run: it takes half an hour).
     Soak,
+    /// The API's reads (logs, deliveries, stats: p50/p99) and one retention
+    /// pass against --scale-rows `webhook_logs` rows over --scale-days days
+    /// for --scale-webhooks webhooks, in database --scale-db (kept and
+    /// reused with --scale-keep: filling takes minutes); not part of the
+    /// default run.
+    LogsAtScale,
 }
 
 #[derive(Parser)]
@@ -106,6 +114,27 @@ struct Args {
     /// the soak's plot, redrawn at every sample
     #[arg(long, default_value = "soak.svg")]
     soak_svg: PathBuf,
+    #[arg(long, default_value_t = 10_000_000)]
+    scale_rows: u64,
+    #[arg(long, default_value_t = 30)]
+    scale_days: u32,
+    #[arg(long, default_value_t = 1_000)]
+    scale_webhooks: u32,
+    #[arg(long, default_value_t = 10)]
+    scale_users: u32,
+    /// logs-at-scale's database
+    #[arg(long, default_value = "webhookd_bench_scale")]
+    scale_db: String,
+    /// Keep logs-at-scale's database afterwards, and reuse it when it is
+    /// already filled
+    #[arg(long)]
+    scale_keep: bool,
+    /// Requests per call measured by logs-at-scale
+    #[arg(long, default_value_t = 300)]
+    scale_requests: usize,
+    /// logs-at-scale's table, as CSV
+    #[arg(long, default_value = "logs-at-scale.csv")]
+    scale_csv: PathBuf,
     /// A webhookd setting for every scenario, e.g.
     /// `--set WEBHOOKD__BROKER__PREFETCH=512` (repeatable; also
     /// `TOKIO_WORKER_THREADS`, the daemon's runtime threads)
@@ -134,7 +163,7 @@ async fn main() -> anyhow::Result<()> {
         Scenario::value_variants()
             .iter()
             .copied()
-            .filter(|s| *s != Scenario::Soak)
+            .filter(|s| *s != Scenario::Soak && *s != Scenario::LogsAtScale)
             .collect()
     } else {
         args.scenarios.clone()
@@ -182,7 +211,9 @@ async fn main() -> anyhow::Result<()> {
             rows.push(row);
         }
     }
-    println!("{}", report::render(&rows));
+    if !rows.is_empty() {
+        println!("{}", report::render(&rows));
+    }
     Ok(())
 }
 
@@ -322,6 +353,26 @@ async fn run(bench: &Bench, args: &Args, scenario: Scenario) -> anyhow::Result<V
             )
             .await?,
         ],
+        Scenario::LogsAtScale => {
+            // Its own table: latencies per API call, not deliveries.
+            scale::logs_at_scale(
+                bench,
+                &scale::Scale {
+                    plan: scale_fill::FillPlan {
+                        rows: args.scale_rows,
+                        days: args.scale_days,
+                        webhooks: args.scale_webhooks,
+                        users: args.scale_users,
+                    },
+                    db_name: args.scale_db.clone(),
+                    keep: args.scale_keep,
+                    requests: args.scale_requests,
+                    csv: args.scale_csv.clone(),
+                },
+            )
+            .await?;
+            Vec::new()
+        }
         Scenario::Soak => vec![
             soak::soak(
                 bench,

@@ -1,7 +1,7 @@
 //! What one scenario runs against: its own database and its own uniquely
 //! named exchange and queues, removed again afterwards.
 
-use anyhow::Context;
+use anyhow::{bail, Context};
 use lapin::options::{ExchangeDeleteOptions, QueueDeleteOptions};
 use lapin::{Connection, ConnectionProperties};
 use serde_json::json;
@@ -85,6 +85,69 @@ impl Stage {
         })
     }
 
+    /// The database `db_name`, created and migrated when missing (and
+    /// migrated again when it exists, so a kept database gets new
+    /// migrations); with uniquely named exchange and queues as ever. Also
+    /// says whether the database existed.
+    pub async fn open_named(servers: &Servers, db_name: &str) -> anyhow::Result<(Stage, bool)> {
+        if !db_name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+        {
+            bail!("--scale-db must be lower-case letters, digits and _, got {db_name:?}");
+        }
+        let suffix = Uuid::new_v4().simple().to_string();
+        let admin = PgPoolOptions::new()
+            .max_connections(1)
+            .connect(&format!("{}/postgres", servers.postgres))
+            .await
+            .context("connecting to Postgres")?;
+        let existed: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+                .bind(db_name)
+                .fetch_one(&admin)
+                .await?;
+        if !existed {
+            sqlx::query(&format!("CREATE DATABASE {db_name}"))
+                .execute(&admin)
+                .await?;
+        }
+        let db_url = format!("{}/{db_name}", servers.postgres);
+        let pool = PgPoolOptions::new()
+            .max_connections(2)
+            .connect(&db_url)
+            .await?;
+        webhookd_store::migrate(&pool).await?;
+        if let Some(sql) = &servers.setup_sql {
+            sqlx::raw_sql(sql)
+                .execute(&pool)
+                .await
+                .context("running --setup-sql")?;
+        }
+        let stage = Stage {
+            db_name: db_name.to_owned(),
+            db_url,
+            pool,
+            topology: Topology::new(
+                format!("bench.events.{suffix}"),
+                format!("bench.webhookd.{suffix}"),
+            ),
+            admin,
+            amqp_url: servers.amqp_url.clone(),
+        };
+        Ok((stage, existed))
+    }
+
+    /// Like [`Stage::remove`], but with `keep` the database stays.
+    pub async fn finish(self, keep: bool) {
+        if keep {
+            self.pool.close().await;
+            self.remove_broker_objects().await;
+        } else {
+            self.remove().await;
+        }
+    }
+
     /// One webhook per URL, subscribed to every event, batching its events
     /// when `batch_max_events` is given, with `filter` (JSON) when given.
     /// Returns their ids.
@@ -165,6 +228,10 @@ impl Stage {
         ))
         .execute(&self.admin)
         .await;
+        self.remove_broker_objects().await;
+    }
+
+    async fn remove_broker_objects(&self) {
         if let Ok(connection) =
             Connection::connect(&self.amqp_url, ConnectionProperties::default()).await
         {

@@ -97,7 +97,9 @@ fn columns(query: &mut QueryBuilder<'_, Postgres>, with_bodies: bool, cut_bodies
 ///
 /// Only the filters given become SQL conditions, so each query's plan is made
 /// for exactly its conditions: the `(webhook_id, created_at)` index serves
-/// the order, the time range and the cursor.
+/// the order, the time range and the cursor, and with `success = false` the
+/// failures-only one does (a healthy webhook's failures are otherwise found
+/// by reading all of its attempts).
 pub async fn list_logs(
     pool: &PgPool,
     webhook_id: i64,
@@ -112,8 +114,17 @@ pub async fn list_logs(
     if let Some(event) = &filter.event {
         query.push(" AND event = ").push_bind(event.clone());
     }
-    if let Some(success) = filter.success {
-        query.push(" AND is_success = ").push_bind(success);
+    // A literal, not a parameter: `NOT is_success` must be visible to the
+    // planner in every plan (a generic one too) so that it walks the
+    // failures-only index instead of every attempt of a healthy webhook.
+    match filter.success {
+        Some(true) => {
+            query.push(" AND is_success");
+        }
+        Some(false) => {
+            query.push(" AND NOT is_success");
+        }
+        None => {}
     }
     if let Some(from) = filter.from {
         query.push(" AND created_at >= ").push_bind(from);

@@ -34,8 +34,9 @@ impl WebhookOverview {
 
 /// The overview of every webhook in scope, by webhook id. Each lateral
 /// subquery is a short range scan of one webhook's index
-/// (`deliveries_webhook`, `webhook_logs_webhook`), so the cost grows with the
-/// number of webhooks listed and their last week's attempts, not with history.
+/// (`deliveries_webhook`, `webhook_logs_webhook_covering`, an index-only
+/// scan since it carries `is_success`), so the cost grows with the number of
+/// webhooks listed and their last week's attempts, not with history.
 pub async fn list_webhook_overviews(
     pool: &PgPool,
     scope: Scope,
