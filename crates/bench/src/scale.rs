@@ -378,6 +378,7 @@ async fn retention_pass(pool: &PgPool) -> anyhow::Result<Retention> {
         logs_days,
         batch_size: 1000,
         interval_secs: 3600,
+        ..RetentionSettings::default()
     };
     let started = Instant::now();
     let purged = purge_once(pool, &settings).await?;
