@@ -382,8 +382,8 @@ async fn users_create_list_rotate_and_revoke_manage_tokens_that_the_api_accepts(
             .unwrap_or_else(|| panic!("{name} in the list:\n{}", list.stdout))
             .clone()
     };
-    assert_eq!(row("Alice")[..4], ["42", "Alice", "no", "1"]);
-    assert_eq!(row("Root")[2..4], ["yes", "1"]);
+    assert_eq!(row("Alice")[..5], ["42", "Alice", "no", "no", "1"]);
+    assert_eq!(row("Root")[2..5], ["yes", "yes", "1"]);
     assert!(
         !list.stdout.contains("whk_"),
         "list never shows tokens: {}",
@@ -391,7 +391,7 @@ async fn users_create_list_rotate_and_revoke_manage_tokens_that_the_api_accepts(
     );
 
     let daemon = start_daemon(&fixture).await;
-    let alice_me = json!({"id": 42, "name": "Alice", "is_admin": false});
+    let alice_me = json!({"id": 42, "name": "Alice", "is_admin": false, "can_publish": false});
     assert_eq!(
         me(&daemon, &alice_token).await,
         (StatusCode::OK, alice_me.clone())

@@ -17,7 +17,7 @@ use tokio::time::{timeout_at, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use webhookd_admin::api::{self, ApiState, Quotas};
+use webhookd_admin::api::{self, ApiState, Ingest, Quotas};
 use webhookd_admin::graphql::{self, GraphqlMetrics, GraphqlState};
 use webhookd_admin::http::{catch_panics, metrics_router, ops_router, OpsState};
 use webhookd_admin::serve::serve;
@@ -218,6 +218,8 @@ impl App {
                 .with_allowed_ports(s.api_config().allowed_ports),
                 keys: self.keys.clone(),
                 quotas: Quotas::default(),
+                // Connects to the broker on the first posted event.
+                ingest: Ingest::new(s.ingest_config(), &admin_metrics)?,
             };
             // Subscriptions end on `cancel`: their sockets get a close frame.
             let graphql_state = GraphqlState::new(

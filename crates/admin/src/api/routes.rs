@@ -12,7 +12,7 @@ use utoipa_axum::routes;
 use super::error::ApiError;
 use super::state::ApiState;
 use super::{
-    deliveries, logs, me, no_store, openapi, replay, secrets, stats, templates, test_delivery,
+    deliveries, ingest, logs, me, no_store, openapi, replay, secrets, stats, templates, test_delivery,
     webhooks,
 };
 
@@ -27,7 +27,7 @@ const MAX_BODY_BYTES: usize = 256 * 1024;
 pub(crate) fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
         .routes(routes!(me::show_me))
-        .routes(routes!(me::list_events))
+        .routes(routes!(me::list_events, ingest::publish_event))
         .routes(routes!(templates::list_templates))
         .routes(routes!(webhooks::list_webhooks, webhooks::create_webhook))
         .routes(routes!(
