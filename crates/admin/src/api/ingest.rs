@@ -251,13 +251,41 @@ mod tests {
     #[test]
     fn each_refusal_names_the_field_with_the_consumers_reason() {
         let cases = [
-            (r#"{"data":{}}"#, Some("event"), "missing required field `event`"),
-            (r#"{"event":"task.created"}"#, Some("data"), "missing required field `data`"),
-            (r#"{"event":"nope","data":{}}"#, Some("event"), "unknown event `nope`"),
-            (r#"{"event":"task.created","data":[1]}"#, Some("data"), "field `data` must be an object"),
-            (r#"{"event":"task.created","data":{},"id":"x"}"#, Some("id"), "field `id` must be a UUID string"),
-            (r#"{"event":"task.created","data":{},"user_id":"7"}"#, Some("user_id"), "field `user_id` must be an integer"),
-            (r#"{"event":"task.created","data":{"n":1e400}}"#, Some("data"), "message body is not valid JSON: in `data`"),
+            (
+                r#"{"data":{}}"#,
+                Some("event"),
+                "missing required field `event`",
+            ),
+            (
+                r#"{"event":"task.created"}"#,
+                Some("data"),
+                "missing required field `data`",
+            ),
+            (
+                r#"{"event":"nope","data":{}}"#,
+                Some("event"),
+                "unknown event `nope`",
+            ),
+            (
+                r#"{"event":"task.created","data":[1]}"#,
+                Some("data"),
+                "field `data` must be an object",
+            ),
+            (
+                r#"{"event":"task.created","data":{},"id":"x"}"#,
+                Some("id"),
+                "field `id` must be a UUID string",
+            ),
+            (
+                r#"{"event":"task.created","data":{},"user_id":"7"}"#,
+                Some("user_id"),
+                "field `user_id` must be an integer",
+            ),
+            (
+                r#"{"event":"task.created","data":{"n":1e400}}"#,
+                Some("data"),
+                "message body is not valid JSON: in `data`",
+            ),
             ("[1]", None, "message body is JSON but not an object"),
             ("nope", None, "message body is not valid JSON"),
         ];

@@ -110,7 +110,10 @@ impl IngestBroker {
     /// connecting, so concurrent first requests open one connection.
     async fn publisher(&self) -> Result<Arc<Publisher>, Unavailable> {
         let mut state = self.state.lock().await;
-        if state.cooling_until.is_some_and(|until| Instant::now() < until) {
+        if state
+            .cooling_until
+            .is_some_and(|until| Instant::now() < until)
+        {
             return Err(Unavailable::CoolingDown);
         }
         if let Some(publisher) = &state.publisher {

@@ -12,8 +12,8 @@ use utoipa_axum::routes;
 use super::error::ApiError;
 use super::state::ApiState;
 use super::{
-    deliveries, ingest, logs, me, no_store, openapi, replay, secrets, stats, templates, test_delivery,
-    webhooks,
+    deliveries, ingest, logs, me, no_store, openapi, replay, secrets, stats, templates,
+    test_delivery, webhooks,
 };
 
 /// Webhook configurations are small; anything bigger is a mistake or abuse.

@@ -179,7 +179,12 @@ fn format_table(users: &[UserSummary]) -> String {
                 u.name.clone(),
                 if u.is_admin { "yes" } else { "no" }.to_owned(),
                 // Admins may publish whatever the flag says.
-                if u.is_admin || u.can_publish { "yes" } else { "no" }.to_owned(),
+                if u.is_admin || u.can_publish {
+                    "yes"
+                } else {
+                    "no"
+                }
+                .to_owned(),
                 u.active_tokens.to_string(),
                 u.created_at.format("%Y-%m-%d %H:%M UTC").to_string(),
             ]
@@ -244,8 +249,17 @@ mod tests {
         let table = format_table(&users);
         let lines: Vec<&str> = table.lines().collect();
         assert_eq!(lines[0], "ID    NAME  ADMIN  PUBLISHER  TOKENS  CREATED");
-        assert_eq!(lines[1], "7     Анна  yes    yes        1       2024-02-20 13:05 UTC");
-        assert_eq!(lines[2], "1042  bob   no     no         0       2024-02-20 13:05 UTC");
-        assert_eq!(lines[3], "12    crm   no     yes        2       2024-02-20 13:05 UTC");
+        assert_eq!(
+            lines[1],
+            "7     Анна  yes    yes        1       2024-02-20 13:05 UTC"
+        );
+        assert_eq!(
+            lines[2],
+            "1042  bob   no     no         0       2024-02-20 13:05 UTC"
+        );
+        assert_eq!(
+            lines[3],
+            "12    crm   no     yes        2       2024-02-20 13:05 UTC"
+        );
     }
 }
