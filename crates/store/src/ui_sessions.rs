@@ -150,6 +150,7 @@ mod tests {
                 id: 1,
                 name: "ada".to_owned(),
                 is_admin: false,
+                can_publish: false,
                 created_at: Utc::now(),
             },
             csrf_token: "csrf-Zx8wQ2pLk7".to_owned(),

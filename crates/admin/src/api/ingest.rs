@@ -22,33 +22,12 @@ use webhookd_events::{derive_event_id, EventMessage, MessageError, ParsedMessage
 
 use super::auth::CurrentUser;
 use super::error::{ApiError, ErrorBody};
-use super::ingest_broker::{IngestBroker, IngestConfig, Unavailable};
-use super::ingest_metrics::{
-    EventAccepted, EventInvalid, IngestMetrics, IngestUnavailable, PublishForbidden,
-};
+use super::ingest_broker::Unavailable;
+use super::ingest_metrics::{EventAccepted, EventInvalid, IngestUnavailable, PublishForbidden};
 use super::state::ApiState;
-use crate::graphql::GraphqlMetrics;
 
 /// `Retry-After` of a 503: about when the broker is tried again.
 const RETRY_AFTER_SECS: u64 = 2;
-
-/// The ingest's publisher and metrics, shared by every request.
-#[derive(Clone)]
-pub struct Ingest {
-    broker: IngestBroker,
-    metrics: IngestMetrics,
-}
-
-impl Ingest {
-    /// Registers the ingest's metrics with the admin side's (rendered by
-    /// `/metrics`); connects to the broker only on the first event.
-    pub fn new(config: IngestConfig, metrics: &GraphqlMetrics) -> Result<Self, prometheus::Error> {
-        Ok(Ingest {
-            broker: IngestBroker::new(config),
-            metrics: IngestMetrics::register(metrics.registry())?,
-        })
-    }
-}
 
 /// The broker message, as published to the exchange (documentation only:
 /// the body is parsed by the consumer's parser, which keeps `data` as sent).

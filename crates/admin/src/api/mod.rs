@@ -17,6 +17,7 @@ pub(crate) mod error;
 pub(crate) mod ingest;
 mod ingest_broker;
 mod ingest_metrics;
+mod ingest_state;
 pub(crate) mod json;
 pub(crate) mod logs;
 pub(crate) mod me;
@@ -36,8 +37,8 @@ pub(crate) mod validate_auth;
 pub(crate) mod webhook_quota;
 pub(crate) mod webhooks;
 
-pub use ingest::Ingest;
 pub use ingest_broker::IngestConfig;
+pub use ingest_state::Ingest;
 pub use quotas::Quotas;
 pub use routes::router;
 pub use state::{ApiConfig, ApiState, SecureCookies};

@@ -7,7 +7,7 @@ use webhookd_events::SecretKeys;
 use webhookd_worker::deliver::Deliverer;
 use webhookd_worker::target_policy::PortPolicy;
 
-use super::ingest::Ingest;
+use super::ingest_state::Ingest;
 use super::quotas::Quotas;
 
 #[derive(Clone)]
