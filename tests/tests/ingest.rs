@@ -223,6 +223,21 @@ async fn invalid_messages_get_the_consumers_reason_naming_the_field_and_nothing_
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
     let error = answer["error"].as_str().unwrap();
     assert!(error.contains("over the limit of 1048576 bytes"), "{error}");
+    // Without a Content-Length (chunked), the limit holds while reading.
+    let mut chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        vec![Ok(br#"{"event":"task.created","data":{"blob":""#.to_vec())];
+    chunks.extend((0..17).map(|_| Ok(vec![b'x'; 64 * 1024])));
+    chunks.push(Ok(br#""}}"#.to_vec()));
+    let streamed = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
+    let (status, _, answer) = post(&app, &crm, streamed).await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("over the limit of 1048576 bytes"),
+        "{answer}"
+    );
     let fits = format!(
         r#"{{"event":"task.created","data":{{"blob":"{}"}}}}"#,
         "x".repeat(512 * 1024)
@@ -248,7 +263,7 @@ async fn invalid_messages_get_the_consumers_reason_naming_the_field_and_nothing_
             &metrics,
             r#"webhookd_ingest_requests_total{outcome="invalid"}"#
         ),
-        Some((cases.len() + 1) as f64)
+        Some((cases.len() + 2) as f64)
     );
     assert_eq!(
         sample(
