@@ -100,6 +100,15 @@ impl IngestBroker {
         result
     }
 
+    /// Closes the broker connection, if one was opened; on shutdown, once
+    /// no request is served any more.
+    pub(crate) async fn close(&self) {
+        let publisher = self.state.lock().await.publisher.take();
+        if let Some(publisher) = publisher {
+            publisher.close().await;
+        }
+    }
+
     async fn try_publish(&self, message: &EventMessage) -> Result<(), Unavailable> {
         let publisher = self.publisher().await?;
         publisher.publish(message).await?;

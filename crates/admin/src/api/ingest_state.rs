@@ -22,4 +22,10 @@ impl Ingest {
             metrics: IngestMetrics::register(metrics.registry())?,
         })
     }
+
+    /// Closes the ingest's broker connection (on shutdown, after the server
+    /// stopped).
+    pub async fn close(&self) {
+        self.broker.close().await;
+    }
 }
