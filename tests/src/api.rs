@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use uuid::Uuid;
 use webhookd::settings::Settings;
-use webhookd_admin::api::{self, ApiState, Quotas};
+use webhookd_admin::api::{self, ApiState, Ingest, Quotas};
 use webhookd_store::users;
 use webhookd_worker::deliver::Deliverer;
 
@@ -75,6 +75,11 @@ impl ApiServer {
             deliverer,
             keys: settings.secrets.keys().expect("valid keys"),
             quotas: Quotas::default(),
+            ingest: Ingest::new(
+                settings.ingest_config(),
+                &webhookd_admin::graphql::GraphqlMetrics::new().unwrap(),
+            )
+            .unwrap(),
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();

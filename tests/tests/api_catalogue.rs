@@ -67,6 +67,7 @@ async fn templates_list_the_presets_and_each_one_is_accepted_as_a_webhook_templa
 const SPEC_ROUTES: &[(&str, &str)] = &[
     ("get", "/api/v1/me"),
     ("get", "/api/v1/events"),
+    ("post", "/api/v1/events"),
     ("get", "/api/v1/webhooks"),
     ("post", "/api/v1/webhooks"),
     ("get", "/api/v1/webhooks/{id}"),

@@ -26,7 +26,10 @@ async fn me_answers_the_token_owners_id_name_and_admin_flag() {
         )
         .await;
     assert_eq!(me.status, StatusCode::OK);
-    assert_eq!(me.json, json!({"id": 7, "name": "Алиса", "is_admin": true}));
+    assert_eq!(
+        me.json,
+        json!({"id": 7, "name": "Алиса", "is_admin": true, "can_publish": true})
+    );
     api.stop().await;
 }
 

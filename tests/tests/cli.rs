@@ -382,8 +382,8 @@ async fn users_create_list_rotate_and_revoke_manage_tokens_that_the_api_accepts(
             .unwrap_or_else(|| panic!("{name} in the list:\n{}", list.stdout))
             .clone()
     };
-    assert_eq!(row("Alice")[..4], ["42", "Alice", "no", "1"]);
-    assert_eq!(row("Root")[2..4], ["yes", "1"]);
+    assert_eq!(row("Alice")[..5], ["42", "Alice", "no", "no", "1"]);
+    assert_eq!(row("Root")[2..5], ["yes", "yes", "1"]);
     assert!(
         !list.stdout.contains("whk_"),
         "list never shows tokens: {}",
@@ -391,7 +391,7 @@ async fn users_create_list_rotate_and_revoke_manage_tokens_that_the_api_accepts(
     );
 
     let daemon = start_daemon(&fixture).await;
-    let alice_me = json!({"id": 42, "name": "Alice", "is_admin": false});
+    let alice_me = json!({"id": 42, "name": "Alice", "is_admin": false, "can_publish": false});
     assert_eq!(
         me(&daemon, &alice_token).await,
         (StatusCode::OK, alice_me.clone())
@@ -438,10 +438,59 @@ async fn users_create_list_rotate_and_revoke_manage_tokens_that_the_api_accepts(
         .find(|line| line.split_whitespace().nth(1) == Some("Alice"))
         .unwrap_or_else(|| panic!("Alice in the list:\n{}", list.stdout));
     assert_eq!(
-        alice_row.split_whitespace().nth(3),
+        alice_row.split_whitespace().nth(4),
         Some("0"),
         "no active token left: {alice_row}"
     );
+
+    // The right to publish over HTTP, granted and withdrawn.
+    let publisher_column = |stdout: &str| {
+        stdout
+            .lines()
+            .find(|line| line.split_whitespace().nth(1) == Some("Alice"))
+            .and_then(|line| line.split_whitespace().nth(3))
+            .map(str::to_owned)
+    };
+    let granted = fixture
+        .webhookd(&["users", "grant-publisher", "--id", "42"], &[])
+        .await;
+    granted.assert_success("users grant-publisher --id 42");
+    assert!(
+        granted.stdout.contains("may publish events over HTTP"),
+        "{}",
+        granted.stdout
+    );
+    let list = fixture.webhookd(&["users", "list"], &[]).await;
+    assert_eq!(
+        publisher_column(&list.stdout).as_deref(),
+        Some("yes"),
+        "{}",
+        list.stdout
+    );
+    let withdrawn = fixture
+        .webhookd(&["users", "revoke-publisher", "--id", "42"], &[])
+        .await;
+    withdrawn.assert_success("users revoke-publisher --id 42");
+    let list = fixture.webhookd(&["users", "list"], &[]).await;
+    assert_eq!(
+        publisher_column(&list.stdout).as_deref(),
+        Some("no"),
+        "{}",
+        list.stdout
+    );
+    let created = fixture
+        .webhookd(&["users", "create", "--name", "CRM", "--publisher"], &[])
+        .await;
+    created.assert_success("users create --publisher");
+    assert!(created.stdout.contains("publisher"), "{}", created.stdout);
+    let (status, crm_me) = me(&daemon, &created.token()).await;
+    assert_eq!(status, StatusCode::OK, "{crm_me}");
+    assert_eq!(crm_me["can_publish"], true);
+    assert_eq!(crm_me["is_admin"], false);
+    let missing = fixture
+        .webhookd(&["users", "grant-publisher", "--id", "4242"], &[])
+        .await;
+    missing.assert_failure("users grant-publisher of an unknown id");
 
     for command in ["rotate", "revoke"] {
         let missing = fixture

@@ -40,6 +40,7 @@ struct Row {
     id: i64,
     name: String,
     is_admin: bool,
+    can_publish: bool,
     created_at: DateTime<Utc>,
     csrf_token: String,
     expires_at: DateTime<Utc>,
@@ -52,6 +53,7 @@ impl From<Row> for UiSession {
                 id: r.id,
                 name: r.name,
                 is_admin: r.is_admin,
+                can_publish: r.can_publish,
                 created_at: r.created_at,
             },
             csrf_token: r.csrf_token,
@@ -79,7 +81,7 @@ pub async fn create_session(
              WHERE t.token_hash = $4 AND t.revoked_at IS NULL
              RETURNING user_id, csrf_token, expires_at
          )
-         SELECT u.id, u.name, u.is_admin, u.created_at, o.csrf_token, o.expires_at
+         SELECT u.id, u.name, u.is_admin, u.can_publish, u.created_at, o.csrf_token, o.expires_at
          FROM opened o JOIN users u ON u.id = o.user_id",
     )
     .bind(session_hash)
@@ -97,7 +99,7 @@ pub async fn find_session(
     session_hash: &[u8],
 ) -> Result<Option<UiSession>, StorageError> {
     let row = sqlx::query_as::<_, Row>(
-        "SELECT u.id, u.name, u.is_admin, u.created_at, s.csrf_token, s.expires_at
+        "SELECT u.id, u.name, u.is_admin, u.can_publish, u.created_at, s.csrf_token, s.expires_at
          FROM ui_sessions s
          JOIN users u ON u.id = s.user_id
          JOIN api_tokens t ON t.id = s.token_id
@@ -148,6 +150,7 @@ mod tests {
                 id: 1,
                 name: "ada".to_owned(),
                 is_admin: false,
+                can_publish: false,
                 created_at: Utc::now(),
             },
             csrf_token: "csrf-Zx8wQ2pLk7".to_owned(),

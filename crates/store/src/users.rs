@@ -27,7 +27,17 @@ pub struct User {
     pub id: i64,
     pub name: String,
     pub is_admin: bool,
+    /// May publish events over HTTP (`POST /api/v1/events`); admins always may.
+    pub can_publish: bool,
     pub(crate) created_at: DateTime<Utc>,
+}
+
+impl User {
+    /// Whether this user may publish events over HTTP: admins, and users
+    /// created or granted as publishers.
+    pub fn may_publish(&self) -> bool {
+        self.is_admin || self.can_publish
+    }
 }
 
 /// A row of `webhookd users list`.
@@ -36,6 +46,7 @@ pub struct UserSummary {
     pub id: i64,
     pub name: String,
     pub is_admin: bool,
+    pub can_publish: bool,
     pub created_at: DateTime<Utc>,
     pub active_tokens: i64,
 }
@@ -66,13 +77,26 @@ fn looks_like_token(token: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
-/// Creates a user and its first token. With `id` None the user gets the next
-/// free id (max + 1); an `id` already taken is a [`StorageError::Conflict`].
+/// Creates a user (not a publisher) and its first token. See
+/// [`create_user_with`].
 pub async fn create_user(
     pool: &PgPool,
     name: &str,
     id: Option<i64>,
     is_admin: bool,
+) -> Result<(User, String), StorageError> {
+    create_user_with(pool, name, id, is_admin, false).await
+}
+
+/// Creates a user and its first token. With `id` None the user gets the next
+/// free id (max + 1); an `id` already taken is a [`StorageError::Conflict`].
+/// `can_publish` lets a non-admin publish events over HTTP.
+pub async fn create_user_with(
+    pool: &PgPool,
+    name: &str,
+    id: Option<i64>,
+    is_admin: bool,
+    can_publish: bool,
 ) -> Result<(User, String), StorageError> {
     let mut tx = pool.begin().await?;
     // Serialises user creation (SHARE ROW EXCLUSIVE conflicts with itself and
@@ -90,13 +114,14 @@ pub async fn create_user(
         }
     };
     let user = sqlx::query_as::<_, User>(
-        "INSERT INTO users (id, name, is_admin) VALUES ($1, $2, $3)
+        "INSERT INTO users (id, name, is_admin, can_publish) VALUES ($1, $2, $3, $4)
          ON CONFLICT (id) DO NOTHING
-         RETURNING id, name, is_admin, created_at",
+         RETURNING id, name, is_admin, can_publish, created_at",
     )
     .bind(id)
     .bind(name)
     .bind(is_admin)
+    .bind(can_publish)
     .fetch_optional(&mut *tx)
     .await?
     .ok_or_else(|| StorageError::Conflict(format!("a user with id {id} already exists")))?;
@@ -106,17 +131,36 @@ pub async fn create_user(
 }
 
 pub async fn find_user(pool: &PgPool, id: i64) -> Result<Option<User>, StorageError> {
-    let user =
-        sqlx::query_as::<_, User>("SELECT id, name, is_admin, created_at FROM users WHERE id = $1")
-            .bind(id)
-            .fetch_optional(pool)
-            .await?;
+    let user = sqlx::query_as::<_, User>(
+        "SELECT id, name, is_admin, can_publish, created_at FROM users WHERE id = $1",
+    )
+    .bind(id)
+    .fetch_optional(pool)
+    .await?;
+    Ok(user)
+}
+
+/// Grants (`true`) or withdraws the right to publish events over HTTP; the
+/// user as it now is, `None` when there is no such user.
+pub async fn set_publisher(
+    pool: &PgPool,
+    id: i64,
+    can_publish: bool,
+) -> Result<Option<User>, StorageError> {
+    let user = sqlx::query_as::<_, User>(
+        "UPDATE users SET can_publish = $2 WHERE id = $1
+         RETURNING id, name, is_admin, can_publish, created_at",
+    )
+    .bind(id)
+    .bind(can_publish)
+    .fetch_optional(pool)
+    .await?;
     Ok(user)
 }
 
 pub async fn list_users(pool: &PgPool) -> Result<Vec<UserSummary>, StorageError> {
     let users = sqlx::query_as::<_, UserSummary>(
-        "SELECT u.id, u.name, u.is_admin, u.created_at,
+        "SELECT u.id, u.name, u.is_admin, u.can_publish, u.created_at,
                 COUNT(t.id) FILTER (WHERE t.revoked_at IS NULL) AS active_tokens
          FROM users u
          LEFT JOIN api_tokens t ON t.user_id = u.id
@@ -169,7 +213,7 @@ pub async fn authenticate(pool: &PgPool, token: &str) -> Result<Option<User>, St
         return Ok(None);
     }
     let user = sqlx::query_as::<_, User>(
-        "SELECT u.id, u.name, u.is_admin, u.created_at
+        "SELECT u.id, u.name, u.is_admin, u.can_publish, u.created_at
          FROM api_tokens t
          JOIN users u ON u.id = t.user_id
          WHERE t.token_hash = $1 AND t.revoked_at IS NULL",

@@ -17,7 +17,7 @@ use tokio::time::{timeout_at, Instant};
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use webhookd_admin::api::{self, ApiState, Quotas};
+use webhookd_admin::api::{self, ApiState, Ingest, Quotas};
 use webhookd_admin::graphql::{self, GraphqlMetrics, GraphqlState};
 use webhookd_admin::http::{catch_panics, metrics_router, ops_router, OpsState};
 use webhookd_admin::serve::serve;
@@ -204,6 +204,7 @@ impl App {
             ))
         });
         let mut router = ops_router(ops, metrics_server.is_some());
+        let mut ingest = None;
         if self.role.serves_api() {
             let api_state = ApiState {
                 pool: self.pool.clone(),
@@ -218,7 +219,10 @@ impl App {
                 .with_allowed_ports(s.api_config().allowed_ports),
                 keys: self.keys.clone(),
                 quotas: Quotas::default(),
+                // Connects to the broker on the first posted event.
+                ingest: Ingest::new(s.ingest_config(), &admin_metrics)?,
             };
+            ingest = Some(api_state.ingest.clone());
             // Subscriptions end on `cancel`: their sockets get a close frame.
             let graphql_state = GraphqlState::new(
                 api_state.clone(),
@@ -287,6 +291,9 @@ impl App {
         };
         if let Some(metrics_server) = metrics_server {
             let _ = timeout_at(deadline, metrics_server).await;
+        }
+        if let Some(ingest) = ingest {
+            let _ = timeout_at(deadline, ingest.close()).await;
         }
         let _ = tokio::time::timeout(POOL_CLOSE_LIMIT, async {
             tokio::join!(self.pool.close(), self.session_pool.close())

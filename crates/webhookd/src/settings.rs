@@ -11,7 +11,7 @@ use config::{Config, Environment, File, FileFormat};
 use secrecy::{ExposeSecret, SecretString};
 use serde::Deserialize;
 use sqlx::postgres::PgConnectOptions;
-use webhookd_admin::api::{ApiConfig, SecureCookies};
+use webhookd_admin::api::{ApiConfig, IngestConfig, SecureCookies};
 use webhookd_admin::graphql::{EventSource, GraphqlConfig};
 use webhookd_admin::serve::ServerLimits;
 use webhookd_events::{BreakerPolicy, Jitter, RetryPolicy};
@@ -26,6 +26,11 @@ pub use secrets::SecretsSettings;
 mod limits;
 
 use limits::LimitsSettings;
+
+/// How long `POST /api/v1/events` waits for the broker (connecting and the
+/// confirm) before answering 503: long enough for a confirm under load, short
+/// enough for a client's own timeout.
+const INGEST_CONFIRM_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The defaults, compiled in so the binary runs from any directory.
 pub(crate) const DEFAULTS: &str = include_str!("../../../config/default.toml");
@@ -656,6 +661,17 @@ impl Settings {
             subscriber_buffer: g.subscriber_buffer,
             attempts_poll_interval: Duration::from_millis(g.attempts_poll_interval_ms),
             attempts_overlap: Duration::from_millis(g.attempts_overlap_ms),
+        }
+    }
+
+    /// What `POST /api/v1/events` publishes to: the same nodes, exchange and
+    /// message limit as the workers consume with.
+    pub fn ingest_config(&self) -> IngestConfig {
+        IngestConfig {
+            urls: self.broker.urls(),
+            topology: self.broker.topology(),
+            max_message_bytes: self.broker.max_message_bytes,
+            confirm_timeout: INGEST_CONFIRM_TIMEOUT,
         }
     }
 

@@ -36,6 +36,16 @@ pub(crate) enum ApiError {
         message: String,
         retry_after_secs: u64,
     },
+    /// The token is valid but its user may not do this.
+    #[error("{0}")]
+    Forbidden(&'static str),
+    /// A dependency (the broker) cannot take the request now: 503 with
+    /// `Retry-After`; nothing was done.
+    #[error("{message}")]
+    Unavailable {
+        message: String,
+        retry_after_secs: u64,
+    },
     #[error("internal server error")]
     Storage(#[source] StorageError),
 }
@@ -66,6 +76,8 @@ impl ApiError {
             ApiError::BadBody { status, .. } => *status,
             ApiError::Conflict(_) => StatusCode::CONFLICT,
             ApiError::Busy { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Storage(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
@@ -99,6 +111,9 @@ impl IntoResponse for ApiError {
         // RFC 6750: a request without credentials gets a bare challenge, a bad
         // token gets `error="invalid_token"`.
         if let ApiError::Busy {
+            retry_after_secs, ..
+        }
+        | ApiError::Unavailable {
             retry_after_secs, ..
         } = &self
         {

@@ -14,6 +14,8 @@ pub(crate) struct MeView {
     pub(crate) id: i64,
     pub(crate) name: String,
     pub(crate) is_admin: bool,
+    /// May publish events with `POST /api/v1/events` (admins always may).
+    pub(crate) can_publish: bool,
 }
 
 /// One event of the catalogue.
@@ -36,10 +38,12 @@ pub(crate) struct EventView {
     )
 )]
 pub(crate) async fn show_me(CurrentUser(user): CurrentUser) -> Json<MeView> {
+    let can_publish = user.may_publish();
     Json(MeView {
         id: user.id,
         name: user.name,
         is_admin: user.is_admin,
+        can_publish,
     })
 }
 

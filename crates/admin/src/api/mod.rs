@@ -2,7 +2,7 @@
 //! type ([`error`]), a JSON extractor that names bad fields ([`json`]), query
 //! strings ([`query`]), the field rules ([`validate`]) and the resources
 //! ([`me`], [`webhooks`], [`secrets`], [`test_delivery`], [`deliveries`],
-//! [`logs`], [`stats`], [`templates`], [`replay`]), described by the OpenAPI document ([`openapi`]).
+//! [`logs`], [`stats`], [`templates`], [`replay`], [`ingest`]), described by the OpenAPI document ([`openapi`]).
 //! The route table is `routes.rs`; the state every handler gets, `state.rs`.
 //!
 //! Handlers stay thin: they parse and check input, call one or two storage
@@ -14,6 +14,10 @@ pub(crate) mod auth_schema;
 pub(crate) mod breaker;
 pub(crate) mod deliveries;
 pub(crate) mod error;
+pub(crate) mod ingest;
+mod ingest_broker;
+mod ingest_metrics;
+mod ingest_state;
 pub(crate) mod json;
 pub(crate) mod logs;
 pub(crate) mod me;
@@ -33,6 +37,8 @@ pub(crate) mod validate_auth;
 pub(crate) mod webhook_quota;
 pub(crate) mod webhooks;
 
+pub use ingest_broker::IngestConfig;
+pub use ingest_state::Ingest;
 pub use quotas::Quotas;
 pub use routes::router;
 pub use state::{ApiConfig, ApiState, SecureCookies};

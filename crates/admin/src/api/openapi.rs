@@ -30,6 +30,7 @@ const SELF_PATH: &str = "/api/v1/openapi.json";
     security(("bearer" = [])),
     tags(
         (name = "me", description = "Who the token belongs to, and what can be subscribed to"),
+        (name = "events", description = "Publishing events over HTTP (admins and publishers)"),
         (name = "webhooks", description = "Webhook configuration"),
         (name = "deliveries", description = "Test deliveries, delivery state and manual retries"),
         (name = "logs", description = "Every delivery attempt"),

@@ -12,8 +12,8 @@ use utoipa_axum::routes;
 use super::error::ApiError;
 use super::state::ApiState;
 use super::{
-    deliveries, logs, me, no_store, openapi, replay, secrets, stats, templates, test_delivery,
-    webhooks,
+    deliveries, ingest, logs, me, no_store, openapi, replay, secrets, stats, templates,
+    test_delivery, webhooks,
 };
 
 /// Webhook configurations are small; anything bigger is a mistake or abuse.
@@ -27,7 +27,7 @@ const MAX_BODY_BYTES: usize = 256 * 1024;
 pub(crate) fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
         .routes(routes!(me::show_me))
-        .routes(routes!(me::list_events))
+        .routes(routes!(me::list_events, ingest::publish_event))
         .routes(routes!(templates::list_templates))
         .routes(routes!(webhooks::list_webhooks, webhooks::create_webhook))
         .routes(routes!(

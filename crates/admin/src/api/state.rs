@@ -7,6 +7,7 @@ use webhookd_events::SecretKeys;
 use webhookd_worker::deliver::Deliverer;
 use webhookd_worker::target_policy::PortPolicy;
 
+use super::ingest_state::Ingest;
 use super::quotas::Quotas;
 
 #[derive(Clone)]
@@ -20,6 +21,8 @@ pub struct ApiState {
     pub keys: SecretKeys,
     /// Tests and bulk retries in progress per user (`quotas.rs`).
     pub quotas: Quotas,
+    /// Publishes the events posted to `POST /api/v1/events` (`ingest.rs`).
+    pub ingest: Ingest,
 }
 
 /// The delivery settings the API applies to what it validates and tests.

@@ -34,6 +34,8 @@ pub(crate) fn to_graphql(error: ApiError) -> Error {
         ApiError::Invalid { .. } => VALIDATION,
         ApiError::Conflict(_) => CONFLICT,
         ApiError::Busy { .. } => TOO_MANY_REQUESTS,
+        ApiError::Forbidden(_) => BAD_REQUEST,
+        ApiError::Unavailable { .. } => UNAVAILABLE,
         ApiError::BadBody { .. } | ApiError::MethodNotAllowed => BAD_REQUEST,
         ApiError::Storage(e) => {
             // The client gets a generic message; the cause goes to the log.

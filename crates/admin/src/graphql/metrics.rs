@@ -105,6 +105,12 @@ impl GraphqlMetrics {
         })
     }
 
+    /// The registry `/metrics` renders after the pipeline's: the HTTP
+    /// ingest's metrics (`api/ingest_metrics.rs`) register here too.
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
     /// The Prometheus text exposition of these metrics.
     pub fn render(&self) -> String {
         let mut out = Vec::new();
