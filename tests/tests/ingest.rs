@@ -454,11 +454,19 @@ async fn while_the_broker_is_unavailable_the_api_answers_503_with_retry_after_th
     );
 
     vhost.add();
-    let accepted = eventually(WAIT, "the ingest to recover", || async {
+    let started = std::time::Instant::now();
+    let accepted = loop {
         let (status, _, answer) = post_event(&api.http, &events, Some(&token), body(2)).await;
-        (status == StatusCode::ACCEPTED).then_some(answer)
-    })
-    .await;
+        if status == StatusCode::ACCEPTED {
+            break answer;
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "the ingest did not recover: {status} {answer}\n{}",
+            api.logs()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
     assert!(accepted["id"].is_string(), "{accepted}");
     let metrics = api.metrics().await;
     assert!(

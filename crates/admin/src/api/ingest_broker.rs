@@ -93,9 +93,21 @@ impl IngestBroker {
             Ok(result) => result,
             Err(_) => Err(Unavailable::TimedOut(bound)),
         };
-        if result.is_err() {
+        // A refusal during the cool-down must not extend it: under steady
+        // traffic the cool-down would never end and the broker, back, never
+        // be tried again.
+        if result
+            .as_ref()
+            .is_err_and(|e| !matches!(e, Unavailable::CoolingDown))
+        {
             let mut state = self.state.lock().await;
             state.cooling_until = Some(Instant::now() + COOL_DOWN);
+            // A fresh connection after the cool-down rather than the failed
+            // one's own reconnecting, whose backoff may outlast every
+            // request's bound once the broker is back.
+            if let Some(failed) = state.publisher.take() {
+                tokio::spawn(async move { failed.close().await });
+            }
         }
         result
     }
