@@ -294,6 +294,31 @@ impl EventMessage {
         // Serialising a struct of strings, integers and a `Value` cannot fail.
         serde_json::to_vec(self).unwrap_or_default()
     }
+
+    /// The message body with `data` spelled exactly as `data` (the text a
+    /// publisher sent) instead of `self.data` re-serialised: a `Value`
+    /// keeps key order but not how numbers were written (`1e2`, `1.50`),
+    /// and `data` is forwarded byte for byte.
+    pub fn to_bytes_with_data(&self, data: &RawValue) -> Vec<u8> {
+        #[derive(Serialize)]
+        struct Body<'a> {
+            id: &'a Uuid,
+            event: &'a str,
+            timestamp: i64,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            user_id: Option<i64>,
+            data: &'a RawValue,
+        }
+        // Strings, integers and already valid JSON: cannot fail.
+        serde_json::to_vec(&Body {
+            id: &self.id,
+            event: &self.event,
+            timestamp: self.timestamp,
+            user_id: self.user_id,
+            data,
+        })
+        .unwrap_or_default()
+    }
 }
 
 #[cfg(test)]

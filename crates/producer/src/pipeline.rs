@@ -49,6 +49,9 @@ impl Future for InFlight {
 /// The progress of one `publish_many` call.
 struct BatchState<'a> {
     messages: &'a [EventMessage],
+    /// Each message's body, serialised once (a republish sends the same
+    /// bytes).
+    bodies: Vec<Vec<u8>>,
     routing_keys: Vec<ShortString>,
     /// Indexes of messages to send, including those to republish.
     pending: VecDeque<usize>,
@@ -82,6 +85,7 @@ impl<'a, F: FnMut(usize)> Batch<'a, F> {
         exchange: &'a ShortString,
         options: &'a PublisherOptions,
         messages: &'a [EventMessage],
+        bodies: Vec<Vec<u8>>,
         routing_keys: Vec<ShortString>,
         on_progress: F,
     ) -> Self {
@@ -91,6 +95,7 @@ impl<'a, F: FnMut(usize)> Batch<'a, F> {
             options,
             state: BatchState {
                 messages,
+                bodies,
                 routing_keys,
                 pending: (0..messages.len()).collect(),
                 in_flight: FuturesUnordered::new(),
@@ -145,15 +150,11 @@ impl<'a, F: FnMut(usize)> Batch<'a, F> {
             .max(1)
             .saturating_sub(batch.in_flight.len());
         let indexes: Vec<usize> = (0..room).map_while(|_| batch.pending.pop_front()).collect();
-        let bodies: Vec<Vec<u8>> = indexes
-            .iter()
-            .map(|&index| batch.messages[index].to_bytes())
-            .collect();
         // Every publish queues its frames (and takes its confirm's delivery
         // tag) on its first poll; awaiting them together makes one hand-over
         // to the connection's I/O thread per window instead of one per
         // message.
-        let sends = indexes.iter().zip(&bodies).map(|(&index, body)| {
+        let sends = indexes.iter().map(|&index| {
             link.channel.basic_publish(
                 self.exchange.clone(),
                 batch.routing_keys[index].clone(),
@@ -161,7 +162,7 @@ impl<'a, F: FnMut(usize)> Batch<'a, F> {
                     mandatory: true,
                     immediate: false,
                 },
-                body,
+                &batch.bodies[index],
                 properties(&batch.messages[index]),
             )
         });

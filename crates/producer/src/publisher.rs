@@ -94,6 +94,30 @@ impl Publisher {
             .await
     }
 
+    /// Publishes one message whose body was serialised already (its `id`,
+    /// `event` and `timestamp` must be `message`'s: they route it and name
+    /// it in the AMQP properties), and waits for the broker's confirm. For
+    /// a body whose `data` must go out byte for byte
+    /// ([`EventMessage::to_bytes_with_data`]).
+    pub async fn publish_body(
+        &self,
+        message: &EventMessage,
+        body: Vec<u8>,
+    ) -> Result<(), PublishError> {
+        let routing_keys = vec![routing_key(message)?];
+        Batch::new(
+            &self.link,
+            &self.exchange,
+            &self.options,
+            std::slice::from_ref(message),
+            vec![body],
+            routing_keys,
+            |_| {},
+        )
+        .run()
+        .await
+    }
+
     /// Publishes messages with up to `max_in_flight` awaiting their confirm at
     /// once. `on_progress` receives the number confirmed so far. Unknown events
     /// are refused before anything is sent. On an unroutable or refused
@@ -108,11 +132,13 @@ impl Publisher {
         for message in messages {
             routing_keys.push(routing_key(message)?);
         }
+        let bodies = messages.iter().map(EventMessage::to_bytes).collect();
         Batch::new(
             &self.link,
             &self.exchange,
             &self.options,
             messages,
+            bodies,
             routing_keys,
             on_progress,
         )

@@ -139,7 +139,9 @@ pub(crate) async fn publish_event(
         user_id: parsed.user_id,
         data,
     };
-    if let Err(error) = ingest.broker.publish(&message).await {
+    // `data` goes out as the client wrote it, like a broker message's.
+    let body = message.to_bytes_with_data(parsed.data);
+    if let Err(error) = ingest.broker.publish(&message, body).await {
         IngestUnavailable { id, error: &error }.emit(&ingest.metrics);
         return Err(unavailable(&error));
     }

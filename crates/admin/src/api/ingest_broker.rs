@@ -87,9 +87,13 @@ impl IngestBroker {
 
     /// Publishes `message` and waits for the broker's confirm, within the
     /// bound.
-    pub(crate) async fn publish(&self, message: &EventMessage) -> Result<(), Unavailable> {
+    pub(crate) async fn publish(
+        &self,
+        message: &EventMessage,
+        body: Vec<u8>,
+    ) -> Result<(), Unavailable> {
         let bound = self.config.confirm_timeout;
-        let result = match tokio::time::timeout(bound, self.try_publish(message)).await {
+        let result = match tokio::time::timeout(bound, self.try_publish(message, body)).await {
             Ok(result) => result,
             Err(_) => Err(Unavailable::TimedOut(bound)),
         };
@@ -121,9 +125,9 @@ impl IngestBroker {
         }
     }
 
-    async fn try_publish(&self, message: &EventMessage) -> Result<(), Unavailable> {
+    async fn try_publish(&self, message: &EventMessage, body: Vec<u8>) -> Result<(), Unavailable> {
         let publisher = self.publisher().await?;
-        publisher.publish(message).await?;
+        publisher.publish_body(message, body).await?;
         Ok(())
     }
 
