@@ -387,3 +387,24 @@ async fn a_subscriber_that_stops_reading_is_cut_off_while_others_and_deliveries_
     reader.stop().await;
     subscribed.app.stop().await;
 }
+
+#[tokio::test]
+async fn the_event_stream_taps_the_first_broker_node_that_answers() {
+    // `broker.urls` starts with a node that does not answer: the stream,
+    // like the workers, goes on to the next.
+    let dead = format!(
+        "amqp://guest:guest@127.0.0.1:{}/%2f",
+        webhookd_e2e::process::free_port()
+    );
+    let urls = format!("{dead},{}", webhookd_e2e::broker::AMQP_URL);
+    let app = TestApp::spawn_with(&[("WEBHOOKD__BROKER__URLS", &urls)]).await;
+    let (_, admin) = app.create_user("Root", None, true).await;
+    let mut admins = WsClient::subscribe(&ws_url(app.addr), Some(&admin), ALL_EVENTS);
+    wait_for_open("events", 1.0, || app.metrics_text()).await;
+    let message = event("deal.won", 7, None);
+    app.publisher.publish(&message).await.unwrap();
+    let got = next_events(&mut admins, 1).await;
+    assert_eq!(got[0]["id"], message.id.to_string());
+    admins.stop().await;
+    app.stop().await;
+}

@@ -678,7 +678,7 @@ impl Settings {
     /// Where the GraphQL event stream taps the events.
     pub fn event_source(&self) -> EventSource {
         EventSource {
-            url: self.broker.urls().swap_remove(0),
+            urls: self.broker.urls(),
             topology: self.broker.topology(),
             max_message_bytes: self.broker.max_message_bytes,
         }

@@ -29,7 +29,7 @@ use uuid::Uuid;
 use webhookd_events::routing::is_operational;
 use webhookd_events::{derive_event_id, is_visible_to, EventPattern, ParsedMessage};
 use webhookd_producer::topology::{declare, Topology};
-use webhookd_worker::broker::connect;
+use webhookd_worker::broker::connect_any;
 
 use super::feed::Feed;
 use super::metrics::{GraphqlMetrics, ItemsStreamed, Kind, MessageSkipped, SubscriberTooSlow};
@@ -45,7 +45,10 @@ const MAX_RECONNECT_PAUSE: Duration = Duration::from_secs(5);
 /// Where the events come from.
 #[derive(Debug, Clone)]
 pub struct EventSource {
-    pub url: SecretString,
+    /// The broker's nodes (`broker.urls`, else `broker.url`): the tap
+    /// connects to the first that answers and, when its session ends, tries
+    /// the next first.
+    pub urls: Vec<SecretString>,
     pub topology: Topology,
     /// Larger messages are skipped, as workers dead-letter them.
     pub max_message_bytes: usize,
@@ -316,10 +319,13 @@ fn parse(
 /// shutdown).
 async fn run_tap(inner: Arc<Inner>, generation: u64, stop: CancellationToken) {
     let mut pause = MIN_RECONNECT_PAUSE;
+    let mut node = 0;
     while !stop.is_cancelled() {
-        match tap_session(&inner, generation, &stop).await {
+        match tap_session(&inner, generation, &stop, &mut node).await {
             Ok(()) => break,
             Err(e) => {
+                // The node that failed is tried last next time.
+                node = node.wrapping_add(1);
                 inner.set_unready(generation);
                 warn!(error = %e, "event stream: broker session ended; reconnecting");
             }
@@ -347,9 +353,11 @@ async fn tap_session(
     inner: &Inner,
     generation: u64,
     stop: &CancellationToken,
+    node: &mut usize,
 ) -> Result<(), TapError> {
     let source = &inner.source;
-    let conn = connect(&source.url, "webhookd-graphql-events").await?;
+    let (conn, connected) = connect_any(&source.urls, *node, "webhookd-graphql-events").await?;
+    *node = connected;
     let channel = conn.create_channel().await?;
     // Idempotent, as every `webhookd run` does: the exchange exists even if
     // no worker has started yet.
