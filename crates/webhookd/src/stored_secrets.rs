@@ -32,7 +32,7 @@ pub(crate) async fn check_stored_secrets(
     keys: &SecretKeys,
 ) -> Result<(), MissingKey> {
     if keys.is_empty() {
-        warn!("secrets.encryption_keys is empty: webhook signing secrets and receiver credentials are stored in clear in the database (SPEC §15)");
+        warn!("secrets.encryption_keys is empty: webhook signing secrets and receiver credentials are stored in clear in the database (docs/SECURITY.md, \"Secrets at rest\")");
     }
     let uses = match tokio::time::timeout(CHECK_LIMIT, key_use(pool)).await {
         Ok(Ok(uses)) => uses,

@@ -187,7 +187,7 @@ impl Metrics {
         let batch_size = Histogram::with_opts(
             HistogramOpts::new(
                 "webhookd_batch_size",
-                "Events per batch formed for batching webhooks (SPEC §11); its count is the batches formed",
+                "Events per batch formed for batching webhooks; its count is the batches formed",
             )
             .buckets(BATCH_SIZE_BUCKETS.to_vec()),
         )?;
@@ -239,7 +239,7 @@ impl Metrics {
         let outbox_published = IntCounterVec::new(
             Opts::new(
                 "webhookd_outbox_published_total",
-                "Operational events (SPEC §13) published from the outbox to the broker and confirmed, by event",
+                "Operational events published from the outbox to the broker and confirmed, by event",
             ),
             &["event"],
         )?;

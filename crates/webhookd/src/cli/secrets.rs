@@ -32,7 +32,7 @@ pub(crate) async fn run(
 
 async fn reencrypt(pool: &PgPool, keys: &SecretKeys, batch_size: i64) -> anyhow::Result<()> {
     let Some(sealing_id) = keys.sealing_id() else {
-        bail!("secrets.encryption_keys is empty: configure a key to encrypt with (SPEC §15)");
+        bail!("secrets.encryption_keys is empty: configure a key to encrypt with (docs/SECURITY.md, \"Secrets at rest\")");
     };
     let mut after = 0;
     let mut rewritten = 0;
