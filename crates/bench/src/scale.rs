@@ -184,6 +184,25 @@ impl Api {
     }
 }
 
+/// Reads `path`'s first page (timed into `first`) and follows its cursor
+/// for up to `pages - 1` more (timed into `micros`).
+async fn walk_pages(
+    api: &Api,
+    path: &str,
+    pages: usize,
+    first: &mut Vec<u64>,
+    micros: &mut Vec<u64>,
+) -> anyhow::Result<()> {
+    let mut page = api.get(path, first).await?;
+    for _ in 1..pages {
+        let Some(cursor) = cursor_of(&page) else {
+            break;
+        };
+        page = api.get(&format!("{path}?cursor={cursor}"), micros).await?;
+    }
+    Ok(())
+}
+
 fn cursor_of(page: &Value) -> Option<String> {
     page.get("next_cursor").and_then(Value::as_str).map(|c| {
         c.replace('+', "%2B")
@@ -244,21 +263,8 @@ async fn run_calls(api: &Api, targets: &Targets, requests: usize) -> anyhow::Res
 
     let mut deep = call("logs: pages 2–10 by cursor");
     for i in 0..walks {
-        let id = targets.webhook(i);
-        let mut page = api
-            .get(&format!("/webhooks/{id}/logs"), &mut ignored)
-            .await?;
-        for _ in 1..deep_pages {
-            let Some(cursor) = cursor_of(&page) else {
-                break;
-            };
-            page = api
-                .get(
-                    &format!("/webhooks/{id}/logs?cursor={cursor}"),
-                    &mut deep.micros,
-                )
-                .await?;
-        }
+        let path = format!("/webhooks/{}/logs", targets.webhook(i));
+        walk_pages(api, &path, deep_pages, &mut ignored, &mut deep.micros).await?;
     }
     calls.push(deep);
 
@@ -311,21 +317,8 @@ async fn run_calls(api: &Api, targets: &Targets, requests: usize) -> anyhow::Res
     }
     let mut deep = call("deliveries: pages 2–10 by cursor");
     for i in 0..walks {
-        let id = targets.webhook(i);
-        let mut page = api
-            .get(&format!("/webhooks/{id}/deliveries"), &mut ignored)
-            .await?;
-        for _ in 1..deep_pages {
-            let Some(cursor) = cursor_of(&page) else {
-                break;
-            };
-            page = api
-                .get(
-                    &format!("/webhooks/{id}/deliveries?cursor={cursor}"),
-                    &mut deep.micros,
-                )
-                .await?;
-        }
+        let path = format!("/webhooks/{}/deliveries", targets.webhook(i));
+        walk_pages(api, &path, deep_pages, &mut ignored, &mut deep.micros).await?;
     }
     calls.push(deep);
 
