@@ -8,11 +8,30 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 use serde_json::json;
-use webhookd_e2e::api::{assert_status, hook, id_of, ApiServer};
+use webhookd_e2e::api::{assert_status, hook, id_of, ApiServer, Reply};
 use webhookd_e2e::{eventually, Receiver};
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const WAIT: Duration = Duration::from_secs(20);
+
+/// A 429 with a `Retry-After` of at least a second and an error saying `why`.
+fn assert_busy(busy: &Reply, why: &str, what: &str) {
+    assert_status(busy, StatusCode::TOO_MANY_REQUESTS, what);
+    assert!(
+        busy.headers
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|s| s >= 1),
+        "{what}: {:?}",
+        busy.headers
+    );
+    assert!(
+        busy.json["error"].as_str().unwrap().contains(why),
+        "{what}: {}",
+        busy.json
+    );
+}
 
 #[tokio::test]
 async fn creating_past_max_webhooks_per_user_answers_409_naming_the_limit() {
@@ -94,27 +113,10 @@ async fn a_test_in_progress_holds_the_users_only_slot_until_it_ends() {
         (busy, bobs)
     };
     let (first, (busy, bobs)) = tokio::join!(held, second);
-    assert_status(
+    assert_busy(
         &busy,
-        StatusCode::TOO_MANY_REQUESTS,
+        "limits.max_concurrent_tests_per_user",
         "second concurrent test",
-    );
-    assert!(
-        busy.headers
-            .get("retry-after")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok())
-            .is_some_and(|s| s >= 1),
-        "{:?}",
-        busy.headers
-    );
-    assert!(
-        busy.json["error"]
-            .as_str()
-            .unwrap()
-            .contains("limits.max_concurrent_tests_per_user"),
-        "{}",
-        busy.json
     );
     assert_status(&first, StatusCode::OK, "the held test");
     assert_eq!(first.json["is_success"], true, "{}", first.json);
@@ -187,24 +189,7 @@ async fn a_bulk_retry_in_progress_makes_the_users_next_one_wait_with_429() {
         (&all_again, "a second retry-all"),
         (&range, "a range retry"),
     ] {
-        assert_status(busy, StatusCode::TOO_MANY_REQUESTS, what);
-        assert!(
-            busy.headers
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse::<u64>().ok())
-                .is_some_and(|s| s >= 1),
-            "{what}: {:?}",
-            busy.headers
-        );
-        assert!(
-            busy.json["error"]
-                .as_str()
-                .unwrap()
-                .contains("bulk retry is already running"),
-            "{what}: {}",
-            busy.json
-        );
+        assert_busy(busy, "bulk retry is already running", what);
     }
     assert_status(&bobs, StatusCode::OK, "bob's own bulk retry");
     assert_eq!(bobs.json["retried"], 1, "{}", bobs.json);
