@@ -99,3 +99,22 @@ async fn connect_admin(server_url: &str) -> PgConnection {
             )
         })
 }
+
+/// A transaction on a connection of its own holding the transaction-scoped
+/// advisory lock `key`, as another replica's pass would; the lock goes with
+/// the transaction's end.
+pub async fn hold_xact_lock(url: &str, key: i64) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let own = PgPoolOptions::new()
+        .max_connections(1)
+        .connect(url)
+        .await
+        .unwrap();
+    let mut tx = own.begin().await.unwrap();
+    let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
+        .bind(key)
+        .fetch_one(&mut *tx)
+        .await
+        .unwrap();
+    assert!(held, "advisory lock {key} is free");
+    tx
+}

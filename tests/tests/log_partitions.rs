@@ -16,7 +16,7 @@ use sqlx::{ConnectOptions, Connection, PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 use webhookd::{App, Role, Settings};
-use webhookd_e2e::db::{count, TestDb, DEFAULT_SERVER_URL, NAME_PREFIX};
+use webhookd_e2e::db::{count, hold_xact_lock, TestDb, DEFAULT_SERVER_URL, NAME_PREFIX};
 use webhookd_e2e::process::workspace_root;
 use webhookd_e2e::{eventually, Subscribed, TestApp};
 use webhookd_producer::EventMessage;
@@ -472,14 +472,7 @@ async fn one_pass_at_a_time_drops_the_old_partitions() {
 
     // While another replica holds the lock (in a transaction, as a pass
     // does), a pass drops nothing.
-    let mut holder = PgConnection::connect(&db.url).await.unwrap();
-    let mut tx = holder.begin().await.unwrap();
-    let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-        .bind(LOCK_KEY)
-        .fetch_one(&mut *tx)
-        .await
-        .unwrap();
-    assert!(held);
+    let tx = hold_xact_lock(&db.url, LOCK_KEY).await;
     assert_eq!(
         purge_once(&db.pool, &settings()).await.unwrap(),
         Purged::default()

@@ -7,9 +7,9 @@
 use std::time::Duration;
 
 use serde_json::json;
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::{PgConnection, PgPool};
 use uuid::Uuid;
-use webhookd_e2e::db::{count, TestDb};
+use webhookd_e2e::db::{count, hold_xact_lock, TestDb};
 use webhookd_e2e::{eventually, Subscribed, TestApp};
 use webhookd_worker::retention::RetentionSettings;
 use webhookd_worker::retention::{purge_once, Purged, LOCK_KEY};
@@ -142,14 +142,7 @@ async fn two_concurrent_passes_remove_exactly_the_old_rows_once_and_keep_the_rec
     // While another replica holds the lock (in a transaction: a session
     // lock would be unsafe behind a transaction-mode pooler), a pass
     // deletes nothing.
-    let mut holder = sqlx::PgConnection::connect(&db.url).await.unwrap();
-    let mut tx = holder.begin().await.unwrap();
-    let held: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-        .bind(LOCK_KEY)
-        .fetch_one(&mut *tx)
-        .await
-        .unwrap();
-    assert!(held);
+    let tx = hold_xact_lock(&db.url, LOCK_KEY).await;
     assert_eq!(
         purge_once(&db.pool, &settings()).await.unwrap(),
         Purged::default()
@@ -159,7 +152,6 @@ async fn two_concurrent_passes_remove_exactly_the_old_rows_once_and_keep_the_rec
         OLD_LOGS + RECENT_LOGS
     );
     tx.commit().await.unwrap();
-    holder.close().await.unwrap();
 
     // Two replicas at once: one runs, the other finds the lock taken or
     // nothing left; never both deleting, and the total is exact.
