@@ -56,11 +56,7 @@ impl Stage {
     async fn create_bare(servers: &Servers) -> anyhow::Result<Stage> {
         let suffix = Uuid::new_v4().simple().to_string();
         let db_name = format!("webhookd_bench_{suffix}");
-        let admin = PgPoolOptions::new()
-            .max_connections(1)
-            .connect(&format!("{}/postgres", servers.postgres))
-            .await
-            .context("connecting to Postgres")?;
+        let admin = connect_admin(servers).await?;
         sqlx::query(&format!("CREATE DATABASE {db_name}"))
             .execute(&admin)
             .await?;
@@ -97,11 +93,7 @@ impl Stage {
             bail!("--scale-db must be lower-case letters, digits and _, got {db_name:?}");
         }
         let suffix = Uuid::new_v4().simple().to_string();
-        let admin = PgPoolOptions::new()
-            .max_connections(1)
-            .connect(&format!("{}/postgres", servers.postgres))
-            .await
-            .context("connecting to Postgres")?;
+        let admin = connect_admin(servers).await?;
         let existed: bool =
             sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
                 .bind(db_name)
@@ -288,4 +280,14 @@ pub async fn publish_backlog(publisher: &Publisher, events: usize) -> anyhow::Re
         next = end;
     }
     Ok(())
+}
+
+/// One connection to the server's `postgres` database, for creating and
+/// dropping the scenarios' own.
+async fn connect_admin(servers: &Servers) -> anyhow::Result<PgPool> {
+    PgPoolOptions::new()
+        .max_connections(1)
+        .connect(&format!("{}/postgres", servers.postgres))
+        .await
+        .context("connecting to Postgres")
 }
