@@ -22,6 +22,8 @@ pub struct UiSession {
     pub user: User,
     /// Compared with the `_csrf` field of every form the session posts.
     pub csrf_token: String,
+    /// The user's chosen IANA time zone; `None`: the browser's.
+    pub time_zone: Option<String>,
     pub(crate) expires_at: DateTime<Utc>,
 }
 
@@ -30,6 +32,7 @@ impl fmt::Debug for UiSession {
         f.debug_struct("UiSession")
             .field("user", &self.user)
             .field("csrf_token", &format_args!("[redacted]"))
+            .field("time_zone", &self.time_zone)
             .field("expires_at", &self.expires_at)
             .finish()
     }
@@ -43,6 +46,7 @@ struct Row {
     can_publish: bool,
     created_at: DateTime<Utc>,
     csrf_token: String,
+    time_zone: Option<String>,
     expires_at: DateTime<Utc>,
 }
 
@@ -57,6 +61,7 @@ impl From<Row> for UiSession {
                 created_at: r.created_at,
             },
             csrf_token: r.csrf_token,
+            time_zone: r.time_zone,
             expires_at: r.expires_at,
         }
     }
@@ -81,7 +86,7 @@ pub async fn create_session(
              WHERE t.token_hash = $4 AND t.revoked_at IS NULL
              RETURNING user_id, csrf_token, expires_at
          )
-         SELECT u.id, u.name, u.is_admin, u.can_publish, u.created_at, o.csrf_token, o.expires_at
+         SELECT u.id, u.name, u.is_admin, u.can_publish, u.created_at, o.csrf_token, u.time_zone, o.expires_at
          FROM opened o JOIN users u ON u.id = o.user_id",
     )
     .bind(session_hash)
@@ -99,7 +104,7 @@ pub async fn find_session(
     session_hash: &[u8],
 ) -> Result<Option<UiSession>, StorageError> {
     let row = sqlx::query_as::<_, Row>(
-        "SELECT u.id, u.name, u.is_admin, u.can_publish, u.created_at, s.csrf_token, s.expires_at
+        "SELECT u.id, u.name, u.is_admin, u.can_publish, u.created_at, s.csrf_token, u.time_zone, s.expires_at
          FROM ui_sessions s
          JOIN users u ON u.id = s.user_id
          JOIN api_tokens t ON t.id = s.token_id
@@ -154,6 +159,7 @@ mod tests {
                 created_at: Utc::now(),
             },
             csrf_token: "csrf-Zx8wQ2pLk7".to_owned(),
+            time_zone: None,
             expires_at: Utc::now(),
         };
         let shown = format!("{session:?}");

@@ -140,6 +140,21 @@ pub async fn find_user(pool: &PgPool, id: i64) -> Result<Option<User>, StorageEr
     Ok(user)
 }
 
+/// Saves a user's time zone for the web UI (an IANA name the caller has
+/// checked), or `None` for the browser's; whether the user exists.
+pub async fn set_time_zone(
+    pool: &PgPool,
+    id: i64,
+    time_zone: Option<&str>,
+) -> Result<bool, StorageError> {
+    let done = sqlx::query("UPDATE users SET time_zone = $2 WHERE id = $1")
+        .bind(id)
+        .bind(time_zone)
+        .execute(pool)
+        .await?;
+    Ok(done.rows_affected() > 0)
+}
+
 /// Grants (`true`) or withdraws the right to publish events over HTTP; the
 /// user as it now is, `None` when there is no such user.
 pub async fn set_publisher(

@@ -69,6 +69,7 @@ pub(crate) async fn test_webhook(
 }
 
 fn test_result_page(session: &Session, id: i64, name: &str, result: &TestResult) -> Markup {
+    let tr = &session.tr;
     let verdict = if result.is_success {
         "Success"
     } else {
@@ -87,7 +88,7 @@ fn test_result_page(session: &Session, id: i64, name: &str, result: &TestResult)
             }
         }
         h2 { "Response body" }
-        (body_block("Response body", result.response.as_deref()))
+        (body_block(tr, "Response body", result.response.as_deref()))
         p class="button-row" {
             a class="button" href={ (logs_path(id)) "?delivery_id=" (result.delivery_id) } { "See it in the logs" }
             a class="button" href=(details_path(id)) { "Back to the webhook" }
@@ -97,7 +98,7 @@ fn test_result_page(session: &Session, id: i64, name: &str, result: &TestResult)
             button type="submit" { "Send another test" }
         }
     };
-    page("Test delivery", Some(session), content)
+    page("Test delivery", session, content)
 }
 
 pub(crate) async fn rotate_secret(
@@ -234,7 +235,7 @@ fn confirm_page(session: &Session, id: i64, name: &str) -> Markup {
             }
         }
     };
-    page("Delete webhook", Some(session), content)
+    page("Delete webhook", session, content)
 }
 
 /// `POST /webhook/{id}/delete`: deletes once confirmed (`confirmed=yes`, set

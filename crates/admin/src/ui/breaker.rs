@@ -4,6 +4,7 @@
 use maud::{html, Markup};
 use webhookd_store::breakers::Breaker;
 
+use super::i18n::Tr;
 use super::layout::{outcome_badge, time_el};
 
 /// Nothing while closed; `breaker open` (or `probing`) otherwise.
@@ -17,7 +18,7 @@ pub(crate) fn badge(breaker: &Breaker) -> Markup {
 
 /// The details page's line: the state, the failures counted, and while open
 /// what happens to the deliveries.
-pub(crate) fn summary_line(breaker: &Breaker) -> Markup {
+pub(crate) fn summary_line(tr: &Tr, breaker: &Breaker) -> Markup {
     html! {
         dt { "Circuit breaker" } dd id="breaker-shown" {
             @match breaker.opened_at {
@@ -26,9 +27,9 @@ pub(crate) fn summary_line(breaker: &Breaker) -> Markup {
                     @if breaker.failures > 0 { " (" (breaker.failures) " failed attempts in a row)" }
                 },
                 Some(opened) => {
-                    (badge(breaker)) " since " (time_el(opened))
+                    (badge(breaker)) " since " (time_el(tr, opened))
                     ": deliveries are parked, one probe at a time tests the receiver"
-                    @if let Some(next) = breaker.next_probe_at { "; next probe " (time_el(next)) }
+                    @if let Some(next) = breaker.next_probe_at { "; next probe " (time_el(tr, next)) }
                 },
             }
         }
@@ -62,12 +63,12 @@ mod tests {
 
     #[test]
     fn the_details_say_what_happens_to_the_deliveries() {
-        let closed = summary_line(&breaker(false, false)).into_string();
+        let closed = summary_line(&Tr::default(), &breaker(false, false)).into_string();
         assert!(
             closed.contains("closed (12 failed attempts in a row)"),
             "{closed}"
         );
-        let open = summary_line(&breaker(true, false)).into_string();
+        let open = summary_line(&Tr::default(), &breaker(true, false)).into_string();
         assert!(open.contains("deliveries are parked"), "{open}");
         assert!(open.contains("next probe"), "{open}");
     }

@@ -9,6 +9,7 @@ use super::auth_fields;
 use super::breaker;
 use super::error::UiError;
 use super::form::csrf_input;
+use super::i18n::Tr;
 use super::layout::{active_badge, delivery_badge, page, time_el, Notice};
 use super::paths::{details_path, logs_path};
 use super::replay;
@@ -34,6 +35,7 @@ pub(crate) async fn show_details(
     WebhookPath(id): WebhookPath,
     Query(query): Query<DetailsQuery>,
 ) -> Result<Markup, UiError> {
+    let tr = &session.tr;
     let webhook = find_webhook(&state.pool, session.scope(), id)
         .await?
         .ok_or(UiError::NotFound("webhook"))?;
@@ -48,14 +50,14 @@ pub(crate) async fn show_details(
     let notice = Notice::from_query(query.notice.as_deref(), query.count.as_deref());
     let content = html! {
         div class="page-head" {
-            h1 { (webhook.name) " " (active_badge(webhook.is_active)) }
+            h1 { (webhook.name) " " (active_badge(tr, webhook.is_active)) }
             a class="button" href={ "/webhook/" (id) "/edit" } { "Edit" }
         }
-        (Notice::render(notice))
+        (Notice::render(tr, notice))
         @if let Some(reason) = &webhook.disabled_reason {
             div class="notice warn" role="status" { "Switched off by webhookd: " (reason) }
         }
-        (summary(&webhook))
+        (summary(tr, &webhook))
         (buttons(&session, &webhook))
         (replay::forms(&session, &webhook))
         section aria-labelledby="recent-title" {
@@ -79,9 +81,9 @@ pub(crate) async fn show_details(
                         tbody {
                             @for delivery in &recent.items {
                                 tr {
-                                    td data-label="Created" { (time_el(delivery.created_at)) }
+                                    td data-label="Created" { (time_el(tr, delivery.created_at)) }
                                     td data-label="Event" { code { (delivery.event) } }
-                                    td data-label="Status" { (delivery_badge(&delivery.status)) }
+                                    td data-label="Status" { (delivery_badge(tr, &delivery.status)) }
                                     td data-label="Attempts" { (delivery.attempts) }
                                     td data-label="Last answer" {
                                         @if let Some(code) = delivery.last_status_code { "HTTP " (code) " " }
@@ -105,10 +107,10 @@ pub(crate) async fn show_details(
             }
         }
     };
-    Ok(page(&webhook.name, Some(&session), content))
+    Ok(page(&webhook.name, &session, content))
 }
 
-fn summary(webhook: &Webhook) -> Markup {
+fn summary(tr: &Tr, webhook: &Webhook) -> Markup {
     html! {
         dl class="summary" {
             dt { "URL" } dd class="url" { (webhook.url) }
@@ -164,11 +166,11 @@ fn summary(webhook: &Webhook) -> Markup {
                 }
             }
             @if let Some(until) = webhook.previous_secret_expires_at {
-                dt { "Previous secret" } dd { "still accepted until " (time_el(until)) }
+                dt { "Previous secret" } dd { "still accepted until " (time_el(tr, until)) }
             }
-            dt { "Created" } dd { (time_el(webhook.created_at)) }
-            dt { "Updated" } dd { (time_el(webhook.updated_at)) }
-            (breaker::summary_line(&webhook.breaker))
+            dt { "Created" } dd { (time_el(tr, webhook.created_at)) }
+            dt { "Updated" } dd { (time_el(tr, webhook.updated_at)) }
+            (breaker::summary_line(tr, &webhook.breaker))
         }
     }
 }
@@ -235,6 +237,7 @@ pub(crate) fn secret_page(
     title: &str,
     explanation: Markup,
 ) -> Markup {
+    let tr = &session.tr;
     let content = html! {
         h1 { (title) }
         (explanation)
@@ -244,9 +247,9 @@ pub(crate) fn secret_page(
                 autocomplete="off" data-select-on-focus;
         }
         @if let Some(until) = webhook.previous_secret_expires_at {
-            p { "The previous secret stays valid until " (time_el(until)) "." }
+            p { "The previous secret stays valid until " (time_el(tr, until)) "." }
         }
         p { a class="button primary" href=(details_path(webhook.id)) { "Go to the webhook" } }
     };
-    page(title, Some(session), content)
+    page(title, session, content)
 }

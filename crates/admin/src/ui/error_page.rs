@@ -7,7 +7,8 @@ use axum::response::{IntoResponse, Redirect, Response};
 use maud::html;
 
 use super::error::UiError;
-use super::layout::page;
+use super::i18n::Tr;
+use super::layout::public_page;
 use super::paths::login_path;
 
 impl UiError {
@@ -63,9 +64,9 @@ impl IntoResponse for UiError {
             UiError::Internal(e) => tracing::error!(error = %e, "web UI request failed"),
             _ => {}
         }
-        let body = page(
+        let body = public_page(
+            &Tr::default(),
             self.title(),
-            None,
             html! {
                 h1 { (self.title()) }
                 p { (self.explanation()) }

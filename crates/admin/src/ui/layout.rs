@@ -6,13 +6,24 @@ use maud::{html, Markup, DOCTYPE};
 
 use super::assets::{SCRIPT_PATH, STYLESHEET_PATH};
 use super::form::csrf_input;
+use super::i18n::{Lang, Tr};
+use super::paths::{language_path, SETTINGS_PATH};
 use super::session::Session;
 
-/// A whole page. `session` is `None` on the sign-in and error pages.
-pub(crate) fn page(title: &str, session: Option<&Session>, content: Markup) -> Markup {
+/// A signed-in user's page, in their language, with the navigation.
+pub(crate) fn page(title: &str, session: &Session, content: Markup) -> Markup {
+    shell(&session.tr, title, Some(session), content)
+}
+
+/// A page for a signed-out visitor (sign-in, errors before sign-in).
+pub(crate) fn public_page(tr: &Tr, title: &str, content: Markup) -> Markup {
+    shell(tr, title, None, content)
+}
+
+fn shell(tr: &Tr, title: &str, session: Option<&Session>, content: Markup) -> Markup {
     html! {
         (DOCTYPE)
-        html lang="en" {
+        html lang=(tr.lang.code()) {
             head {
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
@@ -21,22 +32,26 @@ pub(crate) fn page(title: &str, session: Option<&Session>, content: Markup) -> M
                 script src=(SCRIPT_PATH) defer {}
             }
             body {
-                a class="skip-link" href="#main" { "Skip to content" }
+                a class="skip-link" href="#main" { (tr.t("skip-to-content")) }
                 header class="site-header" {
-                    nav aria-label="Main" {
+                    nav aria-label=(tr.t("nav-main")) {
                         a class="brand" href="/webhook/" { "webhookd" }
-                        @if let Some(session) = session {
+                        @if session.is_some() {
                             ul class="nav-links" {
-                                li { a href="/webhook/" { "Webhooks" } }
-                                li { a href="/webhook/stats" { "Statistics" } }
+                                li { a href="/webhook/" { (tr.t("nav-webhooks")) } }
+                                li { a href="/webhook/stats" { (tr.t("nav-stats")) } }
+                                li { a href=(SETTINGS_PATH) { (tr.t("nav-settings")) } }
                             }
+                        }
+                        (language_switch(tr))
+                        @if let Some(session) = session {
                             form class="sign-out" method="post" action="/logout" {
                                 (csrf_input(session))
                                 span class="who" {
                                     (session.user.name)
-                                    @if session.user.is_admin { " (admin)" }
+                                    @if session.user.is_admin { " " (tr.t("admin-marker")) }
                                 }
-                                button type="submit" class="link-button" { "Sign out" }
+                                button type="submit" class="link-button" { (tr.t("sign-out")) }
                             }
                         }
                     }
@@ -46,17 +61,37 @@ pub(crate) fn page(title: &str, session: Option<&Session>, content: Markup) -> M
                 }
                 footer class="site-footer" {
                     p { "webhookd " (env!("CARGO_PKG_VERSION")) " · "
-                        a href="/api/v1/openapi.json" { "API (OpenAPI)" } }
+                        a href="/api/v1/openapi.json" { (tr.t("footer-api")) } }
                 }
             }
         }
     }
 }
 
-/// An instant, readable and machine-readable; always UTC, said so.
-pub(crate) fn time_el(at: DateTime<Utc>) -> Markup {
+/// Links to the other languages, each named in itself (and marked as
+/// being in it, for screen readers and the pages' language checks).
+fn language_switch(tr: &Tr) -> Markup {
     html! {
-        time datetime=(at.to_rfc3339()) { (at.format("%Y-%m-%d %H:%M:%S UTC")) }
+        ul class="language-switch" aria-label=(tr.t("nav-language")) {
+            @for lang in Lang::ALL {
+                @if lang != tr.lang {
+                    li {
+                        a href=(language_path(lang.code())) lang=(lang.code()) hreflang=(lang.code()) {
+                            (lang.own_name())
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// An instant in the viewer's zone and language, UTC on hover.
+pub(crate) fn time_el(tr: &Tr, at: DateTime<Utc>) -> Markup {
+    html! {
+        time datetime=(at.to_rfc3339()) title=(tr.t_with("time-utc-hint", &[("utc", tr.utc_time(at).into())])) {
+            (tr.local_time(at))
+        }
     }
 }
 
@@ -70,21 +105,26 @@ pub(crate) fn outcome_badge(success: Option<bool>, text: &str) -> Markup {
     html! { span class=(class) { (text) } }
 }
 
-/// A delivery status (`pending`, `succeeded`, `failed`) as a badge.
-pub(crate) fn delivery_badge(status: &str) -> Markup {
+/// A delivery status (`pending`, `succeeded`, `failed`, `queued`) as a
+/// badge in the viewer's language.
+pub(crate) fn delivery_badge(tr: &Tr, status: &str) -> Markup {
     let success = match status {
         "succeeded" => Some(true),
         "failed" => Some(false),
         _ => None,
     };
-    outcome_badge(success, status)
+    let text = match status {
+        "pending" | "succeeded" | "failed" | "queued" => tr.t(&format!("status-{status}")),
+        other => other.to_owned(),
+    };
+    outcome_badge(success, &text)
 }
 
-pub(crate) fn active_badge(is_active: bool) -> Markup {
+pub(crate) fn active_badge(tr: &Tr, is_active: bool) -> Markup {
     if is_active {
-        outcome_badge(Some(true), "active")
+        outcome_badge(Some(true), &tr.t("badge-active"))
     } else {
-        outcome_badge(None, "inactive")
+        outcome_badge(None, &tr.t("badge-inactive"))
     }
 }
 
@@ -138,34 +178,29 @@ impl Notice {
         })
     }
 
-    fn text(self) -> String {
+    fn text(self, tr: &Tr) -> String {
         match self {
-            Notice::Created => "Webhook created.".to_owned(),
-            Notice::Updated => "Changes saved.".to_owned(),
-            Notice::Deleted => "Webhook deleted, with its deliveries and logs.".to_owned(),
-            Notice::SwitchedOn => "Webhook switched on: it receives events again.".to_owned(),
-            Notice::SwitchedOff => "Webhook switched off: it receives no events.".to_owned(),
-            Notice::Retried(0) => "Nothing to retry: no failed deliveries.".to_owned(),
-            Notice::Retried(1) => "1 delivery will be retried now.".to_owned(),
-            Notice::Retried(n) => format!("{n} deliveries will be retried now."),
-            Notice::RetriedMore(n) => format!(
-                "{n} deliveries will be retried now; more failed in that range: \
-                 submit the range again to retry the next ones."
-            ),
+            Notice::Created => tr.t("notice-created"),
+            Notice::Updated => tr.t("notice-updated"),
+            Notice::Deleted => tr.t("notice-deleted"),
+            Notice::SwitchedOn => tr.t("notice-switched-on"),
+            Notice::SwitchedOff => tr.t("notice-switched-off"),
+            Notice::Retried(n) => tr.t_with("notice-retried", &[("count", n.into())]),
+            Notice::RetriedMore(n) => tr.t_with("notice-retried-more", &[("count", n.into())]),
         }
     }
 
-    pub(crate) fn render(notice: Option<Notice>) -> Markup {
+    pub(crate) fn render(tr: &Tr, notice: Option<Notice>) -> Markup {
         html! {
             @if let Some(notice) = notice {
-                div class="notice" role="status" { (notice.text()) }
+                div class="notice" role="status" { (notice.text(tr)) }
             }
         }
     }
 }
 
 /// A `<pre>` of a body: pretty-printed when it is JSON, as is otherwise.
-pub(crate) fn body_block(label: &str, body: Option<&str>) -> Markup {
+pub(crate) fn body_block(tr: &Tr, label: &str, body: Option<&str>) -> Markup {
     let pretty = body.map(|text| {
         serde_json::from_str::<serde_json::Value>(text)
             .ok()
@@ -175,7 +210,7 @@ pub(crate) fn body_block(label: &str, body: Option<&str>) -> Markup {
     html! {
         @match pretty {
             Some(text) => pre class="body" tabindex="0" aria-label=(label) { code { (text) } },
-            None => p class="muted" { "None." },
+            None => p class="muted" { (tr.t("body-none")) },
         }
     }
 }
@@ -209,7 +244,12 @@ mod tests {
 
     #[test]
     fn pages_escape_what_they_show() {
-        let html = page("<b>", None, html! { p { ("<script>alert(1)</script>") } }).into_string();
+        let html = public_page(
+            &Tr::default(),
+            "<b>",
+            html! { p { ("<script>alert(1)</script>") } },
+        )
+        .into_string();
         assert!(!html.contains("<script>alert"), "{html}");
         assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
         assert!(html.contains("<title>&lt;b&gt; · webhookd</title>"));

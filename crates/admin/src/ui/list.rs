@@ -37,6 +37,7 @@ pub(crate) async fn show_list(
     session: Session,
     Query(query): Query<ListQuery>,
 ) -> Result<Markup, UiError> {
+    let tr = &session.tr;
     let (scope, chosen) = chosen_scope(&session, query.user_id.as_deref());
     let webhooks = list_webhooks(&state.pool, scope).await?;
     let overviews = list_webhook_overviews(&state.pool, scope).await?;
@@ -51,7 +52,7 @@ pub(crate) async fn show_list(
             h1 { "Webhooks" }
             a class="button primary" href="/webhook/new" { "New webhook" }
         }
-        (Notice::render(notice))
+        (Notice::render(tr, notice))
         @if session.user.is_admin {
             (user_filter(LIST_PATH, &users, chosen, &[]))
         }
@@ -85,14 +86,14 @@ pub(crate) async fn show_list(
                                 td data-label="URL" class="url" { (webhook.url) }
                                 td data-label="Events" { (webhook.events.join(", ")) }
                                 td data-label="State" {
-                                    (active_badge(webhook.is_active)) " " (breaker::badge(&webhook.breaker))
+                                    (active_badge(tr, webhook.is_active)) " " (breaker::badge(&webhook.breaker))
                                 }
                                 td data-label="Last delivery" {
                                     @match overview.and_then(|o| o.last_status.as_deref().map(|s| (o, s))) {
                                         Some((o, status)) => {
-                                            (delivery_badge(status))
+                                            (delivery_badge(tr, status))
                                             @if let Some(code) = o.last_status_code { " HTTP " (code) }
-                                            @if let Some(at) = o.last_delivery_at { br; small { (time_el(at)) } }
+                                            @if let Some(at) = o.last_delivery_at { br; small { (time_el(tr, at)) } }
                                         },
                                         None => span class="muted" { "none yet" },
                                     }
@@ -112,7 +113,7 @@ pub(crate) async fn show_list(
             }
         }
     };
-    Ok(page("Webhooks", Some(&session), content))
+    Ok(page("Webhooks", &session, content))
 }
 
 /// The admins' "whose webhooks" picker, a GET form keeping `keep` pairs.

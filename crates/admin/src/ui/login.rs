@@ -20,7 +20,8 @@ use serde::Deserialize;
 
 use super::error::UiError;
 use super::form::{csrf_input, CsrfForm, FormFields, CSRF_FIELD};
-use super::layout::page;
+use super::i18n::Tr;
+use super::layout::{page, public_page};
 use super::login_csrf::{LoginCsrf, LOGIN_TOKEN_LIFETIME_SECS};
 use super::login_throttle::LoginThrottle;
 use super::paths::LIST_PATH;
@@ -117,7 +118,7 @@ fn login_page(
     let token = csrf.issue();
     let (name, path) = login_cookie(secure);
     let cookie = set_cookie(name, &token, path, LOGIN_COOKIE_LIFETIME, secure);
-    let body = page("Sign in", None, login_form(&token, next, error));
+    let body = public_page(&Tr::default(), "Sign in", login_form(&token, next, error));
     (status, [(header::SET_COOKIE, cookie)], body).into_response()
 }
 
@@ -261,7 +262,7 @@ pub(crate) async fn show_logout(MaybeSession(session): MaybeSession) -> Response
     };
     page(
         "Sign out",
-        Some(&session),
+        &session,
         html! {
             section class="narrow" {
                 h1 { "Sign out" }

@@ -13,6 +13,7 @@ use webhookd_events::CATALOGUE;
 
 use super::error::UiError;
 use super::form::csrf_input;
+use super::i18n::Tr;
 use super::layout::{body_block, outcome_badge, page, time_el};
 use super::paths::{details_path, logs_path};
 use super::session::Session;
@@ -134,6 +135,7 @@ pub(crate) async fn show_logs(
     WebhookPath(id): WebhookPath,
     LogsQuery(params): LogsQuery,
 ) -> Result<Markup, UiError> {
+    let tr = &session.tr;
     let webhook = find_webhook(&state.pool, session.scope(), id)
         .await?
         .ok_or(UiError::NotFound("webhook"))?;
@@ -159,12 +161,12 @@ pub(crate) async fn show_logs(
                     @if logs.items.is_empty() {
                         p class="muted" data-live-empty { "No attempts yet." }
                     }
-                    (log_table(id, &logs.items))
+                    (log_table(tr, id, &logs.items))
                 }
             } @else if logs.items.is_empty() {
                 p class="muted" { "No attempts match." }
             } @else {
-                (log_table(id, &logs.items))
+                (log_table(tr, id, &logs.items))
             }
             nav class="pager" aria-label="Pages" {
                 @if after.is_some() {
@@ -178,7 +180,7 @@ pub(crate) async fn show_logs(
             }
         }
     };
-    Ok(page("Logs", Some(&session), content))
+    Ok(page("Logs", &session, content))
 }
 
 fn filter_form(id: i64, input: &FilterInput, error: Option<&String>) -> Markup {
@@ -226,7 +228,7 @@ fn filter_form(id: i64, input: &FilterInput, error: Option<&String>) -> Markup {
     }
 }
 
-fn log_table(id: i64, items: &[LogEntry]) -> Markup {
+fn log_table(tr: &Tr, id: i64, items: &[LogEntry]) -> Markup {
     html! {
         div class="table-wrap" tabindex="0" role="region" aria-label="Attempts" {
             table class="responsive" {
@@ -242,7 +244,7 @@ fn log_table(id: i64, items: &[LogEntry]) -> Markup {
                 tbody {
                     @for entry in items {
                         tr {
-                            td data-label="Time" { (time_el(entry.created_at)) }
+                            td data-label="Time" { (time_el(tr, entry.created_at)) }
                             td data-label="Event" { (event_cell(id, entry)) }
                             td data-label="Attempt" { (entry.attempt) }
                             td data-label="Outcome" { (attempt_outcome(entry)) }
@@ -288,6 +290,7 @@ pub(crate) async fn show_attempt(
     session: Session,
     Path((raw_id, raw_log)): Path<(String, String)>,
 ) -> Result<Markup, UiError> {
+    let tr = &session.tr;
     let id: i64 = raw_id.parse().map_err(|_| UiError::NotFound("webhook"))?;
     let log_id: i64 = raw_log.parse().map_err(|_| UiError::NotFound("attempt"))?;
     let webhook = find_webhook(&state.pool, session.scope(), id)
@@ -306,7 +309,7 @@ pub(crate) async fn show_attempt(
         h1 { "Attempt " (entry.attempt) " of " code { (entry.event) } }
         dl class="summary" {
             dt { "Outcome" } dd { (attempt_outcome(&entry)) }
-            dt { "Time" } dd { (time_el(entry.created_at)) }
+            dt { "Time" } dd { (time_el(tr, entry.created_at)) }
             dt { "Time taken" } dd { (entry.response_time_ms) " ms" }
             dt { "Delivery" } dd {
                 code { (entry.delivery_id) } " · "
@@ -318,14 +321,14 @@ pub(crate) async fn show_attempt(
         }
         (retry_form(&session, id, &entry, webhook.is_active))
         @if let Some(events) = &batch {
-            (batch_table(events, entry.batch_size.unwrap_or_default()))
+            (batch_table(tr, events, entry.batch_size.unwrap_or_default()))
         }
         h2 { "Payload sent" }
-        (body_block("Payload sent", entry.payload.as_deref()))
+        (body_block(tr, "Payload sent", entry.payload.as_deref()))
         h2 { "Response received" }
-        (body_block("Response received", entry.response.as_deref()))
+        (body_block(tr, "Response received", entry.response.as_deref()))
     };
-    Ok(page("Attempt", Some(&session), content))
+    Ok(page("Attempt", &session, content))
 }
 
 /// One event of a batch body, as sent.
@@ -350,7 +353,7 @@ fn batch_events(payload: Option<&str>) -> Vec<BatchedEvent> {
         .unwrap_or_default()
 }
 
-fn batch_table(events: &[BatchedEvent], size: i32) -> Markup {
+fn batch_table(tr: &Tr, events: &[BatchedEvent], size: i32) -> Markup {
     html! {
         h2 id="batch-events" { "Events in this batch (" (size) ")" }
         @if events.is_empty() {
@@ -370,7 +373,7 @@ fn batch_table(events: &[BatchedEvent], size: i32) -> Markup {
                                 td data-label="Event id" { code { (event.id) } }
                                 td data-label="Timestamp" {
                                     @match DateTime::<Utc>::from_timestamp(event.timestamp, 0) {
-                                        Some(at) => (time_el(at)),
+                                        Some(at) => (time_el(tr, at)),
                                         None => (event.timestamp),
                                     }
                                 }

@@ -4,6 +4,14 @@
 
 pub(crate) const LIST_PATH: &str = "/webhook/";
 
+/// The user's settings (time zone, language).
+pub(crate) const SETTINGS_PATH: &str = "/settings";
+
+/// Switches the UI to `lang` (a cookie) and goes back to the page it came from.
+pub(crate) fn language_path(code: &str) -> String {
+    format!("/language/{code}")
+}
+
 pub(crate) fn details_path(id: i64) -> String {
     format!("/webhook/{id}")
 }

@@ -137,6 +137,7 @@ fn result_page(
     since: DateTime<Utc>,
     result: &ReplayResult,
 ) -> Markup {
+    let tr = &session.tr;
     let id = webhook.id;
     let content = html! {
         h1 { "Replay to “" (webhook.name) "”" }
@@ -146,7 +147,7 @@ fn result_page(
                 1 => "1 event will be sent now",
                 n => { (n) " events will be sent now" },
             }
-            " (since " (time_el(since)) ")."
+            " (since " (time_el(tr, since)) ")."
             @if result.skipped_existing > 0 {
                 " " (result.skipped_existing) " already delivered or pending, not sent again."
             }
@@ -159,7 +160,7 @@ fn result_page(
             a class="button" href=(details_path(id)) { "Back to the webhook" }
         }
     };
-    page("Replay", Some(session), content)
+    page("Replay", session, content)
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use super::live_logs::{self, LiveLogs};
 use super::login_csrf::LoginCsrf;
 use super::login_throttle::LoginThrottle;
 use super::state::{UiState, WebhookPath};
-use super::{actions, details, edit, list, login, logs, paths, replay, stats};
+use super::{actions, details, edit, list, login, logs, paths, replay, settings, stats};
 use crate::graphql::LiveAttempts;
 
 /// The web UI's routes, to be merged next to `api::router`; the logs page
@@ -33,6 +33,11 @@ pub fn router(state: UiState, attempts: LiveAttempts, login_csrf_key: &str) -> R
         .route("/", get(|| async { Redirect::to(paths::LIST_PATH) }))
         .route("/login", get(login::show_login).post(login::sign_in))
         .route("/logout", get(login::show_logout).post(login::sign_out))
+        .route("/language/{code}", get(settings::switch_language))
+        .route(
+            paths::SETTINGS_PATH,
+            get(settings::show_settings).post(settings::save_settings),
+        )
         .route("/webhook", get(|| async { Redirect::to(paths::LIST_PATH) }))
         .route("/webhook/", get(list::show_list))
         .route("/webhook/new", get(edit::show_new).post(edit::submit_new))

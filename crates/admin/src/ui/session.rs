@@ -24,6 +24,7 @@ use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
 use super::error::UiError;
+use super::i18n::{Tr, LANG_COOKIE, TZ_COOKIE};
 use super::state::UiState;
 use crate::api::webhooks::Redacted;
 use crate::api::SecureCookies;
@@ -44,6 +45,10 @@ pub(crate) struct Session {
     pub(crate) csrf_token: String,
     /// SHA-256 of the cookie value: the row's key, for sign-out.
     pub(crate) id_hash: Vec<u8>,
+    /// The user's language and time zone.
+    pub(crate) tr: Tr,
+    /// The zone the user chose on the settings page; `None`: the browser's.
+    pub(crate) saved_time_zone: Option<String>,
 }
 
 impl fmt::Debug for Session {
@@ -90,12 +95,44 @@ impl FromRequestParts<UiState> for Session {
         let id_hash = hash_cookie(value);
         let found: Option<UiSession> = ui_sessions::find_session(&state.pool, &id_hash).await?;
         let found = found.ok_or_else(sign_in)?;
+        let tr = viewer(&parts.headers, found.time_zone.as_deref());
         Ok(Session {
             user: found.user,
             csrf_token: found.csrf_token,
             id_hash,
+            tr,
+            saved_time_zone: found.time_zone,
         })
     }
+}
+
+/// The language and zone of a signed-out visitor (the sign-in page).
+impl<S: Send + Sync> FromRequestParts<S> for Tr {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(viewer(&parts.headers, None))
+    }
+}
+
+/// A request's language and zone; `user_tz` is the signed-in user's saved
+/// zone, which wins over the browser's.
+pub(crate) fn viewer(headers: &HeaderMap, user_tz: Option<&str>) -> Tr {
+    let accept_language = headers
+        .get(header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok());
+    let browser_tz = cookie(headers, TZ_COOKIE).map(|raw| {
+        url::form_urlencoded::parse(format!("tz={raw}").as_bytes())
+            .next()
+            .map(|(_, v)| v.into_owned())
+            .unwrap_or_default()
+    });
+    Tr::resolve(
+        cookie(headers, LANG_COOKIE),
+        accept_language,
+        user_tz,
+        browser_tz.as_deref(),
+    )
 }
 
 /// The session, when there is one: for pages that also serve signed-out

@@ -79,7 +79,7 @@ pub(crate) async fn show_stats(
         (breakdown("webhooks", "By webhook", "Webhook", &webhook_rows))
         (breakdown("events", "By event", "Event", &event_rows))
     };
-    Ok(page("Statistics", Some(&session), content))
+    Ok(page("Statistics", &session, content))
 }
 
 fn totals(total: &Summary) -> Markup {

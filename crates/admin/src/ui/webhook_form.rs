@@ -74,7 +74,7 @@ pub(crate) fn form_page(
             }
         }
     };
-    page(title, Some(session), content)
+    page(title, session, content)
 }
 
 fn field_id(field: &str) -> String {

@@ -5,6 +5,18 @@
 (function () {
   "use strict";
 
+  // Times are shown in the browser's zone until the user picks one on the
+  // settings page: the server reads it from this cookie.
+  try {
+    var zone = Intl.DateTimeFormat().resolvedOptions().timeZone;
+    var stored = "webhookd_tz=" + encodeURIComponent(zone || "");
+    if (zone && document.cookie.split("; ").indexOf(stored) < 0) {
+      document.cookie = stored + "; path=/; max-age=31536000; samesite=lax";
+    }
+  } catch (ignored) {
+    // No Intl: UTC, as without the script.
+  }
+
   // Forms marked data-confirm ask first. The server asks itself when the
   // `confirmed` field is missing, so without the script there is a
   // confirmation page instead.
