@@ -5,6 +5,7 @@
 pub mod api;
 pub mod app;
 pub mod broker;
+pub mod browser;
 pub mod db;
 pub mod graphql;
 pub mod poll;
