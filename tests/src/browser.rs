@@ -45,6 +45,12 @@ impl Browser {
 
     /// A browser whose `Accept-Language` is `languages` (`ru`, `ru,en`).
     pub async fn start_in(languages: &str) -> Browser {
+        Browser::start_with(languages, None).await
+    }
+
+    /// A browser asking for `languages` and living in time zone `tz` (an
+    /// IANA name, as `Intl` reports it to pages), or the machine's.
+    pub async fn start_with(languages: &str, tz: Option<&str>) -> Browser {
         let missing = "is not installed: run scripts/ensure-browser.sh \
                        (apt-get install chromium chromium-driver)";
         let chromium = which("chromium").unwrap_or_else(|| panic!("chromium {missing}"));
@@ -54,7 +60,12 @@ impl Browser {
             let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
             listener.local_addr().unwrap().port()
         };
-        let driver = Command::new(&chromedriver)
+        let mut driver = Command::new(&chromedriver);
+        if let Some(tz) = tz {
+            // Chromium inherits chromedriver's environment.
+            driver.env("TZ", tz);
+        }
+        let driver = driver
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
