@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Validates deploy/: Prometheus rules and config with promtool (plus rule unit
-# tests), Kubernetes manifests and the compose file (YAML parse + structure;
+# tests), Kubernetes manifests (deploy/k8s and the PgBouncer variant
+# deploy/k8s-pgbouncer) and the compose files (YAML parse + structure;
 # kubeconform when installed or installable from Debian), and the Grafana
 # dashboard (JSON parse + structure). Also checks that alerts and dashboard use
 # only metrics that exist (crates/worker/src/metrics.rs, RabbitMQ's
@@ -414,6 +415,70 @@ if compose:
         if s not in services:
             bad(f"docker-compose.yml: service {s} missing")
     print(f"ok:   docker-compose.yml parses: services {sorted(services)}")
+
+# --- PgBouncer variant: deploy/k8s-pgbouncer and the compose override -----
+def check_pool_ini(where, text):
+    if not re.search(r'^\s*pool_mode\s*=\s*transaction\s*$', text, re.M):
+        bad(f"{where}: pool_mode must be transaction")
+    m = re.search(r'^\s*max_prepared_statements\s*=\s*(\d+)', text, re.M)
+    if not m or int(m.group(1)) <= 0:
+        bad(f"{where}: max_prepared_statements must be > 0 (webhookd's prepared statements)")
+
+def check_urls(where, env):
+    url = str(env.get("WEBHOOKD__DATABASE__URL", ""))
+    direct = str(env.get("WEBHOOKD__DATABASE__DIRECT_URL", ""))
+    if "pgbouncer" not in url:
+        bad(f"{where}: WEBHOOKD__DATABASE__URL must point at PgBouncer")
+    if not direct or "pgbouncer" in direct:
+        bad(f"{where}: WEBHOOKD__DATABASE__DIRECT_URL must point at Postgres itself")
+
+pgb = {}
+for path in sorted(glob.glob("deploy/k8s-pgbouncer/*.yaml")):
+    for d in load_all(path):
+        if not isinstance(d, dict) or "kind" not in d:
+            bad(f"{path}: document without kind")
+            continue
+        name = (d.get("metadata") or {}).get("name", "kustomization")
+        pgb[(d["kind"], name)] = (path, d)
+kz = pgb.get(("Kustomization", "kustomization"), (None, None))[1]
+if not kz:
+    bad("deploy/k8s-pgbouncer/kustomization.yaml missing")
+else:
+    resources = kz.get("resources") or []
+    if "../k8s" not in resources:
+        bad("deploy/k8s-pgbouncer: must build on ../k8s")
+    for r in resources + [p.get("path", "") for p in kz.get("patches") or []]:
+        if not os.path.exists(os.path.join("deploy/k8s-pgbouncer", r)):
+            bad(f"deploy/k8s-pgbouncer/kustomization.yaml lists missing {r}")
+for kind in ("ConfigMap", "Deployment", "Service"):
+    if (kind, "webhookd-pgbouncer") not in pgb:
+        bad(f"deploy/k8s-pgbouncer: {kind}/webhookd-pgbouncer missing")
+cm_data = (pgb.get(("ConfigMap", "webhookd-pgbouncer"), (None, {}))[1].get("data") or {})
+check_pool_ini("deploy/k8s-pgbouncer ConfigMap", str(cm_data.get("pgbouncer.ini", "")))
+check_pool_ini("deploy/pgbouncer/pgbouncer.ini", open("deploy/pgbouncer/pgbouncer.ini").read())
+svc = pgb.get(("Service", "webhookd-pgbouncer"), (None, {}))[1]
+ports = [p.get("port") for p in ((svc.get("spec") or {}).get("ports") or [])]
+secret_patch = pgb.get(("Secret", "webhookd-secrets"), (None, None))[1]
+if not secret_patch:
+    bad("deploy/k8s-pgbouncer: the webhookd-secrets patch is missing")
+else:
+    urls = secret_patch.get("stringData") or {}
+    check_urls("deploy/k8s-pgbouncer secret patch", urls)
+    port = re.search(r'@[^:/]+:(\d+)/', str(urls.get("WEBHOOKD__DATABASE__URL", "")))
+    if not port or int(port.group(1)) not in ports:
+        bad(f"deploy/k8s-pgbouncer: the database URL's port is not the Service's {ports}")
+override = load_all("deploy/docker-compose.pgbouncer.yml")
+base_services = set(((compose[0] if compose else {}).get("services") or {}))
+over_services = (override[0].get("services") or {}) if override else {}
+if "pgbouncer" not in over_services:
+    bad("docker-compose.pgbouncer.yml: service pgbouncer missing")
+for name, svc in over_services.items():
+    if name == "pgbouncer":
+        continue
+    if name not in base_services:
+        bad(f"docker-compose.pgbouncer.yml: {name} is not a service of docker-compose.yml")
+    check_urls(f"docker-compose.pgbouncer.yml {name}", svc.get("environment") or {})
+print(f"ok:   PgBouncer variant: k8s {sorted(n for _, n in pgb)}, compose override {sorted(over_services)}")
 
 # --- alert rules ------------------------------------------------------------
 rules = load_all("deploy/prometheus/alerts.yml")
