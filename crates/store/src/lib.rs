@@ -29,6 +29,8 @@ pub mod users;
 pub mod webhook_overview;
 pub mod webhooks;
 
+mod connection_health;
+
 use std::str::FromStr;
 
 use secrecy::{ExposeSecret, SecretString};
@@ -54,7 +56,25 @@ pub enum StorageError {
 
 impl From<sqlx::Error> for StorageError {
     fn from(e: sqlx::Error) -> Self {
+        if connection_lost(&e) {
+            connection_health::lost_now();
+        }
         StorageError::Database(e)
+    }
+}
+
+/// Whether `e` says the connection itself is gone (the server restarted,
+/// the backend was terminated, the socket broke), rather than a statement
+/// failing on a healthy connection.
+fn connection_lost(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            // 08: connection exceptions; 57P01-57P03: admin or crash
+            // shutdown, cannot connect now.
+            code.starts_with("08") || matches!(code.as_ref(), "57P01" | "57P02" | "57P03")
+        }),
+        _ => false,
     }
 }
 
@@ -82,11 +102,22 @@ pub async fn connect(url: &SecretString, max_connections: u32) -> Result<PgPool,
 /// path. A connection that broke while idle fails its next statement instead,
 /// which every caller already treats as a database error (the work is
 /// retried), and sqlx closes it rather than returning it to the pool.
+///
+/// Connections rarely break alone: a Postgres restart or failover breaks
+/// every idle one at once, and each would fail one statement in turn. So
+/// the first lost connection marks the time (`connection_health`), and a
+/// connection opened before that mark is closed when next taken from the
+/// pool instead of being used: a restart costs one failed statement per
+/// process, not one per pooled connection. A clock read and a compare per
+/// acquire, no round trip.
 fn pool_options(max_connections: u32) -> PgPoolOptions {
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(std::time::Duration::from_secs(5))
         .test_before_acquire(false)
+        .before_acquire(|_connection, meta| {
+            Box::pin(async move { Ok(connection_health::opened_after_last_loss(meta.age)) })
+        })
 }
 
 /// A pool that connects on first use: lets the daemon start (and report
