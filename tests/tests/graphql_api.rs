@@ -267,8 +267,17 @@ async fn an_admin_sees_and_changes_every_users_webhooks_a_user_only_their_own() 
         data(&toggled)["toggleWebhook"],
         json!({"isActive": false, "userId": alice_id})
     );
-    let me = ask(&app, Some(&admin), "{ me { name isAdmin } }", json!({})).await;
-    assert_eq!(data(&me)["me"], json!({"name": "Root", "isAdmin": true}));
+    let me = ask(
+        &app,
+        Some(&admin),
+        "{ me { name isAdmin canPublish } }",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        data(&me)["me"],
+        json!({"name": "Root", "isAdmin": true, "canPublish": true})
+    );
     app.stop().await;
 }
 
@@ -280,13 +289,13 @@ async fn every_operation_of_the_json_api_works_through_graphql() {
     let me = ask(
         &app,
         Some(&alice),
-        "{ me { id name isAdmin } events { name description } }",
+        "{ me { id name isAdmin canPublish } events { name description } }",
         json!({}),
     )
     .await;
     assert_eq!(
         data(&me)["me"],
-        json!({"id": alice_id, "name": "Alice", "isAdmin": false})
+        json!({"id": alice_id, "name": "Alice", "isAdmin": false, "canPublish": false})
     );
     assert!(data(&me)["events"]
         .as_array()

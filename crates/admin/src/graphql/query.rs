@@ -44,6 +44,7 @@ impl Query {
             id: user.id,
             name: user.name.clone(),
             is_admin: user.is_admin,
+            can_publish: user.may_publish(),
         })
     }
 

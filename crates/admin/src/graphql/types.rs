@@ -24,6 +24,9 @@ pub(crate) struct Me {
     pub(crate) id: i64,
     pub(crate) name: String,
     pub(crate) is_admin: bool,
+    /// May publish events over HTTP (`POST /api/v1/events`), as the JSON
+    /// API's `GET /api/v1/me` says: admins always may.
+    pub(crate) can_publish: bool,
 }
 
 /// One event of the catalogue.
