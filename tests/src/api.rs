@@ -20,6 +20,8 @@ pub struct ApiServer {
     pub base: String,
     pub http: reqwest::Client,
     pub db: TestDb,
+    /// The admin side's metrics this API counts in.
+    pub metrics: webhookd_admin::graphql::GraphqlMetrics,
     server: JoinHandle<()>,
 }
 
@@ -69,17 +71,14 @@ impl ApiServer {
         )
         .unwrap()
         .with_allowed_ports(settings.api_config().allowed_ports);
+        let metrics = webhookd_admin::graphql::GraphqlMetrics::new().unwrap();
         let state = ApiState {
             pool: db.pool.clone(),
             config: settings.api_config(),
             deliverer,
             keys: settings.secrets.keys().expect("valid keys"),
-            quotas: Quotas::default(),
-            ingest: Ingest::new(
-                settings.ingest_config(),
-                &webhookd_admin::graphql::GraphqlMetrics::new().unwrap(),
-            )
-            .unwrap(),
+            quotas: Quotas::new(&metrics).unwrap(),
+            ingest: Ingest::new(settings.ingest_config(), &metrics).unwrap(),
         };
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -90,8 +89,15 @@ impl ApiServer {
             base: format!("http://{addr}/api/v1"),
             http: reqwest::Client::new(),
             db,
+            metrics,
             server,
         }
+    }
+
+    /// One sample of the API's metrics, e.g.
+    /// `webhookd_quota_refusals_total{quota="tests"}`; 0 when absent.
+    pub fn metric(&self, name: &str) -> f64 {
+        crate::process::sample(&self.metrics.render(), name).unwrap_or(0.0)
     }
 
     pub async fn stop(self) {

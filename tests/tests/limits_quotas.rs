@@ -33,6 +33,13 @@ fn assert_busy(busy: &Reply, why: &str, what: &str) {
     );
 }
 
+/// `webhookd_quota_refusals_total{quota}`: every refusal is counted.
+fn refusals(api: &ApiServer, quota: &str) -> f64 {
+    api.metric(&format!(
+        "webhookd_quota_refusals_total{{quota=\"{quota}\"}}"
+    ))
+}
+
 #[tokio::test]
 async fn creating_past_max_webhooks_per_user_answers_409_naming_the_limit() {
     let api = ApiServer::spawn_with(&[("WEBHOOKD__LIMITS__MAX_WEBHOOKS_PER_USER", "2")]).await;
@@ -49,6 +56,7 @@ async fn creating_past_max_webhooks_per_user_answers_409_naming_the_limit() {
         "{message}"
     );
     assert!(message.contains('2'), "{message}");
+    assert_eq!(refusals(&api, "webhooks"), 1.0);
     // Another user's quota is their own; a deletion frees a place.
     api.create_webhook(&bob, hook("bob's")).await;
     let deleted = api
@@ -73,6 +81,7 @@ async fn concurrent_creates_cannot_pass_the_limit_together() {
         .filter(|r| r.status == StatusCode::CONFLICT)
         .count();
     assert_eq!((created, refused), (2, 8));
+    assert_eq!(refusals(&api, "webhooks"), 8.0);
     let count: i64 = sqlx::query_scalar("SELECT count(*) FROM webhooks WHERE user_id = $1")
         .bind(alice.id)
         .fetch_one(&api.db.pool)
@@ -118,6 +127,8 @@ async fn a_test_in_progress_holds_the_users_only_slot_until_it_ends() {
         "limits.max_concurrent_tests_per_user",
         "second concurrent test",
     );
+    assert_eq!(refusals(&api, "tests"), 1.0);
+    assert_eq!(refusals(&api, "bulk_retries"), 0.0);
     assert_status(&first, StatusCode::OK, "the held test");
     assert_eq!(first.json["is_success"], true, "{}", first.json);
     assert_status(&bobs, StatusCode::OK, "bob's test");
@@ -191,6 +202,7 @@ async fn a_bulk_retry_in_progress_makes_the_users_next_one_wait_with_429() {
     ] {
         assert_busy(busy, "bulk retry is already running", what);
     }
+    assert_eq!(refusals(&api, "bulk_retries"), 2.0);
     assert_status(&bobs, StatusCode::OK, "bob's own bulk retry");
     assert_eq!(bobs.json["retried"], 1, "{}", bobs.json);
     assert_status(&first, StatusCode::OK, "the held retry");

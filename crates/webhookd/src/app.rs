@@ -218,7 +218,7 @@ impl App {
                 .with_max_rendered_body_bytes(s.limits.max_rendered_body_bytes)
                 .with_allowed_ports(s.api_config().allowed_ports),
                 keys: self.keys.clone(),
-                quotas: Quotas::default(),
+                quotas: Quotas::new(&admin_metrics)?,
                 // Connects to the broker on the first posted event.
                 ingest: Ingest::new(s.ingest_config(), &admin_metrics)?,
             };

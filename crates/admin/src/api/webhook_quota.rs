@@ -4,6 +4,7 @@
 use webhookd_store::webhooks::{create_webhook_within, Created, NewWebhook, Webhook};
 
 use super::error::ApiError;
+use super::quotas::{Quota, QuotaRefused};
 use super::state::ApiState;
 
 /// Creates `new` unless its owner already has `limits.max_webhooks_per_user`
@@ -20,8 +21,16 @@ pub(crate) async fn create_within_quota(
             "user_id",
             format!("no user with id {}", new.user_id),
         )),
-        Created::AtLimit => Err(ApiError::Conflict(format!(
+        Created::AtLimit => {
+            QuotaRefused {
+                quota: Quota::Webhooks,
+                user_id: new.user_id,
+                limit: usize::try_from(limit).unwrap_or(usize::MAX),
+            }
+            .emit(&state.quotas);
+            Err(ApiError::Conflict(format!(
             "this user already has {limit} webhooks, the most limits.max_webhooks_per_user allows; delete one first"
-        ))),
+        )))
+        }
     }
 }
