@@ -332,7 +332,7 @@ async fn a_batching_webhook_is_set_up_in_the_form_and_its_batch_attempt_opens_it
     browser.click("button.primary[value=save]").await;
     let error = browser.text("#batch_max_events-error").await;
     assert!(
-        error.contains("cannot have both a template and batching"),
+        error.contains("a batch size or a template, not both"),
         "{error}"
     );
     browser.find("#template").await.clear().await.unwrap();
