@@ -493,3 +493,102 @@ async fn the_telegram_preset_is_not_saved_with_its_chat_id_placeholder() {
     );
     app.stop().await;
 }
+
+/// Latin words in the text and the attributes people meet under `root`,
+/// outside code-like elements, elements marked English or not to be
+/// translated, URLs and dotted names; brand names allowed.
+const LATIN_WORDS_UNDER: &str = r#"
+const root = document.querySelector(arguments[0]);
+const skip = 'code, pre, kbd, samp, script, style, noscript, [lang="en"], [translate="no"]';
+const allowed = ['webhookd', 'api', 'openapi', 'json', 'url', 'http', 'https', 'hmac', 'sha',
+  'telegram', 'slack', 'discord', 'graphql', 'utc', 'id', 'crm'];
+const found = [];
+function scan(text, where) {
+  const cleaned = text
+    .replace(/\S+:\/\/\S*/g, ' ')
+    .replace(/\S*[A-Za-z0-9_*]\.[A-Za-z_*]\S*/g, ' ');
+  for (const word of cleaned.match(/[A-Za-z]{2,}/g) || []) {
+    if (!allowed.includes(word.toLowerCase())) {
+      found.push(word + ' (' + where + ': ' + text.trim().slice(0, 80) + ')');
+    }
+  }
+}
+const walker = document.createTreeWalker(root, NodeFilter.SHOW_TEXT);
+while (walker.nextNode()) {
+  const node = walker.currentNode;
+  if (node.parentElement && !node.parentElement.closest(skip)) {
+    scan(node.textContent, node.parentElement.tagName.toLowerCase());
+  }
+}
+for (const element of root.querySelectorAll('*')) {
+  if (element.closest(skip)) continue;
+  for (const name of ['title', 'aria-label', 'placeholder', 'alt', 'data-label', 'data-confirm']) {
+    const value = element.getAttribute(name);
+    if (value) scan(value, element.tagName.toLowerCase() + '@' + name);
+  }
+}
+return found;
+"#;
+
+async fn latin_words_under(browser: &Browser, root: &str) -> Vec<String> {
+    let found = browser
+        .client
+        .execute(LATIN_WORDS_UNDER, vec![json!(root)])
+        .await
+        .unwrap();
+    found
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|w| w.as_str().map(str::to_owned))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_form_in_russian_has_no_english_words_new_edit_with_errors_and_auth() {
+    let app = TestApp::spawn().await;
+    let (_, token) = app.create_user("Ольга", Some(7), false).await;
+    let created = app
+        .create_webhook(
+            &token,
+            json!({"name": "Сделки в Telegram", "url": "https://example.com/bot/sendMessage",
+                   "events": ["deal.*", "task.created"],
+                   "template": telegram_template().replace("<chat_id>", "-100200300"),
+                   "filter": {"data.amount": {"$gte": 100000}},
+                   "headers": {"X-Team": "sales"}, "retry_schedule": [5, 300],
+                   "auth": {"type": "basic", "username": "olga", "password": "pa55word"}}),
+        )
+        .await;
+    let id = created["id"].as_i64().unwrap();
+    let browser = Browser::start_in("ru").await;
+    browser.goto(&app.url("/login")).await;
+    browser.fill("#token", &token).await;
+    browser
+        .click("form[action='/login'] button[type=submit]")
+        .await;
+    browser.find("a[href='/webhook/new']").await;
+
+    let mut english = Vec::new();
+    for (page, heading) in [
+        ("/webhook/new".to_owned(), "Новый вебхук"),
+        (format!("/webhook/{id}/edit"), "Изменение вебхука"),
+    ] {
+        browser.goto(&app.url(&page)).await;
+        browser.expect_heading(heading).await;
+        english.extend(latin_words_under(&browser, "main").await);
+    }
+    // The edited Telegram template is "Свой шаблон (на основе Telegram)".
+    let custom = browser.text("#preset option:checked").await;
+    assert!(custom.contains("Telegram"), "{custom}");
+    browser.screenshot("forms-edit-ru").await;
+
+    submit_bad_form(&browser, &app).await;
+    browser.expect_heading("Новый вебхук").await;
+    english.extend(latin_words_under(&browser, "main").await);
+
+    browser.goto(&app.url(&format!("/webhook/{id}"))).await;
+    english.extend(latin_words_under(&browser, "#auth-shown").await);
+    assert!(english.is_empty(), "English left: {english:#?}");
+    browser.close().await;
+    app.stop().await;
+}

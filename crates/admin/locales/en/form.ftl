@@ -88,8 +88,8 @@ form-auth-token-url = Token URL
 form-auth-client-id = Client id
 form-auth-client-secret = Client secret
 form-auth-scope = Scope (optional)
-form-auth-client-cert-pem = Client certificate (PEM)
-form-auth-client-key-pem = Private key (PEM)
+form-auth-client-cert-pem = Client certificate
+form-auth-client-key-pem = Private key
 form-auth-stored = Stored; leave empty to keep it.
 form-auth-certificate = Certificate
 

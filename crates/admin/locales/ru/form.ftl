@@ -88,8 +88,8 @@ form-auth-token-url = Адрес сервера токенов
 form-auth-client-id = Идентификатор клиента
 form-auth-client-secret = Секрет клиента
 form-auth-scope = Область доступа (необязательно)
-form-auth-client-cert-pem = Сертификат клиента (в формате PEM)
-form-auth-client-key-pem = Закрытый ключ (в формате PEM)
+form-auth-client-cert-pem = Сертификат клиента
+form-auth-client-key-pem = Закрытый ключ
 form-auth-stored = Сохранён; оставьте пустым, чтобы не менять.
 form-auth-certificate = Сертификат
 

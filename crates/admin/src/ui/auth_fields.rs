@@ -248,7 +248,11 @@ pub(crate) fn fieldset(
                             (!ids.is_empty()).then(|| ids.join(" "))
                         };
                         div class="field" {
-                            label for=(id) { (tr.t(&format!("form-auth-{}", spec.field.replace('_', "-")))) }
+                            label for=(id) {
+                                (tr.t(&format!("form-auth-{}", spec.field.replace('_', "-"))))
+                                // The format's name, as code in either language.
+                                @if spec.multiline { " (" code { "PEM" } ")" }
+                            }
                             @if stored_hint {
                                 p class="hint" id={ (id) "-hint" } { (tr.t("form-auth-stored")) }
                             }

@@ -951,6 +951,14 @@ mod tests {
     }
 
     #[test]
+    fn text_areas_keep_their_line_breaks_as_typed_not_as_browsers_send_them() {
+        let form = FormFields::parse(b"template=%7B%0D%0A%7D&headers=A%3A+1%0D%0AB%3A+2&name=n");
+        let input = WebhookInput::from_form(&form);
+        assert_eq!(input.template, "{\n}");
+        assert_eq!(input.headers, "A: 1\nB: 2");
+    }
+
+    #[test]
     fn every_bad_header_line_is_reported_with_its_number() {
         let mut errors = FieldErrors::default();
         let ok = check_header_lines("A: 1\nB:2: 3", &EN, &mut errors);
