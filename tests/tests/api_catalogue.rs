@@ -44,16 +44,21 @@ async fn templates_list_the_presets_and_each_one_is_accepted_as_a_webhook_templa
             BTreeSet::from(["id", "name", "description", "template"])
         );
         assert!(preset["name"].is_string() && preset["description"].is_string());
+        // Telegram's is saved once its `<chat_id>` placeholder is filled in.
+        let template = match preset["template"].as_str() {
+            Some(text) => json!(text.replace("<chat_id>", "-100200300")),
+            None => Value::Null,
+        };
         let created = api
             .post(
                 &alice,
                 "/webhooks",
                 json!({"name": preset["name"], "url": "https://example.com/h",
-                       "events": ["*"], "template": preset["template"]}),
+                       "events": ["*"], "template": template}),
             )
             .await;
         assert_status(&created, StatusCode::CREATED, &preset["id"].to_string());
-        assert_eq!(created.json["template"], preset["template"]);
+        assert_eq!(created.json["template"], template);
     }
     let telegram = &presets[1]["template"];
     let parsed: Value = serde_json::from_str(telegram.as_str().unwrap()).unwrap();

@@ -332,7 +332,7 @@ async fn a_batching_webhook_is_set_up_in_the_form_and_its_batch_attempt_opens_it
     browser.click("button.primary[value=save]").await;
     let error = browser.text("#batch_max_events-error").await;
     assert!(
-        error.contains("cannot have both a template and batching"),
+        error.contains("a batch size or a template, not both"),
         "{error}"
     );
     browser.find("#template").await.clear().await.unwrap();
@@ -459,6 +459,17 @@ async fn a_filter_is_written_checked_against_an_event_and_saved_with_a_retry_sch
     }
     let got = receiver.wait_for(1, WAIT).await;
     assert!(String::from_utf8_lossy(&got[0].body).contains("300000"));
+    // The delivery is recorded after the receiver has answered.
+    eventually(WAIT, "the delivery recorded", || async {
+        let recorded: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE webhook_id = $1")
+                .bind(id)
+                .fetch_one(&app.db.pool)
+                .await
+                .unwrap();
+        (recorded > 0).then_some(())
+    })
+    .await;
     browser.goto(&app.url(&format!("/webhook/{id}/edit"))).await;
     browser.expect_heading("Edit webhook").await;
     assert!(

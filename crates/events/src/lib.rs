@@ -32,7 +32,10 @@ pub use filter::{filter_subject, Filter, FilterError};
 pub use message::{derive_event_id, render_envelope, EventMessage, MessageError, ParsedMessage};
 pub use ordering::{DeliveryOrder, UnknownOrder};
 pub use pattern::{candidate_patterns, EventPattern, PatternError};
-pub use presets::{find_preset, sample_envelope, Preset, PRESETS};
+pub use presets::{
+    find_preset, preset_of, sample_envelope, sample_envelope_in, unfilled_placeholder, Preset,
+    PresetLanguage, PresetText, PRESETS,
+};
 pub use receiver_auth::{AuthKind, AuthView, ReceiverAuth, StoredAuth};
 pub use retry::{Jitter, RetryDecision, RetryPolicy, RetrySchedule, ScheduleError};
 pub use secret_box::{KeyListError, SecretBoxError, SecretKeys};

@@ -8,13 +8,47 @@
 //! presets put `{{data.title}}{{data.name}}{{data.text}}{{data.message}}
 //! {{data.last_error}}` side by side: exactly one of them is present for each
 //! catalogue event, and one preset reads well for all of them.
+//!
+//! The CRM's people read these messages, so each preset and each sample
+//! comes in English and Russian ([`PresetLanguage`]): whoever applies a
+//! preset gets its message in their language.
 
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::catalogue::{DELIVERY_FAILED, TEST_EVENT, WEBHOOK_DISABLED};
 
-/// One preset as `GET /api/v1/templates` lists it.
+/// The languages presets and samples are written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PresetLanguage {
+    #[default]
+    En,
+    Ru,
+}
+
+impl PresetLanguage {
+    /// `ru`, `ru-RU`: Russian; anything else English.
+    pub fn from_code(code: &str) -> PresetLanguage {
+        let primary = code.trim().split(['-', '_']).next().unwrap_or_default();
+        if primary.eq_ignore_ascii_case("ru") {
+            PresetLanguage::Ru
+        } else {
+            PresetLanguage::En
+        }
+    }
+}
+
+/// A preset's texts in one language.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PresetText {
+    pub name: &'static str,
+    pub description: &'static str,
+    /// The template's JSON text, or `None` for the raw envelope.
+    pub template: Option<&'static str>,
+}
+
+/// One preset as `GET /api/v1/templates` lists it. The fields are the
+/// English texts; [`Preset::text`] gives either language's.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Preset {
     /// Stable identifier (`slack`, `telegram`, ...).
@@ -23,6 +57,60 @@ pub struct Preset {
     pub description: &'static str,
     /// The template's JSON text, or `None` for the raw envelope.
     pub template: Option<&'static str>,
+    #[serde(skip)]
+    pub ru: PresetText,
+}
+
+impl Preset {
+    pub fn text(&self, lang: PresetLanguage) -> PresetText {
+        match lang {
+            PresetLanguage::En => PresetText {
+                name: self.name,
+                description: self.description,
+                template: self.template,
+            },
+            PresetLanguage::Ru => self.ru,
+        }
+    }
+
+    /// The template's text in every language (`""` for none).
+    fn templates(&self) -> [&'static str; 2] {
+        [
+            self.template.unwrap_or_default(),
+            self.ru.template.unwrap_or_default(),
+        ]
+    }
+}
+
+/// The preset a stored template comes from: exactly one of its texts
+/// (`exact`), or made from one and edited since (same top-level keys, such
+/// as Telegram's with its `chat_id` filled in). `None` when neither.
+pub fn preset_of(template: &str) -> Option<(&'static Preset, bool)> {
+    let text = template.trim();
+    if let Some(exact) = PRESETS.iter().find(|p| p.templates().contains(&text)) {
+        return Some((exact, true));
+    }
+    let keys = |text: &str| -> Option<Vec<String>> {
+        match serde_json::from_str::<Value>(text).ok()? {
+            Value::Object(map) => Some(map.keys().cloned().collect()),
+            _ => None,
+        }
+    };
+    let typed = keys(text)?;
+    PRESETS
+        .iter()
+        .find(|p| p.template.and_then(keys).as_ref() == Some(&typed))
+        .map(|p| (p, false))
+}
+
+/// A preset's placeholder the user must replace before the template is of
+/// any use (`<chat_id>` of Telegram's), if one is still in `template`.
+pub fn unfilled_placeholder(template: &str) -> Option<&'static str> {
+    const PLACEHOLDERS: &[&str] = &["<chat_id>"];
+    PLACEHOLDERS
+        .iter()
+        .copied()
+        .find(|p| template.contains(&format!("\"{p}\"")))
 }
 
 /// The headline of any catalogue event: the one of these fields it has.
@@ -90,6 +178,60 @@ const TEAMS: &str = concat!(
 }"#
 );
 
+const SLACK_RU: &str = concat!(
+    r#"{
+  "text": "Новое событие *{{event}}*: "#,
+    headline!(),
+    r#"",
+  "unfurl_links": false
+}"#
+);
+
+const TELEGRAM_RU: &str = concat!(
+    r#"{
+  "chat_id": "<chat_id>",
+  "text": "Новое событие {{event}}: "#,
+    headline!(),
+    r#"",
+  "disable_web_page_preview": true
+}"#
+);
+
+const DISCORD_RU: &str = concat!(
+    r#"{
+  "content": "Новое событие **{{event}}**: "#,
+    headline!(),
+    r#"",
+  "allowed_mentions": {"parse": []}
+}"#
+);
+
+const TEAMS_RU: &str = concat!(
+    r#"{
+  "type": "message",
+  "attachments": [
+    {
+      "contentType": "application/vnd.microsoft.card.adaptive",
+      "content": {
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "type": "AdaptiveCard",
+        "version": "1.4",
+        "body": [
+          {"type": "TextBlock", "size": "Medium", "weight": "Bolder", "text": "Новое событие {{event}}", "wrap": true},
+          {"type": "TextBlock", "text": ""#,
+    headline!(),
+    r#"", "wrap": true},
+          {"type": "FactSet", "facts": [
+            {"title": "Идентификатор события", "value": "{{id}}"},
+            {"title": "Время", "value": "{{timestamp}}"}
+          ]}
+        ]
+      }
+    }
+  ]
+}"#
+);
+
 /// Every preset, in the order a picker shows them.
 pub const PRESETS: &[Preset] = &[
     Preset {
@@ -97,30 +239,55 @@ pub const PRESETS: &[Preset] = &[
         name: "Slack",
         description: "Slack incoming webhook: a one-line message with the event and its headline",
         template: Some(SLACK),
+        ru: PresetText {
+            name: "Slack",
+            description: "Входящий вебхук Slack: одна строка с событием и его заголовком",
+            template: Some(SLACK_RU),
+        },
     },
     Preset {
         id: "telegram",
         name: "Telegram",
         description: "Telegram Bot API sendMessage (URL https://api.telegram.org/bot<token>/sendMessage); replace <chat_id> with the chat's id",
         template: Some(TELEGRAM),
+        ru: PresetText {
+            name: "Telegram",
+            description: "Метод sendMessage ботов Telegram (адрес https://api.telegram.org/bot<token>/sendMessage); замените <chat_id> на идентификатор чата",
+            template: Some(TELEGRAM_RU),
+        },
     },
     Preset {
         id: "discord",
         name: "Discord",
         description: "Discord channel webhook: a message with the event and its headline, mentions disabled",
         template: Some(DISCORD),
+        ru: PresetText {
+            name: "Discord",
+            description: "Вебхук канала Discord: сообщение с событием и его заголовком, без упоминаний",
+            template: Some(DISCORD_RU),
+        },
     },
     Preset {
         id: "teams",
         name: "Microsoft Teams",
         description: "Teams Workflows webhook: an Adaptive Card titled with the event",
         template: Some(TEAMS),
+        ru: PresetText {
+            name: "Microsoft Teams",
+            description: "Вебхук Workflows в Teams: карточка Adaptive Card с названием события",
+            template: Some(TEAMS_RU),
+        },
     },
     Preset {
         id: "raw",
         name: "Raw envelope",
         description: "No template: the envelope {id, event, timestamp, data} as is, for Zapier, Make and your own servers",
         template: None,
+        ru: PresetText {
+            name: "Конверт как есть",
+            description: "Без шаблона: конверт события как есть, для сервисов автоматизации и ваших серверов",
+            template: None,
+        },
     },
 ];
 
@@ -181,20 +348,74 @@ const SAMPLE_DATA: &[(&str, &str)] = &[
     ),
 ];
 
+/// The Russian sample's human texts, over the English sample's fields (ids,
+/// amounts and dates are the same in both).
+const SAMPLE_DATA_RU: &[(&str, &str)] = &[
+    ("task.created", r#"{"title": "Перезвонить клиенту"}"#),
+    ("task.updated", r#"{"title": "Перезвонить клиенту"}"#),
+    ("task.completed", r#"{"title": "Перезвонить клиенту"}"#),
+    ("task.deleted", r#"{"title": "Перезвонить клиенту"}"#),
+    (
+        "deal.created",
+        r#"{"name": "Годовая лицензия", "client": "ООО «Ромашка»"}"#,
+    ),
+    (
+        "deal.won",
+        r#"{"name": "Годовая лицензия", "client": "ООО «Ромашка»"}"#,
+    ),
+    (
+        "deal.lost",
+        r#"{"name": "Договор на поддержку", "client": "АО «Глобус»", "reason": "бюджет"}"#,
+    ),
+    ("client.created", r#"{"name": "ООО «Ромашка»"}"#),
+    (
+        "comment.added",
+        r#"{"text": "Отправил «финальное» предложение {{data.title}}\nпо почте 🎉", "author": "Анна"}"#,
+    ),
+    (
+        TEST_EVENT,
+        r#"{"message": "Тестовая доставка от webhookd"}"#,
+    ),
+    (
+        WEBHOOK_DISABLED,
+        r#"{"name": "Сделки в Slack", "reason": "получатель ответил 410 Gone"}"#,
+    ),
+];
+
 /// Sample `data` for a catalogue event, for previews; `None` for an event
 /// without one (a test makes sure every catalogue event has one).
+#[cfg(test)]
 pub(crate) fn sample_data(event: &str) -> Option<Value> {
+    sample_data_in(event, PresetLanguage::En)
+}
+
+fn sample_data_in(event: &str, lang: PresetLanguage) -> Option<Value> {
     let (_, text) = SAMPLE_DATA.iter().find(|(name, _)| *name == event)?;
-    serde_json::from_str(text).ok()
+    let mut data: Value = serde_json::from_str(text).ok()?;
+    if lang == PresetLanguage::Ru {
+        let russian = SAMPLE_DATA_RU
+            .iter()
+            .find(|(name, _)| *name == event)
+            .and_then(|(_, text)| serde_json::from_str::<Value>(text).ok());
+        if let (Some(Value::Object(fields)), Some(target)) = (russian, data.as_object_mut()) {
+            target.extend(fields);
+        }
+    }
+    Some(data)
 }
 
 /// A whole sample envelope for an event, as a template sees it.
 pub fn sample_envelope(event: &str) -> Option<Value> {
+    sample_envelope_in(event, PresetLanguage::En)
+}
+
+/// [`sample_envelope`] with its human texts in `lang`.
+pub fn sample_envelope_in(event: &str, lang: PresetLanguage) -> Option<Value> {
     Some(serde_json::json!({
         "id": "0192f1d2-0000-7000-8000-000000000001",
         "event": event,
         "timestamp": 1_771_588_800,
-        "data": sample_data(event)?,
+        "data": sample_data_in(event, lang)?,
     }))
 }
 
@@ -279,6 +500,45 @@ mod tests {
         assert_eq!(card["type"], "AdaptiveCard");
         assert_eq!(card["body"][0]["text"], "deal.won");
         assert_eq!(card["body"][1]["text"], "Annual licence");
+    }
+
+    #[test]
+    fn russian_presets_render_for_every_event_with_russian_samples() {
+        for preset in PRESETS {
+            let Some(text) = preset.text(PresetLanguage::Ru).template else {
+                assert_eq!(preset.template, None, "{}", preset.id);
+                continue;
+            };
+            let template = Template::parse(text).unwrap_or_else(|e| panic!("{}: {e}", preset.id));
+            for spec in CATALOGUE {
+                let envelope = sample_envelope_in(spec.name, PresetLanguage::Ru).expect("sample");
+                let rendered = template.render(&envelope);
+                let value: Value = serde_json::from_str(&rendered)
+                    .unwrap_or_else(|e| panic!("{} / {}: {e}", preset.id, spec.name));
+                assert!(value.is_object(), "{}", preset.id);
+            }
+        }
+        let envelope = sample_envelope_in("task.created", PresetLanguage::Ru).expect("sample");
+        assert_eq!(envelope["data"]["title"], "Перезвонить клиенту");
+        assert_eq!(envelope["data"]["task_id"], 123, "the rest as in English");
+        assert_eq!(PresetLanguage::from_code("ru-RU"), PresetLanguage::Ru);
+        assert_eq!(PresetLanguage::from_code("de"), PresetLanguage::En);
+    }
+
+    #[test]
+    fn a_stored_template_is_traced_to_its_preset_exactly_or_by_its_shape() {
+        let telegram = find_preset("telegram").expect("telegram");
+        let english = telegram.template.expect("a template");
+        assert_eq!(preset_of(english), Some((telegram, true)));
+        let russian = telegram.ru.template.expect("a template");
+        assert_eq!(preset_of(russian), Some((telegram, true)));
+        let filled = english.replace("<chat_id>", "-100200");
+        assert_eq!(preset_of(&filled), Some((telegram, false)));
+        assert_eq!(preset_of(""), find_preset("raw").map(|p| (p, true)));
+        assert_eq!(preset_of(r#"{"chat_id": 1}"#), None);
+        assert_eq!(preset_of("not json"), None);
+        assert_eq!(unfilled_placeholder(english), Some("<chat_id>"));
+        assert_eq!(unfilled_placeholder(&filled), None);
     }
 
     #[test]

@@ -1,10 +1,12 @@
 //! `GET /templates`: body template presets for Slack, Telegram, Discord,
-//! Microsoft Teams, and the raw envelope for Zapier/Make.
+//! Microsoft Teams, and the raw envelope for Zapier/Make, with their
+//! message texts in English or (`?lang=ru`) Russian.
 
+use axum::extract::Query;
 use axum::Json;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
-use webhookd_events::PRESETS;
+use webhookd_events::{PresetLanguage, PRESETS};
 
 use super::auth::CurrentUser;
 use super::error::ErrorBody;
@@ -20,26 +22,45 @@ pub(crate) struct TemplateView {
     pub(crate) template: Option<&'static str>,
 }
 
-/// The presets, each one a template that passes validation as it is
-/// (Telegram's needs its `<chat_id>` filled in to be useful).
+#[derive(Debug, Default, Deserialize)]
+pub(crate) struct TemplatesQuery {
+    lang: Option<String>,
+}
+
+/// The presets, each one a template that passes validation as it is,
+/// except Telegram's until its `<chat_id>` is filled in.
 #[utoipa::path(
     get,
     path = "/templates",
     tag = "templates",
+    params(
+        ("lang" = Option<String>, Query, description = "`ru` for the Russian message texts; English otherwise"),
+    ),
     responses(
         (status = 200, body = [TemplateView]),
         (status = 401, body = ErrorBody),
     )
 )]
-pub(crate) async fn list_templates(_user: CurrentUser) -> Json<Vec<TemplateView>> {
+pub(crate) async fn list_templates(
+    _user: CurrentUser,
+    Query(query): Query<TemplatesQuery>,
+) -> Json<Vec<TemplateView>> {
+    let lang = query
+        .lang
+        .as_deref()
+        .map(PresetLanguage::from_code)
+        .unwrap_or_default();
     Json(
         PRESETS
             .iter()
-            .map(|p| TemplateView {
-                id: p.id,
-                name: p.name,
-                description: p.description,
-                template: p.template,
+            .map(|p| {
+                let text = p.text(lang);
+                TemplateView {
+                    id: p.id,
+                    name: text.name,
+                    description: text.description,
+                    template: text.template,
+                }
             })
             .collect(),
     )

@@ -39,7 +39,14 @@ const RESERVED_HEADERS: &[&str] = &[
 ];
 const RESERVED_HEADER_PREFIXES: &[&str] = &["x-webhook-", "webhook-"];
 
-/// 1 to 200 characters after trimming, no control characters.
+/// Characters that reorder the text around them without showing: a name
+/// with U+202E before `fdp.exe` shows it as `exe.pdf`.
+pub(crate) fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
+}
+
+/// 1 to 200 characters after trimming, no control characters, no bidi
+/// controls.
 pub(crate) fn check_name(raw: &str) -> Result<String, ApiError> {
     let name = raw.trim();
     let chars = name.chars().count();
@@ -56,6 +63,15 @@ pub(crate) fn check_name(raw: &str) -> Result<String, ApiError> {
         return Err(ApiError::invalid(
             "name",
             "`name` must not contain control characters",
+        ));
+    }
+    if let Some(c) = name.chars().find(|&c| is_bidi_control(c)) {
+        return Err(ApiError::invalid(
+            "name",
+            format!(
+                "`name` must not contain bidirectional control characters (found U+{:04X})",
+                u32::from(c)
+            ),
         ));
     }
     Ok(name.to_owned())
@@ -222,6 +238,14 @@ pub(crate) fn check_timeout_ms(raw: i64) -> Result<i32, ApiError> {
     )
 }
 
+/// A header the daemon sets itself (`lower`: the name in lower case).
+pub(crate) fn is_reserved_header(lower: &str) -> bool {
+    RESERVED_HEADERS.contains(&lower)
+        || RESERVED_HEADER_PREFIXES
+            .iter()
+            .any(|p| lower.starts_with(p))
+}
+
 /// At most 20 valid, distinct (case-insensitively) headers, none of them one
 /// the daemon sets itself.
 pub(crate) fn check_headers(
@@ -239,11 +263,7 @@ pub(crate) fn check_headers(
         let parsed = HeaderName::from_bytes(name.as_bytes())
             .map_err(|_| invalid(format!("`headers`: `{name}` is not a valid header name")))?;
         let lower = parsed.as_str();
-        if RESERVED_HEADERS.contains(&lower)
-            || RESERVED_HEADER_PREFIXES
-                .iter()
-                .any(|p| lower.starts_with(p))
-        {
+        if is_reserved_header(lower) {
             return Err(invalid(format!(
                 "`headers`: `{name}` is set by webhookd and cannot be overridden"
             )));
@@ -277,6 +297,12 @@ pub(crate) fn check_template(raw: String) -> Result<String, ApiError> {
         ));
     }
     Template::parse(&raw).map_err(|e| ApiError::invalid("template", e.to_string()))?;
+    if let Some(placeholder) = webhookd_events::unfilled_placeholder(&raw) {
+        return Err(ApiError::invalid(
+            "template",
+            format!("`template` still has the preset's `{placeholder}`: replace it with your chat's id (`chat_id`)"),
+        ));
+    }
     Ok(raw)
 }
 
@@ -340,6 +366,12 @@ mod tests {
         assert_eq!(field(check_name(&"я".repeat(201))), "name");
         assert_eq!(field(check_name("   ")), "name");
         assert_eq!(field(check_name("a\nb")), "name");
+        for bidi in [
+            '\u{202A}', '\u{202E}', '\u{2066}', '\u{2069}', '\u{200E}', '\u{200F}', '\u{061C}',
+        ] {
+            assert_eq!(field(check_name(&format!("Deals{bidi}txt"))), "name");
+        }
+        assert!(check_name("Сделки → Slack").is_ok());
     }
 
     #[test]

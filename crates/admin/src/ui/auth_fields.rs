@@ -14,6 +14,7 @@ use serde_json::{Map, Value};
 use webhookd_events::{AuthKind, AuthView, StoredAuth};
 
 use super::form::FormFields;
+use super::i18n::Tr;
 use crate::api::error::ApiError;
 use crate::api::validate_auth;
 use crate::api::webhooks::Redacted;
@@ -153,39 +154,32 @@ pub(crate) fn field_id(field: &str) -> Option<String> {
 
 struct FieldSpec {
     field: &'static str,
-    label: &'static str,
     secret: bool,
     multiline: bool,
 }
 
-const fn spec(
-    field: &'static str,
-    label: &'static str,
-    secret: bool,
-    multiline: bool,
-) -> FieldSpec {
+const fn spec(field: &'static str, secret: bool, multiline: bool) -> FieldSpec {
     FieldSpec {
         field,
-        label,
         secret,
         multiline,
     }
 }
 
 const BASIC: &[FieldSpec] = &[
-    spec("username", "Username", false, false),
-    spec("password", "Password", true, false),
+    spec("username", false, false),
+    spec("password", true, false),
 ];
-const BEARER: &[FieldSpec] = &[spec("token", "Token", true, false)];
+const BEARER: &[FieldSpec] = &[spec("token", true, false)];
 const OAUTH2: &[FieldSpec] = &[
-    spec("token_url", "Token URL", false, false),
-    spec("client_id", "Client id", false, false),
-    spec("client_secret", "Client secret", true, false),
-    spec("scope", "Scope (optional)", false, false),
+    spec("token_url", false, false),
+    spec("client_id", false, false),
+    spec("client_secret", true, false),
+    spec("scope", false, false),
 ];
 const MTLS: &[FieldSpec] = &[
-    spec("client_cert_pem", "Client certificate (PEM)", false, true),
-    spec("client_key_pem", "Private key (PEM)", true, true),
+    spec("client_cert_pem", false, true),
+    spec("client_key_pem", true, true),
 ];
 
 fn specs(kind: AuthKind) -> &'static [FieldSpec] {
@@ -197,33 +191,44 @@ fn specs(kind: AuthKind) -> &'static [FieldSpec] {
     }
 }
 
-fn kind_label(kind: AuthKind) -> &'static str {
+/// The type's name in people's words (the select's option).
+fn kind_label(tr: &Tr, kind: AuthKind) -> String {
+    tr.t(&format!("form-auth-kind-{}", kind.as_str()))
+}
+
+/// The type's technical name, shown as code beside the words.
+fn kind_term(kind: AuthKind) -> &'static str {
     match kind {
         AuthKind::Basic => "HTTP Basic",
-        AuthKind::Bearer => "Bearer token",
-        AuthKind::OAuth2 => "OAuth2 client credentials",
-        AuthKind::Mtls => "mTLS client certificate",
+        AuthKind::Bearer => "Authorization: Bearer",
+        AuthKind::OAuth2 => "OAuth2 client_credentials",
+        AuthKind::Mtls => "mTLS",
     }
 }
 
-/// The fieldset. `errors(field)` is the message for an API field name.
-pub(crate) fn fieldset<'a>(input: &AuthInput, error: impl Fn(&str) -> Option<&'a str>) -> Markup {
+/// The fieldset. `error(field)` is the markup of the problems of an API
+/// field name.
+pub(crate) fn fieldset(
+    tr: &Tr,
+    input: &AuthInput,
+    error: impl Fn(&str) -> Option<Markup>,
+) -> Markup {
     let type_error = error("auth.type").or_else(|| error("auth"));
     html! {
         fieldset class="auth" {
-            legend { "Authentication to the receiver (optional)" }
+            legend { (tr.t("form-auth-legend")) }
             p class="hint" id="auth-hint" {
-                "Sent with every delivery besides the signature. Passwords, tokens, client secrets "
-                "and keys are never shown again."
-                @if input.stored.is_some() { " Leave a secret empty to keep the stored one." }
+                (tr.t("form-auth-hint"))
+                @if input.stored.is_some() { " " (tr.t("form-auth-hint-keep")) }
             }
             div class="field" {
-                label for="auth_type" { "Type" }
-                select id="auth_type" name="auth_type" aria-describedby="auth-hint"
-                    aria-invalid=[type_error.map(|_| "true")] {
-                    option value="" selected[input.kind.is_empty()] { "None (signature only)" }
+                label for="auth_type" { (tr.t("form-auth-type")) }
+                select id="auth_type" name="auth_type"
+                    aria-describedby={ "auth-hint" @if type_error.is_some() { " auth_type-error" } }
+                    aria-invalid=[type_error.as_ref().map(|_| "true")] {
+                    option value="" selected[input.kind.is_empty()] { (tr.t("form-auth-kind-none")) }
                     @for kind in AuthKind::ALL {
-                        option value=(kind.as_str()) selected[input.kind == kind.as_str()] { (kind_label(kind)) }
+                        option value=(kind.as_str()) selected[input.kind == kind.as_str()] { (kind_label(tr, kind)) }
                     }
                 }
                 @if let Some(message) = type_error {
@@ -232,18 +237,29 @@ pub(crate) fn fieldset<'a>(input: &AuthInput, error: impl Fn(&str) -> Option<&'a
             }
             @for kind in AuthKind::ALL {
                 fieldset class="auth-kind" data-auth-kind=(kind.as_str()) {
-                    legend { (kind_label(kind)) " (used when selected above)" }
+                    legend { (kind_label(tr, kind)) ", " code { (kind_term(kind)) } " " (tr.t("form-auth-when-selected")) }
                     @for spec in specs(kind) {
                         @let id = input_name(spec.field);
                         @let message = error(&format!("auth.{}", spec.field));
+                        @let stored_hint = spec.secret && input.stored.as_ref().map(AuthView::kind) == Some(kind);
+                        @let described = {
+                            let ids: Vec<String> = message.as_ref().map(|_| format!("{id}-error")).into_iter()
+                                .chain(stored_hint.then(|| format!("{id}-hint"))).collect();
+                            (!ids.is_empty()).then(|| ids.join(" "))
+                        };
                         div class="field" {
-                            label for=(id) { (spec.label) }
-                            @if spec.secret && input.stored.as_ref().map(AuthView::kind) == Some(kind) {
-                                p class="hint" id={ (id) "-hint" } { "Stored; leave empty to keep it." }
+                            label for=(id) {
+                                (tr.t(&format!("form-auth-{}", spec.field.replace('_', "-"))))
+                                // The format's name, as code in either language.
+                                @if spec.multiline { " (" code { "PEM" } ")" }
+                            }
+                            @if stored_hint {
+                                p class="hint" id={ (id) "-hint" } { (tr.t("form-auth-stored")) }
                             }
                             @if spec.multiline {
-                                textarea id=(id) name=(id) rows="4" spellcheck="false" autocomplete="off"
-                                    aria-invalid=[message.map(|_| "true")] {
+                                textarea id=(id) name=(id) rows="4" spellcheck="false" autocomplete="off" translate="no"
+                                    aria-invalid=[message.as_ref().map(|_| "true")]
+                                    aria-describedby=[described] {
                                     @if !spec.secret { (input.text(spec.field)) }
                                 }
                             } @else {
@@ -252,7 +268,8 @@ pub(crate) fn fieldset<'a>(input: &AuthInput, error: impl Fn(&str) -> Option<&'a
                                     autocomplete=(if spec.secret { "new-password" } else { "off" })
                                     spellcheck="false"
                                     value=(if spec.secret { "" } else { input.text(spec.field) })
-                                    aria-invalid=[message.map(|_| "true")];
+                                    aria-invalid=[message.as_ref().map(|_| "true")]
+                                    aria-describedby=[described];
                             }
                             @if let Some(message) = message {
                                 p class="field-error" id={ (id) "-error" } { (message) }
@@ -266,19 +283,24 @@ pub(crate) fn fieldset<'a>(input: &AuthInput, error: impl Fn(&str) -> Option<&'a
 }
 
 /// The details page's line: the type and public fields, never a secret.
-pub(crate) fn summary(view: Option<&AuthView>) -> Markup {
+pub(crate) fn summary(tr: &Tr, view: Option<&AuthView>) -> Markup {
     html! {
         @match view {
-            None => "none (signature only)",
-            Some(AuthView::Basic { username }) => { "HTTP Basic, username " code { (username) } }
-            Some(AuthView::Bearer {}) => "Bearer token",
+            None => (tr.t("form-auth-kind-none")),
+            Some(AuthView::Basic { username }) => {
+                (kind_label(tr, AuthKind::Basic)) ", " code { "HTTP Basic" } ". "
+                (tr.t("form-auth-username")) ": " code { (username) }
+            }
+            Some(AuthView::Bearer {}) => { (kind_label(tr, AuthKind::Bearer)) ", " code { "Bearer" } }
             Some(AuthView::OAuth2 { token_url, client_id, scope }) => {
-                "OAuth2 client credentials at " code { (token_url) } ", client id " code { (client_id) }
-                @if let Some(scope) = scope { ", scope " code { (scope) } }
+                (kind_label(tr, AuthKind::OAuth2)) ", " code { "OAuth2" } ". "
+                (tr.t("form-auth-token-url")) ": " code { (token_url) } "; "
+                (tr.t("form-auth-client-id")) ": " code { (client_id) }
+                @if let Some(scope) = scope { "; " (tr.t("form-auth-scope")) ": " code { (scope) } }
             }
             Some(AuthView::Mtls { client_cert_pem }) => {
-                "mTLS client certificate"
-                details { summary { "Certificate" } pre class="body" tabindex="0" { code { (client_cert_pem) } } }
+                (kind_label(tr, AuthKind::Mtls)) ", " code { "mTLS" }
+                details { summary { (tr.t("form-auth-certificate")) } pre class="body" tabindex="0" { code { (client_cert_pem) } } }
             }
         }
     }
@@ -320,7 +342,7 @@ mod tests {
             checked.as_json(),
             &serde_json::json!({"type": "basic", "username": "v"})
         );
-        let page = fieldset(&input, |_| None).into_string();
+        let page = fieldset(&Tr::default(), &input, |_| None).into_string();
         assert!(page.contains("leave empty to keep it"));
     }
 

@@ -128,7 +128,7 @@ fn summary(tr: &Tr, webhook: &Webhook) -> Markup {
                 }
             }
             dt { "Authentication" } dd id="auth-shown" {
-                (auth_fields::summary(webhook.auth_view().as_ref()))
+                (auth_fields::summary(tr, webhook.auth_view().as_ref()))
             }
             dt { "Body" } dd {
                 @match &webhook.template {

@@ -15,8 +15,12 @@ use serde::Deserialize;
 use webhookd_events::find_preset;
 
 use super::error::UiError;
-use super::fields::{check_input, render_preview, CheckedWebhook, FieldErrors, WebhookInput};
+use super::fields::{
+    check_input, port_problem, preset_language, render_preview, CheckedWebhook, FieldError,
+    FieldErrors, WebhookInput,
+};
 use super::form::CsrfForm;
+use super::i18n::Tr;
 use super::layout::Notice;
 use super::paths::details_path;
 use super::session::Session;
@@ -39,7 +43,7 @@ pub(crate) async fn show_new(session: Session, Query(query): Query<NewQuery>) ->
         .preset
         .as_deref()
         .and_then(find_preset)
-        .and_then(|p| p.template)
+        .and_then(|p| p.text(preset_language(&session.tr)).template)
     {
         template.clone_into(&mut input.template);
     }
@@ -56,18 +60,19 @@ pub(crate) async fn submit_new(
         &mut input,
         form.fields.get("action"),
         form.fields.get("preset"),
+        &session.tr,
     ) {
         return Ok(
             form_page(session, Mode::Create, &input, &FieldErrors::default()).into_response(),
         );
     }
-    let checked = match check_input(&input, state.allow_private_targets()) {
+    let checked = match check_input(&input, state.allow_private_targets(), &session.tr) {
         Ok(checked) => checked,
         Err(errors) => return Ok(invalid(session, Mode::Create, &input, &errors)),
     };
     if let Err(refused) = check_url_port(&checked.url, state.config.allowed_ports) {
         let mut errors = FieldErrors::default();
-        errors.add("url", refused.to_string());
+        errors.add("url", port_problem(&session.tr, &refused.to_string()));
         return Ok(invalid(session, Mode::Create, &input, &errors));
     }
     let owner = checked.owner.unwrap_or(session.user.id);
@@ -75,7 +80,7 @@ pub(crate) async fn submit_new(
         let mut errors = FieldErrors::default();
         errors.add(
             "user_id",
-            "Only an admin can create a webhook for another user",
+            FieldError::new(session.tr.t("form-err-owner-admin")),
         );
         return Ok(invalid(session, Mode::Create, &input, &errors));
     }
@@ -89,7 +94,10 @@ pub(crate) async fn submit_new(
         Ok(created) => created,
         Err(ApiError::Invalid { .. }) => {
             let mut errors = FieldErrors::default();
-            errors.add("user_id", format!("There is no user with id {owner}"));
+            let missing = session
+                .tr
+                .t_with("form-err-owner-missing", &[("id", owner.into())]);
+            errors.add("user_id", FieldError::new(missing));
             return Ok(invalid(session, Mode::Create, &input, &errors));
         }
         Err(other) => return Err(other.into()),
@@ -103,9 +111,8 @@ pub(crate) async fn submit_new(
         session,
         &created,
         &secret,
-        "Webhook created",
-        html! { p { "Copy the signing secret now: it is shown only this once. "
-        "Receivers use it to check the " code { "X-Webhook-Signature" } " header." } },
+        &session.tr.t("form-created-title"),
+        html! { p { (session.tr.t("form-created-secret-help")) " " code { "X-Webhook-Signature" } "." } },
     )
     .into_response())
 }
@@ -171,18 +178,19 @@ pub(crate) async fn submit_edit(
         &mut input,
         form.fields.get("action"),
         form.fields.get("preset"),
+        &session.tr,
     ) {
         return Ok(
             form_page(session, Mode::Edit(id), &input, &FieldErrors::default()).into_response(),
         );
     }
-    let checked = match check_input(&input, state.allow_private_targets()) {
+    let checked = match check_input(&input, state.allow_private_targets(), &session.tr) {
         Ok(checked) => checked,
         Err(errors) => return Ok(invalid(session, Mode::Edit(id), &input, &errors)),
     };
     if let Err(refused) = check_url_port(&checked.url, state.config.allowed_ports) {
         let mut errors = FieldErrors::default();
-        errors.add("url", refused.to_string());
+        errors.add("url", port_problem(&session.tr, &refused.to_string()));
         return Ok(invalid(session, Mode::Edit(id), &input, &errors));
     }
     let changes = WebhookChanges {
@@ -212,12 +220,14 @@ pub(crate) async fn submit_edit(
 }
 
 /// Handles the form's secondary buttons; true when the form is only to be
-/// shown again (nothing saved).
-fn redisplay(input: &mut WebhookInput, action: &str, preset: &str) -> bool {
+/// shown again (nothing saved). A preset is applied in the viewer's
+/// language.
+fn redisplay(input: &mut WebhookInput, action: &str, preset: &str, tr: &Tr) -> bool {
     match action {
         "apply-preset" => {
             if let Some(preset) = find_preset(preset) {
-                input.template = preset.template.unwrap_or_default().to_owned();
+                let text = preset.text(preset_language(tr));
+                input.template = text.template.unwrap_or_default().to_owned();
             }
             true
         }
@@ -235,14 +245,21 @@ fn invalid(session: &Session, mode: Mode, input: &WebhookInput, errors: &FieldEr
 }
 
 /// `POST /webhook/preview` (the script's live preview): `{ok, body}` or
-/// `{ok: false, error}` for the form's `template` and `preview_event`.
+/// `{ok: false, error, detail}` (words in the viewer's language, the
+/// technical detail shown as code) for the form's `template` and
+/// `preview_event`.
 pub(crate) async fn preview_template(form: CsrfForm) -> Json<serde_json::Value> {
     let rendered = render_preview(
         form.fields.get("template"),
         form.fields.get("preview_event"),
+        &form.session.tr,
     );
     Json(match rendered {
         Ok(body) => serde_json::json!({"ok": true, "body": body}),
-        Err(error) => serde_json::json!({"ok": false, "error": error}),
+        Err(problem) => serde_json::json!({
+            "ok": false,
+            "error": problem.text,
+            "detail": problem.code,
+        }),
     })
 }

@@ -5,13 +5,20 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use webhookd_events::{sample_envelope, DeliveryOrder, Template, CATALOGUE, TEST_EVENT};
+mod errors;
+
+use axum::http::HeaderName;
+use webhookd_events::{
+    sample_envelope_in, DeliveryOrder, PresetLanguage, Template, CATALOGUE, TEST_EVENT,
+};
 
 use super::auth_fields::AuthInput;
 use super::form::FormFields;
-use crate::api::error::ApiError;
+use super::i18n::{Lang, Tr};
 use crate::api::webhooks::Redacted;
 use crate::api::{validate, validate_auth};
+use errors::{auth_problem_id, name_problem, template_problem, url_problem};
+pub(crate) use errors::{port_problem, FieldError, FieldErrors};
 use webhookd_store::webhooks::Webhook;
 use webhookd_worker::deliver::DEFAULT_MAX_RENDERED_BODY_BYTES;
 
@@ -106,6 +113,10 @@ impl Default for WebhookInput {
 
 impl WebhookInput {
     pub(crate) fn from_form(form: &FormFields) -> Self {
+        // Browsers send a text area's line breaks as CRLF: an edited
+        // template saved unchanged must stay byte for byte what it was
+        // (and still be recognised as its preset).
+        let text = |name: &str| form.get(name).replace("\r\n", "\n");
         WebhookInput {
             name: form.get("name").to_owned(),
             url: form.get("url").to_owned(),
@@ -115,12 +126,12 @@ impl WebhookInput {
             timeout_ms: form.get("timeout_ms").trim().to_owned(),
             batch_max_events: form.get("batch_max_events").trim().to_owned(),
             batch_max_wait_ms: form.get("batch_max_wait_ms").trim().to_owned(),
-            headers: form.get("headers").to_owned(),
-            template: form.get("template").to_owned(),
+            headers: text("headers"),
+            template: text("template"),
             preview_event: preview_event(form.get("preview_event")).to_owned(),
             owner: form.get("owner").trim().to_owned(),
-            filter: form.get("filter").to_owned(),
-            filter_sample: form.get("filter_sample").to_owned(),
+            filter: text("filter"),
+            filter_sample: text("filter_sample"),
             retry_schedule: form.get("retry_schedule").trim().to_owned(),
             fifo: form.has("fifo"),
             auth: AuthInput::from_form(form),
@@ -185,76 +196,6 @@ pub(crate) fn preview_event(raw: &str) -> &str {
         .map_or(DEFAULT_PREVIEW_EVENT, |e| e.name)
 }
 
-/// The problems of a submitted form, by field name (the API's field names).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub(crate) struct FieldErrors(Vec<(String, String)>);
-
-impl FieldErrors {
-    pub(crate) fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    pub(crate) fn get(&self, field: &str) -> Option<&str> {
-        self.0
-            .iter()
-            .find(|(f, _)| f == field)
-            .map(|(_, m)| m.as_str())
-    }
-
-    pub(crate) fn all(&self) -> &[(String, String)] {
-        &self.0
-    }
-
-    /// Records the first problem of a field. The API quotes names in
-    /// backticks (Markdown for JSON clients); a page shows them plain.
-    pub(crate) fn add(&mut self, field: &str, message: impl Into<String>) {
-        if self.get(field).is_none() {
-            let message: String = message.into();
-            self.0.push((field.to_owned(), message.replace('`', "")));
-        }
-    }
-
-    /// A whole number typed in `field`: `Some(None)` when left blank, the
-    /// checked value, or `None` with the problem recorded (`not_a_number`
-    /// when it is not one).
-    fn number<T>(
-        &mut self,
-        field: &str,
-        text: &str,
-        not_a_number: &str,
-        check: impl FnOnce(i64) -> Result<T, ApiError>,
-    ) -> Option<Option<T>> {
-        if text.is_empty() {
-            return Some(None);
-        }
-        match text.parse::<i64>() {
-            Ok(n) => self.take(field, check(n)).map(Some),
-            Err(_) => {
-                self.add(field, not_a_number);
-                None
-            }
-        }
-    }
-
-    /// Keeps the value of a check, or records its error under its field.
-    fn take<T>(&mut self, field: &str, result: Result<T, ApiError>) -> Option<T> {
-        match result {
-            Ok(value) => Some(value),
-            Err(ApiError::Invalid {
-                field: named,
-                message,
-            }) => {
-                self.add(named.as_deref().unwrap_or(field), message);
-                None
-            }
-            Err(other) => {
-                self.add(field, other.to_string());
-                None
-            }
-        }
-    }
-}
-
 /// A form that passed every rule. Its `Debug` hides the secret.
 #[derive(Clone, PartialEq, Eq)]
 pub(crate) struct CheckedWebhook {
@@ -302,87 +243,123 @@ impl fmt::Debug for CheckedWebhook {
     }
 }
 
-/// Checks every field, reporting all problems at once (a form is fixed in
-/// one go, unlike an API call).
+/// Checks every field with the API's rules, reporting all problems at once
+/// (a form is fixed in one go, unlike an API call), each in the viewer's
+/// words: the API's precise message is kept for its JSON clients.
 pub(crate) fn check_input(
     input: &WebhookInput,
     allow_private: bool,
+    tr: &Tr,
 ) -> Result<CheckedWebhook, FieldErrors> {
     let mut errors = FieldErrors::default();
-    let name = errors.take("name", validate::check_name(&input.name));
-    let url = errors.take("url", validate::check_url(&input.url, allow_private));
-    let events = errors.take("events", validate::check_events(&input.events));
+    let says = |id: &str| FieldError::new(tr.t(id));
+    let name = errors.take("name", validate::check_name(&input.name), |_, _| {
+        name_problem(tr, &input.name)
+    });
+    let url = errors.take(
+        "url",
+        validate::check_url(&input.url, allow_private),
+        |_, message| url_problem(tr, &input.url, message),
+    );
+    let events = errors.take("events", validate::check_events(&input.events), |_, _| {
+        if input.events.is_empty() {
+            says("form-err-events-none")
+        } else {
+            FieldError::new(tr.t_with(
+                "form-err-events-many",
+                &[("max", validate::MAX_EVENTS.into())],
+            ))
+        }
+    });
     let timeout_ms = errors.number(
         "timeout_ms",
         &input.timeout_ms,
-        "Enter a whole number of milliseconds, or leave it empty",
+        || says("form-err-timeout"),
         validate::check_timeout_ms,
     );
     let batch_max_events = errors.number(
         "batch_max_events",
         &input.batch_max_events,
-        "Enter a whole number of events, or leave it empty",
+        || says("form-err-batch-size"),
         validate::check_batch_max_events,
     );
     let batch_max_wait_ms = errors
         .number(
             "batch_max_wait_ms",
             &input.batch_max_wait_ms,
-            "Enter a whole number of milliseconds",
+            || says("form-err-batch-wait"),
             validate::check_batch_max_wait_ms,
         )
         .map(|ms| ms.unwrap_or(validate::DEFAULT_BATCH_MAX_WAIT_MS));
     let filter = match parse_filter(&input.filter) {
         Ok(None) => Some(None),
-        Ok(Some(raw)) => errors.take("filter", validate::check_filter(raw)).map(Some),
-        Err(message) => {
-            errors.add("filter", message);
+        Ok(Some(raw)) => errors
+            .take("filter", validate::check_filter(raw), |_, message| {
+                FieldError::with_code(tr.t("form-err-filter"), message)
+            })
+            .map(Some),
+        Err(detail) => {
+            errors.add(
+                "filter",
+                FieldError::with_code(tr.t("form-err-filter-json"), &detail),
+            );
             None
         }
     };
     let retry_schedule = match parse_delays(&input.retry_schedule) {
         Ok(None) => Some(None),
         Ok(Some(delays)) => errors
-            .take("retry_schedule", validate::check_retry_schedule(&delays))
+            .take(
+                "retry_schedule",
+                validate::check_retry_schedule(&delays),
+                |_, message| FieldError::with_code(tr.t("form-err-retry-range"), message),
+            )
             .map(Some),
-        Err(message) => {
-            errors.add("retry_schedule", message);
+        Err(part) => {
+            errors.add(
+                "retry_schedule",
+                FieldError::with_code(tr.t("form-err-retry-number"), &part),
+            );
             None
         }
     };
-    let headers = match parse_headers(&input.headers) {
-        Ok(headers) => errors.take("headers", validate::check_headers(headers)),
-        Err(message) => {
-            errors.add("headers", message);
-            None
-        }
-    };
+    let headers = check_header_lines(&input.headers, tr, &mut errors);
     let template = match input.template.trim() {
         "" => Some(None),
         text => errors
-            .take("template", validate::check_template(text.to_owned()))
+            .take(
+                "template",
+                validate::check_template(text.to_owned()),
+                |_, message| template_problem(tr, text, message),
+            )
             .map(Some),
     };
     if let (Some(Some(batch)), Some(template)) = (batch_max_events, &template) {
-        if let Err(e) = validate::check_batch_without_template(Some(batch), template.as_deref()) {
-            errors.take::<()>("batch_max_events", Err(e));
+        if validate::check_batch_without_template(Some(batch), template.as_deref()).is_err() {
+            errors.add("batch_max_events", says("form-err-batch-template"));
         }
     }
     let secret = match input.secret.as_str() {
         "" => Some(None),
         text => errors
-            .take("secret", validate::check_secret(text.to_owned()))
+            .take("secret", validate::check_secret(text.to_owned()), |_, _| {
+                says("form-err-secret")
+            })
             .map(Some),
     };
-    let auth = errors.take("auth", input.auth.check(allow_private));
+    let auth = errors.take("auth", input.auth.check(allow_private), |field, message| {
+        FieldError::with_code(tr.t(auth_problem_id(field)), message)
+    });
     if let (Some(auth), Some(headers)) = (&auth, &headers) {
         let conflict = validate_auth::check_no_authorization_header(auth.is_some(), headers);
-        errors.take("auth", conflict);
+        errors.take("auth", conflict, |_, _| {
+            FieldError::with_code(tr.t("form-err-auth-header"), "Authorization")
+        });
     }
     let rate_limit_per_s = errors.number(
         "rate_limit_per_s",
         &input.rate_limit_per_s,
-        "Enter a whole number of requests per second, or leave it empty",
+        || says("form-err-rate-limit"),
         validate::check_rate_limit_per_s,
     );
     let owner = match input.owner.as_str() {
@@ -390,10 +367,7 @@ pub(crate) fn check_input(
         text => match text.parse::<i64>() {
             Ok(id) => Some(Some(id)),
             Err(_) => {
-                errors.add(
-                    "user_id",
-                    "Enter the owner's user id (a number), or leave it empty",
-                );
+                errors.add("user_id", says("form-err-owner-number"));
                 None
             }
         },
@@ -448,17 +422,19 @@ pub(crate) fn check_input(
     }
 }
 
-/// The filter field's JSON; `None` when it is empty.
+/// The filter field's JSON; `None` when it is empty; the parser's message
+/// otherwise.
 fn parse_filter(text: &str) -> Result<Option<serde_json::Value>, String> {
     match text.trim() {
         "" => Ok(None),
         text => serde_json::from_str(text)
             .map(Some)
-            .map_err(|e| format!("The filter is not valid JSON: {e}")),
+            .map_err(|e| e.to_string()),
     }
 }
 
-/// "5, 300, 1800" (commas or spaces) into delays; `None` when empty.
+/// "5, 300, 1800" (commas or spaces) into delays; `None` when empty; the
+/// first part that is not a number otherwise.
 fn parse_delays(text: &str) -> Result<Option<Vec<i64>>, String> {
     let parts: Vec<&str> = text
         .split(|c: char| c == ',' || c.is_whitespace())
@@ -469,86 +445,128 @@ fn parse_delays(text: &str) -> Result<Option<Vec<i64>>, String> {
     }
     parts
         .iter()
-        .map(|p| p.parse::<i64>())
+        .map(|p| p.parse::<i64>().map_err(|_| (*p).to_owned()))
         .collect::<Result<Vec<_>, _>>()
         .map(Some)
-        .map_err(|_| {
-            "Enter whole numbers of seconds separated by commas, or leave it empty".to_owned()
-        })
 }
 
 /// Whether `filter` (the field's text) lets `sample` (an event as JSON: an
 /// envelope, with `user_id` if it has one) through; what is wrong
 /// otherwise.
-pub(crate) fn check_filter_sample(filter: &str, sample: &str) -> Result<bool, String> {
-    let filter = match parse_filter(filter)? {
+pub(crate) fn check_filter_sample(filter: &str, sample: &str, tr: &Tr) -> Result<bool, FieldError> {
+    let filter = match parse_filter(filter)
+        .map_err(|e| FieldError::with_code(tr.t("form-err-filter-json"), &e))?
+    {
         None => return Ok(true),
-        Some(raw) => {
-            webhookd_events::Filter::parse(&raw).map_err(|e| format!("The filter: {e}"))?
-        }
+        Some(raw) => webhookd_events::Filter::parse(&raw)
+            .map_err(|e| FieldError::with_code(tr.t("form-err-filter"), &e.to_string()))?,
     };
     let mut subject: serde_json::Value = serde_json::from_str(sample.trim())
-        .map_err(|e| format!("The event is not valid JSON: {e}"))?;
+        .map_err(|e| FieldError::with_code(tr.t("form-err-sample-json"), &e.to_string()))?;
     let Some(envelope) = subject.as_object_mut() else {
-        return Err("The event must be a JSON object, like a delivered envelope".to_owned());
+        return Err(FieldError::new(tr.t("form-err-sample-object")));
     };
     envelope.entry("user_id").or_insert(serde_json::Value::Null);
     Ok(filter.matches(&subject))
 }
 
 /// A sample envelope of `event` to check a filter on, pretty-printed.
-pub(crate) fn sample_event_json(event: &str) -> String {
-    sample_envelope(preview_event(event))
+pub(crate) fn sample_event_json(event: &str, tr: &Tr) -> String {
+    sample_envelope_in(preview_event(event), preset_language(tr))
         .and_then(|e| serde_json::to_string_pretty(&e).ok())
         .unwrap_or_default()
 }
 
-/// `Name: value` lines (blank lines ignored) into a header map; the API's
-/// rules then apply to the map.
-pub(crate) fn parse_headers(text: &str) -> Result<BTreeMap<String, String>, String> {
+/// The language presets and samples are shown in for this viewer.
+pub(crate) fn preset_language(tr: &Tr) -> PresetLanguage {
+    match tr.lang {
+        Lang::En => PresetLanguage::En,
+        Lang::Ru => PresetLanguage::Ru,
+    }
+}
+
+/// `Name: value` lines (blank lines ignored) into a header map, checked
+/// line by line with the API's rules so every bad line is reported at once.
+fn check_header_lines(
+    text: &str,
+    tr: &Tr,
+    errors: &mut FieldErrors,
+) -> Option<BTreeMap<String, String>> {
     let mut headers = BTreeMap::new();
+    let mut lowercase = std::collections::HashSet::new();
+    let mut bad = false;
     for (number, line) in text.lines().enumerate() {
         let line = line.trim();
         if line.is_empty() {
             continue;
         }
+        let at = |id: &str| tr.t_with(id, &[("line", (number + 1).into())]);
         let Some((name, value)) = line.split_once(':') else {
-            return Err(format!(
-                "Line {}: write each header as `Name: value`",
-                number + 1
-            ));
+            errors.add(
+                "headers",
+                FieldError::with_code(at("form-err-header-colon"), line),
+            );
+            bad = true;
+            continue;
         };
-        let name = name.trim();
-        if headers
-            .insert(name.to_owned(), value.trim().to_owned())
-            .is_some()
-        {
-            return Err(format!("`{name}` is given twice"));
+        let (name, value) = (name.trim(), value.trim());
+        if !lowercase.insert(name.to_ascii_lowercase()) {
+            errors.add(
+                "headers",
+                FieldError::with_code(at("form-err-header-twice"), name),
+            );
+            bad = true;
+            continue;
         }
+        let one = BTreeMap::from([(name.to_owned(), value.to_owned())]);
+        if validate::check_headers(one).is_err() {
+            let id = match HeaderName::from_bytes(name.as_bytes()) {
+                Err(_) => "form-err-header-name",
+                Ok(parsed) if validate::is_reserved_header(parsed.as_str()) => {
+                    "form-err-header-reserved"
+                }
+                Ok(_) => "form-err-header-value",
+            };
+            errors.add("headers", FieldError::with_code(at(id), name));
+            bad = true;
+            continue;
+        }
+        headers.insert(name.to_owned(), value.to_owned());
     }
-    Ok(headers)
+    if bad {
+        return None;
+    }
+    errors.take("headers", validate::check_headers(headers), |_, _| {
+        FieldError::new(tr.t_with(
+            "form-err-header-many",
+            &[("max", validate::MAX_HEADERS.into())],
+        ))
+    })
 }
 
-/// The body a webhook with this template would send for a sample `event`,
-/// pretty-printed; the template's error otherwise. An empty template sends
-/// the envelope itself.
-pub(crate) fn render_preview(template: &str, event: &str) -> Result<String, String> {
-    let envelope = sample_envelope(preview_event(event))
-        .ok_or_else(|| "no sample data for this event".to_owned())?;
+/// The body a webhook with this template would send for a sample `event`
+/// (in the viewer's language), pretty-printed; the template's error
+/// otherwise. An empty template sends the envelope itself.
+pub(crate) fn render_preview(template: &str, event: &str, tr: &Tr) -> Result<String, FieldError> {
+    let problem = |e: &dyn std::fmt::Display| {
+        FieldError::with_code(tr.t("form-err-template"), &e.to_string())
+    };
+    let envelope = sample_envelope_in(preview_event(event), preset_language(tr))
+        .ok_or_else(|| FieldError::new(tr.t("form-err-preview-sample")))?;
     let body = match template.trim() {
         "" => envelope,
         text => {
-            let parsed = Template::parse(text).map_err(|e| e.to_string())?;
+            let parsed = Template::parse(text).map_err(|e| problem(&e))?;
             // A preview renders a small sample, but a template of many
             // placeholders still multiplies it: the delivery cap's default
             // bounds it too.
             let rendered = parsed
                 .render_capped(&envelope, DEFAULT_MAX_RENDERED_BODY_BYTES)
-                .map_err(|e| e.to_string())?;
-            serde_json::from_str(&rendered).map_err(|e| e.to_string())?
+                .map_err(|e| problem(&e))?;
+            serde_json::from_str(&rendered).map_err(|e| problem(&e))?
         }
     };
-    serde_json::to_string_pretty(&body).map_err(|e| e.to_string())
+    serde_json::to_string_pretty(&body).map_err(|e| problem(&e))
 }
 
 /// The catalogue's events grouped by entity (`task`, `deal`, ...), in
@@ -568,6 +586,15 @@ pub(crate) fn event_groups() -> Vec<(&'static str, Vec<&'static str>)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const EN: Tr = Tr {
+        lang: Lang::En,
+        tz: chrono_tz::Tz::UTC,
+    };
+    const RU: Tr = Tr {
+        lang: Lang::Ru,
+        tz: chrono_tz::Tz::UTC,
+    };
 
     #[test]
     fn debug_output_never_shows_a_typed_or_checked_secret() {
@@ -614,7 +641,7 @@ mod tests {
 
     #[test]
     fn a_valid_form_is_checked_with_the_api_rules() {
-        let checked = check_input(&valid(), false).expect("valid");
+        let checked = check_input(&valid(), false, &EN).expect("valid");
         assert_eq!(checked.name, "Deals");
         assert_eq!(checked.timeout_ms, Some(5000));
         assert_eq!(
@@ -630,14 +657,14 @@ mod tests {
             template: "  ".into(),
             ..valid()
         };
-        let checked = check_input(&blank_optional, false).expect("valid");
+        let checked = check_input(&blank_optional, false, &EN).expect("valid");
         assert_eq!((checked.timeout_ms, checked.template), (None, None));
     }
 
     #[test]
     fn the_rate_limit_is_checked_like_the_api_and_empty_means_none() {
         assert_eq!(
-            check_input(&valid(), false)
+            check_input(&valid(), false, &EN)
                 .expect("valid")
                 .rate_limit_per_s,
             None
@@ -647,7 +674,7 @@ mod tests {
             ..valid()
         };
         assert_eq!(
-            check_input(&limited, false)
+            check_input(&limited, false, &EN)
                 .expect("valid")
                 .rate_limit_per_s,
             Some(50)
@@ -657,7 +684,7 @@ mod tests {
                 rate_limit_per_s: bad.into(),
                 ..valid()
             };
-            let errors = check_input(&input, false).expect_err(bad);
+            let errors = check_input(&input, false, &EN).expect_err(bad);
             assert!(errors.get("rate_limit_per_s").is_some(), "{bad}");
         }
     }
@@ -665,7 +692,7 @@ mod tests {
     #[test]
     fn the_fifo_box_sets_the_ordering() {
         assert_eq!(
-            check_input(&valid(), false).expect("valid").ordering,
+            check_input(&valid(), false, &EN).expect("valid").ordering,
             DeliveryOrder::None
         );
         let fifo = WebhookInput {
@@ -673,7 +700,7 @@ mod tests {
             ..valid()
         };
         assert_eq!(
-            check_input(&fifo, false).expect("valid").ordering,
+            check_input(&fifo, false, &EN).expect("valid").ordering,
             DeliveryOrder::Fifo
         );
     }
@@ -690,7 +717,7 @@ mod tests {
             secret: "short".into(),
             ..WebhookInput::default()
         };
-        let errors = check_input(&bad, false).expect_err("invalid");
+        let errors = check_input(&bad, false, &EN).expect_err("invalid");
         for field in [
             "name",
             "url",
@@ -706,43 +733,99 @@ mod tests {
             headers: "X-Webhook-Signature: forged".into(),
             ..valid()
         };
-        assert!(check_input(&reserved, false)
+        assert!(check_input(&reserved, false, &EN)
             .expect_err("reserved")
             .get("headers")
             .is_some());
     }
 
     #[test]
-    fn header_lines_need_a_colon_and_distinct_names() {
+    fn text_areas_keep_their_line_breaks_as_typed_not_as_browsers_send_them() {
+        let form = FormFields::parse(b"template=%7B%0D%0A%7D&headers=A%3A+1%0D%0AB%3A+2&name=n");
+        let input = WebhookInput::from_form(&form);
+        assert_eq!(input.template, "{\n}");
+        assert_eq!(input.headers, "A: 1\nB: 2");
+    }
+
+    #[test]
+    fn every_bad_header_line_is_reported_with_its_number() {
+        let mut errors = FieldErrors::default();
+        let ok = check_header_lines("A: 1\nB:2: 3", &EN, &mut errors);
         assert_eq!(
-            parse_headers("A: 1\nB:2: 3").ok(),
+            ok,
             Some(BTreeMap::from([
                 ("A".into(), "1".into()),
                 ("B".into(), "2: 3".into())
             ]))
         );
-        assert!(parse_headers("A: 1\nA: 2").is_err());
-        assert!(parse_headers("A").is_err());
+        assert!(errors.is_empty());
+        let text = "X-Team sales\nX-Webhook-Id: forged\nX-Ok: fine\nbad name: 1\nx-ok: again";
+        assert_eq!(check_header_lines(text, &RU, &mut errors), None);
+        let lines: Vec<String> = errors
+            .get("headers")
+            .expect("header errors")
+            .iter()
+            .map(|e| format!("{} {}", e.text, e.code.clone().unwrap_or_default()))
+            .collect();
+        assert_eq!(lines.len(), 4, "{lines:?}");
+        for (line, (number, name)) in lines.iter().zip([
+            (1, "X-Team sales"),
+            (2, "X-Webhook-Id"),
+            (4, "bad name"),
+            (5, "x-ok"),
+        ]) {
+            assert!(line.starts_with(&format!("Строка {number}:")), "{line}");
+            assert!(line.ends_with(name), "{line}");
+        }
+    }
+
+    #[test]
+    fn errors_are_listed_in_the_forms_order_in_the_viewers_words() {
+        let bad = WebhookInput {
+            name: "Deals \u{202E}fdp.exe".into(),
+            url: "ftp://x".into(),
+            events: vec![],
+            template: r#"{"chat_id": "<chat_id>", "text": "x"}"#.into(),
+            headers: "nope".into(),
+            timeout_ms: "5".into(),
+            ..WebhookInput::default()
+        };
+        let errors = check_input(&bad, false, &RU).expect_err("invalid");
+        let fields: Vec<&str> = errors.ordered().iter().map(|(f, _)| *f).collect();
+        assert_eq!(
+            fields,
+            ["name", "url", "events", "template", "timeout_ms", "headers"]
+        );
+        let first = |field: &str| errors.get(field).expect(field)[0].clone();
+        assert!(first("name").text.contains("невидимые символы"));
+        assert_eq!(first("name").code.as_deref(), Some("U+202E"));
+        assert!(first("url").text.contains("http://"));
+        assert_eq!(first("template").code.as_deref(), Some("<chat_id>"));
+        assert!(first("events").text.contains("хотя бы одно событие"));
     }
 
     #[test]
     fn the_preview_renders_the_template_or_the_envelope_or_says_what_is_wrong() {
         let telegram = r#"{"chat_id": "42", "text": "{{event}}: {{data.title}}"}"#;
-        let body = render_preview(telegram, "task.created").expect("renders");
+        let body = render_preview(telegram, "task.created", &EN).expect("renders");
         assert!(
             body.contains(r#""text": "task.created: Call the client back""#),
             "{body}"
         );
-        let envelope = render_preview("", "deal.won").expect("renders");
+        let envelope = render_preview("", "deal.won", &EN).expect("renders");
         assert!(envelope.contains(r#""event": "deal.won""#), "{envelope}");
-        assert!(render_preview("{", "task.created").is_err());
+        assert!(render_preview("{", "task.created", &EN).is_err());
         let amplifying = format!(r#"{{"t": "{}"}}"#, "{{data}}".repeat(8000));
-        let refused = render_preview(&amplifying, "task.created").unwrap_err();
+        let refused = render_preview(&amplifying, "task.created", &EN).unwrap_err();
         assert!(
-            refused.contains("limits.max_rendered_body_bytes"),
-            "{refused}"
+            refused
+                .code
+                .is_some_and(|c| c.contains("limits.max_rendered_body_bytes")),
+            "the cap is named"
         );
-        assert!(render_preview("", "no.such")
+        let russian = render_preview(telegram, "task.created", &RU).expect("renders");
+        assert!(russian.contains("Перезвонить клиенту"), "{russian}");
+        assert!(render_preview("", "no.such", &EN)
             .expect("default event")
             .contains("task.created"));
     }
@@ -767,7 +850,7 @@ mod tests {
             retry_schedule: "5, 300 1800".into(),
             ..valid()
         };
-        let checked = check_input(&input, false).expect("valid");
+        let checked = check_input(&input, false, &EN).expect("valid");
         assert_eq!(
             checked.filter,
             Some(serde_json::json!({"data.amount": {"$gte": 100}}))
@@ -779,8 +862,11 @@ mod tests {
             retry_schedule: "5, soon".into(),
             ..valid()
         };
-        let errors = check_input(&bad, false).expect_err("invalid");
-        let filter = errors.get("filter").expect("filter error");
+        let errors = check_input(&bad, false, &EN).expect_err("invalid");
+        let filter = errors.get("filter").expect("filter error")[0]
+            .code
+            .clone()
+            .unwrap_or_default();
         assert!(
             filter.contains("data.amount") && filter.contains("$near"),
             "{filter}"
@@ -791,9 +877,10 @@ mod tests {
             filter: "[1]".into(),
             ..valid()
         };
-        let errors = check_input(&zero, false).expect_err("invalid");
+        let errors = check_input(&zero, false, &EN).expect_err("invalid");
         assert!(errors
             .get("retry_schedule")
+            .and_then(|m| m[0].code.clone())
             .is_some_and(|m| m.contains("delay 0")));
         assert!(errors.get("filter").is_some());
     }
@@ -803,23 +890,23 @@ mod tests {
         let filter = r#"{"data.status": {"$in": ["won"]}, "user_id": 7}"#;
         let won = r#"{"event": "deal.won", "user_id": 7, "data": {"status": "won"}}"#;
         let lost = r#"{"event": "deal.won", "user_id": 7, "data": {"status": "lost"}}"#;
-        assert_eq!(check_filter_sample(filter, won), Ok(true));
-        assert_eq!(check_filter_sample(filter, lost), Ok(false));
+        assert_eq!(check_filter_sample(filter, won, &EN), Ok(true));
+        assert_eq!(check_filter_sample(filter, lost, &EN), Ok(false));
         // No user_id in the pasted event: it is an event without a user.
         let no_user = r#"{"event": "deal.won", "data": {"status": "won"}}"#;
-        assert_eq!(check_filter_sample(filter, no_user), Ok(false));
+        assert_eq!(check_filter_sample(filter, no_user, &EN), Ok(false));
         assert_eq!(
-            check_filter_sample(r#"{"user_id": null}"#, no_user),
+            check_filter_sample(r#"{"user_id": null}"#, no_user, &EN),
             Ok(true)
         );
         assert_eq!(
-            check_filter_sample("", lost),
+            check_filter_sample("", lost, &EN),
             Ok(true),
             "no filter passes all"
         );
-        assert!(check_filter_sample(filter, "not json").is_err());
-        assert!(check_filter_sample(filter, "[]").is_err());
-        assert!(check_filter_sample(r#"{"a": {"$bad": 1}}"#, won).is_err());
-        assert!(sample_event_json("deal.won").contains("deal.won"));
+        assert!(check_filter_sample(filter, "not json", &EN).is_err());
+        assert!(check_filter_sample(filter, "[]", &EN).is_err());
+        assert!(check_filter_sample(r#"{"a": {"$bad": 1}}"#, won, &EN).is_err());
+        assert!(sample_event_json("deal.won", &EN).contains("deal.won"));
     }
 }

@@ -3,13 +3,15 @@
 //! entity, the template editor with presets and its preview.
 
 use maud::{html, Markup};
-use webhookd_events::{CATALOGUE, PRESETS};
+use webhookd_events::{preset_of, CATALOGUE, PRESETS};
 
 use super::auth_fields;
 use super::fields::{
-    check_filter_sample, event_groups, render_preview, sample_event_json, FieldErrors, WebhookInput,
+    check_filter_sample, event_groups, preset_language, render_preview, sample_event_json,
+    FieldError, FieldErrors, WebhookInput,
 };
 use super::form::csrf_input;
+use super::i18n::Tr;
 use super::layout::page;
 use super::paths::details_path;
 use super::session::Session;
@@ -37,44 +39,55 @@ pub(crate) fn form_page(
     input: &WebhookInput,
     errors: &FieldErrors,
 ) -> Markup {
+    let tr = &session.tr;
     let title = match mode {
-        Mode::Create => "New webhook",
-        Mode::Edit(_) => "Edit webhook",
+        Mode::Create => tr.t("form-title-new"),
+        Mode::Edit(_) => tr.t("form-title-edit"),
     };
     let content = html! {
         h1 { (title) }
         @if !errors.is_empty() {
             div class="error-summary" role="alert" aria-labelledby="error-summary-title" {
-                h2 id="error-summary-title" { "Please fix these fields" }
-                ul { @for (field, message) in errors.all() {
-                    li { a href={ "#" (field_id(field)) } { (message) } }
+                h2 id="error-summary-title" { (tr.t("form-errors-title")) }
+                ul { @for (field, problems) in errors.ordered() {
+                    li { a href={ "#" (field_id(field)) } {
+                        @for (i, problem) in problems.iter().enumerate() {
+                            @if i > 0 { "; " }
+                            (problem.render())
+                        }
+                    } }
                 } }
             }
         }
-        form method="post" action=(mode.action()) class="webhook-form" data-preview-url="/webhook/preview" {
+        // JSON and header text areas are marked `translate="no"`: code, not
+        // prose. `novalidate`: the server checks every field and says what is wrong
+        // with each at once, in the page's language; the browser's own check
+        // stops at the first field, in the browser's language.
+        form method="post" action=(mode.action()) class="webhook-form" novalidate
+            data-preview-url="/webhook/preview" {
             (csrf_input(session))
             // The first submit button is what Enter presses: make it "save",
             // not the preset or preview buttons that come earlier.
             button type="submit" name="action" value="save" class="visually-hidden"
-                tabindex="-1" aria-hidden="true" { "Save" }
-            (basics(session, mode, input, errors))
-            (events_fieldset(input, errors))
-            (filter_fieldset(input, errors))
-            (template_fieldset(input, errors))
-            (delivery_fieldset(input, errors))
-            (auth_fields::fieldset(&input.auth, |field| errors.get(field)))
+                tabindex="-1" aria-hidden="true" { (tr.t("form-save")) }
+            (basics(tr, session, mode, input, errors))
+            (events_fieldset(tr, input, errors))
+            (filter_fieldset(tr, input, errors))
+            (template_fieldset(tr, input, errors))
+            (delivery_fieldset(tr, input, errors))
+            (auth_fields::fieldset(tr, &input.auth, |field| errors.get(field).map(error_lines)))
             div class="actions" {
                 button type="submit" name="action" value="save" class="primary" {
-                    @match mode { Mode::Create => "Create webhook", Mode::Edit(_) => "Save changes" }
+                    @match mode { Mode::Create => (tr.t("form-create")), Mode::Edit(_) => (tr.t("form-save-changes")) }
                 }
                 @match mode {
-                    Mode::Create => a href="/webhook/" { "Cancel" },
-                    Mode::Edit(id) => a href=(details_path(id)) { "Cancel" },
+                    Mode::Create => a href="/webhook/" { (tr.t("form-cancel")) },
+                    Mode::Edit(id) => a href=(details_path(id)) { (tr.t("form-cancel")) },
                 }
             }
         }
     };
-    page(title, session, content)
+    page(&title, session, content)
 }
 
 fn field_id(field: &str) -> String {
@@ -89,59 +102,79 @@ fn field_id(field: &str) -> String {
     .to_owned()
 }
 
-fn error_text(errors: &FieldErrors, field: &str) -> Markup {
+/// A field's problems, one per line.
+fn error_lines(problems: &[FieldError]) -> Markup {
     html! {
-        @if let Some(message) = errors.get(field) {
-            p class="field-error" id={ (field) "-error" } { (message) }
+        @for (i, problem) in problems.iter().enumerate() {
+            @if i > 0 { br; }
+            (problem.render())
         }
     }
 }
 
+fn error_text(errors: &FieldErrors, field: &str) -> Markup {
+    html! {
+        @if let Some(problems) = errors.get(field) {
+            p class="field-error" id={ (field) "-error" } { (error_lines(problems)) }
+        }
+    }
+}
+
+fn invalid(errors: &FieldErrors, field: &str) -> Option<&'static str> {
+    errors.has(field).then_some("true")
+}
+
 fn described_by(errors: &FieldErrors, field: &str, hint: Option<&str>) -> Option<String> {
-    let error = errors.get(field).map(|_| format!("{field}-error"));
+    let error = errors.has(field).then(|| format!("{field}-error"));
     let ids: Vec<String> = error.into_iter().chain(hint.map(str::to_owned)).collect();
     (!ids.is_empty()).then(|| ids.join(" "))
 }
 
-fn basics(session: &Session, mode: Mode, input: &WebhookInput, errors: &FieldErrors) -> Markup {
+fn basics(
+    tr: &Tr,
+    session: &Session,
+    mode: Mode,
+    input: &WebhookInput,
+    errors: &FieldErrors,
+) -> Markup {
     html! {
         fieldset {
-            legend { "Webhook" }
+            legend { (tr.t("form-legend-webhook")) }
             div class="field" {
-                label for="name" { "Name" }
+                label for="name" { (tr.t("form-name")) }
                 input id="name" name="name" type="text" value=(input.name) required maxlength="200"
-                    aria-invalid=[errors.get("name").map(|_| "true")]
+                    aria-invalid=[invalid(errors, "name")]
                     aria-describedby=[described_by(errors, "name", None)];
                 (error_text(errors, "name"))
             }
             div class="field" {
-                label for="url" { "URL" }
-                p class="hint" id="url-hint" { "Where events are POSTed: an http:// or https:// address." }
+                label for="url" { (tr.t("form-url")) }
+                p class="hint" id="url-hint" { (tr.t("form-url-hint")) }
                 input id="url" name="url" type="url" value=(input.url) required inputmode="url"
-                    spellcheck="false" placeholder="https://hooks.example.com/…"
-                    aria-invalid=[errors.get("url").map(|_| "true")]
+                    spellcheck="false" placeholder=(tr.t("form-url-placeholder"))
+                    aria-invalid=[invalid(errors, "url")]
                     aria-describedby=[described_by(errors, "url", Some("url-hint"))];
                 (error_text(errors, "url"))
             }
             div class="field checkbox" {
                 input id="is_active" name="is_active" type="checkbox" value="1" checked[input.is_active];
-                label for="is_active" { "Active (receives events)" }
+                label for="is_active" { (tr.t("form-active")) }
             }
             @if mode == Mode::Create {
                 div class="field" {
-                    label for="secret" { "Signing secret (optional)" }
-                    p class="hint" id="secret-hint" { "Leave empty to generate one. 16 to 256 printable characters, no spaces." }
+                    label for="secret" { (tr.t("form-secret")) }
+                    p class="hint" id="secret-hint" { (tr.t("form-secret-hint")) }
                     input id="secret" name="secret" type="text" value=(input.secret) autocomplete="off"
-                        spellcheck="false" aria-invalid=[errors.get("secret").map(|_| "true")]
+                        spellcheck="false" aria-invalid=[invalid(errors, "secret")]
                         aria-describedby=[described_by(errors, "secret", Some("secret-hint"))];
                     (error_text(errors, "secret"))
                 }
                 @if session.user.is_admin {
                     div class="field" {
-                        label for="owner" { "Owner's user id (optional)" }
-                        p class="hint" id="owner-hint" { "Admins: create the webhook for another user. Empty: yourself." }
+                        label for="owner" { (tr.t("form-owner")) }
+                        p class="hint" id="owner-hint" { (tr.t("form-owner-hint")) }
                         input id="owner" name="owner" type="text" inputmode="numeric" value=(input.owner)
-                            aria-invalid=[errors.get("user_id").map(|_| "true")]
+                            aria-invalid=[invalid(errors, "user_id")]
                             aria-describedby=[described_by(errors, "user_id", Some("owner-hint"))];
                         (error_text(errors, "user_id"))
                     }
@@ -151,31 +184,44 @@ fn basics(session: &Session, mode: Mode, input: &WebhookInput, errors: &FieldErr
     }
 }
 
-fn events_fieldset(input: &WebhookInput, errors: &FieldErrors) -> Markup {
+/// An entity's name for its group of event checkboxes.
+fn entity_legend(tr: &Tr, entity: &str) -> String {
+    match entity {
+        "task" | "deal" | "client" | "comment" | "webhook" | "delivery" => {
+            tr.t(&format!("form-events-of-{entity}"))
+        }
+        other => other.to_owned(),
+    }
+}
+
+fn events_fieldset(tr: &Tr, input: &WebhookInput, errors: &FieldErrors) -> Markup {
     let checked = |name: &str| input.events.iter().any(|e| e == name);
+    let bad = invalid(errors, "events");
+    let described = described_by(errors, "events", Some("events-hint"));
     html! {
-        fieldset aria-describedby=[described_by(errors, "events", Some("events-hint"))] {
-            legend { "Events" }
-            p class="hint" id="events-hint" { "A wildcard also covers events added to the CRM later." }
+        fieldset aria-describedby=[described.clone()] {
+            legend { (tr.t("form-legend-events")) }
+            p class="hint" id="events-hint" { (tr.t("form-events-hint")) }
             (error_text(errors, "events"))
             div class="field checkbox" {
-                input id="events-all" type="checkbox" name="events" value="*" checked[checked("*")];
-                label for="events-all" { "Every event " code { "*" } }
+                input id="events-all" type="checkbox" name="events" value="*" checked[checked("*")]
+                    aria-invalid=[bad] aria-describedby=[described];
+                label for="events-all" { (tr.t("form-events-every")) " " code { "*" } }
             }
             div class="event-groups" {
                 @for (entity, names) in event_groups() {
                     @let wildcard = format!("{entity}.*");
                     fieldset class="event-group" {
-                        legend { (entity) " events" }
+                        legend { (entity_legend(tr, entity)) }
                         div class="field checkbox" {
                             input id={ "events-" (entity) "-all" } type="checkbox" name="events"
-                                value=(wildcard) checked[checked(&wildcard)];
-                            label for={ "events-" (entity) "-all" } { "All " code { (wildcard) } }
+                                value=(wildcard) checked[checked(&wildcard)] aria-invalid=[bad];
+                            label for={ "events-" (entity) "-all" } { (tr.t("form-events-all-of")) " " code { (wildcard) } }
                         }
                         @for name in names {
                             div class="field checkbox" {
                                 input id={ "events-" (name) } type="checkbox" name="events"
-                                    value=(name) checked[checked(name)];
+                                    value=(name) checked[checked(name)] aria-invalid=[bad];
                                 label for={ "events-" (name) } { code { (name) } }
                             }
                         }
@@ -188,52 +234,51 @@ fn events_fieldset(input: &WebhookInput, errors: &FieldErrors) -> Markup {
 
 /// The filter field, with an example and a check of the filter against an
 /// event (pasted, or prefilled with the webhook's latest or a sample).
-fn filter_fieldset(input: &WebhookInput, errors: &FieldErrors) -> Markup {
+fn filter_fieldset(tr: &Tr, input: &WebhookInput, errors: &FieldErrors) -> Markup {
     let sample = match input.filter_sample.trim() {
-        "" => sample_event_json(&input.preview_event),
+        "" => sample_event_json(&input.preview_event, tr),
         _ => input.filter_sample.clone(),
     };
     // Shown once there is something to say: after "Check", or a filter
     // typed and the form shown again.
     let verdict = (!input.filter_sample.trim().is_empty())
-        .then(|| check_filter_sample(&input.filter, &sample));
+        .then(|| check_filter_sample(&input.filter, &sample, tr));
     html! {
         fieldset class="filter" {
-            legend { "Filter (optional)" }
+            legend { (tr.t("form-legend-filter")) }
             div class="field" {
-                label for="filter" { "Only events that match (JSON; empty: every subscribed event)" }
+                label for="filter" { (tr.t("form-filter")) }
                 p class="hint" id="filter-hint" {
-                    "Keys are paths into the event (" code { "event" } ", " code { "user_id" } ", "
-                    code { "data.status" } ", " code { "data.client.name" } "); a value is matched "
-                    "exactly, or an object of operators " code { "$eq $ne $gt $gte $lt $lte $in $nin $exists $contains $startsWith" }
-                    "; " code { "$and" } ", " code { "$or" } " and " code { "$not" } " combine them. Example: "
+                    (tr.t("form-filter-hint-paths")) " "
+                    code { "event" } ", " code { "user_id" } ", "
+                    code { "data.status" } ", " code { "data.client.name" } ". "
+                    (tr.t("form-filter-hint-operators")) " "
+                    code { "$eq $ne $gt $gte $lt $lte $in $nin $exists $contains $startsWith" }
+                    "; " code { "$and" } ", " code { "$or" } ", " code { "$not" } ". "
+                    (tr.t("form-filter-hint-example")) " "
                     code { r#"{"data.amount": {"$gte": 100000}, "data.status": {"$in": ["won", "open"]}}"# }
                 }
-                textarea id="filter" name="filter" rows="4" spellcheck="false"
-                    placeholder=r#"{"data.amount": {"$gte": 100000}}"#
-                    aria-invalid=[errors.get("filter").map(|_| "true")]
+                textarea id="filter" name="filter" rows="4" spellcheck="false" translate="no"
+                    aria-invalid=[invalid(errors, "filter")]
                     aria-describedby=[described_by(errors, "filter", Some("filter-hint"))] {
                     (input.filter)
                 }
                 (error_text(errors, "filter"))
             }
             div class="field" {
-                label for="filter_sample" { "Does this event match?" }
-                p class="hint" id="filter-sample-hint" {
-                    "Paste an event as delivered (its envelope, with " code { "user_id" } " if it has one), "
-                    "or use the one shown: this webhook's latest event, or a sample."
-                }
-                textarea id="filter_sample" name="filter_sample" rows="6" spellcheck="false"
+                label for="filter_sample" { (tr.t("form-filter-sample")) }
+                p class="hint" id="filter-sample-hint" { (tr.t("form-filter-sample-hint")) }
+                textarea id="filter_sample" name="filter_sample" rows="6" spellcheck="false" translate="no"
                     aria-describedby="filter-sample-hint" { (sample) }
-                button type="submit" name="action" value="check-filter" formnovalidate { "Check the filter" }
+                button type="submit" name="action" value="check-filter" formnovalidate { (tr.t("form-filter-check")) }
             }
             @if let Some(verdict) = verdict {
                 p id="filter-check" role="status" class={ "filter-check " @match verdict {
                     Ok(true) => "matches", Ok(false) => "no-match", Err(_) => "field-error" } } {
                     @match &verdict {
-                        Ok(true) => "Matches: this event would be delivered.",
-                        Ok(false) => "Does not match: this event would not be delivered.",
-                        Err(problem) => (problem),
+                        Ok(true) => (tr.t("form-filter-matches")),
+                        Ok(false) => (tr.t("form-filter-no-match")),
+                        Err(problem) => (problem.render()),
                     }
                 }
             }
@@ -241,49 +286,69 @@ fn filter_fieldset(input: &WebhookInput, errors: &FieldErrors) -> Markup {
     }
 }
 
-fn template_fieldset(input: &WebhookInput, errors: &FieldErrors) -> Markup {
-    let preview = render_preview(&input.template, &input.preview_event);
+/// The preset option that is selected: the preset whose text the template
+/// is, or "Custom" (naming the preset it was made from, when it can tell).
+fn template_fieldset(tr: &Tr, input: &WebhookInput, errors: &FieldErrors) -> Markup {
+    let preview = render_preview(&input.template, &input.preview_event, tr);
+    let lang = preset_language(tr);
+    let origin = preset_of(&input.template);
+    let exact = origin.filter(|(_, exact)| *exact).map(|(p, _)| p.id);
+    let custom_label = match origin {
+        Some((preset, false)) => tr.t_with(
+            "form-preset-custom-from",
+            &[("preset", preset.text(lang).name.into())],
+        ),
+        _ => tr.t("form-preset-custom"),
+    };
     html! {
         fieldset class="template" {
-            legend { "Body" }
+            legend { (tr.t("form-legend-body")) }
             div class="field inline" {
-                label for="preset" { "Preset" }
+                label for="preset" { (tr.t("form-preset")) }
                 select id="preset" name="preset" data-preset-select {
                     @for preset in PRESETS {
-                        @let text = preset.template.unwrap_or_default();
-                        option value=(preset.id) data-template=(text) title=(preset.description)
-                            selected[text == input.template.trim()] { (preset.name) }
+                        @let text = preset.text(lang);
+                        // Brand names stay in English on every page.
+                        option value=(preset.id) data-template=(text.template.unwrap_or_default())
+                            title=(text.description) lang=[(text.name == preset.name).then_some("en")]
+                            selected[exact == Some(preset.id)] { (text.name) }
+                    }
+                    @if exact.is_none() {
+                        option value="custom" selected data-custom { (custom_label) }
                     }
                 }
-                button type="submit" name="action" value="apply-preset" data-apply-preset { "Apply preset" }
+                button type="submit" name="action" value="apply-preset" formnovalidate
+                    data-apply-preset { (tr.t("form-preset-apply")) }
             }
             div class="field" {
-                label for="template" { "Template (JSON; empty sends the raw envelope)" }
+                label for="template" { (tr.t("form-template")) }
                 p class="hint" id="template-hint" {
-                    "String values may use " code { "{{event}}" } ", " code { "{{id}}" } ", "
-                    code { "{{timestamp}}" } " and " code { "{{data.field}}" } ". "
-                    "The Telegram preset needs your chat's id in place of " code { "<chat_id>" } "."
+                    (tr.t("form-template-hint-placeholders")) " "
+                    code { "{{event}}" } ", " code { "{{id}}" } ", "
+                    code { "{{timestamp}}" } ", " code { "{{data.field}}" } ". "
+                    (tr.t("form-template-hint-chat-id")) " " code { "<chat_id>" } "."
                 }
-                textarea id="template" name="template" rows="10" spellcheck="false"
-                    aria-invalid=[errors.get("template").map(|_| "true")]
+                textarea id="template" name="template" rows="10" spellcheck="false" translate="no"
+                    aria-invalid=[invalid(errors, "template")]
                     aria-describedby=[described_by(errors, "template", Some("template-hint"))] {
                     (input.template)
                 }
                 (error_text(errors, "template"))
             }
             div class="field inline" {
-                label for="preview_event" { "Preview with" }
+                label for="preview_event" { (tr.t("form-preview-with")) }
                 select id="preview_event" name="preview_event" {
                     @for spec in CATALOGUE {
                         option value=(spec.name) selected[spec.name == input.preview_event] { (spec.name) }
                     }
                 }
-                button type="submit" name="action" value="preview" data-preview-button { "Update preview" }
+                button type="submit" name="action" value="preview" formnovalidate
+                    data-preview-button { (tr.t("form-preview-update")) }
             }
             section class="preview" aria-labelledby="preview-title" {
-                h2 id="preview-title" { "Preview: the body sent for a sample event" }
+                h2 id="preview-title" { (tr.t("form-preview-title")) }
                 div id="preview-error" class="field-error" role="status" hidden[preview.is_ok()] {
-                    @if let Err(error) = &preview { (error) }
+                    @if let Err(problem) = &preview { (problem.render()) }
                 }
                 pre id="preview-output" tabindex="0" aria-live="polite" hidden[preview.is_err()] {
                     code { @if let Ok(body) = &preview { (body) } }
@@ -293,75 +358,87 @@ fn template_fieldset(input: &WebhookInput, errors: &FieldErrors) -> Markup {
     }
 }
 
-fn delivery_fieldset(input: &WebhookInput, errors: &FieldErrors) -> Markup {
+/// One optional number field of the delivery settings, with its hint.
+struct NumberField<'a> {
+    field: &'a str,
+    hint_id: &'a str,
+    min: &'a str,
+    max: &'a str,
+    value: &'a str,
+}
+
+fn number_field(tr: &Tr, errors: &FieldErrors, spec: &NumberField<'_>, hint: Markup) -> Markup {
+    let field = spec.field;
+    html! {
+        div class="field" {
+            label for=(field) { (tr.t(&format!("form-{}", field.replace('_', "-")))) }
+            p class="hint" id=(spec.hint_id) { (hint) }
+            input id=(field) name=(field) type="number" min=(spec.min) max=(spec.max) step="1"
+                inputmode="numeric" value=(spec.value)
+                aria-invalid=[invalid(errors, field)]
+                aria-describedby=[described_by(errors, field, Some(spec.hint_id))];
+            (error_text(errors, field))
+        }
+    }
+}
+
+fn delivery_fieldset(tr: &Tr, input: &WebhookInput, errors: &FieldErrors) -> Markup {
+    let timeout = NumberField {
+        field: "timeout_ms",
+        hint_id: "timeout-hint",
+        min: "100",
+        max: "60000",
+        value: &input.timeout_ms,
+    };
+    let batch = NumberField {
+        field: "batch_max_events",
+        hint_id: "batch-events-hint",
+        min: "2",
+        max: "1000",
+        value: &input.batch_max_events,
+    };
+    let wait = NumberField {
+        field: "batch_max_wait_ms",
+        hint_id: "batch-wait-hint",
+        min: "0",
+        max: "60000",
+        value: &input.batch_max_wait_ms,
+    };
+    let rate = NumberField {
+        field: "rate_limit_per_s",
+        hint_id: "rate-limit-hint",
+        min: "1",
+        max: "10000",
+        value: &input.rate_limit_per_s,
+    };
     html! {
         fieldset {
-            legend { "Delivery" }
+            legend { (tr.t("form-legend-delivery")) }
+            (number_field(tr, errors, &timeout, html! { (tr.t("form-timeout-ms-hint")) }))
+            (number_field(tr, errors, &batch, html! {
+                (tr.t("form-batch-max-events-hint")) " " code { "batch" } ", " code { "events" } "."
+            }))
+            (number_field(tr, errors, &wait, html! { (tr.t("form-batch-max-wait-ms-hint")) }))
             div class="field" {
-                label for="timeout_ms" { "Timeout in milliseconds (optional)" }
-                p class="hint" id="timeout-hint" { "100 to 60000; empty uses the daemon's default." }
-                input id="timeout_ms" name="timeout_ms" type="number" min="100" max="60000" step="1"
-                    inputmode="numeric" value=(input.timeout_ms)
-                    aria-invalid=[errors.get("timeout_ms").map(|_| "true")]
-                    aria-describedby=[described_by(errors, "timeout_ms", Some("timeout-hint"))];
-                (error_text(errors, "timeout_ms"))
-            }
-            div class="field" {
-                label for="batch_max_events" { "Batch size (optional)" }
-                p class="hint" id="batch-events-hint" {
-                    "2 to 1000: send events together, up to this many per request, as one "
-                    code { "batch" } " body with an " code { "events" } " array. "
-                    "Empty sends one request per event. Not with a body template."
-                }
-                input id="batch_max_events" name="batch_max_events" type="number" min="2" max="1000" step="1"
-                    inputmode="numeric" value=(input.batch_max_events)
-                    aria-invalid=[errors.get("batch_max_events").map(|_| "true")]
-                    aria-describedby=[described_by(errors, "batch_max_events", Some("batch-events-hint"))];
-                (error_text(errors, "batch_max_events"))
-            }
-            div class="field" {
-                label for="batch_max_wait_ms" { "Longest wait for a batch, in milliseconds" }
-                p class="hint" id="batch-wait-hint" {
-                    "0 to 60000 (default 1000): a batch is sent when it is full or when its oldest event has waited this long. "
-                    "Used only with a batch size."
-                }
-                input id="batch_max_wait_ms" name="batch_max_wait_ms" type="number" min="0" max="60000" step="1"
-                    inputmode="numeric" value=(input.batch_max_wait_ms)
-                    aria-invalid=[errors.get("batch_max_wait_ms").map(|_| "true")]
-                    aria-describedby=[described_by(errors, "batch_max_wait_ms", Some("batch-wait-hint"))];
-                (error_text(errors, "batch_max_wait_ms"))
-            }
-            div class="field" {
-                label for="retry_schedule" { "Retry schedule in seconds (optional)" }
+                label for="retry_schedule" { (tr.t("form-retry-schedule")) }
                 p class="hint" id="retry-schedule-hint" {
-                    "Delays before each retry, separated by commas, e.g. " code { "5, 300, 1800, 7200" }
-                    ": 1 to 30 delays of 1 to 604800 seconds, so as many retries after the first attempt. "
-                    "Empty uses the daemon's policy (exponential backoff). A receiver's "
-                    code { "Retry-After" } " is still honoured."
+                    (tr.t("form-retry-schedule-hint")) " " code { "5, 300, 1800, 7200" } ". "
+                    (tr.t("form-retry-schedule-hint-after")) " " code { "Retry-After" } "."
                 }
                 input id="retry_schedule" name="retry_schedule" type="text" inputmode="numeric"
                     spellcheck="false" value=(input.retry_schedule)
-                    aria-invalid=[errors.get("retry_schedule").map(|_| "true")]
+                    aria-invalid=[invalid(errors, "retry_schedule")]
                     aria-describedby=[described_by(errors, "retry_schedule", Some("retry-schedule-hint"))];
                 (error_text(errors, "retry_schedule"))
             }
+            (number_field(tr, errors, &rate, html! { (tr.t("form-rate-limit-per-s-hint")) }))
             div class="field" {
-                label for="rate_limit_per_s" { "Rate limit, requests per second (optional)" }
-                p class="hint" id="rate-limit-hint" {
-                    "1 to 10000: at most this many requests in any one second, counted across every worker. "
-                    "Events over the limit wait; they are not dropped or failed. Empty means no limit."
+                label for="headers" { (tr.t("form-headers")) }
+                p class="hint" id="headers-hint" {
+                    (tr.t("form-headers-hint")) " " code { "Name: value" } "."
                 }
-                input id="rate_limit_per_s" name="rate_limit_per_s" type="number" min="1" max="10000" step="1"
-                    inputmode="numeric" value=(input.rate_limit_per_s)
-                    aria-invalid=[errors.get("rate_limit_per_s").map(|_| "true")]
-                    aria-describedby=[described_by(errors, "rate_limit_per_s", Some("rate-limit-hint"))];
-                (error_text(errors, "rate_limit_per_s"))
-            }
-            div class="field" {
-                label for="headers" { "Custom headers (optional)" }
-                p class="hint" id="headers-hint" { "One per line, as " code { "Name: value" } ". At most 20." }
-                textarea id="headers" name="headers" rows="3" spellcheck="false"
-                    aria-invalid=[errors.get("headers").map(|_| "true")]
+                textarea id="headers" name="headers" rows="3" spellcheck="false" translate="no"
+                    aria-invalid=[invalid(errors, "headers")]
                     aria-describedby=[described_by(errors, "headers", Some("headers-hint"))] {
                     (input.headers)
                 }
@@ -370,11 +447,8 @@ fn delivery_fieldset(input: &WebhookInput, errors: &FieldErrors) -> Markup {
             div class="field checkbox" {
                 input id="fifo" name="fifo" type="checkbox" value="1" checked[input.fifo]
                     aria-describedby="fifo-hint";
-                label for="fifo" { "Deliver in order, one at a time (FIFO)" }
-                p class="hint" id="fifo-hint" {
-                    "Each delivery waits until the one before it has succeeded or failed for good, "
-                    "so a failing delivery holds back the rest while it is retried."
-                }
+                label for="fifo" { (tr.t("form-fifo")) }
+                p class="hint" id="fifo-hint" { (tr.t("form-fifo-hint")) }
             }
         }
     }

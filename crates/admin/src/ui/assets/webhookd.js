@@ -130,7 +130,14 @@
       output.hidden = false;
       problem.hidden = true;
     } else {
+      // Words in the page's language, then the parser's own detail as code.
       problem.textContent = result.error;
+      if (result.detail) {
+        var detail = document.createElement("code");
+        detail.textContent = result.detail;
+        problem.appendChild(document.createTextNode(" "));
+        problem.appendChild(detail);
+      }
       problem.hidden = false;
       output.hidden = true;
     }
@@ -166,15 +173,21 @@
     timer = window.setTimeout(refresh, 250);
   }
 
+  // The "Custom" option (a template that is no preset) has no text to apply.
   function presetTemplates() {
-    return Array.prototype.map.call(preset.options, function (option) {
-      return option.getAttribute("data-template") || "";
+    return Array.prototype.filter.call(preset.options, function (option) {
+      return option.hasAttribute("data-template");
+    }).map(function (option) {
+      return option.getAttribute("data-template");
     });
   }
 
   function applyPreset() {
     var option = preset.options[preset.selectedIndex];
-    template.value = option.getAttribute("data-template") || "";
+    if (!option.hasAttribute("data-template")) {
+      return;
+    }
+    template.value = option.getAttribute("data-template");
     refresh();
   }
 
