@@ -185,3 +185,50 @@ async fn a_request_body_that_does_not_arrive_within_the_request_timeout_is_answe
     );
     app.stop().await;
 }
+
+/// [`open_slow_sockets`] from the loopback address `source` (127.0.0.0/8
+/// has many), so the server sees distinct clients.
+async fn open_slow_sockets_from(
+    addr: SocketAddr,
+    source: [u8; 4],
+    count: usize,
+) -> Arc<AtomicUsize> {
+    let closed = Arc::new(AtomicUsize::new(0));
+    for _ in 0..count {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::from((source, 0))).unwrap();
+        let stream = socket.connect(addr).await.unwrap();
+        tokio::spawn(dribble(stream, closed.clone()));
+    }
+    closed
+}
+
+#[tokio::test]
+async fn one_address_past_its_share_loses_its_own_idle_sockets_not_others() {
+    let app = TestApp::spawn_with(&[
+        ("WEBHOOKD__HTTP__MAX_CONNECTIONS_PER_CLIENT", "10"),
+        ("WEBHOOKD__HTTP__HEADER_READ_TIMEOUT_SECS", "60"),
+        ("WEBHOOKD__HTTP__IDLE_TIMEOUT_SECS", "600"),
+    ])
+    .await;
+    let (_, token) = app.create_user("Alice", None, false).await;
+    let quiet = open_slow_sockets_from(app.addr, [127, 0, 0, 3], 5).await;
+    let greedy = open_slow_sockets_from(app.addr, [127, 0, 0, 2], 40).await;
+
+    // The greedy address keeps its 10 newest; the table (1024) is far from
+    // full, so only the share can have closed them.
+    eventually(
+        CLOSED_WITHIN,
+        "the server to close the greedy address's sockets past its share",
+        || async { (greedy.load(Ordering::SeqCst) >= 30).then_some(()) },
+    )
+    .await;
+    assert_health_and_api_answer(&app, &token).await;
+    assert_eq!(
+        quiet.load(Ordering::SeqCst),
+        0,
+        "the other address's sockets, idle longer, were left alone"
+    );
+    assert_eq!(greedy.load(Ordering::SeqCst), 30);
+    app.stop().await;
+}

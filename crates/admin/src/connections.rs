@@ -9,8 +9,15 @@
 //! one header byte at a time can never hold the port, while a connection with
 //! a request in flight is never cut. Only when every connection is busy is the
 //! new one refused (closed at once).
+//!
+//! `http.max_connections_per_client` applies the same rule per client
+//! address first: a client at its share gives up its own longest-idle
+//! connection (never another client's), or has the new one refused when all
+//! of its connections are busy. So one address cannot fill the table with
+//! busy streams and keep everyone else out.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -21,6 +28,8 @@ use tokio::time::Instant;
 pub(crate) struct ConnectionTable {
     inner: Arc<Mutex<Table>>,
     max: usize,
+    /// 0: no per-client share.
+    max_per_client: usize,
     idle_timeout: Duration,
 }
 
@@ -31,6 +40,8 @@ struct Table {
     /// connections by when they were last used, without comparing clocks.
     next_tick: u64,
     open: HashMap<u64, Entry>,
+    /// Open connections per client address.
+    per_client: HashMap<IpAddr, usize>,
 }
 
 impl Table {
@@ -38,9 +49,41 @@ impl Table {
         self.next_tick += 1;
         self.next_tick
     }
+
+    /// The idle connection unused longest, among `client`'s or everyone's.
+    fn longest_idle(&self, client: Option<IpAddr>) -> Option<u64> {
+        self.open
+            .iter()
+            .filter(|(_, entry)| entry.busy == 0 && client.is_none_or(|c| entry.client == c))
+            .min_by_key(|(_, entry)| entry.last_used)
+            .map(|(id, _)| *id)
+    }
+
+    fn remove(&mut self, id: u64) -> Option<Entry> {
+        let entry = self.open.remove(&id)?;
+        if let Some(count) = self.per_client.get_mut(&entry.client) {
+            *count = count.saturating_sub(1);
+            if *count == 0 {
+                self.per_client.remove(&entry.client);
+            }
+        }
+        Some(entry)
+    }
+
+    /// Closes the longest-idle connection (of `client`, or anyone's); false
+    /// when every candidate is busy.
+    fn evict_longest_idle(&mut self, client: Option<IpAddr>) -> bool {
+        let Some(entry) = self.longest_idle(client).and_then(|id| self.remove(id)) else {
+            return false;
+        };
+        // `notify_one` keeps the wake-up if the task is not waiting yet.
+        entry.close.notify_one();
+        true
+    }
 }
 
 struct Entry {
+    client: IpAddr,
     busy: usize,
     idle_since: Instant,
     last_used: u64,
@@ -62,10 +105,12 @@ pub(crate) struct Busy {
 }
 
 impl ConnectionTable {
-    pub(crate) fn new(max: usize, idle_timeout: Duration) -> Self {
+    /// `max_per_client` 0: no per-client share.
+    pub(crate) fn new(max: usize, max_per_client: usize, idle_timeout: Duration) -> Self {
         ConnectionTable {
             inner: Arc::default(),
             max: max.max(1),
+            max_per_client,
             idle_timeout,
         }
     }
@@ -76,21 +121,22 @@ impl ConnectionTable {
         self.inner.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// A place for a new connection, closing the longest-idle one when the
-    /// table is full; `None` when every open connection is busy.
-    pub(crate) fn admit(&self) -> Option<Admitted> {
+    /// A place for a new connection from `client`, closing the client's
+    /// longest-idle one when it is at its share and then the longest-idle
+    /// one of all when the table is full; `None` when those are all busy.
+    pub(crate) fn admit(&self, client: IpAddr) -> Option<Admitted> {
         let mut table = self.lock();
-        if table.open.len() >= self.max {
-            let oldest_idle = table
-                .open
-                .iter()
-                .filter(|(_, entry)| entry.busy == 0)
-                .min_by_key(|(_, entry)| entry.last_used)
-                .map(|(id, _)| *id);
-            let entry = oldest_idle.and_then(|id| table.open.remove(&id))?;
-            // `notify_one` keeps the wake-up if the task is not waiting yet.
-            entry.close.notify_one();
+        let held = table.per_client.get(&client).copied().unwrap_or(0);
+        if self.max_per_client > 0
+            && held >= self.max_per_client
+            && !table.evict_longest_idle(Some(client))
+        {
+            return None;
         }
+        if table.open.len() >= self.max && !table.evict_longest_idle(None) {
+            return None;
+        }
+        *table.per_client.entry(client).or_insert(0) += 1;
         let id = table.next_id;
         table.next_id += 1;
         let evicted = Arc::new(Notify::new());
@@ -98,6 +144,7 @@ impl ConnectionTable {
         table.open.insert(
             id,
             Entry {
+                client,
                 busy: 0,
                 idle_since: Instant::now(),
                 last_used,
@@ -144,7 +191,7 @@ impl Admitted {
 
 impl Drop for Admitted {
     fn drop(&mut self) {
-        self.table.lock().open.remove(&self.id);
+        self.table.lock().remove(self.id);
     }
 }
 
@@ -167,15 +214,17 @@ mod tests {
     use super::*;
 
     const IDLE: Duration = Duration::from_secs(60);
+    const A: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2));
+    const B: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 3));
 
     #[tokio::test]
     async fn a_full_table_closes_the_connection_unused_for_longest() {
-        let table = ConnectionTable::new(2, IDLE);
-        let first = table.admit().expect("room");
-        let second = table.admit().expect("room");
+        let table = ConnectionTable::new(2, 0, IDLE);
+        let first = table.admit(A).expect("room");
+        let second = table.admit(A).expect("room");
         // `first` answers a request: `second` is now the one unused longest.
         drop(first.begin_request());
-        let third = table.admit().expect("an idle connection gives way");
+        let third = table.admit(A).expect("an idle connection gives way");
         assert_eq!(table.open_connections(), 2);
         assert!(
             second.idle_deadline() <= Instant::now(),
@@ -188,17 +237,41 @@ mod tests {
 
     #[tokio::test]
     async fn a_busy_connection_is_never_evicted_and_a_full_busy_table_refuses() {
-        let table = ConnectionTable::new(1, IDLE);
-        let only = table.admit().expect("room");
+        let table = ConnectionTable::new(1, 0, IDLE);
+        let only = table.admit(A).expect("room");
         let busy = only.begin_request();
         assert!(only.idle_deadline() > Instant::now() + IDLE / 2);
-        assert!(table.admit().is_none(), "every connection is busy");
+        assert!(table.admit(A).is_none(), "every connection is busy");
         drop(busy);
         assert!(
             only.idle_deadline() > Instant::now(),
             "idle, not yet overdue"
         );
-        assert!(table.admit().is_some(), "now idle: it gives way");
+        assert!(table.admit(A).is_some(), "now idle: it gives way");
         assert!(only.idle_deadline() <= Instant::now());
+    }
+
+    #[tokio::test]
+    async fn a_client_at_its_share_gives_up_its_own_idle_connection_never_anothers() {
+        let table = ConnectionTable::new(100, 2, IDLE);
+        let b = table.admit(B).expect("room");
+        let a1 = table.admit(A).expect("room");
+        let a2 = table.admit(A).expect("room");
+        // B's connection is the longest idle of all, but A pays for A.
+        let a3 = table.admit(A).expect("A's idle one gives way");
+        assert!(a1.idle_deadline() <= Instant::now(), "A's oldest evicted");
+        assert!(b.idle_deadline() > Instant::now(), "B's untouched");
+        assert_eq!(table.open_connections(), 3);
+        // All of A's busy: A is refused, B still gets in.
+        let _busy2 = a2.begin_request();
+        let _busy3 = a3.begin_request();
+        assert!(table.admit(A).is_none());
+        assert!(table.admit(B).is_some());
+        drop(a1);
+        assert_eq!(
+            table.open_connections(),
+            3,
+            "an evicted one is not counted twice"
+        );
     }
 }

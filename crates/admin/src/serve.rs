@@ -45,6 +45,9 @@ pub struct ServerLimits {
     pub idle_timeout: Duration,
     /// Open connections at most; past it the longest-idle one is closed.
     pub max_connections: usize,
+    /// Open connections per client address at most (0: no limit); past it
+    /// that client's longest-idle one is closed.
+    pub max_connections_per_client: usize,
     /// A request must be read and answered (its head) within this.
     pub request_timeout: Duration,
 }
@@ -62,7 +65,11 @@ pub async fn serve(
         limits.request_timeout,
         limit_request_time,
     ));
-    let table = ConnectionTable::new(limits.max_connections, limits.idle_timeout);
+    let table = ConnectionTable::new(
+        limits.max_connections,
+        limits.max_connections_per_client,
+        limits.idle_timeout,
+    );
     let connections = TaskTracker::new();
     loop {
         let (stream, remote) = tokio::select! {
@@ -76,8 +83,8 @@ pub async fn serve(
                 }
             },
         };
-        let Some(admitted) = table.admit() else {
-            debug!(%remote, "HTTP connection refused: every connection has a request in flight");
+        let Some(admitted) = table.admit(remote.ip()) else {
+            debug!(%remote, "HTTP connection refused: every connection it could replace has a request in flight");
             continue;
         };
         connections.spawn(serve_connection(

@@ -188,6 +188,8 @@ pub(crate) struct HttpSettings {
     pub(crate) header_read_timeout_secs: u64,
     pub(crate) idle_timeout_secs: u64,
     pub(crate) max_connections: usize,
+    /// 0: no per-client share.
+    pub(crate) max_connections_per_client: usize,
     pub(crate) request_timeout_secs: u64,
     /// Where `/metrics` is served instead of `listen`; empty: on `listen`.
     pub(crate) metrics_listen: String,
@@ -233,6 +235,7 @@ impl HttpSettings {
             header_read_timeout: Duration::from_secs(self.header_read_timeout_secs),
             idle_timeout: Duration::from_secs(self.idle_timeout_secs),
             max_connections: self.max_connections,
+            max_connections_per_client: self.max_connections_per_client,
             request_timeout: Duration::from_secs(self.request_timeout_secs),
         }
     }
@@ -601,6 +604,11 @@ impl Settings {
             "must be between 1 and 1000000",
         )?;
         check(
+            h.max_connections_per_client <= h.max_connections,
+            "http.max_connections_per_client",
+            "must be 0 (no per-client share) or at most http.max_connections",
+        )?;
+        check(
             h.metrics_listen().is_ok_and(|addr| addr != Some(h.listen)),
             "http.metrics_listen",
             "must be empty or an address such as 0.0.0.0:9090, other than http.listen",
@@ -723,6 +731,7 @@ mod tests {
         assert_eq!(s.http.header_read_timeout_secs, 10);
         assert_eq!(s.http.idle_timeout_secs, 60);
         assert_eq!(s.http.max_connections, 1024);
+        assert_eq!(s.http.max_connections_per_client, 0);
         assert_eq!(s.http.request_timeout_secs, 90);
         assert_eq!(s.http.metrics_listen(), Ok(None));
         assert_eq!(s.http.secure_cookies(), Some(SecureCookies::Auto));
@@ -968,6 +977,11 @@ mod tests {
                 "WEBHOOKD__HTTP__MAX_CONNECTIONS",
                 "0",
                 "http.max_connections",
+            ),
+            (
+                "WEBHOOKD__HTTP__MAX_CONNECTIONS_PER_CLIENT",
+                "2000",
+                "http.max_connections_per_client",
             ),
             (
                 "WEBHOOKD__HTTP__METRICS_LISTEN",
