@@ -32,6 +32,7 @@ pub(crate) mod edit;
 pub(crate) mod error;
 mod error_page;
 pub(crate) mod fields;
+pub(crate) mod flash;
 pub(crate) mod form;
 mod i18n;
 pub(crate) mod layout;
@@ -48,6 +49,7 @@ pub(crate) mod session;
 mod settings;
 pub(crate) mod state;
 pub(crate) mod stats;
+pub(crate) mod submission;
 pub(crate) mod webhook_form;
 
 pub use routes::router;

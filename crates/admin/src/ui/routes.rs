@@ -61,8 +61,9 @@ pub fn router(state: UiState, attempts: LiveAttempts, login_csrf_key: &str) -> R
         )
         .route(
             "/webhook/{id}/test",
-            get(back_to_details).post(actions::test_webhook),
+            get(actions::show_test_result).post(actions::test_webhook),
         )
+        .route("/webhook/{id}/secret", get(details::show_secret))
         .route(
             "/webhook/{id}/rotate-secret",
             get(back_to_details).post(actions::rotate_secret),
@@ -77,7 +78,7 @@ pub fn router(state: UiState, attempts: LiveAttempts, login_csrf_key: &str) -> R
         .route(SCRIPT_PATH, get(serve_script))
         .route(
             "/webhook/{id}/replay",
-            get(back_to_details).post(replay::replay_events),
+            get(replay::show_replay_result).post(replay::replay_events),
         )
         .with_state(state)
         .layer(Extension(login_guard))

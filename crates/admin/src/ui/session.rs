@@ -24,6 +24,7 @@ use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
 use super::error::UiError;
+use super::flash::{take_flash, Flash, Notice};
 use super::i18n::{Tr, LANG_COOKIE, TZ_COOKIE};
 use super::state::UiState;
 use crate::api::webhooks::Redacted;
@@ -49,6 +50,8 @@ pub(crate) struct Session {
     pub(crate) tr: Tr,
     /// The zone the user chose on the settings page; `None`: the browser's.
     pub(crate) saved_time_zone: Option<String>,
+    /// What the previous action left for this page (page loads only).
+    pub(crate) flash: Option<Flash>,
 }
 
 impl fmt::Debug for Session {
@@ -72,6 +75,11 @@ impl Session {
 
     /// Whether a submitted form's token is this session's, compared in
     /// constant time so the comparison leaks nothing about the token.
+    /// The notice the flash carries, if any.
+    pub(crate) fn notice(&self) -> Option<Notice> {
+        self.flash.as_ref().and_then(Flash::notice)
+    }
+
     pub(crate) fn csrf_matches(&self, submitted: &str) -> bool {
         tokens_match(&self.csrf_token, submitted)
     }
@@ -96,7 +104,13 @@ impl FromRequestParts<UiState> for Session {
         let found: Option<UiSession> = ui_sessions::find_session(&state.pool, &id_hash).await?;
         let found = found.ok_or_else(sign_in)?;
         let tr = viewer(&parts.headers, found.time_zone.as_deref());
+        let flash = if is_page_load(parts) {
+            take_flash(&state.pool, &id_hash).await?
+        } else {
+            None
+        };
         Ok(Session {
+            flash,
             user: found.user,
             csrf_token: found.csrf_token,
             id_hash,
@@ -104,6 +118,17 @@ impl FromRequestParts<UiState> for Session {
             saved_time_zone: found.time_zone,
         })
     }
+}
+
+/// A browser loading a page (not a script's fetch or the live feed): only
+/// such a request takes the flash, which is for the page shown next.
+fn is_page_load(parts: &Parts) -> bool {
+    parts.method == axum::http::Method::GET
+        && parts
+            .headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|accept| accept.contains("text/html"))
 }
 
 /// The language and zone of a signed-out visitor (the sign-in page).
