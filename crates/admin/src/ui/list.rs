@@ -84,7 +84,7 @@ pub(crate) async fn show_list(
                                 td data-label="URL" class="url" { (webhook.url) }
                                 td data-label="Events" { (webhook.events.join(", ")) }
                                 td data-label="State" {
-                                    (active_badge(tr, webhook.is_active)) " " (breaker::badge(&webhook.breaker))
+                                    (active_badge(tr, webhook.is_active)) " " (breaker::badge(tr, &webhook.breaker))
                                 }
                                 td data-label="Last delivery" {
                                     @match overview.and_then(|o| o.last_status.as_deref().map(|s| (o, s))) {

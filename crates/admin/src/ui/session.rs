@@ -96,28 +96,34 @@ impl FromRequestParts<UiState> for Session {
                 .map(|p| p.as_str().to_owned())
                 .filter(|_| parts.method == axum::http::Method::GET),
         };
-        let secure = cookies_secure(state.config.secure_cookies, &parts.headers);
-        let Some(value) = cookie(&parts.headers, session_cookie_name(secure)) else {
-            return Err(sign_in());
-        };
-        let id_hash = hash_cookie(value);
-        let found: Option<UiSession> = ui_sessions::find_session(&state.pool, &id_hash).await?;
-        let found = found.ok_or_else(sign_in)?;
-        let tr = viewer(&parts.headers, found.time_zone.as_deref());
-        let flash = if is_page_load(parts) {
-            take_flash(&state.pool, &id_hash).await?
-        } else {
-            None
-        };
-        Ok(Session {
-            flash,
-            user: found.user,
-            csrf_token: found.csrf_token,
-            id_hash,
-            tr,
-            saved_time_zone: found.time_zone,
-        })
+        let mut session = session_of(&parts.headers, state).await?.ok_or_else(sign_in)?;
+        if is_page_load(parts) {
+            session.flash = take_flash(&state.pool, &session.id_hash).await?;
+        }
+        Ok(session)
     }
+}
+
+/// The session a request's cookie names, if it is live (its flash left
+/// unread).
+pub(crate) async fn session_of(
+    headers: &HeaderMap,
+    state: &UiState,
+) -> Result<Option<Session>, UiError> {
+    let secure = cookies_secure(state.config.secure_cookies, headers);
+    let Some(value) = cookie(headers, session_cookie_name(secure)) else {
+        return Ok(None);
+    };
+    let id_hash = hash_cookie(value);
+    let found: Option<UiSession> = ui_sessions::find_session(&state.pool, &id_hash).await?;
+    Ok(found.map(|found| Session {
+        tr: viewer(headers, found.time_zone.as_deref()),
+        user: found.user,
+        csrf_token: found.csrf_token,
+        id_hash,
+        saved_time_zone: found.time_zone,
+        flash: None,
+    }))
 }
 
 /// A browser loading a page (not a script's fetch or the live feed): only
