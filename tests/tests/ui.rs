@@ -252,6 +252,7 @@ async fn a_user_signs_in_creates_a_telegram_webhook_tests_it_watches_deliveries_
             "form[action='/webhook/{id}/rotate-secret'] button"
         ))
         .await;
+    browser.client.accept_alert().await.unwrap();
     browser.expect_heading("Secret rotated").await;
     let rotated = browser
         .find("#new-secret")

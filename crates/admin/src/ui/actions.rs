@@ -201,7 +201,9 @@ pub(crate) async fn rotate_secret(
         let webhook = find_webhook(&state.pool, form.session.scope(), id)
             .await?
             .ok_or(UiError::NotFound("webhook"))?;
-        return Ok(confirm_rotate_page(&form.session, &webhook.name, id, grace_secs).into_response());
+        return Ok(
+            confirm_rotate_page(&form.session, &webhook.name, id, grace_secs).into_response(),
+        );
     }
     let sub = begin_once!(state, form, &details_path(id));
     let secret = validate::check_secret(webhookd_signing::generate_secret())
@@ -301,8 +303,12 @@ pub(crate) async fn retry_deliveries(
         retried,
         "deliveries retried by hand in the web UI"
     );
-    sub.finish(&state.pool, &back, Some(&Flash::Notice(Notice::Retried(retried))))
-        .await
+    sub.finish(
+        &state.pool,
+        &back,
+        Some(&Flash::Notice(Notice::Retried(retried))),
+    )
+    .await
 }
 
 /// Retries one delivery (`delivery_id`) or every failed one (`all_failed`).
@@ -394,6 +400,10 @@ async fn delete_now(state: &UiState, form: &CsrfForm, id: i64) -> Result<Respons
         return Err(UiError::NotFound("webhook"));
     }
     tracing::info!(webhook_id = id, "webhook deleted in the web UI");
-    sub.finish(&state.pool, LIST_PATH, Some(&Flash::Notice(Notice::Deleted)))
-        .await
+    sub.finish(
+        &state.pool,
+        LIST_PATH,
+        Some(&Flash::Notice(Notice::Deleted)),
+    )
+    .await
 }

@@ -162,8 +162,7 @@ pub(crate) async fn render_errors(
     let status = response.status();
     let mut redrawn = (status, shown.body(&tr, session.as_ref())).into_response();
     for (name, value) in response.headers() {
-        if name != axum::http::header::CONTENT_LENGTH && name != axum::http::header::CONTENT_TYPE
-        {
+        if name != axum::http::header::CONTENT_LENGTH && name != axum::http::header::CONTENT_TYPE {
             redrawn.headers_mut().insert(name, value.clone());
         }
     }

@@ -62,7 +62,10 @@ pub(crate) enum Flash {
     },
     /// A form posted after the session ended (`path`, urlencoded `body`
     /// without its tokens), given back after signing in again.
-    Resume { path: String, body: String },
+    Resume {
+        path: String,
+        body: String,
+    },
 }
 
 impl Flash {

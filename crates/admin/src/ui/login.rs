@@ -346,7 +346,10 @@ pub(crate) async fn keep_form_over_sign_in(
                 .filter(|(name, _)| name != CSRF_FIELD && name != FORM_KEY_FIELD),
         )
         .finish();
-    tracing::info!(path, "web UI form posted after its session ended: kept over a sign-in");
+    tracing::info!(
+        path,
+        "web UI form posted after its session ended: kept over a sign-in"
+    );
     let tr = viewer(&headers, None);
     let secure = cookies_secure(state.config.secure_cookies, &headers);
     let view = LoginView {
@@ -362,9 +365,7 @@ const MAX_KEPT_FORM_BYTES: usize = 256 * 1024;
 
 /// Whether the browser says this site's own page sent the request.
 fn posted_by_this_site(headers: &HeaderMap) -> bool {
-    let fetch_site = headers
-        .get("sec-fetch-site")
-        .and_then(|v| v.to_str().ok());
+    let fetch_site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
     if let Some(site) = fetch_site {
         return site == "same-origin";
     }

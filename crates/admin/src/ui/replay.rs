@@ -50,10 +50,7 @@ pub(crate) fn parse_form_time(
 }
 
 /// The ranged retry the form asks for, when it gives either bound.
-pub(crate) fn range_request(
-    tr: &Tr,
-    fields: &FormFields,
-) -> Result<Option<RetryRequest>, UiError> {
+pub(crate) fn range_request(tr: &Tr, fields: &FormFields) -> Result<Option<RetryRequest>, UiError> {
     let since = parse_form_time(tr, &tr.t("replay-failed-since"), fields.get("failed_since"))?;
     let until = parse_form_time(tr, &tr.t("replay-failed-until"), fields.get("failed_until"))?;
     Ok((since.is_some() || until.is_some()).then(|| RetryRequest {

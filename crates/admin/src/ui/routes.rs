@@ -1,28 +1,30 @@
 //! The web UI's route table.
 
-use axum::middleware;
 use axum::extract::State;
+use axum::middleware;
 use axum::response::{IntoResponse, Redirect, Response};
-use maud::{html, PreEscaped};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
+use maud::{html, PreEscaped};
 
 use super::assets::{
     serve_script, serve_stylesheet, set_security_headers, SCRIPT_PATH, STYLESHEET_PATH,
 };
-use super::live_logs::{self, LiveLogs};
-use super::login_csrf::LoginCsrf;
-use super::login_throttle::LoginThrottle;
-use super::state::{UiState, WebhookPath};
 use super::error::UiError;
 use super::fields::{FieldErrors, WebhookInput};
 use super::flash::{set_flash, Flash, Notice};
 use super::form::FormFields;
+use super::live_logs::{self, LiveLogs};
+use super::login_csrf::LoginCsrf;
+use super::login_throttle::LoginThrottle;
 use super::session::Session;
+use super::state::{UiState, WebhookPath};
 use super::webhook_form::{form_page, Mode};
-use super::{actions, details, edit, error_page, list, login, logs, paths, replay, settings, stats};
-use webhookd_store::webhooks::find_webhook;
+use super::{
+    actions, details, edit, error_page, list, login, logs, paths, replay, settings, stats,
+};
 use crate::graphql::LiveAttempts;
+use webhookd_store::webhooks::find_webhook;
 
 /// The web UI's routes, to be merged next to `api::router`; the logs page
 /// updates live from `attempts`. `login_csrf_key` signs the sign-in form's

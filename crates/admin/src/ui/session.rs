@@ -96,7 +96,9 @@ impl FromRequestParts<UiState> for Session {
                 .map(|p| p.as_str().to_owned())
                 .filter(|_| parts.method == axum::http::Method::GET),
         };
-        let mut session = session_of(&parts.headers, state).await?.ok_or_else(sign_in)?;
+        let mut session = session_of(&parts.headers, state)
+            .await?
+            .ok_or_else(sign_in)?;
         if is_page_load(parts) {
             session.flash = take_flash(&state.pool, &session.id_hash).await?;
         }
@@ -129,12 +131,16 @@ pub(crate) async fn session_of(
 /// A browser loading a page (not a script's fetch or the live feed): only
 /// such a request takes the flash, which is for the page shown next.
 fn is_page_load(parts: &Parts) -> bool {
-    parts.method == axum::http::Method::GET
-        && parts
+    let header = |name: &str| {
+        parts
             .headers
-            .get(header::ACCEPT)
+            .get(name)
             .and_then(|v| v.to_str().ok())
-            .is_some_and(|accept| accept.contains("text/html"))
+            .unwrap_or("")
+    };
+    parts.method == axum::http::Method::GET
+        && !header("accept").contains("text/event-stream")
+        && matches!(header("sec-fetch-dest"), "" | "document")
 }
 
 /// The language and zone of a signed-out visitor (the sign-in page).

@@ -147,7 +147,12 @@ pub(crate) async fn save_settings(
     let lang = Lang::from_code(form.fields.get("language")).unwrap_or(session.tr.lang);
     let secure = cookies_secure(state.config.secure_cookies, &headers);
     let cookie = set_cookie(LANG_COOKIE, lang.code(), "/", LANG_COOKIE_LIFETIME, secure);
-    set_flash(&state.pool, &session.id_hash, &Flash::Notice(Notice::Updated)).await?;
+    set_flash(
+        &state.pool,
+        &session.id_hash,
+        &Flash::Notice(Notice::Updated),
+    )
+    .await?;
     Ok(([(header::SET_COOKIE, cookie)], Redirect::to(SETTINGS_PATH)).into_response())
 }
 

@@ -3,6 +3,8 @@
 //! and records the redirect it answered, and a POST of the same key again
 //! (a refresh of the result, the back button) gets that same redirect
 //! without acting again. A POST without a key acts every time.
+//! Results a page shows again on reload (a test's answer, a replay's
+//! counts) are kept with the key; secrets never are (they go in the flash).
 //!
 //! ```ignore
 //! let sub = match submission::begin(&state.pool, &form, &fallback).await? {
@@ -20,6 +22,7 @@ use sqlx::PgPool;
 use super::error::UiError;
 use super::flash::Flash;
 use super::form::{CsrfForm, FORM_KEY_FIELD};
+use super::session::random_token;
 use webhookd_store::ui_submissions::{self, Claim};
 
 /// What `begin` found.
@@ -43,14 +46,16 @@ pub(crate) async fn begin(
     fallback: &str,
 ) -> Result<Begun, UiError> {
     let session_hash = form.session.id_hash.clone();
-    let key = form.fields.get(FORM_KEY_FIELD).trim();
-    // Our keys are 43 characters; anything far longer is not one.
-    if key.is_empty() || key.len() > 128 {
-        return Ok(Begun::Act(Submission {
-            session_hash,
-            key: None,
-        }));
-    }
+    let sent = form.fields.get(FORM_KEY_FIELD).trim();
+    // A form without a key (a script, an old page) acts every time; it gets
+    // one of its own for its result page. Ours are 43 characters.
+    let fresh;
+    let key = if sent.is_empty() || sent.len() > 128 {
+        fresh = random_token();
+        fresh.as_str()
+    } else {
+        sent
+    };
     Ok(
         match ui_submissions::claim_submission(pool, &session_hash, key).await? {
             Claim::Fresh => Begun::Act(Submission {
@@ -120,8 +125,12 @@ impl Submission {
         let to_json = |v: serde_json::Result<serde_json::Value>| {
             v.map_err(|e| UiError::Internal(e.to_string()))
         };
-        let result = result.map(|r| to_json(serde_json::to_value(r))).transpose()?;
-        let flash = flash.map(|f| to_json(serde_json::to_value(f))).transpose()?;
+        let result = result
+            .map(|r| to_json(serde_json::to_value(r)))
+            .transpose()?;
+        let flash = flash
+            .map(|f| to_json(serde_json::to_value(f)))
+            .transpose()?;
         ui_submissions::finish_submission(
             pool,
             &self.session_hash,
