@@ -455,3 +455,62 @@ async fn the_same_create_form_posted_twice_makes_one_webhook() {
     assert_eq!(webhooks_named(&app, "Posted twice").await, 1);
     app.stop().await;
 }
+
+#[tokio::test]
+async fn retrying_a_failed_test_gives_it_one_more_attempt_not_a_schedule() {
+    let app = TestApp::spawn_with(&[("WEBHOOKD__DELIVERY__ALLOW_PRIVATE_TARGETS", "true")]).await;
+    let (_, token) = app.create_user("Alice", Some(7), false).await;
+    let receiver = Receiver::start(SECRET).await;
+    receiver.always(500);
+    let webhook = app
+        .create_webhook_to(&token, &receiver.url(), json!(["task.*"]), SECRET)
+        .await;
+    let browser = Browser::start().await;
+    browser.sign_in(&app, &token).await;
+    let details = format!("/webhook/{webhook}");
+    browser.goto(&app.url(&details)).await;
+    browser
+        .click(&format!("form[action='{details}/test'] button"))
+        .await;
+    browser.expect_heading("Test delivery").await;
+    assert_eq!(receiver.count(), 1);
+
+    // "Retry failed" leaves the failed test alone: no schedule starts.
+    browser.goto(&app.url(&details)).await;
+    browser
+        .click("form[action$='/retry'] input[name=all_failed] + button")
+        .await;
+    eventually(WAIT, "the retry notice", || async {
+        let notices = browser.texts(".notice").await;
+        notices
+            .iter()
+            .any(|n| n.contains("Nothing to retry"))
+            .then_some(())
+    })
+    .await;
+    let pending = count(
+        &app,
+        "SELECT COUNT(*) FROM deliveries WHERE webhook_id = $1 AND status <> 'failed'",
+        webhook,
+    )
+    .await;
+    assert_eq!(pending, 0, "the failed test is not made pending");
+
+    // Its own Retry sends exactly one more attempt, shown at once.
+    browser
+        .click("td[data-label=Actions] form[action$='/retry'] button")
+        .await;
+    browser.expect_heading("Test delivery").await;
+    assert_eq!(receiver.count(), 2);
+    assert_eq!(test_deliveries(&app, webhook).await, 2);
+    let pending = count(
+        &app,
+        "SELECT COUNT(*) FROM deliveries WHERE webhook_id = $1 AND status <> 'failed'",
+        webhook,
+    )
+    .await;
+    assert_eq!(pending, 0, "no schedule of retries follows");
+
+    browser.close().await;
+    app.stop().await;
+}

@@ -18,9 +18,6 @@ replay-result-sent = { $count ->
    *[other] { $count } events will be sent now
 }
 replay-result-since = — events since
-replay-result-skipped = { $count ->
-    [one] 1 was already delivered or pending: not sent again.
-   *[other] { $count } were already delivered or pending: not sent again.
-}
+replay-result-skipped = { $count } already delivered or pending, not sent again.
 replay-result-more = More events remain after these.
 replay-back = Back to the webhook

@@ -21,7 +21,7 @@ use super::paths::{details_path, logs_path, LIST_PATH};
 use super::replay::range_request;
 use super::session::Session;
 use super::state::{UiState, WebhookPath};
-use super::submission::{self, Begun};
+use super::submission::{self, Begun, Submission};
 use crate::api::auth::CurrentUser;
 use crate::api::deliveries;
 use crate::api::quotas::{Work, BULK_RETRIES_PER_USER};
@@ -29,7 +29,9 @@ use crate::api::secrets::{DEFAULT_GRACE_SECS, MAX_GRACE_SECS};
 use crate::api::test_delivery::{self, TestResult};
 use crate::api::validate;
 use crate::api::webhooks::WebhookId;
-use webhookd_store::delivery_admin::{retry_delivery, retry_failed_deliveries, RetryOutcome};
+use webhookd_store::delivery_admin::{
+    is_test_delivery, retry_delivery, retry_failed_deliveries, RetryOutcome,
+};
 use webhookd_store::webhooks::{self as store, find_webhook};
 
 /// Claims the form's one-time key; a repeat gets its first redirect.
@@ -90,6 +92,16 @@ pub(crate) async fn test_webhook(
     form: CsrfForm,
 ) -> Result<Response, UiError> {
     let sub = begin_once!(state, form, &details_path(id));
+    send_test(&state, &form, id, sub).await
+}
+
+/// Sends one test for a claimed submission and redirects to its result.
+async fn send_test(
+    state: &UiState,
+    form: &CsrfForm,
+    id: i64,
+    sub: Submission,
+) -> Result<Response, UiError> {
     let user = CurrentUser(form.session.user.clone());
     let sent = test_delivery::test_webhook(State(state.clone()), user, WebhookId(id)).await;
     let axum::Json(result) = sub.check(&state.pool, sent).await?;
@@ -296,6 +308,14 @@ pub(crate) async fn retry_deliveries(
             .await;
     }
     let sub = begin_once!(state, form, &back);
+    // A test is one attempt, not a schedule: retrying a failed one sends
+    // one more test now, shown like the first.
+    if let Ok(delivery_id) = form.fields.get("delivery_id").trim().parse::<Uuid>() {
+        let is_test = is_test_delivery(&state.pool, id, delivery_id).await;
+        if sub.check(&state.pool, is_test).await? == Some(true) {
+            return send_test(&state, &form, id, sub).await;
+        }
+    }
     let retried = retry_now(&state, &form, id).await;
     let retried = sub.check(&state.pool, retried).await?;
     tracing::info!(

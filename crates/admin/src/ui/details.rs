@@ -145,7 +145,7 @@ fn summary(tr: &Tr, webhook: &Webhook) -> Markup {
                 @match &webhook.retry_schedule {
                     Some(delays) => {
                         (tr.t_with("details-retries-custom", &[
-                            ("delays", delays.iter().map(|d| format!("{d}")).collect::<Vec<_>>().join(", ").into()),
+                            ("delays", delays.iter().map(|d| tr.t_with("details-seconds", &[("n", (*d).into())])).collect::<Vec<_>>().join(", ").into()),
                             ("count", (delays.len() + 1).into()),
                         ]))
                     },
