@@ -240,11 +240,8 @@ pub(crate) async fn rotate_secret(
         grace_secs,
         "webhook secret rotated in the web UI"
     );
-    let flash = Flash::Secret {
-        webhook_id: webhook.id,
-        secret,
-        created: false,
-    };
+    let flash = Flash::secret(&state.keys, webhook.id, &secret, false);
+    let flash = sub.check(&state.pool, flash).await?;
     sub.finish(&state.pool, &secret_path(id), Some(&flash))
         .await
 }

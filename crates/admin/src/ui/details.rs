@@ -8,7 +8,6 @@ use maud::{html, Markup};
 use super::auth_fields;
 use super::breaker;
 use super::error::UiError;
-use super::flash::Flash;
 use super::form::csrf_input;
 use super::i18n::Tr;
 use super::layout::{active_badge, delivery_badge, page, time_el, Notice};
@@ -242,17 +241,13 @@ pub(crate) async fn show_secret(
     session: Session,
     WebhookPath(id): WebhookPath,
 ) -> Result<Response, UiError> {
-    let Some(Flash::Secret {
-        webhook_id,
-        secret,
-        created,
-    }) = session.flash.clone()
-    else {
+    let shown = session
+        .flash
+        .as_ref()
+        .and_then(|flash| flash.open_secret(&state.keys, id));
+    let Some((secret, created)) = shown else {
         return Ok(Redirect::to(&details_path(id)).into_response());
     };
-    if webhook_id != id {
-        return Ok(Redirect::to(&details_path(id)).into_response());
-    }
     let webhook = find_webhook(&state.pool, session.scope(), id)
         .await?
         .ok_or(UiError::NotFound("webhook"))?;

@@ -10,6 +10,7 @@ use sqlx::PgPool;
 
 use super::error::UiError;
 use super::i18n::Tr;
+use webhookd_events::secret_box::SecretKeys;
 use webhookd_store::ui_submissions;
 
 /// What an action did, shown on the page it redirects to.
@@ -54,10 +55,12 @@ impl Notice {
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Flash {
     Notice(Notice),
-    /// A webhook's new signing secret, for the one page that shows it.
+    /// A webhook's new signing secret, for the one page that shows it;
+    /// sealed like the webhook's own secrets (`secrets.encryption_keys`),
+    /// since it waits in the database until that page is loaded.
     Secret {
         webhook_id: i64,
-        secret: String,
+        sealed: String,
         created: bool,
     },
     /// A form posted after the session ended (`path`, urlencoded `body`
@@ -69,12 +72,50 @@ pub(crate) enum Flash {
 }
 
 impl Flash {
+    /// The flash showing webhook `webhook_id`'s new `secret` once.
+    pub(crate) fn secret(
+        keys: &SecretKeys,
+        webhook_id: i64,
+        secret: &str,
+        created: bool,
+    ) -> Result<Flash, UiError> {
+        let sealed = keys
+            .seal(secret, &secret_context(webhook_id))
+            .map_err(|e| UiError::Internal(e.to_string()))?;
+        Ok(Flash::Secret {
+            webhook_id,
+            sealed,
+            created,
+        })
+    }
+
+    /// The secret of a `Secret` flash for webhook `id`, in clear, and
+    /// whether the webhook was just created.
+    pub(crate) fn open_secret(&self, keys: &SecretKeys, id: i64) -> Option<(String, bool)> {
+        match self {
+            Flash::Secret {
+                webhook_id,
+                sealed,
+                created,
+            } if *webhook_id == id => keys
+                .open(sealed, &secret_context(id))
+                .ok()
+                .map(|secret| (secret, *created)),
+            _ => None,
+        }
+    }
+
     pub(crate) fn notice(&self) -> Option<Notice> {
         match self {
             Flash::Notice(notice) => Some(*notice),
             _ => None,
         }
     }
+}
+
+/// A sealed flash secret opens only as this webhook's flash secret.
+fn secret_context(webhook_id: i64) -> Vec<u8> {
+    format!("webhookd:ui-flash:{webhook_id}:signing").into_bytes()
 }
 
 /// Leaves `flash` for the session's next page.
@@ -109,7 +150,7 @@ mod tests {
             Flash::Notice(Notice::Deleted),
             Flash::Secret {
                 webhook_id: 3,
-                secret: "s".to_owned(),
+                sealed: "s".to_owned(),
                 created: true,
             },
             Flash::Resume {
