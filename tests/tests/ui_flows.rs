@@ -225,7 +225,6 @@ async fn a_session_that_ends_mid_form_keeps_the_form_over_a_sign_in() {
     assert_eq!(name.as_deref(), Some("Typed before the session ended"));
     let url = browser.find("#url").await.prop("value").await.unwrap();
     assert_eq!(url.as_deref(), Some("https://example.com/kept"));
-    assert!(browser.text("#form-kept").await.contains("signed in again"));
     browser.click("button.primary[value=save]").await;
     browser.expect_heading("Webhook created").await;
     assert_eq!(

@@ -33,4 +33,3 @@ notice-retried = { $count ->
 }
 notice-retried-more = { $count } deliveries will be retried now; more failed in that range: submit the range again to retry the next ones.
 notice-signed-in-again = You are signed in again. What you sent before the session ended was not saved: send it again.
-notice-form-kept = You are signed in again. The form holds what you typed before the session ended; nothing is saved until you send it.

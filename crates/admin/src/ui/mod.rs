@@ -17,8 +17,9 @@
 //!
 //! Layers, each importing only from those before it (`modcheck` checks):
 //! leaves `paths`, `assets`, `error`, `charts`, `login_csrf` (the sign-in
-//! form's signed token), `login_throttle` (failed sign-ins per client); request plumbing `state`,
-//! `session`, `form`, `auth_fields`, `fields`; the shell `layout`, then `error_page`; the
+//! form's signed token), `login_throttle` (failed sign-ins per client), `flash` (what an
+//! action leaves for the next page); request plumbing `state`,
+//! `session`, `form`, `submission` (one-time form keys), `auth_fields`, `fields`; the shell `layout`, then `error_page`; the
 //! pages (`replay` before `details` and `actions`, `list`, `details`, `logs`, `login`, `webhook_form` then `edit`,
 //! `actions`, `stats`); `routes` on top.
 

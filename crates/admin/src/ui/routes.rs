@@ -5,7 +5,6 @@ use axum::middleware;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
-use maud::{html, PreEscaped};
 
 use super::assets::{
     serve_script, serve_stylesheet, set_security_headers, SCRIPT_PATH, STYLESHEET_PATH,
@@ -148,15 +147,5 @@ async fn resume_form(State(state): State<UiState>, session: Session) -> Result<R
         .await?;
         return Ok(Redirect::to(&path).into_response());
     };
-    Ok(with_kept_notice(&session, page.into_string()).into_response())
-}
-
-/// The form page with a notice at the top of `main` saying that it holds
-/// what was typed before the sign-in (the form's page takes no notice).
-fn with_kept_notice(session: &Session, page: String) -> PreEscaped<String> {
-    const MAIN: &str = r#"<main id="main" tabindex="-1">"#;
-    let notice = html! {
-        div class="notice" role="status" id="form-kept" { (session.tr.t("notice-form-kept")) }
-    };
-    PreEscaped(page.replacen(MAIN, &format!("{MAIN}{}", notice.into_string()), 1))
+    Ok(page.into_response())
 }
