@@ -513,3 +513,99 @@ async fn retrying_a_failed_test_gives_it_one_more_attempt_not_a_schedule() {
     browser.close().await;
     app.stop().await;
 }
+
+/// Latin words a Russian page shows outside `code`/`kbd`/`samp`/`pre` and
+/// `[lang=en]`, in text and in the attributes people meet, brand names
+/// aside.
+async fn latin_words(browser: &Browser) -> Vec<String> {
+    let script = r#"
+        const allowed = new Set(["webhookd", "API", "OpenAPI", "JSON", "URL", "HTTP",
+            "HTTPS", "HMAC", "Telegram", "Slack", "Discord", "GraphQL", "UTC", "ID"]);
+        // `#auth-shown` is the form's own summary, another part's texts.
+        const technical = "code, kbd, samp, pre, [lang=en], script, style, #auth-shown";
+        const found = [];
+        const scan = (text, where) => {
+            for (const word of text.match(/[A-Za-z]{2,}/g) || []) {
+                if (!allowed.has(word)) { found.push(word + " (" + where + ")"); }
+            }
+        };
+        const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+        while (walker.nextNode()) {
+            const node = walker.currentNode;
+            if (!node.parentElement.closest(technical)) { scan(node.textContent, "text"); }
+        }
+        for (const el of document.querySelectorAll("*")) {
+            if (el.closest(technical)) { continue; }
+            for (const name of ["title", "aria-label", "placeholder", "data-label", "data-confirm", "alt"]) {
+                const value = el.getAttribute(name);
+                if (value) { scan(value, name); }
+            }
+        }
+        scan(document.title, "title");
+        return found;
+    "#;
+    let value = browser.client.execute(script, vec![]).await.unwrap();
+    serde_json::from_value(value).unwrap()
+}
+
+#[tokio::test]
+async fn the_flow_pages_speak_russian() {
+    let app = TestApp::spawn_with(&[("WEBHOOKD__DELIVERY__ALLOW_PRIVATE_TARGETS", "true")]).await;
+    let (_, token) = app.create_user("Ольга", Some(7), false).await;
+    let receiver = Receiver::start(SECRET).await;
+    let webhook = app
+        .create_webhook_to(&token, &receiver.url(), json!(["task.*"]), SECRET)
+        .await;
+    sqlx::query("UPDATE webhooks SET name = 'Задачи' WHERE id = $1")
+        .bind(webhook)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let browser = Browser::start_in("ru").await;
+    let check = |name: &'static str| {
+        let browser = &browser;
+        async move {
+            browser.find("h1").await;
+            let latin = latin_words(browser).await;
+            assert!(latin.is_empty(), "{name}: {latin:?}");
+            browser.screenshot(&format!("flows-{name}-ru")).await;
+        }
+    };
+    browser.goto(&app.url("/webhook/")).await;
+    browser.expect_heading("Вход").await;
+    check("login").await;
+    browser.fill("#token", &token).await;
+    browser
+        .click("form[action='/login'] button[type=submit]")
+        .await;
+    eventually(WAIT, "the list after signing in", || async {
+        (browser.path().await == "/webhook/").then_some(())
+    })
+    .await;
+
+    let details = format!("/webhook/{webhook}");
+    browser.goto(&app.url(&details)).await;
+    check("details").await;
+    browser
+        .click(&format!("form[action='{details}/test'] button"))
+        .await;
+    browser.expect_heading("Тестовая доставка").await;
+    check("test-result").await;
+
+    browser.goto(&app.url(&details)).await;
+    browser.click("details.rotate summary").await;
+    browser
+        .click(&format!("form[action='{details}/rotate-secret'] button"))
+        .await;
+    browser.client.accept_alert().await.unwrap();
+    browser.expect_heading("Секрет сменён").await;
+    check("secret").await;
+
+    browser.goto(&app.url(&format!("{details}/delete"))).await;
+    check("delete").await;
+    browser.goto(&app.url("/webhook/424242")).await;
+    check("404").await;
+
+    browser.close().await;
+    app.stop().await;
+}

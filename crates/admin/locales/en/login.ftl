@@ -2,6 +2,7 @@
 login-title = Sign in
 login-help = Paste your API token. An administrator creates it with
 login-token = API token
+login-token-placeholder = whk_…
 login-button = Sign in
 login-token-missing = Enter your API token.
 login-token-invalid = That token is not valid, or it was revoked.

@@ -2,6 +2,7 @@
 login-title = Вход
 login-help = Вставьте свой API-токен. Администратор создаёт его командой
 login-token = API-токен
+login-token-placeholder = вставьте токен
 login-button = Войти
 login-token-missing = Введите API-токен.
 login-token-invalid = Этот токен недействителен или отозван.

@@ -173,7 +173,7 @@ fn login_form(tr: &Tr, nonce: &str, view: &LoginView) -> Markup {
                     label for="token" { (tr.t("login-token")) }
                     input id="token" name="token" type="password" required
                         autocomplete="current-password" spellcheck="false"
-                        placeholder="whk_…" aria-invalid=[error.map(|_| "true")]
+                        placeholder=(tr.t("login-token-placeholder")) aria-invalid=[error.map(|_| "true")]
                         aria-describedby=[error.map(|_| "login-error")];
                 }
                 button type="submit" class="primary" { (tr.t("login-button")) }
