@@ -257,19 +257,36 @@ pub async fn retry_delivery(
 }
 
 /// Makes every failed delivery of the webhook pending and due now; returns
-/// how many. Attempt counts are kept, as for one delivery. Test deliveries
-/// are left alone: a test is one attempt made while someone watches, and
-/// retried here it would get the webhook's whole retry schedule.
+/// how many. Attempt counts are kept, as for one delivery.
 pub async fn retry_failed_deliveries(pool: &PgPool, webhook_id: i64) -> Result<u64, StorageError> {
+    retry_failed(pool, webhook_id, false).await
+}
+
+/// As [`retry_failed_deliveries`], leaving test deliveries alone (the web
+/// UI's "Retry failed"): a test is one attempt made while someone watches,
+/// and retried here it would get the webhook's whole retry schedule.
+pub async fn retry_failed_deliveries_but_tests(
+    pool: &PgPool,
+    webhook_id: i64,
+) -> Result<u64, StorageError> {
+    retry_failed(pool, webhook_id, true).await
+}
+
+async fn retry_failed(
+    pool: &PgPool,
+    webhook_id: i64,
+    but_tests: bool,
+) -> Result<u64, StorageError> {
     let mut tx = pool.begin().await?;
     let retried = sqlx::query(&format!(
         "UPDATE deliveries SET status = {RETRIED_STATUS}, next_attempt_at = now(),
              updated_at = now()
          WHERE webhook_id = $1 AND status = 'failed'
-           AND NOT EXISTS (SELECT 1 FROM events e
-                           WHERE e.id = deliveries.event_id AND e.event = $2)"
+           AND NOT ($2 AND EXISTS (SELECT 1 FROM events e
+                                   WHERE e.id = deliveries.event_id AND e.event = $3))"
     ))
     .bind(webhook_id)
+    .bind(but_tests)
     .bind(TEST_EVENT)
     .execute(&mut *tx)
     .await?

@@ -30,7 +30,7 @@ use crate::api::test_delivery::{self, TestResult};
 use crate::api::validate;
 use crate::api::webhooks::WebhookId;
 use webhookd_store::delivery_admin::{
-    is_test_delivery, retry_delivery, retry_failed_deliveries, RetryOutcome,
+    is_test_delivery, retry_delivery, retry_failed_deliveries_but_tests, RetryOutcome,
 };
 use webhookd_store::webhooks::{self as store, find_webhook};
 
@@ -337,7 +337,7 @@ async fn retry_now(state: &UiState, form: &CsrfForm, id: i64) -> Result<u64, UiE
                 state
                     .quotas
                     .begin(Work::BulkRetry, form.session.user.id, BULK_RETRIES_PER_USER)?;
-            retry_failed_deliveries(&state.pool, id).await?
+            retry_failed_deliveries_but_tests(&state.pool, id).await?
         }
         "" => return Err(UiError::BadRequest(tr.t("actions-retry-choose"))),
         text => {

@@ -322,7 +322,9 @@ pub(crate) async fn keep_form_over_sign_in(
     next: Next,
 ) -> Response {
     let path = request.uri().path().to_owned();
-    if request.method() != Method::POST || path.starts_with("/login") || path == "/logout" {
+    // The script's preview is no form to keep.
+    let kept_path = !path.starts_with("/login") && path != "/logout" && path != PREVIEW_PATH;
+    if request.method() != Method::POST || !kept_path {
         return next.run(request).await;
     }
     let (parts, body) = request.into_parts();
@@ -359,6 +361,8 @@ pub(crate) async fn keep_form_over_sign_in(
     };
     login_page(&tr, &guard.csrf, secure, &view, StatusCode::UNAUTHORIZED)
 }
+
+const PREVIEW_PATH: &str = "/webhook/preview";
 
 /// A form kept over a sign-in is as big as the UI's forms may be.
 const MAX_KEPT_FORM_BYTES: usize = 256 * 1024;
