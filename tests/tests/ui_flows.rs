@@ -232,6 +232,35 @@ async fn a_session_that_ends_mid_form_keeps_the_form_over_a_sign_in() {
         1
     );
 
+    // The same for an edit form: the change comes back, then saves.
+    let path = browser.path().await;
+    let id = path
+        .trim_start_matches("/webhook/")
+        .trim_end_matches("/secret");
+    browser.goto(&app.url(&format!("/webhook/{id}/edit"))).await;
+    browser.expect_heading("Edit webhook").await;
+    browser
+        .fill("#name", "Renamed before the session ended")
+        .await;
+    sqlx::query("DELETE FROM ui_sessions")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    browser.click("button.primary[value=save]").await;
+    browser.find("#session-ended").await;
+    browser.fill("#token", &token).await;
+    browser
+        .click("form[action='/login'] button[type=submit]")
+        .await;
+    browser.expect_heading("Edit webhook").await;
+    let name = browser.find("#name").await.prop("value").await.unwrap();
+    assert_eq!(name.as_deref(), Some("Renamed before the session ended"));
+    browser.click("button.primary[value=save]").await;
+    browser
+        .expect_heading("Renamed before the session ended")
+        .await;
+    assert!(browser.text(".notice").await.contains("Changes saved"));
+
     browser.close().await;
     app.stop().await;
 }
