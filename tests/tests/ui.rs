@@ -252,6 +252,7 @@ async fn a_user_signs_in_creates_a_telegram_webhook_tests_it_watches_deliveries_
             "form[action='/webhook/{id}/rotate-secret'] button"
         ))
         .await;
+    browser.client.accept_alert().await.unwrap();
     browser.expect_heading("Secret rotated").await;
     let rotated = browser
         .find("#new-secret")
@@ -667,7 +668,12 @@ async fn another_users_webhook_is_a_404_page_and_forms_without_the_csrf_token_ar
             format!("/webhook/{mine}/test"),
             vec![("_csrf", csrf.clone())],
         );
-        let page = test.await.unwrap().text().await.unwrap();
+        // Post/redirect/get: the answer is on the page redirected to.
+        let result = test.await.unwrap().headers()["location"]
+            .to_str()
+            .unwrap()
+            .to_owned();
+        let page = get(result).await.unwrap().text().await.unwrap();
         assert!(
             page.contains("no response") && page.contains("connection"),
             "{page}"

@@ -8,6 +8,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::{PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
+use webhookd_events::TEST_EVENT;
 
 use crate::notify::DUE_CHANNEL;
 use crate::page::{After, Page};
@@ -177,6 +178,25 @@ const RETRIED_STATUS: &str = "CASE WHEN EXISTS (SELECT 1 FROM webhooks w
                                       WHERE w.id = deliveries.webhook_id AND w.ordering = 'fifo')
                           THEN 'queued' ELSE 'pending' END";
 
+/// Whether a delivery of the webhook is a test delivery (`None`: no such
+/// delivery).
+pub async fn is_test_delivery(
+    pool: &PgPool,
+    webhook_id: i64,
+    delivery_id: Uuid,
+) -> Result<Option<bool>, StorageError> {
+    let found: Option<bool> = sqlx::query_scalar(
+        "SELECT e.event = $3 FROM deliveries d JOIN events e ON e.id = d.event_id
+         WHERE d.id = $1 AND d.webhook_id = $2",
+    )
+    .bind(delivery_id)
+    .bind(webhook_id)
+    .bind(TEST_EVENT)
+    .fetch_optional(pool)
+    .await?;
+    Ok(found)
+}
+
 /// What asking to retry one delivery did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RetryOutcome {
@@ -239,13 +259,35 @@ pub async fn retry_delivery(
 /// Makes every failed delivery of the webhook pending and due now; returns
 /// how many. Attempt counts are kept, as for one delivery.
 pub async fn retry_failed_deliveries(pool: &PgPool, webhook_id: i64) -> Result<u64, StorageError> {
+    retry_failed(pool, webhook_id, false).await
+}
+
+/// As [`retry_failed_deliveries`], leaving test deliveries alone (the web
+/// UI's "Retry failed"): a test is one attempt made while someone watches,
+/// and retried here it would get the webhook's whole retry schedule.
+pub async fn retry_failed_deliveries_but_tests(
+    pool: &PgPool,
+    webhook_id: i64,
+) -> Result<u64, StorageError> {
+    retry_failed(pool, webhook_id, true).await
+}
+
+async fn retry_failed(
+    pool: &PgPool,
+    webhook_id: i64,
+    but_tests: bool,
+) -> Result<u64, StorageError> {
     let mut tx = pool.begin().await?;
     let retried = sqlx::query(&format!(
         "UPDATE deliveries SET status = {RETRIED_STATUS}, next_attempt_at = now(),
              updated_at = now()
-         WHERE webhook_id = $1 AND status = 'failed'"
+         WHERE webhook_id = $1 AND status = 'failed'
+           AND NOT ($2 AND EXISTS (SELECT 1 FROM events e
+                                   WHERE e.id = deliveries.event_id AND e.event = $3))"
     ))
     .bind(webhook_id)
+    .bind(but_tests)
+    .bind(TEST_EVENT)
     .execute(&mut *tx)
     .await?
     .rows_affected();

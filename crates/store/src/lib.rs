@@ -25,6 +25,7 @@ pub mod secrets_at_rest;
 pub mod stats;
 pub mod test_deliveries;
 pub mod ui_sessions;
+pub mod ui_submissions;
 pub mod users;
 pub mod webhook_overview;
 pub mod webhooks;

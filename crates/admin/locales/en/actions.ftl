@@ -1,1 +1,30 @@
-# actions
+# The webhook's buttons: test, rotate, retry, delete.
+actions-back-to-webhook = Back to the webhook
+actions-test-page-title = Test delivery
+actions-test-title-of = Test delivery to “{ $name }”
+actions-test-result = Result
+actions-test-success = Success
+actions-test-failure = Failure
+actions-test-status = Status
+actions-test-no-response = no response
+actions-test-time = Time
+actions-test-ms = { $ms } ms
+actions-test-error = Error
+actions-test-body = Response body
+actions-test-in-logs = See it in the logs
+actions-test-again = Send another test
+actions-rotate-bad-grace = Choose a grace period from the list.
+actions-rotate-confirm-page-title = Rotate the secret
+actions-rotate-confirm-title = Rotate the signing secret of “{ $name }”?
+actions-rotate-confirm-text = A new secret is made and shown once. The receiver must be given it: until then it can only check deliveries with the old secret, while that one is still sent.
+actions-rotate-confirm-revoke = The old secret stops working at once: deliveries fail the receiver's check until it has the new one.
+actions-rotate-confirm-yes = Rotate the secret
+actions-rotate-confirm-no = Keep the current secret
+actions-retry-switched-off = The webhook is switched off; switch it on before retrying.
+actions-retry-choose = Choose a delivery to retry.
+actions-retry-already-pending = This delivery is already pending: it will be attempted soon.
+actions-delete-page-title = Delete webhook
+actions-delete-title = Delete “{ $name }”?
+actions-delete-text = The webhook, its deliveries and all their logs are deleted. This cannot be undone.
+actions-delete-yes = Delete for good
+actions-delete-no = Keep it

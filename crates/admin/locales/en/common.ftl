@@ -32,3 +32,4 @@ notice-retried = { $count ->
    *[other] { $count } deliveries will be retried now.
 }
 notice-retried-more = { $count } deliveries will be retried now; more failed in that range: submit the range again to retry the next ones.
+notice-signed-in-again = You are signed in again. What you sent before the session ended was not saved: send it again.

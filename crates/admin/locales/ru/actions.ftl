@@ -1,1 +1,30 @@
-# actions
+# Кнопки вебхука: проверка, смена секрета, повтор, удаление.
+actions-back-to-webhook = К вебхуку
+actions-test-page-title = Тестовая доставка
+actions-test-title-of = Тестовая доставка в «{ $name }»
+actions-test-result = Итог
+actions-test-success = Успешно
+actions-test-failure = Неудачно
+actions-test-status = Ответ
+actions-test-no-response = ответа нет
+actions-test-time = Время
+actions-test-ms = { $ms } мс
+actions-test-error = Ошибка
+actions-test-body = Тело ответа
+actions-test-in-logs = Посмотреть в журнале
+actions-test-again = Отправить ещё одну проверку
+actions-rotate-bad-grace = Выберите срок из списка.
+actions-rotate-confirm-page-title = Смена секрета
+actions-rotate-confirm-title = Сменить секрет подписи вебхука «{ $name }»?
+actions-rotate-confirm-text = Будет создан новый секрет, он покажется один раз. Его нужно передать получателю: до тех пор получатель может проверять доставки только старым секретом, пока тот ещё отправляется.
+actions-rotate-confirm-revoke = Старый секрет перестанет действовать сразу: доставки не пройдут проверку у получателя, пока у него не будет нового.
+actions-rotate-confirm-yes = Сменить секрет
+actions-rotate-confirm-no = Оставить текущий секрет
+actions-retry-switched-off = Вебхук выключен; включите его, прежде чем повторять доставки.
+actions-retry-choose = Выберите доставку для повтора.
+actions-retry-already-pending = Эта доставка уже ждёт отправки: попытка будет скоро.
+actions-delete-page-title = Удаление вебхука
+actions-delete-title = Удалить «{ $name }»?
+actions-delete-text = Вебхук, его доставки и весь их журнал будут удалены. Отменить это нельзя.
+actions-delete-yes = Удалить навсегда
+actions-delete-no = Не удалять

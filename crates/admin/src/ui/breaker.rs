@@ -8,10 +8,10 @@ use super::i18n::Tr;
 use super::layout::{outcome_badge, time_el};
 
 /// Nothing while closed; `breaker open` (or `probing`) otherwise.
-pub(crate) fn badge(breaker: &Breaker) -> Markup {
+pub(crate) fn badge(tr: &Tr, breaker: &Breaker) -> Markup {
     match breaker.state() {
-        "open" => outcome_badge(Some(false), "breaker open"),
-        "half_open" => outcome_badge(Some(false), "breaker open: probing"),
+        "open" => outcome_badge(Some(false), &tr.t("details-breaker-open")),
+        "half_open" => outcome_badge(Some(false), &tr.t("details-breaker-probing")),
         _ => html! {},
     }
 }
@@ -20,16 +20,16 @@ pub(crate) fn badge(breaker: &Breaker) -> Markup {
 /// what happens to the deliveries.
 pub(crate) fn summary_line(tr: &Tr, breaker: &Breaker) -> Markup {
     html! {
-        dt { "Circuit breaker" } dd id="breaker-shown" {
+        dt { (tr.t("details-breaker-title")) } dd id="breaker-shown" {
             @match breaker.opened_at {
                 None => {
-                    "closed"
-                    @if breaker.failures > 0 { " (" (breaker.failures) " failed attempts in a row)" }
+                    (tr.t("details-breaker-closed"))
+                    @if breaker.failures > 0 { " " (tr.t_with("details-breaker-failures", &[("count", breaker.failures.into())])) }
                 },
                 Some(opened) => {
-                    (badge(breaker)) " since " (time_el(tr, opened))
-                    ": deliveries are parked, one probe at a time tests the receiver"
-                    @if let Some(next) = breaker.next_probe_at { "; next probe " (time_el(tr, next)) }
+                    (badge(tr, breaker)) " " (tr.t("details-breaker-since")) " " (time_el(tr, opened))
+                    (tr.t("details-breaker-parked"))
+                    @if let Some(next) = breaker.next_probe_at { (tr.t("details-breaker-next-probe")) " " (time_el(tr, next)) }
                 },
             }
         }
@@ -52,11 +52,12 @@ mod tests {
 
     #[test]
     fn the_list_shows_a_badge_only_while_the_breaker_is_open() {
-        assert_eq!(badge(&breaker(false, false)).into_string(), "");
-        assert!(badge(&breaker(true, false))
+        let tr = Tr::default();
+        assert_eq!(badge(&tr, &breaker(false, false)).into_string(), "");
+        assert!(badge(&tr, &breaker(true, false))
             .into_string()
             .contains("breaker open"));
-        assert!(badge(&breaker(true, true))
+        assert!(badge(&tr, &breaker(true, true))
             .into_string()
             .contains("probing"));
     }

@@ -1,9 +1,9 @@
 //! `/webhook/{id}`: one webhook, its recent deliveries, and its buttons
 //! (edit, toggle, test, retry failed, rotate secret, logs, delete).
 
-use axum::extract::{Query, State};
+use axum::extract::State;
+use axum::response::{IntoResponse, Redirect, Response};
 use maud::{html, Markup};
-use serde::Deserialize;
 
 use super::auth_fields;
 use super::breaker;
@@ -23,17 +23,10 @@ use webhookd_store::webhooks::{find_webhook, Webhook};
 /// How many deliveries the details page lists (the logs page has them all).
 const RECENT_DELIVERIES: usize = 10;
 
-#[derive(Debug, Default, Deserialize)]
-pub(crate) struct DetailsQuery {
-    notice: Option<String>,
-    count: Option<String>,
-}
-
 pub(crate) async fn show_details(
     State(state): State<UiState>,
     session: Session,
     WebhookPath(id): WebhookPath,
-    Query(query): Query<DetailsQuery>,
 ) -> Result<Markup, UiError> {
     let tr = &session.tr;
     let webhook = find_webhook(&state.pool, session.scope(), id)
@@ -47,55 +40,55 @@ pub(crate) async fn show_details(
         RECENT_DELIVERIES,
     )
     .await?;
-    let notice = Notice::from_query(query.notice.as_deref(), query.count.as_deref());
+    let notice = session.notice();
     let content = html! {
         div class="page-head" {
             h1 { (webhook.name) " " (active_badge(tr, webhook.is_active)) }
-            a class="button" href={ "/webhook/" (id) "/edit" } { "Edit" }
+            a class="button" href={ "/webhook/" (id) "/edit" } { (tr.t("details-edit")) }
         }
         (Notice::render(tr, notice))
         @if let Some(reason) = &webhook.disabled_reason {
-            div class="notice warn" role="status" { "Switched off by webhookd: " (reason) }
+            div class="notice warn" role="status" { (tr.t("details-disabled-by-daemon")) " " span lang="en" { (reason) } }
         }
         (summary(tr, &webhook))
         (buttons(&session, &webhook))
         (replay::forms(&session, &webhook))
         section aria-labelledby="recent-title" {
             div class="section-head" {
-                h2 id="recent-title" { "Recent deliveries" }
-                a href=(logs_path(id)) { "All attempts (logs)" }
+                h2 id="recent-title" { (tr.t("details-recent")) }
+                a href=(logs_path(id)) { (tr.t("details-all-attempts")) }
             }
             @if recent.items.is_empty() {
-                p class="muted" { "No deliveries yet. Use " strong { "Send test" } " to try the receiver." }
+                p class="muted" { (tr.t("details-no-deliveries")) }
             } @else {
                 div class="table-wrap" tabindex="0" role="region" aria-labelledby="recent-title" {
                     table class="responsive" {
                         thead { tr {
-                            th scope="col" { "Created" }
-                            th scope="col" { "Event" }
-                            th scope="col" { "Status" }
-                            th scope="col" { "Attempts" }
-                            th scope="col" { "Last answer" }
-                            th scope="col" { span class="visually-hidden" { "Actions" } }
+                            th scope="col" { (tr.t("details-col-created")) }
+                            th scope="col" { (tr.t("details-col-event")) }
+                            th scope="col" { (tr.t("details-col-status")) }
+                            th scope="col" { (tr.t("details-col-attempts")) }
+                            th scope="col" { (tr.t("details-col-last-answer")) }
+                            th scope="col" { span class="visually-hidden" { (tr.t("details-col-actions")) } }
                         } }
                         tbody {
                             @for delivery in &recent.items {
                                 tr {
-                                    td data-label="Created" { (time_el(tr, delivery.created_at)) }
-                                    td data-label="Event" { code { (delivery.event) } }
-                                    td data-label="Status" { (delivery_badge(tr, &delivery.status)) }
-                                    td data-label="Attempts" { (delivery.attempts) }
-                                    td data-label="Last answer" {
-                                        @if let Some(code) = delivery.last_status_code { "HTTP " (code) " " }
-                                        @if let Some(error) = &delivery.last_error { span class="muted" { (error) } }
+                                    td data-label=(tr.t("details-col-created")) { (time_el(tr, delivery.created_at)) }
+                                    td data-label=(tr.t("details-col-event")) { code { (delivery.event) } }
+                                    td data-label=(tr.t("details-col-status")) { (delivery_badge(tr, &delivery.status)) }
+                                    td data-label=(tr.t("details-col-attempts")) { (delivery.attempts) }
+                                    td data-label=(tr.t("details-col-last-answer")) {
+                                        @if let Some(code) = delivery.last_status_code { code { "HTTP " (code) } " " }
+                                        @if let Some(error) = &delivery.last_error { span class="muted" lang="en" { (error) } }
                                     }
-                                    td data-label="Actions" { div class="row-actions" {
-                                        a href={ (logs_path(id)) "?delivery_id=" (delivery.id) } { "Attempts" }
+                                    td data-label=(tr.t("details-col-actions")) { div class="row-actions" {
+                                        a href={ (logs_path(id)) "?delivery_id=" (delivery.id) } { (tr.t("details-attempts-link")) }
                                         @if delivery.status == "failed" {
                                             form method="post" action={ "/webhook/" (id) "/retry" } {
                                                 (csrf_input(&session))
                                                 input type="hidden" name="delivery_id" value=(delivery.id);
-                                                button type="submit" class="small" { "Retry" }
+                                                button type="submit" class="small" { (tr.t("details-retry-one")) }
                                             }
                                         }
                                     } }
@@ -113,124 +106,173 @@ pub(crate) async fn show_details(
 fn summary(tr: &Tr, webhook: &Webhook) -> Markup {
     html! {
         dl class="summary" {
-            dt { "URL" } dd class="url" { (webhook.url) }
-            dt { "Events" } dd { @for event in &webhook.events { code { (event) } " " } }
-            dt { "Owner" } dd { "user " (webhook.user_id) }
-            dt { "Timeout" } dd {
-                @match webhook.timeout_ms { Some(ms) => { (ms) " ms" }, None => "the daemon's default" }
+            dt { "URL" } dd class="url" { code { (webhook.url) } }
+            dt { (tr.t("details-events")) } dd { @for event in &webhook.events { code { (event) } " " } }
+            dt { (tr.t("details-owner")) } dd { (tr.t_with("details-owner-user", &[("id", webhook.user_id.into())])) }
+            dt { (tr.t("details-timeout")) } dd {
+                @match webhook.timeout_ms {
+                    Some(ms) => (tr.t_with("details-ms", &[("ms", ms.into())])),
+                    None => (tr.t("details-timeout-default")),
+                }
             }
-            dt { "Custom headers" } dd {
-                @if webhook.headers.0.is_empty() { "none" }
+            dt { (tr.t("details-headers")) } dd {
+                @if webhook.headers.0.is_empty() { (tr.t("details-none")) }
                 @else {
                     // Values often hold credentials: names only here.
                     @for name in webhook.headers.0.keys() { code { (name) } " " }
-                    span class="muted" { "(values hidden; see Edit)" }
+                    span class="muted" { (tr.t("details-headers-hidden")) }
                 }
             }
-            dt { "Authentication" } dd id="auth-shown" {
+            dt { (tr.t("details-auth")) } dd id="auth-shown" {
                 (auth_fields::summary(tr, webhook.auth_view().as_ref()))
             }
-            dt { "Body" } dd {
+            dt { (tr.t("details-body")) } dd {
                 @match &webhook.template {
                     Some(template) => pre class="body" tabindex="0" { code { (template) } },
-                    None => "the raw envelope (no template)",
+                    None => (tr.t("details-body-raw")),
                 }
             }
-            dt { "Filter" } dd id="filter-shown" {
+            dt { (tr.t("details-filter")) } dd id="filter-shown" {
                 @match &webhook.filter {
                     Some(filter) => pre class="body" tabindex="0" {
                         code { (serde_json::to_string_pretty(&filter.0).unwrap_or_default()) }
                     },
-                    None => "none: every subscribed event",
+                    None => (tr.t("details-filter-none")),
                 }
             }
-            dt { "Retries" } dd id="retry-schedule-shown" {
+            dt { (tr.t("details-retries")) } dd id="retry-schedule-shown" {
                 @match &webhook.retry_schedule {
                     Some(delays) => {
-                        "after " (delays.iter().map(|d| format!("{d} s")).collect::<Vec<_>>().join(", "))
-                        " (" (delays.len() + 1) " attempts in all)"
+                        (tr.t_with("details-retries-custom", &[
+                            ("delays", delays.iter().map(|d| tr.t_with("details-seconds", &[("n", (*d).into())])).collect::<Vec<_>>().join(", ").into()),
+                            ("count", (delays.len() + 1).into()),
+                        ]))
                     },
-                    None => "the daemon's policy (exponential backoff)",
+                    None => (tr.t("details-retries-policy")),
                 }
             }
-            dt { "Order" } dd {
+            dt { (tr.t("details-order")) } dd {
                 @match webhook.ordering {
-                    DeliveryOrder::Fifo => "FIFO: one delivery at a time, in the order the events came",
-                    DeliveryOrder::None => "none (deliveries may overlap)",
+                    DeliveryOrder::Fifo => (tr.t("details-order-fifo")),
+                    DeliveryOrder::None => (tr.t("details-order-none")),
                 }
             }
-            dt { "Rate limit" } dd id="rate-limit-shown" {
+            dt { (tr.t("details-rate-limit")) } dd id="rate-limit-shown" {
                 @match webhook.rate_limit_per_s {
-                    Some(limit) => { (limit) " requests per second at most, across every worker" },
-                    None => "none",
+                    Some(limit) => (tr.t_with("details-rate-limit-value", &[("limit", limit.into())])),
+                    None => (tr.t("details-none")),
                 }
             }
             @if let Some(until) = webhook.previous_secret_expires_at {
-                dt { "Previous secret" } dd { "still accepted until " (time_el(tr, until)) }
+                dt { (tr.t("details-previous-secret")) } dd { (tr.t("details-previous-secret-until")) " " (time_el(tr, until)) }
             }
-            dt { "Created" } dd { (time_el(tr, webhook.created_at)) }
-            dt { "Updated" } dd { (time_el(tr, webhook.updated_at)) }
+            dt { (tr.t("details-created")) } dd { (time_el(tr, webhook.created_at)) }
+            dt { (tr.t("details-updated")) } dd { (time_el(tr, webhook.updated_at)) }
             (breaker::summary_line(tr, &webhook.breaker))
         }
     }
 }
 
 fn buttons(session: &Session, webhook: &Webhook) -> Markup {
+    let tr = &session.tr;
     let id = webhook.id;
     html! {
-        section class="button-row" aria-label="Actions" {
+        section class="button-row" aria-label=(tr.t("details-actions")) {
             form method="post" action={ "/webhook/" (id) "/toggle" } {
                 (csrf_input(session))
                 button type="submit" {
-                    @if webhook.is_active { "Switch off" } @else { "Switch on" }
+                    @if webhook.is_active { (tr.t("details-switch-off")) } @else { (tr.t("details-switch-on")) }
                 }
             }
             form method="post" action={ "/webhook/" (id) "/test" } {
                 (csrf_input(session))
-                button type="submit" { "Send test" }
+                button type="submit" { (tr.t("details-send-test")) }
             }
             form method="post" action={ "/webhook/" (id) "/retry" } {
                 (csrf_input(session))
                 input type="hidden" name="all_failed" value="true";
-                button type="submit" { "Retry failed" }
+                button type="submit" { (tr.t("details-retry-failed")) }
             }
-            a class="button" href=(logs_path(id)) { "Logs" }
+            a class="button" href=(logs_path(id)) { (tr.t("details-logs")) }
             form method="post" action={ "/webhook/" (id) "/delete" }
-                data-confirm={ "Delete the webhook “" (webhook.name) "” with its deliveries and logs?" } {
+                data-confirm=(tr.t_with("details-delete-confirm", &[("name", webhook.name.clone().into())])) {
                 (csrf_input(session))
-                button type="submit" class="danger" { "Delete" }
+                button type="submit" class="danger" { (tr.t("details-delete")) }
             }
         }
         details class="rotate" {
-            summary { "Rotate the signing secret" }
-            form method="post" action={ "/webhook/" (id) "/rotate-secret" } class="stack" {
+            summary { (tr.t("details-rotate-summary")) }
+            form method="post" action={ "/webhook/" (id) "/rotate-secret" } class="stack"
+                data-confirm=(tr.t("details-rotate-confirm")) {
                 (csrf_input(session))
-                p { "A new secret is generated and shown once. During the grace period "
-                    "deliveries are signed with both, so receivers can switch without failures." }
+                p { (tr.t("details-rotate-help")) }
                 div class="field inline" {
-                    label for="grace_period_secs" { "Keep the old secret valid for" }
+                    label for="grace_period_secs" { (tr.t("details-rotate-grace")) }
                     select id="grace_period_secs" name="grace_period_secs" {
-                        @for (secs, label) in GRACE_CHOICES {
-                            option value=(secs) selected[*secs == DEFAULT_GRACE_SECS] { (label) }
+                        @for (secs, key) in GRACE_CHOICES {
+                            option value=(secs) selected[*secs == DEFAULT_GRACE_SECS] { (tr.t(key)) }
                         }
                     }
                 }
-                button type="submit" { "Rotate secret" }
+                button type="submit" { (tr.t("details-rotate-button")) }
             }
         }
     }
 }
 
-/// The grace periods offered (the API accepts any 0 to 7 days).
+/// The grace periods offered (the API accepts any 0 to 7 days), with the
+/// message naming each.
 pub(crate) const GRACE_CHOICES: &[(i64, &str)] = &[
-    (0, "no time: revoke it now (leaked)"),
-    (60 * 60, "1 hour"),
-    (DEFAULT_GRACE_SECS, "24 hours"),
-    (7 * 24 * 60 * 60, "7 days"),
+    (0, "details-grace-now"),
+    (60 * 60, "details-grace-hour"),
+    (DEFAULT_GRACE_SECS, "details-grace-day"),
+    (7 * 24 * 60 * 60, "details-grace-week"),
 ];
 
+/// Where a new secret is shown, once, after a creation or rotation.
+pub(crate) fn secret_path(id: i64) -> String {
+    format!("/webhook/{id}/secret")
+}
+
+/// `GET /webhook/{id}/secret`: the secret the flash carries, once; a
+/// reload (the flash read) goes to the webhook, which never shows it.
+pub(crate) async fn show_secret(
+    State(state): State<UiState>,
+    session: Session,
+    WebhookPath(id): WebhookPath,
+) -> Result<Response, UiError> {
+    let shown = session
+        .flash
+        .as_ref()
+        .and_then(|flash| flash.open_secret(&state.keys, id));
+    let Some((secret, created)) = shown else {
+        return Ok(Redirect::to(&details_path(id)).into_response());
+    };
+    let webhook = find_webhook(&state.pool, session.scope(), id)
+        .await?
+        .ok_or(UiError::NotFound("webhook"))?;
+    let tr = &session.tr;
+    let (title, explanation) = if created {
+        (
+            tr.t("details-secret-created-title"),
+            html! { p { (tr.t("details-secret-created-help")) " " code { "X-Webhook-Signature" } } },
+        )
+    } else {
+        (
+            tr.t("details-secret-rotated-title"),
+            html! {
+                p { (tr.t("details-secret-rotated-help")) }
+                @if webhook.previous_secret_expires_at.is_none() {
+                    p { strong { (tr.t("details-secret-old-revoked")) } }
+                }
+            },
+        )
+    };
+    Ok(secret_page(&session, &webhook, &secret, &title, explanation).into_response())
+}
+
 /// The one page that shows a secret: after creation or rotation.
-pub(crate) fn secret_page(
+fn secret_page(
     session: &Session,
     webhook: &Webhook,
     secret: &str,
@@ -242,14 +284,14 @@ pub(crate) fn secret_page(
         h1 { (title) }
         (explanation)
         div class="secret-box" {
-            label for="new-secret" { "Signing secret of “" (webhook.name) "”" }
+            label for="new-secret" { (tr.t_with("details-secret-label", &[("name", webhook.name.clone().into())])) }
             input id="new-secret" type="text" readonly value=(secret) spellcheck="false"
                 autocomplete="off" data-select-on-focus;
         }
         @if let Some(until) = webhook.previous_secret_expires_at {
-            p { "The previous secret stays valid until " (time_el(tr, until)) "." }
+            p { (tr.t("details-secret-previous-until")) " " (time_el(tr, until)) }
         }
-        p { a class="button primary" href=(details_path(webhook.id)) { "Go to the webhook" } }
+        p { a class="button primary" href=(details_path(webhook.id)) { (tr.t("details-go-to-webhook")) } }
     };
     page(title, session, content)
 }

@@ -8,23 +8,25 @@
 
 use axum::extract::{Query, State};
 use axum::http::StatusCode;
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
-use maud::{html, Markup};
+use maud::Markup;
 use serde::Deserialize;
 use webhookd_events::find_preset;
 
+use super::details::secret_path;
 use super::error::UiError;
 use super::fields::{
     check_input, port_problem, preset_language, render_preview, CheckedWebhook, FieldError,
     FieldErrors, WebhookInput,
 };
+use super::flash::{Flash, Notice};
 use super::form::CsrfForm;
 use super::i18n::Tr;
-use super::layout::Notice;
-use super::paths::details_path;
+use super::paths::{details_path, LIST_PATH};
 use super::session::Session;
 use super::state::{UiState, WebhookPath};
+use super::submission::{self, Begun};
 use super::webhook_form::{form_page, Mode};
 use crate::api::error::ApiError;
 use crate::api::validate::check_url_port;
@@ -84,6 +86,11 @@ pub(crate) async fn submit_new(
         );
         return Ok(invalid(session, Mode::Create, &input, &errors));
     }
+    // One webhook per submitted form: a reload of the result repeats nothing.
+    let sub = match submission::begin(&state.pool, &form, LIST_PATH).await? {
+        Begun::Act(sub) => sub,
+        Begun::Repeat(response) => return Ok(response),
+    };
     let secret = checked
         .secret
         .clone()
@@ -93,6 +100,7 @@ pub(crate) async fn submit_new(
     let created = match create_within_quota(&state, &new).await {
         Ok(created) => created,
         Err(ApiError::Invalid { .. }) => {
+            sub.release(&state.pool).await;
             let mut errors = FieldErrors::default();
             let missing = session
                 .tr
@@ -100,21 +108,17 @@ pub(crate) async fn submit_new(
             errors.add("user_id", FieldError::new(missing));
             return Ok(invalid(session, Mode::Create, &input, &errors));
         }
-        Err(other) => return Err(other.into()),
+        Err(other) => return sub.check(&state.pool, Err(other)).await,
     };
     tracing::info!(
         webhook_id = created.id,
         user_id = created.user_id,
         "webhook created in the web UI"
     );
-    Ok(super::details::secret_page(
-        session,
-        &created,
-        &secret,
-        &session.tr.t("form-created-title"),
-        html! { p { (session.tr.t("form-created-secret-help")) " " code { "X-Webhook-Signature" } "." } },
-    )
-    .into_response())
+    let flash = Flash::secret(&state.keys, created.id, &secret, true);
+    let flash = sub.check(&state.pool, flash).await?;
+    sub.finish(&state.pool, &secret_path(created.id), Some(&flash))
+        .await
 }
 
 fn new_webhook(checked: CheckedWebhook, owner: i64, secret: String) -> NewWebhook {
@@ -211,12 +215,19 @@ pub(crate) async fn submit_edit(
         auth: Some(checked.auth),
         rate_limit_per_s: Some(checked.rate_limit_per_s),
     };
-    store::update_webhook(&state.pool, session.scope(), id, &changes, &state.keys)
-        .await?
-        .ok_or(UiError::NotFound("webhook"))?;
+    let back = details_path(id);
+    let sub = match submission::begin(&state.pool, &form, &back).await? {
+        Begun::Act(sub) => sub,
+        Begun::Repeat(response) => return Ok(response),
+    };
+    let updated = store::update_webhook(&state.pool, session.scope(), id, &changes, &state.keys)
+        .await
+        .map_err(UiError::from)
+        .and_then(|found| found.ok_or(UiError::NotFound("webhook")));
+    sub.check(&state.pool, updated).await?;
     tracing::info!(webhook_id = id, "webhook updated in the web UI");
-    let target = format!("{}?{}", details_path(id), Notice::Updated.query());
-    Ok(Redirect::to(&target).into_response())
+    let flash = Flash::Notice(Notice::Updated);
+    sub.finish(&state.pool, &back, Some(&flash)).await
 }
 
 /// Handles the form's secondary buttons; true when the form is only to be

@@ -10,12 +10,14 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use maud::{html, Markup};
 
 use super::error::UiError;
-use super::session::Session;
+use super::session::{random_token, Session};
 use super::state::UiState;
 
 /// Webhook forms are small; the template is the biggest field (64 KiB max).
 const MAX_FORM_BYTES: usize = 256 * 1024;
 pub(crate) const CSRF_FIELD: &str = "_csrf";
+/// Each rendered form's one-time key (`submission.rs`).
+pub(crate) const FORM_KEY_FIELD: &str = "_form";
 
 /// The name/value pairs of a submitted form, in order.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -82,9 +84,12 @@ impl FromRequest<UiState> for CsrfForm {
     }
 }
 
-/// The hidden field every form carries.
+/// The hidden fields every form carries: the CSRF token and a one-time key.
 pub(crate) fn csrf_input(session: &Session) -> Markup {
-    html! { input type="hidden" name=(CSRF_FIELD) value=(session.csrf_token); }
+    html! {
+        input type="hidden" name=(CSRF_FIELD) value=(session.csrf_token);
+        input type="hidden" name=(FORM_KEY_FIELD) value=(random_token());
+    }
 }
 
 #[cfg(test)]

@@ -138,66 +138,9 @@ pub(crate) fn millis(ms: Option<f64>) -> String {
     ms.map_or_else(|| "—".to_owned(), |ms| format!("{ms:.0} ms"))
 }
 
-/// What an action did, shown on the page it redirects to. Only these fixed
-/// messages can be shown: the query string picks one, it never carries text.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Notice {
-    Created,
-    Updated,
-    Deleted,
-    SwitchedOn,
-    SwitchedOff,
-    Retried(u64),
-    /// Retried a range's first deliveries; more failed in it.
-    RetriedMore(u64),
-}
-
-impl Notice {
-    pub(crate) fn query(self) -> String {
-        match self {
-            Notice::Created => "notice=created".to_owned(),
-            Notice::Updated => "notice=updated".to_owned(),
-            Notice::Deleted => "notice=deleted".to_owned(),
-            Notice::SwitchedOn => "notice=on".to_owned(),
-            Notice::SwitchedOff => "notice=off".to_owned(),
-            Notice::Retried(n) => format!("notice=retried&count={n}"),
-            Notice::RetriedMore(n) => format!("notice=retried_more&count={n}"),
-        }
-    }
-
-    pub(crate) fn from_query(notice: Option<&str>, count: Option<&str>) -> Option<Notice> {
-        Some(match notice? {
-            "created" => Notice::Created,
-            "updated" => Notice::Updated,
-            "deleted" => Notice::Deleted,
-            "on" => Notice::SwitchedOn,
-            "off" => Notice::SwitchedOff,
-            "retried" => Notice::Retried(count.and_then(|c| c.parse().ok()).unwrap_or(0)),
-            "retried_more" => Notice::RetriedMore(count.and_then(|c| c.parse().ok()).unwrap_or(0)),
-            _ => return None,
-        })
-    }
-
-    fn text(self, tr: &Tr) -> String {
-        match self {
-            Notice::Created => tr.t("notice-created"),
-            Notice::Updated => tr.t("notice-updated"),
-            Notice::Deleted => tr.t("notice-deleted"),
-            Notice::SwitchedOn => tr.t("notice-switched-on"),
-            Notice::SwitchedOff => tr.t("notice-switched-off"),
-            Notice::Retried(n) => tr.t_with("notice-retried", &[("count", n.into())]),
-            Notice::RetriedMore(n) => tr.t_with("notice-retried-more", &[("count", n.into())]),
-        }
-    }
-
-    pub(crate) fn render(tr: &Tr, notice: Option<Notice>) -> Markup {
-        html! {
-            @if let Some(notice) = notice {
-                div class="notice" role="status" { (notice.text(tr)) }
-            }
-        }
-    }
-}
+/// What an action did: kept in the session's flash (`flash.rs`), never
+/// taken from the URL.
+pub(crate) use super::flash::Notice;
 
 /// A `<pre>` of a body: pretty-printed when it is JSON, as is otherwise.
 pub(crate) fn body_block(tr: &Tr, label: &str, body: Option<&str>) -> Markup {
@@ -218,29 +161,6 @@ pub(crate) fn body_block(tr: &Tr, label: &str, body: Option<&str>) -> Markup {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn notices_round_trip_through_the_query_and_unknown_ones_show_nothing() {
-        for notice in [
-            Notice::Created,
-            Notice::Updated,
-            Notice::Deleted,
-            Notice::SwitchedOn,
-            Notice::SwitchedOff,
-            Notice::Retried(3),
-            Notice::RetriedMore(10_000),
-        ] {
-            let query = notice.query();
-            let mut pairs = url::form_urlencoded::parse(query.as_bytes());
-            let kind = pairs.next().map(|(_, v)| v.into_owned());
-            let count = pairs.next().map(|(_, v)| v.into_owned());
-            assert_eq!(
-                Notice::from_query(kind.as_deref(), count.as_deref()),
-                Some(notice)
-            );
-        }
-        assert_eq!(Notice::from_query(Some("<script>"), None), None);
-    }
 
     #[test]
     fn pages_escape_what_they_show() {

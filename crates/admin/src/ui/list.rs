@@ -18,8 +18,6 @@ use webhookd_store::webhooks::{list_webhooks, Scope};
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct ListQuery {
     user_id: Option<String>,
-    notice: Option<String>,
-    count: Option<String>,
 }
 
 /// The scope a page shows: an admin may narrow it to one user with
@@ -46,7 +44,7 @@ pub(crate) async fn show_list(
     } else {
         Vec::new()
     };
-    let notice = Notice::from_query(query.notice.as_deref(), query.count.as_deref());
+    let notice = session.notice();
     let content = html! {
         div class="page-head" {
             h1 { "Webhooks" }
@@ -86,7 +84,7 @@ pub(crate) async fn show_list(
                                 td data-label="URL" class="url" { (webhook.url) }
                                 td data-label="Events" { (webhook.events.join(", ")) }
                                 td data-label="State" {
-                                    (active_badge(tr, webhook.is_active)) " " (breaker::badge(&webhook.breaker))
+                                    (active_badge(tr, webhook.is_active)) " " (breaker::badge(tr, &webhook.breaker))
                                 }
                                 td data-label="Last delivery" {
                                     @match overview.and_then(|o| o.last_status.as_deref().map(|s| (o, s))) {

@@ -10,16 +10,20 @@
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
+use axum::body::Body;
 use axum::extract::{ConnectInfo, FromRequestParts, Query, Request, State};
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::Extension;
 use maud::{html, Markup};
 use serde::Deserialize;
 
 use super::error::UiError;
-use super::form::{csrf_input, CsrfForm, FormFields, CSRF_FIELD};
+use super::error_page::SignInNeeded;
+use super::flash::{set_flash, Flash};
+use super::form::{csrf_input, CsrfForm, FormFields, CSRF_FIELD, FORM_KEY_FIELD};
 use super::i18n::Tr;
 use super::layout::{page, public_page};
 use super::login_csrf::{LoginCsrf, LOGIN_TOKEN_LIFETIME_SECS};
@@ -27,7 +31,7 @@ use super::login_throttle::LoginThrottle;
 use super::paths::LIST_PATH;
 use super::session::{
     cookie, cookies_secure, hash_cookie, optional_session, random_token, session_cookie_name,
-    set_cookie, tokens_match, Session, SESSION_LIFETIME,
+    set_cookie, tokens_match, viewer, Session, SESSION_LIFETIME,
 };
 use super::state::UiState;
 use webhookd_store::ui_sessions;
@@ -52,7 +56,8 @@ fn login_cookie(secure: bool) -> (&'static str, &'static str) {
         ("webhookd_login", "/login")
     }
 }
-const MAX_LOGIN_BYTES: usize = 8 * 1024;
+/// A token and, after a session ended mid-form, the form kept.
+const MAX_LOGIN_BYTES: usize = 8 * 1024 + 2 * MAX_KEPT_FORM_BYTES;
 /// Expired sessions deleted per sign-in (see `delete_expired_sessions`).
 const EXPIRED_SESSIONS_PER_SIGN_IN: i64 = 100;
 
@@ -95,6 +100,7 @@ pub(crate) async fn show_login(
     MaybeSession(session): MaybeSession,
     State(state): State<UiState>,
     Extension(guard): Extension<LoginGuard>,
+    tr: Tr,
     headers: HeaderMap,
     Query(query): Query<LoginQuery>,
 ) -> Response {
@@ -103,48 +109,86 @@ pub(crate) async fn show_login(
         return Redirect::to(&next).into_response();
     }
     let secure = cookies_secure(state.config.secure_cookies, &headers);
-    login_page(&guard.csrf, secure, &next, None, StatusCode::OK)
+    let view = LoginView {
+        next,
+        ..LoginView::default()
+    };
+    login_page(&tr, &guard.csrf, secure, &view, StatusCode::OK)
+}
+
+/// A form posted after its session ended: where it went and what it held
+/// (its tokens removed), carried through the sign-in form's hidden fields
+/// (protected by that form's own token) and given back afterwards.
+#[derive(Debug, Clone, Default)]
+struct Resume {
+    path: String,
+    body: String,
+}
+
+/// What the sign-in page shows besides the form.
+#[derive(Debug, Default)]
+struct LoginView {
+    next: String,
+    error: Option<String>,
+    resume: Option<Resume>,
 }
 
 /// The form with a fresh signed double-submit token (cookie and hidden
 /// field).
 fn login_page(
+    tr: &Tr,
     csrf: &LoginCsrf,
     secure: bool,
-    next: &str,
-    error: Option<&str>,
+    view: &LoginView,
     status: StatusCode,
 ) -> Response {
     let token = csrf.issue();
     let (name, path) = login_cookie(secure);
     let cookie = set_cookie(name, &token, path, LOGIN_COOKIE_LIFETIME, secure);
-    let body = public_page(&Tr::default(), "Sign in", login_form(&token, next, error));
+    let body = public_page(tr, &tr.t("login-title"), login_form(tr, &token, view));
     (status, [(header::SET_COOKIE, cookie)], body).into_response()
 }
 
-fn login_form(nonce: &str, next: &str, error: Option<&str>) -> Markup {
+fn login_form(tr: &Tr, nonce: &str, view: &LoginView) -> Markup {
+    let error = view.error.as_deref();
     html! {
         section class="narrow" aria-labelledby="login-title" {
-            h1 id="login-title" { "Sign in" }
-            p { "Paste your API token. An administrator creates it with "
-                code { "webhookd users create --name NAME" } "." }
+            h1 id="login-title" { (tr.t("login-title")) }
+            @if view.resume.is_some() {
+                div class="notice warn" role="status" id="session-ended" { (tr.t("login-session-ended")) }
+            }
+            p { (tr.t("login-help")) " "
+                code { "webhookd users create --name NAME" } }
             @if let Some(error) = error {
                 div class="error-summary" role="alert" id="login-error" { (error) }
             }
             form method="post" action="/login" class="stack" {
                 input type="hidden" name=(CSRF_FIELD) value=(nonce);
-                input type="hidden" name="next" value=(next);
+                input type="hidden" name="next" value=(view.next);
+                @if let Some(resume) = &view.resume {
+                    input type="hidden" name="resume_path" value=(resume.path);
+                    input type="hidden" name="resume_body" value=(resume.body);
+                }
                 div class="field" {
-                    label for="token" { "API token" }
+                    label for="token" { (tr.t("login-token")) }
                     input id="token" name="token" type="password" required
                         autocomplete="current-password" spellcheck="false"
-                        placeholder="whk_…" aria-invalid=[error.map(|_| "true")]
+                        placeholder=(tr.t("login-token-placeholder")) aria-invalid=[error.map(|_| "true")]
                         aria-describedby=[error.map(|_| "login-error")];
                 }
-                button type="submit" class="primary" { "Sign in" }
+                button type="submit" class="primary" { (tr.t("login-button")) }
             }
         }
     }
+}
+
+/// The resume fields of a sign-in form, when they name a page of this site.
+fn resume_of(fields: &FormFields) -> Option<Resume> {
+    let path = fields.get("resume_path");
+    (!path.is_empty() && safe_next(path) == path).then(|| Resume {
+        path: path.to_owned(),
+        body: fields.get("resume_body").to_owned(),
+    })
 }
 
 pub(crate) async fn sign_in(
@@ -153,6 +197,7 @@ pub(crate) async fn sign_in(
     request: Request,
 ) -> Result<Response, UiError> {
     let (parts, body) = request.into_parts();
+    let tr = viewer(&parts.headers, None);
     // The socket's peer (`serve.rs`); no forwarded address is trusted.
     let client = parts
         .extensions
@@ -160,7 +205,7 @@ pub(crate) async fn sign_in(
         .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |info| info.0.ip());
     let bytes = axum::body::to_bytes(body, MAX_LOGIN_BYTES)
         .await
-        .map_err(|_| UiError::BadRequest("the form is too large".to_owned()))?;
+        .map_err(|_| UiError::BadRequest(tr.t("login-too-large")))?;
     let fields = FormFields::parse(&bytes);
     let https = cookies_secure(state.config.secure_cookies, &parts.headers);
     let (login_name, login_path) = login_cookie(https);
@@ -171,27 +216,32 @@ pub(crate) async fn sign_in(
             "The sign-in form expired or cookies are blocked",
         ));
     }
-    let next = safe_next(fields.get("next")).to_owned();
+    let mut view = LoginView {
+        next: safe_next(fields.get("next")).to_owned(),
+        error: None,
+        resume: resume_of(&fields),
+    };
     if let Err(wait) = guard.throttle.check(client) {
-        return Ok(throttled_page(&guard.csrf, https, &next, wait));
+        return Ok(throttled_page(&tr, &guard.csrf, https, view, wait));
     }
     let token = fields.get("token").trim();
     if token.is_empty() {
-        let message = "Enter your API token.";
+        view.error = Some(tr.t("login-token-missing"));
         return Ok(login_page(
+            &tr,
             &guard.csrf,
             https,
-            &next,
-            Some(message),
+            &view,
             StatusCode::UNPROCESSABLE_ENTITY,
         ));
     }
     ui_sessions::delete_expired_sessions(&state.pool, EXPIRED_SESSIONS_PER_SIGN_IN).await?;
     let cookie_value = random_token();
+    let session_hash = hash_cookie(&cookie_value);
     let opened = ui_sessions::create_session(
         &state.pool,
         token,
-        &hash_cookie(&cookie_value),
+        &session_hash,
         &random_token(),
         SESSION_LIFETIME,
     )
@@ -199,17 +249,28 @@ pub(crate) async fn sign_in(
     let Some(opened) = opened else {
         tracing::info!("web UI sign-in refused: unknown or revoked token");
         guard.throttle.record_failure(client);
-        let message = "That token is not valid, or it was revoked.";
+        view.error = Some(tr.t("login-token-invalid"));
         return Ok(login_page(
+            &tr,
             &guard.csrf,
             https,
-            &next,
-            Some(message),
+            &view,
             StatusCode::UNPROCESSABLE_ENTITY,
         ));
     };
     tracing::info!(user_id = opened.user.id, "web UI sign-in");
-    let mut response = Redirect::to(&next).into_response();
+    let target = match view.resume {
+        Some(resume) => {
+            let flash = Flash::Resume {
+                path: resume.path,
+                body: resume.body,
+            };
+            set_flash(&state.pool, &session_hash, &flash).await?;
+            RESUME_PATH.to_owned()
+        }
+        None => view.next,
+    };
+    let mut response = Redirect::to(&target).into_response();
     let headers = response.headers_mut();
     headers.append(
         header::SET_COOKIE,
@@ -230,24 +291,16 @@ pub(crate) async fn sign_in(
 
 /// 429: the sign-in form again, saying when to retry, with `Retry-After`.
 fn throttled_page(
+    tr: &Tr,
     csrf: &LoginCsrf,
     secure: bool,
-    next: &str,
+    mut view: LoginView,
     wait: std::time::Duration,
 ) -> Response {
     tracing::info!("web UI sign-in throttled: too many failures from one client");
     let minutes = wait.as_secs().div_ceil(60).max(1);
-    let message = format!(
-        "Too many failed sign-ins from your address. Try again in {minutes} minute{}.",
-        if minutes == 1 { "" } else { "s" }
-    );
-    let mut response = login_page(
-        csrf,
-        secure,
-        next,
-        Some(&message),
-        StatusCode::TOO_MANY_REQUESTS,
-    );
+    view.error = Some(tr.t_with("login-throttled", &[("minutes", minutes.into())]));
+    let mut response = login_page(tr, csrf, secure, &view, StatusCode::TOO_MANY_REQUESTS);
     response.headers_mut().insert(
         header::RETRY_AFTER,
         axum::http::HeaderValue::from(wait.as_secs().max(1)),
@@ -255,20 +308,101 @@ fn throttled_page(
     response
 }
 
+/// Where a browser goes after signing in again with a kept form.
+pub(crate) const RESUME_PATH: &str = "/resume";
+
+/// Middleware: a form posted after its session ended (expired, signed out
+/// elsewhere, token revoked) is answered with the sign-in page, saying why
+/// and keeping what was typed for after the sign-in. Only a form this site
+/// posted (`Sec-Fetch-Site`/`Origin`) is kept: another site must not be
+/// able to fill in a form for someone signing in.
+pub(crate) async fn keep_form_over_sign_in(
+    State((state, guard)): State<(UiState, LoginGuard)>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let path = request.uri().path().to_owned();
+    // The script's preview is no form to keep.
+    let kept_path = !path.starts_with("/login") && path != "/logout" && path != PREVIEW_PATH;
+    if request.method() != Method::POST || !kept_path {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, MAX_KEPT_FORM_BYTES).await else {
+        let tr = viewer(&parts.headers, None);
+        return UiError::BadRequest(tr.t("login-too-large")).into_response();
+    };
+    let headers = parts.headers.clone();
+    let response = next
+        .run(Request::from_parts(parts, Body::from(bytes.clone())))
+        .await;
+    if response.extensions().get::<SignInNeeded>().is_none()
+        || !posted_by_this_site(&headers)
+        || safe_next(&path) != path
+    {
+        return response;
+    }
+    let kept: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(
+            url::form_urlencoded::parse(&bytes)
+                .filter(|(name, _)| name != CSRF_FIELD && name != FORM_KEY_FIELD),
+        )
+        .finish();
+    tracing::info!(
+        path,
+        "web UI form posted after its session ended: kept over a sign-in"
+    );
+    let tr = viewer(&headers, None);
+    let secure = cookies_secure(state.config.secure_cookies, &headers);
+    let view = LoginView {
+        next: LIST_PATH.to_owned(),
+        error: None,
+        resume: Some(Resume { path, body: kept }),
+    };
+    login_page(&tr, &guard.csrf, secure, &view, StatusCode::UNAUTHORIZED)
+}
+
+const PREVIEW_PATH: &str = "/webhook/preview";
+
+/// A form kept over a sign-in is as big as the UI's forms may be.
+const MAX_KEPT_FORM_BYTES: usize = 256 * 1024;
+
+/// Whether the browser says this site's own page sent the request.
+fn posted_by_this_site(headers: &HeaderMap) -> bool {
+    let fetch_site = headers.get("sec-fetch-site").and_then(|v| v.to_str().ok());
+    if let Some(site) = fetch_site {
+        return site == "same-origin";
+    }
+    let host = headers.get(header::HOST).and_then(|v| v.to_str().ok());
+    headers
+        .get(header::ORIGIN)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|origin| url::Url::parse(origin).ok())
+        .is_some_and(|origin| {
+            let authority = match (origin.host_str(), origin.port()) {
+                (Some(h), Some(p)) => format!("{h}:{p}"),
+                (Some(h), None) => h.to_owned(),
+                _ => return false,
+            };
+            Some(authority.as_str()) == host
+        })
+}
+
 /// `GET /logout`: a button, since signing out changes state and so is a POST.
 pub(crate) async fn show_logout(MaybeSession(session): MaybeSession) -> Response {
     let Some(session) = session else {
         return Redirect::to("/login").into_response();
     };
+    let tr = &session.tr;
     page(
-        "Sign out",
+        &tr.t("login-sign-out-title"),
         &session,
         html! {
             section class="narrow" {
-                h1 { "Sign out" }
+                h1 { (tr.t("login-sign-out-title")) }
                 form method="post" action="/logout" {
                     (csrf_input(&session))
-                    button type="submit" class="primary" { "Sign out now" }
+                    button type="submit" class="primary" { (tr.t("login-sign-out-button")) }
                 }
             }
         },

@@ -17,8 +17,9 @@
 //!
 //! Layers, each importing only from those before it (`modcheck` checks):
 //! leaves `paths`, `assets`, `error`, `charts`, `login_csrf` (the sign-in
-//! form's signed token), `login_throttle` (failed sign-ins per client); request plumbing `state`,
-//! `session`, `form`, `auth_fields`, `fields`; the shell `layout`, then `error_page`; the
+//! form's signed token), `login_throttle` (failed sign-ins per client), `flash` (what an
+//! action leaves for the next page); request plumbing `state`,
+//! `session`, `form`, `submission` (one-time form keys), `auth_fields`, `fields`; the shell `layout`, then `error_page`; the
 //! pages (`replay` before `details` and `actions`, `list`, `details`, `logs`, `login`, `webhook_form` then `edit`,
 //! `actions`, `stats`); `routes` on top.
 
@@ -32,6 +33,7 @@ pub(crate) mod edit;
 pub(crate) mod error;
 mod error_page;
 pub(crate) mod fields;
+pub(crate) mod flash;
 pub(crate) mod form;
 mod i18n;
 pub(crate) mod layout;
@@ -48,6 +50,7 @@ pub(crate) mod session;
 mod settings;
 pub(crate) mod state;
 pub(crate) mod stats;
+pub(crate) mod submission;
 pub(crate) mod webhook_form;
 
 pub use routes::router;

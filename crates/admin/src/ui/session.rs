@@ -24,6 +24,7 @@ use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
 use super::error::UiError;
+use super::flash::{take_flash, Flash, Notice};
 use super::i18n::{Tr, LANG_COOKIE, TZ_COOKIE};
 use super::state::UiState;
 use crate::api::webhooks::Redacted;
@@ -49,6 +50,8 @@ pub(crate) struct Session {
     pub(crate) tr: Tr,
     /// The zone the user chose on the settings page; `None`: the browser's.
     pub(crate) saved_time_zone: Option<String>,
+    /// What the previous action left for this page (page loads only).
+    pub(crate) flash: Option<Flash>,
 }
 
 impl fmt::Debug for Session {
@@ -72,6 +75,11 @@ impl Session {
 
     /// Whether a submitted form's token is this session's, compared in
     /// constant time so the comparison leaks nothing about the token.
+    /// The notice the flash carries, if any.
+    pub(crate) fn notice(&self) -> Option<Notice> {
+        self.flash.as_ref().and_then(Flash::notice)
+    }
+
     pub(crate) fn csrf_matches(&self, submitted: &str) -> bool {
         tokens_match(&self.csrf_token, submitted)
     }
@@ -88,22 +96,51 @@ impl FromRequestParts<UiState> for Session {
                 .map(|p| p.as_str().to_owned())
                 .filter(|_| parts.method == axum::http::Method::GET),
         };
-        let secure = cookies_secure(state.config.secure_cookies, &parts.headers);
-        let Some(value) = cookie(&parts.headers, session_cookie_name(secure)) else {
-            return Err(sign_in());
-        };
-        let id_hash = hash_cookie(value);
-        let found: Option<UiSession> = ui_sessions::find_session(&state.pool, &id_hash).await?;
-        let found = found.ok_or_else(sign_in)?;
-        let tr = viewer(&parts.headers, found.time_zone.as_deref());
-        Ok(Session {
-            user: found.user,
-            csrf_token: found.csrf_token,
-            id_hash,
-            tr,
-            saved_time_zone: found.time_zone,
-        })
+        let mut session = session_of(&parts.headers, state)
+            .await?
+            .ok_or_else(sign_in)?;
+        if is_page_load(parts) {
+            session.flash = take_flash(&state.pool, &session.id_hash).await?;
+        }
+        Ok(session)
     }
+}
+
+/// The session a request's cookie names, if it is live (its flash left
+/// unread).
+pub(crate) async fn session_of(
+    headers: &HeaderMap,
+    state: &UiState,
+) -> Result<Option<Session>, UiError> {
+    let secure = cookies_secure(state.config.secure_cookies, headers);
+    let Some(value) = cookie(headers, session_cookie_name(secure)) else {
+        return Ok(None);
+    };
+    let id_hash = hash_cookie(value);
+    let found: Option<UiSession> = ui_sessions::find_session(&state.pool, &id_hash).await?;
+    Ok(found.map(|found| Session {
+        tr: viewer(headers, found.time_zone.as_deref()),
+        user: found.user,
+        csrf_token: found.csrf_token,
+        id_hash,
+        saved_time_zone: found.time_zone,
+        flash: None,
+    }))
+}
+
+/// A browser loading a page (not a script's fetch or the live feed): only
+/// such a request takes the flash, which is for the page shown next.
+fn is_page_load(parts: &Parts) -> bool {
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    };
+    parts.method == axum::http::Method::GET
+        && !header("accept").contains("text/event-stream")
+        && matches!(header("sec-fetch-dest"), "" | "document")
 }
 
 /// The language and zone of a signed-out visitor (the sign-in page).

@@ -4,13 +4,14 @@
 
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap};
 use axum::response::{IntoResponse, Redirect, Response};
 use chrono::Utc;
 use maud::{html, Markup};
 
 use super::error::UiError;
+use super::flash::{set_flash, Flash};
 use super::form::{csrf_input, CsrfForm};
 use super::i18n::{parse_tz, Lang, LANG_COOKIE, TZ_COOKIE};
 use super::layout::{page, time_el, Notice};
@@ -64,18 +65,8 @@ fn back_path(headers: &HeaderMap) -> String {
 }
 
 /// `GET /settings`.
-pub(crate) async fn show_settings(
-    session: Session,
-    headers: HeaderMap,
-    Query(query): Query<NoticeQuery>,
-) -> Markup {
-    let notice = Notice::from_query(query.notice.as_deref(), None);
-    settings_page(&session, &headers, notice, None)
-}
-
-#[derive(serde::Deserialize)]
-pub(crate) struct NoticeQuery {
-    notice: Option<String>,
+pub(crate) async fn show_settings(session: Session, headers: HeaderMap) -> Markup {
+    settings_page(&session, &headers, session.notice(), None)
 }
 
 fn settings_page(
@@ -156,8 +147,13 @@ pub(crate) async fn save_settings(
     let lang = Lang::from_code(form.fields.get("language")).unwrap_or(session.tr.lang);
     let secure = cookies_secure(state.config.secure_cookies, &headers);
     let cookie = set_cookie(LANG_COOKIE, lang.code(), "/", LANG_COOKIE_LIFETIME, secure);
-    let target = format!("{SETTINGS_PATH}?{}", Notice::Updated.query());
-    Ok(([(header::SET_COOKIE, cookie)], Redirect::to(&target)).into_response())
+    set_flash(
+        &state.pool,
+        &session.id_hash,
+        &Flash::Notice(Notice::Updated),
+    )
+    .await?;
+    Ok(([(header::SET_COOKIE, cookie)], Redirect::to(SETTINGS_PATH)).into_response())
 }
 
 #[cfg(test)]
