@@ -95,7 +95,11 @@ async fn a_200_character_name_keeps_every_table_within_the_window() {
     ] {
         browser.goto(&app.url(&path)).await;
         browser.find("table").await;
-        assert_eq!(overflow(&browser).await, 0, "{path} is wider than the window");
+        assert_eq!(
+            overflow(&browser).await,
+            0,
+            "{path} is wider than the window"
+        );
     }
     browser.goto(&app.url("/webhook/")).await;
     // The row's other cells are in sight, next to the long name.
