@@ -88,13 +88,19 @@ async fn a_200_character_name_keeps_every_table_within_the_window() {
 
     let browser = Browser::start().await;
     sign_in(&browser, app, &subscribed.token).await;
+    let log_id: i64 = sqlx::query_scalar("SELECT id FROM webhook_logs WHERE webhook_id = $1")
+        .bind(id)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
     for path in [
         "/webhook/".to_owned(),
         format!("/webhook/{id}/logs"),
+        format!("/webhook/{id}/logs/{log_id}"),
         "/webhook/stats".to_owned(),
     ] {
         browser.goto(&app.url(&path)).await;
-        browser.find("table").await;
+        browser.find("h1").await;
         assert_eq!(
             overflow(&browser).await,
             0,
@@ -112,4 +118,191 @@ async fn a_200_character_name_keeps_every_table_within_the_window() {
     browser.screenshot("views-long-name").await;
     browser.close().await;
     subscribed.app.stop().await;
+}
+
+async fn first_log(app: &TestApp, webhook: i64) -> (chrono::DateTime<chrono::Utc>, Option<String>) {
+    eventually(WAIT, "an attempt logged", || async {
+        sqlx::query_as::<_, (chrono::DateTime<chrono::Utc>, Option<String>)>(
+            "SELECT created_at, error_message FROM webhook_logs WHERE webhook_id = $1 ORDER BY id LIMIT 1",
+        )
+        .bind(webhook)
+        .fetch_optional(&app.db.pool)
+        .await
+        .unwrap()
+    })
+    .await
+}
+
+#[tokio::test]
+async fn in_russian_owners_are_named_rows_link_controls_show_and_dates_are_read_in_the_users_zone()
+{
+    let subscribed = TestApp::spawn_with_webhook(&[], json!(["task.*"]), SECRET).await;
+    let app = &subscribed.app;
+    let alices = subscribed.webhook;
+    let (_, olga_token) = app.create_user("Ольга", Some(7), true).await;
+    sqlx::query("UPDATE users SET time_zone = 'Asia/Vladivostok' WHERE id = 7")
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
+    let olgas = app
+        .create_webhook_to(
+            &olga_token,
+            &subscribed.receiver.url(),
+            json!(["task.deleted"]),
+            SECRET,
+        )
+        .await;
+    // As stored before names were checked, and a domain in punycode.
+    set_name(app, olgas, "Счёт\u{202e}gpj.exe").await;
+    set_url(app, olgas, "https://xn--e1afmkfd.xn--p1ai:8443/hook").await;
+    app.publisher
+        .publish(&task("сделка \u{202e}dlrow"))
+        .await
+        .unwrap();
+    subscribed.receiver.wait_for(1, WAIT).await;
+    let (at, _) = first_log(app, alices).await;
+
+    let browser = Browser::start_in("ru").await;
+    sign_in(&browser, app, &olga_token).await;
+    browser.expect_heading("Вебхуки").await;
+    let owners = browser.texts("td[data-label='Владелец']").await;
+    assert!(owners.contains(&"Ольга (7)".to_owned()), "{owners:?}");
+    assert!(
+        owners.iter().any(|o| o.starts_with("Alice (")),
+        "{owners:?}"
+    );
+    let names = browser.texts("td[data-label='Название']").await;
+    assert!(
+        names.contains(&"Счёт<U+202E>gpj.exe".to_owned()),
+        "{names:?}"
+    );
+    let urls = browser.texts("td[data-label='URL']").await;
+    assert!(
+        urls.iter()
+            .any(|u| u.contains("https://пример.рф:8443/hook")
+                && u.contains("(xn--e1afmkfd.xn--p1ai)")),
+        "{urls:?}"
+    );
+    let headers = browser.texts("thead th").await.join(" ");
+    assert!(headers.contains("Последняя доставка"), "{headers}");
+    browser.screenshot("views-list-ru").await;
+
+    // Statistics: Alice's webhook is a link to it, the rate has a comma.
+    browser.goto(&app.url("/webhook/stats")).await;
+    browser.expect_heading("Статистика").await;
+    let link = browser
+        .find(&format!(
+            "#webhooks-title ~ .table-wrap tbody th a[href='/webhook/{alices}']"
+        ))
+        .await;
+    assert_eq!(link.text().await.unwrap(), "hook");
+    let cards = browser.text(".cards").await;
+    assert!(cards.contains("100,0"), "{cards}");
+    assert!(cards.contains("Доля успешных"), "{cards}");
+    browser.screenshot("views-stats-ru").await;
+
+    // Logs: dates in the Russian format, in Ольга's zone (UTC+10).
+    // Vladivostok keeps UTC+10 all year.
+    let vladivostok = at.with_timezone(&chrono::FixedOffset::east_opt(10 * 3600).unwrap());
+    let before = (vladivostok - chrono::Duration::minutes(5))
+        .format("%d.%m.%Y %H:%M")
+        .to_string();
+    browser
+        .goto(&app.url(&format!("/webhook/{alices}/logs")))
+        .await;
+    browser.expect_heading("Журнал вебхука «hook»").await;
+    assert_eq!(
+        browser
+            .find("#from")
+            .await
+            .attr("placeholder")
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("ДД.ММ.ГГГГ ЧЧ:ММ")
+    );
+    browser.fill("#from", &before).await;
+    browser.click("form.filters button[type=submit]").await;
+    eventually(WAIT, "the filtered page", || async {
+        browser.path().await.contains("from=").then_some(())
+    })
+    .await;
+    assert_eq!(browser.texts("tbody tr").await.len(), 1, "read as UTC+10");
+    assert_eq!(
+        browser.find("#from").await.prop("value").await.unwrap(),
+        Some(before.clone()),
+        "shown back as typed"
+    );
+    // ISO is read too, and a start after the attempt leaves nothing.
+    let after = (vladivostok + chrono::Duration::minutes(5))
+        .format("%Y-%m-%dT%H:%M")
+        .to_string();
+    browser.fill("#from", &after).await;
+    browser.click("form.filters button[type=submit]").await;
+    browser.find("p.muted").await;
+    assert!(
+        browser
+            .body_text()
+            .await
+            .contains("Нет попыток, подходящих под условия."),
+        "{after}"
+    );
+    browser.fill("#from", "вчера").await;
+    browser.click("form.filters button[type=submit]").await;
+    let error = browser.text(".field-error").await;
+    assert!(error.contains("ДД.ММ.ГГГГ ЧЧ:ММ"), "{error}");
+    browser.screenshot("views-logs-ru").await;
+
+    // The attempt: its payload with the control made visible.
+    browser
+        .goto(&app.url(&format!("/webhook/{alices}/logs")))
+        .await;
+    browser.click("td[data-label='Подробности'] a").await;
+    browser.expect_heading("Попытка 1").await;
+    let payload = browser.text("pre.body").await;
+    assert!(payload.contains("сделка <U+202E>dlrow"), "{payload}");
+    assert!(!payload.contains('\u{202e}'), "{payload}");
+    browser.screenshot("views-attempt-ru").await;
+    browser.close().await;
+    subscribed.app.stop().await;
+}
+
+#[tokio::test]
+async fn a_connection_error_names_the_receivers_port_and_path_but_not_its_query() {
+    let app = TestApp::spawn().await;
+    let (_, token) = app.create_user("Alice", None, false).await;
+    let closed = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let url = format!("http://127.0.0.1:{closed}/hooks/crm?token=s3cret");
+    let id = app
+        .create_webhook_to(&token, &url, json!(["task.*"]), SECRET)
+        .await;
+    app.publisher.publish(&task("nobody home")).await.unwrap();
+    let (_, error) = first_log(&app, id).await;
+    let error = error.unwrap();
+    let place = format!("127.0.0.1:{closed}/hooks/crm");
+    assert!(error.contains(&place), "{error}");
+    assert!(!error.contains("s3cret"), "{error}");
+
+    for lang in ["en", "ru"] {
+        let browser = Browser::start_in(lang).await;
+        sign_in(&browser, &app, &token).await;
+        browser.goto(&app.url(&format!("/webhook/{id}/logs"))).await;
+        let shown = browser.text("td.error-cell").await;
+        assert!(shown.contains(&place), "{lang}: {shown}");
+        let outcome = browser.text("tbody td:nth-child(4)").await;
+        let expected = if lang == "ru" {
+            "нет ответа"
+        } else {
+            "no response"
+        };
+        assert_eq!(outcome, expected);
+        browser
+            .screenshot(&format!("views-connection-error-{lang}"))
+            .await;
+        browser.close().await;
+    }
+    app.stop().await;
 }
