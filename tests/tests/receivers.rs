@@ -436,6 +436,8 @@ fn attempt(webhook_id: i64, ok: bool) -> AttemptRecord {
         payload: "{}".into(),
         response: None,
         error_message: None,
+        request_headers: None,
+        response_headers: None,
         next: if ok {
             NextStep::Succeeded
         } else {

@@ -155,6 +155,11 @@ async fn in_russian_owners_are_named_rows_link_controls_show_and_dates_are_read_
     // As stored before names were checked, and a domain in punycode.
     set_name(app, olgas, "Счёт\u{202e}gpj.exe").await;
     set_url(app, olgas, "https://xn--e1afmkfd.xn--p1ai:8443/hook").await;
+    sqlx::query(r#"UPDATE webhooks SET headers = '{"X-Api-Key": "k-123456"}' WHERE id = $1"#)
+        .bind(alices)
+        .execute(&app.db.pool)
+        .await
+        .unwrap();
     app.publisher
         .publish(&task("сделка \u{202e}dlrow"))
         .await
@@ -262,6 +267,36 @@ async fn in_russian_owners_are_named_rows_link_controls_show_and_dates_are_read_
     let payload = browser.text("pre.body").await;
     assert!(payload.contains("сделка <U+202E>dlrow"), "{payload}");
     assert!(!payload.contains('\u{202e}'), "{payload}");
+    // Both sides' headers, the custom key masked.
+    let headers = browser.texts("table.headers").await;
+    assert_eq!(headers.len(), 2, "{headers:?}");
+    assert!(
+        headers[0].contains("x-webhook-event task.created"),
+        "{headers:?}"
+    );
+    assert!(headers[0].contains("x-api-key (hidden)"), "{headers:?}");
+    assert!(!headers.concat().contains("k-123456"), "{headers:?}");
+    assert!(
+        headers[1].to_lowercase().contains("content-length"),
+        "{headers:?}"
+    );
+    let log_id: i64 = sqlx::query_scalar("SELECT id FROM webhook_logs WHERE webhook_id = $1")
+        .bind(alices)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    let (status, log) = app
+        .api(
+            &subscribed.token,
+            reqwest::Method::GET,
+            &format!("/api/v1/webhooks/{alices}/logs/{log_id}"),
+            json!(null),
+        )
+        .await;
+    assert_eq!(status, 200, "{log}");
+    let sent = log["request_headers"].as_array().unwrap();
+    assert!(sent.contains(&json!(["x-api-key", "(hidden)"])), "{log}");
+    assert!(log["response_headers"].as_array().is_some(), "{log}");
     browser.screenshot("views-attempt-ru").await;
     browser.close().await;
     subscribed.app.stop().await;

@@ -399,12 +399,43 @@ pub(crate) async fn show_attempt(
         @if let Some(events) = &batch {
             (batch_table(tr, events, entry.batch_size.unwrap_or_default()))
         }
+        h2 { (tr.t("logs-request-headers")) }
+        (header_table(tr, "logs-request-headers", entry.request_headers.as_ref().map(|h| &h.0[..])))
         h2 { (tr.t("logs-payload-sent")) }
         (body_block(tr, &tr.t("logs-payload-sent"), entry.payload.as_deref()))
+        h2 { (tr.t("logs-response-headers")) }
+        (header_table(tr, "logs-response-headers", entry.response_headers.as_ref().map(|h| &h.0[..])))
         h2 { (tr.t("logs-response-received")) }
         (body_block(tr, &tr.t("logs-response-received"), entry.response.as_deref()))
     };
     Ok(page(&tr.t("logs-attempt-page-title"), &session, content))
+}
+
+/// An attempt's headers, as logged (masked and bounded by the worker).
+fn header_table(tr: &Tr, label: &str, headers: Option<&[[String; 2]]>) -> Markup {
+    html! {
+        @match headers {
+            Some(headers) if !headers.is_empty() => {
+                div class="table-wrap" tabindex="0" role="region" aria-label=(tr.t(label)) {
+                    table class="headers" {
+                        thead { tr {
+                            th scope="col" { (tr.t("logs-col-header")) }
+                            th scope="col" { (tr.t("logs-col-value")) }
+                        } }
+                        tbody {
+                            @for [name, value] in headers {
+                                tr {
+                                    th scope="row" { code { (visible_controls(name)) } }
+                                    td { code { (visible_controls(value)) } }
+                                }
+                            }
+                        }
+                    }
+                }
+            },
+            _ => p class="muted" { (tr.t("logs-headers-none")) },
+        }
+    }
 }
 
 /// One event of a batch body, as sent.
