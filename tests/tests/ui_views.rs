@@ -107,6 +107,20 @@ async fn a_200_character_name_keeps_every_table_within_the_window() {
             "{path} is wider than the window"
         );
     }
+    // In English: a decimal point, and the date filters' format.
+    let cards = browser.text(".cards").await;
+    assert!(cards.contains("100.0"), "{cards}");
+    browser
+        .goto(&app.url(&format!("/webhook/{id}/logs?from=2026-01-02T03:04")))
+        .await;
+    assert_eq!(
+        browser.find("#from").await.prop("value").await.unwrap(),
+        Some("2026-01-02 03:04".to_owned())
+    );
+    assert_eq!(
+        browser.find("#to").await.attr("placeholder").await.unwrap(),
+        Some("YYYY-MM-DD HH:MM".to_owned())
+    );
     browser.goto(&app.url("/webhook/")).await;
     // The row's other cells are in sight, next to the long name.
     for label in ["URL", "Events", "State"] {

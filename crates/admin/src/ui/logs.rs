@@ -247,8 +247,10 @@ fn filter_form(tr: &Tr, id: i64, input: &FilterInput, error: Option<&String>) ->
                 label for="event" { (tr.t("logs-col-event")) }
                 select id="event" name="event" {
                     option value="" { (tr.t("logs-any-event")) }
+                    // Event names are English identifiers: marked so, for
+                    // screen readers (an option cannot hold a `code`).
                     @for spec in CATALOGUE {
-                        option value=(spec.name) selected[spec.name == input.event] { (spec.name) }
+                        option value=(spec.name) lang="en" selected[spec.name == input.event] { (spec.name) }
                     }
                     option value=(BATCH_EVENT) selected[input.event == BATCH_EVENT] { (tr.t("logs-batch-event")) }
                 }
