@@ -312,6 +312,32 @@ async fn in_russian_owners_are_named_rows_link_controls_show_and_dates_are_read_
     assert!(sent.contains(&json!(["x-api-key", "(hidden)"])), "{log}");
     assert!(log["response_headers"].as_array().is_some(), "{log}");
     browser.screenshot("views-attempt-ru").await;
+
+    // A live row is in Russian too: its texts come from the server, its
+    // labels from the table's headers.
+    browser
+        .goto(&app.url(&format!("/webhook/{alices}/logs")))
+        .await;
+    browser.find("[data-live-url][data-live-open]").await;
+    app.publisher.publish(&task("вживую")).await.unwrap();
+    subscribed.receiver.wait_for(2, WAIT).await;
+    let row = browser.find("tr[data-live-row]").await;
+    let text = row.text().await.unwrap();
+    assert!(
+        text.contains("HTTP 200") && text.contains("Открыть"),
+        "{text}"
+    );
+    assert!(text.contains(" мс"), "{text}");
+    let first = row.find(fantoccini::Locator::Css("td")).await.unwrap();
+    assert_eq!(
+        first.attr("data-label").await.unwrap().as_deref(),
+        Some("Время")
+    );
+    let shown = first.text().await.unwrap();
+    assert!(
+        shown.chars().nth(2) == Some('.') && shown.chars().nth(5) == Some('.'),
+        "ДД.ММ.ГГГГ: {shown}"
+    );
     browser.close().await;
     subscribed.app.stop().await;
 }
