@@ -25,7 +25,7 @@ stats-in-numbers = { $what }: в цифрах
 stats-rate-of = { $rate } из { $count }
 stats-none = За этот период попыток не было.
 stats-chart-summary = Столбцов по часам: { $bars }; всего успешных попыток: { $successes }, неудачных: { $failures }; не больше { $peak } за час
-stats-chart-caption = Часы в поясе { $zone }; верх графика — { $scale } { $scale ->
+stats-chart-caption = Часы по вашему времени; верх графика — { $scale } { $scale ->
     [one] попытка
     [few] попытки
    *[many] попыток

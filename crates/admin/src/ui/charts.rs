@@ -35,7 +35,9 @@ pub(crate) fn hourly_chart(tr: &Tr, id: &str, hours: &[HourCount]) -> Markup {
     html! {
         figure class="chart" aria-labelledby={ (id) "-caption" } {
             figcaption id={ (id) "-caption" } {
-                (tr.t_with("stats-chart-caption", &[("zone", tr.tz.name().into()), ("scale", scale.into())]))
+                (tr.t_with("stats-chart-caption", &[("scale", scale.into())]))
+                // The zone's IANA name is an identifier, not words to translate.
+                " (" code translate="no" { (tr.tz.name()) } ")"
             }
             div class="chart-frame" {
                 svg class="hourly" viewBox={ "0 0 " (width) " 100" } preserveAspectRatio="none"

@@ -232,6 +232,7 @@ pub(crate) async fn show_logs(
 }
 
 fn filter_form(tr: &Tr, id: i64, input: &FilterInput, error: Option<&String>) -> Markup {
+    // The zone's IANA name is an identifier, not words to translate.
     let zone = tr.tz.name();
     html! {
         form method="get" action=(logs_path(id)) class="filters" aria-label=(tr.t("logs-filter-label")) {
@@ -264,12 +265,12 @@ fn filter_form(tr: &Tr, id: i64, input: &FilterInput, error: Option<&String>) ->
                 }
             }
             div class="field" {
-                label for="from" { (tr.t("logs-from")) " " small class="muted" { "(" code { (zone) } ")" } }
+                label for="from" { (tr.t("logs-from")) " " small class="muted" { "(" code translate="no" { (zone) } ")" } }
                 input id="from" name="from" type="text" value=(input.from) inputmode="numeric"
                     placeholder=(tr.t("logs-time-format")) aria-describedby="time-hint" autocomplete="off";
             }
             div class="field" {
-                label for="to" { (tr.t("logs-until")) " " small class="muted" { "(" code { (zone) } ")" } }
+                label for="to" { (tr.t("logs-until")) " " small class="muted" { "(" code translate="no" { (zone) } ")" } }
                 input id="to" name="to" type="text" value=(input.to) inputmode="numeric"
                     placeholder=(tr.t("logs-time-format")) aria-describedby="time-hint" autocomplete="off";
             }
