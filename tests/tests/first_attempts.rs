@@ -221,6 +221,8 @@ fn success(delivery_id: Uuid, webhook_id: i64, payload: &Arc<str>) -> AttemptRec
         payload: payload.clone(),
         response: None,
         error_message: None,
+        request_headers: None,
+        response_headers: None,
         next: NextStep::Succeeded,
         disable_webhook: false,
         fifo: false,

@@ -376,7 +376,7 @@ async fn a_batching_webhook_is_set_up_in_the_form_and_its_batch_attempt_opens_it
         browser.text("#batch-events").await,
         "Events in this batch (3)"
     );
-    let shown = browser.texts("td[data-label='Event id'] code").await;
+    let shown = browser.texts("td[data-label='Event ID'] code").await;
     let sent: Vec<String> = events.iter().map(|e| e.id.to_string()).collect();
     assert_eq!(shown, sent, "its events, in the order sent");
     browser.close().await;

@@ -165,6 +165,10 @@ pub struct AttemptRecord {
     pub payload: Arc<str>,
     pub response: Option<String>,
     pub error_message: Option<String>,
+    /// The headers sent and received, each a JSON array of `[name, value]`
+    /// pairs, bounded and with credentials masked (the attempt's page).
+    pub request_headers: Option<String>,
+    pub response_headers: Option<String>,
     pub next: NextStep,
     /// The receiver answered 410 Gone: the webhook is switched off.
     pub disable_webhook: bool,

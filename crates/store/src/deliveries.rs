@@ -263,13 +263,15 @@ pub(super) struct AttemptColumns<'a> {
     errors: Vec<Option<&'a str>>,
     statuses: Vec<&'static str>,
     delays_ms: Vec<i64>,
+    request_headers: Vec<Option<&'a str>>,
+    response_headers: Vec<Option<&'a str>>,
 }
 
 pub(super) type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
 
 impl<'a> AttemptColumns<'a> {
     /// Parameters taken by [`attempts_cte`].
-    pub(super) const PARAMS: usize = 12;
+    pub(super) const PARAMS: usize = 14;
 
     pub(super) fn of<'r: 'a>(records: impl IntoIterator<Item = &'r AttemptRecord>) -> Self {
         let records = records.into_iter();
@@ -287,6 +289,8 @@ impl<'a> AttemptColumns<'a> {
             errors: Vec::with_capacity(n),
             statuses: Vec::with_capacity(n),
             delays_ms: Vec::with_capacity(n),
+            request_headers: Vec::with_capacity(n),
+            response_headers: Vec::with_capacity(n),
         };
         for r in records {
             c.delivery_ids.push(r.delivery_id);
@@ -301,6 +305,8 @@ impl<'a> AttemptColumns<'a> {
             c.errors.push(r.error_message.as_deref());
             c.statuses.push(r.next.status());
             c.delays_ms.push(r.next.delay_ms());
+            c.request_headers.push(r.request_headers.as_deref());
+            c.response_headers.push(r.response_headers.as_deref());
         }
         c
     }
@@ -320,6 +326,8 @@ impl<'a> AttemptColumns<'a> {
             .bind(&self.errors)
             .bind(&self.statuses)
             .bind(&self.delays_ms)
+            .bind(&self.request_headers)
+            .bind(&self.response_headers)
     }
 }
 
@@ -332,11 +340,12 @@ pub(super) fn attempts_cte(first: usize) -> String {
     format!(
         "o AS (
              SELECT * FROM UNNEST({}::uuid[], {}::int8[], {}::text[], {}::int4[], {}::int4[],
-                 {}::int4[], {}::bool[], {}::text[], {}::text[], {}::text[], {}::text[], {}::int8[])
+                 {}::int4[], {}::bool[], {}::text[], {}::text[], {}::text[], {}::text[], {}::int8[],
+                 {}::text[], {}::text[])
                  AS o(delivery_id, webhook_id, event, attempt, code, time_ms, ok, payload,
-                      response, error, status, delay_ms)
+                      response, error, status, delay_ms, request_headers, response_headers)
          )",
-        p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11]
+        p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8], p[9], p[10], p[11], p[12], p[13]
     )
 }
 
@@ -346,9 +355,10 @@ pub(super) fn insert_logs(condition: &str) -> String {
     format!(
         "logs AS (
              INSERT INTO webhook_logs (delivery_id, webhook_id, event, attempt, status_code,
-                 response_time_ms, is_success, payload, response, error_message)
+                 response_time_ms, is_success, payload, response, error_message,
+                 request_headers, response_headers)
              SELECT delivery_id, webhook_id, event, attempt, code, time_ms, ok, payload,
-                    response, error
+                    response, error, request_headers::jsonb, response_headers::jsonb
              FROM o {condition}
          )"
     )

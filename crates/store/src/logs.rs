@@ -5,6 +5,7 @@
 
 use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
+use sqlx::types::Json;
 use sqlx::{PgPool, Postgres, QueryBuilder};
 use uuid::Uuid;
 
@@ -45,6 +46,11 @@ pub struct LogEntry {
     /// the single row of a page).
     #[sqlx(default)]
     pub bodies_truncated: bool,
+    /// The headers sent and received, as `[name, value]` pairs: read for
+    /// one attempt only; `None` in pages and for attempts logged before
+    /// they were kept.
+    pub request_headers: Option<Json<Vec<[String; 2]>>>,
+    pub response_headers: Option<Json<Vec<[String; 2]>>>,
 }
 
 /// The bodies one page of logs may carry (`include=bodies`): 200 rows of
@@ -70,7 +76,7 @@ fn columns(query: &mut QueryBuilder<'_, Postgres>, with_bodies: bool, cut_bodies
                 is_success, error_message, created_at, ",
     );
     if with_bodies && !cut_bodies {
-        query.push("payload, response");
+        query.push("payload, response, request_headers, response_headers");
     } else if with_bodies {
         // Cut in SQL (in characters, at most 4 bytes each) so that no row
         // brings more than about a page's budget into memory.
@@ -84,6 +90,9 @@ fn columns(query: &mut QueryBuilder<'_, Postgres>, with_bodies: bool, cut_bodies
             .push(") AS response");
     } else {
         query.push("NULL::text AS payload, NULL::text AS response");
+    }
+    if !with_bodies || cut_bodies {
+        query.push(", NULL::jsonb AS request_headers, NULL::jsonb AS response_headers");
     }
     // Looked up for batch attempts only, by the batch's primary key.
     query.push(
@@ -247,6 +256,8 @@ mod tests {
             response: response.map(Into::into),
             batch_size: None,
             bodies_truncated: false,
+            request_headers: None,
+            response_headers: None,
         }
     }
 

@@ -16,6 +16,7 @@ use webhookd_events::webhook_secrets::{open_auth, open_signing};
 use webhookd_events::{RenderTooLarge, SecretKeys, StoredAuth, Template};
 use webhookd_signing::Signer;
 
+use crate::header_log::header_log;
 use crate::http_errors::chain;
 use crate::receiver_auth::{send_authorized, TargetAuth};
 use crate::target_policy::{check_literal_host, PortPolicy};
@@ -152,6 +153,9 @@ pub struct AttemptOutcome {
     pub error: Option<String>,
     /// `Retry-After` of a 429 or 503.
     pub retry_after: Option<Duration>,
+    /// The headers sent and received, for the log ([`header_log`]).
+    pub request_headers: Option<String>,
+    pub response_headers: Option<String>,
 }
 
 impl AttemptOutcome {
@@ -165,6 +169,8 @@ impl AttemptOutcome {
             response: None,
             error: Some(error),
             retry_after: None,
+            request_headers: None,
+            response_headers: None,
         }
     }
 
@@ -286,6 +292,7 @@ impl Deliverer {
             Ok(h) => h,
             Err(e) => return failure(e),
         };
+        let request_headers = header_log(&headers);
         let bytes = Bytes::from_owner(SharedBody(body.clone()));
         let sent = send_authorized(
             &self.clients,
@@ -298,9 +305,15 @@ impl Deliverer {
         .await;
         let mut response = match sent {
             Ok(r) => r,
-            Err(e) => return failure(e),
+            Err(e) => {
+                return AttemptOutcome {
+                    request_headers: Some(request_headers),
+                    ..failure(e)
+                }
+            }
         };
         let status = response.status();
+        let response_headers = header_log(response.headers());
         let retry_after = match status {
             StatusCode::TOO_MANY_REQUESTS | StatusCode::SERVICE_UNAVAILABLE => {
                 parse_retry_after(response.headers().get(RETRY_AFTER))
@@ -343,6 +356,8 @@ impl Deliverer {
             response: Some(text),
             error: error.or(read_error),
             retry_after,
+            request_headers: Some(request_headers),
+            response_headers: Some(response_headers),
         }
     }
 }

@@ -524,6 +524,8 @@ impl Inner {
             payload,
             response: outcome.response,
             error_message: outcome.error,
+            request_headers: outcome.request_headers,
+            response_headers: outcome.response_headers,
             next,
             disable_webhook: gone,
             fifo: c.fifo,

@@ -1,6 +1,7 @@
 //! What a failed HTTP exchange is called in `webhook_logs.error`: one line
-//! with the useful cause, and never a URL's path or query (they can carry a
-//! token). Shared by attempts (`deliver`) and token requests (`oauth2`).
+//! with the useful cause, and the URL's scheme, host, port and path (which
+//! receiver failed), never its query or user info (they can carry a token).
+//! Shared by attempts (`deliver`) and token requests (`oauth2`).
 
 use std::error::Error as _;
 use std::time::Duration;
@@ -49,13 +50,36 @@ pub(crate) fn chain(e: &reqwest::Error) -> String {
         }
         source = cause.source();
     }
-    // reqwest puts the full URL in its messages; it can carry a token in its query.
+    // reqwest puts the full URL in its messages; it can carry a token in its
+    // query or user info.
     match e.url() {
         Some(url) => text.replace(url.as_str(), &redact(url)),
         None => text,
     }
 }
 
+/// The URL without user info, query and fragment: a port or path tells
+/// which of a host's receivers failed, and people need it to find the fault.
 fn redact(url: &reqwest::Url) -> String {
-    format!("{}://{}", url.scheme(), url.host_str().unwrap_or(""))
+    let mut shown = url.clone();
+    shown.set_query(None);
+    shown.set_fragment(None);
+    // Only URLs that cannot have user info refuse these, and they have none.
+    let _ = shown.set_username("");
+    let _ = shown.set_password(None);
+    shown.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_url_keeps_its_port_and_path_but_not_its_query_or_user_info() {
+        let url = reqwest::Url::parse("https://bot:s3cret@hooks.example:8443/crm/in?token=abc#x");
+        let Ok(url) = url else {
+            panic!("a valid URL");
+        };
+        assert_eq!(redact(&url), "https://hooks.example:8443/crm/in");
+    }
 }

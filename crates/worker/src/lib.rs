@@ -37,6 +37,7 @@ pub mod deliver;
 pub mod dispatch;
 pub mod fanout;
 pub mod fifo;
+mod header_log;
 mod http_errors;
 pub mod metrics;
 mod oauth2;

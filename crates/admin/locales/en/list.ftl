@@ -1,1 +1,19 @@
-# list
+# list: the webhooks page, and the little pieces of lists and tables.
+list-title = Webhooks
+list-new = New webhook
+list-empty = No webhooks yet.
+list-create-first = Create the first one.
+list-caption = Success rate over the last { $days } days of attempts
+list-col-name = Name
+list-col-owner = Owner
+list-col-url = URL
+list-col-events = Events
+list-col-state = State
+list-col-last = Last delivery
+list-col-rate = Success rate
+list-none-yet = none yet
+list-rate-of = of { $count }
+list-all-users = All users
+list-show = Show
+list-owner-unknown = user { $id }
+list-unit-ms = { $ms } ms

@@ -1,1 +1,59 @@
-# logs
+# logs: a webhook's attempts, one attempt in full, and the live rows.
+logs-page-title = Logs
+logs-title = Logs of “{ $name }”
+logs-empty = No attempts yet.
+logs-none-match = No attempts match.
+logs-pages = Pages
+logs-newest = Newest
+logs-older = Older attempts →
+logs-filter-label = Filter attempts
+logs-of-delivery = Attempts of delivery
+logs-show-all = show all
+logs-any-event = Any event
+logs-batch-event = batch (a batch's attempts)
+logs-any-outcome = Any outcome
+logs-success = Success
+logs-failure = Failure
+logs-from = From
+logs-until = Until
+logs-time-format = YYYY-MM-DD HH:MM
+logs-time-hint = Times in your time zone, like { $example }.
+logs-filter = Filter
+logs-reset = Reset
+logs-attempts = Attempts
+logs-col-time = Time
+logs-col-event = Event
+logs-col-attempt = Attempt
+logs-col-outcome = Outcome
+logs-col-took = Time taken
+logs-col-error = Error
+logs-col-details = Details
+logs-col-event-id = Event ID
+logs-col-timestamp = Timestamp
+logs-view = View
+logs-attempt-n = attempt { $id }
+logs-n-events = { $count ->
+    [one] { $count } event
+   *[other] { $count } events
+}
+logs-no-response = no response
+logs-error-event = Choose an event from the list.
+logs-error-outcome = Choose an outcome from the list.
+logs-error-time = “{ $field }” must be a date and time like { $example }.
+logs-error-delivery = That is not a delivery ID.
+logs-attempt-page-title = Attempt
+logs-attempt-title = Attempt { $attempt } of
+logs-delivery = Delivery
+logs-all-its-attempts = all its attempts
+logs-payload-sent = Payload sent
+logs-response-received = Response received
+logs-batch-title = Events in this batch ({ $count })
+logs-batch-not-batch = The body sent is not a batch body (edited by hand?).
+logs-batch-label = Events in this batch
+logs-retry = Retry this delivery
+logs-retry-off = The webhook is switched off; switch it on to retry deliveries.
+logs-request-headers = Request headers
+logs-response-headers = Response headers
+logs-col-header = Header
+logs-col-value = Value
+logs-headers-none = None kept (no response, or logged before headers were kept).

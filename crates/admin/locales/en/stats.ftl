@@ -1,1 +1,31 @@
-# stats
+# stats: the statistics page and its charts.
+stats-title = Statistics
+stats-period = Period
+stats-period-24h = Last 24 hours
+stats-period-7d = Last 7 days
+stats-scope-these = every attempt of these webhooks.
+stats-scope-all = every attempt of all webhooks.
+stats-per-hour = Attempts per hour
+stats-by-webhook = By webhook
+stats-by-event = By event
+stats-col-webhook = Webhook
+stats-col-event = Event
+stats-totals = Totals
+stats-col-attempts = Attempts
+stats-col-failed = Failed
+stats-col-rate = Success rate
+stats-p50 = p50
+stats-p95 = p95
+stats-p50-response = p50 response
+stats-p95-response = p95 response
+stats-latency = Response time (p50 and p95)
+stats-rate-chart = Success rate, { $what }
+stats-latency-chart = Response time, { $what }
+stats-in-numbers = { $what }, in numbers
+stats-rate-of = { $rate } of { $count }
+stats-none = No attempts in this period.
+stats-chart-summary = { $bars } hourly bars: { $successes } successful and { $failures } failed attempts in all; at most { $peak } in one hour
+stats-chart-caption = Hours in your time zone; the chart's top is { $scale } attempts
+stats-hour-title = { $hour }: { $successes } successful, { $failures } failed
+stats-legend-ok = successful
+stats-legend-failed = failed

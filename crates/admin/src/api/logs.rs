@@ -54,6 +54,17 @@ pub(crate) struct LogView {
     /// gives them in full.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub(crate) bodies_truncated: bool,
+    /// The headers sent, as `[name, value]` pairs in order, credentials
+    /// (`Authorization`, names with `token`, `secret`, `key`, `auth`)
+    /// masked, at most 50. Only on a single attempt, and for attempts
+    /// logged since headers are kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Vec<String>>>)]
+    pub(crate) request_headers: Option<Vec<[String; 2]>>,
+    /// The headers received, the same way; absent when no response came.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<Vec<String>>>)]
+    pub(crate) response_headers: Option<Vec<[String; 2]>>,
 }
 
 impl From<LogEntry> for LogView {
@@ -75,6 +86,8 @@ impl From<LogEntry> for LogView {
             payload: e.payload,
             response: with_bodies.then_some(e.response),
             bodies_truncated: e.bodies_truncated,
+            request_headers: e.request_headers.map(|h| h.0),
+            response_headers: e.response_headers.map(|h| h.0),
         }
     }
 }

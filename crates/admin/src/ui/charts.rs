@@ -7,10 +7,11 @@
 
 use maud::{html, Markup};
 
+use super::i18n::{Lang, Tr};
 use webhookd_store::stats::HourCount;
 
 /// Attempts per hour, stacked by outcome (successes below, failures above).
-pub(crate) fn hourly_chart(id: &str, hours: &[HourCount]) -> Markup {
+pub(crate) fn hourly_chart(tr: &Tr, id: &str, hours: &[HourCount]) -> Markup {
     let slots = hours.len().max(1);
     let peak = hours
         .iter()
@@ -21,16 +22,22 @@ pub(crate) fn hourly_chart(id: &str, hours: &[HourCount]) -> Markup {
     let width = slots * 10;
     let successes: i64 = hours.iter().map(|h| h.successes).sum();
     let failures: i64 = hours.iter().map(|h| h.failures).sum();
-    let summary = format!(
-        "{} hourly bars: {successes} successful and {failures} failed attempts in all; \
-         at most {peak} in one hour",
-        hours.len()
+    let summary = tr.t_with(
+        "stats-chart-summary",
+        &[
+            ("bars", hours.len().into()),
+            ("successes", successes.into()),
+            ("failures", failures.into()),
+            ("peak", peak.into()),
+        ],
     );
-    let ticks = x_ticks(hours);
+    let ticks = x_ticks(tr, hours);
     html! {
         figure class="chart" aria-labelledby={ (id) "-caption" } {
             figcaption id={ (id) "-caption" } {
-                "Hours in UTC; the chart's top is " (scale) " attempts"
+                (tr.t_with("stats-chart-caption", &[("scale", scale.into())]))
+                // The zone's IANA name is an identifier, not words to translate.
+                " (" code translate="no" { (tr.tz.name()) } ")"
             }
             div class="chart-frame" {
                 svg class="hourly" viewBox={ "0 0 " (width) " 100" } preserveAspectRatio="none"
@@ -43,8 +50,11 @@ pub(crate) fn hourly_chart(id: &str, hours: &[HourCount]) -> Markup {
                         @let failed = bar_height(hour.failures, scale);
                         g {
                             title {
-                                (hour.hour.format("%Y-%m-%d %H:00 UTC")) ": "
-                                (hour.successes) " successful, " (hour.failures) " failed"
+                                (tr.t_with("stats-hour-title", &[
+                                    ("hour", hour_label(tr, hour, true).into()),
+                                    ("successes", hour.successes.into()),
+                                    ("failures", hour.failures.into()),
+                                ]))
                             }
                             // An invisible full-height target, so the tooltip
                             // shows for empty hours too.
@@ -62,16 +72,16 @@ pub(crate) fn hourly_chart(id: &str, hours: &[HourCount]) -> Markup {
             div class="x-axis" aria-hidden="true" {
                 @for tick in &ticks { span { (tick) } }
             }
-            (legend())
+            (legend(tr))
         }
     }
 }
 
-pub(crate) fn legend() -> Markup {
+pub(crate) fn legend(tr: &Tr) -> Markup {
     html! {
         p class="legend" {
-            span class="swatch ok" aria-hidden="true" {} "successful"
-            span class="swatch fail" aria-hidden="true" {} "failed"
+            span class="swatch ok" aria-hidden="true" {} (tr.t("stats-legend-ok"))
+            span class="swatch fail" aria-hidden="true" {} (tr.t("stats-legend-failed"))
         }
     }
 }
@@ -79,6 +89,8 @@ pub(crate) fn legend() -> Markup {
 /// One row of a horizontal bar list.
 pub(crate) struct BarRow {
     pub(crate) label: String,
+    /// The label is a technical name (an event), shown as code.
+    pub(crate) code: bool,
     /// Bars of the row: the length as a fraction of the longest possible
     /// (0 to 1), a CSS class, and the value in words.
     pub(crate) bars: Vec<(f64, &'static str, String)>,
@@ -91,7 +103,9 @@ pub(crate) fn bar_list(label: &str, rows: &[BarRow]) -> Markup {
         ul class="bar-list" aria-label=(label) {
             @for row in rows {
                 li {
-                    span class="bar-label" { (row.label) }
+                    span class="bar-label" {
+                        @if row.code { code { (row.label) } } @else { (row.label) }
+                    }
                     @for (fraction, class, text) in &row.bars {
                         span class="bar-line" {
                             svg viewBox="0 0 100 8" preserveAspectRatio="none" aria-hidden="true" {
@@ -105,6 +119,18 @@ pub(crate) fn bar_list(label: &str, rows: &[BarRow]) -> Markup {
             }
         }
     }
+}
+
+/// An hour in the viewer's zone: `14:00`, with the day for a week's axis
+/// and for tooltips.
+fn hour_label(tr: &Tr, hour: &HourCount, with_day: bool) -> String {
+    let local = hour.hour.with_timezone(&tr.tz);
+    let format = match (with_day, tr.lang) {
+        (false, _) => "%H:00",
+        (true, Lang::Ru) => "%d.%m %H:00",
+        (true, Lang::En) => "%m-%d %H:00",
+    };
+    local.format(format).to_string()
 }
 
 fn bar_height(count: i64, scale: i64) -> f64 {
@@ -138,20 +164,15 @@ pub(crate) fn nice_ceiling(peak: i64) -> i64 {
 
 /// Five labels spread along the time axis: the first hour, three between,
 /// and the last (which is the current, partial hour).
-fn x_ticks(hours: &[HourCount]) -> Vec<String> {
+fn x_ticks(tr: &Tr, hours: &[HourCount]) -> Vec<String> {
     let Some(last) = hours.len().checked_sub(1) else {
         return Vec::new();
-    };
-    let format = if hours.len() > 24 {
-        "%m-%d %H:00"
-    } else {
-        "%H:00"
     };
     let mut indexes: Vec<usize> = (0..=4).map(|k| last * k / 4).collect();
     indexes.dedup();
     indexes
         .into_iter()
-        .map(|i| hours[i].hour.format(format).to_string())
+        .map(|i| hour_label(tr, &hours[i], hours.len() > 24))
         .collect()
 }
 
@@ -195,23 +216,33 @@ mod tests {
 
     #[test]
     fn bars_are_stacked_with_tooltips_and_a_text_summary() {
-        let chart = hourly_chart("h", &hours(&[(3, 1), (0, 0), (10, 0)])).into_string();
+        let chart =
+            hourly_chart(&Tr::default(), "h", &hours(&[(3, 1), (0, 0), (10, 0)])).into_string();
         assert_eq!(chart.matches("class=\"bar-ok\"").count(), 2, "{chart}");
         assert_eq!(chart.matches("class=\"bar-fail\"").count(), 1);
         assert_eq!(chart.matches("<title>").count(), 3);
         assert!(
             chart.contains("13 successful and 1 failed attempts in all; at most 10 in one hour")
         );
-        assert!(chart.contains("the chart's top is 10 attempts"));
+        assert!(chart.contains("the chart's top is 10 attempts"), "{chart}");
     }
 
     #[test]
     fn the_time_axis_has_five_labels_spread_over_the_period() {
+        let en = Tr::default();
         let day = hours(&[(0, 0); 24]);
-        assert_eq!(x_ticks(&day), ["00:00", "05:00", "11:00", "17:00", "23:00"]);
+        assert_eq!(
+            x_ticks(&en, &day),
+            ["00:00", "05:00", "11:00", "17:00", "23:00"]
+        );
         let week = hours(&[(0, 0); 168]);
-        assert_eq!(x_ticks(&week).len(), 5);
-        assert_eq!(x_ticks(&week)[0], "02-20 00:00");
-        assert!(x_ticks(&[]).is_empty());
+        assert_eq!(x_ticks(&en, &week).len(), 5);
+        assert_eq!(x_ticks(&en, &week)[0], "02-20 00:00");
+        assert!(x_ticks(&en, &[]).is_empty());
+        let moscow = Tr {
+            lang: Lang::Ru,
+            tz: chrono_tz::Tz::Europe__Moscow,
+        };
+        assert_eq!(x_ticks(&moscow, &week)[0], "20.02 03:00");
     }
 }

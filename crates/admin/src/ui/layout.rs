@@ -1,6 +1,8 @@
 //! The page shell (landmarks, navigation, sign-out) and the small pieces
 //! every page uses: times, outcome badges, notices after an action.
 
+use std::borrow::Cow;
+
 use chrono::{DateTime, Utc};
 use maud::{html, Markup, DOCTYPE};
 
@@ -128,14 +130,95 @@ pub(crate) fn active_badge(tr: &Tr, is_active: bool) -> Markup {
     }
 }
 
-/// `12.5 %`, or an em dash without data.
-pub(crate) fn percent(rate: Option<f64>) -> String {
-    rate.map_or_else(|| "—".to_owned(), |r| format!("{:.1} %", r * 100.0))
+/// `12.5 %` (`12,5 %` in Russian), or an em dash without data.
+pub(crate) fn percent(tr: &Tr, rate: Option<f64>) -> String {
+    rate.map_or_else(
+        || "—".to_owned(),
+        |r| decimal(tr, &format!("{:.1}", r * 100.0)) + "\u{a0}%",
+    )
 }
 
-/// `84 ms`, or an em dash without data.
-pub(crate) fn millis(ms: Option<f64>) -> String {
-    ms.map_or_else(|| "—".to_owned(), |ms| format!("{ms:.0} ms"))
+/// `84 ms` (`84 мс`), or an em dash without data.
+pub(crate) fn millis(tr: &Tr, ms: Option<f64>) -> String {
+    ms.map_or_else(
+        || "—".to_owned(),
+        |ms| tr.t_with("list-unit-ms", &[("ms", format!("{ms:.0}").into())]),
+    )
+}
+
+/// A number written with the language's decimal separator.
+fn decimal(tr: &Tr, number: &str) -> String {
+    match tr.lang {
+        Lang::Ru => number.replace('.', ","),
+        Lang::En => number.to_owned(),
+    }
+}
+
+/// Bidirectional-text controls (U+202E turns `gpj.exe` into `exe.jpg` on
+/// screen) made visible as `<U+202E>`, so what is shown reads as stored.
+pub(crate) fn visible_controls(text: &str) -> Cow<'_, str> {
+    let is_control = |c: char| matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !text.contains(is_control) {
+        return Cow::Borrowed(text);
+    }
+    let mut shown = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if is_control(c) {
+            shown.push_str(&format!("<U+{:04X}>", u32::from(c)));
+        } else {
+            shown.push(c);
+        }
+    }
+    Cow::Owned(shown)
+}
+
+/// A name in a table cell: bidi controls visible, wrapped anywhere and cut
+/// to a few lines, in full on hover.
+pub(crate) fn name_text(name: &str) -> Markup {
+    let shown = visible_controls(name);
+    html! { span class="clamp" title=(shown) { (shown) } }
+}
+
+/// A webhook's owner: `Ольга (7)`, or `user 7` when the user is gone.
+/// For every page showing an owner (list, details).
+pub(crate) fn owner_label(tr: &Tr, name: Option<&str>, id: i64) -> String {
+    match name {
+        Some(name) => format!("{} ({id})", visible_controls(name)),
+        None => tr.t_with("list-owner-unknown", &[("id", id.into())]),
+    }
+}
+
+/// A target URL as people read it: an internationalised domain in Unicode
+/// with its punycode beside (`пример.рф (xn--e1afmkfd.xn--p1ai)`), bidi
+/// controls visible, cut to a few lines with the URL in full on hover.
+pub(crate) fn url_text(url: &str) -> Markup {
+    let (shown, ascii) = unicode_host(url);
+    let shown = visible_controls(&shown).into_owned();
+    html! {
+        code class="url clamp" title=(shown) { (shown) }
+        @if let Some(ascii) = ascii {
+            " " small class="punycode" { "(" code { (ascii) } ")" }
+        }
+    }
+}
+
+/// The URL with its host in Unicode, and the host's punycode when the
+/// two differ.
+fn unicode_host(url: &str) -> (String, Option<String>) {
+    let Some(ascii) = url::Url::parse(url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_owned))
+    else {
+        return (url.to_owned(), None);
+    };
+    let (unicode, checked) = idna::domain_to_unicode(&ascii);
+    if checked.is_err() || unicode == ascii {
+        return (url.to_owned(), None);
+    }
+    // Stored URLs carry the punycode form; one typed in Unicode already
+    // reads well.
+    let shown = url.replacen(&ascii, &unicode, 1);
+    (shown, Some(ascii))
 }
 
 /// What an action did: kept in the session's flash (`flash.rs`), never
@@ -144,11 +227,14 @@ pub(crate) use super::flash::Notice;
 
 /// A `<pre>` of a body: pretty-printed when it is JSON, as is otherwise.
 pub(crate) fn body_block(tr: &Tr, label: &str, body: Option<&str>) -> Markup {
+    // Pretty-printing decodes `\u202e` escapes into the characters
+    // themselves: made visible after it, so neither form hides them.
     let pretty = body.map(|text| {
-        serde_json::from_str::<serde_json::Value>(text)
+        let pretty = serde_json::from_str::<serde_json::Value>(text)
             .ok()
             .and_then(|v| serde_json::to_string_pretty(&v).ok())
-            .unwrap_or_else(|| text.to_owned())
+            .unwrap_or_else(|| text.to_owned());
+        visible_controls(&pretty).into_owned()
     });
     html! {
         @match pretty {
@@ -161,6 +247,41 @@ pub(crate) fn body_block(tr: &Tr, label: &str, body: Option<&str>) -> Markup {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bidi_controls_are_shown_as_their_code_points() {
+        assert_eq!(visible_controls("plain"), "plain");
+        assert_eq!(
+            visible_controls("invoice\u{202e}gpj.exe"),
+            "invoice<U+202E>gpj.exe"
+        );
+        let html = body_block(&Tr::default(), "b", Some(r#"{"a":"x\u202ey"}"#)).into_string();
+        assert!(html.contains("x&lt;U+202E&gt;y"), "{html}");
+    }
+
+    #[test]
+    fn international_domains_are_shown_in_unicode_with_the_punycode_beside() {
+        let html = url_text("https://xn--e1afmkfd.xn--p1ai:8443/hook").into_string();
+        assert!(html.contains("https://пример.рф:8443/hook"), "{html}");
+        assert!(
+            html.contains("<code>xn--e1afmkfd.xn--p1ai</code>"),
+            "{html}"
+        );
+        let plain = url_text("http://127.0.0.1:9/x").into_string();
+        assert!(!plain.contains("punycode"), "{plain}");
+    }
+
+    #[test]
+    fn percents_use_the_languages_decimal_separator() {
+        let ru = Tr {
+            lang: Lang::Ru,
+            tz: chrono_tz::Tz::UTC,
+        };
+        assert_eq!(percent(&ru, Some(0.125)), "12,5\u{a0}%");
+        assert_eq!(percent(&Tr::default(), Some(0.125)), "12.5\u{a0}%");
+        assert_eq!(millis(&ru, Some(84.2)), "84 мс");
+        assert_eq!(owner_label(&ru, Some("Ольга"), 7), "Ольга (7)");
+    }
 
     #[test]
     fn pages_escape_what_they_show() {

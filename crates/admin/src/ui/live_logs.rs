@@ -13,6 +13,8 @@ use futures_util::StreamExt;
 use serde_json::json;
 
 use super::error::UiError;
+use super::layout::{millis, visible_controls};
+use super::logs::{error_beside_status, outcome_text};
 use super::paths::logs_path;
 use super::session::Session;
 use super::state::{UiState, WebhookPath};
@@ -50,9 +52,18 @@ async fn stream(live: LiveLogs, request: Request) -> Result<Response, UiError> {
         .watch(id, session.user.id, cut_off.clone())
         .await?;
     let base = logs_path(id);
+    let tr = session.tr;
     let events = feed
         .map(move |a| {
+            // The texts are made here, in the viewer's language and zone,
+            // as the server-rendered rows are: the script only places them.
             let data = json!({
+                "time_text": tr.local_time(a.created_at),
+                "time_title": tr.t_with("time-utc-hint", &[("utc", tr.utc_time(a.created_at).into())]),
+                "outcome_text": outcome_text(&tr, a.status_code),
+                "took_text": millis(&tr, Some(f64::from(a.response_time_ms))),
+                "error_text": error_beside_status(a.error_message.as_deref(), a.status_code)
+                    .map(|e| visible_controls(e).into_owned()),
                 "id": a.id,
                 "event": a.event,
                 "attempt": a.attempt,

@@ -5,7 +5,7 @@
 
 use axum::extract::{FromRequestParts, Path, State};
 use axum::http::request::Parts;
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveDateTime, TimeZone as _, Utc};
 use maud::{html, Markup};
 use uuid::Uuid;
 use webhookd_events::delivery::BATCH_EVENT;
@@ -13,8 +13,8 @@ use webhookd_events::CATALOGUE;
 
 use super::error::UiError;
 use super::form::csrf_input;
-use super::i18n::Tr;
-use super::layout::{body_block, outcome_badge, page, time_el};
+use super::i18n::{Lang, Tr};
+use super::layout::{body_block, millis, outcome_badge, page, time_el, visible_controls};
 use super::paths::{details_path, logs_path};
 use super::session::Session;
 use super::state::{UiState, WebhookPath};
@@ -58,8 +58,9 @@ impl FilterInput {
         }
     }
 
-    /// The storage filter, or the first problem in words.
-    fn check(&self) -> Result<LogFilter, String> {
+    /// The storage filter, or the first problem in words; the times are
+    /// written back in the language's format, as they were understood.
+    fn check(&mut self, tr: &Tr) -> Result<LogFilter, String> {
         let event = match self.event.as_str() {
             "" => None,
             BATCH_EVENT => Some(BATCH_EVENT.to_owned()),
@@ -67,7 +68,7 @@ impl FilterInput {
                 CATALOGUE
                     .iter()
                     .find(|e| e.name == name)
-                    .ok_or("Choose an event from the list")?
+                    .ok_or_else(|| tr.t("logs-error-event"))?
                     .name
                     .to_owned(),
             ),
@@ -76,26 +77,38 @@ impl FilterInput {
             "" => None,
             "true" => Some(true),
             "false" => Some(false),
-            _ => return Err("Choose an outcome from the list".to_owned()),
+            _ => return Err(tr.t("logs-error-outcome")),
         };
-        let time = |text: &str, what: &str| match text {
+        let time = |text: &mut String, what: &str| match text.trim() {
             "" => Ok(None),
-            text => parse_time(text).map(Some).ok_or(format!(
-                "“{what}” must be a date and time like 2026-02-20T12:00"
-            )),
+            typed => match parse_time(typed, tr) {
+                Some(at) => {
+                    *text = input_time(tr, at);
+                    Ok(Some(at))
+                }
+                None => Err(tr.t_with(
+                    "logs-error-time",
+                    &[
+                        ("field", tr.t(what).into()),
+                        ("example", tr.t("logs-time-format").into()),
+                    ],
+                )),
+            },
         };
+        let from = time(&mut self.from, "logs-from")?;
+        let to = time(&mut self.to, "logs-until")?;
         let delivery_id = match self.delivery_id.as_str() {
             "" => None,
             text => Some(
                 text.parse::<Uuid>()
-                    .map_err(|_| "Not a delivery id".to_owned())?,
+                    .map_err(|_| tr.t("logs-error-delivery"))?,
             ),
         };
         Ok(LogFilter {
             event,
             success,
-            from: time(&self.from, "From")?,
-            to: time(&self.to, "Until")?,
+            from,
+            to,
             delivery_id,
         })
     }
@@ -118,15 +131,48 @@ impl FilterInput {
     }
 }
 
-/// A `datetime-local` value (`2026-02-20T12:00`, taken as UTC) or RFC 3339.
-pub(crate) fn parse_time(text: &str) -> Option<DateTime<Utc>> {
+/// A time typed in the viewer's zone: in the language's format
+/// (`20.02.2026 12:00`, `2026-02-20 12:00`, seconds and time optional), as
+/// `datetime-local` sends it (`2026-02-20T12:00`), or RFC 3339 with its own
+/// offset.
+pub(crate) fn parse_time(text: &str, tr: &Tr) -> Option<DateTime<Utc>> {
+    let text = text.trim();
     if let Ok(at) = DateTime::parse_from_rfc3339(text) {
         return Some(at.with_timezone(&Utc));
     }
-    ["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S"]
+    const WITH_TIME: &[&str] = &[
+        "%d.%m.%Y %H:%M",
+        "%d.%m.%Y %H:%M:%S",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+        "%Y-%m-%dT%H:%M:%S",
+    ];
+    let naive = WITH_TIME
         .iter()
         .find_map(|format| NaiveDateTime::parse_from_str(text, format).ok())
-        .map(|naive| naive.and_utc())
+        .or_else(|| {
+            ["%d.%m.%Y", "%Y-%m-%d"]
+                .iter()
+                .find_map(|format| NaiveDate::parse_from_str(text, format).ok())
+                .and_then(|day| day.and_hms_opt(0, 0, 0))
+        })?;
+    // A time the clocks skip (spring forward) is refused; one they pass
+    // twice is the first.
+    tr.tz
+        .from_local_datetime(&naive)
+        .earliest()
+        .map(|at| at.with_timezone(&Utc))
+}
+
+/// A time as the filter fields show it: the viewer's zone, the language's
+/// format, to the minute.
+fn input_time(tr: &Tr, at: DateTime<Utc>) -> String {
+    let local = at.with_timezone(&tr.tz);
+    match tr.lang {
+        Lang::Ru => local.format("%d.%m.%Y %H:%M").to_string(),
+        Lang::En => local.format("%Y-%m-%d %H:%M").to_string(),
+    }
 }
 
 pub(crate) async fn show_logs(
@@ -141,88 +187,99 @@ pub(crate) async fn show_logs(
         .ok_or(UiError::NotFound("webhook"))?;
     let limit = params.limit()?;
     let after = params.cursor::<i64>()?;
-    let input = FilterInput::read(&params);
-    let checked = input.check();
+    let mut input = FilterInput::read(&params);
+    let checked = input.check(tr);
     let page_of_logs = match &checked {
         Ok(filter) => Some(list_logs(&state.pool, id, filter, after.as_ref(), limit, false).await?),
         Err(_) => None,
     };
     let filters = input.query();
     let live = after.is_none() && filters.is_empty();
+    let name = visible_controls(&webhook.name);
     let content = html! {
-        p class="breadcrumb" { a href=(details_path(id)) { "← " (webhook.name) } }
-        h1 { "Logs of “" (webhook.name) "”" }
-        (filter_form(id, &input, checked.as_ref().err()))
+        p class="breadcrumb" { a href=(details_path(id)) { "← " (name) } }
+        h1 { (tr.t_with("logs-title", &[("name", name.as_ref().into())])) }
+        (filter_form(tr, id, &input, checked.as_ref().err()))
         @if let Some(logs) = &page_of_logs {
             @if live {
                 // The newest attempts, unfiltered: the script adds new ones
-                // as they are recorded (`live_logs.rs`).
-                div data-live-url={ (logs_path(id)) "/live" } {
+                // as they are recorded (`live_logs.rs`), labelling their
+                // cells from the table's headers.
+                div data-live-url={ (logs_path(id)) "/live" } data-live-view=(tr.t("logs-view")) {
                     @if logs.items.is_empty() {
-                        p class="muted" data-live-empty { "No attempts yet." }
+                        p class="muted" data-live-empty { (tr.t("logs-empty")) }
                     }
                     (log_table(tr, id, &logs.items))
                 }
             } @else if logs.items.is_empty() {
-                p class="muted" { "No attempts match." }
+                p class="muted" { (tr.t("logs-none-match")) }
             } @else {
                 (log_table(tr, id, &logs.items))
             }
-            nav class="pager" aria-label="Pages" {
+            nav class="pager" aria-label=(tr.t("logs-pages")) {
                 @if after.is_some() {
-                    a href={ (logs_path(id)) "?" (filters) } { "Newest" }
+                    a href={ (logs_path(id)) "?" (filters) } { (tr.t("logs-newest")) }
                 }
                 @if let Some(next) = &logs.next {
                     a href={ (logs_path(id)) "?" (filters) @if !filters.is_empty() { "&" } "cursor=" (encode_cursor(next)) } {
-                        "Older attempts →"
+                        (tr.t("logs-older"))
                     }
                 }
             }
         }
     };
-    Ok(page("Logs", &session, content))
+    Ok(page(&tr.t("logs-page-title"), &session, content))
 }
 
-fn filter_form(id: i64, input: &FilterInput, error: Option<&String>) -> Markup {
+fn filter_form(tr: &Tr, id: i64, input: &FilterInput, error: Option<&String>) -> Markup {
+    // The zone's IANA name is an identifier, not words to translate.
+    let zone = tr.tz.name();
     html! {
-        form method="get" action=(logs_path(id)) class="filters" aria-label="Filter attempts" {
+        form method="get" action=(logs_path(id)) class="filters" aria-label=(tr.t("logs-filter-label")) {
             @if let Some(error) = error {
                 p class="field-error" role="alert" { (error) }
             }
             @if !input.delivery_id.is_empty() {
                 input type="hidden" name="delivery_id" value=(input.delivery_id);
-                p { "Attempts of delivery " code { (input.delivery_id) } " · "
-                    a href=(logs_path(id)) { "show all" } }
+                p { (tr.t("logs-of-delivery")) " " code { (input.delivery_id) } " · "
+                    a href=(logs_path(id)) { (tr.t("logs-show-all")) } }
             }
             div class="field" {
-                label for="event" { "Event" }
+                label for="event" { (tr.t("logs-col-event")) }
                 select id="event" name="event" {
-                    option value="" { "Any event" }
+                    option value="" { (tr.t("logs-any-event")) }
+                    // Event names are English identifiers: marked so, for
+                    // screen readers (an option cannot hold a `code`).
                     @for spec in CATALOGUE {
-                        option value=(spec.name) selected[spec.name == input.event] { (spec.name) }
+                        option value=(spec.name) lang="en" selected[spec.name == input.event] { (spec.name) }
                     }
-                    option value=(BATCH_EVENT) selected[input.event == BATCH_EVENT] { "batch (a batch's attempts)" }
+                    option value=(BATCH_EVENT) selected[input.event == BATCH_EVENT] { (tr.t("logs-batch-event")) }
                 }
             }
             div class="field" {
-                label for="success" { "Outcome" }
+                label for="success" { (tr.t("logs-col-outcome")) }
                 select id="success" name="success" {
-                    option value="" { "Any outcome" }
-                    option value="true" selected[input.success == "true"] { "Success" }
-                    option value="false" selected[input.success == "false"] { "Failure" }
+                    option value="" { (tr.t("logs-any-outcome")) }
+                    option value="true" selected[input.success == "true"] { (tr.t("logs-success")) }
+                    option value="false" selected[input.success == "false"] { (tr.t("logs-failure")) }
                 }
             }
             div class="field" {
-                label for="from" { "From (UTC)" }
-                input id="from" name="from" type="datetime-local" value=(input.from);
+                label for="from" { (tr.t("logs-from")) " " small class="muted" { "(" code translate="no" { (zone) } ")" } }
+                input id="from" name="from" type="text" value=(input.from) inputmode="numeric"
+                    placeholder=(tr.t("logs-time-format")) aria-describedby="time-hint" autocomplete="off";
             }
             div class="field" {
-                label for="to" { "Until (UTC)" }
-                input id="to" name="to" type="datetime-local" value=(input.to);
+                label for="to" { (tr.t("logs-until")) " " small class="muted" { "(" code translate="no" { (zone) } ")" } }
+                input id="to" name="to" type="text" value=(input.to) inputmode="numeric"
+                    placeholder=(tr.t("logs-time-format")) aria-describedby="time-hint" autocomplete="off";
             }
             div class="field actions" {
-                button type="submit" { "Filter" }
-                a href=(logs_path(id)) { "Reset" }
+                button type="submit" { (tr.t("logs-filter")) }
+                a href=(logs_path(id)) { (tr.t("logs-reset")) }
+            }
+            p id="time-hint" class="hint" {
+                (tr.t_with("logs-time-hint", &[("example", tr.t("logs-time-format").into())]))
             }
         }
     }
@@ -230,30 +287,33 @@ fn filter_form(id: i64, input: &FilterInput, error: Option<&String>) -> Markup {
 
 fn log_table(tr: &Tr, id: i64, items: &[LogEntry]) -> Markup {
     html! {
-        div class="table-wrap" tabindex="0" role="region" aria-label="Attempts" {
+        div class="table-wrap" tabindex="0" role="region" aria-label=(tr.t("logs-attempts")) {
             table class="responsive" {
                 thead { tr {
-                    th scope="col" { "Time" }
-                    th scope="col" { "Event" }
-                    th scope="col" { "Attempt" }
-                    th scope="col" { "Outcome" }
-                    th scope="col" { "Time taken" }
-                    th scope="col" { "Error" }
-                    th scope="col" { span class="visually-hidden" { "Details" } }
+                    th scope="col" { (tr.t("logs-col-time")) }
+                    th scope="col" { (tr.t("logs-col-event")) }
+                    th scope="col" { (tr.t("logs-col-attempt")) }
+                    th scope="col" { (tr.t("logs-col-outcome")) }
+                    th scope="col" { (tr.t("logs-col-took")) }
+                    th scope="col" { (tr.t("logs-col-error")) }
+                    th scope="col" { span class="visually-hidden" { (tr.t("logs-col-details")) } }
                 } }
                 tbody {
                     @for entry in items {
                         tr {
-                            td data-label="Time" { (time_el(tr, entry.created_at)) }
-                            td data-label="Event" { (event_cell(id, entry)) }
-                            td data-label="Attempt" { (entry.attempt) }
-                            td data-label="Outcome" { (attempt_outcome(entry)) }
-                            td data-label="Time taken" { (entry.response_time_ms) " ms" }
-                            td data-label="Error" class="error-cell" {
-                                @if let Some(error) = &entry.error_message { (error) }
+                            td data-label=(tr.t("logs-col-time")) { (time_el(tr, entry.created_at)) }
+                            td data-label=(tr.t("logs-col-event")) { (event_cell(tr, id, entry)) }
+                            td data-label=(tr.t("logs-col-attempt")) { (entry.attempt) }
+                            td data-label=(tr.t("logs-col-outcome")) { (attempt_outcome(tr, entry)) }
+                            td data-label=(tr.t("logs-col-took")) { (millis(tr, Some(f64::from(entry.response_time_ms)))) }
+                            td data-label=(tr.t("logs-col-error")) class="error-cell" {
+                                @if let Some(error) = shown_error(entry) { (visible_controls(error)) }
                             }
-                            td data-label="Details" {
-                                a href={ (logs_path(id)) "/" (entry.id) } { "View" span class="visually-hidden" { " attempt " (entry.id) } }
+                            td data-label=(tr.t("logs-col-details")) {
+                                a href={ (logs_path(id)) "/" (entry.id) } {
+                                    (tr.t("logs-view"))
+                                    span class="visually-hidden" { " " (tr.t_with("logs-attempt-n", &[("id", entry.id.into())])) }
+                                }
                             }
                         }
                     }
@@ -263,26 +323,44 @@ fn log_table(tr: &Tr, id: i64, items: &[LogEntry]) -> Markup {
     }
 }
 
+/// The error of an attempt, unless it only repeats the status the outcome
+/// already shows (`HTTP 503`): one status per row.
+pub(crate) fn shown_error(entry: &LogEntry) -> Option<&str> {
+    error_beside_status(entry.error_message.as_deref(), entry.status_code)
+}
+
+pub(crate) fn error_beside_status(error: Option<&str>, status: Option<i32>) -> Option<&str> {
+    let error = error?;
+    match status {
+        Some(code) if error.trim() == format!("HTTP {code}") => None,
+        _ => Some(error),
+    }
+}
+
 /// The event's name; a batch's attempt says how many events it sent and
 /// opens them.
-fn event_cell(id: i64, entry: &LogEntry) -> Markup {
+fn event_cell(tr: &Tr, id: i64, entry: &LogEntry) -> Markup {
     html! {
         code { (entry.event) }
         @if let Some(size) = entry.batch_size {
             " "
             a class="batch-size" href={ (logs_path(id)) "/" (entry.id) "#batch-events" } {
-                (size) @if size == 1 { " event" } @else { " events" }
+                (tr.t_with("logs-n-events", &[("count", size.into())]))
             }
         }
     }
 }
 
-fn attempt_outcome(entry: &LogEntry) -> Markup {
-    let text = match entry.status_code {
+/// `HTTP 200`, or "no response" in the viewer's language.
+pub(crate) fn outcome_text(tr: &Tr, status_code: Option<i32>) -> String {
+    match status_code {
         Some(code) => format!("HTTP {code}"),
-        None => "no response".to_owned(),
-    };
-    outcome_badge(Some(entry.is_success), &text)
+        None => tr.t("logs-no-response"),
+    }
+}
+
+fn attempt_outcome(tr: &Tr, entry: &LogEntry) -> Markup {
+    outcome_badge(Some(entry.is_success), &outcome_text(tr, entry.status_code))
 }
 
 pub(crate) async fn show_attempt(
@@ -304,31 +382,63 @@ pub(crate) async fn show_attempt(
         .map(|_| batch_events(entry.payload.as_deref()));
     let content = html! {
         p class="breadcrumb" {
-            a href=(details_path(id)) { "← " (webhook.name) } " · " a href=(logs_path(id)) { "Logs" }
+            a href=(details_path(id)) { "← " (visible_controls(&webhook.name)) } " · "
+            a href=(logs_path(id)) { (tr.t("logs-page-title")) }
         }
-        h1 { "Attempt " (entry.attempt) " of " code { (entry.event) } }
+        h1 { (tr.t_with("logs-attempt-title", &[("attempt", entry.attempt.into())])) " " code { (entry.event) } }
         dl class="summary" {
-            dt { "Outcome" } dd { (attempt_outcome(&entry)) }
-            dt { "Time" } dd { (time_el(tr, entry.created_at)) }
-            dt { "Time taken" } dd { (entry.response_time_ms) " ms" }
-            dt { "Delivery" } dd {
+            dt { (tr.t("logs-col-outcome")) } dd { (attempt_outcome(tr, &entry)) }
+            dt { (tr.t("logs-col-time")) } dd { (time_el(tr, entry.created_at)) }
+            dt { (tr.t("logs-col-took")) } dd { (millis(tr, Some(f64::from(entry.response_time_ms)))) }
+            dt { (tr.t("logs-delivery")) } dd {
                 code { (entry.delivery_id) } " · "
-                a href={ (logs_path(id)) "?delivery_id=" (entry.delivery_id) } { "all its attempts" }
+                a href={ (logs_path(id)) "?delivery_id=" (entry.delivery_id) } { (tr.t("logs-all-its-attempts")) }
             }
-            @if let Some(error) = &entry.error_message {
-                dt { "Error" } dd class="error-text" { (error) }
+            @if let Some(error) = shown_error(&entry) {
+                dt { (tr.t("logs-col-error")) } dd class="error-text" { (visible_controls(error)) }
             }
         }
         (retry_form(&session, id, &entry, webhook.is_active))
         @if let Some(events) = &batch {
             (batch_table(tr, events, entry.batch_size.unwrap_or_default()))
         }
-        h2 { "Payload sent" }
-        (body_block(tr, "Payload sent", entry.payload.as_deref()))
-        h2 { "Response received" }
-        (body_block(tr, "Response received", entry.response.as_deref()))
+        h2 { (tr.t("logs-request-headers")) }
+        (header_table(tr, "logs-request-headers", entry.request_headers.as_ref().map(|h| &h.0[..])))
+        h2 { (tr.t("logs-payload-sent")) }
+        (body_block(tr, &tr.t("logs-payload-sent"), entry.payload.as_deref()))
+        h2 { (tr.t("logs-response-headers")) }
+        (header_table(tr, "logs-response-headers", entry.response_headers.as_ref().map(|h| &h.0[..])))
+        h2 { (tr.t("logs-response-received")) }
+        (body_block(tr, &tr.t("logs-response-received"), entry.response.as_deref()))
     };
-    Ok(page("Attempt", &session, content))
+    Ok(page(&tr.t("logs-attempt-page-title"), &session, content))
+}
+
+/// An attempt's headers, as logged (masked and bounded by the worker).
+fn header_table(tr: &Tr, label: &str, headers: Option<&[[String; 2]]>) -> Markup {
+    html! {
+        @match headers {
+            Some(headers) if !headers.is_empty() => {
+                div class="table-wrap" tabindex="0" role="region" aria-label=(tr.t(label)) {
+                    table class="headers" {
+                        thead { tr {
+                            th scope="col" { (tr.t("logs-col-header")) }
+                            th scope="col" { (tr.t("logs-col-value")) }
+                        } }
+                        tbody {
+                            @for [name, value] in headers {
+                                tr {
+                                    th scope="row" { code { (visible_controls(name)) } }
+                                    td { code { (visible_controls(value)) } }
+                                }
+                            }
+                        }
+                    }
+                }
+            },
+            _ => p class="muted" { (tr.t("logs-headers-none")) },
+        }
+    }
 }
 
 /// One event of a batch body, as sent.
@@ -355,23 +465,23 @@ fn batch_events(payload: Option<&str>) -> Vec<BatchedEvent> {
 
 fn batch_table(tr: &Tr, events: &[BatchedEvent], size: i32) -> Markup {
     html! {
-        h2 id="batch-events" { "Events in this batch (" (size) ")" }
+        h2 id="batch-events" { (tr.t_with("logs-batch-title", &[("count", size.into())])) }
         @if events.is_empty() {
-            p { "The body sent is not a batch body (edited by hand?)." }
+            p { (tr.t("logs-batch-not-batch")) }
         } @else {
-            div class="table-wrap" tabindex="0" role="region" aria-label="Events in this batch" {
+            div class="table-wrap" tabindex="0" role="region" aria-label=(tr.t("logs-batch-label")) {
                 table class="responsive" {
                     thead { tr {
-                        th scope="col" { "Event" }
-                        th scope="col" { "Event id" }
-                        th scope="col" { "Timestamp" }
+                        th scope="col" { (tr.t("logs-col-event")) }
+                        th scope="col" { (tr.t("logs-col-event-id")) }
+                        th scope="col" { (tr.t("logs-col-timestamp")) }
                     } }
                     tbody {
                         @for event in events {
                             tr {
-                                td data-label="Event" { code { (event.event) } }
-                                td data-label="Event id" { code { (event.id) } }
-                                td data-label="Timestamp" {
+                                td data-label=(tr.t("logs-col-event")) { code { (event.event) } }
+                                td data-label=(tr.t("logs-col-event-id")) { code { (event.id) } }
+                                td data-label=(tr.t("logs-col-timestamp")) {
                                     @match DateTime::<Utc>::from_timestamp(event.timestamp, 0) {
                                         Some(at) => (time_el(tr, at)),
                                         None => (event.timestamp),
@@ -387,15 +497,16 @@ fn batch_table(tr: &Tr, events: &[BatchedEvent], size: i32) -> Markup {
 }
 
 fn retry_form(session: &Session, id: i64, entry: &LogEntry, active: bool) -> Markup {
+    let tr = &session.tr;
     html! {
         @if active {
             form method="post" action={ "/webhook/" (id) "/retry" } class="button-row" {
                 (csrf_input(session))
                 input type="hidden" name="delivery_id" value=(entry.delivery_id);
-                button type="submit" { "Retry this delivery" }
+                button type="submit" { (tr.t("logs-retry")) }
             }
         } @else {
-            p class="muted" { "The webhook is switched off; switch it on to retry deliveries." }
+            p class="muted" { (tr.t("logs-retry-off")) }
         }
     }
 }
@@ -403,38 +514,66 @@ fn retry_form(session: &Session, id: i64, entry: &LogEntry, active: bool) -> Mar
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono_tz::Tz;
+
+    fn utc(text: &str) -> Option<DateTime<Utc>> {
+        DateTime::parse_from_rfc3339(text)
+            .map(|t| t.with_timezone(&Utc))
+            .ok()
+    }
 
     #[test]
-    fn times_are_read_from_datetime_local_as_utc_or_from_rfc3339() {
-        let expected = DateTime::parse_from_rfc3339("2026-02-20T12:00:00Z")
-            .map(|t| t.with_timezone(&Utc))
-            .ok();
-        assert_eq!(parse_time("2026-02-20T12:00"), expected);
-        assert_eq!(parse_time("2026-02-20T12:00:00"), expected);
-        assert_eq!(parse_time("2026-02-20T14:00:00+02:00"), expected);
-        assert_eq!(parse_time("yesterday"), None);
+    fn times_are_read_in_the_viewers_zone_in_either_format_or_rfc3339() {
+        let ru = Tr {
+            lang: Lang::Ru,
+            tz: Tz::Europe__Moscow,
+        };
+        let noon_utc = utc("2026-02-20T12:00:00Z");
+        assert_eq!(parse_time("20.02.2026 15:00", &ru), noon_utc);
+        assert_eq!(parse_time("2026-02-20 15:00", &ru), noon_utc);
+        assert_eq!(parse_time("2026-02-20T15:00", &ru), noon_utc);
+        assert_eq!(parse_time("2026-02-20T15:00:00", &ru), noon_utc);
+        assert_eq!(parse_time("2026-02-20T14:00:00+02:00", &ru), noon_utc);
+        assert_eq!(parse_time("20.02.2026", &ru), utc("2026-02-19T21:00:00Z"));
+        assert_eq!(parse_time("2026-02-20T12:00", &Tr::default()), noon_utc);
+        assert_eq!(parse_time("yesterday", &ru), None);
+        let Some(at) = noon_utc else {
+            panic!("a valid instant");
+        };
+        assert_eq!(input_time(&ru, at), "20.02.2026 15:00");
+        assert_eq!(input_time(&Tr::default(), at), "2026-02-20 12:00");
     }
 
     #[test]
     fn filters_are_checked_and_kept_in_the_pagination_query() {
-        let input = FilterInput {
+        let mut input = FilterInput {
             event: "task.created".into(),
             success: "false".into(),
             from: "2026-02-20T12:00".into(),
             ..FilterInput::default()
         };
-        let filter = input.check().expect("valid");
+        let filter = input.check(&Tr::default()).expect("valid");
         assert_eq!(filter.event.as_deref(), Some("task.created"));
         assert_eq!(filter.success, Some(false));
         assert!(filter.from.is_some() && filter.to.is_none());
         assert_eq!(
             input.query(),
-            "event=task.created&success=false&from=2026-02-20T12%3A00"
+            "event=task.created&success=false&from=2026-02-20+12%3A00"
         );
-        let bad = FilterInput {
+        let mut bad = FilterInput {
             event: "nope".into(),
             ..FilterInput::default()
         };
-        assert!(bad.check().is_err());
+        assert!(bad.check(&Tr::default()).is_err());
+    }
+
+    #[test]
+    fn an_error_repeating_the_status_is_not_shown_twice() {
+        assert_eq!(error_beside_status(Some("HTTP 503"), Some(503)), None);
+        assert_eq!(
+            error_beside_status(Some("timed out after 5000 ms"), None),
+            Some("timed out after 5000 ms")
+        );
+        assert_eq!(error_beside_status(None, Some(200)), None);
     }
 }

@@ -9,8 +9,10 @@ use serde::Deserialize;
 
 use super::charts::{bar_list, hourly_chart, BarRow};
 use super::error::UiError;
-use super::layout::{millis, page, percent};
+use super::i18n::Tr;
+use super::layout::{millis, page, percent, visible_controls};
 use super::list::{chosen_scope, user_filter};
+use super::paths::details_path;
 use super::session::Session;
 use super::state::UiState;
 use webhookd_store::stats::{load_stats, Summary};
@@ -18,9 +20,11 @@ use webhookd_store::users::list_users;
 
 pub(crate) const STATS_PATH: &str = "/webhook/stats";
 
-/// The periods offered: query value, length in hours, words.
-const PERIODS: &[(&str, u32, &str)] =
-    &[("24h", 24, "Last 24 hours"), ("7d", 7 * 24, "Last 7 days")];
+/// The periods offered: query value, length in hours, message id.
+const PERIODS: &[(&str, u32, &str)] = &[
+    ("24h", 24, "stats-period-24h"),
+    ("7d", 7 * 24, "stats-period-7d"),
+];
 
 #[derive(Debug, Default, Deserialize)]
 pub(crate) struct StatsQuery {
@@ -28,11 +32,19 @@ pub(crate) struct StatsQuery {
     user_id: Option<String>,
 }
 
+/// One row of a breakdown: what it counts, where it links, its numbers.
+struct Row<'a> {
+    label: String,
+    href: Option<String>,
+    summary: &'a Summary,
+}
+
 pub(crate) async fn show_stats(
     State(state): State<UiState>,
     session: Session,
     Query(query): Query<StatsQuery>,
 ) -> Result<Markup, UiError> {
+    let tr = &session.tr;
     let (period, hours, period_name) = PERIODS
         .iter()
         .copied()
@@ -48,82 +60,103 @@ pub(crate) async fn show_stats(
     let owner_query = chosen
         .map(|id| format!("&user_id={id}"))
         .unwrap_or_default();
-    let webhook_rows: Vec<(String, &Summary)> = stats
+    let webhook_rows: Vec<Row> = stats
         .webhooks
         .iter()
-        .map(|w| (w.name.clone(), &w.summary))
+        .map(|w| Row {
+            label: visible_controls(&w.name).into_owned(),
+            href: Some(details_path(w.webhook_id)),
+            summary: &w.summary,
+        })
         .collect();
-    let event_rows: Vec<(String, &Summary)> = stats
+    let event_rows: Vec<Row> = stats
         .events
         .iter()
-        .map(|e| (e.event.clone(), &e.summary))
+        .map(|e| Row {
+            label: e.event.clone(),
+            href: None,
+            summary: &e.summary,
+        })
         .collect();
+    let whose = if chosen.is_some() || !session.user.is_admin {
+        "stats-scope-these"
+    } else {
+        "stats-scope-all"
+    };
     let content = html! {
-        h1 { "Statistics" }
-        nav class="tabs" aria-label="Period" {
+        h1 { (tr.t("stats-title")) }
+        nav class="tabs" aria-label=(tr.t("stats-period")) {
             @for (name, _, words) in PERIODS {
                 a href={ (STATS_PATH) "?period=" (name) (owner_query) }
-                    aria-current=[(*name == period).then_some("page")] { (words) }
+                    aria-current=[(*name == period).then_some("page")] { (tr.t(words)) }
             }
         }
         @if session.user.is_admin {
-            (user_filter(STATS_PATH, &users, chosen, &[("period", period)]))
+            (user_filter(tr, STATS_PATH, &users, chosen, &[("period", period)]))
         }
-        p class="muted" { (period_name) ", every attempt of "
-            @if chosen.is_some() || !session.user.is_admin { "these" } @else { "all" } " webhooks." }
-        (totals(&stats.total))
+        p class="muted" { (tr.t(period_name)) ", " (tr.t(whose)) }
+        (totals(tr, &stats.total))
         section aria-labelledby="hourly-title" {
-            h2 id="hourly-title" { "Attempts per hour" }
-            (hourly_chart("hourly", &stats.hourly))
+            h2 id="hourly-title" { (tr.t("stats-per-hour")) }
+            (hourly_chart(tr, "hourly", &stats.hourly))
         }
-        (breakdown("webhooks", "By webhook", "Webhook", &webhook_rows))
-        (breakdown("events", "By event", "Event", &event_rows))
+        (breakdown(tr, "webhooks", &tr.t("stats-by-webhook"), &tr.t("stats-col-webhook"), &webhook_rows, false))
+        (breakdown(tr, "events", &tr.t("stats-by-event"), &tr.t("stats-col-event"), &event_rows, true))
     };
-    Ok(page("Statistics", &session, content))
+    Ok(page(&tr.t("stats-title"), &session, content))
 }
 
-fn totals(total: &Summary) -> Markup {
+fn totals(tr: &Tr, total: &Summary) -> Markup {
     html! {
-        ul class="cards" aria-label="Totals" {
-            li { span class="card-label" { "Attempts" } span class="card-value" { (total.attempts) } }
-            li { span class="card-label" { "Success rate" } span class="card-value" { (percent(total.success_rate())) } }
-            li { span class="card-label" { "p50 response" } span class="card-value" { (millis(total.p50_ms)) } }
-            li { span class="card-label" { "p95 response" } span class="card-value" { (millis(total.p95_ms)) } }
+        ul class="cards" aria-label=(tr.t("stats-totals")) {
+            li { span class="card-label" { (tr.t("stats-col-attempts")) } span class="card-value" { (total.attempts) } }
+            li { span class="card-label" { (tr.t("stats-col-rate")) } span class="card-value" { (percent(tr, total.success_rate())) } }
+            li { span class="card-label" { (tr.t("stats-p50-response")) } span class="card-value" { (millis(tr, total.p50_ms)) } }
+            li { span class="card-label" { (tr.t("stats-p95-response")) } span class="card-value" { (millis(tr, total.p95_ms)) } }
         }
     }
 }
 
-/// Success-rate bars, p50/p95 bars and the exact numbers in a table.
-fn breakdown(id: &str, title: &str, what: &str, rows: &[(String, &Summary)]) -> Markup {
+/// Success-rate bars, p50/p95 bars and the exact numbers in a table;
+/// `code` labels are technical names (events).
+fn breakdown(tr: &Tr, id: &str, title: &str, what: &str, rows: &[Row], code: bool) -> Markup {
     let slowest = rows
         .iter()
-        .filter_map(|(_, s)| s.p95_ms.or(s.p50_ms))
+        .filter_map(|r| r.summary.p95_ms.or(r.summary.p50_ms))
         .fold(0.0_f64, f64::max);
     let rate_rows: Vec<BarRow> = rows
         .iter()
-        .map(|(label, s)| BarRow {
-            label: label.clone(),
+        .map(|r| BarRow {
+            label: r.label.clone(),
+            code,
             bars: vec![(
-                s.success_rate().unwrap_or(0.0),
+                r.summary.success_rate().unwrap_or(0.0),
                 "bar-ok",
-                format!("{} of {}", percent(s.success_rate()), s.attempts),
+                tr.t_with(
+                    "stats-rate-of",
+                    &[
+                        ("rate", percent(tr, r.summary.success_rate()).into()),
+                        ("count", r.summary.attempts.into()),
+                    ],
+                ),
             )],
         })
         .collect();
     let latency_rows: Vec<BarRow> = rows
         .iter()
-        .map(|(label, s)| BarRow {
-            label: label.clone(),
+        .map(|r| BarRow {
+            label: r.label.clone(),
+            code,
             bars: vec![
                 (
-                    fraction(s.p50_ms, slowest),
+                    fraction(r.summary.p50_ms, slowest),
                     "bar-p50",
-                    format!("p50 {}", millis(s.p50_ms)),
+                    format!("{} {}", tr.t("stats-p50"), millis(tr, r.summary.p50_ms)),
                 ),
                 (
-                    fraction(s.p95_ms, slowest),
+                    fraction(r.summary.p95_ms, slowest),
                     "bar-p95",
-                    format!("p95 {}", millis(s.p95_ms)),
+                    format!("{} {}", tr.t("stats-p95"), millis(tr, r.summary.p95_ms)),
                 ),
             ],
         })
@@ -132,37 +165,43 @@ fn breakdown(id: &str, title: &str, what: &str, rows: &[(String, &Summary)]) -> 
         section aria-labelledby={ (id) "-title" } {
             h2 id={ (id) "-title" } { (title) }
             @if rows.is_empty() {
-                p class="muted" { "No attempts in this period." }
+                p class="muted" { (tr.t("stats-none")) }
             } @else {
                 div class="chart-pair" {
                     figure class="chart" {
-                        figcaption { "Success rate" }
-                        (bar_list(&format!("Success rate {}", title.to_lowercase()), &rate_rows))
+                        figcaption { (tr.t("stats-col-rate")) }
+                        (bar_list(&tr.t_with("stats-rate-chart", &[("what", title.into())]), &rate_rows))
                     }
                     figure class="chart" {
-                        figcaption { "Response time (p50 and p95)" }
-                        (bar_list(&format!("Response time {}", title.to_lowercase()), &latency_rows))
+                        figcaption { (tr.t("stats-latency")) }
+                        (bar_list(&tr.t_with("stats-latency-chart", &[("what", title.into())]), &latency_rows))
                     }
                 }
-                div class="table-wrap" tabindex="0" role="region" aria-label={ (title) " in numbers" } {
+                div class="table-wrap" tabindex="0" role="region" aria-label=(tr.t_with("stats-in-numbers", &[("what", title.into())])) {
                     table class="responsive numbers" {
                         thead { tr {
                             th scope="col" { (what) }
-                            th scope="col" { "Attempts" }
-                            th scope="col" { "Failed" }
-                            th scope="col" { "Success rate" }
-                            th scope="col" { "p50" }
-                            th scope="col" { "p95" }
+                            th scope="col" { (tr.t("stats-col-attempts")) }
+                            th scope="col" { (tr.t("stats-col-failed")) }
+                            th scope="col" { (tr.t("stats-col-rate")) }
+                            th scope="col" { (tr.t("stats-p50")) }
+                            th scope="col" { (tr.t("stats-p95")) }
                         } }
                         tbody {
-                            @for (label, s) in rows {
+                            @for row in rows {
                                 tr {
-                                    th scope="row" data-label=(what) { (label) }
-                                    td data-label="Attempts" { (s.attempts) }
-                                    td data-label="Failed" { (s.failures) }
-                                    td data-label="Success rate" { (percent(s.success_rate())) }
-                                    td data-label="p50" { (millis(s.p50_ms)) }
-                                    td data-label="p95" { (millis(s.p95_ms)) }
+                                    th scope="row" data-label=(what) {
+                                        @match (&row.href, code) {
+                                            (Some(href), _) => a href=(href) { span class="clamp" title=(row.label) { (row.label) } },
+                                            (None, true) => code { (row.label) },
+                                            (None, false) => span class="clamp" title=(row.label) { (row.label) },
+                                        }
+                                    }
+                                    td data-label=(tr.t("stats-col-attempts")) { (row.summary.attempts) }
+                                    td data-label=(tr.t("stats-col-failed")) { (row.summary.failures) }
+                                    td data-label=(tr.t("stats-col-rate")) { (percent(tr, row.summary.success_rate())) }
+                                    td data-label=(tr.t("stats-p50")) { (millis(tr, row.summary.p50_ms)) }
+                                    td data-label=(tr.t("stats-p95")) { (millis(tr, row.summary.p95_ms)) }
                                 }
                             }
                         }

@@ -42,11 +42,16 @@
   });
 
   // The logs page's newest attempts grow as attempts are recorded, from
-  // the server-sent events of data-live-url.
+  // the server-sent events of data-live-url. The server sends each text in
+  // the viewer's language; the cells are labelled from the table's headers
+  // and the link from data-live-view, so nothing here is in one language.
   var live = document.querySelector("[data-live-url]");
   if (live && window.EventSource) {
     var rows = live.querySelector("tbody");
     var empty = live.querySelector("[data-live-empty]");
+    var labels = Array.prototype.map.call(live.querySelectorAll("thead th"), function (th) {
+      return th.textContent.trim();
+    });
     var source = new EventSource(live.getAttribute("data-live-url"));
     source.addEventListener("open", function () {
       live.setAttribute("data-live-open", "");
@@ -55,40 +60,41 @@
       var attempt = JSON.parse(message.data);
       var row = document.createElement("tr");
       row.setAttribute("data-live-row", "");
-      function cell(label, build) {
+      function cell(build) {
         var td = document.createElement("td");
-        td.setAttribute("data-label", label);
+        td.setAttribute("data-label", labels[row.children.length] || "");
         build(td);
         row.appendChild(td);
         return td;
       }
-      cell("Time", function (td) {
+      cell(function (td) {
         var time = document.createElement("time");
         time.setAttribute("datetime", attempt.created_at);
-        time.textContent = attempt.created_at.replace("T", " ").slice(0, 19) + " UTC";
+        time.setAttribute("title", attempt.time_title);
+        time.textContent = attempt.time_text;
         td.appendChild(time);
       });
-      cell("Event", function (td) {
+      cell(function (td) {
         var code = document.createElement("code");
         code.textContent = attempt.event;
         td.appendChild(code);
       });
-      cell("Attempt", function (td) { td.textContent = String(attempt.attempt); });
-      cell("Outcome", function (td) {
+      cell(function (td) { td.textContent = String(attempt.attempt); });
+      cell(function (td) {
         var badge = document.createElement("span");
         badge.className = attempt.is_success ? "badge ok" : "badge fail";
-        badge.textContent = attempt.status_code === null ? "no response" : "HTTP " + attempt.status_code;
+        badge.textContent = attempt.outcome_text;
         td.appendChild(badge);
       });
-      cell("Time taken", function (td) { td.textContent = attempt.response_time_ms + " ms"; });
-      cell("Error", function (td) {
+      cell(function (td) { td.textContent = attempt.took_text; });
+      cell(function (td) {
         td.className = "error-cell";
-        td.textContent = attempt.error_message || "";
+        td.textContent = attempt.error_text || "";
       });
-      cell("Details", function (td) {
+      cell(function (td) {
         var link = document.createElement("a");
         link.href = attempt.url;
-        link.textContent = "View";
+        link.textContent = live.getAttribute("data-live-view");
         td.appendChild(link);
       });
       rows.insertBefore(row, rows.firstChild);
