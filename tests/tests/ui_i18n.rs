@@ -25,8 +25,8 @@ const LATIN_ALLOWED: &[&str] = &[
 /// The Latin words of the page's visible text and of the attributes people
 /// meet (labels of phone cards, tooltips, placeholders, confirmations),
 /// outside code-like elements, elements marked as English (`lang="en"`) or
-/// not to be translated (`translate="no"`: time-zone names), URLs and dotted
-/// names (`task.created`).
+/// not to be translated (`translate="no"`: time-zone names), URLs, dotted
+/// names (`task.created`) and slashed ones (`Europe/Moscow`).
 const LATIN_WORDS_SCRIPT: &str = r#"
 const skip = 'code, pre, kbd, samp, script, style, noscript, [lang="en"], [translate="no"]';
 const attributes = ['title', 'aria-label', 'placeholder', 'alt', 'data-label', 'data-confirm'];
@@ -34,6 +34,7 @@ const found = [];
 function scan(text, where) {
   const cleaned = text
     .replace(/\S+:\/\/\S*/g, ' ')
+    .replace(/[A-Za-z_]+(\/[A-Za-z_+-]+)+/g, ' ')
     .replace(/\S*[A-Za-z0-9_*]\.[A-Za-z_*]\S*/g, ' ');
   for (const word of cleaned.match(/[A-Za-z]{2,}/g) || []) {
     found.push(word + ' (' + where + ': ' + text.trim().slice(0, 80) + ')');

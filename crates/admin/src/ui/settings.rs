@@ -15,7 +15,6 @@ use super::flash::{set_flash, Flash};
 use super::form::{csrf_input, CsrfForm};
 use super::i18n::{parse_tz, Lang, LANG_COOKIE, TZ_COOKIE};
 use super::layout::{page, time_el, Notice};
-use super::login::safe_next;
 use super::paths::{LIST_PATH, SETTINGS_PATH};
 use super::session::{cookie, cookies_secure, set_cookie, viewer, Session};
 use super::state::UiState;
@@ -61,7 +60,18 @@ fn back_path(headers: &HeaderMap) -> String {
             Some(q) => format!("{}?{q}", url.path()),
             None => url.path().to_owned(),
         })
-        .map_or_else(|| LIST_PATH.to_owned(), |path| safe_next(&path).to_owned())
+        .filter(|path| on_this_site(path))
+        .unwrap_or_else(|| LIST_PATH.to_owned())
+}
+
+/// A path of this site (the sign-in page included, unlike where sign-in
+/// may lead): never `//host` or `/\host`, which browsers read as another host.
+fn on_this_site(path: &str) -> bool {
+    path.starts_with('/')
+        && !path.starts_with("//")
+        && !path.starts_with("/\\")
+        && path.len() <= 2048
+        && path.bytes().all(|b| b.is_ascii_graphic() && b != b'\\')
 }
 
 /// `GET /settings`.
@@ -96,7 +106,8 @@ fn settings_page(
                         }
                     }
                     @for zone in chrono_tz::TZ_VARIANTS {
-                        option value=(zone.name()) selected[saved == Some(zone.name())] { (zone.name()) }
+                        // IANA names are identifiers, the same in every language.
+                        option value=(zone.name()) translate="no" selected[saved == Some(zone.name())] { (zone.name()) }
                     }
                 }
                 @if let Some(error) = error {
