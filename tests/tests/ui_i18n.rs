@@ -199,6 +199,11 @@ async fn every_main_page_is_walked_in_both_languages_and_russian_pages_have_no_e
             browser.find("main h1").await;
             assert_eq!(html_lang(&browser).await, lang, "{path}: <html lang>");
             browser.screenshot(&format!("i18n-{lang}-{name}")).await;
+            if name == "details" {
+                // The owner by name, not "user 7".
+                let summary = browser.text("dl.summary").await;
+                assert!(summary.contains("Ольга (7)"), "{summary}");
+            }
             if lang == "ru" {
                 for word in latin_words(&browser).await {
                     english_left.push(format!("{name}: {word}"));

@@ -14,7 +14,6 @@ details-attempts-link = Attempts
 details-retry-one = Retry
 details-events = Events
 details-owner = Owner
-details-owner-user = user { $id }
 details-timeout = Timeout
 details-ms = { $ms } ms
 details-timeout-default = the daemon's default

@@ -14,7 +14,6 @@ details-attempts-link = Попытки
 details-retry-one = Повторить
 details-events = События
 details-owner = Владелец
-details-owner-user = пользователь { $id }
 details-timeout = Время ожидания
 details-ms = { $ms } мс
 details-timeout-default = по умолчанию сервиса

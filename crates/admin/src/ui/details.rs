@@ -10,7 +10,9 @@ use super::breaker;
 use super::error::UiError;
 use super::form::csrf_input;
 use super::i18n::Tr;
-use super::layout::{active_badge, delivery_badge, page, time_el, Notice};
+use super::layout::{
+    active_badge, delivery_badge, owner_label, page, time_el, url_text, visible_controls, Notice,
+};
 use super::paths::{details_path, logs_path};
 use super::replay;
 use super::session::Session;
@@ -40,17 +42,25 @@ pub(crate) async fn show_details(
         RECENT_DELIVERIES,
     )
     .await?;
+    let owner = if webhook.user_id == session.user.id {
+        Some(session.user.name.clone())
+    } else {
+        webhookd_store::users::find_user(&state.pool, webhook.user_id)
+            .await?
+            .map(|user| user.name)
+    };
+    let owner = owner_label(tr, owner.as_deref(), webhook.user_id);
     let notice = session.notice();
     let content = html! {
         div class="page-head" {
-            h1 { (webhook.name) " " (active_badge(tr, webhook.is_active)) }
+            h1 { (visible_controls(&webhook.name)) " " (active_badge(tr, webhook.is_active)) }
             a class="button" href={ "/webhook/" (id) "/edit" } { (tr.t("details-edit")) }
         }
         (Notice::render(tr, notice))
         @if let Some(reason) = &webhook.disabled_reason {
             div class="notice warn" role="status" { (tr.t("details-disabled-by-daemon")) " " span lang="en" { (reason) } }
         }
-        (summary(tr, &webhook))
+        (summary(tr, &webhook, &owner))
         (buttons(&session, &webhook))
         (replay::forms(&session, &webhook))
         section aria-labelledby="recent-title" {
@@ -103,12 +113,12 @@ pub(crate) async fn show_details(
     Ok(page(&webhook.name, &session, content))
 }
 
-fn summary(tr: &Tr, webhook: &Webhook) -> Markup {
+fn summary(tr: &Tr, webhook: &Webhook, owner: &str) -> Markup {
     html! {
         dl class="summary" {
-            dt { "URL" } dd class="url" { code { (webhook.url) } }
+            dt { "URL" } dd class="url" { (url_text(&webhook.url)) }
             dt { (tr.t("details-events")) } dd { @for event in &webhook.events { code { (event) } " " } }
-            dt { (tr.t("details-owner")) } dd { (tr.t_with("details-owner-user", &[("id", webhook.user_id.into())])) }
+            dt { (tr.t("details-owner")) } dd { (owner) }
             dt { (tr.t("details-timeout")) } dd {
                 @match webhook.timeout_ms {
                     Some(ms) => (tr.t_with("details-ms", &[("ms", ms.into())])),
