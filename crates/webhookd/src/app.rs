@@ -36,10 +36,10 @@ use webhookd_worker::metrics::Metrics;
 use webhookd_worker::outbox::OutboxRelay;
 use webhookd_worker::record::{spawn_writer, Recorder};
 use webhookd_worker::retention::{prepare_partitions, run_retention};
-use webhookd_worker::stats_rollup::run_stats_rollup;
 use webhookd_worker::sampler::Sampler;
 use webhookd_worker::schedule::Scheduler;
 use webhookd_worker::shards::{ConsumerShards, ShardPlan};
+use webhookd_worker::stats_rollup::run_stats_rollup;
 use webhookd_worker::window::{renew_leases, Held, Window};
 
 use crate::settings::Settings;
