@@ -247,9 +247,11 @@ async fn rolled_up_hours_give_the_counts_of_the_attempts_and_percentiles_within_
 async fn an_open_transaction_holds_back_the_hours_it_could_still_write() {
     let db = TestDb::create().await;
     seed(&db.pool, 10).await;
-    // A writer whose transaction began two hours ago would stamp its rows
-    // then; here, one began now and the margin is zero: the current hour
-    // is not complete and an hour before the transaction's start is.
+    // A writer's rows are stamped with its transaction's start, so the
+    // hour of an open transaction's start is never rolled up, whatever the
+    // margin (zero here); its rows, committed after the pass, are counted.
+    // (A transaction open for more than an hour, holding back a past hour,
+    // is the same rule and too long for a test.)
     let mut writer = db.pool.begin().await.unwrap();
     sqlx::query("SELECT 1").execute(&mut *writer).await.unwrap();
     roll_up(&db.pool, Duration::zero(), 24).await.unwrap();
