@@ -66,6 +66,21 @@ async fn measure(bench: &Bench, scale: &Scale, stage: &Stage, existed: bool) -> 
             scale_fill::fill(pool, &scale.plan).await?
         }
     };
+    // The statistics read rolled-up hours: roll up the history first, as the
+    // daemon's job does on its first pass over a populated database.
+    let rollup_started = Instant::now();
+    let rolled = webhookd_store::stats_rollup::roll_up(
+        pool,
+        chrono::Duration::from_std(webhookd_worker::stats_rollup::MARGIN)?,
+        webhookd_worker::stats_rollup::CHUNK_HOURS,
+    )
+    .await?;
+    eprintln!(
+        "logs-at-scale: statistics rollup: {} hours, {} rows in {:.1} s",
+        rolled.hours,
+        rolled.rows,
+        rollup_started.elapsed().as_secs_f64()
+    );
     let sizes = table_sizes(pool).await?;
     let (_admin, token) =
         webhookd_store::users::create_user(pool, "scale-reader", None, true).await?;

@@ -1,6 +1,7 @@
 //! The retention job's statements: attempt logs older than a number of days
-//! (whole daily partitions of `webhook_logs`, detached and dropped), events
-//! as old whose deliveries are all finished, and expired web UI sessions,
+//! (whole daily partitions of `webhook_logs`, detached and dropped) and
+//! their hourly statistics summaries, events as old whose deliveries are
+//! all finished, and expired web UI sessions,
 //! deleted in small batches so the tables stay online.
 //!
 //! One replica at a time: the pass holds a transaction-scoped advisory lock
@@ -15,7 +16,7 @@ use sqlx::postgres::PgArguments;
 use sqlx::query::Query;
 use sqlx::{PgConnection, PgPool, Postgres};
 
-use crate::{partitions, ui_sessions};
+use crate::{partitions, stats_rollup, ui_sessions};
 
 /// What one pass removed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -27,6 +28,8 @@ pub struct Deleted {
     pub partitions: u64,
     pub events: u64,
     pub sessions: u64,
+    /// Hourly statistics summaries of the days whose logs were dropped.
+    pub rollups: u64,
 }
 
 /// One pass under the advisory lock `lock_key`; removes nothing when another
@@ -64,11 +67,13 @@ pub async fn purge(
         })
         .await?;
         let sessions = delete_in_batches(&mut conn, batch, ui_sessions::delete_expired).await?;
+        let rollups = stats_rollup::delete_expired(&mut conn, days, batch).await?;
         Ok::<_, sqlx::Error>(Deleted {
             logs: dropped.rows,
             partitions: dropped.partitions,
             events,
             sessions,
+            rollups,
         })
     }
     .await;

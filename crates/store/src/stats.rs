@@ -1,16 +1,27 @@
-//! Delivery statistics from `webhook_logs`: attempts per hour by outcome, and
-//! success rate and response-time percentiles per webhook and per event.
+//! Delivery statistics: attempts per hour by outcome, and success rate and
+//! response-time percentiles per webhook and per event.
 //!
-//! One scan of the window answers everything (`GROUPING SETS`), and the
-//! window is a `created_at` range, so the scan is an index range: on
-//! `(created_at)` for everyone's webhooks, on `(webhook_id, created_at)` for
-//! one user's (a nested loop over their webhooks).
+//! The window's hours that are rolled up (`stats_rollup`) are read from
+//! their summaries in `webhook_stats_hourly`; the others (normally the
+//! current hour and the one before) are summarised from `webhook_logs` on
+//! the spot, in the same shape, by an index range scan: on `(created_at)`
+//! for everyone's webhooks, on `(webhook_id, created_at)` for one user's.
+//! Both are read in one repeatable-read snapshot, so an hour the rollup
+//! commits meanwhile is counted once. The summaries are merged here;
+//! percentiles come from the merged response-time histograms
+//! (`response_histogram`), within [`RELATIVE_ERROR`] of the exact value.
+
+use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, DurationRound, TimeDelta, Utc};
 use sqlx::PgPool;
 
+use crate::response_histogram::{self, Histogram};
+use crate::stats_rollup::{self, RolledRange};
 use crate::webhooks::Scope;
 use crate::StorageError;
+
+pub use crate::response_histogram::RELATIVE_ERROR;
 
 /// Attempts in one hour, by outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,7 +40,8 @@ pub struct Summary {
     pub failures: i64,
     /// Median and 95th percentile of `response_time_ms`, over the attempts
     /// that got an HTTP response: connection errors and timeouts are failures,
-    /// not response times. `None` when there were none.
+    /// not response times. `None` when there were none. Interpolated from a
+    /// histogram: within [`RELATIVE_ERROR`] of `percentile_cont`'s value.
     pub p50_ms: Option<f64>,
     pub p95_ms: Option<f64>,
 }
@@ -68,24 +80,18 @@ pub struct Stats {
     pub events: Vec<EventSummary>,
 }
 
+/// One summary row: a webhook's attempts of one event in one hour, rolled
+/// up or summarised on the spot.
 #[derive(sqlx::FromRow)]
 struct Row {
-    /// `GROUPING(hour, webhook_id, event)`: which grouping set the row is.
-    grouping: i32,
-    hour: Option<DateTime<Utc>>,
-    webhook_id: Option<i64>,
-    name: Option<String>,
-    event: Option<String>,
-    attempts: i64,
-    successes: i64,
-    p50_ms: Option<f64>,
-    p95_ms: Option<f64>,
+    webhook_id: i64,
+    hour: DateTime<Utc>,
+    event: String,
+    attempts: i32,
+    successes: i32,
+    buckets: Vec<i16>,
+    counts: Vec<i32>,
 }
-
-const BY_HOUR: i32 = 0b011;
-const BY_WEBHOOK: i32 = 0b101;
-const BY_EVENT: i32 = 0b110;
-const TOTAL: i32 = 0b111;
 
 /// Statistics of the webhooks in `scope` over the last `hours` hours (the
 /// current, partial hour being the last of them).
@@ -97,48 +103,158 @@ pub async fn load_stats(
 ) -> Result<Stats, StorageError> {
     let current_hour = now.duration_trunc(TimeDelta::hours(1)).unwrap_or(now);
     let from = current_hour - Duration::hours(i64::from(hours.max(1)) - 1);
-    let sql = stats_sql(scope);
-    let mut query = sqlx::query_as::<_, Row>(&sql).bind(from);
-    if let Scope::User(owner) = scope {
-        query = query.bind(owner);
+    let mut tx = pool.begin().await?;
+    sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        .execute(&mut *tx)
+        .await?;
+    let rolled = stats_rollup::rolled_range(&mut *tx).await?;
+    let mut rows = Vec::new();
+    for part in parts(from, rolled) {
+        let (sql, start, end) = match part {
+            Part::Rolled { start, end } => (rolled_sql(scope), start, Some(end)),
+            Part::Live { start, end } => (live_sql(scope), start, end),
+        };
+        let mut query = sqlx::query_as::<_, Row>(&sql)
+            .bind(response_histogram::bounds())
+            .bind(start)
+            .bind(end);
+        if let Scope::User(owner) = scope {
+            query = query.bind(owner);
+        }
+        rows.extend(query.fetch_all(&mut *tx).await?);
     }
-    let rows = query.fetch_all(pool).await?;
-    Ok(assemble(from, now, hours, rows))
+    let mut ids: Vec<i64> = rows.iter().map(|r| r.webhook_id).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let names: Vec<(i64, String)> =
+        sqlx::query_as("SELECT id, name FROM webhooks WHERE id = ANY($1)")
+            .bind(&ids)
+            .fetch_all(&mut *tx)
+            .await?;
+    tx.commit().await?;
+    Ok(assemble(
+        from,
+        now,
+        hours,
+        rows,
+        names.into_iter().collect(),
+    ))
 }
 
-/// The statement [`load_stats`] runs: `$1` is the window's start and, for
-/// [`Scope::User`], `$2` the owner. Public so a test can check its plan.
+/// A part of the window and where it is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Rolled {
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    },
+    /// `end` `None`: up to now.
+    Live {
+        start: DateTime<Utc>,
+        end: Option<DateTime<Utc>>,
+    },
+}
+
+/// The window from `from` on, cut into the hours rolled up and those that
+/// are not (before the range, when the backfill has not reached them yet,
+/// and after it).
+fn parts(from: DateTime<Utc>, rolled: Option<RolledRange>) -> Vec<Part> {
+    let Some(RolledRange {
+        from: rolled_from,
+        until,
+    }) = rolled
+    else {
+        return vec![Part::Live {
+            start: from,
+            end: None,
+        }];
+    };
+    let mut parts = Vec::new();
+    if from < rolled_from {
+        parts.push(Part::Live {
+            start: from,
+            end: Some(rolled_from),
+        });
+    }
+    let start = from.max(rolled_from);
+    if start < until {
+        parts.push(Part::Rolled { start, end: until });
+    }
+    parts.push(Part::Live {
+        start: from.max(until),
+        end: None,
+    });
+    parts
+}
+
+/// The summaries of the hours rolled up: `$1` the bucket bounds (unused,
+/// so every part binds alike), `$2`..`$3` the hours, `$4` the owner for
+/// [`Scope::User`].
+fn rolled_sql(scope: Scope) -> String {
+    let (join, owner) = match scope {
+        Scope::User(_) => (
+            "JOIN webhooks w ON w.id = r.webhook_id",
+            "AND w.user_id = $4",
+        ),
+        Scope::All => ("", ""),
+    };
+    format!(
+        "SELECT r.webhook_id, r.hour, r.event, r.attempts, r.successes, r.buckets, r.counts
+         FROM webhook_stats_hourly r {join}
+         WHERE $1::int4[] IS NOT NULL AND r.hour >= $2 AND r.hour < $3 {owner}"
+    )
+}
+
+/// The statement summarising the attempts not rolled up yet: `$1` the
+/// bucket bounds, `$2` the start, `$3` the end or NULL (up to now), `$4`
+/// the owner for [`Scope::User`]. Public so a test can check its plan.
 ///
 /// The scope is a condition in the text, not `$n IS NULL OR ...`, so the
 /// plan is made for it: with a user, the index on their webhooks' logs;
 /// without, the `created_at` index.
-pub fn stats_sql(scope: Scope) -> String {
-    let owner_condition = match scope {
-        Scope::User(_) => "AND w.user_id = $2",
+pub fn live_sql(scope: Scope) -> String {
+    let owner = match scope {
+        Scope::User(_) => "AND w.user_id = $4",
         Scope::All => "",
     };
-    format!(
-        "SELECT GROUPING(s.hour, s.webhook_id, s.event) AS grouping,
-                s.hour, s.webhook_id, s.name, s.event,
-                COUNT(*) AS attempts,
-                COUNT(*) FILTER (WHERE s.is_success) AS successes,
-                percentile_cont(0.5) WITHIN GROUP (ORDER BY s.response_time_ms)
-                    FILTER (WHERE s.status_code IS NOT NULL) AS p50_ms,
-                percentile_cont(0.95) WITHIN GROUP (ORDER BY s.response_time_ms)
-                    FILTER (WHERE s.status_code IS NOT NULL) AS p95_ms
-         FROM (
-             SELECT date_trunc('hour', l.created_at, 'UTC') AS hour, l.webhook_id, w.name,
-                    l.event, l.is_success, l.status_code, l.response_time_ms
-             FROM webhook_logs l
-             JOIN webhooks w ON w.id = l.webhook_id
-             WHERE l.created_at >= $1 {owner_condition}
-         ) s
-         GROUP BY GROUPING SETS ((s.hour), (s.webhook_id, s.name), (s.event), ())
-         ORDER BY grouping, s.hour, s.webhook_id, s.event"
-    )
+    stats_rollup::summary_sql(&format!(
+        "l.created_at >= $2 AND ($3::timestamptz IS NULL OR l.created_at < $3) {owner}"
+    ))
 }
 
-fn assemble(from: DateTime<Utc>, to: DateTime<Utc>, hours: u32, rows: Vec<Row>) -> Stats {
+/// Counts and response times of one group, merged from summary rows.
+#[derive(Default)]
+struct Tally {
+    attempts: i64,
+    successes: i64,
+    times: Histogram,
+}
+
+impl Tally {
+    fn add(&mut self, row: &Row, times: &Histogram) {
+        self.attempts += i64::from(row.attempts);
+        self.successes += i64::from(row.successes);
+        self.times.merge(times);
+    }
+
+    fn summary(&self) -> Summary {
+        Summary {
+            attempts: self.attempts,
+            successes: self.successes,
+            failures: self.attempts - self.successes,
+            p50_ms: self.times.percentile(0.5),
+            p95_ms: self.times.percentile(0.95),
+        }
+    }
+}
+
+fn assemble(
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    hours: u32,
+    rows: Vec<Row>,
+    names: BTreeMap<i64, String>,
+) -> Stats {
     let mut hourly: Vec<HourCount> = (0..i64::from(hours.max(1)))
         .map(|i| HourCount {
             hour: from + Duration::hours(i),
@@ -146,45 +262,88 @@ fn assemble(from: DateTime<Utc>, to: DateTime<Utc>, hours: u32, rows: Vec<Row>) 
             failures: 0,
         })
         .collect();
-    let mut stats = Stats {
-        from,
-        to,
-        hourly: Vec::new(),
-        total: Summary {
-            attempts: 0,
-            successes: 0,
-            failures: 0,
-            p50_ms: None,
-            p95_ms: None,
-        },
-        webhooks: Vec::new(),
-        events: Vec::new(),
-    };
+    let mut total = Tally::default();
+    let mut webhooks: BTreeMap<i64, Tally> = BTreeMap::new();
+    let mut events: BTreeMap<String, Tally> = BTreeMap::new();
     for row in rows {
-        let summary = Summary {
-            attempts: row.attempts,
-            successes: row.successes,
-            failures: row.attempts - row.successes,
-            p50_ms: row.p50_ms,
-            p95_ms: row.p95_ms,
-        };
-        match (row.grouping, row.hour, row.webhook_id, row.event) {
-            (BY_HOUR, Some(hour), _, _) => {
-                if let Some(slot) = hourly.iter_mut().find(|h| h.hour == hour) {
-                    slot.successes = summary.successes;
-                    slot.failures = summary.failures;
-                }
+        let index = (row.hour - from).num_hours();
+        if let Some(slot) = usize::try_from(index).ok().and_then(|i| hourly.get_mut(i)) {
+            slot.successes += i64::from(row.successes);
+            slot.failures += i64::from(row.attempts - row.successes);
+        }
+        let mut times = Histogram::default();
+        times.add_sparse(&row.buckets, &row.counts);
+        total.add(&row, &times);
+        webhooks
+            .entry(row.webhook_id)
+            .or_default()
+            .add(&row, &times);
+        match events.get_mut(&row.event) {
+            Some(tally) => tally.add(&row, &times),
+            None => {
+                let mut tally = Tally::default();
+                tally.add(&row, &times);
+                events.insert(row.event, tally);
             }
-            (BY_WEBHOOK, _, Some(webhook_id), _) => stats.webhooks.push(WebhookSummary {
-                webhook_id,
-                name: row.name.unwrap_or_default(),
-                summary,
-            }),
-            (BY_EVENT, _, _, Some(event)) => stats.events.push(EventSummary { event, summary }),
-            (TOTAL, ..) => stats.total = summary,
-            _ => {}
         }
     }
-    stats.hourly = hourly;
-    stats
+    Stats {
+        from,
+        to,
+        hourly,
+        total: total.summary(),
+        webhooks: webhooks
+            .into_iter()
+            .map(|(webhook_id, tally)| WebhookSummary {
+                webhook_id,
+                name: names.get(&webhook_id).cloned().unwrap_or_default(),
+                summary: tally.summary(),
+            })
+            .collect(),
+        events: events
+            .into_iter()
+            .map(|(event, tally)| EventSummary {
+                event,
+                summary: tally.summary(),
+            })
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_window_is_cut_at_the_rolled_range() {
+        let at = |h: i64| DateTime::UNIX_EPOCH + Duration::hours(h);
+        let range = |from, until| {
+            Some(RolledRange {
+                from: at(from),
+                until: at(until),
+            })
+        };
+        let live = |start, end: Option<i64>| Part::Live {
+            start: at(start),
+            end: end.map(at),
+        };
+        let rolled = |start, end| Part::Rolled {
+            start: at(start),
+            end: at(end),
+        };
+        assert_eq!(parts(at(10), None), vec![live(10, None)]);
+        assert_eq!(
+            parts(at(10), range(5, 20)),
+            vec![rolled(10, 20), live(20, None)]
+        );
+        assert_eq!(
+            parts(at(10), range(12, 20)),
+            vec![live(10, Some(12)), rolled(12, 20), live(20, None)]
+        );
+        assert_eq!(parts(at(10), range(2, 8)), vec![live(10, None)]);
+        assert_eq!(
+            parts(at(10), range(30, 30)),
+            vec![live(10, Some(30)), live(30, None)]
+        );
+    }
 }

@@ -39,6 +39,7 @@ use webhookd_worker::retention::{prepare_partitions, run_retention};
 use webhookd_worker::sampler::Sampler;
 use webhookd_worker::schedule::Scheduler;
 use webhookd_worker::shards::{ConsumerShards, ShardPlan};
+use webhookd_worker::stats_rollup::run_stats_rollup;
 use webhookd_worker::window::{renew_leases, Held, Window};
 
 use crate::settings::Settings;
@@ -462,6 +463,10 @@ impl App {
                 self.metrics.clone(),
                 cancel.clone(),
             ),
+        );
+        background.spawn(
+            "statistics rollup",
+            run_stats_rollup(self.pool.clone(), self.metrics.clone(), cancel.clone()),
         );
         background.spawn(
             "sampler",

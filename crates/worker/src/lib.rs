@@ -51,6 +51,7 @@ pub(crate) mod routing;
 pub mod sampler;
 pub mod schedule;
 pub mod shards;
+pub mod stats_rollup;
 pub(crate) mod target_cache;
 pub mod target_policy;
 pub mod tls_clients;

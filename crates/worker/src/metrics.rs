@@ -64,6 +64,7 @@ pub struct Metrics {
     broker_queue_messages: IntGaugeVec,
     deliveries_pending: IntGauge,
     oldest_pending_delivery: Gauge,
+    stats_rollup_lag: Gauge,
     batch_size: Histogram,
     outbox_published: IntCounterVec,
     outbox_backlog: IntGauge,
@@ -184,6 +185,11 @@ impl Metrics {
             "webhookd_oldest_pending_delivery_seconds",
             "Age of the oldest unfinished delivery, 0 when none, sampled",
         )?;
+        let stats_rollup_lag = Gauge::new(
+            "webhookd_stats_rollup_lag_seconds",
+            "From the end of the newest hour of statistics rolled up to now (about an hour when up to date), set by each rollup pass",
+        )?;
+        registry.register(Box::new(stats_rollup_lag.clone()))?;
         let batch_size = Histogram::with_opts(
             HistogramOpts::new(
                 "webhookd_batch_size",
@@ -301,6 +307,7 @@ impl Metrics {
             broker_queue_messages,
             deliveries_pending,
             oldest_pending_delivery,
+            stats_rollup_lag,
             batch_size,
             outbox_published,
             outbox_backlog,

@@ -112,6 +112,7 @@ pub async fn purge_once(
         partitions,
         events,
         sessions,
+        ..
     } = retention::purge(pool, LOCK_KEY, settings.logs_days, settings.batch_size).await?;
     Ok(Purged {
         logs,

@@ -373,6 +373,29 @@ impl Purged {
     }
 }
 
+/// A statistics rollup pass that rolled up `hours` hours (`rows` summaries)
+/// and left the rollup `lag_secs` behind (`None`: it never ran).
+pub(crate) struct StatsRolledUp {
+    pub(crate) hours: i64,
+    pub(crate) rows: u64,
+    pub(crate) lag_secs: Option<f64>,
+}
+
+impl StatsRolledUp {
+    pub(crate) fn emit(&self, metrics: &Metrics) {
+        if let Some(lag) = self.lag_secs {
+            metrics.stats_rollup_lag.set(lag);
+        }
+        if self.hours > 0 {
+            info!(
+                hours = self.hours,
+                rows = self.rows,
+                "statistics: hours rolled up"
+            );
+        }
+    }
+}
+
 /// The database pool's connections, sampled.
 pub(crate) struct PoolSampled {
     pub(crate) size: u32,
