@@ -12,16 +12,18 @@
 //! [`edit`] + [`fields`] + [`webhook_form`] (create and edit forms, template
 //! preview; `auth_fields`: the receiver authentication fields), [`details`] (one webhook and its buttons), [`actions`] (toggle,
 //! test, rotate, retry, delete), [`replay`] (ranged retry and replay forms), [`logs`] (attempts), `live_logs` (their live feed), [`stats`] + [`charts`]
-//! (dashboard), [`layout`] (page shell), [`error`] (the error type),
-//! `error_page` (how an error is shown), `paths` (page URLs).
+//! (dashboard), `settings` (time zone, language switch), `i18n` (the
+//! Fluent messages of `locales/`, language and zone of a viewer),
+//! [`layout`] (page shell), [`error`] (the error type), `error_page` (how an
+//! error is shown), `paths` (page URLs).
 //!
 //! Layers, each importing only from those before it (`modcheck` checks):
-//! leaves `paths`, `assets`, `error`, `charts`, `login_csrf` (the sign-in
+//! leaves `i18n`, `paths`, `assets`, `error`, `charts`, `login_csrf` (the sign-in
 //! form's signed token), `login_throttle` (failed sign-ins per client), `flash` (what an
 //! action leaves for the next page); request plumbing `state`,
 //! `session`, `form`, `submission` (one-time form keys), `auth_fields`, `fields`; the shell `layout`, then `error_page`; the
 //! pages (`replay` before `details` and `actions`, `list`, `details`, `logs`, `login`, `webhook_form` then `edit`,
-//! `actions`, `stats`); `routes` on top.
+//! `actions`, `stats`, `settings`); `routes` on top.
 
 pub(crate) mod actions;
 mod assets;
