@@ -5,8 +5,9 @@
 -- disagree; the histogram format is the same.
 --
 -- Per webhook and UTC day: the per-webhook summaries of a window's whole
--- days. A row is written once its day is wholly rolled up, and only read
--- for such days.
+-- days and of its last, partial one. A row exists for the days rolled up
+-- from their start, and holds the day's hours rolled up so far (the newest
+-- day's row is rewritten as its hours are rolled up).
 CREATE TABLE webhook_stats_daily (
     webhook_id  BIGINT NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
     day         TIMESTAMPTZ NOT NULL,
@@ -101,7 +102,7 @@ WITH src AS (
            r.attempts, r.successes, r.buckets, r.counts
     FROM webhook_stats_hourly r, webhook_stats_rollup g
     WHERE r.hour >= date_trunc('day', g.rolled_from + interval '1 day' - interval '1 microsecond', 'UTC')
-      AND r.hour < date_trunc('day', g.rolled_until, 'UTC')
+      AND r.hour < g.rolled_until
 ), totals AS (
     SELECT webhook_id, day, sum(attempts)::int4 AS attempts, sum(successes)::int4 AS successes
     FROM src GROUP BY webhook_id, day

@@ -207,8 +207,8 @@ async fn check_all(pool: &PgPool, now: DateTime<Utc>) -> Vec<Stats> {
 }
 
 /// The coarser levels hold what the hourly level holds: per owner, hour
-/// and event; per webhook and every wholly rolled-up day (and such days
-/// exist).
+/// and event; per webhook and every day rolled up from its start, the
+/// newest up to its last hour rolled up (and such days exist).
 async fn levels_agree(pool: &PgPool) {
     let owners_off = count(
         pool,
@@ -236,7 +236,7 @@ async fn levels_agree(pool: &PgPool) {
              FROM webhook_stats_hourly r, webhook_stats_rollup g
              WHERE r.hour >= date_trunc('day', g.rolled_from + interval '1 day'
                                                - interval '1 microsecond', 'UTC')
-               AND r.hour < date_trunc('day', g.rolled_until, 'UTC')
+               AND r.hour < g.rolled_until
              GROUP BY 1, 2) h
          FULL JOIN webhook_stats_daily d USING (webhook_id, day)
          WHERE h.a IS DISTINCT FROM d.attempts OR h.s IS DISTINCT FROM d.successes",

@@ -5,8 +5,9 @@
 //! their summaries, at the coarsest level that answers each part: the
 //! hourly series, the total and the per-event summaries from
 //! `user_stats_hourly` (per owner, hour and event), the per-webhook
-//! summaries from `webhook_stats_daily` for the window's whole UTC days and
-//! from `webhook_stats_hourly` for the hours around them. The others (normally the
+//! summaries from `webhook_stats_daily` for the window's UTC days held from
+//! their start (the last one partial) and from `webhook_stats_hourly` for
+//! the hours before the first. The others (normally the
 //! current hour and the one before) are summarised from `webhook_logs` on
 //! the spot, in the same shape, by an index range scan: on `(created_at)`
 //! for everyone's webhooks, on `(webhook_id, created_at)` for one user's.
@@ -21,7 +22,7 @@ use chrono::{DateTime, Duration, DurationRound, TimeDelta, Utc};
 use sqlx::PgPool;
 
 use crate::response_histogram::{self, Histogram};
-use crate::stats_rollup::{self, day_ceil, day_floor, RolledRange};
+use crate::stats_rollup::{self, day_ceil, RolledRange};
 use crate::webhooks::Scope;
 use crate::StorageError;
 
@@ -237,8 +238,10 @@ impl Source {
 
 /// The reads answering the window's parts, each `(source, start, end)`,
 /// `end` `None` up to now: each figure of each hour comes from exactly one
-/// of them. A rolled part's per-webhook summaries come from its whole UTC
-/// days' rows, and from the hourly rows of the hours before and after.
+/// of them. A rolled part's per-webhook summaries come from the day rows of
+/// the days it holds from their start (the last one's row ends where the
+/// rolled part does: see `stats_rollup`), and from the hourly rows of the
+/// hours before the first of them.
 fn reads(parts: Vec<Part>) -> Vec<(Source, DateTime<Utc>, Option<DateTime<Utc>>)> {
     let mut reads = Vec::new();
     for part in parts {
@@ -246,16 +249,13 @@ fn reads(parts: Vec<Part>) -> Vec<(Source, DateTime<Utc>, Option<DateTime<Utc>>)
             Part::Live { start, end } => reads.push((Source::Live, start, end)),
             Part::Rolled { start, end } => {
                 reads.push((Source::Owners, start, Some(end)));
-                let (first_day, end_day) = (day_ceil(start), day_floor(end));
-                if first_day < end_day {
-                    reads.push((Source::Days, first_day, Some(end_day)));
-                    for (from, to) in [(start, first_day), (end_day, end)] {
-                        if from < to {
-                            reads.push((Source::Hours, from, Some(to)));
-                        }
-                    }
-                } else {
-                    reads.push((Source::Hours, start, Some(end)));
+                let first_day = day_ceil(start);
+                if first_day < end {
+                    reads.push((Source::Days, first_day, Some(end)));
+                }
+                let hours_end = first_day.min(end);
+                if start < hours_end {
+                    reads.push((Source::Hours, start, Some(hours_end)));
                 }
             }
         }
@@ -445,7 +445,7 @@ mod tests {
     }
 
     #[test]
-    fn whole_days_are_read_from_the_day_level() {
+    fn days_held_from_their_start_are_read_from_the_day_level() {
         let at = |h: i64| DateTime::UNIX_EPOCH + Duration::hours(h);
         let reads = reads(vec![
             Part::Rolled {
@@ -461,9 +461,8 @@ mod tests {
             reads,
             vec![
                 (Source::Owners, at(10), Some(at(77))),
-                (Source::Days, at(24), Some(at(72))),
+                (Source::Days, at(24), Some(at(77))),
                 (Source::Hours, at(10), Some(at(24))),
-                (Source::Hours, at(72), Some(at(77))),
                 (Source::Live, at(77), None),
             ]
         );
@@ -476,6 +475,17 @@ mod tests {
             vec![
                 (Source::Owners, at(25), Some(at(30))),
                 (Source::Hours, at(25), Some(at(30))),
+            ]
+        );
+        let from_midnight = super::reads(vec![Part::Rolled {
+            start: at(24),
+            end: at(30),
+        }]);
+        assert_eq!(
+            from_midnight,
+            vec![
+                (Source::Owners, at(24), Some(at(30))),
+                (Source::Days, at(24), Some(at(30))),
             ]
         );
     }

@@ -14,7 +14,7 @@
 //! Each chunk is one transaction: it locks the range row, inserts the
 //! chunk's summaries, derives the coarser levels from them (migration 0023:
 //! per owner, hour and event in `user_stats_hourly`; per webhook and UTC day
-//! in `webhook_stats_daily`, for the days the chunk completes) and moves the
+//! in `webhook_stats_daily`, for the days the chunk adds hours to) and moves the
 //! range's bound. Two passes at once (two
 //! replicas) serialise on that row lock, the second seeing the bound moved;
 //! an interrupted one leaves nothing behind. The advisory lock only spares
@@ -246,16 +246,22 @@ async fn roll_chunk(
     } else {
         (start, until)
     };
-    // The days this chunk completes: wholly rolled up now, and touched by
-    // the chunk, so each day is summarised once, when its last hour is in.
+    // The days whose row this chunk changes, among those rolled up from
+    // their start: a day's row holds its hours rolled up so far, so the
+    // newest day's row runs to `rolled_until` and a window's last, partial
+    // day reads one row per webhook.
     let first_day = day_ceil(new_from).max(day_floor(start));
-    let end_day = day_floor(new_until).min(day_ceil(end));
+    let end_day = day_ceil(new_until).min(day_ceil(end));
     if first_day < end_day {
+        sqlx::query("DELETE FROM webhook_stats_daily WHERE day >= $1 AND day < $2")
+            .bind(first_day)
+            .bind(end_day)
+            .execute(&mut *tx)
+            .await?;
         sqlx::query(&format!(
             "INSERT INTO webhook_stats_daily
                  (webhook_id, day, attempts, successes, buckets, counts)
-             {}
-             ON CONFLICT (webhook_id, day) DO NOTHING",
+             {}",
             merged_sql(
                 "webhook_id, day",
                 "SELECT webhook_id, date_trunc('day', hour, 'UTC') AS day,
