@@ -191,12 +191,14 @@ fn assert_matches(stats: &Stats, exact: &Exact) {
 async fn check_all(pool: &PgPool, now: DateTime<Utc>) -> Vec<Stats> {
     let mut all = Vec::new();
     for scope in [Scope::All, Scope::User(ALICE), Scope::User(BOB)] {
-        // A window starting at a UTC midnight as well as ones that start and
+        // Windows starting at a UTC midnight as well as ones that start and
         // end within a day (read from the day level in between).
         let current_hour = now.duration_trunc(Duration::hours(1)).unwrap();
         let midnight = now.duration_trunc(Duration::days(1)).unwrap() - Duration::days(1);
         let aligned = u32::try_from((current_hour - midnight).num_hours() + 1).unwrap();
-        for hours in [24, 168, aligned] {
+        // One starting early in a day: that day's row minus its first hours.
+        let early = aligned - 2;
+        for hours in [24, 168, aligned, early] {
             let stats = load_stats(pool, scope, hours, now).await.unwrap();
             assert_eq!(stats.hourly.len(), hours as usize);
             assert_matches(&stats, &exact(pool, scope, stats.from).await);

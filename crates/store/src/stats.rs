@@ -22,7 +22,7 @@ use chrono::{DateTime, Duration, DurationRound, TimeDelta, Utc};
 use sqlx::PgPool;
 
 use crate::response_histogram::{self, Histogram};
-use crate::stats_rollup::{self, day_ceil, RolledRange};
+use crate::stats_rollup::{self, day_ceil, day_floor, RolledRange};
 use crate::webhooks::Scope;
 use crate::StorageError;
 
@@ -114,12 +114,14 @@ pub async fn load_stats(
         .await?;
     let rolled = stats_rollup::rolled_range(&mut *tx).await?;
     let mut rows = Vec::new();
-    for (source, start, end) in reads(parts(from, rolled)) {
+    for (source, start, end) in reads(parts(from, rolled), rolled) {
         let sql = match source {
             Source::Live => live_sql(scope),
             Source::Owners => owners_sql(scope),
             Source::Days => rolled_sql(scope, "webhook_stats_daily", "day", "''::text"),
-            Source::Hours => rolled_sql(scope, "webhook_stats_hourly", "hour", "r.event"),
+            Source::Hours | Source::HoursOut => {
+                rolled_sql(scope, "webhook_stats_hourly", "hour", "r.event")
+            }
         };
         let mut query = sqlx::query_as::<_, Row>(&sql)
             .bind(response_histogram::bounds())
@@ -216,6 +218,9 @@ enum Source {
     Days,
     /// `webhook_stats_hourly`: the per-webhook summaries.
     Hours,
+    /// `webhook_stats_hourly`: hours of a day read from the day level that
+    /// precede the window, taken out of the per-webhook summaries.
+    HoursOut,
 }
 
 /// Which figures a row counts in.
@@ -225,6 +230,8 @@ struct Counts {
     overall: bool,
     /// The per-webhook summaries.
     webhooks: bool,
+    /// Taken out instead of added.
+    out: bool,
 }
 
 impl Source {
@@ -232,6 +239,7 @@ impl Source {
         Counts {
             overall: matches!(self, Source::Live | Source::Owners),
             webhooks: !matches!(self, Source::Owners),
+            out: self == Source::HoursOut,
         }
     }
 }
@@ -240,9 +248,13 @@ impl Source {
 /// `end` `None` up to now: each figure of each hour comes from exactly one
 /// of them. A rolled part's per-webhook summaries come from the day rows of
 /// the days it holds from their start (the last one's row ends where the
-/// rolled part does: see `stats_rollup`), and from the hourly rows of the
-/// hours before the first of them.
-fn reads(parts: Vec<Part>) -> Vec<(Source, DateTime<Utc>, Option<DateTime<Utc>>)> {
+/// rolled part does: see `stats_rollup`), and for the hours before the
+/// first of them, whichever reads fewer hours: their hourly rows, or the
+/// row of their day minus the hourly rows of the day's hours before them.
+fn reads(
+    parts: Vec<Part>,
+    rolled: Option<RolledRange>,
+) -> Vec<(Source, DateTime<Utc>, Option<DateTime<Utc>>)> {
     let mut reads = Vec::new();
     for part in parts {
         match part {
@@ -250,6 +262,13 @@ fn reads(parts: Vec<Part>) -> Vec<(Source, DateTime<Utc>, Option<DateTime<Utc>>)
             Part::Rolled { start, end } => {
                 reads.push((Source::Owners, start, Some(end)));
                 let first_day = day_ceil(start);
+                let day = day_floor(start);
+                let day_is_held = rolled.is_some_and(|range| range.from <= day);
+                if first_day <= end && day_is_held && first_day - start > start - day {
+                    reads.push((Source::Days, day, Some(end)));
+                    reads.push((Source::HoursOut, day, Some(start)));
+                    continue;
+                }
                 if first_day < end {
                     reads.push((Source::Days, first_day, Some(end)));
                 }
@@ -320,6 +339,8 @@ struct Tally {
     attempts: i64,
     successes: i64,
     times: Histogram,
+    /// Taken out of `times` once everything is added.
+    times_out: Histogram,
 }
 
 impl Tally {
@@ -329,7 +350,15 @@ impl Tally {
         self.times.merge(times);
     }
 
-    fn summary(&self) -> Summary {
+    fn take_out(&mut self, row: &Row, times: &Histogram) {
+        self.attempts -= i64::from(row.attempts);
+        self.successes -= i64::from(row.successes);
+        self.times_out.merge(times);
+    }
+
+    fn summary(&mut self) -> Summary {
+        self.times.remove(&self.times_out);
+        self.times_out = Histogram::default();
         Summary {
             attempts: self.attempts,
             successes: self.successes,
@@ -361,10 +390,12 @@ fn assemble(
         let mut times = Histogram::default();
         times.add_sparse(&row.buckets, &row.counts);
         if counts.webhooks {
-            webhooks
-                .entry(row.webhook_id)
-                .or_default()
-                .add(&row, &times);
+            let tally = webhooks.entry(row.webhook_id).or_default();
+            if counts.out {
+                tally.take_out(&row, &times);
+            } else {
+                tally.add(&row, &times);
+            }
         }
         if !counts.overall {
             continue;
@@ -391,7 +422,9 @@ fn assemble(
         total: total.summary(),
         webhooks: webhooks
             .into_iter()
-            .map(|(webhook_id, tally)| WebhookSummary {
+            // Attempts only in a day's hours before the window: none left.
+            .filter(|(_, tally)| tally.attempts > 0)
+            .map(|(webhook_id, mut tally)| WebhookSummary {
                 webhook_id,
                 name: names.get(&webhook_id).cloned().unwrap_or_default(),
                 summary: tally.summary(),
@@ -399,7 +432,7 @@ fn assemble(
             .collect(),
         events: events
             .into_iter()
-            .map(|(event, tally)| EventSummary {
+            .map(|(event, mut tally)| EventSummary {
                 event,
                 summary: tally.summary(),
             })
@@ -447,29 +480,56 @@ mod tests {
     #[test]
     fn days_held_from_their_start_are_read_from_the_day_level() {
         let at = |h: i64| DateTime::UNIX_EPOCH + Duration::hours(h);
-        let reads = reads(vec![
-            Part::Rolled {
-                start: at(10),
-                end: at(24 * 3 + 5),
-            },
-            Part::Live {
-                start: at(24 * 3 + 5),
-                end: None,
-            },
-        ]);
+        let range = Some(RolledRange {
+            from: at(0),
+            until: at(77),
+        });
+        let reads = reads(
+            vec![
+                Part::Rolled {
+                    start: at(14),
+                    end: at(24 * 3 + 5),
+                },
+                Part::Live {
+                    start: at(24 * 3 + 5),
+                    end: None,
+                },
+            ],
+            range,
+        );
         assert_eq!(
             reads,
             vec![
-                (Source::Owners, at(10), Some(at(77))),
+                (Source::Owners, at(14), Some(at(77))),
                 (Source::Days, at(24), Some(at(77))),
-                (Source::Hours, at(10), Some(at(24))),
+                (Source::Hours, at(14), Some(at(24))),
                 (Source::Live, at(77), None),
             ]
         );
-        let within_a_day = super::reads(vec![Part::Rolled {
-            start: at(25),
-            end: at(30),
-        }]);
+        // Most of the first day in the window: its row minus its hours
+        // before the window.
+        let late_start = super::reads(
+            vec![Part::Rolled {
+                start: at(26),
+                end: at(77),
+            }],
+            range,
+        );
+        assert_eq!(
+            late_start,
+            vec![
+                (Source::Owners, at(26), Some(at(77))),
+                (Source::Days, at(24), Some(at(77))),
+                (Source::HoursOut, at(24), Some(at(26))),
+            ]
+        );
+        let within_a_day = super::reads(
+            vec![Part::Rolled {
+                start: at(25),
+                end: at(30),
+            }],
+            range,
+        );
         assert_eq!(
             within_a_day,
             vec![
@@ -477,10 +537,13 @@ mod tests {
                 (Source::Hours, at(25), Some(at(30))),
             ]
         );
-        let from_midnight = super::reads(vec![Part::Rolled {
-            start: at(24),
-            end: at(30),
-        }]);
+        let from_midnight = super::reads(
+            vec![Part::Rolled {
+                start: at(24),
+                end: at(30),
+            }],
+            range,
+        );
         assert_eq!(
             from_midnight,
             vec![
