@@ -344,16 +344,18 @@ struct Tally {
 }
 
 impl Tally {
-    fn add(&mut self, row: &Row, times: &Histogram) {
+    // The sparse rows are added as they are: merging a dense histogram per
+    // row cost more than the rest of a read.
+    fn add(&mut self, row: &Row) {
         self.attempts += i64::from(row.attempts);
         self.successes += i64::from(row.successes);
-        self.times.merge(times);
+        self.times.add_sparse(&row.buckets, &row.counts);
     }
 
-    fn take_out(&mut self, row: &Row, times: &Histogram) {
+    fn take_out(&mut self, row: &Row) {
         self.attempts -= i64::from(row.attempts);
         self.successes -= i64::from(row.successes);
-        self.times_out.merge(times);
+        self.times_out.add_sparse(&row.buckets, &row.counts);
     }
 
     fn summary(&mut self) -> Summary {
@@ -387,14 +389,12 @@ fn assemble(
     let mut webhooks: BTreeMap<i64, Tally> = BTreeMap::new();
     let mut events: BTreeMap<String, Tally> = BTreeMap::new();
     for (counts, row) in rows {
-        let mut times = Histogram::default();
-        times.add_sparse(&row.buckets, &row.counts);
         if counts.webhooks {
             let tally = webhooks.entry(row.webhook_id).or_default();
             if counts.out {
-                tally.take_out(&row, &times);
+                tally.take_out(&row);
             } else {
-                tally.add(&row, &times);
+                tally.add(&row);
             }
         }
         if !counts.overall {
@@ -405,12 +405,12 @@ fn assemble(
             slot.successes += i64::from(row.successes);
             slot.failures += i64::from(row.attempts - row.successes);
         }
-        total.add(&row, &times);
+        total.add(&row);
         match events.get_mut(&row.event) {
-            Some(tally) => tally.add(&row, &times),
+            Some(tally) => tally.add(&row),
             None => {
                 let mut tally = Tally::default();
-                tally.add(&row, &times);
+                tally.add(&row);
                 events.insert(row.event, tally);
             }
         }
