@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, DurationRound, Utc};
 use sqlx::PgPool;
 use webhookd_e2e::db::{count, TestDb};
 use webhookd_store::stats::{load_stats, Stats, Summary, RELATIVE_ERROR};
@@ -191,7 +191,14 @@ fn assert_matches(stats: &Stats, exact: &Exact) {
 async fn check_all(pool: &PgPool, now: DateTime<Utc>) -> Vec<Stats> {
     let mut all = Vec::new();
     for scope in [Scope::All, Scope::User(ALICE), Scope::User(BOB)] {
-        for hours in [24, 168] {
+        // Windows starting at a UTC midnight as well as ones that start and
+        // end within a day (read from the day level in between).
+        let current_hour = now.duration_trunc(Duration::hours(1)).unwrap();
+        let midnight = now.duration_trunc(Duration::days(1)).unwrap() - Duration::days(1);
+        let aligned = u32::try_from((current_hour - midnight).num_hours() + 1).unwrap();
+        // One starting early in a day: that day's row minus its first hours.
+        let early = aligned - 2;
+        for hours in [24, 168, aligned, early] {
             let stats = load_stats(pool, scope, hours, now).await.unwrap();
             assert_eq!(stats.hourly.len(), hours as usize);
             assert_matches(&stats, &exact(pool, scope, stats.from).await);
@@ -199,6 +206,45 @@ async fn check_all(pool: &PgPool, now: DateTime<Utc>) -> Vec<Stats> {
         }
     }
     all
+}
+
+/// The coarser levels hold what the hourly level holds: per owner, hour
+/// and event; per webhook and every day rolled up from its start, the
+/// newest up to its last hour rolled up (and such days exist).
+async fn levels_agree(pool: &PgPool) {
+    let owners_off = count(
+        pool,
+        "SELECT count(*) FROM (
+             SELECT w.user_id, r.hour, r.event, sum(r.attempts) AS a, sum(r.successes) AS s,
+                    sum((SELECT sum(c) FROM unnest(r.counts) c)) AS timed
+             FROM webhook_stats_hourly r JOIN webhooks w ON w.id = r.webhook_id
+             GROUP BY 1, 2, 3) h
+         FULL JOIN (
+             SELECT user_id, hour, event, attempts AS a, successes AS s,
+                    (SELECT sum(c) FROM unnest(counts) c) AS timed
+             FROM user_stats_hourly) u USING (user_id, hour, event)
+         WHERE h.a IS DISTINCT FROM u.a OR h.s IS DISTINCT FROM u.s
+            OR COALESCE(h.timed, 0) <> COALESCE(u.timed, 0)",
+    )
+    .await;
+    assert_eq!(owners_off, 0);
+    let days = count(pool, "SELECT count(*) FROM webhook_stats_daily").await;
+    assert!(days > 0);
+    let days_off = count(
+        pool,
+        "SELECT count(*) FROM (
+             SELECT r.webhook_id, date_trunc('day', r.hour, 'UTC') AS day,
+                    sum(r.attempts) AS a, sum(r.successes) AS s
+             FROM webhook_stats_hourly r, webhook_stats_rollup g
+             WHERE r.hour >= date_trunc('day', g.rolled_from + interval '1 day'
+                                               - interval '1 microsecond', 'UTC')
+               AND r.hour < g.rolled_until
+             GROUP BY 1, 2) h
+         FULL JOIN webhook_stats_daily d USING (webhook_id, day)
+         WHERE h.a IS DISTINCT FROM d.attempts OR h.s IS DISTINCT FROM d.successes",
+    )
+    .await;
+    assert_eq!(days_off, 0);
 }
 
 fn hours(n: i64) -> Duration {
@@ -230,6 +276,8 @@ async fn rolled_up_hours_give_the_counts_of_the_attempts_and_percentiles_within_
     let mixed = check_all(&db.pool, now).await;
     // Same buckets either way: the very same figures, not just close ones.
     assert_eq!(mixed, live);
+
+    levels_agree(&db.pool).await;
 
     // Up to the last complete hour.
     let again = roll_up(&db.pool, Duration::zero(), 4).await.unwrap();
@@ -362,7 +410,7 @@ async fn racing_and_interrupted_passes_roll_each_hour_up_exactly_once() {
 #[tokio::test]
 async fn a_deleted_webhook_takes_its_summaries_along() {
     let db = TestDb::create().await;
-    let ids = seed(&db.pool, 30).await;
+    let ids = seed(&db.pool, 60).await;
     roll_up(&db.pool, Duration::zero(), 24).await.unwrap();
     let held: i64 =
         sqlx::query_scalar("SELECT count(*) FROM webhook_stats_hourly WHERE webhook_id = $1")
@@ -387,6 +435,8 @@ async fn a_deleted_webhook_takes_its_summaries_along() {
         .fetch_one(&db.pool)
         .await
         .unwrap();
+    // Its owner's summaries no longer hold its attempts.
+    levels_agree(&db.pool).await;
     // Its attempts (kept in `webhook_logs` until retention) count nowhere.
     let all = check_all(&db.pool, now).await;
     assert!(all
@@ -407,7 +457,9 @@ async fn retention_removes_the_summaries_of_the_days_it_drops() {
         .unwrap();
     assert!(deleted.rollups > 0 && deleted.partitions > 0, "{deleted:?}");
     let (summaries, logs): (Option<DateTime<Utc>>, Option<DateTime<Utc>>) = sqlx::query_as(
-        "SELECT (SELECT min(hour) FROM webhook_stats_hourly),
+        "SELECT (SELECT least(min(hour), (SELECT min(hour) FROM user_stats_hourly),
+                              (SELECT min(day) FROM webhook_stats_daily))
+                 FROM webhook_stats_hourly),
                 (SELECT date_trunc('hour', min(created_at), 'UTC') FROM webhook_logs)",
     )
     .fetch_one(&db.pool)

@@ -98,6 +98,18 @@ impl Histogram {
         self.total += other.total;
     }
 
+    /// Takes out values `other` holds and `self` held: what merging a
+    /// histogram into `self` added (a day's minus some of its hours).
+    pub fn remove(&mut self, other: &Histogram) {
+        let mut removed = 0;
+        for (mine, theirs) in self.counts.iter_mut().zip(&other.counts) {
+            let take = (*mine).min(*theirs);
+            *mine -= take;
+            removed += take;
+        }
+        self.total -= removed;
+    }
+
     pub fn total(&self) -> u64 {
         self.total
     }

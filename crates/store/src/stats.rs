@@ -2,7 +2,12 @@
 //! response-time percentiles per webhook and per event.
 //!
 //! The window's hours that are rolled up (`stats_rollup`) are read from
-//! their summaries in `webhook_stats_hourly`; the others (normally the
+//! their summaries, at the coarsest level that answers each part: the
+//! hourly series, the total and the per-event summaries from
+//! `user_stats_hourly` (per owner, hour and event), the per-webhook
+//! summaries from `webhook_stats_daily` for the window's UTC days held from
+//! their start (the last one partial) and from `webhook_stats_hourly` for
+//! the hours before the first. The others (normally the
 //! current hour and the one before) are summarised from `webhook_logs` on
 //! the spot, in the same shape, by an index range scan: on `(created_at)`
 //! for everyone's webhooks, on `(webhook_id, created_at)` for one user's.
@@ -17,7 +22,7 @@ use chrono::{DateTime, Duration, DurationRound, TimeDelta, Utc};
 use sqlx::PgPool;
 
 use crate::response_histogram::{self, Histogram};
-use crate::stats_rollup::{self, RolledRange};
+use crate::stats_rollup::{self, day_ceil, day_floor, RolledRange};
 use crate::webhooks::Scope;
 use crate::StorageError;
 
@@ -109,10 +114,14 @@ pub async fn load_stats(
         .await?;
     let rolled = stats_rollup::rolled_range(&mut *tx).await?;
     let mut rows = Vec::new();
-    for part in parts(from, rolled) {
-        let (sql, start, end) = match part {
-            Part::Rolled { start, end } => (rolled_sql(scope), start, Some(end)),
-            Part::Live { start, end } => (live_sql(scope), start, end),
+    for (source, start, end) in reads(parts(from, rolled), rolled) {
+        let sql = match source {
+            Source::Live => live_sql(scope),
+            Source::Owners => owners_sql(scope),
+            Source::Days => rolled_sql(scope, "webhook_stats_daily", "day", "''::text"),
+            Source::Hours | Source::HoursOut => {
+                rolled_sql(scope, "webhook_stats_hourly", "hour", "r.event")
+            }
         };
         let mut query = sqlx::query_as::<_, Row>(&sql)
             .bind(response_histogram::bounds())
@@ -121,9 +130,20 @@ pub async fn load_stats(
         if let Scope::User(owner) = scope {
             query = query.bind(owner);
         }
-        rows.extend(query.fetch_all(&mut *tx).await?);
+        let counts = source.counts();
+        rows.extend(
+            query
+                .fetch_all(&mut *tx)
+                .await?
+                .into_iter()
+                .map(|row| (counts, row)),
+        );
     }
-    let mut ids: Vec<i64> = rows.iter().map(|r| r.webhook_id).collect();
+    let mut ids: Vec<i64> = rows
+        .iter()
+        .filter(|(counts, _)| counts.webhooks)
+        .map(|(_, r)| r.webhook_id)
+        .collect();
     ids.sort_unstable();
     ids.dedup();
     let names: Vec<(i64, String)> =
@@ -187,10 +207,100 @@ fn parts(from: DateTime<Utc>, rolled: Option<RolledRange>) -> Vec<Part> {
     parts
 }
 
-/// The summaries of the hours rolled up: `$1` the bucket bounds (unused,
-/// so every part binds alike), `$2`..`$3` the hours, `$4` the owner for
-/// [`Scope::User`].
-fn rolled_sql(scope: Scope) -> String {
+/// Where a read's rows come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// `webhook_logs`, summarised on the spot: every figure.
+    Live,
+    /// `user_stats_hourly`: the hourly series, total and events.
+    Owners,
+    /// `webhook_stats_daily`: the per-webhook summaries.
+    Days,
+    /// `webhook_stats_hourly`: the per-webhook summaries.
+    Hours,
+    /// `webhook_stats_hourly`: hours of a day read from the day level that
+    /// precede the window, taken out of the per-webhook summaries.
+    HoursOut,
+}
+
+/// Which figures a row counts in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Counts {
+    /// The hourly series, the total and the per-event summaries.
+    overall: bool,
+    /// The per-webhook summaries.
+    webhooks: bool,
+    /// Taken out instead of added.
+    out: bool,
+}
+
+impl Source {
+    fn counts(self) -> Counts {
+        Counts {
+            overall: matches!(self, Source::Live | Source::Owners),
+            webhooks: !matches!(self, Source::Owners),
+            out: self == Source::HoursOut,
+        }
+    }
+}
+
+/// The reads answering the window's parts, each `(source, start, end)`,
+/// `end` `None` up to now: each figure of each hour comes from exactly one
+/// of them. A rolled part's per-webhook summaries come from the day rows of
+/// the days it holds from their start (the last one's row ends where the
+/// rolled part does: see `stats_rollup`), and for the hours before the
+/// first of them, whichever reads fewer hours: their hourly rows, or the
+/// row of their day minus the hourly rows of the day's hours before them.
+fn reads(
+    parts: Vec<Part>,
+    rolled: Option<RolledRange>,
+) -> Vec<(Source, DateTime<Utc>, Option<DateTime<Utc>>)> {
+    let mut reads = Vec::new();
+    for part in parts {
+        match part {
+            Part::Live { start, end } => reads.push((Source::Live, start, end)),
+            Part::Rolled { start, end } => {
+                reads.push((Source::Owners, start, Some(end)));
+                let first_day = day_ceil(start);
+                let day = day_floor(start);
+                let day_is_held = rolled.is_some_and(|range| range.from <= day);
+                if first_day <= end && day_is_held && first_day - start > start - day {
+                    reads.push((Source::Days, day, Some(end)));
+                    reads.push((Source::HoursOut, day, Some(start)));
+                    continue;
+                }
+                if first_day < end {
+                    reads.push((Source::Days, first_day, Some(end)));
+                }
+                let hours_end = first_day.min(end);
+                if start < hours_end {
+                    reads.push((Source::Hours, start, Some(hours_end)));
+                }
+            }
+        }
+    }
+    reads
+}
+
+/// The per-owner summaries of the hours rolled up, in [`Row`]'s shape with
+/// no webhook: `$1` the bucket bounds (unused, so every read binds alike),
+/// `$2`..`$3` the hours, `$4` the owner for [`Scope::User`].
+fn owners_sql(scope: Scope) -> String {
+    let owner = match scope {
+        Scope::User(_) => "AND r.user_id = $4",
+        Scope::All => "",
+    };
+    format!(
+        "SELECT 0::int8 AS webhook_id, r.hour, r.event, r.attempts, r.successes,
+                r.buckets, r.counts
+         FROM user_stats_hourly r
+         WHERE $1::int4[] IS NOT NULL AND r.hour >= $2 AND r.hour < $3 {owner}"
+    )
+}
+
+/// The per-webhook summaries of `table` (keyed by `time`) in `$2`..`$3`;
+/// parameters as [`owners_sql`]'s.
+fn rolled_sql(scope: Scope, table: &str, time: &str, event: &str) -> String {
     let (join, owner) = match scope {
         Scope::User(_) => (
             "JOIN webhooks w ON w.id = r.webhook_id",
@@ -199,9 +309,10 @@ fn rolled_sql(scope: Scope) -> String {
         Scope::All => ("", ""),
     };
     format!(
-        "SELECT r.webhook_id, r.hour, r.event, r.attempts, r.successes, r.buckets, r.counts
-         FROM webhook_stats_hourly r {join}
-         WHERE $1::int4[] IS NOT NULL AND r.hour >= $2 AND r.hour < $3 {owner}"
+        "SELECT r.webhook_id, r.{time} AS hour, {event} AS event, r.attempts, r.successes,
+                r.buckets, r.counts
+         FROM {table} r {join}
+         WHERE $1::int4[] IS NOT NULL AND r.{time} >= $2 AND r.{time} < $3 {owner}"
     )
 }
 
@@ -228,16 +339,28 @@ struct Tally {
     attempts: i64,
     successes: i64,
     times: Histogram,
+    /// Taken out of `times` once everything is added.
+    times_out: Histogram,
 }
 
 impl Tally {
-    fn add(&mut self, row: &Row, times: &Histogram) {
+    // The sparse rows are added as they are: merging a dense histogram per
+    // row cost more than the rest of a read.
+    fn add(&mut self, row: &Row) {
         self.attempts += i64::from(row.attempts);
         self.successes += i64::from(row.successes);
-        self.times.merge(times);
+        self.times.add_sparse(&row.buckets, &row.counts);
     }
 
-    fn summary(&self) -> Summary {
+    fn take_out(&mut self, row: &Row) {
+        self.attempts -= i64::from(row.attempts);
+        self.successes -= i64::from(row.successes);
+        self.times_out.add_sparse(&row.buckets, &row.counts);
+    }
+
+    fn summary(&mut self) -> Summary {
+        self.times.remove(&self.times_out);
+        self.times_out = Histogram::default();
         Summary {
             attempts: self.attempts,
             successes: self.successes,
@@ -252,7 +375,7 @@ fn assemble(
     from: DateTime<Utc>,
     to: DateTime<Utc>,
     hours: u32,
-    rows: Vec<Row>,
+    rows: Vec<(Counts, Row)>,
     names: BTreeMap<i64, String>,
 ) -> Stats {
     let mut hourly: Vec<HourCount> = (0..i64::from(hours.max(1)))
@@ -265,24 +388,29 @@ fn assemble(
     let mut total = Tally::default();
     let mut webhooks: BTreeMap<i64, Tally> = BTreeMap::new();
     let mut events: BTreeMap<String, Tally> = BTreeMap::new();
-    for row in rows {
+    for (counts, row) in rows {
+        if counts.webhooks {
+            let tally = webhooks.entry(row.webhook_id).or_default();
+            if counts.out {
+                tally.take_out(&row);
+            } else {
+                tally.add(&row);
+            }
+        }
+        if !counts.overall {
+            continue;
+        }
         let index = (row.hour - from).num_hours();
         if let Some(slot) = usize::try_from(index).ok().and_then(|i| hourly.get_mut(i)) {
             slot.successes += i64::from(row.successes);
             slot.failures += i64::from(row.attempts - row.successes);
         }
-        let mut times = Histogram::default();
-        times.add_sparse(&row.buckets, &row.counts);
-        total.add(&row, &times);
-        webhooks
-            .entry(row.webhook_id)
-            .or_default()
-            .add(&row, &times);
+        total.add(&row);
         match events.get_mut(&row.event) {
-            Some(tally) => tally.add(&row, &times),
+            Some(tally) => tally.add(&row),
             None => {
                 let mut tally = Tally::default();
-                tally.add(&row, &times);
+                tally.add(&row);
                 events.insert(row.event, tally);
             }
         }
@@ -294,7 +422,9 @@ fn assemble(
         total: total.summary(),
         webhooks: webhooks
             .into_iter()
-            .map(|(webhook_id, tally)| WebhookSummary {
+            // Attempts only in a day's hours before the window: none left.
+            .filter(|(_, tally)| tally.attempts > 0)
+            .map(|(webhook_id, mut tally)| WebhookSummary {
                 webhook_id,
                 name: names.get(&webhook_id).cloned().unwrap_or_default(),
                 summary: tally.summary(),
@@ -302,7 +432,7 @@ fn assemble(
             .collect(),
         events: events
             .into_iter()
-            .map(|(event, tally)| EventSummary {
+            .map(|(event, mut tally)| EventSummary {
                 event,
                 summary: tally.summary(),
             })
@@ -344,6 +474,82 @@ mod tests {
         assert_eq!(
             parts(at(10), range(30, 30)),
             vec![live(10, Some(30)), live(30, None)]
+        );
+    }
+
+    #[test]
+    fn days_held_from_their_start_are_read_from_the_day_level() {
+        let at = |h: i64| DateTime::UNIX_EPOCH + Duration::hours(h);
+        let range = Some(RolledRange {
+            from: at(0),
+            until: at(77),
+        });
+        let reads = reads(
+            vec![
+                Part::Rolled {
+                    start: at(14),
+                    end: at(24 * 3 + 5),
+                },
+                Part::Live {
+                    start: at(24 * 3 + 5),
+                    end: None,
+                },
+            ],
+            range,
+        );
+        assert_eq!(
+            reads,
+            vec![
+                (Source::Owners, at(14), Some(at(77))),
+                (Source::Days, at(24), Some(at(77))),
+                (Source::Hours, at(14), Some(at(24))),
+                (Source::Live, at(77), None),
+            ]
+        );
+        // Most of the first day in the window: its row minus its hours
+        // before the window.
+        let late_start = super::reads(
+            vec![Part::Rolled {
+                start: at(26),
+                end: at(77),
+            }],
+            range,
+        );
+        assert_eq!(
+            late_start,
+            vec![
+                (Source::Owners, at(26), Some(at(77))),
+                (Source::Days, at(24), Some(at(77))),
+                (Source::HoursOut, at(24), Some(at(26))),
+            ]
+        );
+        let within_a_day = super::reads(
+            vec![Part::Rolled {
+                start: at(25),
+                end: at(30),
+            }],
+            range,
+        );
+        assert_eq!(
+            within_a_day,
+            vec![
+                (Source::Owners, at(25), Some(at(30))),
+                (Source::Hours, at(25), Some(at(30))),
+            ]
+        );
+        let from_midnight = super::reads(
+            vec![Part::Rolled {
+                start: at(24),
+                end: at(30),
+            }],
+            range,
+        );
+        assert_eq!(
+            from_midnight,
+            vec![
+                (Source::Owners, at(24), Some(at(30))),
+                (Source::Days, at(24), Some(at(30))),
+            ]
         );
     }
 }

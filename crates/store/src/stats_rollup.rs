@@ -12,12 +12,15 @@
 //! `chunk_hours` at a time so no transaction runs long.
 //!
 //! Each chunk is one transaction: it locks the range row, inserts the
-//! chunk's summaries and moves the range's bound. Two passes at once (two
+//! chunk's summaries, derives the coarser levels from them (migration 0023:
+//! per owner, hour and event in `user_stats_hourly`; per webhook and UTC day
+//! in `webhook_stats_daily`, for the days the chunk adds hours to) and moves the
+//! range's bound. Two passes at once (two
 //! replicas) serialise on that row lock, the second seeing the bound moved;
 //! an interrupted one leaves nothing behind. The advisory lock only spares
 //! the second replica the wait.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::{DateTime, Duration, DurationRound, TimeDelta, Utc};
 use sqlx::PgPool;
 
 use crate::response_histogram;
@@ -54,6 +57,45 @@ pub(crate) fn summary_sql(condition: &str) -> String {
          ) s
          GROUP BY s.webhook_id, s.hour, s.event"
     )
+}
+
+/// The statement merging summary rows: `source` selects `keys` (a column
+/// list) and `attempts, successes, buckets, counts`; the result has one row
+/// per distinct `keys`, counts summed and histograms merged bucket by
+/// bucket.
+pub(crate) fn merged_sql(keys: &str, source: &str) -> String {
+    format!(
+        "WITH src AS ({source}),
+         totals AS (
+             SELECT {keys}, sum(attempts)::int4 AS attempts, sum(successes)::int4 AS successes
+             FROM src GROUP BY {keys}),
+         cells AS (
+             SELECT {keys}, u.bucket, sum(u.n)::int4 AS n
+             FROM src, unnest(src.buckets, src.counts) AS u(bucket, n)
+             GROUP BY {keys}, u.bucket),
+         histograms AS (
+             SELECT {keys}, array_agg(bucket ORDER BY bucket) AS buckets,
+                    array_agg(n ORDER BY bucket) AS counts
+             FROM cells GROUP BY {keys})
+         SELECT {keys}, t.attempts, t.successes,
+                COALESCE(h.buckets, '{{}}') AS buckets, COALESCE(h.counts, '{{}}') AS counts
+         FROM totals t LEFT JOIN histograms h USING ({keys})"
+    )
+}
+
+/// The UTC day starting at or after `at`.
+pub(crate) fn day_ceil(at: DateTime<Utc>) -> DateTime<Utc> {
+    let floor = day_floor(at);
+    if floor == at {
+        at
+    } else {
+        floor + TimeDelta::days(1)
+    }
+}
+
+/// The UTC day starting at or before `at`.
+pub(crate) fn day_floor(at: DateTime<Utc>) -> DateTime<Utc> {
+    at.duration_trunc(TimeDelta::days(1)).unwrap_or(at)
 }
 
 /// What one pass did.
@@ -184,6 +226,54 @@ async fn roll_chunk(
     .execute(&mut *tx)
     .await?
     .rows_affected();
+    sqlx::query(&format!(
+        "INSERT INTO user_stats_hourly
+             (user_id, hour, event, attempts, successes, buckets, counts)
+         {}",
+        merged_sql(
+            "user_id, hour, event",
+            "SELECT w.user_id, r.hour, r.event, r.attempts, r.successes, r.buckets, r.counts
+             FROM webhook_stats_hourly r JOIN webhooks w ON w.id = r.webhook_id
+             WHERE r.hour >= $1 AND r.hour < $2"
+        )
+    ))
+    .bind(start)
+    .bind(end)
+    .execute(&mut *tx)
+    .await?;
+    let (new_from, new_until) = if bound == "rolled_until" {
+        (from, end)
+    } else {
+        (start, until)
+    };
+    // The days whose row this chunk changes, among those rolled up from
+    // their start: a day's row holds its hours rolled up so far, so the
+    // newest day's row runs to `rolled_until` and a window's last, partial
+    // day reads one row per webhook.
+    let first_day = day_ceil(new_from).max(day_floor(start));
+    let end_day = day_ceil(new_until).min(day_ceil(end));
+    if first_day < end_day {
+        sqlx::query("DELETE FROM webhook_stats_daily WHERE day >= $1 AND day < $2")
+            .bind(first_day)
+            .bind(end_day)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(&format!(
+            "INSERT INTO webhook_stats_daily
+                 (webhook_id, day, attempts, successes, buckets, counts)
+             {}",
+            merged_sql(
+                "webhook_id, day",
+                "SELECT webhook_id, date_trunc('day', hour, 'UTC') AS day,
+                        attempts, successes, buckets, counts
+                 FROM webhook_stats_hourly WHERE hour >= $1 AND hour < $2"
+            )
+        ))
+        .bind(first_day)
+        .bind(end_day)
+        .execute(&mut *tx)
+        .await?;
+    }
     let moved = if bound == "rolled_until" { end } else { start };
     sqlx::query(&format!("UPDATE webhook_stats_rollup SET {bound} = $1"))
         .bind(moved)
@@ -208,31 +298,38 @@ pub async fn lag(pool: &PgPool) -> Result<Option<f64>, sqlx::Error> {
     .map(Option::flatten)
 }
 
-/// Deletes, `batch` rows at a time, the summaries of the UTC days whose
-/// `webhook_logs` partition retention drops (a day goes once its end is
-/// `logs_days` old: see [`crate::partitions::drop_expired`]), so they go
-/// with their attempts.
+/// Deletes, `batch` rows at a time, the summaries (every level) of the UTC
+/// days whose `webhook_logs` partition retention drops (a day goes once its
+/// end is `logs_days` old: see [`crate::partitions::drop_expired`]), so they
+/// go with their attempts.
 pub(crate) async fn delete_expired(
     conn: &mut sqlx::PgConnection,
     logs_days: i32,
     batch: i64,
 ) -> Result<u64, sqlx::Error> {
     let mut total = 0;
-    loop {
-        let deleted = sqlx::query(
-            "DELETE FROM webhook_stats_hourly WHERE (webhook_id, hour, event) IN (
-                 SELECT webhook_id, hour, event FROM webhook_stats_hourly
-                 WHERE hour < date_trunc('day', now() - make_interval(days => $1), 'UTC')
-                 LIMIT $2)",
-        )
-        .bind(logs_days)
-        .bind(batch)
-        .execute(&mut *conn)
-        .await?
-        .rows_affected();
-        total += deleted;
-        if deleted < u64::try_from(batch).unwrap_or(u64::MAX) {
-            return Ok(total);
+    for (table, key, time) in [
+        ("webhook_stats_hourly", "webhook_id, hour, event", "hour"),
+        ("user_stats_hourly", "user_id, hour, event", "hour"),
+        ("webhook_stats_daily", "webhook_id, day", "day"),
+    ] {
+        loop {
+            let deleted = sqlx::query(&format!(
+                "DELETE FROM {table} WHERE ({key}) IN (
+                     SELECT {key} FROM {table}
+                     WHERE {time} < date_trunc('day', now() - make_interval(days => $1), 'UTC')
+                     LIMIT $2)"
+            ))
+            .bind(logs_days)
+            .bind(batch)
+            .execute(&mut *conn)
+            .await?
+            .rows_affected();
+            total += deleted;
+            if deleted < u64::try_from(batch).unwrap_or(u64::MAX) {
+                break;
+            }
         }
     }
+    Ok(total)
 }
