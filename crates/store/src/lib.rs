@@ -32,6 +32,7 @@ pub mod users;
 pub mod webhook_overview;
 pub mod webhooks;
 
+mod advisory;
 mod connection_health;
 
 use std::str::FromStr;

@@ -4,7 +4,7 @@
 
 use sqlx::{PgConnection, PgPool};
 
-use crate::StorageError;
+use crate::{advisory, StorageError};
 
 /// The advisory lock `webhook_logs_ensure_partitions` takes (transaction
 /// scoped) so that one session at a time creates partitions. Public so tests
@@ -32,15 +32,9 @@ pub async fn ensure_ahead_if_free(
     pool: &PgPool,
     ahead_days: u32,
 ) -> Result<Option<i32>, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-        .bind(LOCK_KEY)
-        .fetch_one(&mut *tx)
-        .await?;
-    if !locked {
-        tx.rollback().await?;
+    let Some(mut tx) = advisory::begin_if_free(pool, LOCK_KEY).await? else {
         return Ok(None);
-    }
+    };
     let created: i32 = sqlx::query_scalar(
         "SELECT webhook_logs_ensure_partitions(d, d + $1)
          FROM (SELECT (now() AT TIME ZONE 'UTC')::date AS d) today",

@@ -16,7 +16,7 @@ use sqlx::postgres::PgArguments;
 use sqlx::query::Query;
 use sqlx::{PgConnection, PgPool, Postgres};
 
-use crate::{partitions, stats_rollup, ui_sessions};
+use crate::{advisory, partitions, stats_rollup, ui_sessions};
 
 /// What one pass removed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -40,15 +40,9 @@ pub async fn purge(
     logs_days: u32,
     batch: i64,
 ) -> Result<Deleted, sqlx::Error> {
-    let mut guard = pool.begin().await?;
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-        .bind(lock_key)
-        .fetch_one(&mut *guard)
-        .await?;
-    if !locked {
-        guard.rollback().await?;
+    let Some(guard) = advisory::begin_if_free(pool, lock_key).await? else {
         return Ok(Deleted::default());
-    }
+    };
     let days = i32::try_from(logs_days).unwrap_or(i32::MAX);
     let result = async {
         let dropped = partitions::drop_expired(pool, logs_days).await?;

@@ -23,7 +23,7 @@
 use chrono::{DateTime, Duration, DurationRound, TimeDelta, Utc};
 use sqlx::PgPool;
 
-use crate::response_histogram;
+use crate::{advisory, response_histogram};
 
 /// The advisory lock a rollup pass holds (transaction scoped). Public so
 /// tests and operators (`pg_locks`) can recognise it.
@@ -169,15 +169,9 @@ async fn roll_chunk(
     margin: Duration,
     chunk: Duration,
 ) -> Result<Chunk, sqlx::Error> {
-    let mut tx = pool.begin().await?;
-    let locked: bool = sqlx::query_scalar("SELECT pg_try_advisory_xact_lock($1)")
-        .bind(LOCK_KEY)
-        .fetch_one(&mut *tx)
-        .await?;
-    if !locked {
-        tx.rollback().await?;
+    let Some(mut tx) = advisory::begin_if_free(pool, LOCK_KEY).await? else {
         return Ok(Chunk::Busy);
-    }
+    };
     let (from, until): Bounds =
         sqlx::query_as("SELECT rolled_from, rolled_until FROM webhook_stats_rollup FOR UPDATE")
             .fetch_one(&mut *tx)
