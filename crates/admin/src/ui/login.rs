@@ -28,7 +28,7 @@ use super::i18n::Tr;
 use super::layout::{page, public_page};
 use super::login_csrf::{LoginCsrf, LOGIN_TOKEN_LIFETIME_SECS};
 use super::login_throttle::LoginThrottle;
-use super::paths::LIST_PATH;
+use super::paths::{is_local_path, LIST_PATH};
 use super::session::{
     cookie, cookies_secure, hash_cookie, optional_session, random_token, session_cookie_name,
     set_cookie, tokens_match, viewer, Session, SESSION_LIFETIME,
@@ -64,15 +64,7 @@ const EXPIRED_SESSIONS_PER_SIGN_IN: i64 = 100;
 /// Where to go after signing in: only a path on this site (never `//host`,
 /// which browsers read as another host), else the webhook list.
 pub(crate) fn safe_next(next: &str) -> &str {
-    let local = next.starts_with('/')
-        && !next.starts_with("//")
-        && !next.starts_with("/\\")
-        && !next.starts_with("/login")
-        && !next.starts_with("/logout")
-        && next.len() <= 2048
-        // Visible ASCII only: it becomes a `Location` header, and the path of
-        // any real page is percent-encoded anyway.
-        && next.bytes().all(|b| b.is_ascii_graphic() && b != b'\\');
+    let local = is_local_path(next) && !next.starts_with("/login") && !next.starts_with("/logout");
     if local {
         next
     } else {

@@ -20,6 +20,17 @@ pub(crate) fn logs_path(id: i64) -> String {
     format!("/webhook/{id}/logs")
 }
 
+/// Whether `path` is a path of this site to redirect to: never `//host` or
+/// `/\host`, which browsers read as another host; visible ASCII only, as a
+/// `Location` header needs (a real page's path is percent-encoded anyway).
+pub(crate) fn is_local_path(path: &str) -> bool {
+    path.starts_with('/')
+        && !path.starts_with("//")
+        && !path.starts_with("/\\")
+        && path.len() <= 2048
+        && path.bytes().all(|b| b.is_ascii_graphic() && b != b'\\')
+}
+
 /// The sign-in page's URL, coming back to `next` afterwards.
 pub(crate) fn login_path(next: &str) -> String {
     let query = url::form_urlencoded::Serializer::new(String::new())

@@ -15,7 +15,7 @@ use super::flash::{set_flash, Flash};
 use super::form::{csrf_input, CsrfForm};
 use super::i18n::{parse_tz, Lang, LANG_COOKIE, TZ_COOKIE};
 use super::layout::{page, time_el, Notice};
-use super::paths::{LIST_PATH, SETTINGS_PATH};
+use super::paths::{is_local_path, LIST_PATH, SETTINGS_PATH};
 use super::session::{cookie, cookies_secure, set_cookie, viewer, Session};
 use super::state::UiState;
 use webhookd_store::users;
@@ -60,18 +60,8 @@ fn back_path(headers: &HeaderMap) -> String {
             Some(q) => format!("{}?{q}", url.path()),
             None => url.path().to_owned(),
         })
-        .filter(|path| on_this_site(path))
+        .filter(|path| is_local_path(path))
         .unwrap_or_else(|| LIST_PATH.to_owned())
-}
-
-/// A path of this site (the sign-in page included, unlike where sign-in
-/// may lead): never `//host` or `/\host`, which browsers read as another host.
-fn on_this_site(path: &str) -> bool {
-    path.starts_with('/')
-        && !path.starts_with("//")
-        && !path.starts_with("/\\")
-        && path.len() <= 2048
-        && path.bytes().all(|b| b.is_ascii_graphic() && b != b'\\')
 }
 
 /// `GET /settings`.
