@@ -21,7 +21,7 @@ use super::paths::{details_path, logs_path, LIST_PATH};
 use super::replay::range_request;
 use super::session::Session;
 use super::state::{UiState, WebhookPath};
-use super::submission::{self, Begun, Submission};
+use super::submission::{self, Begun, ResultQuery, Submission};
 use crate::api::auth::CurrentUser;
 use crate::api::deliveries;
 use crate::api::quotas::{Work, BULK_RETRIES_PER_USER};
@@ -136,11 +136,6 @@ fn test_path(id: i64) -> String {
     format!("/webhook/{id}/test")
 }
 
-#[derive(Debug, Deserialize)]
-pub(crate) struct ResultQuery {
-    form: Option<String>,
-}
-
 /// `GET /webhook/{id}/test?form=KEY`: the answer of this session's test
 /// submission `KEY`; anything else goes back to the webhook.
 pub(crate) async fn show_test_result(
@@ -149,10 +144,9 @@ pub(crate) async fn show_test_result(
     WebhookPath(id): WebhookPath,
     Query(query): Query<ResultQuery>,
 ) -> Result<Response, UiError> {
-    let kept = match query.form.as_deref() {
-        Some(key) => submission::result::<TestView>(&state.pool, &session.id_hash, key).await?,
-        None => None,
-    };
+    let kept = query
+        .kept::<TestView>(&state.pool, &session.id_hash)
+        .await?;
     Ok(match kept {
         Some(view) => test_result_page(&session, id, &view).into_response(),
         None => Redirect::to(&details_path(id)).into_response(),

@@ -20,7 +20,7 @@ use super::layout::{page, time_el};
 use super::paths::details_path;
 use super::session::Session;
 use super::state::{UiState, WebhookPath};
-use super::submission::{self, Begun};
+use super::submission::{self, Begun, ResultQuery};
 use crate::api::auth::CurrentUser;
 use crate::api::deliveries::RetryRequest;
 use crate::api::replay::{self, ReplayRequest, ReplayResult};
@@ -163,11 +163,6 @@ pub(crate) async fn replay_events(
         .await
 }
 
-#[derive(Debug, Deserialize)]
-pub(crate) struct ResultQuery {
-    form: Option<String>,
-}
-
 /// `GET /webhook/{id}/replay?form=KEY`: what this session's replay `KEY`
 /// sent; anything else goes back to the webhook.
 pub(crate) async fn show_replay_result(
@@ -176,10 +171,9 @@ pub(crate) async fn show_replay_result(
     WebhookPath(id): WebhookPath,
     Query(query): Query<ResultQuery>,
 ) -> Result<Response, UiError> {
-    let kept = match query.form.as_deref() {
-        Some(key) => submission::result::<ReplayView>(&state.pool, &session.id_hash, key).await?,
-        None => None,
-    };
+    let kept = query
+        .kept::<ReplayView>(&state.pool, &session.id_hash)
+        .await?;
     let Some(view) = kept else {
         return Ok(Redirect::to(&details_path(id)).into_response());
     };

@@ -144,12 +144,24 @@ impl Submission {
     }
 }
 
-/// What submission `key` of this session kept for its result page.
-pub(crate) async fn result<R: serde::de::DeserializeOwned>(
-    pool: &PgPool,
-    session_hash: &[u8],
-    key: &str,
-) -> Result<Option<R>, UiError> {
-    let kept = ui_submissions::submission_result(pool, session_hash, key).await?;
-    Ok(kept.and_then(|value| serde_json::from_value(value).ok()))
+/// The `?form=KEY` of a result page (`/webhook/{id}/test`, `…/replay`).
+#[derive(Debug, serde::Deserialize)]
+pub(crate) struct ResultQuery {
+    form: Option<String>,
+}
+
+impl ResultQuery {
+    /// What this session's submission `KEY` kept for its result page; `None`
+    /// without a key, for another session's or an unknown one.
+    pub(crate) async fn kept<R: serde::de::DeserializeOwned>(
+        &self,
+        pool: &PgPool,
+        session_hash: &[u8],
+    ) -> Result<Option<R>, UiError> {
+        let Some(key) = self.form.as_deref() else {
+            return Ok(None);
+        };
+        let kept = ui_submissions::submission_result(pool, session_hash, key).await?;
+        Ok(kept.and_then(|value| serde_json::from_value(value).ok()))
+    }
 }
