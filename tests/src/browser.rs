@@ -51,6 +51,16 @@ impl Browser {
     /// A browser asking for `languages` and living in time zone `tz` (an
     /// IANA name, as `Intl` reports it to pages), or the machine's.
     pub async fn start_with(languages: &str, tz: Option<&str>) -> Browser {
+        Browser::launch(languages, tz, true).await
+    }
+
+    /// An English browser with JavaScript switched off by its content
+    /// settings: what a user without the script gets.
+    pub async fn start_without_script() -> Browser {
+        Browser::launch("en-US", None, false).await
+    }
+
+    async fn launch(languages: &str, tz: Option<&str>, script: bool) -> Browser {
         let missing = "is not installed: run scripts/ensure-browser.sh \
                        (apt-get install chromium chromium-driver)";
         let chromium = which("chromium").unwrap_or_else(|| panic!("chromium {missing}"));
@@ -80,6 +90,10 @@ impl Browser {
         })
         .await;
         let profile = std::env::temp_dir().join(format!("webhookd-ui-{}", uuid::Uuid::new_v4()));
+        let mut prefs = json!({ "intl.accept_languages": languages });
+        if !script {
+            prefs["profile.managed_default_content_settings.javascript"] = json!(2);
+        }
         let mut capabilities = Capabilities::new();
         capabilities.insert("browserName".into(), json!("chrome"));
         capabilities.insert(
@@ -95,7 +109,7 @@ impl Browser {
                     format!("--window-size={},{}", DESKTOP.0, DESKTOP.1),
                     format!("--lang={languages}"),
                 ],
-                "prefs": { "intl.accept_languages": languages },
+                "prefs": prefs,
             }),
         );
         let client = ClientBuilder::new(HttpConnector::new())

@@ -5,99 +5,16 @@
 //! left in place).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
-use std::process::Stdio;
-
-use fantoccini::wd::Capabilities;
-use fantoccini::{Client, ClientBuilder, Locator};
-use hyper_util::client::legacy::connect::HttpConnector;
+use fantoccini::Locator;
 use reqwest::{Method, StatusCode};
 use serde_json::json;
-use tokio::process::{Child, Command};
-use webhookd_e2e::browser::{Browser, DESKTOP, WAIT};
+use webhookd_e2e::browser::{Browser, WAIT};
 use webhookd_e2e::{eventually, TestApp};
 
 fn telegram_template() -> &'static str {
     webhookd_events::find_preset("telegram")
         .and_then(|p| p.template)
         .unwrap()
-}
-
-/// Chromium with JavaScript switched off by its content settings: what a
-/// user without the script gets.
-struct NoScriptBrowser {
-    client: Client,
-    _driver: Child,
-    profile: PathBuf,
-}
-
-impl NoScriptBrowser {
-    async fn start() -> NoScriptBrowser {
-        let port = {
-            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            listener.local_addr().unwrap().port()
-        };
-        let driver = Command::new("chromedriver")
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("chromedriver (scripts/ensure-browser.sh)");
-        let webdriver = format!("http://127.0.0.1:{port}");
-        let http = reqwest::Client::new();
-        eventually(WAIT, "chromedriver to answer", || async {
-            let status = http.get(format!("{webdriver}/status")).send().await;
-            status.ok().filter(|r| r.status().is_success()).map(|_| ())
-        })
-        .await;
-        let profile =
-            std::env::temp_dir().join(format!("webhookd-noscript-{}", uuid::Uuid::new_v4()));
-        let mut capabilities = Capabilities::new();
-        capabilities.insert("browserName".into(), json!("chrome"));
-        capabilities.insert(
-            "goog:chromeOptions".into(),
-            json!({
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu",
-                    "--disable-background-networking", "--disable-component-update",
-                    "--disable-sync", "--no-first-run", "--disable-quic",
-                    "--disable-dev-shm-usage",
-                    format!("--user-data-dir={}", profile.display()),
-                    format!("--window-size={},{}", DESKTOP.0, DESKTOP.1),
-                    "--lang=en-US",
-                ],
-                "prefs": {
-                    "intl.accept_languages": "en-US",
-                    "profile.managed_default_content_settings.javascript": 2,
-                },
-            }),
-        );
-        let client = ClientBuilder::new(HttpConnector::new())
-            .capabilities(capabilities)
-            .connect(&webdriver)
-            .await
-            .expect("Chromium through chromedriver");
-        NoScriptBrowser {
-            client,
-            _driver: driver,
-            profile,
-        }
-    }
-
-    async fn find(&self, css: &str) -> fantoccini::elements::Element {
-        self.client
-            .wait()
-            .at_most(WAIT)
-            .for_element(Locator::Css(css))
-            .await
-            .unwrap_or_else(|e| panic!("no `{css}`: {e}"))
-    }
-
-    async fn close(self) {
-        self.client.close().await.unwrap();
-        let _ = std::fs::remove_dir_all(&self.profile);
-    }
 }
 
 async fn selected_preset(browser: &Browser) -> (String, String) {
@@ -149,7 +66,7 @@ async fn editing_a_telegram_webhook_shows_telegram_not_slack() {
 async fn without_javascript_apply_preset_and_update_preview_post_the_form_with_empty_fields() {
     let app = TestApp::spawn().await;
     let (_, token) = app.create_user("Alice", Some(7), false).await;
-    let browser = NoScriptBrowser::start().await;
+    let browser = Browser::start_without_script().await;
     browser.client.goto(&app.url("/login")).await.unwrap();
     browser
         .find("#token")
