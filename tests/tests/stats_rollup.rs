@@ -36,6 +36,14 @@ async fn seed(pool: &PgPool, hours: i32) -> Vec<i64> {
     .fetch_all(pool)
     .await
     .unwrap();
+    sqlx::query(
+        "SELECT webhook_logs_ensure_partitions(
+                    (now() - make_interval(hours => $1))::date - 1, now()::date + 1)",
+    )
+    .bind(hours)
+    .execute(pool)
+    .await
+    .unwrap();
     // Deterministic but irregular: response times from 0 ms to 30 s, about
     // one attempt in nine without a response, one in five failed.
     sqlx::query(
@@ -412,6 +420,7 @@ async fn a_deleted_webhook_takes_its_summaries_along() {
     let db = TestDb::create().await;
     let ids = seed(&db.pool, 60).await;
     roll_up(&db.pool, Duration::zero(), 24).await.unwrap();
+    assert_eq!(windows(&db.pool).await.len(), 2);
     let held: i64 =
         sqlx::query_scalar("SELECT count(*) FROM webhook_stats_hourly WHERE webhook_id = $1")
             .bind(ids[0])
@@ -442,16 +451,27 @@ async fn a_deleted_webhook_takes_its_summaries_along() {
     assert!(all
         .iter()
         .all(|s| s.webhooks.iter().all(|w| w.webhook_id != ids[0])));
+    // The windows summarised with it went; the next pass summarises them
+    // without it.
+    assert_eq!(windows(&db.pool).await, vec![]);
+    roll_up(&db.pool, Duration::zero(), 24).await.unwrap();
+    assert_eq!(windows(&db.pool).await.len(), 2);
+    let all = check_all(&db.pool, now).await;
+    assert!(all
+        .iter()
+        .all(|s| s.webhooks.iter().all(|w| w.webhook_id != ids[0])));
     db.drop_database().await;
 }
 
 #[tokio::test]
 async fn retention_removes_the_summaries_of_the_days_it_drops() {
     let db = TestDb::create().await;
-    // Five days of attempts: with three days kept, the days whose end is
-    // more than three days ago go, logs and summaries alike.
-    seed(&db.pool, 5 * 24).await;
+    // Eight days of attempts: with three days kept, the days whose end is
+    // more than three days ago go, logs and summaries alike, and the
+    // week's windows summarised ahead with them.
+    seed(&db.pool, 8 * 24).await;
     roll_up(&db.pool, Duration::zero(), 24).await.unwrap();
+    assert_eq!(windows(&db.pool).await.len(), 4);
     let deleted = webhookd_store::retention::purge(&db.pool, 4242, 3, 50)
         .await
         .unwrap();
@@ -466,5 +486,101 @@ async fn retention_removes_the_summaries_of_the_days_it_drops() {
     .await
     .unwrap();
     assert_eq!(summaries, logs);
+    let kept: Vec<i32> = windows(&db.pool).await.into_iter().map(|w| w.0).collect();
+    assert_eq!(kept, vec![22, 23]);
+    roll_up(&db.pool, Duration::zero(), 24).await.unwrap();
+    assert_eq!(windows(&db.pool).await.len(), 4);
+    let now: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    check_all(&db.pool, now).await;
+    db.drop_database().await;
+}
+
+async fn windows(pool: &PgPool) -> Vec<(i32, DateTime<Utc>)> {
+    sqlx::query_as("SELECT hours, until FROM stats_windows ORDER BY hours")
+        .fetch_all(pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_offered_windows_are_summarised_ahead_and_read_from_their_summaries() {
+    let db = TestDb::create().await;
+    let ids = seed(&db.pool, 8 * 24).await;
+    let now: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    let current_hour = now.duration_trunc(Duration::hours(1)).unwrap();
+    let live = check_all(&db.pool, now).await;
+
+    // The newest complete hour not rolled up yet (the first minutes of an
+    // hour): the windows one hour shorter serve the periods.
+    roll_up(&db.pool, hours(1), 24).await.unwrap();
+    let until = current_hour - hours(1);
+    assert_eq!(
+        windows(&db.pool).await,
+        vec![(22, until), (23, until), (166, until), (167, until)]
+    );
+    assert_eq!(check_all(&db.pool, now).await, live);
+
+    // Caught up: the windows of the new end replace the old ones.
+    roll_up(&db.pool, Duration::zero(), 24).await.unwrap();
+    assert_eq!(
+        windows(&db.pool).await,
+        vec![
+            (22, current_hour),
+            (23, current_hour),
+            (166, current_hour),
+            (167, current_hour)
+        ]
+    );
+    let summarised = check_all(&db.pool, now).await;
+    assert_eq!(summarised, live);
+    let stale: i64 = sqlx::query_scalar(
+        "SELECT (SELECT count(*) FROM webhook_stats_window WHERE until <> $1)
+              + (SELECT count(*) FROM user_stats_window WHERE until <> $1)",
+    )
+    .bind(current_hour)
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(stale, 0);
+
+    // The periods are read from the windows' rows: a change there shows.
+    sqlx::query("UPDATE webhook_stats_window SET attempts = attempts + 1000 WHERE webhook_id = $1")
+        .bind(ids[0])
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE user_stats_window SET successes = successes + 1000 WHERE user_id = $1")
+        .bind(BOB)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    for hours in [24, 168] {
+        let read = load_stats(&db.pool, Scope::All, hours, now).await.unwrap();
+        let exact = exact(&db.pool, Scope::All, read.from).await;
+        let webhook = |stats: &BTreeMap<i64, Summary>| stats[&ids[0]].attempts;
+        let read_webhooks: BTreeMap<i64, Summary> = read
+            .webhooks
+            .iter()
+            .map(|w| (w.webhook_id, w.summary.clone()))
+            .collect();
+        assert_eq!(webhook(&read_webhooks), webhook(&exact.webhooks) + 1000);
+        assert!(read.total.successes >= exact.total.unwrap().successes + 1000);
+    }
+    // Without their row in `stats_windows`, the other levels answer.
+    sqlx::query("DELETE FROM stats_windows")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(check_all(&db.pool, now).await, live);
+    // The next pass summarises them again, from the levels.
+    roll_up(&db.pool, Duration::zero(), 24).await.unwrap();
+    assert_eq!(windows(&db.pool).await.len(), 4);
+    assert_eq!(check_all(&db.pool, now).await, live);
     db.drop_database().await;
 }

@@ -25,6 +25,7 @@ pub mod retention;
 pub mod secrets_at_rest;
 pub mod stats;
 pub mod stats_rollup;
+pub mod stats_windows;
 pub mod test_deliveries;
 pub mod ui_sessions;
 pub mod ui_submissions;

@@ -55,6 +55,30 @@ fn upper(bucket: usize) -> f64 {
     }
 }
 
+/// The statement merging summary rows: `source` selects `keys` (a column
+/// list) and `attempts, successes, buckets, counts`; the result has one row
+/// per distinct `keys`, counts summed and histograms merged bucket by
+/// bucket.
+pub(crate) fn merged_sql(keys: &str, source: &str) -> String {
+    format!(
+        "WITH src AS ({source}),
+         totals AS (
+             SELECT {keys}, sum(attempts)::int4 AS attempts, sum(successes)::int4 AS successes
+             FROM src GROUP BY {keys}),
+         cells AS (
+             SELECT {keys}, u.bucket, sum(u.n)::int4 AS n
+             FROM src, unnest(src.buckets, src.counts) AS u(bucket, n)
+             GROUP BY {keys}, u.bucket),
+         histograms AS (
+             SELECT {keys}, array_agg(bucket ORDER BY bucket) AS buckets,
+                    array_agg(n ORDER BY bucket) AS counts
+             FROM cells GROUP BY {keys})
+         SELECT {keys}, t.attempts, t.successes,
+                COALESCE(h.buckets, '{{}}') AS buckets, COALESCE(h.counts, '{{}}') AS counts
+         FROM totals t LEFT JOIN histograms h USING ({keys})"
+    )
+}
+
 /// Counts per bucket; merged from the stored rows' sparse form.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Histogram {

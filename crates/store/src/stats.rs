@@ -2,7 +2,10 @@
 //! response-time percentiles per webhook and per event.
 //!
 //! The window's hours that are rolled up (`stats_rollup`) are read from
-//! their summaries, at the coarsest level that answers each part: the
+//! their summaries. When those hours are a window summarised ahead
+//! (`stats_windows`: the offered periods, normally), from its rows (one per
+//! webhook, one per owner and event) and the hourly series' counts.
+//! Otherwise at the coarsest level that answers each part: the
 //! hourly series, the total and the per-event summaries from
 //! `user_stats_hourly` (per owner, hour and event), the per-webhook
 //! summaries from `webhook_stats_daily` for the window's UTC days held from
@@ -23,10 +26,12 @@ use sqlx::PgPool;
 
 use crate::response_histogram::{self, Histogram};
 use crate::stats_rollup::{self, day_ceil, day_floor, RolledRange};
+use crate::stats_windows;
 use crate::webhooks::Scope;
 use crate::StorageError;
 
 pub use crate::response_histogram::RELATIVE_ERROR;
+pub use crate::stats_windows::PERIOD_HOURS;
 
 /// Attempts in one hour, by outcome.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,16 +118,14 @@ pub async fn load_stats(
         .execute(&mut *tx)
         .await?;
     let rolled = stats_rollup::rolled_range(&mut *tx).await?;
+    let parts = parts(from, rolled);
+    let summarised = match parts.iter().find_map(Part::rolled) {
+        Some((start, end)) => stats_windows::is_summarised(&mut tx, start, end).await?,
+        None => false,
+    };
     let mut rows = Vec::new();
-    for (source, start, end) in reads(parts(from, rolled), rolled) {
-        let sql = match source {
-            Source::Live => live_sql(scope),
-            Source::Owners => owners_sql(scope),
-            Source::Days => rolled_sql(scope, "webhook_stats_daily", "day", "''::text"),
-            Source::Hours | Source::HoursOut => {
-                rolled_sql(scope, "webhook_stats_hourly", "hour", "r.event")
-            }
-        };
+    for (source, start, end) in reads(parts, rolled, summarised) {
+        let sql = source.sql(scope);
         let mut query = sqlx::query_as::<_, Row>(&sql)
             .bind(response_histogram::bounds())
             .bind(start)
@@ -175,6 +178,15 @@ enum Part {
     },
 }
 
+impl Part {
+    fn rolled(&self) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
+        match *self {
+            Part::Rolled { start, end } => Some((start, end)),
+            Part::Live { .. } => None,
+        }
+    }
+}
+
 /// The window from `from` on, cut into the hours rolled up and those that
 /// are not (before the range, when the backfill has not reached them yet,
 /// and after it).
@@ -221,13 +233,23 @@ enum Source {
     /// `webhook_stats_hourly`: hours of a day read from the day level that
     /// precede the window, taken out of the per-webhook summaries.
     HoursOut,
+    /// `user_stats_hourly`'s counts only: the hourly series of a window
+    /// summarised ahead.
+    Series,
+    /// `user_stats_window`: the total and events of a window summarised ahead.
+    OwnersWindow,
+    /// `webhook_stats_window`: the per-webhook summaries of a window
+    /// summarised ahead.
+    WebhooksWindow,
 }
 
 /// Which figures a row counts in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Counts {
-    /// The hourly series, the total and the per-event summaries.
-    overall: bool,
+    /// The hourly series.
+    series: bool,
+    /// The total and the per-event summaries.
+    summaries: bool,
     /// The per-webhook summaries.
     webhooks: bool,
     /// Taken out instead of added.
@@ -237,9 +259,34 @@ struct Counts {
 impl Source {
     fn counts(self) -> Counts {
         Counts {
-            overall: matches!(self, Source::Live | Source::Owners),
-            webhooks: !matches!(self, Source::Owners),
+            series: matches!(self, Source::Live | Source::Owners | Source::Series),
+            summaries: matches!(self, Source::Live | Source::Owners | Source::OwnersWindow),
+            webhooks: matches!(
+                self,
+                Source::Live
+                    | Source::Days
+                    | Source::Hours
+                    | Source::HoursOut
+                    | Source::WebhooksWindow
+            ),
             out: self == Source::HoursOut,
+        }
+    }
+
+    /// The statement reading this source's rows: `$1` the bucket bounds
+    /// (unused by the summaries, so every read binds alike), `$2`..`$3`
+    /// the part of the window, `$4` the owner for [`Scope::User`].
+    fn sql(self, scope: Scope) -> String {
+        match self {
+            Source::Live => live_sql(scope),
+            Source::Owners => owners_sql(scope),
+            Source::Days => rolled_sql(scope, "webhook_stats_daily", "day", "''::text"),
+            Source::Hours | Source::HoursOut => {
+                rolled_sql(scope, "webhook_stats_hourly", "hour", "r.event")
+            }
+            Source::Series => series_sql(scope),
+            Source::OwnersWindow => owners_window_sql(scope),
+            Source::WebhooksWindow => webhooks_window_sql(scope),
         }
     }
 }
@@ -251,14 +298,22 @@ impl Source {
 /// rolled part does: see `stats_rollup`), and for the hours before the
 /// first of them, whichever reads fewer hours: their hourly rows, or the
 /// row of their day minus the hourly rows of the day's hours before them.
+/// With `summarised`, the rolled part is a window summarised ahead
+/// (`stats_windows`), read from its rows and the hourly series.
 fn reads(
     parts: Vec<Part>,
     rolled: Option<RolledRange>,
+    summarised: bool,
 ) -> Vec<(Source, DateTime<Utc>, Option<DateTime<Utc>>)> {
     let mut reads = Vec::new();
     for part in parts {
         match part {
             Part::Live { start, end } => reads.push((Source::Live, start, end)),
+            Part::Rolled { start, end } if summarised => {
+                for source in [Source::Series, Source::OwnersWindow, Source::WebhooksWindow] {
+                    reads.push((source, start, Some(end)));
+                }
+            }
             Part::Rolled { start, end } => {
                 reads.push((Source::Owners, start, Some(end)));
                 let first_day = day_ceil(start);
@@ -295,6 +350,60 @@ fn owners_sql(scope: Scope) -> String {
                 r.buckets, r.counts
          FROM user_stats_hourly r
          WHERE $1::int4[] IS NOT NULL AND r.hour >= $2 AND r.hour < $3 {owner}"
+    )
+}
+
+/// The hourly series of the rolled hours: counts only (the index holds
+/// them); parameters as [`owners_sql`]'s.
+fn series_sql(scope: Scope) -> String {
+    let owner = match scope {
+        Scope::User(_) => "AND r.user_id = $4",
+        Scope::All => "",
+    };
+    format!(
+        "SELECT 0::int8 AS webhook_id, r.hour, ''::text AS event,
+                sum(r.attempts)::int4 AS attempts, sum(r.successes)::int4 AS successes,
+                '{{}}'::int2[] AS buckets, '{{}}'::int4[] AS counts
+         FROM user_stats_hourly r
+         WHERE $1::int4[] IS NOT NULL AND r.hour >= $2 AND r.hour < $3 {owner}
+         GROUP BY r.hour"
+    )
+}
+
+/// The condition selecting the window `$2`..`$3`'s rows of `r`.
+const WINDOW: &str = "r.until = $3
+    AND r.hours = (extract(epoch FROM $3::timestamptz - $2::timestamptz) / 3600)::int4";
+
+/// The per-owner and event summaries of the window summarised ahead;
+/// parameters as [`owners_sql`]'s.
+fn owners_window_sql(scope: Scope) -> String {
+    let owner = match scope {
+        Scope::User(_) => "AND r.user_id = $4",
+        Scope::All => "",
+    };
+    format!(
+        "SELECT 0::int8 AS webhook_id, r.until AS hour, r.event, r.attempts, r.successes,
+                r.buckets, r.counts
+         FROM user_stats_window r
+         WHERE $1::int4[] IS NOT NULL AND {WINDOW} {owner}"
+    )
+}
+
+/// The per-webhook summaries of the window summarised ahead; parameters as
+/// [`owners_sql`]'s.
+fn webhooks_window_sql(scope: Scope) -> String {
+    let (join, owner) = match scope {
+        Scope::User(_) => (
+            "JOIN webhooks w ON w.id = r.webhook_id",
+            "AND w.user_id = $4",
+        ),
+        Scope::All => ("", ""),
+    };
+    format!(
+        "SELECT r.webhook_id, r.until AS hour, ''::text AS event, r.attempts, r.successes,
+                r.buckets, r.counts
+         FROM webhook_stats_window r {join}
+         WHERE $1::int4[] IS NOT NULL AND {WINDOW} {owner}"
     )
 }
 
@@ -397,13 +506,15 @@ fn assemble(
                 tally.add(&row);
             }
         }
-        if !counts.overall {
-            continue;
+        if counts.series {
+            let index = (row.hour - from).num_hours();
+            if let Some(slot) = usize::try_from(index).ok().and_then(|i| hourly.get_mut(i)) {
+                slot.successes += i64::from(row.successes);
+                slot.failures += i64::from(row.attempts - row.successes);
+            }
         }
-        let index = (row.hour - from).num_hours();
-        if let Some(slot) = usize::try_from(index).ok().and_then(|i| hourly.get_mut(i)) {
-            slot.successes += i64::from(row.successes);
-            slot.failures += i64::from(row.attempts - row.successes);
+        if !counts.summaries {
+            continue;
         }
         total.add(&row);
         match events.get_mut(&row.event) {
@@ -496,6 +607,7 @@ mod tests {
                 },
             ],
             range,
+            false,
         );
         assert_eq!(
             reads,
@@ -514,6 +626,7 @@ mod tests {
                 end: at(77),
             }],
             range,
+            false,
         );
         assert_eq!(
             late_start,
@@ -523,12 +636,36 @@ mod tests {
                 (Source::HoursOut, at(24), Some(at(26))),
             ]
         );
+        let summarised = super::reads(
+            vec![
+                Part::Rolled {
+                    start: at(14),
+                    end: at(77),
+                },
+                Part::Live {
+                    start: at(77),
+                    end: None,
+                },
+            ],
+            range,
+            true,
+        );
+        assert_eq!(
+            summarised,
+            vec![
+                (Source::Series, at(14), Some(at(77))),
+                (Source::OwnersWindow, at(14), Some(at(77))),
+                (Source::WebhooksWindow, at(14), Some(at(77))),
+                (Source::Live, at(77), None),
+            ]
+        );
         let within_a_day = super::reads(
             vec![Part::Rolled {
                 start: at(25),
                 end: at(30),
             }],
             range,
+            false,
         );
         assert_eq!(
             within_a_day,
@@ -543,6 +680,7 @@ mod tests {
                 end: at(30),
             }],
             range,
+            false,
         );
         assert_eq!(
             from_midnight,

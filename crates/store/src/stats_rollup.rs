@@ -23,7 +23,8 @@
 use chrono::{DateTime, Duration, DurationRound, TimeDelta, Utc};
 use sqlx::PgPool;
 
-use crate::{advisory, response_histogram};
+use crate::response_histogram::{self, merged_sql};
+use crate::{advisory, stats_windows};
 
 /// The advisory lock a rollup pass holds (transaction scoped). Public so
 /// tests and operators (`pg_locks`) can recognise it.
@@ -59,30 +60,6 @@ pub(crate) fn summary_sql(condition: &str) -> String {
     )
 }
 
-/// The statement merging summary rows: `source` selects `keys` (a column
-/// list) and `attempts, successes, buckets, counts`; the result has one row
-/// per distinct `keys`, counts summed and histograms merged bucket by
-/// bucket.
-pub(crate) fn merged_sql(keys: &str, source: &str) -> String {
-    format!(
-        "WITH src AS ({source}),
-         totals AS (
-             SELECT {keys}, sum(attempts)::int4 AS attempts, sum(successes)::int4 AS successes
-             FROM src GROUP BY {keys}),
-         cells AS (
-             SELECT {keys}, u.bucket, sum(u.n)::int4 AS n
-             FROM src, unnest(src.buckets, src.counts) AS u(bucket, n)
-             GROUP BY {keys}, u.bucket),
-         histograms AS (
-             SELECT {keys}, array_agg(bucket ORDER BY bucket) AS buckets,
-                    array_agg(n ORDER BY bucket) AS counts
-             FROM cells GROUP BY {keys})
-         SELECT {keys}, t.attempts, t.successes,
-                COALESCE(h.buckets, '{{}}') AS buckets, COALESCE(h.counts, '{{}}') AS counts
-         FROM totals t LEFT JOIN histograms h USING ({keys})"
-    )
-}
-
 /// The UTC day starting at or after `at`.
 pub(crate) fn day_ceil(at: DateTime<Utc>) -> DateTime<Utc> {
     let floor = day_floor(at);
@@ -105,6 +82,8 @@ pub struct Rolled {
     pub hours: i64,
     /// `webhook_stats_hourly` rows written.
     pub rows: u64,
+    /// Offered windows summarised ahead (`stats_windows`).
+    pub windows: u64,
     /// Another session held the lock: nothing was done.
     pub skipped: bool,
 }
@@ -149,7 +128,10 @@ pub async fn roll_up(
                 rolled.skipped = rolled.hours == 0;
                 return Ok(rolled);
             }
-            Chunk::Done => return Ok(rolled),
+            Chunk::Done { windows } => {
+                rolled.windows = windows;
+                return Ok(rolled);
+            }
             Chunk::Rolled { hours, rows } => {
                 rolled.hours += hours;
                 rolled.rows += rows;
@@ -160,7 +142,7 @@ pub async fn roll_up(
 
 enum Chunk {
     Busy,
-    Done,
+    Done { windows: u64 },
     Rolled { hours: i64, rows: u64 },
 }
 
@@ -205,8 +187,10 @@ async fn roll_chunk(
     } else if let Some(oldest) = oldest.filter(|oldest| *oldest < from) {
         ((from - chunk).max(oldest), from, "rolled_from")
     } else {
-        tx.rollback().await?;
-        return Ok(Chunk::Done);
+        // Caught up: the offered windows ending where the range does.
+        let windows = stats_windows::refresh(&mut tx, from, until).await?;
+        tx.commit().await?;
+        return Ok(Chunk::Done { windows });
     };
     let summary = summary_sql("l.created_at >= $2 AND l.created_at < $3");
     let rows = sqlx::query(&format!(
@@ -325,5 +309,6 @@ pub(crate) async fn delete_expired(
             }
         }
     }
+    stats_windows::forget_expired(&mut *conn, logs_days).await?;
     Ok(total)
 }

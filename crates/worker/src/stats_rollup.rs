@@ -46,6 +46,7 @@ async fn pass(pool: &PgPool, metrics: &Metrics) -> Result<(), sqlx::Error> {
     StatsRolledUp {
         hours: rolled.hours,
         rows: rolled.rows,
+        windows: rolled.windows,
         lag_secs: stats_rollup::lag(pool).await?,
     }
     .emit(metrics);

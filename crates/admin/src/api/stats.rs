@@ -13,7 +13,7 @@ use super::auth::CurrentUser;
 use super::error::{ApiError, ErrorBody};
 use super::query::QueryParams;
 use super::state::ApiState;
-use webhookd_store::stats::{load_stats, Stats, Summary};
+use webhookd_store::stats::{load_stats, Stats, Summary, PERIOD_HOURS};
 use webhookd_store::webhooks::Scope;
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -89,8 +89,9 @@ impl From<Summary> for SummaryView {
     }
 }
 
-/// The periods offered, and their length in hours.
-const PERIODS: &[(&str, u32)] = &[("24h", 24), ("7d", 7 * 24)];
+/// The periods offered, and their length in hours (those the store
+/// summarises ahead).
+const PERIODS: &[(&str, u32)] = &[("24h", PERIOD_HOURS[0]), ("7d", PERIOD_HOURS[1])];
 
 /// Statistics of the caller's webhooks (admins: everyone's, or one user's
 /// with `user_id`).

@@ -15,15 +15,15 @@ use super::list::{chosen_scope, user_filter};
 use super::paths::details_path;
 use super::session::Session;
 use super::state::UiState;
-use webhookd_store::stats::{load_stats, Summary};
+use webhookd_store::stats::{load_stats, Summary, PERIOD_HOURS};
 use webhookd_store::users::list_users;
 
 pub(crate) const STATS_PATH: &str = "/webhook/stats";
 
 /// The periods offered: query value, length in hours, message id.
 const PERIODS: &[(&str, u32, &str)] = &[
-    ("24h", 24, "stats-period-24h"),
-    ("7d", 7 * 24, "stats-period-7d"),
+    ("24h", PERIOD_HOURS[0], "stats-period-24h"),
+    ("7d", PERIOD_HOURS[1], "stats-period-7d"),
 ];
 
 #[derive(Debug, Default, Deserialize)]

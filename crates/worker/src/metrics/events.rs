@@ -378,6 +378,7 @@ impl Purged {
 pub(crate) struct StatsRolledUp {
     pub(crate) hours: i64,
     pub(crate) rows: u64,
+    pub(crate) windows: u64,
     pub(crate) lag_secs: Option<f64>,
 }
 
@@ -386,11 +387,12 @@ impl StatsRolledUp {
         if let Some(lag) = self.lag_secs {
             metrics.stats_rollup_lag.set(lag);
         }
-        if self.hours > 0 {
+        if self.hours > 0 || self.windows > 0 {
             info!(
                 hours = self.hours,
                 rows = self.rows,
-                "statistics: hours rolled up"
+                windows = self.windows,
+                "statistics rolled up"
             );
         }
     }
