@@ -150,23 +150,26 @@ pub async fn list_deliveries(
 /// `s.status = status` of [`list_deliveries`] on the stored columns: an
 /// event in a batch shows its batch's status (`failed` once the batch is
 /// gone), a `collecting` or `queued` one shows `pending`, any other its own.
-/// Not succeeded is written out for the states that imply it, so the plan
-/// walks the small `deliveries_webhook_unsucceeded` index.
+/// The stored states that can show `status` come first, as a list: it
+/// matches a partial index for `failed` and `pending` (migration 0025) and
+/// the planner estimates it well. The batch's part is a second condition
+/// that only a batched row can fail, so the estimate stays that of the list
+/// (written as one `OR` of both cases, the two were multiplied as if
+/// independent, and the plan read and sorted a busy webhook's every failed
+/// delivery).
 fn status_condition(status: DeliveryStatus) -> &'static str {
     match status {
         DeliveryStatus::Succeeded => {
-            " AND (d.status = 'succeeded'
-                   OR (d.status = 'batched' AND COALESCE(b.status, 'failed') = 'succeeded'))"
+            " AND d.status IN ('succeeded', 'batched')
+              AND (d.status <> 'batched' OR COALESCE(b.status, 'failed') = 'succeeded')"
         }
         DeliveryStatus::Failed => {
-            " AND d.status <> 'succeeded'
-              AND (d.status = 'failed'
-                   OR (d.status = 'batched' AND COALESCE(b.status, 'failed') = 'failed'))"
+            " AND d.status IN ('failed', 'batched')
+              AND (d.status <> 'batched' OR COALESCE(b.status, 'failed') = 'failed')"
         }
         DeliveryStatus::Pending => {
-            " AND d.status <> 'succeeded'
-              AND (d.status IN ('pending', 'collecting', 'queued')
-                   OR (d.status = 'batched' AND COALESCE(b.status, 'failed') = 'pending'))"
+            " AND d.status IN ('pending', 'collecting', 'queued', 'batched')
+              AND (d.status <> 'batched' OR COALESCE(b.status, 'failed') = 'pending')"
         }
     }
 }
