@@ -584,3 +584,74 @@ async fn the_offered_windows_are_summarised_ahead_and_read_from_their_summaries(
     assert_eq!(check_all(&db.pool, now).await, live);
     db.drop_database().await;
 }
+
+#[tokio::test]
+async fn the_complete_minutes_after_the_rolled_hours_are_summarised_and_read() {
+    let db = TestDb::create().await;
+    let ids = seed(&db.pool, 10).await;
+    let now: DateTime<Utc> = sqlx::query_scalar("SELECT now()")
+        .fetch_one(&db.pool)
+        .await
+        .unwrap();
+    let live = check_all(&db.pool, now).await;
+    // A margin that makes the last complete minute half past the hour
+    // before the current one, whenever this runs.
+    let current_hour = now.duration_trunc(Duration::hours(1)).unwrap();
+    let complete = current_hour - Duration::minutes(30);
+    roll_up(&db.pool, now - complete, 24).await.unwrap();
+    let range = rolled_range(&db.pool).await.unwrap().unwrap();
+    assert_eq!(range.until, current_hour - hours(1));
+    let recent: (DateTime<Utc>, DateTime<Utc>) =
+        sqlx::query_as("SELECT rolled_until, until FROM stats_recent")
+            .fetch_one(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(recent, (range.until, complete));
+    let summarised_minutes = count(&db.pool, "SELECT count(*) FROM user_stats_recent").await;
+    assert!(summarised_minutes > 0);
+    assert_eq!(check_all(&db.pool, now).await, live);
+
+    // Reads take them from their rows: a change there shows.
+    sqlx::query("UPDATE webhook_stats_recent SET attempts = attempts + 1000 WHERE webhook_id = $1")
+        .bind(ids[0])
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    let read = load_stats(&db.pool, Scope::All, 24, now).await.unwrap();
+    let exact = exact(&db.pool, Scope::All, read.from).await;
+    let shown = read
+        .webhooks
+        .iter()
+        .find(|w| w.webhook_id == ids[0])
+        .unwrap();
+    assert_eq!(
+        shown.summary.attempts,
+        exact.webhooks[&ids[0]].attempts + 1000
+    );
+
+    // A deleted webhook's share is in its owner's rows: they stop being
+    // read, and the next pass summarises the minutes without it.
+    sqlx::query("DELETE FROM webhooks WHERE id = $1")
+        .bind(ids[2])
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    assert_eq!(
+        count(&db.pool, "SELECT count(*) FROM stats_recent").await,
+        0
+    );
+    let without = check_all(&db.pool, now).await;
+    roll_up(&db.pool, now - complete, 24).await.unwrap();
+    assert_eq!(
+        count(&db.pool, "SELECT count(*) FROM stats_recent").await,
+        1
+    );
+    let bobs = count(
+        &db.pool,
+        "SELECT count(*) FROM user_stats_recent WHERE user_id = 8",
+    )
+    .await;
+    assert_eq!(bobs, 0);
+    assert_eq!(check_all(&db.pool, now).await, without);
+    db.drop_database().await;
+}

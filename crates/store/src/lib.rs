@@ -25,7 +25,6 @@ pub mod retention;
 pub mod secrets_at_rest;
 pub mod stats;
 pub mod stats_rollup;
-pub mod stats_windows;
 pub mod test_deliveries;
 pub mod ui_sessions;
 pub mod ui_submissions;
@@ -35,6 +34,8 @@ pub mod webhooks;
 
 mod advisory;
 mod connection_health;
+mod stats_recent;
+mod stats_windows;
 
 use std::str::FromStr;
 

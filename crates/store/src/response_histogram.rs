@@ -55,6 +55,64 @@ fn upper(bucket: usize) -> f64 {
     }
 }
 
+/// The statement summarising the attempts of `webhook_logs l` (joined to
+/// their webhook `w`) that satisfy `condition` into rows of
+/// `webhook_stats_hourly`'s shape: `webhook_id, hour, event, attempts,
+/// successes, buckets, counts`. `$1` is the bucket bounds
+/// ([`bounds`]); attempts without a response have no
+/// bucket. Stats reads run it over the hours not rolled up yet.
+pub(crate) fn summary_sql(condition: &str) -> String {
+    grouped_summary_sql(
+        &[
+            ("l.webhook_id", "webhook_id"),
+            ("date_trunc('hour', l.created_at, 'UTC')", "hour"),
+            ("l.event", "event"),
+        ],
+        condition,
+    )
+}
+
+/// [`summary_sql`] grouped by `keys` instead, each `(expression, name)`
+/// over `l` and `w`: the result has the names, then `attempts, successes,
+/// buckets, counts`.
+pub(crate) fn grouped_summary_sql(keys: &[(&str, &str)], condition: &str) -> String {
+    let selected = keys
+        .iter()
+        .map(|(expression, name)| format!("{expression} AS {name}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let positions = (1..=keys.len() + 1)
+        .map(|position| position.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    let names = keys
+        .iter()
+        .map(|(_, name)| format!("s.{name}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "SELECT {names},
+                sum(s.n)::int4 AS attempts, sum(s.ok)::int4 AS successes,
+                COALESCE(array_agg(s.bucket ORDER BY s.bucket)
+                         FILTER (WHERE s.bucket IS NOT NULL), '{{}}') AS buckets,
+                COALESCE(array_agg(s.n ORDER BY s.bucket)
+                         FILTER (WHERE s.bucket IS NOT NULL), '{{}}') AS counts
+         FROM (
+             SELECT {selected},
+                    CASE WHEN l.status_code IS NOT NULL
+                         THEN (width_bucket(greatest(l.response_time_ms, 0), $1::int4[]) - 1)::int2
+                    END AS bucket,
+                    count(*)::int4 AS n,
+                    count(*) FILTER (WHERE l.is_success)::int4 AS ok
+             FROM webhook_logs l
+             JOIN webhooks w ON w.id = l.webhook_id
+             WHERE {condition}
+             GROUP BY {positions}
+         ) s
+         GROUP BY {names}"
+    )
+}
+
 /// The statement merging summary rows: `source` selects `keys` (a column
 /// list) and `attempts, successes, buckets, counts`; the result has one row
 /// per distinct `keys`, counts summed and histograms merged bucket by

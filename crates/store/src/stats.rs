@@ -26,9 +26,9 @@ use sqlx::PgPool;
 
 use crate::response_histogram::{self, Histogram};
 use crate::stats_rollup::{self, day_ceil, day_floor, RolledRange};
-use crate::stats_windows;
 use crate::webhooks::Scope;
 use crate::StorageError;
+use crate::{stats_recent, stats_windows};
 
 pub use crate::response_histogram::RELATIVE_ERROR;
 pub use crate::stats_windows::PERIOD_HOURS;
@@ -118,7 +118,11 @@ pub async fn load_stats(
         .execute(&mut *tx)
         .await?;
     let rolled = stats_rollup::rolled_range(&mut *tx).await?;
-    let parts = parts(from, rolled);
+    let recent = match rolled {
+        Some(range) => stats_recent::summarised_until(&mut tx, range.until).await?,
+        None => None,
+    };
+    let parts = parts(from, rolled, recent);
     let summarised = match parts.iter().find_map(Part::rolled) {
         Some((start, end)) => stats_windows::is_summarised(&mut tx, start, end).await?,
         None => false,
@@ -171,6 +175,12 @@ enum Part {
         start: DateTime<Utc>,
         end: DateTime<Utc>,
     },
+    /// The complete minutes after the rolled range, summarised
+    /// (`stats_recent`).
+    Recent {
+        start: DateTime<Utc>,
+        end: DateTime<Utc>,
+    },
     /// `end` `None`: up to now.
     Live {
         start: DateTime<Utc>,
@@ -182,15 +192,20 @@ impl Part {
     fn rolled(&self) -> Option<(DateTime<Utc>, DateTime<Utc>)> {
         match *self {
             Part::Rolled { start, end } => Some((start, end)),
-            Part::Live { .. } => None,
+            Part::Recent { .. } | Part::Live { .. } => None,
         }
     }
 }
 
 /// The window from `from` on, cut into the hours rolled up and those that
 /// are not (before the range, when the backfill has not reached them yet,
-/// and after it).
-fn parts(from: DateTime<Utc>, rolled: Option<RolledRange>) -> Vec<Part> {
+/// and after it), the latter after the range up to `recent` (the end of the
+/// minutes summarised after it, if any) summarised.
+fn parts(
+    from: DateTime<Utc>,
+    rolled: Option<RolledRange>,
+    recent: Option<DateTime<Utc>>,
+) -> Vec<Part> {
     let Some(RolledRange {
         from: rolled_from,
         until,
@@ -212,10 +227,19 @@ fn parts(from: DateTime<Utc>, rolled: Option<RolledRange>) -> Vec<Part> {
     if start < until {
         parts.push(Part::Rolled { start, end: until });
     }
-    parts.push(Part::Live {
-        start: from.max(until),
-        end: None,
-    });
+    match recent {
+        Some(end) if from <= until && until < end => {
+            parts.push(Part::Recent { start: until, end });
+            parts.push(Part::Live {
+                start: end,
+                end: None,
+            });
+        }
+        _ => parts.push(Part::Live {
+            start: from.max(until),
+            end: None,
+        }),
+    }
     parts
 }
 
@@ -241,6 +265,11 @@ enum Source {
     /// `webhook_stats_window`: the per-webhook summaries of a window
     /// summarised ahead.
     WebhooksWindow,
+    /// `user_stats_recent`: the hourly series, total and events of the
+    /// minutes summarised after the rolled range.
+    OwnersRecent,
+    /// `webhook_stats_recent`: their per-webhook summaries.
+    WebhooksRecent,
 }
 
 /// Which figures a row counts in.
@@ -259,8 +288,14 @@ struct Counts {
 impl Source {
     fn counts(self) -> Counts {
         Counts {
-            series: matches!(self, Source::Live | Source::Owners | Source::Series),
-            summaries: matches!(self, Source::Live | Source::Owners | Source::OwnersWindow),
+            series: matches!(
+                self,
+                Source::Live | Source::Owners | Source::Series | Source::OwnersRecent
+            ),
+            summaries: matches!(
+                self,
+                Source::Live | Source::Owners | Source::OwnersWindow | Source::OwnersRecent
+            ),
             webhooks: matches!(
                 self,
                 Source::Live
@@ -268,6 +303,7 @@ impl Source {
                     | Source::Hours
                     | Source::HoursOut
                     | Source::WebhooksWindow
+                    | Source::WebhooksRecent
             ),
             out: self == Source::HoursOut,
         }
@@ -287,6 +323,8 @@ impl Source {
             Source::Series => series_sql(scope),
             Source::OwnersWindow => owners_window_sql(scope),
             Source::WebhooksWindow => webhooks_window_sql(scope),
+            Source::OwnersRecent => owners_recent_sql(scope),
+            Source::WebhooksRecent => webhooks_recent_sql(scope),
         }
     }
 }
@@ -309,6 +347,10 @@ fn reads(
     for part in parts {
         match part {
             Part::Live { start, end } => reads.push((Source::Live, start, end)),
+            Part::Recent { start, end } => {
+                reads.push((Source::OwnersRecent, start, Some(end)));
+                reads.push((Source::WebhooksRecent, start, Some(end)));
+            }
             Part::Rolled { start, end } if summarised => {
                 for source in [Source::Series, Source::OwnersWindow, Source::WebhooksWindow] {
                     reads.push((source, start, Some(end)));
@@ -407,6 +449,44 @@ fn webhooks_window_sql(scope: Scope) -> String {
     )
 }
 
+/// The condition that the minutes summarised after the rolled range are
+/// `$2`..`$3` (checked by the read as well, in the same snapshot).
+const RECENT: &str =
+    "EXISTS (SELECT 1 FROM stats_recent g WHERE g.rolled_until = $2 AND g.until = $3)";
+
+/// The per-owner, hour and event summaries of the minutes after the rolled
+/// range; parameters as [`owners_sql`]'s.
+fn owners_recent_sql(scope: Scope) -> String {
+    let owner = match scope {
+        Scope::User(_) => "AND r.user_id = $4",
+        Scope::All => "",
+    };
+    format!(
+        "SELECT 0::int8 AS webhook_id, r.hour, r.event, r.attempts, r.successes,
+                r.buckets, r.counts
+         FROM user_stats_recent r
+         WHERE $1::int4[] IS NOT NULL AND {RECENT} {owner}"
+    )
+}
+
+/// The per-webhook summaries of the minutes after the rolled range;
+/// parameters as [`owners_sql`]'s.
+fn webhooks_recent_sql(scope: Scope) -> String {
+    let (join, owner) = match scope {
+        Scope::User(_) => (
+            "JOIN webhooks w ON w.id = r.webhook_id",
+            "AND w.user_id = $4",
+        ),
+        Scope::All => ("", ""),
+    };
+    format!(
+        "SELECT r.webhook_id, $2::timestamptz AS hour, ''::text AS event, r.attempts,
+                r.successes, r.buckets, r.counts
+         FROM webhook_stats_recent r {join}
+         WHERE $1::int4[] IS NOT NULL AND {RECENT} {owner}"
+    )
+}
+
 /// The per-webhook summaries of `table` (keyed by `time`) in `$2`..`$3`;
 /// parameters as [`owners_sql`]'s.
 fn rolled_sql(scope: Scope, table: &str, time: &str, event: &str) -> String {
@@ -437,7 +517,7 @@ pub fn live_sql(scope: Scope) -> String {
         Scope::User(_) => "AND w.user_id = $4",
         Scope::All => "",
     };
-    stats_rollup::summary_sql(&format!(
+    response_histogram::summary_sql(&format!(
         "l.created_at >= $2 AND ($3::timestamptz IS NULL OR l.created_at < $3) {owner}"
     ))
 }
@@ -572,19 +652,41 @@ mod tests {
             start: at(start),
             end: at(end),
         };
-        assert_eq!(parts(at(10), None), vec![live(10, None)]);
+        assert_eq!(parts(at(10), None, None), vec![live(10, None)]);
         assert_eq!(
-            parts(at(10), range(5, 20)),
+            parts(at(10), range(5, 20), None),
             vec![rolled(10, 20), live(20, None)]
         );
         assert_eq!(
-            parts(at(10), range(12, 20)),
+            parts(at(10), range(12, 20), None),
             vec![live(10, Some(12)), rolled(12, 20), live(20, None)]
         );
-        assert_eq!(parts(at(10), range(2, 8)), vec![live(10, None)]);
+        assert_eq!(parts(at(10), range(2, 8), None), vec![live(10, None)]);
         assert_eq!(
-            parts(at(10), range(30, 30)),
+            parts(at(10), range(30, 30), None),
             vec![live(10, Some(30)), live(30, None)]
+        );
+        // The minutes summarised after the range, then the scan.
+        let minutes = at(20) + Duration::minutes(50);
+        assert_eq!(
+            parts(at(10), range(5, 20), Some(minutes)),
+            vec![
+                rolled(10, 20),
+                Part::Recent {
+                    start: at(20),
+                    end: minutes
+                },
+                Part::Live {
+                    start: minutes,
+                    end: None
+                }
+            ]
+        );
+        // Not when the window starts after the range's end: they would
+        // count minutes before it.
+        assert_eq!(
+            parts(at(21), range(5, 20), Some(at(22))),
+            vec![live(21, None)]
         );
     }
 

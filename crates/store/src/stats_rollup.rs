@@ -23,42 +23,12 @@
 use chrono::{DateTime, Duration, DurationRound, TimeDelta, Utc};
 use sqlx::PgPool;
 
-use crate::response_histogram::{self, merged_sql};
-use crate::{advisory, stats_windows};
+use crate::response_histogram::{self, merged_sql, summary_sql};
+use crate::{advisory, stats_recent, stats_windows};
 
 /// The advisory lock a rollup pass holds (transaction scoped). Public so
 /// tests and operators (`pg_locks`) can recognise it.
 pub const LOCK_KEY: i64 = 0x7765_6268_6f6f_6b03;
-
-/// The statement summarising the attempts of `webhook_logs l` (joined to
-/// their webhook `w`) that satisfy `condition` into rows of
-/// `webhook_stats_hourly`'s shape: `webhook_id, hour, event, attempts,
-/// successes, buckets, counts`. `$1` is the bucket bounds
-/// ([`response_histogram::bounds`]); attempts without a response have no
-/// bucket. Stats reads run it over the hours not rolled up yet.
-pub(crate) fn summary_sql(condition: &str) -> String {
-    format!(
-        "SELECT s.webhook_id, s.hour, s.event,
-                sum(s.n)::int4 AS attempts, sum(s.ok)::int4 AS successes,
-                COALESCE(array_agg(s.bucket ORDER BY s.bucket)
-                         FILTER (WHERE s.bucket IS NOT NULL), '{{}}') AS buckets,
-                COALESCE(array_agg(s.n ORDER BY s.bucket)
-                         FILTER (WHERE s.bucket IS NOT NULL), '{{}}') AS counts
-         FROM (
-             SELECT l.webhook_id, date_trunc('hour', l.created_at, 'UTC') AS hour, l.event,
-                    CASE WHEN l.status_code IS NOT NULL
-                         THEN (width_bucket(greatest(l.response_time_ms, 0), $1::int4[]) - 1)::int2
-                    END AS bucket,
-                    count(*)::int4 AS n,
-                    count(*) FILTER (WHERE l.is_success)::int4 AS ok
-             FROM webhook_logs l
-             JOIN webhooks w ON w.id = l.webhook_id
-             WHERE {condition}
-             GROUP BY 1, 2, 3, 4
-         ) s
-         GROUP BY s.webhook_id, s.hour, s.event"
-    )
-}
 
 /// The UTC day starting at or after `at`.
 pub(crate) fn day_ceil(at: DateTime<Utc>) -> DateTime<Utc> {
@@ -160,18 +130,20 @@ async fn roll_chunk(
             .await?;
     // Read after the row lock, in a statement of its own: every later
     // statement's snapshot sees the transactions that were open before.
-    let (complete, oldest): (DateTime<Utc>, Option<DateTime<Utc>>) = sqlx::query_as(
-        "SELECT date_trunc('hour', least(now() - $1,
-                    COALESCE((SELECT min(xact_start) FROM pg_stat_activity
-                              WHERE datname = current_database()
-                                AND pid <> pg_backend_pid()
-                                AND backend_type = 'client backend'),
-                             'infinity')), 'UTC'),
-                (SELECT date_trunc('hour', min(created_at), 'UTC') FROM webhook_logs)",
-    )
-    .bind(margin)
-    .fetch_one(&mut *tx)
-    .await?;
+    let (complete, complete_minute, oldest): (DateTime<Utc>, DateTime<Utc>, Option<DateTime<Utc>>) =
+        sqlx::query_as(
+            "SELECT date_trunc('hour', c.at, 'UTC'), date_trunc('minute', c.at, 'UTC'),
+                    (SELECT date_trunc('hour', min(created_at), 'UTC') FROM webhook_logs)
+             FROM (SELECT least(now() - $1,
+                                COALESCE((SELECT min(xact_start) FROM pg_stat_activity
+                                          WHERE datname = current_database()
+                                            AND pid <> pg_backend_pid()
+                                            AND backend_type = 'client backend'),
+                                         'infinity')) AS at) c",
+        )
+        .bind(margin)
+        .fetch_one(&mut *tx)
+        .await?;
     let (Some(from), Some(until)) = (from, until) else {
         // The first pass: nothing rolled yet, the range starts empty at
         // the last complete hour and grows both ways from there.
@@ -187,8 +159,10 @@ async fn roll_chunk(
     } else if let Some(oldest) = oldest.filter(|oldest| *oldest < from) {
         ((from - chunk).max(oldest), from, "rolled_from")
     } else {
-        // Caught up: the offered windows ending where the range does.
+        // Caught up: the offered windows ending where the range does, and
+        // the complete minutes after it.
         let windows = stats_windows::refresh(&mut tx, from, until).await?;
+        stats_recent::refresh(&mut tx, until, complete_minute).await?;
         tx.commit().await?;
         return Ok(Chunk::Done { windows });
     };
