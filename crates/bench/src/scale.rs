@@ -66,6 +66,11 @@ async fn measure(bench: &Bench, scale: &Scale, stage: &Stage, existed: bool) -> 
             scale_fill::fill(pool, &scale.plan).await?
         }
     };
+    let topped_up = scale_fill::top_up(pool, &scale.plan).await?;
+    eprintln!(
+        "logs-at-scale: topped up to now: {} events over {} minutes",
+        topped_up.events, topped_up.minutes
+    );
     // The statistics read rolled-up hours: roll up the history first, as the
     // daemon's job does on its first pass over a populated database.
     let rollup_started = Instant::now();

@@ -92,17 +92,18 @@ pub async fn fill(pool: &PgPool, plan: &FillPlan) -> anyhow::Result<Filled> {
             .await?;
     ensure_partitions(pool, fill_start.date_naive(), now.date_naive()).await?;
 
-    let events_per_day = ((plan.rows as f64 / f64::from(plan.days))
-        / (ATTEMPTS_PER_DELIVERY * FAN_OUT as f64))
-        .ceil() as i64;
+    let events_per_day = events_per_day(plan);
     for day in 0..plan.days {
         let day_started = Instant::now();
-        fill_day(
+        fill_span(
             pool,
-            day,
-            fill_start,
+            Span {
+                seed: i32::try_from(day)?,
+                start: fill_start + chrono::Duration::days(i64::from(day)),
+                length: chrono::Duration::days(1),
+                events: events_per_day,
+            },
             now,
-            events_per_day,
             first_webhook,
             plan.webhooks,
         )
@@ -176,12 +177,77 @@ async fn ensure_partitions(
 /// (`session_replication_role = replica`): the outbox trigger would queue a
 /// `delivery.failed` report for every failed delivery of the month, and the
 /// foreign keys are right by construction.
-async fn fill_day(
+/// Events per day for `plan`'s rows.
+fn events_per_day(plan: &FillPlan) -> i64 {
+    ((plan.rows as f64 / f64::from(plan.days)) / (ATTEMPTS_PER_DELIVERY * FAN_OUT as f64)).ceil()
+        as i64
+}
+
+/// What a kept database was topped up with.
+pub struct ToppedUp {
+    pub events: i64,
+    pub minutes: i64,
+}
+
+/// Fills a kept database from its newest event up to now at `plan`'s rate,
+/// so the newest hours hold what they would on a running system (the
+/// statistics read them from the rollup's recent summaries and a live
+/// scan) however long ago it was filled.
+pub async fn top_up(pool: &PgPool, plan: &FillPlan) -> anyhow::Result<ToppedUp> {
+    let (newest, now, first_webhook, webhooks): (
+        Option<chrono::DateTime<chrono::Utc>>,
+        chrono::DateTime<chrono::Utc>,
+        Option<i64>,
+        i64,
+    ) = sqlx::query_as(
+        "SELECT (SELECT max(created_at) FROM events), now(),
+                (SELECT min(id) FROM webhooks WHERE name LIKE 'scale-%'),
+                (SELECT count(*) FROM webhooks WHERE name LIKE 'scale-%')",
+    )
+    .fetch_one(pool)
+    .await?;
+    let (Some(newest), Some(first_webhook)) = (newest, first_webhook) else {
+        bail!("the kept database holds no filled events or webhooks");
+    };
+    let length = now - newest;
+    let events = (events_per_day(plan) as f64 * length.num_seconds() as f64 / 86_400.0) as i64;
+    if events == 0 {
+        return Ok(ToppedUp { events, minutes: 0 });
+    }
+    ensure_partitions(pool, newest.date_naive(), now.date_naive()).await?;
+    fill_span(
+        pool,
+        Span {
+            // Distinct from the days' seeds: event ids stay unique.
+            seed: i32::try_from(newest.timestamp() / 60)?,
+            start: newest + chrono::Duration::milliseconds(1),
+            length,
+            events,
+        },
+        now,
+        first_webhook,
+        u32::try_from(webhooks)?,
+    )
+    .await?;
+    Ok(ToppedUp {
+        events,
+        minutes: length.num_minutes(),
+    })
+}
+
+/// `events` events spread evenly over `[start, start + length)`; `seed`
+/// keeps their ids apart from another span's.
+struct Span {
+    seed: i32,
+    start: chrono::DateTime<chrono::Utc>,
+    length: chrono::Duration,
+    events: i64,
+}
+
+async fn fill_span(
     pool: &PgPool,
-    day: u32,
-    fill_start: chrono::DateTime<chrono::Utc>,
+    span: Span,
     now: chrono::DateTime<chrono::Utc>,
-    events_per_day: i64,
     first_webhook: i64,
     webhooks: u32,
 ) -> anyhow::Result<()> {
@@ -203,15 +269,15 @@ async fn fill_day(
                 8 + floor(CASE WHEN random() < 0.9 THEN random() * 24 ELSE random() * 120 END)::int
                     AS chunks
          FROM (SELECT k,
-                      $2::timestamptz + make_interval(days => $1)
-                          + (k::float8 / $3) * interval '1 day' AS ts,
+                      $2::timestamptz + (k::float8 / $3) * $5::interval AS ts,
                       least($4 - 1, floor($4 * power(random(), 3)))::int AS w1
                FROM generate_series(0, $3 - 1) k) g",
     )
-    .bind(i32::try_from(day)?)
-    .bind(fill_start)
-    .bind(events_per_day)
+    .bind(span.seed)
+    .bind(span.start)
+    .bind(span.events)
     .bind(i32::try_from(webhooks)?)
+    .bind(span.length)
     .execute(&mut *tx)
     .await?;
     sqlx::query(
