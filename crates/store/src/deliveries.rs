@@ -99,21 +99,33 @@ static CLAIM_DUE_SQL: LazyLock<String> = LazyLock::new(|| {
              ORDER BY next_attempt_at
              LIMIT $1
              FOR UPDATE SKIP LOCKED
-         ), claimed AS (
+         ){}",
+        lease_and_read_sql("due", "")
+    )
+});
+
+/// The tail of a claiming statement whose CTEs so far end with `picked`
+/// (the chosen deliveries' `id`): a CTE leasing them (`$2` the default
+/// timeout, `$3` the margin, as [`Lease`]) and the statement's result,
+/// [`ClaimedRow`]'s columns with `extra` appended (`", <expression> AS
+/// <name>"`, or empty).
+pub(super) fn lease_and_read_sql(picked: &str, extra: &str) -> String {
+    format!(
+        ", claimed AS (
              UPDATE deliveries d
              SET next_attempt_at = now() + make_interval(secs => (COALESCE(w.timeout_ms, $2) + $3) / 1000.0),
                  updated_at = now()
-             FROM due, webhooks w
-             WHERE d.id = due.id AND w.id = d.webhook_id
+             FROM {picked}, webhooks w
+             WHERE d.id = {picked}.id AND w.id = d.webhook_id
              RETURNING d.id, d.event_id, d.webhook_id, d.attempts, d.batch_size
          )
          SELECT c.id AS delivery_id, c.event_id, e.event, c.attempts, e.body, c.batch_size,
-                {TARGET_COLUMNS}
+                {TARGET_COLUMNS}{extra}
          FROM claimed c
          JOIN events e ON e.id = c.event_id
          JOIN webhooks w ON w.id = c.webhook_id"
     )
-});
+}
 
 /// Claims up to `limit` due deliveries (retries, and deliveries whose owner's
 /// lease ran out) with `FOR UPDATE SKIP LOCKED`, so replicas never claim the

@@ -8,7 +8,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 use webhookd_events::delivery::{ClaimedDelivery, Lease};
 
-use crate::deliveries::{ClaimedRow, TARGET_COLUMNS};
+use crate::deliveries::{lease_and_read_sql, ClaimedRow};
 use crate::StorageError;
 
 static CLAIM_PROBES_SQL: LazyLock<String> = LazyLock::new(|| {
@@ -49,19 +49,8 @@ static CLAIM_PROBES_SQL: LazyLock<String> = LazyLock::new(|| {
                  breaker_probe_id = pick.id
              FROM due LEFT JOIN pick ON pick.webhook_id = due.id
              WHERE w.id = due.id
-         ), claimed AS (
-             UPDATE deliveries d
-             SET next_attempt_at = now() + make_interval(secs => (COALESCE(w.timeout_ms, $2) + $3) / 1000.0),
-                 updated_at = now()
-             FROM pick, webhooks w
-             WHERE d.id = pick.id AND w.id = pick.webhook_id
-             RETURNING d.id, d.event_id, d.webhook_id, d.attempts, d.batch_size
-         )
-         SELECT c.id AS delivery_id, c.event_id, e.event, c.attempts, e.body, c.batch_size,
-                {TARGET_COLUMNS}, TRUE AS probe
-         FROM claimed c
-         JOIN events e ON e.id = c.event_id
-         JOIN webhooks w ON w.id = c.webhook_id"
+         ){}",
+        lease_and_read_sql("pick", ", TRUE AS probe")
     )
 });
 

@@ -379,24 +379,66 @@ fn reads(
     reads
 }
 
-/// The per-owner summaries of the hours rolled up, in [`Row`]'s shape with
-/// no webhook: `$1` the bucket bounds (unused, so every read binds alike),
-/// `$2`..`$3` the hours, `$4` the owner for [`Scope::User`].
-fn owners_sql(scope: Scope) -> String {
+/// Summary rows of an owner-level `table` (`user_id` and the histogram
+/// columns) in [`Row`]'s shape with no webhook, `hour` and `event` the
+/// columns' expressions, `condition` choosing the rows. The parameters of
+/// every read: `$1` the bucket bounds (unused here, so every read binds
+/// alike), `$2`..`$3` the part of the window, `$4` the owner for
+/// [`Scope::User`].
+fn owner_rows_sql(scope: Scope, table: &str, hour: &str, event: &str, condition: &str) -> String {
     let owner = match scope {
         Scope::User(_) => "AND r.user_id = $4",
         Scope::All => "",
     };
     format!(
-        "SELECT 0::int8 AS webhook_id, r.hour, r.event, r.attempts, r.successes,
-                r.buckets, r.counts
-         FROM user_stats_hourly r
-         WHERE $1::int4[] IS NOT NULL AND r.hour >= $2 AND r.hour < $3 {owner}"
+        "SELECT 0::int8 AS webhook_id, {hour} AS hour, {event} AS event, r.attempts,
+                r.successes, r.buckets, r.counts
+         FROM {table} r
+         WHERE $1::int4[] IS NOT NULL AND {condition} {owner}"
     )
 }
 
+/// Summary rows of a webhook-level `table` (`webhook_id` and the
+/// histogram columns) in [`Row`]'s shape; as [`owner_rows_sql`].
+fn webhook_rows_sql(scope: Scope, table: &str, hour: &str, event: &str, condition: &str) -> String {
+    let (join, owner) = match scope {
+        Scope::User(_) => (
+            "JOIN webhooks w ON w.id = r.webhook_id",
+            "AND w.user_id = $4",
+        ),
+        Scope::All => ("", ""),
+    };
+    format!(
+        "SELECT r.webhook_id, {hour} AS hour, {event} AS event, r.attempts, r.successes,
+                r.buckets, r.counts
+         FROM {table} r {join}
+         WHERE $1::int4[] IS NOT NULL AND {condition} {owner}"
+    )
+}
+
+/// The rows of `table` keyed by `time` in `$2`..`$3`.
+fn in_part(time: &str) -> String {
+    format!("r.{time} >= $2 AND r.{time} < $3")
+}
+
+/// The per-owner summaries of the hours rolled up.
+fn owners_sql(scope: Scope) -> String {
+    owner_rows_sql(
+        scope,
+        "user_stats_hourly",
+        "r.hour",
+        "r.event",
+        &in_part("hour"),
+    )
+}
+
+/// The per-webhook summaries of `table` (keyed by `time`) in `$2`..`$3`.
+fn rolled_sql(scope: Scope, table: &str, time: &str, event: &str) -> String {
+    webhook_rows_sql(scope, table, &format!("r.{time}"), event, &in_part(time))
+}
+
 /// The hourly series of the rolled hours: counts only (the index holds
-/// them); parameters as [`owners_sql`]'s.
+/// them); parameters as [`owner_rows_sql`]'s.
 fn series_sql(scope: Scope) -> String {
     let owner = match scope {
         Scope::User(_) => "AND r.user_id = $4",
@@ -407,8 +449,9 @@ fn series_sql(scope: Scope) -> String {
                 sum(r.attempts)::int4 AS attempts, sum(r.successes)::int4 AS successes,
                 '{{}}'::int2[] AS buckets, '{{}}'::int4[] AS counts
          FROM user_stats_hourly r
-         WHERE $1::int4[] IS NOT NULL AND r.hour >= $2 AND r.hour < $3 {owner}
-         GROUP BY r.hour"
+         WHERE $1::int4[] IS NOT NULL AND {} {owner}
+         GROUP BY r.hour",
+        in_part("hour")
     )
 }
 
@@ -416,37 +459,14 @@ fn series_sql(scope: Scope) -> String {
 const WINDOW: &str = "r.until = $3
     AND r.hours = (extract(epoch FROM $3::timestamptz - $2::timestamptz) / 3600)::int4";
 
-/// The per-owner and event summaries of the window summarised ahead;
-/// parameters as [`owners_sql`]'s.
+/// The per-owner and event summaries of the window summarised ahead.
 fn owners_window_sql(scope: Scope) -> String {
-    let owner = match scope {
-        Scope::User(_) => "AND r.user_id = $4",
-        Scope::All => "",
-    };
-    format!(
-        "SELECT 0::int8 AS webhook_id, r.until AS hour, r.event, r.attempts, r.successes,
-                r.buckets, r.counts
-         FROM user_stats_window r
-         WHERE $1::int4[] IS NOT NULL AND {WINDOW} {owner}"
-    )
+    owner_rows_sql(scope, "user_stats_window", "r.until", "r.event", WINDOW)
 }
 
-/// The per-webhook summaries of the window summarised ahead; parameters as
-/// [`owners_sql`]'s.
+/// The per-webhook summaries of the window summarised ahead.
 fn webhooks_window_sql(scope: Scope) -> String {
-    let (join, owner) = match scope {
-        Scope::User(_) => (
-            "JOIN webhooks w ON w.id = r.webhook_id",
-            "AND w.user_id = $4",
-        ),
-        Scope::All => ("", ""),
-    };
-    format!(
-        "SELECT r.webhook_id, r.until AS hour, ''::text AS event, r.attempts, r.successes,
-                r.buckets, r.counts
-         FROM webhook_stats_window r {join}
-         WHERE $1::int4[] IS NOT NULL AND {WINDOW} {owner}"
-    )
+    webhook_rows_sql(scope, "webhook_stats_window", "r.until", "''::text", WINDOW)
 }
 
 /// The condition that the minutes summarised after the rolled range are
@@ -455,53 +475,19 @@ const RECENT: &str =
     "EXISTS (SELECT 1 FROM stats_recent g WHERE g.rolled_until = $2 AND g.until = $3)";
 
 /// The per-owner, hour and event summaries of the minutes after the rolled
-/// range; parameters as [`owners_sql`]'s.
+/// range.
 fn owners_recent_sql(scope: Scope) -> String {
-    let owner = match scope {
-        Scope::User(_) => "AND r.user_id = $4",
-        Scope::All => "",
-    };
-    format!(
-        "SELECT 0::int8 AS webhook_id, r.hour, r.event, r.attempts, r.successes,
-                r.buckets, r.counts
-         FROM user_stats_recent r
-         WHERE $1::int4[] IS NOT NULL AND {RECENT} {owner}"
-    )
+    owner_rows_sql(scope, "user_stats_recent", "r.hour", "r.event", RECENT)
 }
 
-/// The per-webhook summaries of the minutes after the rolled range;
-/// parameters as [`owners_sql`]'s.
+/// The per-webhook summaries of the minutes after the rolled range.
 fn webhooks_recent_sql(scope: Scope) -> String {
-    let (join, owner) = match scope {
-        Scope::User(_) => (
-            "JOIN webhooks w ON w.id = r.webhook_id",
-            "AND w.user_id = $4",
-        ),
-        Scope::All => ("", ""),
-    };
-    format!(
-        "SELECT r.webhook_id, $2::timestamptz AS hour, ''::text AS event, r.attempts,
-                r.successes, r.buckets, r.counts
-         FROM webhook_stats_recent r {join}
-         WHERE $1::int4[] IS NOT NULL AND {RECENT} {owner}"
-    )
-}
-
-/// The per-webhook summaries of `table` (keyed by `time`) in `$2`..`$3`;
-/// parameters as [`owners_sql`]'s.
-fn rolled_sql(scope: Scope, table: &str, time: &str, event: &str) -> String {
-    let (join, owner) = match scope {
-        Scope::User(_) => (
-            "JOIN webhooks w ON w.id = r.webhook_id",
-            "AND w.user_id = $4",
-        ),
-        Scope::All => ("", ""),
-    };
-    format!(
-        "SELECT r.webhook_id, r.{time} AS hour, {event} AS event, r.attempts, r.successes,
-                r.buckets, r.counts
-         FROM {table} r {join}
-         WHERE $1::int4[] IS NOT NULL AND r.{time} >= $2 AND r.{time} < $3 {owner}"
+    webhook_rows_sql(
+        scope,
+        "webhook_stats_recent",
+        "$2::timestamptz",
+        "''::text",
+        RECENT,
     )
 }
 
