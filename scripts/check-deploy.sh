@@ -4,9 +4,11 @@
 # deploy/k8s-pgbouncer) and the compose files (YAML parse + structure;
 # kubeconform when installed or installable from Debian), and the Grafana
 # dashboard (JSON parse + structure). Also checks that alerts and dashboard use
-# only metrics that exist (crates/worker/src/metrics.rs, RabbitMQ's
-# rabbitmq_prometheus plugin, `up`). Installs promtool (Debian `prometheus`)
-# and PyYAML (Debian `python3-yaml`) with apt-get when missing.
+# only metrics that exist (crates/worker/src/metrics.rs, the admin side's
+# metrics declared in crates/admin/src, RabbitMQ's rabbitmq_prometheus plugin,
+# `up`) and that every webhookd metric is on some dashboard panel. Installs
+# promtool (Debian `prometheus`) and PyYAML (Debian `python3-yaml`) with
+# apt-get when missing.
 # Exits non-zero on any problem.
 set -uo pipefail
 
@@ -197,6 +199,38 @@ tests:
       - eval_time: 25m
         alertname: WebhookdBreakerOpen
         exp_alerts: []
+  # Half the HTTP ingest answered 503 (the broker unreachable), on one of
+  # two API processes; a worker exports the same series at 0.
+  - interval: 1m
+    input_series:
+      - series: 'webhookd_ingest_requests_total{job="webhookd-api",instance="a1",outcome="accepted"}'
+        values: '0+10x40'
+      - series: 'webhookd_ingest_requests_total{job="webhookd-api",instance="a1",outcome="unavailable"}'
+        values: '0x5 0+20x35'
+      - series: 'webhookd_ingest_requests_total{job="webhookd-api",instance="a2",outcome="accepted"}'
+        values: '0+10x40'
+      - series: 'webhookd_ingest_requests_total{job="webhookd-worker",instance="w1",outcome="unavailable"}'
+        values: '0x40'
+    alert_rule_test:
+      - eval_time: 8m
+        alertname: WebhookdIngestUnavailable
+        exp_alerts: []
+      - eval_time: 30m
+        alertname: WebhookdIngestUnavailable
+        exp_alerts:
+          - exp_labels:
+              severity: critical
+  # An occasional 503 (1 %) is not an outage.
+  - interval: 1m
+    input_series:
+      - series: 'webhookd_ingest_requests_total{job="webhookd-api",instance="a1",outcome="accepted"}'
+        values: '0+99x60'
+      - series: 'webhookd_ingest_requests_total{job="webhookd-api",instance="a1",outcome="unavailable"}'
+        values: '0+1x60'
+    alert_rule_test:
+      - eval_time: 45m
+        alertname: WebhookdIngestUnavailable
+        exp_alerts: []
 EOF
 if (cd "$tmp" && promtool test rules alerts_test.yml); then ok "alert unit tests"; else fail "promtool test rules"; fi
 
@@ -235,15 +269,41 @@ def load_all(path):
         return []
 
 # --- metrics that exist ---------------------------------------------------
+# The pipeline's (crates/worker/src/metrics.rs: every webhookd_ literal).
 src = open("crates/worker/src/metrics.rs").read()
 known = set(re.findall(r'"(webhookd_[a-z0-9_]+)"', src))
 hist = set(re.findall(r'HistogramOpts::new\(\s*"(webhookd_[a-z0-9_]+)"', src))
+if len(known) < 10:
+    bad(f"found only {len(known)} metric names in metrics.rs")
+# The admin side's (GraphQL, HTTP ingest, quotas), rendered by the same
+# /metrics after the pipeline's: only names given to a metric's constructor,
+# `Opts::new("webhookd_...")`, `HistogramOpts::new(...)` or
+# `IntCounter::new(...)` and kin, since the admin crate has other webhookd_
+# literals (cookie names). A prometheus-using file with a webhookd_ literal
+# none of these reads is a metric declared some other way: fail, rather than
+# leave it unchecked.
+METRIC_CTOR = r'\b(?:Histogram)?Opts::new\(\s*"(webhookd_[a-z0-9_]+)"'
+DIRECT_CTOR = r'\b(?:Int)?(?:Counter|Gauge|Histogram)(?:Vec)?::new\(\s*"(webhookd_[a-z0-9_]+)"'
+admin = {}
+for path in sorted(glob.glob("crates/admin/src/**/*.rs", recursive=True)):
+    text = open(path).read()
+    names = set(re.findall(METRIC_CTOR, text)) | set(re.findall(DIRECT_CTOR, text))
+    hist |= set(re.findall(r'HistogramOpts::new\(\s*"(webhookd_[a-z0-9_]+)"', text))
+    if "prometheus" in text:
+        for lit in sorted(set(re.findall(r'"(webhookd_[a-z0-9_]+)"', text)) - names):
+            bad(f"{path}: {lit!r} looks like a metric declared other than by Opts::new, HistogramOpts::new or <Type>::new; "
+                "teach check-deploy.sh how it is declared")
+    for n in names:
+        admin.setdefault(n, path)
+if len(admin) < 8:
+    bad(f"found only {len(admin)} admin metric names in crates/admin/src")
+print(f"ok:   {len(known)} pipeline metrics, {len(admin)} admin metrics: "
+      + ", ".join(f"{n} ({os.path.relpath(p, 'crates/admin/src')})" for n, p in sorted(admin.items())))
+known |= set(admin)
 allowed = set(known)
 for m in hist:
     allowed |= {m + "_bucket", m + "_sum", m + "_count"}
 allowed |= {"rabbitmq_queue_messages_ready", "rabbitmq_queue_messages_unacked", "up"}
-if len(known) < 10:
-    bad(f"found only {len(known)} metric names in metrics.rs")
 FUNCS = {"sum", "rate", "increase", "deriv", "histogram_quantile", "absent",
          "min_over_time", "max_over_time", "by", "without", "and", "or", "unless",
          "label_values", "on", "ignoring", "le", "bool", "irate", "avg", "max", "min",
@@ -552,9 +612,12 @@ if dash:
                 exprs.append(e)
                 check_metrics(f"dashboard panel {t!r}", e)
     joined = "\n".join(exprs)
+    used = set(re.findall(r'[a-zA-Z_:][a-zA-Z0-9_:]*', joined))
     for m in sorted(known):
+        # A whole name: webhookd_graphql_subscriptions_refused_total on a
+        # panel does not put webhookd_graphql_subscriptions there.
         metric = m + "_bucket" if m in hist else m
-        if metric not in joined:
+        if metric not in used:
             bad(f"dashboard: metric {metric} is on no panel")
     for m in ("rabbitmq_queue_messages_ready", "rabbitmq_queue_messages_unacked", "histogram_quantile(0.99"):
         if m not in joined:
