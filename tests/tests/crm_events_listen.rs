@@ -315,6 +315,18 @@ async fn bad_arguments_exit_2_before_connecting() {
     let status = listen.exit().await;
     assert_eq!(status.code(), Some(2), "{}", listen.output());
     listen.stderr_lines("--events \"task.creatd\"", 1).await;
+
+    let missing = std::env::temp_dir().join("webhookd-no-such-ca.pem");
+    let mut listen = Listen::start(
+        &api.replace("http://", "https://"),
+        "whk_x",
+        "http://127.0.0.1:1/",
+        &["--ca-file", missing.to_str().unwrap()],
+    );
+    let status = listen.exit().await;
+    assert_eq!(status.code(), Some(2), "{}", listen.output());
+    listen.stderr_lines("--ca-file", 1).await;
+    assert!(listen.output().contains("webhookd-no-such-ca.pem"));
 }
 
 /// `webhookd run` on `addr`, as a child process killed when dropped.
@@ -382,4 +394,113 @@ async fn listen_reconnects_when_the_daemon_restarts_and_forwards_later_events() 
     listen.stop().await;
     drop(restarted);
     deployment.cleanup().await;
+}
+
+/// A TLS front for the daemon on 127.0.0.1, as a reverse proxy terminating
+/// HTTPS in front of it would be, with a certificate for 127.0.0.1 signed
+/// by a certificate authority of its own (not one the built-in roots hold).
+struct TlsFront {
+    port: u16,
+    ca_pem: String,
+}
+
+impl TlsFront {
+    async fn start(daemon: SocketAddr) -> TlsFront {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "webhookd listen test CA");
+        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        let ca_key = KeyPair::generate().unwrap();
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let server_params = CertificateParams::new(vec!["127.0.0.1".to_owned()]).unwrap();
+        let server_key = KeyPair::generate().unwrap();
+        let server = server_params.signed_by(&server_key, &ca, &ca_key).unwrap();
+
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(server_key.serialize_der().into());
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(vec![server.der().clone()], key)
+        .unwrap();
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+            .await
+            .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    // A client that does not trust the certificate ends
+                    // the handshake: nothing to proxy.
+                    let Ok(mut tls) = acceptor.accept(tcp).await else {
+                        return;
+                    };
+                    let Ok(mut upstream) = tokio::net::TcpStream::connect(daemon).await else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut tls, &mut upstream).await;
+                });
+            }
+        });
+        TlsFront {
+            port,
+            ca_pem: ca.pem(),
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("https://127.0.0.1:{}", self.port)
+    }
+}
+
+#[tokio::test]
+async fn over_https_the_daemon_is_trusted_through_ca_file_and_refused_without_it() {
+    let app = TestApp::spawn().await;
+    let (_, token) = app.create_user("Dev", None, false).await;
+    let front = TlsFront::start(app.addr).await;
+    let ca_file = std::env::temp_dir().join(format!("listen-ca-{}.pem", front.port));
+    std::fs::write(&ca_file, &front.ca_pem).unwrap();
+    let receiver = Receiver::start(SECRET).await;
+
+    // Its CA unknown: listen stops at once saying what to do, instead of
+    // reconnecting for ever.
+    let mut untrusted = Listen::start(&front.url(), &token, &receiver.url(), &[]);
+    let status = untrusted.exit().await;
+    assert_eq!(status.code(), Some(1), "{}", untrusted.output());
+    untrusted.stderr_lines("--ca-file", 1).await;
+    assert!(
+        untrusted.output().contains("certificate"),
+        "{}",
+        untrusted.output()
+    );
+
+    let ca = ca_file.to_str().unwrap();
+    let listen = Listen::start(
+        &front.url(),
+        &token,
+        &receiver.url(),
+        &["--secret", SECRET, "--ca-file", ca],
+    );
+    wait_for_subscriptions(|| app.metrics_text(), 1.0).await;
+    listen.stderr_lines("Connected to wss://127.0.0.1", 1).await;
+    let message = event("task.created", json!({"task_id": 11, "title": "По TLS"}));
+    app.publisher.publish(&message).await.unwrap();
+    let received = receiver.wait_for(1, WAIT).await;
+    assert_eq!(
+        std::str::from_utf8(&received[0].body).unwrap(),
+        envelope(&message)
+    );
+    assert_signed(&received[0], SECRET);
+    let line = listen.stdout_line(&message.id.to_string()).await;
+    assert!(line.contains("-> 200"), "{line}");
+    listen.stop().await;
+    std::fs::remove_file(&ca_file).unwrap();
+    app.stop().await;
 }

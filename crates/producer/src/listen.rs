@@ -6,13 +6,17 @@
 //! reading (until the queue between them is full; then the daemon cuts the
 //! connection off as too slow and the session starts again).
 
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
+use rustls::ClientConfig;
 use tokio::sync::mpsc;
 use webhookd_events::EventPattern;
 
 use crate::listen_forward::{ClientError, Forwarder, LiveEvent, Outcome};
+use crate::listen_tls::Trust;
 use crate::listen_ws::{Session, SessionError};
 
 /// Events received and not yet forwarded.
@@ -22,7 +26,8 @@ const MAX_PAUSE: Duration = Duration::from_secs(10);
 
 #[derive(Args)]
 pub(crate) struct ListenArgs {
-    /// The daemon's base URL, e.g. http://127.0.0.1:8080
+    /// The daemon's base URL, e.g. http://127.0.0.1:8080 or
+    /// https://webhooks.example.com
     #[arg(long, value_name = "URL")]
     api: String,
     /// An API token (whk_...); you get the events its user may see
@@ -44,6 +49,10 @@ pub(crate) struct ListenArgs {
     /// Signing secret (default: a new whsec_... secret, printed at start)
     #[arg(long, value_name = "SECRET", hide_env_values = true)]
     secret: Option<String>,
+    /// PEM file of certificate authorities to trust besides the built-in
+    /// ones, for an https:// --api or --forward-to signed by a private CA
+    #[arg(long, value_name = "PATH")]
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -69,7 +78,12 @@ pub(crate) async fn run(args: ListenArgs) -> Result<(), ListenError> {
         Some(secret) => secret,
         None => webhookd_signing::generate_secret(),
     };
-    let forwarder = Forwarder::new(&args.forward_to, &secret)?;
+    let trust = match &args.ca_file {
+        Some(path) => Trust::from_pem_file(path).map_err(ListenError::Usage)?,
+        None => Trust::default(),
+    };
+    let tls = trust.client_config().map_err(ListenError::Usage)?;
+    let forwarder = Forwarder::new(&args.forward_to, &secret, &trust)?;
     println!("Ready! Your webhook signing secret is {secret}");
     println!(
         "Forwarding {} to {} (Ctrl-C to stop)",
@@ -83,7 +97,7 @@ pub(crate) async fn run(args: ListenArgs) -> Result<(), ListenError> {
     let (queue, received) = mpsc::channel(QUEUE);
     let forwarding = tokio::spawn(forward_all(received, forwarder));
     let outcome = tokio::select! {
-        outcome = listen(&ws_url, &args.token, &types, queue) => outcome,
+        outcome = listen(&ws_url, &args.token, &types, &tls, queue) => outcome,
         _ = tokio::signal::ctrl_c() => Ok(()),
     };
     forwarding.abort();
@@ -95,12 +109,13 @@ async fn listen(
     ws_url: &str,
     token: &str,
     types: &[String],
+    tls: &Arc<ClientConfig>,
     queue: mpsc::Sender<LiveEvent>,
 ) -> Result<(), SessionError> {
     let mut pause = MIN_PAUSE;
     let mut ever_connected = false;
     loop {
-        let lost = match Session::open(ws_url, token, types).await {
+        let lost = match Session::open(ws_url, token, types, tls).await {
             Ok(mut session) => {
                 let opened = Instant::now();
                 if ever_connected {
@@ -170,27 +185,29 @@ fn line(event: &LiveEvent, outcome: &Outcome, at: chrono::DateTime<chrono::Utc>)
     )
 }
 
-/// `http://host:port[/prefix]` to `ws://host:port[/prefix]/graphql`.
+/// `http://host:port[/prefix]` to `ws://host:port[/prefix]/graphql`, and
+/// `https://` to `wss://`.
 fn ws_url(api: &str) -> Result<String, ListenError> {
     let api = api.trim().trim_end_matches('/');
-    let rest = if let Some(rest) = api.strip_prefix("http://") {
-        rest
-    } else if let Some(rest) = api.strip_prefix("ws://") {
-        rest
-    } else if api.starts_with("https://") || api.starts_with("wss://") {
-        return Err(ListenError::Usage(format!(
-            "--api {api}: TLS is not supported by listen; use the daemon's plain \
-             http:// listener (e.g. through an SSH tunnel)"
-        )));
+    let (scheme, rest) = if let Some(rest) = api
+        .strip_prefix("http://")
+        .or_else(|| api.strip_prefix("ws://"))
+    {
+        ("ws", rest)
+    } else if let Some(rest) = api
+        .strip_prefix("https://")
+        .or_else(|| api.strip_prefix("wss://"))
+    {
+        ("wss", rest)
     } else {
         return Err(ListenError::Usage(format!(
-            "--api must be the daemon's http:// base URL, e.g. http://127.0.0.1:8080, not {api:?}"
+            "--api must be the daemon's http:// or https:// base URL, e.g. http://127.0.0.1:8080, not {api:?}"
         )));
     };
     if rest.is_empty() || rest.starts_with('/') {
         return Err(ListenError::Usage(format!("--api {api} has no host")));
     }
-    Ok(format!("ws://{rest}/graphql"))
+    Ok(format!("{scheme}://{rest}/graphql"))
 }
 
 fn check_forward_url(url: &str) -> Result<(), ListenError> {
@@ -229,7 +246,11 @@ mod tests {
             ws_url("http://h:1/webhookd").unwrap(),
             "ws://h:1/webhookd/graphql"
         );
-        assert!(ws_url("https://h").unwrap_err().to_string().contains("TLS"));
+        assert_eq!(
+            ws_url("https://webhooks.example.com/").unwrap(),
+            "wss://webhooks.example.com/graphql"
+        );
+        assert!(ws_url("https://").is_err());
         assert!(ws_url("127.0.0.1:8080")
             .unwrap_err()
             .to_string()

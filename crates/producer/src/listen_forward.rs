@@ -12,6 +12,8 @@ use uuid::Uuid;
 use webhookd_events::render_envelope;
 use webhookd_signing::Signer;
 
+use crate::listen_tls::Trust;
+
 /// What the workers send; this tool is part of the same release.
 const USER_AGENT_VALUE: &str = concat!("webhookd/", env!("CARGO_PKG_VERSION"));
 /// The delivery timeout's default.
@@ -53,8 +55,9 @@ pub(crate) struct Forwarder {
 }
 
 impl Forwarder {
-    pub(crate) fn new(url: &str, secret: &str) -> Result<Forwarder, ClientError> {
-        let http = reqwest::Client::builder()
+    pub(crate) fn new(url: &str, secret: &str, trust: &Trust) -> Result<Forwarder, ClientError> {
+        let http = trust
+            .apply(reqwest::Client::builder())
             // As the workers: a 3xx is an answer, not somewhere to go.
             .redirect(Policy::none())
             .timeout(FORWARD_TIMEOUT)
@@ -159,7 +162,8 @@ mod tests {
     #[test]
     fn headers_carry_both_signatures_of_the_body() {
         let secret = webhookd_signing::generate_secret();
-        let forwarder = Forwarder::new("http://127.0.0.1:1/hook", &secret).unwrap();
+        let forwarder =
+            Forwarder::new("http://127.0.0.1:1/hook", &secret, &Trust::default()).unwrap();
         let event = event();
         let body = event.envelope();
         let headers = forwarder.headers(&event, &body).unwrap();

@@ -2,9 +2,11 @@
 //! connect, `connection_init` with the token, `subscribe`, then the events
 //! one by one until the connection ends.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures_util::{SinkExt, StreamExt};
+use rustls::ClientConfig;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
@@ -13,7 +15,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode};
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use crate::listen_forward::LiveEvent;
 
@@ -36,6 +38,10 @@ pub(crate) enum SessionError {
     /// The token is missing, unknown or revoked: trying again cannot help.
     #[error("the daemon refused the token ({0}); check --token")]
     Refused(String),
+    /// TLS with the daemon failed: its certificate is not trusted, or not
+    /// for its name.
+    #[error("TLS failed ({0}); if a private CA signed its certificate, give it with --ca-file")]
+    Untrusted(String),
     /// The daemon will not serve this subscription as asked.
     #[error("the daemon rejected the subscription: {0}")]
     Rejected(String),
@@ -98,8 +104,9 @@ impl Session {
         ws_url: &str,
         token: &str,
         types: &[String],
+        tls: &Arc<ClientConfig>,
     ) -> Result<Session, SessionError> {
-        let socket = tokio::time::timeout(HANDSHAKE_TIMEOUT, connect(ws_url))
+        let socket = tokio::time::timeout(HANDSHAKE_TIMEOUT, connect(ws_url, tls))
             .await
             .map_err(|_| SessionError::Lost("the daemon did not answer in time".into()))??;
         let mut session = Session { socket };
@@ -201,7 +208,8 @@ impl Session {
     }
 }
 
-async fn connect(ws_url: &str) -> Result<Socket, SessionError> {
+/// `tls` serves a `wss://` URL.
+async fn connect(ws_url: &str, tls: &Arc<ClientConfig>) -> Result<Socket, SessionError> {
     let mut request = ws_url
         .into_client_request()
         .map_err(|e| SessionError::Rejected(format!("invalid WebSocket URL {ws_url}: {e}")))?;
@@ -209,8 +217,17 @@ async fn connect(ws_url: &str) -> Result<Socket, SessionError> {
         "Sec-WebSocket-Protocol",
         HeaderValue::from_static(SUBPROTOCOL),
     );
-    match tokio_tungstenite::connect_async(request).await {
+    let connector = Connector::Rustls(tls.clone());
+    match tokio_tungstenite::connect_async_tls_with_config(request, None, false, Some(connector))
+        .await
+    {
         Ok((socket, _)) => Ok(socket),
+        // A certificate not trusted (or for another name) stays so: trying
+        // again cannot help. rustls's errors come wrapped in an I/O error.
+        Err(WsError::Tls(e)) => Err(SessionError::Untrusted(format!("{ws_url}: {e}"))),
+        Err(WsError::Io(e)) if e.get_ref().is_some_and(|inner| inner.is::<rustls::Error>()) => {
+            Err(SessionError::Untrusted(format!("{ws_url}: {e}")))
+        }
         Err(WsError::Http(response)) => {
             let status = response.status();
             let text = format!("{ws_url} answered HTTP {status}");

@@ -8,6 +8,7 @@
 
 mod listen;
 mod listen_forward;
+mod listen_tls;
 mod listen_ws;
 
 use std::io::IsTerminal;
