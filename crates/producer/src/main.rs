@@ -43,25 +43,89 @@ const URL_VARIABLES: [&str; 3] = [
     about = "Publish CRM events to webhookd through RabbitMQ, with publisher confirms"
 )]
 struct Cli {
+    /// The broker options given ahead of the command (`crm-events
+    /// --amqp-url URL publish ...`), as they were before they moved to
+    /// `publish`: still accepted there, not shown in any help.
+    #[command(flatten)]
+    early: EarlyBrokerArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+/// Where `publish` publishes. After the command, so `publish --help` lists
+/// them and `listen --help`, which needs no broker, does not.
+#[derive(Args)]
+struct BrokerArgs {
     /// Broker URL; repeat it, or separate URLs with commas, for the nodes of a
     /// cluster: the first that answers is used and, when it goes away, the
     /// next, with unconfirmed events republished (default: $AMQP_URL, else
     /// $WEBHOOKD__BROKER__URLS, else $WEBHOOKD__BROKER__URL, else
     /// amqp://guest:guest@127.0.0.1:5672/%2f)
-    #[arg(long, global = true, value_name = "URL", value_delimiter = ',')]
+    #[arg(long, value_name = "URL", value_delimiter = ',')]
     amqp_url: Vec<String>,
-    /// Type of the queues declared: classic or quorum (must match the
-    /// workers' broker.queue_type)
-    #[arg(long, global = true, env = "WEBHOOKD__BROKER__QUEUE_TYPE", default_value = "classic", value_parser = parse_queue_type)]
-    queue_type: QueueType,
-    /// Exchange to publish to (declared if missing)
-    #[arg(long, global = true, env = "WEBHOOKD__BROKER__EXCHANGE", default_value = DEFAULT_EXCHANGE)]
-    exchange: String,
-    /// Queue the webhookd workers consume (declared if missing)
-    #[arg(long, global = true, env = "WEBHOOKD__BROKER__QUEUE", default_value = DEFAULT_QUEUE)]
-    queue: String,
-    #[command(subcommand)]
-    command: Command,
+    /// Type of the queues declared: classic (default) or quorum (must match
+    /// the workers' broker.queue_type)
+    #[arg(long, env = "WEBHOOKD__BROKER__QUEUE_TYPE", value_parser = parse_queue_type)]
+    queue_type: Option<QueueType>,
+    /// Exchange to publish to, declared if missing (default: crm.events)
+    #[arg(long, env = "WEBHOOKD__BROKER__EXCHANGE")]
+    exchange: Option<String>,
+    /// Queue the webhookd workers consume, declared if missing (default:
+    /// webhookd.events)
+    #[arg(long, env = "WEBHOOKD__BROKER__QUEUE")]
+    queue: Option<String>,
+}
+
+/// [`BrokerArgs`] ahead of the command: hidden, and without the
+/// environment (which the ones after the command read), so that given here
+/// they win over it as they did.
+#[derive(Args)]
+struct EarlyBrokerArgs {
+    #[arg(long = "amqp-url", value_delimiter = ',', hide = true)]
+    amqp_url: Vec<String>,
+    #[arg(long = "queue-type", value_parser = parse_queue_type, hide = true)]
+    queue_type: Option<QueueType>,
+    #[arg(long = "exchange", hide = true)]
+    exchange: Option<String>,
+    #[arg(long = "queue", hide = true)]
+    queue: Option<String>,
+}
+
+/// The broker options in effect: ahead of the command, else after it (or
+/// the environment), else the defaults.
+struct Broker {
+    urls: Vec<String>,
+    topology: Topology,
+}
+
+impl Broker {
+    fn resolve(early: EarlyBrokerArgs, late: BrokerArgs) -> Broker {
+        let urls = if early.amqp_url.is_empty() {
+            late.amqp_url
+        } else {
+            early.amqp_url
+        };
+        let topology = Topology::new(
+            early
+                .exchange
+                .or(late.exchange)
+                .unwrap_or_else(|| DEFAULT_EXCHANGE.to_owned()),
+            early
+                .queue
+                .or(late.queue)
+                .unwrap_or_else(|| DEFAULT_QUEUE.to_owned()),
+        )
+        .with_queue_type(
+            early
+                .queue_type
+                .or(late.queue_type)
+                .unwrap_or(QueueType::Classic),
+        );
+        Broker {
+            urls: broker_urls(urls),
+            topology,
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -93,6 +157,8 @@ struct PublishArgs {
     /// every line is checked before anything is published
     #[arg(long, value_name = "PATH", conflicts_with = "event")]
     file: Option<PathBuf>,
+    #[command(flatten)]
+    broker: BrokerArgs,
 }
 
 /// Why the command failed; decides the exit code.
@@ -147,8 +213,7 @@ async fn run(cli: Cli) -> Result<(), Failure> {
         (None, Some(event)) => Input::One(build_message(event, &publish)?),
         (None, None) => return Err(Failure::Usage("give an EVENT or --file".into())),
     };
-    let urls = broker_urls(cli.amqp_url);
-    let topology = Topology::new(cli.exchange, cli.queue).with_queue_type(cli.queue_type);
+    let Broker { urls, topology } = Broker::resolve(cli.early, publish.broker);
     let options = PublisherOptions {
         connection_name: format!("crm-events ({})", std::process::id()),
         ..PublisherOptions::default()
@@ -356,6 +421,7 @@ fn init_tracing() {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::CommandFactory;
 
     #[test]
     fn the_error_chain_skips_causes_already_quoted() {
@@ -369,24 +435,102 @@ mod tests {
         );
     }
 
+    fn broker(args: &[&str]) -> Broker {
+        let cli = Cli::try_parse_from(args).unwrap();
+        let Command::Publish(publish) = cli.command else {
+            panic!("not publish: {args:?}");
+        };
+        Broker::resolve(cli.early, publish.broker)
+    }
+
     #[test]
     fn repeated_and_comma_separated_urls_all_count() {
         let urls = broker_urls(vec!["amqp://a".into(), " amqp://b".into(), "".into()]);
         assert_eq!(urls, ["amqp://a", "amqp://b"]);
-        let cli = Cli::try_parse_from([
+        let given = broker(&[
             "crm-events",
+            "publish",
             "--amqp-url",
             "amqp://a,amqp://b",
             "--amqp-url",
             "amqp://c",
             "--queue-type",
             "quorum",
-            "events",
+            "task.created",
+            "--data",
+            "{}",
+        ]);
+        assert_eq!(given.urls, ["amqp://a", "amqp://b", "amqp://c"]);
+        assert_eq!(given.topology.queue_type, QueueType::Quorum);
+        assert!(Cli::try_parse_from([
+            "crm-events",
+            "publish",
+            "--queue-type",
+            "stream",
+            "task.created"
         ])
-        .unwrap();
-        assert_eq!(cli.amqp_url, ["amqp://a", "amqp://b", "amqp://c"]);
-        assert_eq!(cli.queue_type, QueueType::Quorum);
-        assert!(Cli::try_parse_from(["crm-events", "--queue-type", "stream", "events"]).is_err());
+        .is_err());
+    }
+
+    #[test]
+    fn broker_options_go_after_publish_or_ahead_of_it_as_before() {
+        let ahead = broker(&[
+            "crm-events",
+            "--amqp-url",
+            "amqp://a",
+            "--exchange",
+            "x",
+            "--queue",
+            "q",
+            "--queue-type",
+            "quorum",
+            "publish",
+            "--file",
+            "events.ndjson",
+        ]);
+        let after = broker(&[
+            "crm-events",
+            "publish",
+            "--file",
+            "events.ndjson",
+            "--amqp-url",
+            "amqp://a",
+            "--exchange",
+            "x",
+            "--queue",
+            "q",
+            "--queue-type",
+            "quorum",
+        ]);
+        for resolved in [ahead, after] {
+            assert_eq!(resolved.urls, ["amqp://a"]);
+            assert_eq!(resolved.topology.exchange, "x");
+            assert_eq!(resolved.topology.queue, "q");
+            assert_eq!(resolved.topology.queue_type, QueueType::Quorum);
+        }
+    }
+
+    #[test]
+    fn only_publish_shows_the_broker_options() {
+        let mut command = Cli::command();
+        let help = |command: &mut clap::Command, name: &str| {
+            command
+                .find_subcommand_mut(name)
+                .unwrap()
+                .render_long_help()
+                .to_string()
+        };
+        let publish = help(&mut command, "publish");
+        for option in ["--amqp-url", "--queue-type", "--exchange", "--queue "] {
+            assert!(publish.contains(option), "{option} in publish --help");
+        }
+        for name in ["listen", "events"] {
+            let text = help(&mut command, name);
+            assert!(!text.contains("--amqp-url"), "{name} --help:\n{text}");
+            assert!(!text.contains("--queue-type"), "{name} --help:\n{text}");
+        }
+        let top = command.render_long_help().to_string();
+        assert!(!top.contains("--amqp-url"), "{top}");
     }
 
     #[test]
