@@ -240,10 +240,26 @@ impl Browser {
         self.goto(&app.url("/webhook/")).await;
         self.expect_heading("Sign in").await;
         assert_eq!(self.path().await, "/login?next=%2Fwebhook%2F");
+        self.submit_token(token).await;
+        self.expect_heading("Webhooks").await;
+    }
+
+    /// Signs in from the webhook list's sign-in page, whatever its language,
+    /// and waits for the list.
+    pub async fn sign_in_any_language(&self, app: &TestApp, token: &str) {
+        self.goto(&app.url("/webhook/")).await;
+        self.submit_token(token).await;
+        eventually(WAIT, "the webhook list after signing in", || async {
+            (self.path().await == "/webhook/").then_some(())
+        })
+        .await;
+    }
+
+    /// Types `token` into the sign-in form of the page shown and sends it.
+    pub async fn submit_token(&self, token: &str) {
         self.fill("#token", token).await;
         self.click("form[action='/login'] button[type=submit]")
             .await;
-        self.expect_heading("Webhooks").await;
     }
 
     pub async fn close(self) {

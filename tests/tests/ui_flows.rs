@@ -214,10 +214,7 @@ async fn a_session_that_ends_mid_form_keeps_the_form_over_a_sign_in() {
         webhooks_named(&app, "Typed before the session ended").await,
         0
     );
-    browser.fill("#token", &token).await;
-    browser
-        .click("form[action='/login'] button[type=submit]")
-        .await;
+    browser.submit_token(&token).await;
 
     // Back on the form, with what was typed; sending it saves it.
     browser.expect_heading("New webhook").await;
@@ -248,10 +245,7 @@ async fn a_session_that_ends_mid_form_keeps_the_form_over_a_sign_in() {
         .unwrap();
     browser.click("button.primary[value=save]").await;
     browser.find("#session-ended").await;
-    browser.fill("#token", &token).await;
-    browser
-        .click("form[action='/login'] button[type=submit]")
-        .await;
+    browser.submit_token(&token).await;
     browser.expect_heading("Edit webhook").await;
     let name = browser.find("#name").await.prop("value").await.unwrap();
     assert_eq!(name.as_deref(), Some("Renamed before the session ended"));
@@ -272,10 +266,7 @@ async fn error_pages_keep_the_signed_in_header_in_the_viewers_language() {
     let browser = Browser::start_in("ru").await;
     browser.goto(&app.url("/webhook/")).await;
     browser.expect_heading("Вход").await;
-    browser.fill("#token", &token).await;
-    browser
-        .click("form[action='/login'] button[type=submit]")
-        .await;
+    browser.submit_token(&token).await;
     eventually(WAIT, "the list after signing in", || async {
         (browser.path().await == "/webhook/").then_some(())
     })
@@ -603,10 +594,7 @@ async fn the_flow_pages_speak_russian() {
     browser.goto(&app.url("/webhook/")).await;
     browser.expect_heading("Вход").await;
     check("login").await;
-    browser.fill("#token", &token).await;
-    browser
-        .click("form[action='/login'] button[type=submit]")
-        .await;
+    browser.submit_token(&token).await;
     eventually(WAIT, "the list after signing in", || async {
         (browser.path().await == "/webhook/").then_some(())
     })

@@ -267,12 +267,7 @@ async fn field_errors_are_shown_at_once_in_the_forms_order_in_english_and_russia
     browser.close().await;
 
     let browser = Browser::start_in("ru").await;
-    browser.goto(&app.url("/login")).await;
-    browser.fill("#token", &token).await;
-    browser
-        .click("form[action='/login'] button[type=submit]")
-        .await;
-    browser.find("a[href='/webhook/new']").await;
+    browser.sign_in_any_language(&app, &token).await;
     submit_bad_form(&browser, &app).await;
     browser.expect_heading("Новый вебхук").await;
     check_every_error_in_order(
@@ -351,12 +346,7 @@ async fn the_telegram_preset_is_not_saved_with_its_chat_id_placeholder() {
     );
 
     let browser = Browser::start_in("ru").await;
-    browser.goto(&app.url("/login")).await;
-    browser.fill("#token", &token).await;
-    browser
-        .click("form[action='/login'] button[type=submit]")
-        .await;
-    browser.find("a[href='/webhook/new']").await;
+    browser.sign_in_any_language(&app, &token).await;
     browser.goto(&app.url("/webhook/new")).await;
     browser.fill("#name", "Задачи в Telegram").await;
     browser.fill("#url", "https://example.com/h").await;
@@ -478,12 +468,7 @@ async fn the_form_in_russian_has_no_english_words_new_edit_with_errors_and_auth(
         .await;
     let id = created["id"].as_i64().unwrap();
     let browser = Browser::start_in("ru").await;
-    browser.goto(&app.url("/login")).await;
-    browser.fill("#token", &token).await;
-    browser
-        .click("form[action='/login'] button[type=submit]")
-        .await;
-    browser.find("a[href='/webhook/new']").await;
+    browser.sign_in_any_language(&app, &token).await;
 
     let mut english = Vec::new();
     for (page, heading) in [

@@ -89,20 +89,6 @@ async fn html_lang(browser: &Browser) -> String {
     value.as_str().unwrap_or_default().to_owned()
 }
 
-/// Signs in with `token` from the sign-in page, in whatever language it is.
-async fn sign_in(browser: &Browser, app: &TestApp, token: &str) {
-    browser.goto(&app.url("/login")).await;
-    browser.fill("#token", token).await;
-    browser
-        .click("form[action='/login'] button[type=submit]")
-        .await;
-    eventually(WAIT, "the webhook list after signing in", || async {
-        let path = browser.path().await;
-        (path == "/webhook/").then_some(())
-    })
-    .await;
-}
-
 fn event(name: &str, title: &str) -> EventMessage {
     EventMessage::new(
         name,
@@ -193,7 +179,7 @@ async fn every_main_page_is_walked_in_both_languages_and_russian_pages_have_no_e
                 english_left.push(format!("login: {word}"));
             }
         }
-        sign_in(&browser, &world.app, &world.token).await;
+        browser.sign_in_any_language(&world.app, &world.token).await;
         for (name, path) in main_pages(world.webhook, world.log) {
             browser.goto(&world.app.url(&path)).await;
             browser.find("main h1").await;
@@ -226,7 +212,7 @@ async fn the_scan_finds_english_on_a_russian_page() {
     // sentence added is caught, and code, URLs and English-marked text are not.
     let world = world().await;
     let browser = Browser::start_in("ru").await;
-    sign_in(&browser, &world.app, &world.token).await;
+    browser.sign_in_any_language(&world.app, &world.token).await;
     browser
         .goto(&world.app.url(&format!("/webhook/{}", world.webhook)))
         .await;
@@ -276,7 +262,7 @@ async fn the_language_switch_is_remembered_across_pages_and_sign_in() {
     assert_eq!(cookie.value(), "en");
 
     // Remembered over the browser's own Russian: after sign-in, on every page.
-    sign_in(&browser, &world.app, &world.token).await;
+    browser.sign_in_any_language(&world.app, &world.token).await;
     assert_eq!(html_lang(&browser).await, "en");
     let details = format!("/webhook/{}/logs", world.webhook);
     browser.goto(&world.app.url(&details)).await;
@@ -336,7 +322,7 @@ async fn assert_times_in(browser: &Browser, zone: Tz, abbreviation: &str) {
 async fn times_are_in_the_browsers_zone_until_the_user_chooses_one() {
     let world = world().await;
     let browser = Browser::start_with("ru", Some("Asia/Tokyo")).await;
-    sign_in(&browser, &world.app, &world.token).await;
+    browser.sign_in_any_language(&world.app, &world.token).await;
     let details = world.app.url(&format!("/webhook/{}", world.webhook));
 
     // The first page told the server the browser's zone; the next shows it.

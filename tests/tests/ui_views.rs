@@ -20,19 +20,6 @@ fn task(title: &str) -> EventMessage {
     .unwrap()
 }
 
-/// Signs in with the token form, whatever the page's language.
-async fn sign_in(browser: &Browser, app: &TestApp, token: &str) {
-    browser.goto(&app.url("/webhook/")).await;
-    browser.fill("#token", token).await;
-    browser
-        .click("form[action='/login'] button[type=submit]")
-        .await;
-    eventually(WAIT, "the list after signing in", || async {
-        (browser.path().await == "/webhook/").then_some(())
-    })
-    .await;
-}
-
 /// How far the page and the widest table reach past the window, in pixels
 /// (0 when everything fits).
 async fn overflow(browser: &Browser) -> u64 {
@@ -87,7 +74,7 @@ async fn a_200_character_name_keeps_every_table_within_the_window() {
     set_url(app, id, &long_url).await;
 
     let browser = Browser::start().await;
-    sign_in(&browser, app, &subscribed.token).await;
+    browser.sign_in_any_language(app, &subscribed.token).await;
     let log_id: i64 = sqlx::query_scalar("SELECT id FROM webhook_logs WHERE webhook_id = $1")
         .bind(id)
         .fetch_one(&app.db.pool)
@@ -182,7 +169,7 @@ async fn in_russian_owners_are_named_rows_link_controls_show_and_dates_are_read_
     let (at, _) = first_log(app, alices).await;
 
     let browser = Browser::start_in("ru").await;
-    sign_in(&browser, app, &olga_token).await;
+    browser.sign_in_any_language(app, &olga_token).await;
     browser.expect_heading("Вебхуки").await;
     let owners = browser.texts("td[data-label='Владелец']").await;
     assert!(owners.contains(&"Ольга (7)".to_owned()), "{owners:?}");
@@ -363,7 +350,7 @@ async fn a_connection_error_names_the_receivers_port_and_path_but_not_its_query(
 
     for lang in ["en", "ru"] {
         let browser = Browser::start_in(lang).await;
-        sign_in(&browser, &app, &token).await;
+        browser.sign_in_any_language(&app, &token).await;
         browser.goto(&app.url(&format!("/webhook/{id}/logs"))).await;
         let shown = browser.text("td.error-cell").await;
         assert!(shown.contains(&place), "{lang}: {shown}");
