@@ -3,13 +3,15 @@
 -- minutes of `webhook_logs` instead of up to an hour and five minutes of it
 -- (docs/ARCHITECTURE.md, "Statistics rollup", recent minutes). Replaced
 -- whole at each pass; a read uses them only if `stats_recent` names the
--- rolled range's end it sees as their start. The histogram format is
--- `webhook_stats_hourly`'s.
+-- rolled range's end it sees as their start and the current
+-- `stats_generation` (0024: deleting a webhook moves it). The histogram
+-- format is `webhook_stats_hourly`'s.
 CREATE TABLE stats_recent (
     singleton     BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (singleton),
     -- [rolled_until, until): rolled_until as it was when summarised.
     rolled_until  TIMESTAMPTZ NOT NULL,
     until         TIMESTAMPTZ NOT NULL,
+    generation    BIGINT NOT NULL,
     CHECK (rolled_until < until)
 );
 
@@ -33,14 +35,3 @@ CREATE TABLE user_stats_recent (
     counts      INTEGER[] NOT NULL,
     PRIMARY KEY (user_id, hour, event)
 );
-
--- A deleted webhook's share is in its owner's recent summaries as in the
--- windows (0024): both stop being read until the next pass.
-CREATE OR REPLACE FUNCTION stats_windows_forget() RETURNS trigger
-LANGUAGE plpgsql AS $$
-BEGIN
-    DELETE FROM stats_windows;
-    DELETE FROM stats_recent;
-    RETURN NULL;
-END
-$$;

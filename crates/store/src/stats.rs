@@ -471,8 +471,9 @@ fn webhooks_window_sql(scope: Scope) -> String {
 
 /// The condition that the minutes summarised after the rolled range are
 /// `$2`..`$3` (checked by the read as well, in the same snapshot).
-const RECENT: &str =
-    "EXISTS (SELECT 1 FROM stats_recent g WHERE g.rolled_until = $2 AND g.until = $3)";
+const RECENT: &str = "EXISTS (SELECT 1 FROM stats_recent s, stats_generation g
+                               WHERE s.rolled_until = $2 AND s.until = $3
+                                 AND s.generation = g.n)";
 
 /// The per-owner, hour and event summaries of the minutes after the rolled
 /// range.

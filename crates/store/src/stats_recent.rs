@@ -11,13 +11,15 @@
 //! next pass. A read uses them only while `stats_recent` names the
 //! `rolled_until` it sees as their start: once an hour is rolled up they
 //! overlap it, and until the same pass summarises the minutes again the
-//! read scans them. Deleting a webhook deletes that row (its share is in
-//! its owner's rows), as it does the windows' (`stats_windows`).
+//! read scans them. Deleting a webhook moves `stats_generation` (its share
+//! is in its owner's rows): summaries of an older generation are not read,
+//! as for the windows (`stats_windows`).
 
 use chrono::{DateTime, Utc};
 use sqlx::PgConnection;
 
 use crate::response_histogram::{self, grouped_summary_sql};
+use crate::stats_windows;
 
 /// Replaces the summaries by those of `[rolled_until, until)` (none when
 /// that is empty). The caller holds the rollup's locks.
@@ -26,6 +28,7 @@ pub(crate) async fn refresh(
     rolled_until: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> Result<(), sqlx::Error> {
+    let generation = stats_windows::generation(&mut *conn).await?;
     for table in ["stats_recent", "webhook_stats_recent", "user_stats_recent"] {
         sqlx::query(&format!("DELETE FROM {table}"))
             .execute(&mut *conn)
@@ -59,22 +62,26 @@ pub(crate) async fn refresh(
         .execute(&mut *conn)
         .await?;
     }
-    sqlx::query("INSERT INTO stats_recent (rolled_until, until) VALUES ($1, $2)")
+    sqlx::query("INSERT INTO stats_recent (rolled_until, until, generation) VALUES ($1, $2, $3)")
         .bind(rolled_until)
         .bind(until)
+        .bind(generation)
         .execute(&mut *conn)
         .await?;
     Ok(())
 }
 
-/// The end of the minutes summarised after `rolled_until`, in `conn`'s
-/// snapshot; `None` when there are none for it.
+/// The end of the minutes summarised after `rolled_until` under the
+/// current generation, in `conn`'s snapshot; `None` when there are none.
 pub(crate) async fn summarised_until(
     conn: &mut PgConnection,
     rolled_until: DateTime<Utc>,
 ) -> Result<Option<DateTime<Utc>>, sqlx::Error> {
-    sqlx::query_scalar("SELECT until FROM stats_recent WHERE rolled_until = $1")
-        .bind(rolled_until)
-        .fetch_optional(conn)
-        .await
+    sqlx::query_scalar(
+        "SELECT r.until FROM stats_recent r, stats_generation g
+         WHERE r.rolled_until = $1 AND r.generation = g.n",
+    )
+    .bind(rolled_until)
+    .fetch_optional(conn)
+    .await
 }

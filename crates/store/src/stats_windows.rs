@@ -16,8 +16,9 @@
 //! merge (`webhook_stats_daily` for the whole days, `webhook_stats_hourly`
 //! for the hours before them, `user_stats_hourly` for the owners), so both
 //! ways give the same figures. It is valid while its row in
-//! `stats_windows` exists: deleting a webhook or retention dropping a day it
-//! covers deletes that row, and the next pass summarises it again.
+//! `stats_windows` exists with the current `stats_generation`: deleting a
+//! webhook moves the generation, retention dropping a day the window
+//! covers deletes the row, and the next pass summarises it again.
 
 use chrono::{DateTime, Duration, Utc};
 use sqlx::{Connection, PgConnection};
@@ -46,7 +47,15 @@ pub(crate) async fn refresh(
     rolled_from: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> Result<u64, sqlx::Error> {
-    for table in ["stats_windows", "webhook_stats_window", "user_stats_window"] {
+    // Read first: a webhook deleted after this is seen as a newer
+    // generation by reads, whatever this pass summarises.
+    let generation = generation(&mut *conn).await?;
+    sqlx::query("DELETE FROM stats_windows WHERE until <> $1 OR generation <> $2")
+        .bind(until)
+        .bind(generation)
+        .execute(&mut *conn)
+        .await?;
+    for table in ["webhook_stats_window", "user_stats_window"] {
         sqlx::query(&format!("DELETE FROM {table} WHERE until <> $1"))
             .bind(until)
             .execute(&mut *conn)
@@ -61,10 +70,18 @@ pub(crate) async fn refresh(
         if is_summarised(&mut *conn, start, until).await? {
             continue;
         }
-        summarise(&mut *conn, start, until).await?;
+        summarise(&mut *conn, start, until, generation).await?;
         summarised += 1;
     }
     Ok(summarised)
+}
+
+/// `stats_generation`'s value: summaries made under an older one are not
+/// read (migration 0024).
+pub(crate) async fn generation(conn: &mut PgConnection) -> Result<i64, sqlx::Error> {
+    sqlx::query_scalar("SELECT n FROM stats_generation")
+        .fetch_one(conn)
+        .await
 }
 
 /// Writes the window `[start, until)`, replacing what a window of that
@@ -73,6 +90,7 @@ async fn summarise(
     conn: &mut PgConnection,
     start: DateTime<Utc>,
     until: DateTime<Utc>,
+    generation: i64,
 ) -> Result<(), sqlx::Error> {
     let hours = window_hours(start, until);
     for table in ["webhook_stats_window", "user_stats_window"] {
@@ -123,22 +141,30 @@ async fn summarise(
     .bind(start)
     .execute(&mut *conn)
     .await?;
-    sqlx::query("INSERT INTO stats_windows (hours, until) VALUES ($1, $2)")
+    sqlx::query("DELETE FROM stats_windows WHERE hours = $1 AND until = $2")
         .bind(hours)
         .bind(until)
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("INSERT INTO stats_windows (hours, until, generation) VALUES ($1, $2, $3)")
+        .bind(hours)
+        .bind(until)
+        .bind(generation)
         .execute(&mut *conn)
         .await?;
     Ok(())
 }
 
-/// Whether the window `[start, until)` is summarised, in `conn`'s snapshot.
+/// Whether the window `[start, until)` is summarised under the current
+/// generation, in `conn`'s snapshot.
 pub(crate) async fn is_summarised(
     conn: &mut PgConnection,
     start: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> Result<bool, sqlx::Error> {
     sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM stats_windows WHERE hours = $1 AND until = $2)",
+        "SELECT EXISTS (SELECT 1 FROM stats_windows w, stats_generation g
+                        WHERE w.hours = $1 AND w.until = $2 AND w.generation = g.n)",
     )
     .bind(window_hours(start, until))
     .bind(until)
