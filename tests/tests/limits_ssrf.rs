@@ -3,11 +3,46 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use reqwest::StatusCode;
-use serde_json::json;
-use webhookd_e2e::api::{assert_status, id_of, ApiServer};
+use serde_json::{json, Value};
+use webhookd_e2e::api::{assert_invalid, assert_status, hook, id_of, with, ApiServer, Reply, User};
 use webhookd_e2e::Receiver;
 
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+
+/// A task.created webhook body to `url`.
+fn hook_to(url: &str) -> Value {
+    with(hook("p"), "url", json!(url))
+}
+
+/// Creates the webhook `body` describes: its id.
+async fn create(api: &ApiServer, user: &User, body: Value) -> i64 {
+    id_of(&api.create_webhook(user, body).await)
+}
+
+/// Creating a webhook to `url` is refused with a 422 naming `url`; the reply
+/// for any further checks.
+async fn assert_create_refused(api: &ApiServer, user: &User, url: &str, context: &str) -> Reply {
+    let reply = api.post(user, "/webhooks", hook_to(url)).await;
+    assert_invalid(&reply, "url", context);
+    reply
+}
+
+/// Sends webhook `id`'s test delivery, which must fail without reaching
+/// `receiver`: its error message.
+async fn refused_test_delivery(
+    api: &ApiServer,
+    user: &User,
+    id: i64,
+    receiver: &Receiver,
+) -> String {
+    let reply = api
+        .post(user, &format!("/webhooks/{id}/test"), json!({}))
+        .await;
+    assert_status(&reply, StatusCode::OK, "test");
+    assert_eq!(reply.json["is_success"], false);
+    assert_eq!(receiver.count(), 0, "the receiver was never reached");
+    reply.json["error_message"].as_str().unwrap().to_owned()
+}
 
 #[tokio::test]
 async fn a_test_to_a_name_resolving_to_loopback_says_private_without_the_address() {
@@ -15,20 +50,9 @@ async fn a_test_to_a_name_resolving_to_loopback_says_private_without_the_address
     let alice = api.user("alice", false).await;
     let receiver = Receiver::start(SECRET).await;
     let url = format!("http://localhost:{}/hook", receiver.addr.port());
-    let id = id_of(
-        &api.create_webhook(
-            &alice,
-            json!({"name": "inside", "url": url, "events": ["task.created"], "secret": SECRET}),
-        )
-        .await,
-    );
+    let id = create(&api, &alice, with(hook_to(&url), "secret", json!(SECRET))).await;
 
-    let reply = api
-        .post(&alice, &format!("/webhooks/{id}/test"), json!({}))
-        .await;
-    assert_status(&reply, StatusCode::OK, "test");
-    assert_eq!(reply.json["is_success"], false);
-    let error = reply.json["error_message"].as_str().unwrap();
+    let error = refused_test_delivery(&api, &alice, id, &receiver).await;
     assert!(
         error.contains("refused target localhost: resolves to a private address"),
         "{error}"
@@ -36,7 +60,6 @@ async fn a_test_to_a_name_resolving_to_loopback_says_private_without_the_address
     for leak in ["127.0.0.1", "::1", "loopback", "127.0.0.0"] {
         assert!(!error.contains(leak), "{error}");
     }
-    assert_eq!(receiver.count(), 0, "the receiver was never reached");
 
     // The logged attempt says the same.
     let logged: String = sqlx::query_scalar("SELECT error_message FROM webhook_logs")
@@ -46,19 +69,7 @@ async fn a_test_to_a_name_resolving_to_loopback_says_private_without_the_address
     assert_eq!(logged, error);
 
     // A literal is refused on write naming `url`, without more than it gave.
-    let literal = api
-        .post(
-            &alice,
-            "/webhooks",
-            json!({"name": "lit", "url": "http://10.1.2.3/hook", "events": ["task.created"]}),
-        )
-        .await;
-    assert_status(
-        &literal,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "private literal",
-    );
-    assert_eq!(literal.json["field"], "url");
+    assert_create_refused(&api, &alice, "http://10.1.2.3/hook", "private literal").await;
 }
 
 #[tokio::test]
@@ -69,15 +80,7 @@ async fn ports_outside_the_default_rule_are_refused_on_write_naming_url() {
         "https://hooks.example.com:25/x",
         "http://hooks.example.com:1023/x",
     ] {
-        let reply = api
-            .post(
-                &alice,
-                "/webhooks",
-                json!({"name": "p", "url": url, "events": ["task.created"]}),
-            )
-            .await;
-        assert_status(&reply, StatusCode::UNPROCESSABLE_ENTITY, url);
-        assert_eq!(reply.json["field"], "url", "{url}");
+        let reply = assert_create_refused(&api, &alice, url, url).await;
         assert!(
             reply.json["error"]
                 .as_str()
@@ -92,20 +95,10 @@ async fn ports_outside_the_default_rule_are_refused_on_write_naming_url() {
         "http://hooks.example.com/x",
         "https://hooks.example.com:8443/x",
     ] {
-        api.create_webhook(
-            &alice,
-            json!({"name": "p", "url": url, "events": ["task.created"]}),
-        )
-        .await;
+        create(&api, &alice, hook_to(url)).await;
     }
     // An update is checked too.
-    let id = id_of(
-        &api.create_webhook(
-            &alice,
-            json!({"name": "q", "url": "https://hooks.example.com/", "events": ["task.created"]}),
-        )
-        .await,
-    );
+    let id = create(&api, &alice, hook_to("https://hooks.example.com/")).await;
     let reply = api
         .patch(
             &alice,
@@ -113,12 +106,7 @@ async fn ports_outside_the_default_rule_are_refused_on_write_naming_url() {
             json!({"url": "https://hooks.example.com:22/"}),
         )
         .await;
-    assert_status(
-        &reply,
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "update to port 22",
-    );
-    assert_eq!(reply.json["field"], "url");
+    assert_invalid(&reply, "url", "update to port 22");
 }
 
 #[tokio::test]
@@ -129,27 +117,19 @@ async fn a_configured_port_list_replaces_the_default_on_write_and_at_delivery() 
     ])
     .await;
     let alice = api.user("alice", false).await;
-    let refused = api
-        .post(
-            &alice,
-            "/webhooks",
-            json!({"name": "p", "url": "http://hooks.example.com/x", "events": ["task.created"]}),
-        )
-        .await;
-    assert_status(
-        &refused,
-        StatusCode::UNPROCESSABLE_ENTITY,
+    assert_create_refused(
+        &api,
+        &alice,
+        "http://hooks.example.com/x",
         "port 80 not listed",
+    )
+    .await;
+    let listed = with(
+        hook_to("https://hooks.example.com:8443/x"),
+        "secret",
+        json!(SECRET),
     );
-    assert_eq!(refused.json["field"], "url");
-    let id = id_of(
-        &api.create_webhook(
-            &alice,
-            json!({"name": "q", "url": "https://hooks.example.com:8443/x",
-                   "events": ["task.created"], "secret": SECRET}),
-        )
-        .await,
-    );
+    let id = create(&api, &alice, listed).await;
     // A row pointing elsewhere behind the API's back is refused when sent.
     let receiver = Receiver::start(SECRET).await;
     sqlx::query("UPDATE webhooks SET url = $1 WHERE id = $2")
@@ -158,16 +138,10 @@ async fn a_configured_port_list_replaces_the_default_on_write_and_at_delivery() 
         .execute(&api.db.pool)
         .await
         .unwrap();
-    let reply = api
-        .post(&alice, &format!("/webhooks/{id}/test"), json!({}))
-        .await;
-    assert_status(&reply, StatusCode::OK, "test");
-    assert_eq!(reply.json["is_success"], false);
-    let error = reply.json["error_message"].as_str().unwrap();
+    let error = refused_test_delivery(&api, &alice, id, &receiver).await;
     assert!(
         error.starts_with("refused target port ")
             && error.contains("not in delivery.allowed_ports"),
         "{error}"
     );
-    assert_eq!(receiver.count(), 0, "the receiver was never reached");
 }

@@ -11,12 +11,13 @@ use std::path::PathBuf;
 use std::process::Output;
 use std::time::Duration;
 
-use lapin::options::ExchangeDeleteOptions;
-use lapin::{Connection, ConnectionProperties};
+use lapin::options::{ExchangeDeclareOptions, ExchangeDeleteOptions};
+use lapin::types::{AMQPValue, FieldTable};
+use lapin::{Channel, Connection, ExchangeKind};
 use serde_json::{json, Value};
 use sqlx::Row;
 use uuid::Uuid;
-use webhookd_e2e::broker::AMQP_URL;
+use webhookd_e2e::broker::{open_channel, AMQP_URL};
 use webhookd_e2e::process::{free_port, workspace_root};
 use webhookd_e2e::{eventually, Receiver, TestApp};
 use webhookd_events::{CATALOGUE, OPERATIONAL_EVENTS};
@@ -74,6 +75,93 @@ async fn publish(
     } else {
         Err((output.status.code(), text(&output.stderr)))
     }
+}
+
+/// An exchange named for one test alone (`test.php.<what>.<uuid>`), and the
+/// queue of the same name once one is bound to it, on a connection of the
+/// test's own. Deleted before the test asserts, so that a failing assertion
+/// leaves nothing behind on the shared broker.
+struct ScratchExchange {
+    name: String,
+    conn: Connection,
+    channel: Channel,
+    has_queue: bool,
+}
+
+impl ScratchExchange {
+    /// Declares nothing yet: some tests leave that to the library.
+    async fn named(what: &str) -> ScratchExchange {
+        let (conn, channel) = open_channel().await;
+        ScratchExchange {
+            name: format!("test.php.{what}.{}", Uuid::new_v4().simple()),
+            conn,
+            channel,
+            has_queue: false,
+        }
+    }
+
+    async fn declare(&self, kind: ExchangeKind, options: ExchangeDeclareOptions) {
+        self.channel
+            .exchange_declare(
+                self.name.as_str().into(),
+                kind,
+                options,
+                FieldTable::default(),
+            )
+            .await
+            .unwrap();
+    }
+
+    /// Binds, for every routing key, a queue that takes nothing
+    /// (`x-max-length: 0`, `reject-publish`): the broker nacks whatever
+    /// reaches it.
+    async fn bind_a_queue_that_takes_nothing(&mut self) {
+        let mut full = FieldTable::default();
+        full.insert("x-max-length".into(), AMQPValue::LongLongInt(0));
+        full.insert(
+            "x-overflow".into(),
+            AMQPValue::LongString("reject-publish".into()),
+        );
+        self.channel
+            .queue_declare(self.name.as_str().into(), Default::default(), full)
+            .await
+            .unwrap();
+        self.has_queue = true;
+        self.channel
+            .queue_bind(
+                self.name.as_str().into(),
+                self.name.as_str().into(),
+                "#".into(),
+                Default::default(),
+                Default::default(),
+            )
+            .await
+            .unwrap();
+    }
+
+    async fn delete(&self) {
+        if self.has_queue {
+            self.channel
+                .queue_delete(self.name.as_str().into(), Default::default())
+                .await
+                .unwrap();
+        }
+        self.channel
+            .exchange_delete(self.name.as_str().into(), ExchangeDeleteOptions::default())
+            .await
+            .unwrap();
+        let _ = self.conn.close(200, "done".into()).await;
+    }
+}
+
+/// Publishes to `exchange` alone on the running broker: the library
+/// declares no queue (`-`), and no user id is given.
+async fn publish_to_exchange(
+    exchange: &ScratchExchange,
+    event: &str,
+    data: Value,
+) -> Result<String, (Option<i32>, String)> {
+    publish(AMQP_URL, &exchange.name, "-", event, &data, None).await
 }
 
 /// clients/php is a Composer package whose autoloading the tests' bootstrap
@@ -255,27 +343,10 @@ async fn events_published_from_php_are_delivered_signed_with_their_bodies() {
 
 #[tokio::test]
 async fn a_php_publish_nobody_receives_raises_unroutable() {
-    // Only the exchange is declared: no queue is bound to it.
-    let exchange = format!("test.php.unroutable.{}", Uuid::new_v4().simple());
-    let outcome = publish(
-        AMQP_URL,
-        &exchange,
-        "-",
-        "task.created",
-        &json!({"task_id": 1}),
-        None,
-    )
-    .await;
-
-    let conn = Connection::connect(AMQP_URL, ConnectionProperties::default())
-        .await
-        .unwrap();
-    let channel = conn.create_channel().await.unwrap();
-    channel
-        .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
-        .await
-        .unwrap();
-    let _ = conn.close(200, "done".into()).await;
+    // Only the exchange is declared (by the library): no queue is bound to it.
+    let exchange = ScratchExchange::named("unroutable").await;
+    let outcome = publish_to_exchange(&exchange, "task.created", json!({"task_id": 1})).await;
+    exchange.delete().await;
 
     let (code, stderr) = outcome.expect_err("an unroutable publish fails");
     assert_eq!(code, Some(3), "UnroutableEvent: {stderr}");
@@ -283,74 +354,27 @@ async fn a_php_publish_nobody_receives_raises_unroutable() {
         stderr.contains("UnroutableEvent") && stderr.contains("312 NO_ROUTE"),
         "{stderr}"
     );
-    assert!(stderr.contains(&format!("`{exchange}`")), "{stderr}");
+    assert!(stderr.contains(&format!("`{}`", exchange.name)), "{stderr}");
 }
 
 /// A queue that takes nothing (`x-max-length: 0`, `reject-publish`): the
 /// broker nacks the event, and the library raises instead of returning.
 #[tokio::test]
 async fn an_event_the_broker_nacks_raises_refused() {
-    let name = format!("test.php.full.{}", Uuid::new_v4().simple());
-    let conn = Connection::connect(AMQP_URL, ConnectionProperties::default())
-        .await
-        .unwrap();
-    let channel = conn.create_channel().await.unwrap();
-    let durable = lapin::options::ExchangeDeclareOptions {
-        durable: true,
-        ..Default::default()
-    };
-    channel
-        .exchange_declare(
-            name.as_str().into(),
-            lapin::ExchangeKind::Topic,
-            durable,
-            lapin::types::FieldTable::default(),
+    let mut exchange = ScratchExchange::named("full").await;
+    exchange
+        .declare(
+            ExchangeKind::Topic,
+            ExchangeDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
         )
-        .await
-        .unwrap();
-    let mut full = lapin::types::FieldTable::default();
-    full.insert(
-        "x-max-length".into(),
-        lapin::types::AMQPValue::LongLongInt(0),
-    );
-    full.insert(
-        "x-overflow".into(),
-        lapin::types::AMQPValue::LongString("reject-publish".into()),
-    );
-    channel
-        .queue_declare(name.as_str().into(), Default::default(), full)
-        .await
-        .unwrap();
-    channel
-        .queue_bind(
-            name.as_str().into(),
-            name.as_str().into(),
-            "#".into(),
-            Default::default(),
-            Default::default(),
-        )
-        .await
-        .unwrap();
+        .await;
+    exchange.bind_a_queue_that_takes_nothing().await;
+    let outcome = publish_to_exchange(&exchange, "deal.lost", json!({"deal_id": 9})).await;
+    exchange.delete().await;
 
-    let outcome = publish(
-        AMQP_URL,
-        &name,
-        "-",
-        "deal.lost",
-        &json!({"deal_id": 9}),
-        None,
-    )
-    .await;
-
-    channel
-        .queue_delete(name.as_str().into(), Default::default())
-        .await
-        .unwrap();
-    channel
-        .exchange_delete(name.as_str().into(), ExchangeDeleteOptions::default())
-        .await
-        .unwrap();
-    let _ = conn.close(200, "done".into()).await;
     let (code, stderr) = outcome.expect_err("a nacked event fails");
     assert_eq!(code, Some(4), "EventRefused: {stderr}");
     assert!(stderr.contains("the broker nacked it"), "{stderr}");
@@ -361,36 +385,13 @@ async fn an_event_the_broker_nacks_raises_refused() {
 /// connection.
 #[tokio::test]
 async fn a_topology_the_broker_refuses_is_reported_as_such() {
-    let exchange = format!("test.php.fanout.{}", Uuid::new_v4().simple());
-    let conn = Connection::connect(AMQP_URL, ConnectionProperties::default())
-        .await
-        .unwrap();
-    let channel = conn.create_channel().await.unwrap();
-    channel
-        .exchange_declare(
-            exchange.as_str().into(),
-            lapin::ExchangeKind::Fanout,
-            lapin::options::ExchangeDeclareOptions::default(),
-            lapin::types::FieldTable::default(),
-        )
-        .await
-        .unwrap();
+    let exchange = ScratchExchange::named("fanout").await;
+    exchange
+        .declare(ExchangeKind::Fanout, ExchangeDeclareOptions::default())
+        .await;
+    let outcome = publish_to_exchange(&exchange, "task.created", json!({"task_id": 1})).await;
+    exchange.delete().await;
 
-    let outcome = publish(
-        AMQP_URL,
-        &exchange,
-        "-",
-        "task.created",
-        &json!({"task_id": 1}),
-        None,
-    )
-    .await;
-
-    channel
-        .exchange_delete(exchange.as_str().into(), ExchangeDeleteOptions::default())
-        .await
-        .unwrap();
-    let _ = conn.close(200, "done".into()).await;
     let (code, stderr) = outcome.expect_err("the declaration is refused");
     assert_eq!(code, Some(1), "{stderr}");
     assert!(
