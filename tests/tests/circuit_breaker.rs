@@ -4,6 +4,7 @@
 
 #![allow(clippy::unwrap_used)]
 use std::collections::HashMap;
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
@@ -15,8 +16,37 @@ use webhookd_producer::EventMessage;
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 const WAIT: Duration = Duration::from_secs(30);
 
-fn events(n: usize, from: usize) -> Vec<EventMessage> {
-    (from..from + n)
+/// Breaker settings: it opens after `failures` failed attempts in a row and
+/// probes after `cooldown_secs`, doubled after each failed probe up to
+/// `max_cooldown_secs`. Attempts are plenty, so that only the breaker holds
+/// deliveries back.
+fn breaker_settings(
+    failures: &'static str,
+    cooldown_secs: &'static str,
+    max_cooldown_secs: &'static str,
+) -> [(&'static str, &'static str); 4] {
+    [
+        ("WEBHOOKD__DELIVERY__BREAKER_FAILURES", failures),
+        ("WEBHOOKD__DELIVERY__BREAKER_COOLDOWN_SECS", cooldown_secs),
+        (
+            "WEBHOOKD__DELIVERY__BREAKER_MAX_COOLDOWN_SECS",
+            max_cooldown_secs,
+        ),
+        ("WEBHOOKD__DELIVERY__MAX_ATTEMPTS", "100"),
+    ]
+}
+
+/// A daemon with `overrides` and Alice's webhook to a receiver that answers
+/// every request with `status`.
+async fn spawn_with_failing_receiver(overrides: &[(&str, &str)], status: u16) -> Subscribed {
+    let subscribed = TestApp::spawn_with_webhook(overrides, json!(["task.*"]), SECRET).await;
+    subscribed.receiver.always(status);
+    subscribed
+}
+
+/// Publishes one `task.created` event for each task id in `ids`.
+async fn publish_tasks(app: &TestApp, ids: Range<usize>) {
+    let events: Vec<EventMessage> = ids
         .map(|i| {
             EventMessage::new(
                 "task.created",
@@ -25,7 +55,8 @@ fn events(n: usize, from: usize) -> Vec<EventMessage> {
             )
             .unwrap()
         })
-        .collect()
+        .collect();
+    app.publisher.publish_many(&events, |_| {}).await.unwrap();
 }
 
 async fn breaker(app: &TestApp, token: &str, webhook: i64) -> Value {
@@ -45,6 +76,7 @@ async fn wait_until_open(app: &TestApp, token: &str, webhook: i64) -> Value {
     .await
 }
 
+/// The webhook's pending deliveries, and how many of them are parked.
 async fn pending(app: &TestApp, webhook: i64) -> (i64, i64) {
     sqlx::query_as(
         "SELECT count(*) FILTER (WHERE status = 'pending'),
@@ -57,25 +89,53 @@ async fn pending(app: &TestApp, webhook: i64) -> (i64, i64) {
     .unwrap()
 }
 
+/// Waits until the webhook has `total` pending deliveries, at least `parked`
+/// of them parked.
+async fn wait_until_parked(app: &TestApp, webhook: i64, total: i64, parked: i64) {
+    let what = format!("{total} pending deliveries, {parked} or more of them parked");
+    eventually(WAIT, &what, || async {
+        let (now_pending, now_parked) = pending(app, webhook).await;
+        (now_pending == total && now_parked >= parked).then_some(())
+    })
+    .await;
+}
+
+async fn deliveries_with_status(app: &TestApp, webhook: i64, status: &str) -> i64 {
+    sqlx::query_scalar("SELECT count(*) FROM deliveries WHERE webhook_id = $1 AND status = $2")
+        .bind(webhook)
+        .bind(status)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap()
+}
+
+/// The metric sample counting the breaker's transitions to `state`.
+fn transitions_to(state: &str) -> String {
+    format!(r#"webhookd_breaker_transitions_total{{to="{state}"}}"#)
+}
+
+async fn transitions(app: &TestApp, to: &str) -> f64 {
+    app.metric(&transitions_to(to)).await
+}
+
+/// How many requests `receiver` gets in the next `period`.
+async fn requests_during(receiver: &Receiver, period: Duration) -> usize {
+    let from = receiver.count();
+    tokio::time::sleep(period).await;
+    receiver.count() - from
+}
+
 #[tokio::test]
 async fn a_dead_receivers_backlog_costs_a_few_probes_and_is_delivered_once_when_it_recovers() {
-    let overrides = [
-        ("WEBHOOKD__DELIVERY__BREAKER_FAILURES", "5"),
-        ("WEBHOOKD__DELIVERY__BREAKER_COOLDOWN_SECS", "1"),
-        ("WEBHOOKD__DELIVERY__BREAKER_MAX_COOLDOWN_SECS", "2"),
-        ("WEBHOOKD__DELIVERY__MAX_ATTEMPTS", "100"),
-    ];
     let Subscribed {
         app,
         token,
         receiver,
         webhook,
-    } = TestApp::spawn_with_webhook(&overrides, json!(["task.*"]), SECRET).await;
-    receiver.always(500);
+    } = spawn_with_failing_receiver(&breaker_settings("5", "1", "2"), 500).await;
 
     // A few deliveries fail until the breaker opens.
-    let first = events(10, 0);
-    app.publisher.publish_many(&first, |_| {}).await.unwrap();
+    publish_tasks(&app, 0..10).await;
     let opened = wait_until_open(&app, &token, webhook).await;
     assert!(opened["opened_at"].is_string(), "{opened}");
     assert!(opened["failures"].as_i64().unwrap() >= 5, "{opened}");
@@ -83,16 +143,9 @@ async fn a_dead_receivers_backlog_costs_a_few_probes_and_is_delivered_once_when_
 
     // The backlog grows while it is open: written parked, never attempted
     // one by one.
-    let rest = events(290, 10);
-    app.publisher.publish_many(&rest, |_| {}).await.unwrap();
-    eventually(WAIT, "all 300 deliveries to be written", || async {
-        let (pending, parked) = pending(&app, webhook).await;
-        (pending == 300 && parked >= 290).then_some(())
-    })
-    .await;
-    let quiet_from = receiver.count();
-    tokio::time::sleep(Duration::from_secs(5)).await;
-    let during = receiver.count() - quiet_from;
+    publish_tasks(&app, 10..300).await;
+    wait_until_parked(&app, webhook, 300, 290).await;
+    let during = requests_during(&receiver, Duration::from_secs(5)).await;
     // A probe at most every second (cooldown 1 s, then 2 s): a handful.
     assert!(
         during <= 8,
@@ -103,16 +156,8 @@ async fn a_dead_receivers_backlog_costs_a_few_probes_and_is_delivered_once_when_
         "{} requests for 300 deliveries to a dead receiver",
         receiver.count()
     );
-    assert!(
-        app.metric(r#"webhookd_breaker_transitions_total{to="open"}"#)
-            .await
-            >= 1.0
-    );
-    assert!(
-        app.metric(r#"webhookd_breaker_transitions_total{to="half_open"}"#)
-            .await
-            >= 1.0
-    );
+    assert!(transitions(&app, "open").await >= 1.0);
+    assert!(transitions(&app, "half_open").await >= 1.0);
     eventually(WAIT, "the open-breaker gauge", || async {
         (app.metric("webhookd_breakers_open").await >= 1.0).then_some(())
     })
@@ -126,13 +171,7 @@ async fn a_dead_receivers_backlog_costs_a_few_probes_and_is_delivered_once_when_
         Duration::from_secs(60),
         "every delivery to succeed",
         || async {
-            let done: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM deliveries WHERE webhook_id = $1 AND status = 'succeeded'",
-            )
-            .bind(webhook)
-            .fetch_one(&app.db.pool)
-            .await
-            .unwrap();
+            let done = deliveries_with_status(&app, webhook, "succeeded").await;
             (done == 300).then_some(())
         },
     )
@@ -140,11 +179,7 @@ async fn a_dead_receivers_backlog_costs_a_few_probes_and_is_delivered_once_when_
     let closed = breaker(&app, &token, webhook).await;
     assert_eq!(closed["state"], "closed", "{closed}");
     assert_eq!(closed["failures"], 0, "{closed}");
-    assert!(
-        app.metric(r#"webhookd_breaker_transitions_total{to="closed"}"#)
-            .await
-            >= 1.0
-    );
+    assert!(transitions(&app, "closed").await >= 1.0);
 
     // Exactly once: one successful attempt logged per delivery, and no
     // delivery id received twice since the receiver recovered.
@@ -178,23 +213,13 @@ async fn a_dead_receivers_backlog_costs_a_few_probes_and_is_delivered_once_when_
 
 #[tokio::test]
 async fn a_failed_probe_keeps_the_breaker_open_with_a_growing_cooldown() {
-    let overrides = [
-        ("WEBHOOKD__DELIVERY__BREAKER_FAILURES", "3"),
-        ("WEBHOOKD__DELIVERY__BREAKER_COOLDOWN_SECS", "1"),
-        ("WEBHOOKD__DELIVERY__BREAKER_MAX_COOLDOWN_SECS", "4"),
-        ("WEBHOOKD__DELIVERY__MAX_ATTEMPTS", "100"),
-    ];
     let Subscribed {
         app,
         token,
-        receiver,
         webhook,
-    } = TestApp::spawn_with_webhook(&overrides, json!(["task.*"]), SECRET).await;
-    receiver.always(503);
-    app.publisher
-        .publish_many(&events(5, 0), |_| {})
-        .await
-        .unwrap();
+        ..
+    } = spawn_with_failing_receiver(&breaker_settings("3", "1", "4"), 503).await;
+    publish_tasks(&app, 0..5).await;
     wait_until_open(&app, &token, webhook).await;
 
     let cooldown = || async {
@@ -232,23 +257,13 @@ async fn a_failed_probe_keeps_the_breaker_open_with_a_growing_cooldown() {
     assert!(shown["failures"].as_i64().unwrap() >= 3, "{shown}");
 
     // Capped at the maximum.
-    let reopened = app
-        .metric(r#"webhookd_breaker_transitions_total{to="open"}"#)
-        .await;
+    let reopened = transitions(&app, "open").await;
     eventually(WAIT, "another failed probe", || async {
-        let now = app
-            .metric(r#"webhookd_breaker_transitions_total{to="open"}"#)
-            .await;
-        (now > reopened).then_some(())
+        (transitions(&app, "open").await > reopened).then_some(())
     })
     .await;
     assert_eq!(cooldown().await, Some(4000));
-    assert!(
-        app.metric(r#"webhookd_breaker_transitions_total{to="closed"}"#)
-            .await
-            == 0.0,
-        "never closed"
-    );
+    assert!(transitions(&app, "closed").await == 0.0, "never closed");
     app.stop().await;
 }
 
@@ -265,23 +280,15 @@ async fn a_threshold_of_zero_turns_the_breaker_off() {
         token,
         receiver,
         webhook,
-    } = TestApp::spawn_with_webhook(&overrides, json!(["task.*"]), SECRET).await;
-    receiver.always(500);
-    app.publisher
-        .publish_many(&events(1, 0), |_| {})
-        .await
-        .unwrap();
+    } = spawn_with_failing_receiver(&overrides, 500).await;
+    publish_tasks(&app, 0..1).await;
     // Every attempt of the retry policy is made.
     assert_eq!(app.wait_for_settled(webhook, WAIT).await, "failed");
     assert_eq!(receiver.count(), 8);
     let b = breaker(&app, &token, webhook).await;
     assert_eq!(b["state"], "closed", "{b}");
     assert_eq!(b["failures"], 8, "failures are still counted: {b}");
-    assert_eq!(
-        app.metric(r#"webhookd_breaker_transitions_total{to="open"}"#)
-            .await,
-        0.0
-    );
+    assert_eq!(transitions(&app, "open").await, 0.0);
     app.stop().await;
 }
 
@@ -293,12 +300,7 @@ async fn three_replicas_send_one_probe_at_a_time_between_them() {
     let webhook = deployment.subscribe(&receiver.url(), SECRET).await;
     // A constant one-second cooldown: each replica probing on its own
     // would send about three requests a second.
-    let settings = [
-        ("WEBHOOKD__DELIVERY__BREAKER_FAILURES", "3"),
-        ("WEBHOOKD__DELIVERY__BREAKER_COOLDOWN_SECS", "1"),
-        ("WEBHOOKD__DELIVERY__BREAKER_MAX_COOLDOWN_SECS", "1"),
-        ("WEBHOOKD__DELIVERY__MAX_ATTEMPTS", "100"),
-    ];
+    let settings = breaker_settings("3", "1", "1");
     let mut workers = Vec::new();
     for _ in 0..3 {
         workers.push(deployment.worker(&settings).await);
@@ -316,9 +318,7 @@ async fn three_replicas_send_one_probe_at_a_time_between_them() {
     .await;
     // What was already in the replicas' memory settles first.
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let from = receiver.count();
-    tokio::time::sleep(Duration::from_secs(6)).await;
-    let probes = receiver.count() - from;
+    let probes = requests_during(&receiver, Duration::from_secs(6)).await;
     assert!(
         (2..=8).contains(&probes),
         "{probes} requests in 6 s from three replicas (one probe a second expected)"
@@ -326,11 +326,7 @@ async fn three_replicas_send_one_probe_at_a_time_between_them() {
     let mut half_open = 0.0;
     for worker in &workers {
         let text = worker.metrics().await;
-        half_open += sample(
-            &text,
-            r#"webhookd_breaker_transitions_total{to="half_open"}"#,
-        )
-        .unwrap_or(0.0);
+        half_open += sample(&text, &transitions_to("half_open")).unwrap_or(0.0);
     }
     assert!(half_open >= 2.0, "probes counted: {half_open}");
     for worker in workers {
@@ -341,29 +337,15 @@ async fn three_replicas_send_one_probe_at_a_time_between_them() {
 
 #[tokio::test]
 async fn switching_off_a_webhook_with_an_open_breaker_ends_its_parked_deliveries() {
-    let overrides = [
-        ("WEBHOOKD__DELIVERY__BREAKER_FAILURES", "3"),
-        ("WEBHOOKD__DELIVERY__BREAKER_COOLDOWN_SECS", "1"),
-        ("WEBHOOKD__DELIVERY__BREAKER_MAX_COOLDOWN_SECS", "1"),
-        ("WEBHOOKD__DELIVERY__MAX_ATTEMPTS", "100"),
-    ];
     let Subscribed {
         app,
         token,
-        receiver,
         webhook,
-    } = TestApp::spawn_with_webhook(&overrides, json!(["task.*"]), SECRET).await;
-    receiver.always(500);
-    app.publisher
-        .publish_many(&events(20, 0), |_| {})
-        .await
-        .unwrap();
+        ..
+    } = spawn_with_failing_receiver(&breaker_settings("3", "1", "1"), 500).await;
+    publish_tasks(&app, 0..20).await;
     wait_until_open(&app, &token, webhook).await;
-    eventually(WAIT, "the backlog to be parked", || async {
-        let (pending, parked) = pending(&app, webhook).await;
-        (pending == 20 && parked >= 18).then_some(())
-    })
-    .await;
+    wait_until_parked(&app, webhook, 20, 18).await;
 
     let path = format!("/api/v1/webhooks/{webhook}/toggle");
     let (status, body) = app
@@ -377,13 +359,7 @@ async fn switching_off_a_webhook_with_an_open_breaker_ends_its_parked_deliveries
         (pending == 0).then_some(())
     })
     .await;
-    let failed: i64 = sqlx::query_scalar(
-        "SELECT count(*) FROM deliveries WHERE webhook_id = $1 AND status = 'failed'",
-    )
-    .bind(webhook)
-    .fetch_one(&app.db.pool)
-    .await
-    .unwrap();
+    let failed = deliveries_with_status(&app, webhook, "failed").await;
     assert_eq!(failed, 20, "ended failed, as any switched-off webhook's");
     let b = breaker(&app, &token, webhook).await;
     assert_eq!(b["state"], "closed", "{b}");

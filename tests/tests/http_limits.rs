@@ -28,9 +28,21 @@ const DRIBBLE: Duration = Duration::from_millis(500);
 /// byte per [`DRIBBLE`], never finishing them; the counter says how many the
 /// server has closed (end of stream, a reset, or an error answer).
 async fn open_slow_sockets(addr: SocketAddr, count: usize) -> Arc<AtomicUsize> {
+    open_slow_sockets_from(addr, [127, 0, 0, 1], count).await
+}
+
+/// [`open_slow_sockets`] from the loopback address `source` (127.0.0.0/8
+/// has many), so the server sees distinct clients.
+async fn open_slow_sockets_from(
+    addr: SocketAddr,
+    source: [u8; 4],
+    count: usize,
+) -> Arc<AtomicUsize> {
     let closed = Arc::new(AtomicUsize::new(0));
     for _ in 0..count {
-        let stream = TcpStream::connect(addr).await.unwrap();
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind(SocketAddr::from((source, 0))).unwrap();
+        let stream = socket.connect(addr).await.unwrap();
         tokio::spawn(dribble(stream, closed.clone()));
     }
     closed
@@ -52,6 +64,22 @@ async fn dribble(mut stream: TcpStream, closed: Arc<AtomicUsize>) {
     closed.fetch_add(1, Ordering::SeqCst);
 }
 
+/// Waits until the server has closed at least `count` of the sockets that
+/// `closed` counts.
+async fn wait_until_closed(closed: &AtomicUsize, count: usize, what: &str) {
+    eventually(CLOSED_WITHIN, what, || async {
+        (closed.load(Ordering::SeqCst) >= count).then_some(())
+    })
+    .await;
+}
+
+/// A daemon with `overrides`, and Alice's API token.
+async fn spawn_with_user(overrides: &[(&str, &str)]) -> (TestApp, String) {
+    let app = TestApp::spawn_with(overrides).await;
+    let (_, token) = app.create_user("Alice", None, false).await;
+    (app, token)
+}
+
 async fn assert_health_and_api_answer(app: &TestApp, token: &str) {
     // A fresh client: no connection opened before the slow sockets.
     let client = reqwest::Client::builder()
@@ -69,47 +97,61 @@ async fn assert_health_and_api_answer(app: &TestApp, token: &str) {
     assert_eq!(me.status(), StatusCode::OK);
 }
 
+/// Everything the server sends on `stream` until it closes it, or `None` if
+/// it is still open after [`CLOSED_WITHIN`].
+async fn read_until_closed(stream: &mut TcpStream) -> Option<Vec<u8>> {
+    let mut received = Vec::new();
+    let mut buffer = [0u8; 1024];
+    let ended = tokio::time::timeout(CLOSED_WITHIN, async {
+        loop {
+            match stream.read(&mut buffer).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => received.extend_from_slice(&buffer[..n]),
+            }
+        }
+    })
+    .await;
+    ended.ok().map(|()| received)
+}
+
+fn assert_status_line(received: &[u8], status_line: &str) {
+    assert!(
+        received.starts_with(status_line.as_bytes()),
+        "{}",
+        String::from_utf8_lossy(received)
+    );
+}
+
 #[tokio::test]
 async fn slow_sockets_beyond_the_connection_cap_give_way_to_health_checks_and_the_api() {
     // Headers may take a minute here: only the cap can free the port.
-    let app = TestApp::spawn_with(&[
+    let (app, token) = spawn_with_user(&[
         ("WEBHOOKD__HTTP__MAX_CONNECTIONS", "100"),
         ("WEBHOOKD__HTTP__HEADER_READ_TIMEOUT_SECS", "60"),
         ("WEBHOOKD__HTTP__IDLE_TIMEOUT_SECS", "600"),
     ])
     .await;
-    let (_, token) = app.create_user("Alice", None, false).await;
     let closed = open_slow_sockets(app.addr, 300).await;
 
     assert_health_and_api_answer(&app, &token).await;
     // Past the cap the longest-idle sockets were closed: at most 100 remain.
-    eventually(
-        CLOSED_WITHIN,
-        "the server to close the slow sockets beyond its cap",
-        || async { (closed.load(Ordering::SeqCst) >= 200).then_some(()) },
-    )
-    .await;
+    let what = "the server to close the slow sockets beyond its cap";
+    wait_until_closed(&closed, 200, what).await;
     assert_health_and_api_answer(&app, &token).await;
     app.stop().await;
 }
 
 #[tokio::test]
 async fn headers_that_do_not_arrive_within_the_header_read_timeout_close_the_connection() {
-    let app = TestApp::spawn_with(&[
+    let (app, token) = spawn_with_user(&[
         ("WEBHOOKD__HTTP__HEADER_READ_TIMEOUT_SECS", "1"),
         ("WEBHOOKD__HTTP__IDLE_TIMEOUT_SECS", "600"),
     ])
     .await;
-    let (_, token) = app.create_user("Alice", None, false).await;
     let closed = open_slow_sockets(app.addr, 300).await;
 
     assert_health_and_api_answer(&app, &token).await;
-    eventually(
-        CLOSED_WITHIN,
-        "the server to close every slow socket",
-        || async { (closed.load(Ordering::SeqCst) == 300).then_some(()) },
-    )
-    .await;
+    wait_until_closed(&closed, 300, "the server to close every slow socket").await;
     app.stop().await;
 }
 
@@ -127,36 +169,22 @@ async fn a_connection_left_unused_past_the_idle_timeout_is_closed() {
         .unwrap();
     // The answer, then nothing: the connection stays open for keep-alive
     // until the idle timeout closes it (end of stream).
-    let mut received = Vec::new();
-    let mut buffer = [0u8; 1024];
-    let ended = tokio::time::timeout(CLOSED_WITHIN, async {
-        loop {
-            match stream.read(&mut buffer).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => received.extend_from_slice(&buffer[..n]),
-            }
-        }
-    })
-    .await;
-    assert!(ended.is_ok(), "the idle connection was never closed");
-    assert!(
-        received.starts_with(b"HTTP/1.1 200"),
-        "{}",
-        String::from_utf8_lossy(&received)
-    );
+    let received = read_until_closed(&mut stream)
+        .await
+        .expect("the idle connection was never closed");
+    assert_status_line(&received, "HTTP/1.1 200");
     app.stop().await;
 }
 
 #[tokio::test]
 async fn a_request_body_that_does_not_arrive_within_the_request_timeout_is_answered_503_and_closed()
 {
-    let app = TestApp::spawn_with(&[
+    let (app, token) = spawn_with_user(&[
         ("WEBHOOKD__DELIVERY__TIMEOUT_MS", "1000"),
         ("WEBHOOKD__HTTP__REQUEST_TIMEOUT_SECS", "2"),
         ("WEBHOOKD__HTTP__IDLE_TIMEOUT_SECS", "600"),
     ])
     .await;
-    let (_, token) = app.create_user("Alice", None, false).await;
     let mut stream = TcpStream::connect(app.addr).await.unwrap();
     // Complete headers, then a tenth of the promised body and nothing more:
     // the connection is busy, out of reach of the header and idle timeouts.
@@ -166,63 +194,28 @@ async fn a_request_body_that_does_not_arrive_within_the_request_timeout_is_answe
          Content-Length: 100\r\n\r\n{{\"name\": "
     );
     stream.write_all(head.as_bytes()).await.unwrap();
-    let mut received = Vec::new();
-    let mut buffer = [0u8; 1024];
-    let ended = tokio::time::timeout(CLOSED_WITHIN, async {
-        loop {
-            match stream.read(&mut buffer).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => received.extend_from_slice(&buffer[..n]),
-            }
-        }
-    })
-    .await;
-    assert!(ended.is_ok(), "the slow request was never answered");
-    assert!(
-        received.starts_with(b"HTTP/1.1 503"),
-        "{}",
-        String::from_utf8_lossy(&received)
-    );
+    let received = read_until_closed(&mut stream)
+        .await
+        .expect("the slow request was never answered");
+    assert_status_line(&received, "HTTP/1.1 503");
     app.stop().await;
-}
-
-/// [`open_slow_sockets`] from the loopback address `source` (127.0.0.0/8
-/// has many), so the server sees distinct clients.
-async fn open_slow_sockets_from(
-    addr: SocketAddr,
-    source: [u8; 4],
-    count: usize,
-) -> Arc<AtomicUsize> {
-    let closed = Arc::new(AtomicUsize::new(0));
-    for _ in 0..count {
-        let socket = tokio::net::TcpSocket::new_v4().unwrap();
-        socket.bind(SocketAddr::from((source, 0))).unwrap();
-        let stream = socket.connect(addr).await.unwrap();
-        tokio::spawn(dribble(stream, closed.clone()));
-    }
-    closed
 }
 
 #[tokio::test]
 async fn one_address_past_its_share_loses_its_own_idle_sockets_not_others() {
-    let app = TestApp::spawn_with(&[
+    let (app, token) = spawn_with_user(&[
         ("WEBHOOKD__HTTP__MAX_CONNECTIONS_PER_CLIENT", "10"),
         ("WEBHOOKD__HTTP__HEADER_READ_TIMEOUT_SECS", "60"),
         ("WEBHOOKD__HTTP__IDLE_TIMEOUT_SECS", "600"),
     ])
     .await;
-    let (_, token) = app.create_user("Alice", None, false).await;
     let quiet = open_slow_sockets_from(app.addr, [127, 0, 0, 3], 5).await;
     let greedy = open_slow_sockets_from(app.addr, [127, 0, 0, 2], 40).await;
 
     // The greedy address keeps its 10 newest; the table (1024) is far from
     // full, so only the share can have closed them.
-    eventually(
-        CLOSED_WITHIN,
-        "the server to close the greedy address's sockets past its share",
-        || async { (greedy.load(Ordering::SeqCst) >= 30).then_some(()) },
-    )
-    .await;
+    let what = "the server to close the greedy address's sockets past its share";
+    wait_until_closed(&greedy, 30, what).await;
     assert_health_and_api_answer(&app, &token).await;
     assert_eq!(
         quiet.load(Ordering::SeqCst),
