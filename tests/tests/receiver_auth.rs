@@ -20,6 +20,7 @@ use reqwest::Method;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use webhookd_e2e::app::webhook_body;
+use webhookd_e2e::process::sample;
 use webhookd_e2e::{eventually, Receiver, TestApp};
 use webhookd_producer::EventMessage;
 
@@ -239,6 +240,11 @@ async fn issue_token(
     .into_response()
 }
 
+/// The series of `webhookd_oauth2_token_requests_total` for `outcome`.
+fn token_requests(outcome: &str) -> String {
+    format!("webhookd_oauth2_token_requests_total{{outcome=\"{outcome}\"}}")
+}
+
 #[tokio::test]
 async fn one_oauth2_token_serves_many_deliveries() {
     let (app, token) = spawn(&[]).await;
@@ -255,6 +261,9 @@ async fn one_oauth2_token_serves_many_deliveries() {
     }
     assert_eq!(endpoint.hits(), 1, "one token request for 20 deliveries");
     assert_eq!(endpoint.state.refused.load(Ordering::SeqCst), 0);
+    let metrics = app.metrics_text().await;
+    assert_eq!(sample(&metrics, &token_requests("fetched")), Some(1.0));
+    assert_eq!(sample(&metrics, &token_requests("failed")), Some(0.0));
     app.stop().await;
 }
 
@@ -301,6 +310,12 @@ async fn a_failing_token_endpoint_fails_the_attempt_with_its_own_error() {
     );
     assert!(!logged.1.contains("client-s3cret"));
     assert_eq!(receiver.count(), 0, "nothing sent without a token");
+    let metrics = app.metrics_text().await;
+    assert!(
+        sample(&metrics, &token_requests("failed")).is_some_and(|n| n >= 1.0),
+        "{metrics}"
+    );
+    assert_eq!(sample(&metrics, &token_requests("fetched")), Some(0.0));
     app.stop().await;
 }
 

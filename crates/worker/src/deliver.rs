@@ -18,6 +18,7 @@ use webhookd_signing::Signer;
 
 use crate::header_log::header_log;
 use crate::http_errors::chain;
+use crate::oauth2::TokenRequests;
 use crate::receiver_auth::{send_authorized, TargetAuth};
 use crate::target_policy::{check_literal_host, PortPolicy};
 use crate::tls_clients::{DeliveryTls, TlsClients};
@@ -156,6 +157,8 @@ pub struct AttemptOutcome {
     /// The headers sent and received, for the log ([`header_log`]).
     pub request_headers: Option<String>,
     pub response_headers: Option<String>,
+    /// The oauth2 token requests the attempt made.
+    pub(crate) token_requests: TokenRequests,
 }
 
 impl AttemptOutcome {
@@ -171,6 +174,7 @@ impl AttemptOutcome {
             retry_after: None,
             request_headers: None,
             response_headers: None,
+            token_requests: TokenRequests::default(),
         }
     }
 
@@ -294,6 +298,7 @@ impl Deliverer {
         };
         let request_headers = header_log(&headers);
         let bytes = Bytes::from_owner(SharedBody(body.clone()));
+        let mut token_requests = TokenRequests::default();
         let sent = send_authorized(
             &self.clients,
             &target.auth,
@@ -301,6 +306,7 @@ impl Deliverer {
             headers,
             target.timeout,
             &bytes,
+            &mut token_requests,
         )
         .await;
         let mut response = match sent {
@@ -308,6 +314,7 @@ impl Deliverer {
             Err(e) => {
                 return AttemptOutcome {
                     request_headers: Some(request_headers),
+                    token_requests,
                     ..failure(e)
                 }
             }
@@ -358,6 +365,7 @@ impl Deliverer {
             retry_after,
             request_headers: Some(request_headers),
             response_headers: Some(response_headers),
+            token_requests,
         }
     }
 }

@@ -24,8 +24,9 @@ use webhookd_events::delivery::{AttemptRecord, ClaimedDelivery, NextStep, Record
 use webhookd_events::{RetryPolicy, SecretKeys};
 
 use crate::deliver::{AttemptOutcome, Deliverer, Target, TargetRow};
-use crate::metrics::events::{AttemptJudged, HandedBack, InFlight, Waiting};
+use crate::metrics::events::{AttemptJudged, HandedBack, InFlight, TokenRequested, Waiting};
 use crate::metrics::Metrics;
+use crate::oauth2::TokenRequests;
 use crate::rate_limit::{Paced, RateGate};
 use crate::target_cache::CachedTarget;
 
@@ -484,6 +485,15 @@ impl Inner {
             .await;
         in_flight.finished(&target.host, outcome.status_code, outcome.elapsed);
         self.observe_latency(c.webhook_id, outcome.elapsed);
+        let requests = outcome.token_requests;
+        if requests != TokenRequests::default() {
+            TokenRequested {
+                webhook_id: c.webhook_id,
+                fetched: requests.fetched,
+                failed: requests.failed,
+            }
+            .emit(&self.metrics);
+        }
         outcome
     }
 

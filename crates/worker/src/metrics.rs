@@ -71,6 +71,7 @@ pub struct Metrics {
     rate_limited: IntCounterVec,
     breaker_transitions: IntCounterVec,
     breakers_open: IntGauge,
+    oauth2_token_requests: IntCounterVec,
 }
 
 impl Metrics {
@@ -285,6 +286,17 @@ impl Metrics {
         )?;
         registry.register(Box::new(breaker_transitions.clone()))?;
         registry.register(Box::new(breakers_open.clone()))?;
+        let oauth2_token_requests = IntCounterVec::new(
+            Opts::new(
+                "webhookd_oauth2_token_requests_total",
+                "Requests to oauth2 webhooks' token endpoints made for attempts, by outcome (fetched, failed); a cached token makes none",
+            ),
+            &["outcome"],
+        )?;
+        for outcome in ["fetched", "failed"] {
+            oauth2_token_requests.with_label_values(&[outcome]);
+        }
+        registry.register(Box::new(oauth2_token_requests.clone()))?;
         Ok(Metrics {
             registry,
             events_consumed,
@@ -314,6 +326,7 @@ impl Metrics {
             rate_limited,
             breaker_transitions,
             breakers_open,
+            oauth2_token_requests,
         })
     }
 

@@ -45,6 +45,14 @@ pub(crate) const TOKEN_ERROR_PREFIX: &str = "oauth2 token endpoint:";
 #[error("{} {}", TOKEN_ERROR_PREFIX, .0)]
 pub(crate) struct TokenError(String);
 
+/// The token requests one attempt made (none while a token is cached), for
+/// `webhookd_oauth2_token_requests_total`.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TokenRequests {
+    pub(crate) fetched: u32,
+    pub(crate) failed: u32,
+}
+
 /// A webhook's OAuth2 settings and its cached token. Its `Debug` shows no
 /// secret and no token.
 pub(crate) struct OAuth2Client {
@@ -107,6 +115,7 @@ impl OAuth2Client {
         http: &Client,
         allow_private: bool,
         timeout: Duration,
+        requests: &mut TokenRequests,
     ) -> Result<HeaderValue, TokenError> {
         let mut cache = self.cache.lock().await;
         let now = Instant::now();
@@ -120,20 +129,23 @@ impl OAuth2Client {
         {
             return Err(error.clone());
         }
-        self.fetch_into(&mut cache, http, allow_private, timeout)
+        self.fetch_into(&mut cache, http, allow_private, timeout, requests)
             .await
     }
 
-    /// Fetches a token into `cache` (whose lock the caller holds).
+    /// Fetches a token into `cache` (whose lock the caller holds), counting
+    /// the request in `requests`.
     async fn fetch_into(
         &self,
         cache: &mut TokenCache,
         http: &Client,
         allow_private: bool,
         timeout: Duration,
+        requests: &mut TokenRequests,
     ) -> Result<HeaderValue, TokenError> {
         match self.fetch(http, allow_private, timeout).await {
             Ok(fresh) => {
+                requests.fetched += 1;
                 let header = fresh.header.clone();
                 *cache = TokenCache {
                     token: Some(fresh),
@@ -142,6 +154,7 @@ impl OAuth2Client {
                 Ok(header)
             }
             Err(error) => {
+                requests.failed += 1;
                 *cache = TokenCache {
                     token: None,
                     failure: Some((Instant::now(), error.clone())),
@@ -159,6 +172,7 @@ impl OAuth2Client {
         http: &Client,
         allow_private: bool,
         timeout: Duration,
+        requests: &mut TokenRequests,
     ) -> Result<HeaderValue, TokenError> {
         let mut cache = self.cache.lock().await;
         if let Some(token) = cache.token.as_ref() {
@@ -166,7 +180,7 @@ impl OAuth2Client {
                 return Ok(token.header.clone());
             }
         }
-        self.fetch_into(&mut cache, http, allow_private, timeout)
+        self.fetch_into(&mut cache, http, allow_private, timeout, requests)
             .await
     }
 
@@ -353,29 +367,45 @@ mod tests {
             .map(|_| {
                 let (client, http) = (client.clone(), http.clone());
                 tokio::spawn(async move {
-                    client
-                        .authorization(&http, true, Duration::from_secs(5))
-                        .await
+                    let mut requests = TokenRequests::default();
+                    let got = client
+                        .authorization(&http, true, Duration::from_secs(5), &mut requests)
+                        .await;
+                    (got, requests)
                 })
             })
             .collect();
+        let mut fetched = 0;
         for task in waiting {
-            assert_eq!(task.await.unwrap().unwrap(), "Bearer t1");
+            let (got, requests) = task.await.unwrap();
+            assert_eq!(got.unwrap(), "Bearer t1");
+            assert_eq!(requests.failed, 0);
+            fetched += requests.fetched;
         }
         assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+        // Counted by the one attempt that made it.
+        assert_eq!(fetched, 1);
         // A 401 on t1 replaces it once; a second report of t1 gets t2 as is.
         let rejected = HeaderValue::from_static("Bearer t1");
         let timeout = Duration::from_secs(5);
+        let mut requests = TokenRequests::default();
         let fresh = client
-            .refresh(&rejected, &http, true, timeout)
+            .refresh(&rejected, &http, true, timeout, &mut requests)
             .await
             .unwrap();
         assert_eq!(fresh, "Bearer t2");
         let again = client
-            .refresh(&rejected, &http, true, timeout)
+            .refresh(&rejected, &http, true, timeout, &mut requests)
             .await
             .unwrap();
         assert_eq!(again, "Bearer t2");
+        assert_eq!(
+            requests,
+            TokenRequests {
+                fetched: 1,
+                failed: 0
+            }
+        );
         assert_eq!(hits.load(std::sync::atomic::Ordering::SeqCst), 2);
     }
 
@@ -395,23 +425,41 @@ mod tests {
         });
         let http = Client::new();
         let timeout = Duration::from_millis(500);
-        let got = client.authorization(&http, true, timeout).await.unwrap();
+        let mut requests = TokenRequests::default();
+        let got = client
+            .authorization(&http, true, timeout, &mut requests)
+            .await
+            .unwrap();
         assert_eq!(got, header, "no request while the token is fresh");
         // Expired: a fetch, which fails against a closed port.
         client.cache.lock().await.token.as_mut().unwrap().refresh_at = Instant::now();
         let error = client
-            .authorization(&http, true, timeout)
+            .authorization(&http, true, timeout, &mut requests)
             .await
             .unwrap_err();
         assert!(error.to_string().starts_with(TOKEN_ERROR_PREFIX), "{error}");
         // Deliveries right behind it get the same answer without a request.
         let held = client.cache.lock().await.failure.clone();
         assert!(held.is_some_and(|(_, e)| e == error));
-        let again = client.authorization(&http, true, timeout).await;
+        let again = client
+            .authorization(&http, true, timeout, &mut requests)
+            .await;
         assert_eq!(again.unwrap_err(), error);
+        assert_eq!(
+            requests,
+            TokenRequests {
+                fetched: 0,
+                failed: 1
+            },
+            "one request for the cached token's end, none for the held failure"
+        );
         // A failure that is no longer fresh is tried again.
         client.cache.lock().await.failure = None;
-        assert!(client.authorization(&http, true, timeout).await.is_err());
+        assert!(client
+            .authorization(&http, true, timeout, &mut requests)
+            .await
+            .is_err());
+        assert_eq!(requests.failed, 2);
         assert!(!error.to_string().contains("s3cret"));
         assert!(!format!("{client:?}").contains("s3cret"));
     }

@@ -16,7 +16,7 @@ use secrecy::ExposeSecret;
 use webhookd_events::{ReceiverAuth, StoredAuth};
 
 use crate::http_errors::describe_error;
-use crate::oauth2::OAuth2Client;
+use crate::oauth2::{OAuth2Client, TokenRequests};
 use crate::tls_clients::{ClientIdentity, TlsClients};
 
 /// A target's authentication, ready to use. Its `Debug` shows no secret
@@ -74,8 +74,9 @@ fn sensitive(text: &str) -> Result<HeaderValue, String> {
     Ok(value)
 }
 
-/// Sends one attempt's POST with the target's authentication. An `Err` is
-/// the attempt's error text (the request got no answer, or no token).
+/// Sends one attempt's POST with the target's authentication, counting the
+/// token requests it makes in `requests`. An `Err` is the attempt's error
+/// text (the request got no answer, or no token).
 pub(crate) async fn send_authorized(
     clients: &TlsClients,
     auth: &TargetAuth,
@@ -83,6 +84,7 @@ pub(crate) async fn send_authorized(
     mut headers: HeaderMap,
     timeout: Duration,
     body: &Bytes,
+    requests: &mut TokenRequests,
 ) -> Result<Response, String> {
     let client = match auth {
         TargetAuth::Mtls(identity) => clients.for_identity(identity)?,
@@ -95,7 +97,7 @@ pub(crate) async fn send_authorized(
         }
         TargetAuth::OAuth2(oauth2) => {
             let token = oauth2
-                .authorization(clients.shared(), clients.allow_private(), timeout)
+                .authorization(clients.shared(), clients.allow_private(), timeout, requests)
                 .await
                 .map_err(|e| e.to_string())?;
             headers.insert(AUTHORIZATION, token);
@@ -120,6 +122,7 @@ pub(crate) async fn send_authorized(
             clients.shared(),
             clients.allow_private(),
             timeout,
+            requests,
         )
         .await
         .map_err(|e| e.to_string())?;

@@ -141,6 +141,32 @@ impl AttemptJudged<'_> {
     }
 }
 
+/// An attempt asked its webhook's oauth2 token endpoint for a token (once
+/// per token lifetime and webhook version, or after a 401).
+pub(crate) struct TokenRequested {
+    pub(crate) webhook_id: i64,
+    pub(crate) fetched: u32,
+    pub(crate) failed: u32,
+}
+
+impl TokenRequested {
+    pub(crate) fn emit(&self, metrics: &Metrics) {
+        let counters = &metrics.oauth2_token_requests;
+        counters
+            .with_label_values(&["fetched"])
+            .inc_by(u64::from(self.fetched));
+        counters
+            .with_label_values(&["failed"])
+            .inc_by(u64::from(self.failed));
+        if self.failed > 0 {
+            // The cause is the attempt's error, logged and recorded with it.
+            warn!(webhook_id = self.webhook_id, "oauth2 token request failed");
+        } else if self.fetched > 0 {
+            debug!(webhook_id = self.webhook_id, "oauth2 token fetched");
+        }
+    }
+}
+
 /// A delivery waits in memory for one of its webhook's request slots; it
 /// stops being counted when this is dropped.
 pub(crate) struct Waiting {
