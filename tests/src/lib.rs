@@ -11,6 +11,7 @@ pub mod graphql;
 pub mod poll;
 pub mod process;
 pub mod receiver;
+pub mod ui_session;
 
 pub use app::{Subscribed, TestApp};
 pub use poll::eventually;

@@ -10,12 +10,12 @@ use std::collections::BTreeSet;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
-use reqwest::redirect::Policy;
+use reqwest::header::{COOKIE, LOCATION};
 use reqwest::StatusCode;
 use serde_json::{json, Value};
 use uuid::Uuid;
 use webhookd_e2e::graphql::{data, graphql};
+use webhookd_e2e::ui_session::ui_session;
 use webhookd_e2e::{eventually, Receiver, TestApp};
 use webhookd_producer::EventMessage;
 
@@ -80,55 +80,6 @@ async fn wait_for_deliveries(app: &TestApp, webhook: i64, n: i64, status: &str) 
         (total == n && settled == n).then_some(())
     })
     .await;
-}
-
-/// A signed-in web UI session: its cookie and CSRF token.
-async fn ui_session(app: &TestApp, token: &str, page: &str) -> (reqwest::Client, String, String) {
-    let http = reqwest::Client::builder()
-        .redirect(Policy::none())
-        .build()
-        .unwrap();
-    let cookie_value = |response: &reqwest::Response, name: &str| {
-        response
-            .headers()
-            .get_all(SET_COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find_map(|v| v.strip_prefix(&format!("{name}=")))
-            .and_then(|v| v.split(';').next())
-            .map(str::to_owned)
-            .expect("the cookie is set")
-    };
-    let login = http.get(app.url("/login")).send().await.unwrap();
-    let nonce = cookie_value(&login, "webhookd_login");
-    let signed_in = http
-        .post(app.url("/login"))
-        .header(COOKIE, format!("webhookd_login={nonce}"))
-        .form(&[
-            ("_csrf", nonce.as_str()),
-            ("next", "/webhook/"),
-            ("token", token),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
-    let cookie = format!(
-        "webhookd_session={}",
-        cookie_value(&signed_in, "webhookd_session")
-    );
-    let html = http
-        .get(app.url(page))
-        .header(COOKIE, &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let start = html.find(r#"name="_csrf" value=""#).expect("a CSRF field") + 20;
-    let csrf = html[start..start + html[start..].find('"').unwrap()].to_owned();
-    (http, cookie, csrf)
 }
 
 #[tokio::test]

@@ -5,11 +5,11 @@
 //! asks first, and error pages keep the viewer's language and header.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use reqwest::header::{COOKIE, LOCATION, SET_COOKIE};
-use reqwest::redirect::Policy;
+use reqwest::header::{COOKIE, LOCATION};
 use reqwest::StatusCode;
 use serde_json::json;
 use webhookd_e2e::browser::{Browser, WAIT};
+use webhookd_e2e::ui_session::ui_session;
 use webhookd_e2e::{eventually, Receiver, TestApp};
 
 const SECRET: &str = "ui-flows-secret-0123456789abcdef";
@@ -342,7 +342,7 @@ async fn rotating_a_secret_asks_first_with_and_without_the_script() {
     assert_eq!(stored_secrets(&app, webhook).await, before);
 
     // Without it, a confirmation page, which then rotates.
-    let (http, cookie, csrf) = ui_session(&app, &token).await;
+    let (http, cookie, csrf) = ui_session(&app, &token, "/webhook/").await;
     let ask = http
         .post(app.url(&format!("/webhook/{webhook}/rotate-secret")))
         .header(COOKIE, &cookie)
@@ -389,60 +389,11 @@ fn form_key(page: &str, action: &str) -> String {
     form[at..].split('"').next().unwrap().to_owned()
 }
 
-/// A signed-in client (no redirects followed): its cookie and CSRF token.
-async fn ui_session(app: &TestApp, token: &str) -> (reqwest::Client, String, String) {
-    let http = reqwest::Client::builder()
-        .redirect(Policy::none())
-        .build()
-        .unwrap();
-    let cookie_value = |response: &reqwest::Response, name: &str| {
-        response
-            .headers()
-            .get_all(SET_COOKIE)
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find_map(|v| v.strip_prefix(&format!("{name}=")))
-            .and_then(|v| v.split(';').next())
-            .map(str::to_owned)
-            .expect("the cookie is set")
-    };
-    let login = http.get(app.url("/login")).send().await.unwrap();
-    let nonce = cookie_value(&login, "webhookd_login");
-    let signed_in = http
-        .post(app.url("/login"))
-        .header(COOKIE, format!("webhookd_login={nonce}"))
-        .form(&[
-            ("_csrf", nonce.as_str()),
-            ("next", "/webhook/"),
-            ("token", token),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(signed_in.status(), StatusCode::SEE_OTHER);
-    let cookie = format!(
-        "webhookd_session={}",
-        cookie_value(&signed_in, "webhookd_session")
-    );
-    let page = http
-        .get(app.url("/webhook/"))
-        .header(COOKIE, &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let at = page.find(r#"name="_csrf" value=""#).unwrap() + r#"name="_csrf" value=""#.len();
-    let csrf = page[at..].split('"').next().unwrap().to_owned();
-    (http, cookie, csrf)
-}
-
 #[tokio::test]
 async fn the_same_create_form_posted_twice_makes_one_webhook() {
     let app = TestApp::spawn().await;
     let (_, token) = app.create_user("Alice", Some(7), false).await;
-    let (http, cookie, csrf) = ui_session(&app, &token).await;
+    let (http, cookie, csrf) = ui_session(&app, &token, "/webhook/").await;
     let form = http
         .get(app.url("/webhook/new"))
         .header(COOKIE, &cookie)
